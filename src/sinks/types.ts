@@ -1,0 +1,75 @@
+/**
+ * The sink interface: a database (SQLite or PostgreSQL) that applies consolidated row changes of
+ * one or more tables together with their offset maps in one transaction.
+ */
+import type { Batch, Value } from '../engine/types';
+import type { OffsetMap } from '../sources/types';
+
+/** What a column cell may hold once converted for the driver. */
+export type SqlValue = null | number | string | boolean | bigint;
+
+export interface ColumnSpec {
+  /** Validated identifier, always quoted in SQL. */
+  readonly name: string;
+  /** SQL type text (e.g. `text not null`, `bigint`, `timestamptz`), validated against an allow-list pattern. */
+  readonly type: string;
+  /** Where the cell comes from: a property path of the record (`payload.order`), or a function of the record. */
+  readonly value: { readonly path: string } | { readonly fn: (record: Value) => unknown };
+  /** Part of the table's non-unique index `<table>_index`. */
+  readonly index?: boolean;
+  /** Part of the primary key (keyed mode). */
+  readonly key?: boolean;
+  /** Created but never written nor matched (e.g. an auto-increment id). */
+  readonly exclude?: boolean;
+}
+
+export interface TableSpec {
+  /** Validated identifier, always quoted in SQL. */
+  readonly name: string;
+  /**
+   * `multiset`: +n inserts n rows, −n deletes n rows matching all non-excluded columns (NULL-safe).
+   * `keyed`: the key columns are a primary key; a retraction and an insertion of one key in one
+   * batch become one update; there is never more than one row per key.
+   */
+  readonly mode: 'multiset' | 'keyed';
+  readonly columns: readonly ColumnSpec[];
+}
+
+/** One committed row change, as db-sink sends it downstream after the commit. */
+export interface RowChange {
+  readonly op: 'insert' | 'delete' | 'update';
+  readonly row: Readonly<Record<string, SqlValue>>;
+  /** For `update`: the row before. */
+  readonly previous?: Readonly<Record<string, SqlValue>>;
+}
+
+/** What a sink remembers beside its rows, written in the same transaction as the rows. */
+export interface SinkState {
+  /** Offsets of all events whose effects are in the table. */
+  readonly offsets: OffsetMap;
+  /** Fingerprint of the definition of everything upstream of the sink (logic-change detection). */
+  readonly fingerprint: string | null;
+  /** Greatest event timestamp (µs) processed, for retention at restart. */
+  readonly watermark: number | null;
+}
+
+export interface SinkTransaction {
+  /** Creates the table, its `<table>_offsets` table, its index and the meta table if missing. */
+  ensureTable(spec: TableSpec): Promise<void>;
+  /** Drops the table and its offsets/meta entries (logic change, forced rebuild). */
+  dropTable(spec: TableSpec): Promise<void>;
+  readState(spec: TableSpec): Promise<SinkState>;
+  /** Applies a consolidated batch of records; returns the row changes actually made. */
+  apply(spec: TableSpec, changes: Batch): Promise<readonly RowChange[]>;
+  writeState(spec: TableSpec, state: SinkState): Promise<void>;
+}
+
+/** One db-config: a SQLite file or a PostgreSQL pool. */
+export interface SinkDatabase {
+  readonly kind: 'sqlite' | 'postgres';
+  /** For logs and status: file name or host/database, never a password. */
+  readonly label: string;
+  /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. Serialised per database. */
+  transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,68 @@
+/**
+ * The event-source interface the rest of the product uses. Two implementations: the Actyx v2
+ * HTTP client (`actyx-client.ts`) and the embedded SQLite log (`embedded-log.ts`).
+ */
+
+/** An event as Actyx v2 delivers it. `timestamp` is in microseconds since the Unix epoch. */
+export interface ActyxEvent {
+  readonly lamport: number;
+  readonly stream: string;
+  readonly offset: number;
+  readonly timestamp: number;
+  readonly tags: readonly string[];
+  readonly appId: string;
+  readonly payload: unknown;
+}
+
+/** `{streamId: highest offset}`; a missing stream means "nothing of it yet". */
+export type OffsetMap = Readonly<Record<string, number>>;
+
+/** What a subscription yields: events, and "caught up" once the stored part has been delivered. */
+export type SubscriptionItem =
+  | { readonly type: 'event'; readonly event: ActyxEvent }
+  | { readonly type: 'caughtUp'; readonly offsets: OffsetMap };
+
+export interface PublishRequest {
+  readonly tags: readonly string[];
+  readonly payload: unknown;
+}
+
+export interface PublishedEvent {
+  readonly lamport: number;
+  readonly stream: string;
+  readonly offset: number;
+  readonly timestamp: number;
+}
+
+/** Progress and trouble a source reports while it keeps going (logged, shown in node status). */
+export interface SourceDiagnostic {
+  readonly severity: 'info' | 'warning' | 'error';
+  readonly message: string;
+  /** A malformed line's text, an HTTP status, … */
+  readonly detail?: string;
+}
+
+export interface SubscribeOptions {
+  readonly signal?: AbortSignal;
+  readonly onDiagnostic?: (d: SourceDiagnostic) => void;
+}
+
+export interface EventSource {
+  /**
+   * Events matching `query` (AQL `FROM …` or a plain tag expression) after `lowerBound` (exclusive),
+   * first the stored ones, then one `caughtUp`, then live ones, forever, until `signal` aborts or the
+   * consumer stops iterating. Within a stream events come in offset order. Reconnects by itself,
+   * resuming after the last event handed on; never loses or repeats an event. Pulling drives
+   * reading (back-pressure).
+   */
+  subscribe(query: string, lowerBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<SubscriptionItem>;
+  /**
+   * Stored events matching `query` with lowerBound < offset ≤ upperBound per stream (a stream
+   * missing from upperBound yields nothing), in event-key order (lamport, stream, offset).
+   */
+  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<ActyxEvent>;
+  /** The offsets of everything stored and queryable now. */
+  presentOffsets(): Promise<OffsetMap>;
+  publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]>;
+  close(): Promise<void>;
+}

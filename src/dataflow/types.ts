@@ -28,6 +28,10 @@ interface MemberBase {
 export interface SourceMember extends MemberBase {
   readonly role: 'source';
   readonly query: string;
+  /** The event source of its actyx-config; all sources of one dataflow must share one. */
+  readonly source: EventSource;
+  /** Id of that actyx-config node (to check that they share one). */
+  readonly sourceId: string;
 }
 
 /** dd-filter, dd-map, dd-groupby, dd-maxby, …: builds its part of the engine graph. */

@@ -1,0 +1,20 @@
+/** dd-map: turns each record into one new record (JavaScript or JSONata). */
+import type { NodeAPI } from './red';
+import { collectionInput, registerOperatorType } from './dd-operator';
+import { andThen, compileRecordFunction, toValue } from './user-function';
+
+export default function (RED: NodeAPI): void {
+  registerOperatorType(RED, 'dd-map', (node, config, label) => {
+    const language = config.language ?? 'js';
+    const fn = compileRecordFunction(RED, node, { language, text: config.func }, ['js', 'jsonata'], 'function');
+    return {
+      definition: { language: String(language), func: String(config.func) },
+      build: (inputs) => ({
+        kind: 'collection',
+        collection: collectionInput(inputs, label, config.id).map((record) => andThen(fn(record), (r) => toValue(r, `${label}'s function`)), {
+          name: config.id,
+        }),
+      }),
+    };
+  });
+}

@@ -1,0 +1,7 @@
+/** dd-minby: per group, the record with the smallest value of a property path or function. */
+import type { NodeAPI } from './red';
+import { registerExtremeBy } from './dd-extreme';
+
+export default function (RED: NodeAPI): void {
+  registerExtremeBy(RED, 'dd-minby', 'min');
+}

@@ -1,0 +1,208 @@
+/**
+ * User-supplied logic of the dd-* nodes — a JavaScript function body, a JSONata expression or a
+ * property path — compiled once at deploy time into a plain function of one record that the
+ * engine calls for every record. Compilation errors are thrown as `UserCodeError` with a message
+ * fit for `node.error` and the node status; nothing is compiled per record.
+ */
+import type { MaybePromise, Multiset, ReduceFn, Value } from '../engine/types';
+import type { Node, NodeAPI } from './red';
+
+/** How a node's expression is written. */
+export type ExpressionLanguage = 'js' | 'jsonata' | 'path';
+
+/** A compiled record function (JSONata ones return a promise). */
+export type RecordFunction = (record: Value) => MaybePromise<unknown>;
+
+/** A configuration problem found at deploy time (syntax error, empty expression, unknown language). */
+export class UserCodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserCodeError';
+  }
+}
+
+/** What a node's config says about one expression field. */
+export interface ExpressionConfig {
+  readonly language: unknown;
+  readonly text: unknown;
+}
+
+const LANGUAGE_NAMES: Record<ExpressionLanguage, string> = {
+  js: 'JavaScript',
+  jsonata: 'JSONata',
+  path: 'property path',
+};
+
+/**
+ * Compiles `config` (checked against `allowed`) into a function of `record`. `what` names the
+ * field in error messages, e.g. "condition" or "key".
+ */
+export function compileRecordFunction(
+  RED: NodeAPI,
+  node: Node,
+  config: ExpressionConfig,
+  allowed: readonly ExpressionLanguage[],
+  what: string,
+): RecordFunction {
+  const language = config.language;
+  if (typeof language !== 'string' || !(allowed as readonly string[]).includes(language)) {
+    throw new UserCodeError(`${what}: unknown language ${JSON.stringify(language)} (expected ${allowed.join(', ')})`);
+  }
+  const text = typeof config.text === 'string' ? config.text : '';
+  if (text.trim() === '') throw new UserCodeError(`${what}: the ${LANGUAGE_NAMES[language as ExpressionLanguage]} is empty`);
+  switch (language as ExpressionLanguage) {
+    case 'js': {
+      const fn = compileJavaScript(text, ['record'], what);
+      return (record: Value) => fn(deepFreeze(record)) as MaybePromise<unknown>;
+    }
+    case 'jsonata':
+      return compileJsonata(RED, node, text, what);
+    case 'path':
+      return compilePath(RED, text, what);
+  }
+}
+
+/**
+ * Compiles the body of `function (key, inputs, outputs) { … }` for dd-reduce. The body pushes
+ * `[value, multiplicity]` pairs into `outputs` or returns such an array.
+ */
+export function compileReduceFunction(text: unknown, what: string): ReduceFn<Value, Value, Value> {
+  const body = typeof text === 'string' ? text : '';
+  if (body.trim() === '') throw new UserCodeError(`${what}: the JavaScript is empty`);
+  const fn = compileJavaScript(body, ['key', 'inputs', 'outputs'], what);
+  // A fresh inputs array per call: the user may sort or splice it without touching engine state.
+  return (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) =>
+    fn(
+      deepFreeze(key),
+      inputs.map(([value, n]) => [deepFreeze(value), n]),
+      outputs,
+    ) as MaybePromise<void | readonly (readonly [Value, number])[]>;
+}
+
+type CompiledJs = (...args: unknown[]) => unknown;
+
+function compileJavaScript(body: string, params: readonly string[], what: string): CompiledJs {
+  let fn: CompiledJs;
+  try {
+    // Strict mode: writing to the (frozen) record throws instead of silently corrupting engine state.
+    fn = new Function(...params, `"use strict";\n${body}`) as CompiledJs;
+  } catch (err) {
+    throw new UserCodeError(`${what}: JavaScript syntax error: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return fn;
+}
+
+interface PreparedJsonata {
+  evaluate?: unknown;
+}
+
+function compileJsonata(RED: NodeAPI, node: Node, text: string, what: string): RecordFunction {
+  let expr: unknown;
+  try {
+    expr = RED.util.prepareJSONataExpression(text, node);
+  } catch (err) {
+    const e = err as { message?: string; position?: number; token?: string };
+    const where = typeof e.position === 'number' ? ` at position ${e.position}` : '';
+    throw new UserCodeError(`${what}: JSONata syntax error${where}: ${e.message ?? String(err)}`);
+  }
+  if (!expr || typeof (expr as PreparedJsonata).evaluate !== 'function') {
+    throw new UserCodeError(`${what}: JSONata expression could not be prepared`);
+  }
+  return (record: Value) =>
+    new Promise((resolve, reject) => {
+      RED.util.evaluateJSONataExpression(expr, record, (err, result) => (err ? reject(err) : resolve(result)));
+    });
+}
+
+function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
+  const path = text.trim().replace(/^msg\./, '');
+  let parts: readonly (string | number)[];
+  try {
+    parts = RED.util.normalisePropertyExpression(path) as (string | number)[];
+  } catch (err) {
+    throw new UserCodeError(`${what}: invalid property path ${JSON.stringify(text)}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return (record: Value) => readPath(record, parts);
+}
+
+/** The value at `parts` inside `record`, or null when any step is missing (never throws). */
+export function readPath(record: Value, parts: readonly (string | number)[]): Value {
+  let current: unknown = record;
+  for (const part of parts) {
+    if (current === null || typeof current !== 'object') return null;
+    current = (current as Record<string | number, unknown>)[part];
+  }
+  return current === undefined ? null : (current as Value);
+}
+
+/**
+ * Checks that a user function's result is a JSON-like value the engine can hold, converting what
+ * JSON would convert (Dates to ISO strings, undefined properties dropped). Throws a clear error for
+ * `undefined`, functions, symbols, bigints, non-finite numbers and cycles.
+ */
+export function toValue(result: unknown, what: string): Value {
+  const seen = new Set<object>();
+  const convert = (x: unknown, where: string): Value | undefined => {
+    switch (typeof x) {
+      case 'string':
+      case 'boolean':
+        return x;
+      case 'number':
+        if (!Number.isFinite(x)) throw new Error(`${what} produced the non-finite number ${x}${where}`);
+        return x;
+      case 'undefined':
+        return undefined;
+      case 'object': {
+        if (x === null) return null;
+        if (x instanceof Date) return Number.isNaN(x.getTime()) ? null : x.toISOString();
+        if (seen.has(x)) throw new Error(`${what} produced a value that contains itself${where}`);
+        seen.add(x);
+        let out: Value;
+        if (Array.isArray(x)) {
+          let changed = false;
+          const items = x.map((item, i) => {
+            const v = convert(item, `${where}[${i}]`);
+            if (v !== item) changed = true;
+            return v === undefined ? null : v;
+          });
+          out = changed ? items : (x as Value[]);
+        } else {
+          let changed = Object.getPrototypeOf(x) !== Object.prototype && Object.getPrototypeOf(x) !== null;
+          const entries: [string, Value][] = [];
+          for (const [k, item] of Object.entries(x)) {
+            const v = convert(item, `${where}.${k}`);
+            if (v !== item) changed = true;
+            if (v !== undefined) entries.push([k, v]);
+          }
+          out = changed ? Object.fromEntries(entries) : (x as Value);
+        }
+        seen.delete(x);
+        return out;
+      }
+      default:
+        throw new Error(`${what} produced a ${typeof x}${where}, which is not a JSON value`);
+    }
+  };
+  const value = convert(result, '');
+  if (value === undefined) throw new Error(`${what} returned undefined; return a value`);
+  return value;
+}
+
+/** Freezes `x` and everything inside it, so user code cannot change values the engine keeps. */
+export function deepFreeze<T>(x: T): T {
+  if (x !== null && typeof x === 'object' && !Object.isFrozen(x)) {
+    Object.freeze(x);
+    for (const v of Object.values(x)) deepFreeze(v);
+  }
+  return x;
+}
+
+/** Applies `f` to a result that may be a promise, staying synchronous when it is not. */
+export function andThen<T, U>(result: MaybePromise<T>, f: (value: T) => U): MaybePromise<U> {
+  return result instanceof Promise ? result.then(f) : f(result);
+}
+
+/** A record function whose result is converted with `toValue`; undefined (a missing property) becomes null. */
+export function valueFunction(fn: RecordFunction, what: string): (record: Value) => MaybePromise<Value> {
+  return (record) => andThen(fn(record), (r) => (r === undefined ? null : toValue(r, what)));
+}

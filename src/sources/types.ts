@@ -61,6 +61,13 @@ export interface EventSource {
    * missing from upperBound yields nothing), in event-key order (lamport, stream, offset).
    */
   query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<ActyxEvent>;
+  /**
+   * Optional batched form of `subscribe`: exactly the same items, several at a time (an array per
+   * page read or chunk received). Bulk consumers (the dataflow coordinator) prefer it when present.
+   */
+  subscribeBatches?(query: string, lowerBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly SubscriptionItem[]>;
+  /** Optional batched form of `query`: exactly the same events, several at a time. */
+  queryBatches?(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly ActyxEvent[]>;
   /** The offsets of everything stored and queryable now. */
   presentOffsets(): Promise<OffsetMap>;
   publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]>;

@@ -1,0 +1,175 @@
+/*
+ * Editor helpers shared by the dd-* operator nodes (loaded by each nodes/dd-*.html through
+ * <script src="resources/@deltaflow/node-red/dd-editor.js">; defined once).
+ *  - validateInputs: a default's validator that marks a dd node invalid (red triangle) when a
+ *    node that is not part of a dataflow is wired into it;
+ *  - a notification when such a wire is drawn;
+ *  - expression fields: a language selector plus a code editor (JavaScript, JSONata) or a text
+ *    box (property path), stored in two hidden node properties.
+ */
+(function () {
+  'use strict';
+  if (window.DeltaFlowEditor) return;
+
+  function isOperator(type) {
+    return typeof type === 'string' && type.indexOf('dd-') === 0 && type !== 'dd-dataflow';
+  }
+  function canFeedOperator(type) {
+    return type === 'actyx-subscribe' || isOperator(type);
+  }
+  function nodeLabel(node) {
+    return node.name ? node.name + ' (' + node.type + ')' : node.type;
+  }
+
+  /** The nodes wired into `node` that cannot feed a dataflow operator. */
+  function wrongSources(node) {
+    var links = RED.nodes.filterLinks({ target: node });
+    var wrong = [];
+    for (var i = 0; i < links.length; i++) {
+      var source = links[i].source;
+      if (source && !canFeedOperator(source.type)) wrong.push(nodeLabel(source));
+    }
+    return wrong;
+  }
+
+  function inputProblem(node) {
+    var wrong = wrongSources(node);
+    if (wrong.length === 0) return null;
+    return 'Wired from ' + wrong.join(', ') + ': dd nodes only take input from actyx-subscribe and other dd nodes of the dataflow';
+  }
+
+  /** Validator (2.x/3.x style: returns true or a reason) for a default of every dd operator. */
+  function validateInputs(value, opt) {
+    return inputProblem(this) || true;
+  }
+
+  function revalidate(node) {
+    if (!node || !isOperator(node.type)) return;
+    RED.editor.validateNode(node);
+    RED.view.redraw();
+  }
+
+  RED.events.on('links:add', function (link) {
+    if (!link || !link.target || !isOperator(link.target.type)) return;
+    if (link.source && !canFeedOperator(link.source.type)) {
+      RED.notify(
+        nodeLabel(link.target) + ': ' + nodeLabel(link.source) + ' is not part of a dataflow. ' +
+          'dd nodes only take input from actyx-subscribe and other dd nodes; use actyx-publish to add events to the log.',
+        { type: 'warning', timeout: 8000 },
+      );
+    }
+    revalidate(link.target);
+  });
+  RED.events.on('links:remove', function (link) {
+    if (link) revalidate(link.target);
+  });
+
+  var MODES = { js: 'ace/mode/nrjavascript', jsonata: 'ace/mode/jsonata' };
+
+  /**
+   * Sets up an expression field. `opts`: node (the node being edited), field (property holding the
+   * text), languageField (property holding the language, or null for JavaScript only), params (the
+   * JavaScript function's parameter names, for the hint).
+   * Markup expected: #node-input-<field> (hidden), #node-input-<languageField> (select),
+   * #node-input-<field>-editor (div for the code editor), #node-input-<field>-path (text box).
+   */
+  function setupExpression(opts) {
+    var node = opts.node;
+    var field = opts.field;
+    var $text = $('#node-input-' + field);
+    var $lang = opts.languageField ? $('#node-input-' + opts.languageField) : null;
+    var $editorRow = $('#node-input-' + field + '-editor').parent();
+    var $path = $('#node-input-' + field + '-path');
+    var state = { editor: null, language: $lang ? $lang.val() || 'js' : 'js' };
+
+    function show(language) {
+      var current = state.editor ? state.editor.getValue() : $path.length && state.language === 'path' ? $path.val() : $text.val();
+      if (state.editor) {
+        state.editor.destroy();
+        state.editor = null;
+      }
+      state.language = language;
+      if (language === 'path') {
+        $editorRow.hide();
+        $path.closest('.form-row').show();
+        $path.val(current);
+      } else {
+        $path.closest('.form-row').hide();
+        $editorRow.show();
+        state.editor = RED.editor.createEditor({
+          id: 'node-input-' + field + '-editor',
+          mode: MODES[language],
+          value: current,
+          globals: opts.params ? opts.params.reduce(function (g, p) { g[p] = true; return g; }, {}) : undefined,
+        });
+      }
+    }
+    show(state.language);
+    if ($lang) {
+      $lang.on('change', function () {
+        if ($lang.val() !== state.language) show($lang.val());
+      });
+    }
+    node['_dd_' + field] = state;
+  }
+
+  /** Copies the editor's text back into the hidden property and disposes of the editor. */
+  function saveExpression(node, field) {
+    var state = node['_dd_' + field];
+    if (!state) return;
+    var value = state.editor ? state.editor.getValue() : $('#node-input-' + field + '-path').val();
+    $('#node-input-' + field).val(value);
+    closeExpression(node, field);
+  }
+
+  function closeExpression(node, field) {
+    var state = node['_dd_' + field];
+    if (state && state.editor) state.editor.destroy();
+    delete node['_dd_' + field];
+  }
+
+  /**
+   * Validator factory for an expression property: checks the syntax of a JavaScript function body
+   * (compiled, never run), a JSONata expression or a property path, as the runtime will.
+   */
+  function validateExpression(languageField, params) {
+    return function (value, opt) {
+      var language = 'js';
+      if (languageField) {
+        var $lang = $('#node-input-' + languageField);
+        language = ($lang.length && $lang.is(':visible') ? $lang.val() : this[languageField]) || 'js';
+      }
+      if (typeof value !== 'string' || value.trim() === '') return 'Enter an expression';
+      try {
+        if (language === 'js') {
+          // eslint-disable-next-line no-new-func
+          new Function(params.join(','), '"use strict";\n' + value);
+        } else if (language === 'jsonata') {
+          jsonata(value);
+        } else if (language === 'path') {
+          if (!RED.utils.validatePropertyExpression(value.replace(/^msg\./, ''))) return 'Invalid property path';
+        } else {
+          return 'Unknown language ' + language;
+        }
+      } catch (err) {
+        return (language === 'jsonata' ? 'JSONata' : 'JavaScript') + ' syntax error: ' + err.message;
+      }
+      return true;
+    };
+  }
+
+  /** Label shown on a node with a problem in its wiring (the red triangle carries the reason). */
+  function label(node, fallback) {
+    return node.name || fallback;
+  }
+
+  window.DeltaFlowEditor = {
+    validateInputs: validateInputs,
+    validateExpression: validateExpression,
+    inputProblem: inputProblem,
+    setupExpression: setupExpression,
+    saveExpression: saveExpression,
+    closeExpression: closeExpression,
+    label: label,
+  };
+})();

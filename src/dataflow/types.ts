@@ -4,7 +4,7 @@
  * turns the deployed nodes and their wires into `DataflowMember`s and hands them over.
  */
 import type { Collection, Grouped, Value } from '../engine/types';
-import type { ActyxEvent, EventSource } from '../sources/types';
+import type { ActyxEvent, EventSource, OffsetMap } from '../sources/types';
 import type { RowChange, SinkDatabase, TableSpec } from '../sinks/types';
 
 /** What flows along a wire inside the engine: an ungrouped collection or a grouped one. */
@@ -66,7 +66,15 @@ export interface DataflowListener {
   /** A problem attributable to one member (and maybe one event); the node calls `node.error`, so Catch nodes see it. */
   error(memberId: string, message: string, context?: { event?: ActyxEvent; value?: Value }): void;
   /** After each commit: the changes a member produced in it (operators: engine updates; sinks: row changes). */
-  committed(memberId: string, changes: { operators?: readonly (readonly [Value, number])[]; rows?: readonly RowChange[] }): void;
+  committed(
+    memberId: string,
+    changes: {
+      operators?: readonly (readonly [Value, number])[];
+      rows?: readonly RowChange[];
+      /** The offset map committed with these changes (what db-sink sends as `msg.offsets`). */
+      offsets?: OffsetMap;
+    },
+  ): void;
   log(level: 'info' | 'warn', message: string): void;
 }
 

@@ -1,0 +1,86 @@
+/**
+ * Cuts a pull-based stream of chunks into batches of at most `batchSize` items, or whatever arrived
+ * within `batchMs` of a batch's first item. The consumer's `onBatch` is awaited before more is
+ * pulled, so a slow consumer (a slow database) pauses reading: back-pressure through the iterator.
+ */
+
+export interface BatcherOptions<T> {
+  readonly batchSize: number;
+  readonly batchMs: number;
+  /** Items that close the batch they are in at once (e.g. "caught up"). */
+  readonly flushesBatch?: (item: T) => boolean;
+  /** Reading stops (the pending batch is abandoned) once this is aborted. */
+  readonly signal: AbortSignal;
+}
+
+/** The per-chunk face of a per-item iterable (sources without a batched API). */
+export async function* chunksOf<T>(items: AsyncIterable<T>): AsyncGenerator<readonly T[], void, undefined> {
+  for await (const item of items) yield [item];
+}
+
+/**
+ * Reads `chunks` to the end (or until aborted), calling `onBatch` in order, never concurrently.
+ * `end` is true for the last call after the iterable finished. If reading throws, the items read so
+ * far are handed on first, then the error is rethrown (the caller resumes after them).
+ */
+export async function readInBatches<T>(
+  chunks: AsyncIterable<readonly T[]>,
+  options: BatcherOptions<T>,
+  onBatch: (batch: T[], end: boolean) => Promise<void>,
+): Promise<void> {
+  const { batchSize, batchMs, signal, flushesBatch } = options;
+  let batch: T[] = [];
+  let timer: NodeJS.Timeout | null = null;
+  let gate: Promise<void> = Promise.resolve();
+  let busy = 0;
+  let gateError: unknown = null;
+
+  const flush = (end: boolean): Promise<void> => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const taken = batch;
+    batch = [];
+    busy++;
+    gate = gate
+      .then(() => (signal.aborted || gateError !== null ? undefined : onBatch(taken, end)))
+      .catch((e: unknown) => {
+        gateError ??= e;
+      })
+      .finally(() => {
+        busy--;
+      });
+    return gate;
+  };
+  const checkGate = (): void => {
+    if (gateError !== null) throw gateError;
+  };
+
+  try {
+    for await (const chunk of chunks) {
+      if (signal.aborted) break;
+      // A timer flush may still be waiting for room downstream: wait for it before reading on.
+      if (busy > 0) await gate;
+      checkGate();
+      if (signal.aborted) break;
+      for (const item of chunk) {
+        batch.push(item);
+        if (batch.length >= batchSize || (flushesBatch !== undefined && flushesBatch(item))) {
+          await flush(false);
+          checkGate();
+          if (signal.aborted) break;
+        }
+      }
+      if (batch.length > 0 && timer === null) timer = setTimeout(() => void flush(false), batchMs);
+    }
+  } catch (e) {
+    if (timer !== null) clearTimeout(timer);
+    if (!signal.aborted && batch.length > 0) await flush(false);
+    await gate;
+    checkGate();
+    throw e;
+  }
+  if (timer !== null) clearTimeout(timer);
+  if (signal.aborted) return;
+  await flush(true);
+  checkGate();
+}

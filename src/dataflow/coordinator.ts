@@ -1,0 +1,546 @@
+/**
+ * The dataflow coordinator: reads the one event source of a dataflow, runs the events in batches
+ * through the engine graph built from the members, and commits every sink's changes together with
+ * its offsets in one transaction per database. At start it brings each sink forward from its own
+ * stored offsets (replaying without writing what a table already reflects), rebuilds the tables
+ * whose upstream definition changed, and then follows the source live. No Node-RED in here.
+ */
+import type { Batch, Update, Value } from '../engine/types';
+import { OperatorError } from '../engine/types';
+import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sources/aql';
+import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
+import type { SinkDatabase, SinkState } from '../sinks/types';
+import { chunksOf, readInBatches } from './batcher';
+import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
+import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
+import { sinkFingerprint } from './fingerprint';
+import { eventsBetween, OffsetTracker } from './offsets';
+import { planRestart, type Level } from './restart-plan';
+import { COMPACT_EVERY_BATCHES, retentionCutoff } from './retention';
+import { Abandoned, retryWithBackoff } from './retry';
+import { StatusReporter } from './status-reporter';
+import type { DataflowDefinition, DataflowListener, DataflowMember, MemberStatus, SinkMember } from './types';
+
+/** What the running dataflow is doing (shown in every member's status). */
+export type DataflowPhase = 'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle';
+
+/** Counters for tests, benchmarks and the status line. */
+export interface DataflowStats {
+  readonly phase: DataflowPhase;
+  /** Events read from the source and fed to the engine (including replayed ones). */
+  readonly eventsRead: number;
+  /** Events fed during replay whose outputs were discarded (already in every table). */
+  readonly eventsReplayed: number;
+  readonly batchesCommitted: number;
+  /** Inputs skipped because a user function threw, per member id. */
+  readonly skipped: ReadonlyMap<string, number>;
+  /** The offsets of the last commit. */
+  readonly committedOffsets: OffsetMap;
+  readonly watermark: number | null;
+  /** Sinks dropped and rebuilt at this start, with the reason. */
+  readonly rebuilt: readonly { readonly id: string; readonly reason: string }[];
+  /** Why the dataflow halted (on error: stop, or an unexpected failure); null while fine. */
+  readonly error: string | null;
+}
+
+/** A running dataflow. */
+export interface RunningDataflow {
+  /**
+   * Stops reading, finishes the commits already computed (or abandons one that is retrying: an
+   * uncommitted batch is simply read again at the next start), and resolves when no commit runs.
+   */
+  stop(): Promise<void>;
+  /** Resolves when the dataflow has ended (stopped, halted on an error, or nothing to run). */
+  readonly finished: Promise<void>;
+  stats(): DataflowStats;
+  /** Resolves once every sink has caught up with the source and the dataflow follows it live. */
+  readonly live: Promise<void>;
+}
+
+/** Starts a dataflow; problems are reported through the listener, never thrown. */
+export function startDataflow(definition: DataflowDefinition, listener: DataflowListener): RunningDataflow {
+  return new Coordinator(definition, listener);
+}
+
+/** Which sinks a batch is written to, and whether taps send. */
+interface Phase {
+  readonly name: 'replaying' | 'catching up' | 'live';
+  /** Sinks whose tables receive this phase's changes; the others already reflect these events. */
+  readonly writing: ReadonlySet<string>;
+  /** Only events after this cutoff are fed (retention at start); null = all. */
+  readonly cutoff: number | null;
+  /** Tapped operators send their changes (only for events no earlier run has processed). */
+  readonly taps: boolean;
+}
+
+class Coordinator implements RunningDataflow {
+  readonly finished: Promise<void>;
+  readonly live: Promise<void>;
+  private resolveLive!: () => void;
+  private readonly abort = new AbortController();
+  private stopping = false;
+  private readonly status: StatusReporter;
+  private readonly settings: DataflowDefinition['settings'];
+  private readonly source: EventSource;
+  private built: BuiltDataflow | null = null;
+  private databases = new Map<SinkDatabase, SinkMember[]>();
+  private fingerprints = new Map<string, string>();
+  private tracker = new OffsetTracker({});
+  private watermark: number | null = null;
+  private committedOffsets: OffsetMap = {};
+  private present: OffsetMap = {};
+  private phaseName: DataflowPhase = 'starting';
+  private rebuilding = new Set<string>();
+  private rebuilt: { id: string; reason: string }[] = [];
+  /** Every database operation, in order; stop() awaits it. */
+  private dbTail: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private wakeCapacity: (() => void) | null = null;
+  private batchCount = 0;
+  private eventsRead = 0;
+  private eventsReplayed = 0;
+  private batchesCommitted = 0;
+  private readonly skipped = new Map<string, number>();
+  private retryingDb: string | null = null;
+  private failed: Error | null = null;
+
+  constructor(
+    private readonly definition: DataflowDefinition,
+    private readonly listener: DataflowListener,
+  ) {
+    this.settings = definition.settings;
+    this.source = definition.source;
+    this.status = new StatusReporter(listener);
+    this.live = new Promise((resolve) => (this.resolveLive = resolve));
+    this.finished = this.run().catch((e: unknown) => {
+      if (e instanceof Abandoned || this.stopping) return;
+      this.halt(`dataflow stopped: ${(e as Error).message ?? String(e)}`);
+    });
+  }
+
+  stats(): DataflowStats {
+    return {
+      phase: this.phaseName,
+      eventsRead: this.eventsRead,
+      eventsReplayed: this.eventsReplayed,
+      batchesCommitted: this.batchesCommitted,
+      skipped: new Map(this.skipped),
+      committedOffsets: this.committedOffsets,
+      watermark: this.watermark,
+      rebuilt: [...this.rebuilt],
+      error: this.failed?.message ?? null,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.abort.abort();
+      this.wakeCapacity?.();
+    }
+    await this.dbTail;
+    this.status.close();
+  }
+
+  // ---- start-up ----------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    const built = buildDataflow(this.definition.members);
+    this.built = built;
+    for (const f of built.failures) {
+      if (f.cause) this.listener.error(f.memberId, f.message);
+      this.status.set(f.memberId, { fill: 'red', shape: f.cause ? 'dot' : 'ring', text: f.cause ? 'error: see debug' : 'input failed' }, true);
+    }
+    if (built.sinks.length === 0 && built.taps.length === 0) {
+      this.phaseName = 'idle';
+      for (const m of this.definition.members) {
+        if (!built.failures.some((f) => f.memberId === m.id)) this.status.set(m.id, { fill: 'grey', shape: 'ring', text: 'no db-sink downstream' });
+      }
+      this.listener.log('info', 'dataflow has no db-sink or tapped node that runs: nothing to compute');
+      this.resolveLive();
+      return;
+    }
+    this.databases = sinksByDatabase(built.sinks);
+    for (const s of built.sinks) this.fingerprints.set(s.id, sinkFingerprint(s, built.byId));
+    this.setPhase('starting');
+
+    const levels = await this.openSinks(built.sinks);
+    if (this.stopping) return;
+    this.present = await this.retrying('source', () => this.source.presentOffsets());
+    if (this.stopping) return;
+    const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
+    const query = unionQuery(built.sources.map((s) => s.member.query));
+    const effective: Level[] = levels.length > 0 ? [...levels] : [{ offsets: this.present, sinkIds: [] }];
+
+    // Feed what every table already reflects, writing nothing: this only rebuilds operator state.
+    const lowest = effective[0] as Level;
+    if (Object.keys(lowest.offsets).length > 0) {
+      await this.readBounded(query, {}, lowest.offsets, { name: 'replaying', writing: new Set(), cutoff, taps: false });
+    }
+    // Bring the sinks at each lower level up to the next level; the higher ones already have it.
+    const writing = new Set<string>();
+    for (let i = 0; i + 1 < effective.length && !this.stopping; i++) {
+      for (const id of (effective[i] as Level).sinkIds) writing.add(id);
+      await this.readBounded(query, (effective[i] as Level).offsets, (effective[i + 1] as Level).offsets, { name: 'catching up', writing: new Set(writing), cutoff, taps: false });
+    }
+    if (this.stopping) return;
+    for (const s of built.sinks) writing.add(s.id);
+    await this.follow(query, { name: 'catching up', writing, cutoff: null, taps: true });
+  }
+
+  /** Creates missing tables, reads every sink's state, drops and recreates the ones to rebuild. */
+  private async openSinks(sinks: readonly SinkMember[]): Promise<Level[]> {
+    const states = new Map<string, SinkState>();
+    await Promise.all(
+      [...this.databases].map(([db, list]) =>
+        this.dbWork(db, () =>
+          db.transaction(async (tx) => {
+            for (const s of list) {
+              await tx.ensureTable(s.table);
+              states.set(s.id, await tx.readState(s.table));
+            }
+          }),
+        ),
+      ),
+    );
+    const plan = planRestart(sinks.map((s) => ({ id: s.id, state: states.get(s.id) as SinkState, fingerprint: this.fingerprints.get(s.id) as string })));
+    this.watermark = plan.watermark;
+    this.rebuilt = plan.rebuild.map((r) => ({ ...r }));
+    const rebuild = new Map(plan.rebuild.map((r) => [r.id, r.reason]));
+    const byId = new Map(sinks.map((s) => [s.id, s]));
+    for (const [id, reason] of rebuild) {
+      const s = byId.get(id) as SinkMember;
+      this.rebuilding.add(id);
+      this.listener.log('warn', `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`);
+    }
+    // New sinks get their fingerprint at once; rebuilt sinks are dropped and recreated empty.
+    await Promise.all(
+      [...this.databases].map(([db, list]) => {
+        const touched = list.filter((s) => rebuild.has(s.id) || (states.get(s.id) as SinkState).fingerprint === null);
+        if (touched.length === 0) return Promise.resolve();
+        return this.dbWork(db, () =>
+          db.transaction(async (tx) => {
+            for (const s of touched) {
+              if (rebuild.has(s.id)) {
+                await tx.dropTable(s.table);
+                await tx.ensureTable(s.table);
+              }
+              await tx.writeState(s.table, { offsets: {}, fingerprint: this.fingerprints.get(s.id) as string, watermark: null });
+            }
+          }),
+        );
+      }),
+    );
+    return plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] }));
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  /** Stored events in (lower, upper], through the engine; sinks in `phase.writing` receive the changes. */
+  private async readBounded(query: string, lower: OffsetMap, upper: OffsetMap, phase: Phase): Promise<void> {
+    this.tracker = new OffsetTracker(lower);
+    this.setPhase(phase.name, phase);
+    const text = phase.cutoff === null ? query : `FROM (${printExpr(parseQuery(query).expr)}) & TIME > ${formatRfc3339Micros(phase.cutoff)}`;
+    await this.retrying('source', async () => {
+      const from = this.tracker.snapshot();
+      const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
+      const chunks = this.source.queryBatches ? this.source.queryBatches(text, from, upper, options) : chunksOf(this.source.query(text, from, upper, options));
+      await readInBatches<ActyxEvent>(chunks, { batchSize: this.settings.batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
+        this.fatalOnError(this.processBatch(events, end ? upper : null, phase)),
+      );
+    });
+  }
+
+  /** Stored events after `lower`, then live ones, forever (until stopped). */
+  private async follow(query: string, phase: Phase): Promise<void> {
+    let current = phase;
+    this.setPhase(current.name, current);
+    await this.retrying('source', async () => {
+      const from = this.tracker.snapshot();
+      const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
+      const chunks = this.source.subscribeBatches ? this.source.subscribeBatches(query, from, options) : chunksOf(this.source.subscribe(query, from, options));
+      await readInBatches<SubscriptionItem>(
+        chunks,
+        { batchSize: this.settings.batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal, flushesBatch: (i) => i.type === 'caughtUp' },
+        async (items) => {
+          let caughtUp: OffsetMap | null = null;
+          const events: ActyxEvent[] = [];
+          for (const item of items) {
+            if (item.type === 'event') events.push(item.event);
+            else caughtUp = item.offsets;
+          }
+          await this.fatalOnError(this.processBatch(events, caughtUp, current));
+          if (caughtUp !== null && current.name !== 'live') {
+            current = { ...current, name: 'live' };
+            await this.whenCommitted();
+            this.present = this.tracker.snapshot();
+            this.setPhase('live', current);
+            this.resolveLive();
+          }
+        },
+      );
+      if (!this.stopping) throw new Error('the event subscription ended unexpectedly');
+    });
+  }
+
+  private readonly onDiagnostic = (d: { severity: 'info' | 'warning' | 'error'; message: string; detail?: string }): void => {
+    const text = d.detail ? `${d.message} (${d.detail})` : d.message;
+    this.listener.log(d.severity === 'info' ? 'info' : 'warn', `event source: ${text}`);
+    if (d.severity === 'info') return;
+    for (const s of this.built?.sources ?? []) {
+      this.status.set(s.member.id, { fill: d.severity === 'error' ? 'red' : 'yellow', shape: 'ring', text: shorten(d.message) });
+    }
+  };
+
+  // ---- processing ----------------------------------------------------------------------------
+
+  /** Runs one batch through the engine and queues its commit; waits while too many commits are pending. */
+  private async processBatch(events: readonly ActyxEvent[], endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
+    if (this.stopping) return;
+    const built = this.built as BuiltDataflow;
+    const inputs = new Map<string, Update[]>();
+    for (const s of built.sources) inputs.set(s.member.id, []);
+    const single = built.sources.length === 1 ? (inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) as Update[]) : null;
+    let fed = 0;
+    for (const ev of events) {
+      this.tracker.advance(ev);
+      if (phase.cutoff !== null && ev.timestamp <= phase.cutoff) continue;
+      if (this.watermark === null || ev.timestamp > this.watermark) this.watermark = ev.timestamp;
+      const value = eventValue(ev);
+      fed++;
+      if (single !== null) {
+        single.push([value, 1, ev.timestamp]);
+        continue;
+      }
+      for (const s of built.sources) {
+        if (s.matches(ev)) (inputs.get(s.member.id) as Update[]).push([value, 1, ev.timestamp]);
+      }
+    }
+    if (endOffsets !== null) this.tracker.include(endOffsets);
+    this.eventsRead += events.length;
+    if (phase.writing.size === 0 && !phase.taps) this.eventsReplayed += fed;
+
+    let outputs: ReadonlyMap<string, Batch> = new Map();
+    if (fed > 0) {
+      try {
+        const result = await built.graph.step(inputs, { onError: this.settings.onError });
+        outputs = result.outputs;
+        for (const s of result.skipped) this.reportSkipped(s.operator, s.value, s.error, phase);
+      } catch (e) {
+        if (e instanceof OperatorError) {
+          const member = this.memberFor(e.operator);
+          const message = `${member ? describeMember(member) : `operator ${e.operator}`} failed on ${describeValue(e.value)}: ${errorText(e.cause)}; the dataflow stopped (on error: stop)`;
+          if (member) this.listener.error(member.id, message, contextOf(e.value));
+          this.halt(message, member?.id);
+          throw new Abandoned();
+        }
+        throw e;
+      }
+    }
+    if (this.stopping) return;
+    if (this.settings.retentionMicros !== null && ++this.batchCount % COMPACT_EVERY_BATCHES === 0) {
+      const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
+      if (cutoff !== null) built.graph.compact(cutoff);
+    }
+    const offsets = this.tracker.snapshot();
+    const watermark = this.watermark;
+    const perDb: [SinkDatabase, SinkWrite[]][] = [];
+    for (const [db, sinks] of this.databases) {
+      const writes: SinkWrite[] = [];
+      for (const s of sinks) {
+        if (!phase.writing.has(s.id)) continue;
+        writes.push({ sink: s, changes: outputs.get(sinkOutput(s.id)) ?? [], state: { offsets, fingerprint: this.fingerprints.get(s.id) as string, watermark } });
+      }
+      if (writes.length > 0) perDb.push([db, writes]);
+    }
+    const taps = phase.taps ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0) : [];
+    if (perDb.length === 0 && taps.length === 0) return;
+    this.inFlight++;
+    void this.dbWork(null, () => this.commit(perDb, taps, offsets, phase)).finally(() => {
+      this.inFlight--;
+      this.wakeCapacity?.();
+    });
+    while (this.inFlight >= this.settings.maxInFlight && !this.stopping) {
+      await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
+      this.wakeCapacity = null;
+    }
+  }
+
+  private async commit(perDb: readonly [SinkDatabase, SinkWrite[]][], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, phase: Phase): Promise<void> {
+    const results = await Promise.all(
+      perDb.map(([db, writes]) =>
+        this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0)).then((r) => [writes, r] as const),
+      ),
+    );
+    if (this.retryingDb !== null) {
+      this.listener.log('info', `database ${this.retryingDb} is reachable again; continuing`);
+      this.retryingDb = null;
+    }
+    this.committedOffsets = offsets;
+    this.batchesCommitted++;
+    for (const [writes, r] of results) {
+      if (r.rows === null) {
+        this.listener.log('warn', `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost; its row changes are not sent again`);
+        continue;
+      }
+      for (const w of writes) {
+        const rows = r.rows.get(w.sink.id) ?? [];
+        if (rows.length > 0) this.listener.committed(w.sink.id, { rows, offsets });
+      }
+    }
+    for (const [id, batch] of taps) this.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
+    this.setPhase(phase.name, phase);
+  }
+
+  /** Errors of processing (not of reading) are not retried: they would fail again the same way. */
+  private async fatalOnError(work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (e) {
+      if (!(e instanceof Abandoned)) this.halt(`dataflow stopped: ${errorText(e)}`);
+      throw new Abandoned();
+    }
+  }
+
+  private async whenCommitted(): Promise<void> {
+    await this.dbTail;
+  }
+
+  // ---- errors, retries, status -----------------------------------------------------------------
+
+  /** Runs database work in order with every other database work (stop() waits for the tail). */
+  private dbWork<T>(db: SinkDatabase | null, fn: () => Promise<T>): Promise<T> {
+    const run = this.dbTail.then(() => (db === null ? fn() : this.retrying(db.label, fn)));
+    this.dbTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private retrying<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+    return retryWithBackoff(fn, {
+      stopped: () => this.stopping,
+      stopSignal: this.abort.signal,
+      onRetry: (error, attempt, delay) => {
+        const message = `${what === 'source' ? 'event source' : `database ${what}`} failed (attempt ${attempt}): ${errorText(error)}; retrying in ${delay} ms`;
+        this.listener.log('warn', message);
+        if (what !== 'source') this.retryingDb = what;
+        if (attempt === 1) {
+          for (const m of this.affectedBy(what)) this.listener.error(m.id, message);
+        }
+        if (this.phaseName !== 'error') this.phaseName = 'retrying';
+        for (const m of this.runningMembers()) this.status.set(m.id, { fill: 'yellow', shape: 'ring', text: shorten(`retrying: ${errorText(error)}`) }, attempt === 1);
+      },
+    });
+  }
+
+  /** The members a database or source problem belongs to (its sinks, or the source nodes). */
+  private affectedBy(what: string): DataflowMember[] {
+    const built = this.built;
+    if (built === null) return [];
+    if (what === 'source') return built.sources.map((s) => s.member);
+    return built.sinks.filter((s) => s.database.label === what);
+  }
+
+  private reportSkipped(operator: string, value: Value, error: unknown, phase: Phase): void {
+    const member = this.memberFor(operator);
+    const id = member?.id ?? operator;
+    this.skipped.set(id, (this.skipped.get(id) ?? 0) + 1);
+    // Replayed inputs were reported by the run that first processed them.
+    if (phase.writing.size === 0 && !phase.taps) return;
+    const message = `${member ? describeMember(member) : `operator ${operator}`} failed on ${describeValue(value)}: ${errorText(error)}; skipped`;
+    if (member) this.listener.error(member.id, message, contextOf(value));
+    else this.listener.log('warn', message);
+  }
+
+  /** Maps an engine operator name back to a member (dd nodes name their operators by node id). */
+  private memberFor(operator: string): DataflowMember | undefined {
+    const byId = this.built?.byId;
+    if (!byId) return undefined;
+    const direct = byId.get(operator);
+    if (direct) return direct;
+    for (const [id, m] of byId) if (operator.startsWith(id)) return m;
+    return undefined;
+  }
+
+  private halt(message: string, memberId?: string): void {
+    this.phaseName = 'error';
+    this.failed = new Error(message);
+    this.listener.log('warn', message);
+    for (const m of this.runningMembers()) {
+      this.status.set(m.id, m.id === memberId ? { fill: 'red', shape: 'dot', text: 'error: stopped' } : { fill: 'red', shape: 'ring', text: 'stopped (error)' }, true);
+    }
+    this.stopping = true;
+    this.abort.abort();
+    this.wakeCapacity?.();
+  }
+
+  private runningMembers(): DataflowMember[] {
+    const built = this.built;
+    if (built === null) return [];
+    const failed = new Set(built.failures.map((f) => f.memberId));
+    return this.definition.members.filter((m) => !failed.has(m.id));
+  }
+
+  private setPhase(name: DataflowPhase, phase?: Phase): void {
+    if (this.phaseName === 'error') return;
+    this.phaseName = name;
+    const behind = eventsBetween(this.committedOffsets, this.present);
+    for (const m of this.runningMembers()) {
+      let status: MemberStatus;
+      if (m.role === 'sink' && phase !== undefined && !phase.writing.has(m.id)) {
+        status = { fill: 'blue', shape: 'ring', text: 'replaying' };
+      } else if (name === 'live') {
+        const n = this.skipped.get(m.id) ?? 0;
+        status = { fill: 'green', shape: 'dot', text: n > 0 ? `live, ${n} skipped` : 'live' };
+      } else if (name === 'replaying') {
+        status = { fill: 'blue', shape: 'ring', text: 'replaying' };
+      } else if (name === 'catching up') {
+        const verb = m.role === 'sink' && this.rebuilding.has(m.id) ? 'rebuilding' : 'catching up';
+        status = { fill: 'yellow', shape: 'ring', text: `${verb} (${behind} behind)` };
+      } else {
+        status = { fill: 'grey', shape: 'ring', text: name };
+      }
+      this.status.set(m.id, status);
+    }
+    if (name === 'live') this.rebuilding.clear();
+  }
+}
+
+/** The engine value of an event (the contract in docs/architecture.md). */
+export function eventValue(ev: ActyxEvent): Value {
+  return { lamport: ev.lamport, stream: ev.stream, offset: ev.offset, timestamp: ev.timestamp, tags: ev.tags, appId: ev.appId, payload: ev.payload as Value };
+}
+
+function describeMember(m: DataflowMember): string {
+  return `${m.type} ${m.label} (${m.id})`;
+}
+
+function isEventValue(v: Value): v is { readonly [k: string]: Value } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'stream' in v && 'offset' in v && 'lamport' in v;
+}
+
+function describeValue(v: Value): string {
+  if (isEventValue(v)) {
+    return `event ${String(v.stream)}/${String(v.offset)} (lamport ${String(v.lamport)}) ${abbreviate(JSON.stringify(v.payload))}`;
+  }
+  return `value ${abbreviate(JSON.stringify(v))}`;
+}
+
+function contextOf(v: Value): { event?: ActyxEvent; value?: Value } {
+  return isEventValue(v) ? { event: v as unknown as ActyxEvent, value: v } : { value: v };
+}
+
+function abbreviate(s: string | undefined): string {
+  if (s === undefined) return 'undefined';
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function shorten(s: string): string {
+  return s.length > 32 ? `${s.slice(0, 31)}…` : s;
+}

@@ -1,0 +1,114 @@
+/**
+ * The PostgreSQL sink database: a pg Pool (connections from config fields, a connection string,
+ * or the standard PG* environment / DATABASE_URL), statements prepared by name per connection,
+ * one pooled client per transaction. Connecting gives up after a timeout with a clear error instead
+ * of hanging, so the caller can show it and retry.
+ */
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { SqlSinkDatabase, type SqlConnection } from './sql-database';
+import { postgresDialect, type Statement } from './sql-dialect';
+
+export interface PostgresOptions {
+  /** `postgres://user:password@host:port/database?sslmode=…`; fields below override its parts. */
+  readonly connectionString?: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly database?: string;
+  readonly user?: string;
+  readonly password?: string;
+  /** TLS: true verifies the server certificate; `{rejectUnauthorized: false}` accepts any. */
+  readonly ssl?: boolean | { readonly rejectUnauthorized: boolean };
+  /** Most connections (default 4). Transactions are serialised, so more than a few rarely helps. */
+  readonly poolSize?: number;
+  /** How long connecting may take before it fails, ms (default 10000). */
+  readonly connectionTimeoutMs?: number;
+  /** Called for errors of idle pooled connections (server restart, network loss); they are replaced. */
+  readonly onIdleError?: (err: Error) => void;
+}
+
+/** SQLSTATE classes and codes worth a retry: connection, transaction rollback, resources, shutdown, lock timeout. */
+const RETRYABLE_SQLSTATE = /^(08|40|53|57P0|55P03|58)/;
+const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'ENOTFOUND']);
+
+export class PostgresDatabase extends SqlSinkDatabase {
+  readonly kind = 'postgres' as const;
+  readonly label: string;
+  protected readonly dialect = postgresDialect;
+  private readonly pool: pg.Pool;
+
+  constructor(options: PostgresOptions = {}) {
+    super();
+    const connectionString = options.connectionString || (!options.host && process.env.DATABASE_URL) || undefined;
+    const config: pg.PoolConfig = {
+      connectionString,
+      max: Math.max(1, Math.floor(options.poolSize ?? 4)),
+      connectionTimeoutMillis: Math.max(1, Math.floor(options.connectionTimeoutMs ?? 10_000)),
+      idleTimeoutMillis: 30_000,
+      application_name: 'deltaflow',
+    };
+    if (options.host) config.host = options.host;
+    if (options.port) config.port = options.port;
+    if (options.database) config.database = options.database;
+    if (options.user) config.user = options.user;
+    if (options.password) config.password = options.password;
+    if (options.ssl !== undefined) config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
+    this.pool = new pg.Pool(config);
+    this.pool.on('error', (err) => options.onIdleError?.(err));
+    this.label = `PostgreSQL ${describeTarget(options, connectionString)}`;
+  }
+
+  protected async connect(): Promise<SqlConnection> {
+    const client = await this.step(null, () => this.pool.connect());
+    const query = (s: Statement) =>
+      s.params.length ? client.query({ name: statementName(s.sql), text: s.sql, values: s.params }) : client.query(s.sql);
+    return {
+      begin: async () => void (await client.query('BEGIN')),
+      commit: async () => void (await client.query('COMMIT')),
+      rollback: async () => void (await client.query('ROLLBACK')),
+      release: (broken) => client.release(broken || undefined),
+      run: async (s) => (await query(s)).rowCount ?? 0,
+      all: async (s) => (await query(s)).rows as Record<string, unknown>[],
+    };
+  }
+
+  protected async shutdown(): Promise<void> {
+    await this.pool.end();
+  }
+
+  protected isRetryable(err: unknown): boolean {
+    const e = err as { code?: unknown; message?: unknown; errors?: unknown } | null;
+    if (!e) return false;
+    if (typeof e.code === 'string' && (RETRYABLE_SQLSTATE.test(e.code) || RETRYABLE_NODE_CODES.has(e.code))) return true;
+    if (Array.isArray(e.errors)) return e.errors.some((x) => this.isRetryable(x));
+    const msg = typeof e.message === 'string' ? e.message : '';
+    return /timeout exceeded when trying to connect|Connection terminated|connection.*(closed|ended)/i.test(msg);
+  }
+
+}
+
+/** pg prepares a named statement once per connection; the name must identify the text. */
+function statementName(sql: string): string {
+  return 'df_' + createHash('sha1').update(sql).digest('hex').slice(0, 24);
+}
+
+/** `user@host:port/database`, never the password. */
+function describeTarget(o: PostgresOptions, connectionString: string | undefined): string {
+  let host = o.host, port = o.port ? String(o.port) : undefined, db = o.database, user = o.user;
+  if (connectionString) {
+    try {
+      const u = new URL(connectionString);
+      host ??= decodeURIComponent(u.hostname) || undefined;
+      port ??= u.port || undefined;
+      db ??= decodeURIComponent(u.pathname.replace(/^\//, '')) || undefined;
+      user ??= decodeURIComponent(u.username) || undefined;
+    } catch {
+      // not a URL (key=value form): leave it to the environment defaults below
+    }
+  }
+  host ??= process.env.PGHOST || 'localhost';
+  port ??= process.env.PGPORT || '5432';
+  db ??= process.env.PGDATABASE || user || process.env.PGUSER || '';
+  user ??= process.env.PGUSER || '';
+  return `${user ? user + '@' : ''}${host}:${port}/${db}`;
+}

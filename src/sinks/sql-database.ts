@@ -1,0 +1,354 @@
+/**
+ * What the SQLite and PostgreSQL sinks share: the transaction queue, the SinkTransaction built on
+ * a minimal statement executor, the cached state that lets `writeState` write only what changed,
+ * and error wrapping. The two database files only add connecting and their driver's calls.
+ */
+import type { Batch } from '../engine/types';
+import type { OffsetMap } from '../sources/types';
+import type { RowChange, SinkDatabase, SinkState, SinkTransaction, SqlValue, TableSpec } from './types';
+import { compileTable, type CompiledTable } from './table-spec';
+import { planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
+import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
+import * as sql from './sql-dialect';
+
+/** Runs statements on the connection of the current transaction. */
+export interface SqlExecutor {
+  /** Executes a statement; resolves to the number of rows it changed. */
+  run(statement: sql.Statement): Promise<number>;
+  /** Executes a query; resolves to its rows. */
+  all(statement: sql.Statement): Promise<Record<string, unknown>[]>;
+}
+
+/** One connection for the duration of a transaction. */
+export interface SqlConnection extends SqlExecutor {
+  begin(): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+  /** Gives the connection back; `broken` when it must not be reused (failed rollback). */
+  release(broken: boolean): void;
+}
+
+interface CachedState {
+  offsets: Record<string, number>;
+  fingerprint: string | null;
+  watermark: number | null;
+}
+
+/** Converts a value read back from the driver (dates, JSON, int8 text, …) to an SqlValue. */
+export function fromDriverValue(v: unknown): SqlValue {
+  if (v === null || v === undefined) return null;
+  switch (typeof v) {
+    case 'number':
+    case 'string':
+    case 'boolean':
+    case 'bigint':
+      return v;
+    default:
+      if (v instanceof Date) return v.toISOString();
+      if (Buffer.isBuffer(v)) return v.toString('hex');
+      return JSON.stringify(v);
+  }
+}
+
+export abstract class SqlSinkDatabase implements SinkDatabase {
+  abstract readonly kind: 'sqlite' | 'postgres';
+  abstract readonly label: string;
+  protected abstract readonly dialect: sql.Dialect;
+  /** Opens (or takes from the pool) a connection; throws a SinkDatabaseError when that fails. */
+  protected abstract connect(): Promise<SqlConnection>;
+  /** Closes connections once no transaction runs any more. */
+  protected abstract shutdown(): Promise<void>;
+  /** Whether a driver error is worth retrying (connection loss, lock timeout, …). */
+  protected abstract isRetryable(err: unknown): boolean;
+
+  /** State known to be committed, per table (null: read it from the database when needed). */
+  private readonly committedState = new Map<string, CachedState>();
+  /** PostgreSQL column types per table (for casts); dropped with the table. */
+  private readonly columnTypes = new Map<string, Map<string, string>>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private closing: Promise<void> | null = null;
+
+  transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new SinkDatabaseError(this.label, null, 'the database connection is closed', false));
+    const run = this.tail.then(() => this.runTransaction(fn));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Waits for queued and running transactions, then closes. Later `transaction` calls reject. */
+  close(): Promise<void> {
+    this.closing ??= this.tail.then(() => this.shutdown());
+    return this.closing;
+  }
+
+  private async runTransaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
+    const conn = await this.connect();
+    const tx = new SqlSinkTransaction(this, conn, this.dialect, this.committedState, this.columnTypes);
+    let broken = false;
+    try {
+      await this.step(null, () => conn.begin());
+      const result = await fn(tx);
+      await this.step(null, () => conn.commit());
+      tx.publishState();
+      return result;
+    } catch (err) {
+      try {
+        await conn.rollback();
+      } catch {
+        broken = true;
+      }
+      throw err;
+    } finally {
+      conn.release(broken);
+    }
+  }
+
+  /** Runs a database call; driver errors become SinkDatabaseErrors naming the database and table. */
+  async step<T>(table: string | null, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      throw this.wrap(err, table);
+    }
+  }
+
+  wrap(err: unknown, table: string | null): Error {
+    if (err instanceof SinkDatabaseError || err instanceof SinkDataError || err instanceof SinkConfigError) return err;
+    return new SinkDatabaseError(this.label, table, describeError(err), this.isRetryable(err), { cause: err });
+  }
+}
+
+/** A SinkTransaction over one connection; collects state changes and publishes them after commit. */
+class SqlSinkTransaction implements SinkTransaction {
+  /** State written in this transaction (undefined: dropped), published to the cache after commit. */
+  private readonly pending = new Map<string, CachedState | undefined>();
+  private metaEnsured = false;
+
+  constructor(
+    private readonly db: SqlSinkDatabase,
+    private readonly exec: SqlExecutor,
+    private readonly d: sql.Dialect,
+    private readonly committed: Map<string, CachedState>,
+    private readonly types: Map<string, Map<string, string>>,
+  ) {}
+
+  publishState(): void {
+    for (const [table, state] of this.pending) {
+      if (state) this.committed.set(table, state);
+      else {
+        this.committed.delete(table);
+        this.types.delete(table);
+      }
+    }
+  }
+
+  private known(table: string): CachedState | undefined {
+    return this.pending.has(table) ? this.pending.get(table) : this.committed.get(table);
+  }
+
+  private async ensureMeta(): Promise<void> {
+    if (this.metaEnsured) return;
+    await this.db.step(null, () => this.exec.run({ sql: sql.createMetaSql(this.d), params: [] }));
+    this.metaEnsured = true;
+  }
+
+  async ensureTable(spec: TableSpec): Promise<void> {
+    compileTable(spec); // validates the whole spec before any DDL
+    const cols = {
+      name: spec.name,
+      columns: spec.columns.map((c) => ({ name: c.name, type: c.type.trim() })),
+      keys: spec.mode === 'keyed' ? spec.columns.filter((c) => c.key).map((c) => c.name) : [],
+      index: spec.columns.filter((c) => c.index).map((c) => c.name),
+    };
+    await this.ensureMeta();
+    await this.db.step(spec.name, async () => {
+      for (const s of sql.createTableSql(cols)) await this.exec.run({ sql: s, params: [] });
+    });
+  }
+
+  async dropTable(spec: TableSpec): Promise<void> {
+    await this.ensureMeta();
+    await this.db.step(spec.name, async () => {
+      for (const s of sql.dropTableSql(this.d, spec.name)) await this.exec.run(s);
+    });
+    this.pending.set(spec.name, undefined);
+    this.types.delete(spec.name);
+  }
+
+  async readState(spec: TableSpec): Promise<SinkState> {
+    const state = await this.loadState(spec.name);
+    return { offsets: { ...state.offsets }, fingerprint: state.fingerprint, watermark: state.watermark };
+  }
+
+  private async loadState(table: string): Promise<CachedState> {
+    const hit = this.known(table);
+    if (hit) return hit;
+    await this.ensureMeta();
+    const state = await this.db.step(table, async (): Promise<CachedState> => {
+      const offsets: Record<string, number> = {};
+      const exists = await this.exec.all(sql.tableExistsSql(this.d, table + '_offsets'));
+      if (exists.length) for (const r of await this.exec.all(sql.selectOffsetsSql(table))) offsets[String(r.stream)] = Number(r.offset);
+      const meta = await this.exec.all(sql.selectMetaSql(this.d, table));
+      const m = meta[0];
+      return {
+        offsets,
+        fingerprint: m && m.fingerprint != null ? String(m.fingerprint) : null,
+        watermark: m && m.watermark != null ? Number(m.watermark) : null,
+      };
+    });
+    this.pending.set(table, state);
+    return state;
+  }
+
+  async writeState(spec: TableSpec, state: SinkState): Promise<void> {
+    const table = spec.name;
+    const before = await this.loadState(table);
+    const changed = Object.entries(state.offsets).filter(([s, o]) => before.offsets[s] !== o);
+    const removed = Object.keys(before.offsets).filter((s) => !(s in state.offsets));
+    await this.db.step(table, async () => {
+      for (const part of chunks(changed, sql.chunkSizes(changed.length, 2, this.d))) await this.exec.run(sql.upsertOffsetsSql(this.d, table, part));
+      for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.exec.run(sql.deleteOffsetsSql(this.d, table, part));
+      if (state.fingerprint !== before.fingerprint || state.watermark !== before.watermark) {
+        await this.exec.run(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark));
+      }
+    });
+    this.pending.set(table, { offsets: { ...(state.offsets as OffsetMap) }, fingerprint: state.fingerprint, watermark: state.watermark });
+  }
+
+  async apply(spec: TableSpec, changes: Batch): Promise<readonly RowChange[]> {
+    const t = compileTable(spec);
+    const plan = planWrites(t, changes);
+    return this.db.step(spec.name, () => (plan.mode === 'multiset' ? this.applyMultiset(t, plan) : this.applyKeyed(t, plan)));
+  }
+
+  private async applyMultiset(t: CompiledTable, plan: MultisetPlan): Promise<RowChange[]> {
+    const table = t.spec.name;
+    const names = t.written.map((c) => c.name);
+    const bind = bindable(this.d);
+    const out: RowChange[] = [];
+    // Deletes first: a batch never needs a row it deletes, and the table stays smaller for the lookups.
+    if (plan.deletes.length) {
+      const deleted = new Array<number>(plan.deletes.length).fill(0);
+      if (this.d.batchedMultisetDelete) {
+        const types = await this.columnTypesOf(table);
+        const byNulls = groupBy(plan.deletes.map((r, i) => ({ r, i })), ({ r }) => r.cells.map((c) => (c === null ? '0' : '1')).join(''));
+        for (const group of byNulls) {
+          for (const part of chunks(group, sql.chunkSizes(group.length, names.length + 2, this.d))) {
+            const rows = await this.exec.all(sql.deleteManyMatchingSql(this.d, table, names, types, part.map(({ r }) => r)));
+            for (const row of rows) deleted[part[Number(row['#'])].i] = Number(row.n);
+          }
+        }
+      } else {
+        for (let i = 0; i < plan.deletes.length; i++) {
+          const r = plan.deletes[i];
+          deleted[i] = await this.exec.run(sql.deleteOneMatchingSql(this.d, table, names, r.cells.map(bind), r.count));
+        }
+      }
+      plan.deletes.forEach((r, i) => {
+        const row = t.rowObject(r.cells);
+        for (let k = 0; k < deleted[i]; k++) out.push({ op: 'delete', row });
+      });
+    }
+    if (plan.inserts.length) {
+      const rows: (readonly SqlValue[])[] = [];
+      for (const r of plan.inserts) {
+        const row = t.rowObject(r.cells);
+        for (let k = 0; k < r.count; k++) {
+          rows.push(r.cells.map(bind));
+          out.push({ op: 'insert', row });
+        }
+      }
+      for (const part of chunks(rows, sql.chunkSizes(rows.length, names.length, this.d))) await this.exec.run(sql.insertSql(this.d, table, names, part));
+    }
+    return out;
+  }
+
+  private async applyKeyed(t: CompiledTable, plan: KeyedPlan): Promise<RowChange[]> {
+    if (plan.entries.length === 0) return [];
+    const table = t.spec.name;
+    const names = t.written.map((c) => c.name);
+    const keyNames = t.keyPositions.map((i) => names[i]);
+    const types = await this.columnTypesOf(table);
+    const bind = bindable(this.d);
+    // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
+    const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
+    const keys = plan.entries.map((e, i) => ({ key: e.key.map(bind), i }));
+    for (const part of chunks(keys, sql.chunkSizes(keys.length, keyNames.length + 1, this.d))) {
+      const rows = await this.exec.all(sql.selectByKeysSql(this.d, table, names, keyNames, types, part.map((k) => k.key)));
+      for (const r of rows) {
+        const row: Record<string, SqlValue> = {};
+        for (const n of names) row[n] = fromDriverValue(r[n]);
+        existing[part[Number(r['#'])].i] = row;
+      }
+    }
+    const out: RowChange[] = [];
+    const upserts: (readonly SqlValue[])[] = [];
+    const deletes: (readonly SqlValue[])[] = [];
+    plan.entries.forEach((e, i) => {
+      const stored = existing[i];
+      // The retracted record is what the view says the row was: same value types as `row`.
+      const previous = e.retracted && stored ? t.rowObject(e.retracted) : stored;
+      if (e.next) {
+        upserts.push(e.next.map(bind));
+        const row = t.rowObject(e.next);
+        out.push(previous ? { op: 'update', row, previous } : { op: 'insert', row });
+      } else if (previous) {
+        deletes.push(e.key.map(bind));
+        out.push({ op: 'delete', row: previous });
+      }
+    });
+    for (const part of chunks(deletes, sql.chunkSizes(deletes.length, keyNames.length, this.d))) {
+      await this.exec.run(sql.deleteByKeysSql(this.d, table, keyNames, types, part));
+    }
+    for (const part of chunks(upserts, sql.chunkSizes(upserts.length, names.length, this.d))) {
+      await this.exec.run(sql.insertSql(this.d, table, names, part, keyNames));
+    }
+    return out;
+  }
+
+  private async columnTypesOf(table: string): Promise<ReadonlyMap<string, string>> {
+    if (!this.d.castsValues) return new Map();
+    let types = this.types.get(table);
+    if (!types) {
+      types = new Map();
+      for (const r of await this.exec.all(sql.columnTypesSql(table))) types.set(String(r.name), String(r.type));
+      if (types.size === 0) throw new Error(`table does not exist (ensureTable must run first)`);
+      this.types.set(table, types);
+    }
+    return types;
+  }
+}
+
+/** A driver error's text; Node reports a refused connection to several addresses as an AggregateError without message. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.message) return err.message;
+  const inner = (err as { errors?: unknown }).errors;
+  const parts = Array.isArray(inner) ? inner.map((x) => (x instanceof Error ? x.message : String(x))) : [];
+  const code = (err as { code?: unknown }).code;
+  return `could not connect: ${parts.length ? parts.join('; ') : String(code ?? err.name)}`;
+}
+
+/** SQLite binds no booleans: store them as 1/0, as SQLite itself does. */
+function bindable(d: sql.Dialect): (v: SqlValue) => SqlValue {
+  return d.kind === 'sqlite' ? (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v) : (v) => v;
+}
+
+function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {
+  let at = 0;
+  for (const n of sizes) {
+    yield items.slice(at, at + n);
+    at += n;
+  }
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): T[][] {
+  const m = new Map<string, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const g = m.get(k);
+    if (g) g.push(it);
+    else m.set(k, [it]);
+  }
+  return [...m.values()];
+}

@@ -1,0 +1,225 @@
+/**
+ * SQL text for both databases, parameterised by a small dialect description: placeholder style,
+ * parameter limits, how bound values are prepared, whether parameters need casts (PostgreSQL infers
+ * no type for a parameter in a VALUES list that is not an INSERT's). Identifiers are quoted here and
+ * nowhere else; every value becomes a parameter.
+ */
+import type { SqlValue } from './types';
+import { INDEX_SUFFIX, META_TABLE, OFFSETS_SUFFIX, quoteIdentifier } from './identifiers';
+
+export interface Dialect {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Placeholder of the n-th parameter (1-based). */
+  placeholder(n: number): string;
+  /** Most parameters one statement may carry. */
+  readonly maxParams: number;
+  /** The type of the meta table's `updated_at` column. */
+  readonly timestampType: string;
+  /** Multiset deletes of many distinct rows in one statement (needs LATERAL); else one statement per row. */
+  readonly batchedMultisetDelete: boolean;
+  /** Whether a parameter in a bare VALUES list needs a cast to the column's type. */
+  readonly castsValues: boolean;
+}
+
+export const sqliteDialect: Dialect = {
+  kind: 'sqlite',
+  placeholder: () => '?',
+  maxParams: 32766,
+  timestampType: 'text',
+  batchedMultisetDelete: false,
+  castsValues: false,
+};
+
+export const postgresDialect: Dialect = {
+  kind: 'postgres',
+  placeholder: (n) => `$${n}`,
+  maxParams: 65535,
+  timestampType: 'timestamptz',
+  batchedMultisetDelete: true,
+  castsValues: true,
+};
+
+/** Most rows per multi-row statement; more gains nothing measurable and makes statements huge. */
+const MAX_ROWS_PER_STATEMENT = 500;
+
+/** A statement and its parameters. */
+export interface Statement {
+  readonly sql: string;
+  readonly params: SqlValue[];
+}
+
+/** Collects parameters and hands out their placeholders. */
+class Params {
+  readonly values: SqlValue[] = [];
+  constructor(private readonly d: Dialect) {}
+  add(v: SqlValue, cast?: string): string {
+    this.values.push(v);
+    const p = this.d.placeholder(this.values.length);
+    return cast && this.d.castsValues ? `${p}::${cast}` : p;
+  }
+}
+
+/**
+ * Splits `count` rows into statement sizes: full chunks, then the remainder as powers of two, so
+ * that only a few distinct statement texts exist (prepared once, reused).
+ */
+export function chunkSizes(count: number, paramsPerRow: number, d: Dialect, extraParams = 0): number[] {
+  const max = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor((d.maxParams - extraParams) / Math.max(1, paramsPerRow))));
+  const sizes: number[] = [];
+  let rest = count;
+  while (rest >= max) {
+    sizes.push(max);
+    rest -= max;
+  }
+  for (let bit = 1 << 30; bit >= 1; bit >>>= 1) if (rest & bit) sizes.push(bit);
+  return sizes;
+}
+
+const q = quoteIdentifier;
+const list = (names: readonly string[]): string => names.map(q).join(', ');
+
+/** The column definitions a table is created with. */
+export interface TableColumns {
+  readonly name: string;
+  readonly columns: readonly { readonly name: string; readonly type: string }[];
+  readonly keys: readonly string[];
+  readonly index: readonly string[];
+}
+
+export function createTableSql(t: TableColumns): string[] {
+  const defs = t.columns.map((c) => `${q(c.name)} ${c.type}`);
+  if (t.keys.length) defs.push(`PRIMARY KEY (${list(t.keys)})`);
+  const out = [`CREATE TABLE IF NOT EXISTS ${q(t.name)} (${defs.join(', ')})`];
+  if (t.index.length) out.push(`CREATE INDEX IF NOT EXISTS ${q(t.name + INDEX_SUFFIX)} ON ${q(t.name)} (${list(t.index)})`);
+  out.push(`CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} ("stream" text PRIMARY KEY, "offset" bigint NOT NULL)`);
+  return out;
+}
+
+export function createMetaSql(d: Dialect): string {
+  return `CREATE TABLE IF NOT EXISTS ${q(META_TABLE)} ("table_name" text PRIMARY KEY, "fingerprint" text, "watermark" bigint, "updated_at" ${d.timestampType})`;
+}
+
+export function dropTableSql(d: Dialect, table: string): Statement[] {
+  const p = new Params(d);
+  return [
+    { sql: `DROP TABLE IF EXISTS ${q(table)}`, params: [] },
+    { sql: `DROP TABLE IF EXISTS ${q(table + OFFSETS_SUFFIX)}`, params: [] },
+    { sql: `DELETE FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`, params: p.values },
+  ];
+}
+
+/** Multi-row INSERT; with `conflictKeys` an upsert that overwrites the non-key columns. */
+export function insertSql(d: Dialect, table: string, columns: readonly string[], rows: readonly (readonly SqlValue[])[], conflictKeys?: readonly string[]): Statement {
+  const p = new Params(d);
+  const tuples = rows.map((r) => `(${r.map((v) => p.add(v)).join(', ')})`);
+  let sql = `INSERT INTO ${q(table)} (${list(columns)}) VALUES ${tuples.join(', ')}`;
+  if (conflictKeys) {
+    const rest = columns.filter((c) => !conflictKeys.includes(c));
+    sql += ` ON CONFLICT (${list(conflictKeys)}) DO ` + (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING');
+  }
+  return { sql, params: p.values };
+}
+
+/** `col = param`, or `col IS NULL` for a NULL value: NULL-safe equality that indexes can serve. */
+function matchCell(column: string, alias: string, value: SqlValue, param: () => string): string {
+  return value === null ? `${alias}${q(column)} IS NULL` : `${alias}${q(column)} = ${param()}`;
+}
+
+/** Deletes up to `count` rows equal to `cells` (one row; SQLite, addressed by rowid). */
+export function deleteOneMatchingSql(d: Dialect, table: string, columns: readonly string[], cells: readonly SqlValue[], count: number): Statement {
+  const p = new Params(d);
+  const where = columns.map((c, i) => matchCell(c, '', cells[i], () => p.add(cells[i]))).join(' AND ');
+  const limit = p.add(count);
+  return { sql: `DELETE FROM ${q(table)} WHERE rowid IN (SELECT rowid FROM ${q(table)} WHERE ${where} LIMIT ${limit})`, params: p.values };
+}
+
+/**
+ * Deletes up to `count` rows equal to each of `rows` in one statement (PostgreSQL, by ctid through
+ * LATERAL). All `rows` must have NULLs in the same columns. Returns `#` (row position) and `n`
+ * (rows deleted) for each row that matched something.
+ */
+export function deleteManyMatchingSql(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  rows: readonly CountedCells[],
+): Statement {
+  const p = new Params(d);
+  const nonNull = columns.flatMap((c, i) => (rows[0].cells[i] === null ? [] : [i]));
+  const nulls = columns.filter((_c, i) => rows[0].cells[i] === null);
+  const tuples = rows.map((r, j) => `(${[p.add(j, 'integer'), p.add(r.count, 'integer'), ...nonNull.map((i) => p.add(r.cells[i], types.get(columns[i])))].join(', ')})`);
+  const vcols = ['i', 'n', ...nonNull.map((i) => `c${i}`)];
+  const cond = [...nonNull.map((i) => `t.${q(columns[i])} = v.c${i}`), ...nulls.map((c) => `t.${q(c)} IS NULL`)];
+  const sql =
+    `WITH v (${vcols.join(', ')}) AS (VALUES ${tuples.join(', ')}), ` +
+    `doomed AS MATERIALIZED (SELECT v.i, x.ctid FROM v CROSS JOIN LATERAL (SELECT t.ctid FROM ${q(table)} t WHERE ${cond.join(' AND ')} LIMIT v.n) x), ` +
+    `gone AS (DELETE FROM ${q(table)} WHERE ctid = ANY (ARRAY(SELECT ctid FROM doomed)) RETURNING 1) ` +
+    `SELECT i AS "#", count(*)::integer AS n FROM doomed GROUP BY i`;
+  return { sql, params: p.values };
+}
+
+export interface CountedCells {
+  readonly cells: readonly SqlValue[];
+  readonly count: number;
+}
+
+/** Rows of a keyed table for the given keys, with `#` = the key's position in `keys`. */
+export function selectByKeysSql(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  keyColumns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  keys: readonly (readonly SqlValue[])[],
+): Statement {
+  const p = new Params(d);
+  const tuples = keys.map((k, j) => `(${[p.add(j, 'integer'), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')})`);
+  const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
+  const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
+  const sql = `WITH v (${vcols.join(', ')}) AS (VALUES ${tuples.join(', ')}) SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
+  return { sql, params: p.values };
+}
+
+/** Deletes the rows of the given keys. */
+export function deleteByKeysSql(d: Dialect, table: string, keyColumns: readonly string[], types: ReadonlyMap<string, string>, keys: readonly (readonly SqlValue[])[]): Statement {
+  const p = new Params(d);
+  const tuples = keys.map((k) => `(${k.map((v, i) => p.add(v, types.get(keyColumns[i]))).join(', ')})`);
+  return { sql: `DELETE FROM ${q(table)} WHERE (${list(keyColumns)}) IN (VALUES ${tuples.join(', ')})`, params: p.values };
+}
+
+export function tableExistsSql(d: Dialect, table: string): Statement {
+  return d.kind === 'sqlite'
+    ? { sql: `SELECT 1 AS "exists" FROM sqlite_master WHERE type = 'table' AND name = ?`, params: [table] }
+    : { sql: `SELECT 1 AS "exists" WHERE to_regclass($1) IS NOT NULL`, params: [q(table)] };
+}
+
+/** PostgreSQL: the declared type of each column (for the casts of VALUES lists). */
+export function columnTypesSql(table: string): Statement {
+  return {
+    sql: `SELECT a.attname AS "name", format_type(a.atttypid, a.atttypmod) AS "type" FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+    params: [q(table)],
+  };
+}
+
+export function selectOffsetsSql(table: string): Statement {
+  return { sql: `SELECT "stream", "offset" FROM ${q(table + OFFSETS_SUFFIX)}`, params: [] };
+}
+
+export function upsertOffsetsSql(d: Dialect, table: string, entries: readonly (readonly [string, number])[]): Statement {
+  return insertSql(d, table + OFFSETS_SUFFIX, ['stream', 'offset'], entries, ['stream']);
+}
+
+export function deleteOffsetsSql(d: Dialect, table: string, streams: readonly string[]): Statement {
+  const p = new Params(d);
+  return { sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE "stream" IN (${streams.map((s) => p.add(s)).join(', ')})`, params: p.values };
+}
+
+export function selectMetaSql(d: Dialect, table: string): Statement {
+  const p = new Params(d);
+  return { sql: `SELECT "fingerprint", "watermark" FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`, params: p.values };
+}
+
+export function upsertMetaSql(d: Dialect, table: string, fingerprint: string | null, watermark: number | null): Statement {
+  return insertSql(d, META_TABLE, ['table_name', 'fingerprint', 'watermark', 'updated_at'], [[table, fingerprint, watermark, new Date().toISOString()]], ['table_name']);
+}

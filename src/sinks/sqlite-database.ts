@@ -1,0 +1,101 @@
+/**
+ * The SQLite sink database: one better-sqlite3 connection per file, opened on the first
+ * transaction (so a missing directory is an error of that transaction, retried like any other),
+ * WAL journal, synchronous=NORMAL (durable across process crashes; a power cut may lose the last
+ * commits but never tears one), a busy timeout for other processes holding the write lock.
+ */
+import Database from 'better-sqlite3';
+import { SqlSinkDatabase, type SqlConnection } from './sql-database';
+import { sqliteDialect, type Statement } from './sql-dialect';
+
+export interface SqliteOptions {
+  /** File path (`:memory:` for tests only: nothing survives). */
+  readonly filename: string;
+  /** How long a statement waits for another process's write lock, ms (default 5000). */
+  readonly busyTimeoutMs?: number;
+}
+
+/** Statements kept prepared per connection; beyond this the cache starts over (rare: few statement shapes). */
+const STATEMENT_CACHE_LIMIT = 500;
+
+const RETRYABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_PROTOCOL']);
+
+export class SqliteDatabase extends SqlSinkDatabase {
+  readonly kind = 'sqlite' as const;
+  readonly label: string;
+  protected readonly dialect = sqliteDialect;
+  private db: Database.Database | null = null;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(private readonly options: SqliteOptions) {
+    super();
+    this.label = `SQLite ${options.filename}`;
+  }
+
+  private open(): Database.Database {
+    if (this.db) return this.db;
+    const db = new Database(this.options.filename);
+    try {
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.options.busyTimeoutMs ?? 5000))}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.db = db;
+    return db;
+  }
+
+  private prepare(db: Database.Database, sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      if (this.statements.size >= STATEMENT_CACHE_LIMIT) this.statements.clear();
+      st = db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  protected async connect(): Promise<SqlConnection> {
+    const db = await this.step(null, async () => this.open());
+    const exec = (sql: string): void => {
+      db.exec(sql);
+    };
+    return {
+      begin: async () => exec('BEGIN IMMEDIATE'),
+      commit: async () => exec('COMMIT'),
+      rollback: async () => {
+        if (db.inTransaction) exec('ROLLBACK');
+      },
+      release: (broken) => {
+        if (broken) this.drop();
+      },
+      run: async (s: Statement) => {
+        const st = this.prepare(db, s.sql);
+        return st.reader ? st.all(...s.params).length : st.run(...s.params).changes;
+      },
+      all: async (s: Statement) => this.prepare(db, s.sql).all(...s.params) as Record<string, unknown>[],
+    };
+  }
+
+  private drop(): void {
+    this.statements.clear();
+    const db = this.db;
+    this.db = null;
+    try {
+      db?.close();
+    } catch {
+      // already unusable
+    }
+  }
+
+  protected async shutdown(): Promise<void> {
+    this.drop();
+  }
+
+  protected isRetryable(err: unknown): boolean {
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && [...RETRYABLE].some((c) => code.startsWith(c));
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * What a consolidated batch means for a table, before any SQL: the same plan for both dialects.
+ * Records are first reduced to their written cells and consolidated again at that level, so two
+ * records that differ only in fields no column reads cancel out instead of causing a delete and an
+ * insert of the same row.
+ */
+import type { Batch } from '../engine/types';
+import type { SqlValue } from './types';
+import { cellsKey, type CompiledTable } from './table-spec';
+import { SinkDataError } from './errors';
+
+export interface CountedRow {
+  readonly cells: readonly SqlValue[];
+  /** How many copies to insert or delete (> 0). */
+  readonly count: number;
+}
+
+/** Multiset: insert `count` copies of each insert, delete up to `count` matching rows of each delete. */
+export interface MultisetPlan {
+  readonly mode: 'multiset';
+  readonly inserts: readonly CountedRow[];
+  readonly deletes: readonly CountedRow[];
+}
+
+/** One key of a keyed table: its new row (upsert) or null (delete), and the retracted row if the batch had one. */
+export interface KeyedEntry {
+  readonly key: readonly SqlValue[];
+  readonly next: readonly SqlValue[] | null;
+  readonly retracted: readonly SqlValue[] | null;
+}
+
+export interface KeyedPlan {
+  readonly mode: 'keyed';
+  readonly entries: readonly KeyedEntry[];
+}
+
+export type WritePlan = MultisetPlan | KeyedPlan;
+
+/** Sums diffs per distinct tuple of cells, dropping tuples that cancel out. */
+function consolidateCells(table: CompiledTable, batch: Batch): Map<string, { cells: readonly SqlValue[]; diff: number }> {
+  const byCells = new Map<string, { cells: readonly SqlValue[]; diff: number }>();
+  for (const [record, diff] of batch) {
+    if (diff === 0) continue;
+    const cells = table.cells(record);
+    const k = cellsKey(cells);
+    const hit = byCells.get(k);
+    if (hit) hit.diff += diff;
+    else byCells.set(k, { cells, diff });
+  }
+  for (const [k, v] of byCells) if (v.diff === 0) byCells.delete(k);
+  return byCells;
+}
+
+export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
+  const rows = consolidateCells(table, batch);
+  if (table.spec.mode === 'multiset') {
+    const inserts: CountedRow[] = [];
+    const deletes: CountedRow[] = [];
+    for (const { cells, diff } of rows.values()) (diff > 0 ? inserts : deletes).push({ cells, count: Math.abs(diff) });
+    return { mode: 'multiset', inserts, deletes };
+  }
+  const name = table.spec.name;
+  const byKey = new Map<string, { key: SqlValue[]; next: readonly SqlValue[] | null; retracted: (readonly SqlValue[])[] }>();
+  for (const { cells, diff } of rows.values()) {
+    const key = table.keyPositions.map((i) => cells[i]);
+    const nullAt = key.indexOf(null);
+    if (nullAt >= 0) {
+      throw new SinkDataError(name, `key column "${table.written[table.keyPositions[nullAt]].name}" is NULL in row ${describeRow(table, cells)}`);
+    }
+    const k = cellsKey(key);
+    let entry = byKey.get(k);
+    if (!entry) byKey.set(k, (entry = { key, next: null, retracted: [] }));
+    if (diff < 0) {
+      entry.retracted.push(cells);
+    } else if (diff > 1 || entry.next !== null) {
+      const other = entry.next ?? cells;
+      throw new SinkDataError(
+        name,
+        `keyed table got ${diff > 1 ? `${diff} copies of` : 'two rows for'} key ${describeKey(table, key)} in one batch ` +
+          `(${describeRow(table, other)}${entry.next ? ` and ${describeRow(table, cells)}` : ''}); the upstream logic must produce at most one row per key`,
+      );
+    } else {
+      entry.next = cells;
+    }
+  }
+  const entries: KeyedEntry[] = [];
+  for (const e of byKey.values()) entries.push({ key: e.key, next: e.next, retracted: e.retracted.length === 1 ? e.retracted[0] : null });
+  return { mode: 'keyed', entries };
+}
+
+function describeRow(table: CompiledTable, cells: readonly SqlValue[]): string {
+  return stringify(table.rowObject(cells));
+}
+
+function describeKey(table: CompiledTable, key: readonly SqlValue[]): string {
+  const o: Record<string, SqlValue> = {};
+  table.keyPositions.forEach((p, i) => (o[table.written[p].name] = key[i]));
+  return stringify(o);
+}
+
+function stringify(v: unknown): string {
+  const s = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+  return s.length > 300 ? s.slice(0, 300) + '…' : s;
+}

@@ -1,0 +1,205 @@
+/**
+ * `dd-dataflow`: the config node that the actyx-subscribe, dd-* and db-sink nodes of one dataflow
+ * share. It collects them as members, derives each member's inputs from the deployed wires, and on
+ * every (full or partial) deploy stops the running coordinator and starts a new one. It maps what
+ * the coordinator reports onto the nodes: status, `node.error` (Catch nodes) and after-commit
+ * messages. The work itself is in `src/dataflow` (no Node-RED there).
+ */
+import { startDataflow, type RunningDataflow } from '../dataflow/coordinator';
+import { windowMicros } from '../dataflow/retention';
+import type { DataflowListener, DataflowMember, DataflowSettings, MemberStatus } from '../dataflow/types';
+import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
+import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
+
+/** Defaults: small batches keep live latency low, 1000 events per commit keep catch-up fast. */
+export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 1000, batchMs: 20, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
+
+const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
+type Unit = (typeof UNITS)[number];
+
+function intField(config: NodeDef, key: string, min: number, max: number, fallback: number, problems: string[]): number {
+  const raw = config[key];
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.push(`${key} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)}); using ${fallback}`);
+    return fallback;
+  }
+  return n;
+}
+
+/** The settings of a dd-dataflow node's config, with a message for every value that was not usable. */
+export function parseDataflowSettings(config: NodeDef): { settings: DataflowSettings; problems: string[] } {
+  const problems: string[] = [];
+  const batchSize = intField(config, 'batchSize', 1, 100000, DEFAULT_SETTINGS.batchSize, problems);
+  const batchMs = intField(config, 'batchMs', 0, 60000, DEFAULT_SETTINGS.batchMs, problems);
+  const maxInFlight = intField(config, 'maxInFlight', 1, 64, DEFAULT_SETTINGS.maxInFlight, problems);
+  let retentionMicros: number | null = null;
+  const amount = config.retention;
+  if (amount !== undefined && amount !== null && amount !== '') {
+    const n = Number(amount);
+    const unit = (UNITS as readonly string[]).includes(String(config.retentionUnit)) ? (config.retentionUnit as Unit) : 'days';
+    if (!Number.isFinite(n) || n < 0) problems.push(`retention must be a positive number (got ${JSON.stringify(amount)}); keeping all events`);
+    else retentionMicros = windowMicros(n, unit);
+  }
+  const onError = config.onError === 'stop' ? 'stop' : 'skip';
+  return { settings: { batchSize, batchMs, maxInFlight, retentionMicros, onError }, problems };
+}
+
+interface Joined {
+  readonly node: Node;
+  readonly description: MemberDescription;
+}
+
+interface DeployedNode {
+  readonly id: string;
+  readonly type: string;
+  readonly label: string;
+  readonly dataflow: unknown;
+  readonly wires: readonly (readonly string[])[];
+}
+
+/**
+ * Inputs of every member from the deployed wires (a member's first output port feeds the nodes it
+ * lists), and the wires into members that cannot be dataflow edges, by target member id.
+ */
+export function wireInputs(
+  dataflowId: string,
+  members: ReadonlyMap<string, unknown>,
+  deployed: readonly DeployedNode[],
+): { inputs: Map<string, string[]>; badWires: Map<string, string[]> } {
+  const inputs = new Map<string, string[]>();
+  const badWires = new Map<string, string[]>();
+  for (const id of members.keys()) inputs.set(id, []);
+  for (const from of deployed) {
+    from.wires.forEach((port, index) => {
+      for (const to of port) {
+        if (!members.has(to)) continue;
+        const fromMember = members.has(from.id);
+        if (fromMember && index === 0 && from.type !== 'db-sink') {
+          (inputs.get(to) as string[]).push(from.id);
+          continue;
+        }
+        const why = fromMember
+          ? `${from.label} (${from.type}) sends committed rows, not dataflow input`
+          : isDataflowMemberType(from.type) && from.dataflow !== dataflowId
+            ? `${from.label} (${from.type}) belongs to a different dataflow`
+            : `${from.label} (${from.type}) is not part of this dataflow`;
+        const list = badWires.get(to) ?? [];
+        list.push(why);
+        badWires.set(to, list);
+      }
+    });
+  }
+  return { inputs, badWires };
+}
+
+export default function (RED: NodeAPI): void {
+  function DataflowNode(this: DataflowConfigNode, config: NodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const name = memberLabel(config);
+    const { settings, problems } = parseDataflowSettings(config);
+    for (const p of problems) node.error(`dd-dataflow ${name}: ${p}`);
+
+    const members = new Map<string, Joined>();
+    const badWireMembers = new Set<string>();
+    let running: RunningDataflow | null = null;
+    let dirty = true;
+    let closed = false;
+    /** Start/stop steps run one after the other. */
+    let lifecycle: Promise<void> = Promise.resolve();
+    const serially = (fn: () => Promise<void>): Promise<void> => {
+      lifecycle = lifecycle.then(fn).catch((e: unknown) => node.error(`dd-dataflow ${name}: ${e instanceof Error ? e.message : String(e)}`));
+      return lifecycle;
+    };
+
+    const stopRunning = async (): Promise<void> => {
+      const r = running;
+      running = null;
+      if (r) await r.stop();
+    };
+
+    const listener: DataflowListener = {
+      status(id: string, status: MemberStatus) {
+        if (badWireMembers.has(id)) return;
+        members.get(id)?.node.status(status);
+      },
+      error(id, message, context) {
+        const m = members.get(id);
+        const msg: NodeMessage = { payload: context?.event ?? context?.value ?? null, error: { message, source: { id, type: m?.description.type } } };
+        if (context?.event) msg.event = context.event;
+        if (m) m.node.error(message, msg);
+        else node.error(message, msg);
+      },
+      committed(id, changes) {
+        const m = members.get(id);
+        if (!m) return;
+        const marker = { dataflow: node.id };
+        if (changes.rows && m.description.role === 'sink') {
+          m.node.send({ payload: changes.rows, offsets: changes.offsets, table: m.description.table.name, [DATAFLOW_MESSAGE_MARKER]: marker });
+        } else if (changes.operators) {
+          m.node.send({ payload: changes.operators.map(([value, diff]) => ({ value, diff })), offsets: changes.offsets, [DATAFLOW_MESSAGE_MARKER]: marker });
+        }
+      },
+      log(level, message) {
+        if (level === 'warn') node.warn(`dd-dataflow ${name}: ${message}`);
+        else node.log(message);
+      },
+    };
+
+    const deployedNodes = (): DeployedNode[] => {
+      const list: DeployedNode[] = [];
+      RED.nodes.eachNode((def) => list.push({ id: def.id, type: def.type, label: memberLabel(def), dataflow: def.dataflow, wires: def.wires ?? [] }));
+      return list;
+    };
+
+    const start = async (): Promise<void> => {
+      const { inputs, badWires } = wireInputs(node.id, members, deployedNodes());
+      // dd-* nodes check their own input wires when they start; report the others here.
+      badWireMembers.clear();
+      for (const [id, reasons] of badWires) {
+        const m = members.get(id);
+        if (!m || m.description.role === 'operator') continue;
+        badWireMembers.add(id);
+        m.node.error(`${m.description.label}: input wired from ${reasons.join('; ')}; that wire is ignored. Only actyx-subscribe and dd-* nodes of the same dataflow can feed it.`);
+        m.node.status({ fill: 'red', shape: 'ring', text: 'bad input wire' });
+      }
+      if (!dirty && running) return;
+      await stopRunning();
+      if (closed || members.size === 0) return;
+      dirty = false;
+      const list: DataflowMember[] = [...members.values()].map(({ description }) => ({ ...description, inputs: inputs.get(description.id) ?? [] }) as DataflowMember);
+      const source = list.find((m) => m.role === 'source');
+      if (!source || source.role !== 'source') {
+        for (const m of list) listener.status(m.id, { fill: 'red', shape: 'ring', text: 'no actyx-subscribe' });
+        node.warn(`dd-dataflow ${name}: no actyx-subscribe node uses this dataflow, so there are no events to compute from`);
+        return;
+      }
+      running = startDataflow({ source: source.source, members: list, settings }, listener);
+    };
+
+    node.join = (member: Node, description: MemberDescription): void => {
+      members.set(member.id, { node: member, description });
+      dirty = true;
+    };
+    node.leave = (member: Node): Promise<void> => {
+      if (!members.has(member.id)) return lifecycle;
+      return serially(async () => {
+        await stopRunning();
+        members.delete(member.id);
+        dirty = true;
+      });
+    };
+
+    const onFlowsStarted = (): void => void serially(start);
+    RED.events.on('flows:started', onFlowsStarted);
+    node.on('close', (_removed: boolean, done: () => void) => {
+      closed = true;
+      RED.events.removeListener('flows:started', onFlowsStarted);
+      void serially(stopRunning).then(done);
+    });
+  }
+  RED.nodes.registerType('dd-dataflow', DataflowNode as unknown as (this: Node, def: NodeDef) => void);
+}

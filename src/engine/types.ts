@@ -82,6 +82,8 @@ export interface SkippedInput {
   /** The input value (or, for `reduce`, the group key) the function failed on. */
   readonly value: Value;
   readonly error: unknown;
+  /** For `reduce`: the input update that was left out of the group (absent when the group as a whole failed). */
+  readonly input?: Value;
 }
 
 /** Thrown by `Graph.step` with `onError: 'stop'`; the graph must then be rebuilt before reuse. */

@@ -1,0 +1,266 @@
+/**
+ * The dataflow graph: named inputs, operators, named outputs. Operators are created from existing
+ * collections only, so creation order is a topological order and `step` simply runs them in it.
+ * A step awaits only when a user function returned a promise.
+ */
+import { emptyColumns, type Columns } from './columns';
+import { consolidate } from './consolidate';
+import type { Operator } from './operator';
+import { ConcatOperator } from './operators/concat';
+import { AggregateOperator } from './operators/aggregate';
+import { DistinctOperator } from './operators/distinct';
+import { FilterOperator, FlatMapOperator, MapOperator } from './operators/elementwise';
+import { ExtremumOperator, MonotonicExtremumOperator, type Direction } from './operators/extremum';
+import { GroupByOperator, UngroupOperator } from './operators/grouping';
+import { ReduceOperator } from './operators/reduce';
+import { isThenable, StepContext } from './step-context';
+import {
+  RetractionError,
+  type Batch,
+  type Collection,
+  type Graph,
+  type Grouped,
+  type MaybePromise,
+  type OperatorOptions,
+  type ReduceFn,
+  type StepOptions,
+  type StepResult,
+  type Update,
+  type Value,
+} from './types';
+
+/** Creates an empty graph: add inputs, build collections from them, register outputs, then `step`. */
+export function createGraph(): Graph {
+  return new DataflowGraph();
+}
+
+/** Stands in the operator list for a named input; `step` fills its output directly. */
+class InputNode implements Operator {
+  readonly inputs: readonly number[] = [];
+  constructor(
+    readonly name: string,
+    readonly insertOnly: boolean,
+  ) {}
+  run(): Columns | null {
+    return null;
+  }
+  compact(): void {}
+  stateSize(): number {
+    return 0;
+  }
+}
+
+class DataflowGraph implements Graph {
+  private readonly operators: Operator[] = [];
+  private readonly inputIndex = new Map<string, number>();
+  private readonly outputIndex = new Map<string, number>();
+  private readonly generatedIds = new Map<string, number>();
+  private stepped = false;
+  private running = false;
+  private broken: unknown = null;
+
+  input<T extends Value = Value>(name: string, options?: { insertOnly?: boolean }): Collection<T> {
+    if (this.inputIndex.has(name)) throw new Error(`graph already has an input named ${JSON.stringify(name)}`);
+    const index = this.add(new InputNode(name, options?.insertOnly === true));
+    this.inputIndex.set(name, index);
+    return new EngineCollection<T>(this, index, options?.insertOnly === true);
+  }
+
+  output(name: string, collection: Collection): void {
+    if (!(collection instanceof EngineCollection) || collection.graph !== this) throw new Error(`output ${JSON.stringify(name)}: the collection belongs to another graph`);
+    if (this.outputIndex.has(name)) throw new Error(`graph already has an output named ${JSON.stringify(name)}`);
+    this.outputIndex.set(name, collection.index);
+  }
+
+  /** Adds an operator (its inputs must already exist) and returns its index. */
+  add(op: Operator): number {
+    if (this.stepped) throw new Error('the graph has already run a step: build the whole graph before the first step');
+    this.operators.push(op);
+    return this.operators.length - 1;
+  }
+
+  /** `options.name`, or a generated id such as `map#3`. */
+  nameFor(kind: string, options: OperatorOptions | undefined): string {
+    if (options?.name !== undefined) return options.name;
+    const n = (this.generatedIds.get(kind) ?? 0) + 1;
+    this.generatedIds.set(kind, n);
+    return `${kind}#${n}`;
+  }
+
+  async step(inputs: ReadonlyMap<string, Batch> | Readonly<Record<string, Batch>>, options?: StepOptions): Promise<StepResult> {
+    if (this.broken !== null) throw new Error(`the graph is unusable after a failed step (${describe(this.broken)}): rebuild it`);
+    if (this.running) throw new Error('step called while the previous step is still running: await each step');
+    this.running = true;
+    try {
+      const ctx = new StepContext(options?.onError ?? 'skip');
+      const results: (Columns | null)[] = new Array(this.operators.length).fill(null);
+      // Inputs are checked completely before any operator runs: a bad batch changes nothing.
+      for (const [name, batch] of inputs instanceof Map ? inputs : Object.entries(inputs)) {
+        const index = this.inputIndex.get(name);
+        if (index === undefined) throw new Error(`step: the graph has no input named ${JSON.stringify(name)}`);
+        results[index] = toColumns(this.operators[index] as InputNode, batch);
+      }
+      this.stepped = true;
+      try {
+        for (let i = 0; i < this.operators.length; i++) {
+          const op = this.operators[i];
+          if (op instanceof InputNode) continue;
+          const ins = op.inputs.map((j) => results[j]);
+          if (ins.every((c) => c === null)) continue;
+          let r: MaybePromise<Columns | null> = op.run(ins, ctx);
+          if (isThenable(r)) r = await r;
+          results[i] = r;
+        }
+      } catch (error) {
+        this.broken = error;
+        throw error;
+      }
+      const outputs = new Map<string, Batch>();
+      for (const [name, index] of this.outputIndex) {
+        const c = results[index];
+        if (c === null) continue;
+        const updates: Update[] = new Array(c.values.length);
+        for (let i = 0; i < updates.length; i++) updates[i] = [c.values[i], c.diffs[i], c.times[i]];
+        const batch = consolidate(updates);
+        if (batch.length > 0) outputs.set(name, batch);
+      }
+      return { outputs, skipped: ctx.skipped };
+    } finally {
+      this.running = false;
+    }
+  }
+
+  compact(cutoff: number): void {
+    if (this.running) throw new Error('compact called while a step is running');
+    for (const op of this.operators) op.compact(cutoff);
+  }
+
+  stateSize(): number {
+    let n = 0;
+    for (const op of this.operators) n += op.stateSize();
+    return n;
+  }
+}
+
+function toColumns(input: InputNode, batch: Batch): Columns | null {
+  if (!Array.isArray(batch)) throw new TypeError(`input ${input.name}: the batch is not an array`);
+  if (batch.length === 0) return null;
+  const c = emptyColumns(false);
+  for (let i = 0; i < batch.length; i++) {
+    const u = batch[i];
+    if (!Array.isArray(u) || u.length !== 3) throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
+    const [value, diff, time] = u;
+    if (value === undefined) throw new TypeError(`input ${input.name}: update ${i} has no value`);
+    if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
+    if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
+    if (diff < 0 && input.insertOnly) throw new RetractionError(input.name, value);
+    c.values.push(value);
+    c.diffs.push(diff);
+    c.times.push(time);
+  }
+  return c;
+}
+
+/** User functions typed for the collection's values run on plain values inside the engine. */
+function loosen<R>(fn: (value: never) => R): (value: Value) => R {
+  return fn as (value: Value) => R;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+class EngineCollection<T extends Value> implements Collection<T> {
+  constructor(
+    readonly graph: DataflowGraph,
+    readonly index: number,
+    readonly insertOnly: boolean,
+  ) {}
+
+  private derive<U extends Value>(op: Operator, insertOnly = this.insertOnly): EngineCollection<U> {
+    return new EngineCollection<U>(this.graph, this.graph.add(op), insertOnly);
+  }
+
+  filter(fn: (value: T) => MaybePromise<boolean>, options?: OperatorOptions): Collection<T> {
+    return this.derive(new FilterOperator(this.graph.nameFor('filter', options), this.index, loosen(fn)));
+  }
+
+  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U> {
+    return this.derive(new MapOperator(this.graph.nameFor('map', options), this.index, loosen<MaybePromise<Value>>(fn)));
+  }
+
+  flatMap<U extends Value>(fn: (value: T) => MaybePromise<readonly U[]>, options?: OperatorOptions): Collection<U> {
+    return this.derive(new FlatMapOperator(this.graph.nameFor('flatMap', options), this.index, loosen<MaybePromise<readonly Value[]>>(fn)));
+  }
+
+  concat(others: readonly Collection<T>[], options?: OperatorOptions): Collection<T> {
+    const all: EngineCollection<T>[] = [this];
+    for (const o of others) {
+      if (!(o instanceof EngineCollection) || o.graph !== this.graph) throw new Error('concat: a collection belongs to another graph');
+      all.push(o as EngineCollection<T>);
+    }
+    const op = new ConcatOperator(
+      this.graph.nameFor('concat', options),
+      all.map((c) => c.index),
+    );
+    return this.derive(op, all.every((c) => c.insertOnly));
+  }
+
+  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T> {
+    const index = this.graph.add(new GroupByOperator(this.graph.nameFor('groupBy', options), this.index, loosen<MaybePromise<Value>>(keyFn)));
+    return new EngineGrouped<K, T>(this.graph, index, this.insertOnly);
+  }
+
+  distinct(options?: OperatorOptions): Collection<T> {
+    return this.derive(new DistinctOperator(this.graph.nameFor('distinct', options), this.index, false));
+  }
+}
+
+class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
+  constructor(
+    readonly graph: DataflowGraph,
+    readonly index: number,
+    readonly insertOnly: boolean,
+  ) {}
+
+  private derive<K2 extends Value, U extends Value>(op: Operator, insertOnly: boolean): EngineGrouped<K2, U> {
+    return new EngineGrouped<K2, U>(this.graph, this.graph.add(op), insertOnly);
+  }
+
+  private extremum(kind: string, direction: Direction, fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T> {
+    const name = this.graph.nameFor(kind, options);
+    const score = loosen(fn);
+    const op = this.insertOnly ? new MonotonicExtremumOperator(name, this.index, direction, score) : new ExtremumOperator(name, this.index, direction, score);
+    return this.derive(op, false);
+  }
+
+  maxBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T> {
+    return this.extremum('maxBy', 1, fn, options);
+  }
+
+  minBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T> {
+    return this.extremum('minBy', -1, fn, options);
+  }
+
+  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O> {
+    return this.derive(new ReduceOperator(this.graph.nameFor('reduce', options), this.index, fn as unknown as ReduceFn<Value, Value, Value>), false);
+  }
+
+  count(options?: OperatorOptions): Grouped<K, { key: K; count: number }> {
+    return this.derive(new AggregateOperator(this.graph.nameFor('count', options), this.index, 'count', null, this.insertOnly), false);
+  }
+
+  sum(fn: (value: T) => MaybePromise<number>, options?: OperatorOptions): Grouped<K, { key: K; sum: number }> {
+    const term = loosen(fn);
+    return this.derive(new AggregateOperator(this.graph.nameFor('sum', options), this.index, 'sum', term, this.insertOnly), false);
+  }
+
+  distinct(options?: OperatorOptions): Grouped<K, T> {
+    return this.derive(new DistinctOperator(this.graph.nameFor('distinct', options), this.index, true), this.insertOnly);
+  }
+
+  ungroup(options?: OperatorOptions): Collection<T> {
+    const index = this.graph.add(new UngroupOperator(this.graph.nameFor('ungroup', options), [this.index]));
+    return new EngineCollection<T>(this.graph, index, this.insertOnly);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * `count` and `sum` per group: O(1) state per group (the number of values and the running sum),
+ * with or without retractions. Output `{key, count}` / `{key, sum}` for every non-empty group
+ * (a group is non-empty while its multiplicities do not add up to zero).
+ *
+ * Sums are exact for integers (up to 2^53); for fractional numbers the running sum can differ from
+ * a fresh sum in the last bits after retractions. Neither needs compaction: the totals keep no
+ * individual inputs, so nothing can be forgotten.
+ */
+import type { Columns } from '../columns';
+import { emptyColumns, pushGrouped } from '../columns';
+import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
+import { then, type Operator } from '../operator';
+import type { StepContext } from '../step-context';
+import { RetractionError, type MaybePromise, type Value } from '../types';
+import { ValueMap } from '../value-map';
+
+interface Totals {
+  readonly key: Value;
+  count: number;
+  sum: number;
+  time: number;
+  beforeCount: number;
+  beforeSum: number;
+  stamp: number;
+}
+
+export type AggregateKind = 'count' | 'sum';
+
+const mustBeNumber: ResultCheck = (r) =>
+  typeof r === 'number' && Number.isFinite(r) ? null : `sum term is not a finite number: ${typeof r === 'number' ? String(r) : typeof r}`;
+
+export class AggregateOperator implements Operator {
+  private readonly groups = new ValueMap<Totals>();
+  private stamp = 0;
+  readonly inputs: readonly number[];
+
+  /** `term` is the summed function for 'sum', null for 'count'. */
+  constructor(
+    readonly name: string,
+    input: number,
+    private readonly kind: AggregateKind,
+    private readonly term: ((value: Value) => MaybePromise<number>) | null,
+    private readonly insertOnly: boolean,
+  ) {
+    this.inputs = [input];
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    if (this.insertOnly) {
+      for (let i = 0; i < batch.diffs.length; i++) if (batch.diffs[i] < 0) throw new RetractionError(this.name, batch.values[i]);
+    }
+    if (this.term === null) return this.apply(batch, null);
+    return then(evaluateAll(ctx, this.name, this.term, batch.values, mustBeNumber), (terms) => this.apply(batch, terms));
+  }
+
+  private apply(batch: Columns, terms: readonly Evaluated<number>[] | null): Columns | null {
+    const { diffs, times } = batch;
+    const keys = batch.keys!;
+    const stamp = ++this.stamp;
+    const touched: Totals[] = [];
+    for (let i = 0; i < diffs.length; i++) {
+      const d = diffs[i];
+      const term = terms === null ? 0 : terms[i];
+      if (term === SKIP || d === 0) continue;
+      let g = this.groups.get(keys[i]);
+      if (g === undefined) {
+        g = { key: keys[i], count: 0, sum: 0, time: times[i], beforeCount: 0, beforeSum: 0, stamp: 0 };
+        this.groups.set(keys[i], g);
+      }
+      if (g.stamp !== stamp) {
+        g.stamp = stamp;
+        g.beforeCount = g.count;
+        g.beforeSum = g.sum;
+        touched.push(g);
+      }
+      g.count += d;
+      g.sum += term * d;
+      if (times[i] > g.time) g.time = times[i];
+    }
+    const out = emptyColumns(true);
+    const isCount = this.kind === 'count';
+    for (const g of touched) {
+      const present = g.count !== 0;
+      const wasPresent = g.beforeCount !== 0;
+      const same = isCount ? g.count === g.beforeCount : present === wasPresent && g.sum === g.beforeSum;
+      if (same) continue;
+      if (wasPresent) pushGrouped(out, g.key, this.record(g.key, g.beforeCount, g.beforeSum), -1, g.time);
+      if (present) pushGrouped(out, g.key, this.record(g.key, g.count, g.sum), 1, g.time);
+      else this.groups.delete(g.key);
+    }
+    return out.values.length === 0 ? null : out;
+  }
+
+  private record(key: Value, count: number, sum: number): Value {
+    // -0 + 0: a sum of -0 is written as 0
+    return this.kind === 'count' ? { key, count } : { key, sum: sum + 0 };
+  }
+
+  compact(): void {}
+
+  stateSize(): number {
+    return this.groups.size;
+  }
+}

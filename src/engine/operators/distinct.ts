@@ -1,0 +1,94 @@
+/**
+ * `distinct`: each value once (multiplicity 1) per group while its multiplicity is positive. Keeps
+ * every distinct value with its multiplicity, indexed by structural identity. The ungrouped form
+ * runs with every update in one group.
+ */
+import type { Columns } from '../columns';
+import { emptyColumns, pushGrouped } from '../columns';
+import type { Operator } from '../operator';
+import type { Value } from '../types';
+import { ValueMap } from '../value-map';
+
+interface Counted {
+  readonly value: Value;
+  mult: number;
+  time: number;
+  before: number;
+  stamp: number;
+}
+interface DistinctGroup {
+  readonly key: Value;
+  readonly values: ValueMap<Counted>;
+}
+
+export class DistinctOperator implements Operator {
+  private readonly groups = new ValueMap<DistinctGroup>();
+  private stamp = 0;
+  readonly inputs: readonly number[];
+
+  constructor(
+    readonly name: string,
+    input: number,
+    private readonly grouped: boolean,
+  ) {
+    this.inputs = [input];
+  }
+
+  run([input]: readonly (Columns | null)[]): Columns | null {
+    const { values, diffs, times } = input!;
+    const keys = input!.keys;
+    const stamp = ++this.stamp;
+    const touched: [DistinctGroup, Counted][] = [];
+    for (let i = 0; i < values.length; i++) {
+      if (diffs[i] === 0) continue;
+      const key = keys === null ? null : keys[i];
+      let g = this.groups.get(key);
+      if (g === undefined) {
+        g = { key, values: new ValueMap() };
+        this.groups.set(key, g);
+      }
+      let c = g.values.get(values[i]);
+      if (c === undefined) {
+        c = { value: values[i], mult: 0, time: times[i], before: 0, stamp: 0 };
+        g.values.set(values[i], c);
+      }
+      if (c.stamp !== stamp) {
+        c.stamp = stamp;
+        c.before = c.mult;
+        touched.push([g, c]);
+      }
+      c.mult += diffs[i];
+      if (times[i] > c.time) c.time = times[i];
+    }
+    const out = emptyColumns(true);
+    for (const [g, c] of touched) {
+      const now = c.mult > 0;
+      if (now !== c.before > 0) pushGrouped(out, g.key, c.value, now ? 1 : -1, c.time);
+      if (c.mult === 0) {
+        g.values.delete(c.value);
+        if (g.values.size === 0) this.groups.delete(g.key);
+      }
+    }
+    if (out.values.length === 0) return null;
+    return this.grouped ? out : { values: out.values, diffs: out.diffs, times: out.times, keys: null };
+  }
+
+  compact(cutoff: number): void {
+    const emptied: Value[] = [];
+    this.groups.forEach((g, key) => {
+      const old: Value[] = [];
+      g.values.forEach((c, value) => {
+        if (c.time < cutoff) old.push(value);
+      });
+      for (const v of old) g.values.delete(v);
+      if (g.values.size === 0) emptied.push(key);
+    });
+    for (const key of emptied) this.groups.delete(key);
+  }
+
+  stateSize(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.values.size;
+    return n;
+  }
+}

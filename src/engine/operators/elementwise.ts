@@ -1,0 +1,104 @@
+/**
+ * `filter`, `map` and `flatMap`: one user function call per input update, diffs and times carried
+ * through unchanged. Linear, so they need no state and preserve insert-only-ness.
+ */
+import type { Columns } from '../columns';
+import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
+import { StatelessOperator, then } from '../operator';
+import type { StepContext } from '../step-context';
+import type { MaybePromise, Value } from '../types';
+import { valueProblem } from '../value-check';
+
+type UserFn<R> = (value: Value) => MaybePromise<R>;
+
+export class FilterOperator extends StatelessOperator {
+  constructor(name: string, input: number, private readonly fn: UserFn<unknown>) {
+    super(name, [input]);
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, null), (keep) => select(batch, keep));
+  }
+}
+
+/** Keeps the updates whose evaluation is truthy (JavaScript truthiness, as a Node-RED user expects). */
+function select(batch: Columns, keep: readonly Evaluated<unknown>[]): Columns | null {
+  const { values, diffs, times } = batch;
+  let all = true;
+  for (let i = 0; i < keep.length; i++) {
+    if (keep[i] === SKIP || !keep[i]) {
+      all = false;
+      break;
+    }
+  }
+  if (all) return batch;
+  const out: Columns = { values: [], diffs: [], times: [], keys: null };
+  for (let i = 0; i < keep.length; i++) {
+    const k = keep[i];
+    if (k === SKIP || !k) continue;
+    out.values.push(values[i]);
+    out.diffs.push(diffs[i]);
+    out.times.push(times[i]);
+  }
+  return out.values.length === 0 ? null : out;
+}
+
+/** Rejects results that are not values (e.g. a map function returning undefined or NaN). */
+export const mustBeValue: ResultCheck = (r) => {
+  const p = valueProblem(r);
+  return p === null ? null : `result is not a JSON value: ${p}`;
+};
+
+export class MapOperator extends StatelessOperator {
+  constructor(name: string, input: number, private readonly fn: UserFn<Value>) {
+    super(name, [input]);
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeValue), (mapped) => {
+      let skipped = 0;
+      for (let i = 0; i < mapped.length; i++) if (mapped[i] === SKIP) skipped++;
+      if (skipped === 0) return { values: mapped as Value[], diffs: batch.diffs, times: batch.times, keys: null };
+      const out: Columns = { values: [], diffs: [], times: [], keys: null };
+      for (let i = 0; i < mapped.length; i++) {
+        const m = mapped[i];
+        if (m === SKIP) continue;
+        out.values.push(m);
+        out.diffs.push(batch.diffs[i]);
+        out.times.push(batch.times[i]);
+      }
+      return out.values.length === 0 ? null : out;
+    });
+  }
+}
+
+const mustBeArrayOfValues: ResultCheck = (r) => {
+  if (!Array.isArray(r)) return `result is not an array: ${r === undefined ? 'undefined' : typeof r}`;
+  const p = valueProblem(r);
+  return p === null ? null : `result is not an array of JSON values: ${p}`;
+};
+
+export class FlatMapOperator extends StatelessOperator {
+  constructor(name: string, input: number, private readonly fn: UserFn<readonly Value[]>) {
+    super(name, [input]);
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeArrayOfValues), (lists) => {
+      const out: Columns = { values: [], diffs: [], times: [], keys: null };
+      for (let i = 0; i < lists.length; i++) {
+        const list = lists[i];
+        if (list === SKIP) continue;
+        for (const v of list) {
+          out.values.push(v);
+          out.diffs.push(batch.diffs[i]);
+          out.times.push(batch.times[i]);
+        }
+      }
+      return out.values.length === 0 ? null : out;
+    });
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * `maxBy` / `minBy` per group. The winner is the value with the greatest (least) `fn(value)`;
+ * ties are broken by the total order of values (greatest value for max, least for min), so the
+ * result never depends on arrival order. Each group outputs its winner with multiplicity 1.
+ *
+ * Two plans: `MonotonicExtremumOperator` for insert-only input keeps O(1) state per group (the
+ * seed's `monotonic_max_by`) and throws RetractionError on a retraction; `ExtremumOperator` keeps
+ * a sorted multiset per group (sorted-btree) and handles retractions.
+ */
+import BTree from 'sorted-btree';
+import type { Columns } from '../columns';
+import { emptyColumns, pushGrouped as push } from '../columns';
+import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
+import { then, type Operator } from '../operator';
+import type { StepContext } from '../step-context';
+import { RetractionError, type MaybePromise, type Value } from '../types';
+import { valueProblem } from '../value-check';
+import { ValueMap } from '../value-map';
+import { compareValues } from '../value-order';
+
+/** +1: the greatest wins (maxBy); -1: the least wins (minBy). */
+export type Direction = 1 | -1;
+
+type ScoreFn = (value: Value) => MaybePromise<Value>;
+
+const mustBeScore: ResultCheck = (r) => {
+  if (typeof r === 'number') return Number.isFinite(r) ? null : `order value is ${String(r)} (only finite numbers are values)`;
+  const p = valueProblem(r);
+  return p === null ? null : `order value is not a JSON value: ${p}`;
+};
+
+function compareScores(a: Value, b: Value): number {
+  if (typeof a === 'number' && typeof b === 'number') return a < b ? -1 : a > b ? 1 : 0;
+  return compareValues(a, b);
+}
+
+const NONE: unique symbol = Symbol('none');
+
+interface MonotonicGroup {
+  readonly key: Value;
+  value: Value;
+  score: Value;
+  time: number;
+  /** The winner before the current step (NONE for a group new in this step). */
+  before: Value | typeof NONE;
+  stamp: number;
+}
+
+export class MonotonicExtremumOperator implements Operator {
+  private readonly groups = new ValueMap<MonotonicGroup>();
+  private stamp = 0;
+
+  constructor(
+    readonly name: string,
+    input: number,
+    private readonly direction: Direction,
+    private readonly fn: ScoreFn,
+  ) {
+    this.inputs = [input];
+  }
+  readonly inputs: readonly number[];
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    const diffs = batch.diffs;
+    // Checked before any user function runs or any state changes.
+    for (let i = 0; i < diffs.length; i++) if (diffs[i] < 0) throw new RetractionError(this.name, batch.values[i]);
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeScore), (scores) => this.apply(batch, scores));
+  }
+
+  private apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
+    const { values, diffs, times } = batch;
+    const keys = batch.keys!;
+    const dir = this.direction;
+    const stamp = ++this.stamp;
+    const touched: MonotonicGroup[] = [];
+    for (let i = 0; i < values.length; i++) {
+      const score = scores[i];
+      if (score === SKIP || diffs[i] === 0) continue;
+      const value = values[i];
+      let g = this.groups.get(keys[i]);
+      if (g === undefined) {
+        g = { key: keys[i], value, score, time: times[i], before: NONE, stamp };
+        this.groups.set(keys[i], g);
+        touched.push(g);
+        continue;
+      }
+      if (g.stamp !== stamp) {
+        g.stamp = stamp;
+        g.before = g.value;
+        touched.push(g);
+      }
+      let c = compareScores(score, g.score) * dir;
+      if (c === 0) c = compareValues(value, g.value) * dir;
+      if (c > 0) {
+        g.value = value;
+        g.score = score;
+        g.time = times[i];
+      }
+    }
+    const out = emptyColumns(true);
+    for (const g of touched) {
+      // The winner is only replaced by a strictly better value, so a new reference means a change.
+      if (g.before === g.value) continue;
+      if (g.before !== NONE) push(out, g.key, g.before, -1, g.time);
+      push(out, g.key, g.value, 1, g.time);
+      g.before = NONE;
+    }
+    return out.values.length === 0 ? null : out;
+  }
+
+  compact(): void {} // O(1) per group: nothing to forget
+
+  stateSize(): number {
+    return this.groups.size;
+  }
+}
+
+type TreeKey = readonly [score: Value, value: Value];
+interface TreeEntry {
+  mult: number;
+  time: number;
+}
+interface Winner {
+  readonly score: Value;
+  readonly value: Value;
+  readonly time: number;
+}
+interface MultisetGroup {
+  readonly key: Value;
+  readonly tree: BTree<TreeKey, TreeEntry>;
+  winner: Winner | null;
+  stamp: number;
+}
+
+function compareTreeKeys(a: TreeKey, b: TreeKey): number {
+  return compareScores(a[0], b[0]) || compareValues(a[1], b[1]);
+}
+
+export class ExtremumOperator implements Operator {
+  private readonly groups = new ValueMap<MultisetGroup>();
+  private stamp = 0;
+  readonly inputs: readonly number[];
+
+  constructor(
+    readonly name: string,
+    input: number,
+    private readonly direction: Direction,
+    private readonly fn: ScoreFn,
+  ) {
+    this.inputs = [input];
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeScore), (scores) => this.apply(batch, scores));
+  }
+
+  private apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
+    const { values, diffs, times } = batch;
+    const keys = batch.keys!;
+    const stamp = ++this.stamp;
+    const touched: MultisetGroup[] = [];
+    for (let i = 0; i < values.length; i++) {
+      const score = scores[i];
+      if (score === SKIP || diffs[i] === 0) continue;
+      let g = this.groups.get(keys[i]);
+      if (g === undefined) {
+        g = { key: keys[i], tree: new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys), winner: null, stamp: 0 };
+        this.groups.set(keys[i], g);
+      }
+      if (g.stamp !== stamp) {
+        g.stamp = stamp;
+        touched.push(g);
+      }
+      const k: TreeKey = [score, values[i]];
+      const e = g.tree.get(k);
+      if (e === undefined) g.tree.set(k, { mult: diffs[i], time: times[i] });
+      else {
+        e.mult += diffs[i];
+        if (times[i] > e.time) e.time = times[i];
+        if (e.mult === 0) g.tree.delete(k);
+      }
+    }
+    const out = emptyColumns(true);
+    for (const g of touched) {
+      const before = g.winner;
+      const after = this.winnerOf(g.tree);
+      if (before !== null && after !== null && compareTreeKeys([before.score, before.value], [after.score, after.value]) === 0) continue;
+      if (before !== null) push(out, g.key, before.value, -1, after?.time ?? before.time);
+      if (after !== null) push(out, g.key, after.value, 1, after.time);
+      g.winner = after;
+      if (g.tree.size === 0) this.groups.delete(g.key);
+    }
+    return out.values.length === 0 ? null : out;
+  }
+
+  /** The best entry with a positive multiplicity (entries can be negative while a retraction waits for its insertion). */
+  private winnerOf(tree: BTree<TreeKey, TreeEntry>): Winner | null {
+    const entries = this.direction > 0 ? tree.entriesReversed() : tree.entries();
+    for (const [[score, value], e] of entries) if (e.mult > 0) return { score, value, time: e.time };
+    return null;
+  }
+
+  compact(cutoff: number): void {
+    const emptied: Value[] = [];
+    this.groups.forEach((g, key) => {
+      const old: TreeKey[] = [];
+      g.tree.forEachPair((k, e) => {
+        if (e.time < cutoff) old.push(k);
+      });
+      if (old.length === 0) return;
+      for (const k of old) g.tree.delete(k);
+      g.winner = this.winnerOf(g.tree); // silent re-baseline: nothing is emitted
+      if (g.tree.size === 0) emptied.push(key);
+    });
+    for (const key of emptied) this.groups.delete(key);
+  }
+
+  stateSize(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.tree.size;
+    return n;
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * `groupBy` attaches a key to every update (the stream becomes grouped); `ungroup` drops the keys
+ * again. Neither keeps state: the per-group operators in between index by key.
+ */
+import type { Columns } from '../columns';
+import { evaluateAll, SKIP } from '../evaluate';
+import { StatelessOperator, then } from '../operator';
+import type { StepContext } from '../step-context';
+import type { MaybePromise, Value } from '../types';
+import { mustBeValue } from './elementwise';
+
+export class GroupByOperator extends StatelessOperator {
+  constructor(name: string, input: number, private readonly keyFn: (value: Value) => MaybePromise<Value>) {
+    super(name, [input]);
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    return then(evaluateAll(ctx, this.name, this.keyFn, batch.values, mustBeValue), (keys) => {
+      let skipped = 0;
+      for (let i = 0; i < keys.length; i++) if (keys[i] === SKIP) skipped++;
+      if (skipped === 0) return { values: batch.values, diffs: batch.diffs, times: batch.times, keys: keys as Value[] };
+      const out: Columns = { values: [], diffs: [], times: [], keys: [] };
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
+        if (k === SKIP) continue;
+        out.keys!.push(k);
+        out.values.push(batch.values[i]);
+        out.diffs.push(batch.diffs[i]);
+        out.times.push(batch.times[i]);
+      }
+      return out.values.length === 0 ? null : out;
+    });
+  }
+}
+
+export class UngroupOperator extends StatelessOperator {
+  run([input]: readonly (Columns | null)[]): Columns | null {
+    const batch = input!;
+    return { values: batch.values, diffs: batch.diffs, times: batch.times, keys: null };
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * `reduce(fn(key, inputs, outputs))` per group, as in the seed: the function sees the group's
+ * consolidated inputs sorted by the total order of values, and the engine emits only the
+ * difference between its new and its previous outputs. Only groups touched by a batch run.
+ *
+ * Failures: under 'stop' the first failure aborts the step. Under 'skip', a group whose function
+ * fails on the whole batch is retried with the batch's updates applied one by one in value order;
+ * an update after which the function fails is left out and reported (with the group key), so the
+ * group ends in a deterministic state that the function accepted. Nothing is committed until all
+ * groups of the batch have been computed.
+ */
+import type { Columns } from '../columns';
+import { emptyColumns, pushGrouped } from '../columns';
+import { then, type Operator } from '../operator';
+import { collectOutputs, diffOutputs, type OutputPair } from '../output-diff';
+import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
+import { isThenable, type StepContext } from '../step-context';
+import type { MaybePromise, ReduceFn, Value } from '../types';
+import { ValueMap } from '../value-map';
+
+interface ReduceGroup {
+  readonly key: Value;
+  inputs: SortedInputs;
+  outputs: readonly OutputPair[];
+  /** Inputs were forgotten by `compact`: `outputs` must be recomputed silently before use. */
+  stale: boolean;
+}
+
+type Attempt = { readonly ok: true; readonly outputs: OutputPair[] } | { readonly ok: false; readonly error: unknown };
+
+interface Outcome {
+  readonly key: Value;
+  readonly inputs: SortedInputs;
+  readonly outputs: readonly OutputPair[];
+  readonly diff: readonly [Value, number][];
+}
+
+export class ReduceOperator implements Operator {
+  private readonly groups = new ValueMap<ReduceGroup>();
+  readonly inputs: readonly number[];
+
+  constructor(
+    readonly name: string,
+    input: number,
+    private readonly fn: ReduceFn<Value, Value, Value>,
+  ) {
+    this.inputs = [input];
+  }
+
+  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
+    const batch = input!;
+    const keys = batch.keys!;
+    const buckets = new ValueMap<number[]>();
+    const order: Value[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      if (batch.diffs[i] === 0) continue;
+      const b = buckets.get(keys[i]);
+      if (b) b.push(i);
+      else {
+        buckets.set(keys[i], [i]);
+        order.push(keys[i]);
+      }
+    }
+    const outcomes: MaybePromise<Outcome | null>[] = [];
+    let async = false;
+    for (const key of order) {
+      const updates = sortUpdates(batch.values, batch.diffs, batch.times, buckets.get(key)!);
+      if (updates.values.length === 0) continue;
+      const o = this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates);
+      if (isThenable(o)) async = true;
+      outcomes.push(o);
+    }
+    if (!async) return this.commit(outcomes as (Outcome | null)[]);
+    return Promise.all(outcomes).then((all) => this.commit(all));
+  }
+
+  /** The group's new state and output difference, computed without touching the group. */
+  private computeGroup(ctx: StepContext, key: Value, group: ReduceGroup | null, updates: SortedUpdates): MaybePromise<Outcome | null> {
+    const base = group?.inputs ?? NO_INPUTS;
+    const baseline = group === null ? [] : group.stale ? this.rebaseline(ctx, key, group) : group.outputs;
+    const merged = mergeInputs(base, updates);
+    return then(baseline, (before) =>
+      then(this.attempt(key, merged, before), (a) => {
+        if (a.ok) return this.outcome(key, merged, before, a.outputs);
+        if (ctx.onError === 'stop') ctx.fail(this.name, key, a.error); // throws OperatorError
+        if (updates.values.length > 1) return this.retryOneByOne(ctx, key, base, before, updates, 0, base, before);
+        ctx.fail(this.name, key, a.error, updates.values[0]);
+        return this.outcome(key, base, before, before);
+      }),
+    );
+  }
+
+  private retryOneByOne(
+    ctx: StepContext,
+    key: Value,
+    base: SortedInputs,
+    before: readonly OutputPair[],
+    updates: SortedUpdates,
+    j: number,
+    state: SortedInputs,
+    outputs: readonly OutputPair[],
+  ): MaybePromise<Outcome> {
+    if (j === updates.values.length) return this.outcome(key, state, before, outputs);
+    const next = mergeInputs(state, updates, j, j + 1);
+    return then(this.attempt(key, next, before), (a) => {
+      if (a.ok) return this.retryOneByOne(ctx, key, base, before, updates, j + 1, next, a.outputs);
+      ctx.fail(this.name, key, a.error, updates.values[j]);
+      return this.retryOneByOne(ctx, key, base, before, updates, j + 1, state, outputs);
+    });
+  }
+
+  private outcome(key: Value, inputs: SortedInputs, before: readonly OutputPair[], outputs: readonly OutputPair[]): Outcome {
+    return { key, inputs, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs) };
+  }
+
+  /** Calls the user function; an empty group has no outputs and is not called. */
+  private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[]): MaybePromise<Attempt> {
+    if (inputs.entries.length === 0) return { ok: true, outputs: [] };
+    const pushed: [Value, number][] = [];
+    let r: unknown;
+    try {
+      r = this.fn(key, inputs.entries, pushed);
+    } catch (error) {
+      return { ok: false, error };
+    }
+    const check = (returned: unknown): Attempt => {
+      try {
+        const outputs = collectOutputs(pushed, returned);
+        diffOutputs(before, outputs); // validates the changed outputs now, while failure is still an option
+        return { ok: true, outputs };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    };
+    if (isThenable(r)) return Promise.resolve(r).then(check, (error: unknown): Attempt => ({ ok: false, error }));
+    return check(r);
+  }
+
+  /** Outputs of a group whose inputs were compacted, recomputed without emitting anything. */
+  private rebaseline(ctx: StepContext, key: Value, group: ReduceGroup): MaybePromise<readonly OutputPair[]> {
+    return then(this.attempt(key, group.inputs, []), (a) => {
+      if (a.ok) return a.outputs;
+      ctx.fail(this.name, key, a.error);
+      return group.outputs; // keep the old baseline
+    });
+  }
+
+  private commit(outcomes: readonly (Outcome | null)[]): Columns | null {
+    const out = emptyColumns(true);
+    for (const o of outcomes) {
+      if (o === null) continue;
+      if (o.inputs.entries.length === 0) this.groups.delete(o.key);
+      else {
+        const g = this.groups.get(o.key);
+        if (g) {
+          g.inputs = o.inputs;
+          g.outputs = o.outputs;
+          g.stale = false;
+        } else this.groups.set(o.key, { key: o.key, inputs: o.inputs, outputs: o.outputs, stale: false });
+      }
+      for (const [value, diff] of o.diff) pushGrouped(out, o.key, value, diff, o.inputs.maxTime);
+    }
+    return out.values.length === 0 ? null : out;
+  }
+
+  compact(cutoff: number): void {
+    const emptied: Value[] = [];
+    this.groups.forEach((g, key) => {
+      const kept = dropOlder(g.inputs, cutoff);
+      if (kept === null) return;
+      if (kept.entries.length === 0) emptied.push(key);
+      g.inputs = kept;
+      g.stale = true;
+    });
+    for (const key of emptied) this.groups.delete(key);
+  }
+
+  stateSize(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.inputs.entries.length + g.outputs.length;
+    return n;
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The difference between a group's previous and new `reduce` outputs. Outputs usually change at
+ * the end only (new events complete new records), so the common prefix is skipped by structural
+ * comparison, and only the differing tails are consolidated by canonical key.
+ */
+import type { Value } from './types';
+import { valueProblem } from './value-check';
+import { valueEquals } from './value-identity';
+import { ValueMap } from './value-map';
+
+export type OutputPair = readonly [value: Value, multiplicity: number];
+
+/**
+ * `next − prev` as consolidated `[value, diff]` pairs (no zero diffs). Throws a TypeError when a
+ * new output is not a value (only the values outside the unchanged prefix are checked: the prefix
+ * equals outputs that were accepted before).
+ */
+export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPair[]): [Value, number][] {
+  let p = 0;
+  const n = prev.length < next.length ? prev.length : next.length;
+  while (p < n && prev[p][1] === next[p][1] && valueEquals(prev[p][0], next[p][0])) p++;
+  if (p === prev.length && p === next.length) return [];
+  const sums = new ValueMap<[Value, number]>();
+  const order: [Value, number][] = [];
+  const add = (value: Value, diff: number) => {
+    const acc = sums.get(value);
+    if (acc) acc[1] += diff;
+    else {
+      const fresh: [Value, number] = [value, diff];
+      sums.set(value, fresh);
+      order.push(fresh);
+    }
+  };
+  for (let i = p; i < prev.length; i++) add(prev[i][0], -prev[i][1]);
+  for (let i = p; i < next.length; i++) {
+    const problem = valueProblem(next[i][0]);
+    if (problem !== null) throw new TypeError(`reduce output is not a JSON value: ${problem}`);
+    add(next[i][0], next[i][1]);
+  }
+  return order.filter((x) => x[1] !== 0);
+}
+
+/** Checks the shape of what a reduce function produced and drops zero multiplicities. */
+export function collectOutputs(pushed: readonly unknown[], returned: unknown): OutputPair[] {
+  let all: readonly unknown[] = pushed;
+  if (returned !== undefined && returned !== pushed) {
+    if (!Array.isArray(returned)) throw new TypeError(`reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`);
+    all = pushed.length === 0 ? returned : pushed.concat(returned);
+  }
+  const out: OutputPair[] = [];
+  for (const pair of all) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !Number.isInteger(pair[1])) {
+      throw new TypeError('reduce output must be [value, multiplicity] pairs with integer multiplicities');
+    }
+    if (pair[1] !== 0) out.push(pair as unknown as OutputPair);
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * What counts as a `Value`: null, booleans, finite numbers, strings, arrays of values and plain
+ * objects whose properties are values (properties set to `undefined` are ignored, as in JSON).
+ * NaN, ±Infinity, `undefined`, functions, symbols, bigints and class instances (Date, Map, …) are
+ * not values: they have no JSON form, so identity and order could not be settled for them.
+ */
+import type { Value } from './types';
+
+/** Why `v` is not a Value (with the path of the offending part), or null when it is one. */
+export function valueProblem(v: unknown, path = '$'): string | null {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return null;
+    case 'number':
+      return Number.isFinite(v) ? null : `${path} is ${String(v)} (only finite numbers are values)`;
+    case 'object': {
+      if (v === null) return null;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const p = valueProblem(v[i], `${path}[${i}]`);
+          if (p !== null) return p;
+        }
+        return null;
+      }
+      if (!isPlainObject(v)) return `${path} is a ${describe(v)} (only plain objects are values)`;
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x === undefined) continue;
+        const p = valueProblem(x, `${path}.${k}`);
+        if (p !== null) return p;
+      }
+      return null;
+    }
+    default:
+      return `${path} is ${typeof v === 'undefined' ? 'undefined' : `a ${typeof v}`} (not a JSON value)`;
+  }
+}
+
+/** Throws a TypeError naming the offending part unless `v` is a Value. */
+export function assertValue(v: unknown, what = 'value'): asserts v is Value {
+  const p = valueProblem(v);
+  if (p !== null) throw new TypeError(`${what} is not a JSON value: ${p}`);
+}
+
+export function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(v: object): string {
+  const ctor = (v as { constructor?: { name?: unknown } }).constructor;
+  return typeof ctor?.name === 'string' && ctor.name !== '' ? ctor.name : 'non-plain object';
+}

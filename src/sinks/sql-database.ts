@@ -92,6 +92,10 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       tx.publishState();
       return result;
     } catch (err) {
+      // The commit may have happened even though we saw an error (lost acknowledgement): forget
+      // the cached state so that the next readState asks the database.
+      this.committedState.clear();
+      this.columnTypes.clear();
       try {
         await conn.rollback();
       } catch {
@@ -175,14 +179,22 @@ class SqlSinkTransaction implements SinkTransaction {
     this.types.delete(spec.name);
   }
 
+  /** Always asks the database (the truth after a restart or a lost commit acknowledgement). */
   async readState(spec: TableSpec): Promise<SinkState> {
-    const state = await this.loadState(spec.name);
+    const state = await this.queryState(spec.name);
     return { offsets: { ...state.offsets }, fingerprint: state.fingerprint, watermark: state.watermark };
   }
 
+  /**
+   * The state as this object last wrote or read it, else read from the database. `writeState`
+   * diffs against it, so it assumes that this object is the only writer of the table's state
+   * (one db-config per database); any failed transaction clears it.
+   */
   private async loadState(table: string): Promise<CachedState> {
-    const hit = this.known(table);
-    if (hit) return hit;
+    return this.known(table) ?? this.queryState(table);
+  }
+
+  private async queryState(table: string): Promise<CachedState> {
     await this.ensureMeta();
     const state = await this.db.step(table, async (): Promise<CachedState> => {
       const offsets: Record<string, number> = {};

@@ -96,6 +96,8 @@ export class SqliteDatabase extends SqlSinkDatabase {
 
   protected isRetryable(err: unknown): boolean {
     const code = (err as { code?: unknown } | null)?.code;
-    return typeof code === 'string' && [...RETRYABLE].some((c) => code.startsWith(c));
+    if (typeof code === 'string') return [...RETRYABLE].some((c) => code.startsWith(c));
+    // better-sqlite3 reports a missing directory as a TypeError without code; it may appear (a mount).
+    return err instanceof Error && /directory does not exist|unable to open/i.test(err.message);
   }
 }

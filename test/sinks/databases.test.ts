@@ -1,0 +1,377 @@
+/**
+ * The SinkDatabase contract against real databases: a SQLite file in a temp dir and the
+ * PostgreSQL named by the PG* environment (the test launcher provides one). Every test uses its
+ * own table names.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { Batch, Value } from '../../src/engine/types';
+import type { ColumnSpec, SinkDatabase, TableSpec } from '../../src/sinks/types';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { SinkDatabaseError, SinkDataError } from '../../src/sinks/errors';
+
+const dir = mkdtempSync(join(tmpdir(), 'deltaflow-sinks-'));
+const sqliteFile = join(dir, 'sink.db');
+let counter = 0;
+const unique = (prefix: string) => `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter++}`;
+
+/** Reads a table independently of the sink code: raw driver, ordered, values normalised. */
+interface Inspector {
+  rows(table: string, orderBy: string): Promise<Record<string, unknown>[]>;
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
+function sqliteInspector(): Inspector {
+  const db = new Database(sqliteFile);
+  return {
+    rows: async (t, o) => db.prepare(`SELECT * FROM "${t}" ORDER BY ${o}`).all() as Record<string, unknown>[],
+    query: async (sql) => db.prepare(sql).all() as Record<string, unknown>[],
+    close: async () => void db.close(),
+  };
+}
+
+function postgresInspector(): Inspector {
+  const pool = new pg.Pool({ max: 1 });
+  return {
+    rows: async (t, o) => (await pool.query(`SELECT * FROM "${t}" ORDER BY ${o}`)).rows,
+    query: async (sql) => (await pool.query(sql)).rows,
+    close: () => pool.end(),
+  };
+}
+
+const kinds: { name: string; open: () => SinkDatabase; inspect: () => Inspector; bool: (b: boolean) => unknown; int: (n: number) => unknown }[] = [
+  { name: 'SQLite', open: () => new SqliteDatabase({ filename: sqliteFile }), inspect: sqliteInspector, bool: (b) => (b ? 1 : 0), int: (n) => n },
+  { name: 'PostgreSQL', open: () => new PostgresDatabase(), inspect: postgresInspector, bool: (b) => b, int: (n) => String(n) },
+];
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({ name, type, value: { path }, ...extra });
+const rec = (v: Value, diff: number): readonly [Value, number, number] => [v, diff, 0];
+
+for (const kind of kinds) {
+  describe(`${kind.name} sink`, () => {
+    const db = kind.open();
+    const look = kind.inspect();
+    const created: string[] = [];
+    after(async () => {
+      await db.transaction(async (tx) => {
+        for (const name of created) await tx.dropTable({ name, mode: 'multiset', columns: [col('x', 'text', 'x')] });
+      });
+      await db.close();
+      await look.close();
+    });
+    const table = (mode: 'multiset' | 'keyed', columns: ColumnSpec[]): TableSpec => {
+      const name = unique(mode === 'keyed' ? 'k' : 'm');
+      created.push(name);
+      return { name, mode, columns };
+    };
+    const write = (spec: TableSpec, batch: Batch) =>
+      db.transaction(async (tx) => {
+        await tx.ensureTable(spec);
+        return tx.apply(spec, batch);
+      });
+
+    test('creates the table, its offsets table, its index and the meta table', async () => {
+      const spec = table('multiset', [col('machine', 'text not null', 'm', { index: true }), col('since', 'bigint', 's', { index: true }), col('note', 'text', 'n')]);
+      await db.transaction((tx) => tx.ensureTable(spec));
+      await db.transaction((tx) => tx.ensureTable(spec)); // idempotent
+      const names =
+        kind.name === 'SQLite'
+          ? (await look.query(`SELECT name FROM sqlite_master WHERE name LIKE '${spec.name}%' OR name = 'deltaflow_meta' ORDER BY name`)).map((r) => r.name)
+          : (await look.query(`SELECT relname AS name FROM pg_class WHERE relname LIKE '${spec.name.toLowerCase()}%' OR relname = 'deltaflow_meta' ORDER BY relname`)).map((r) => r.name);
+      assert.ok(names.includes('deltaflow_meta'));
+      const own = names.filter((n) => n !== 'deltaflow_meta' && !String(n).includes('autoindex') && !String(n).endsWith('_pkey'));
+      assert.deepEqual(own, [spec.name, `${spec.name}_index`, `${spec.name}_offsets`].sort());
+    });
+
+    test('multiset: +2 then -1 leaves one row; NULL-safe delete; deletes only n of several equal rows', async () => {
+      const spec = table('multiset', [col('machine', 'text', 'm', { index: true }), col('orderno', 'text', 'o'), col('n', 'integer', 'n')]);
+      const a = { m: 'drill', o: null, n: 1 };
+      const b = { m: 'drill', o: 'x', n: 1 };
+      assert.equal((await write(spec, [rec(a, 2), rec(b, 3)])).length, 5);
+      const del = await write(spec, [rec(a, -1), rec(b, -2)]);
+      assert.deepEqual(del.map((c) => [c.op, c.row.orderno]), [['delete', null], ['delete', 'x'], ['delete', 'x']]);
+      const rows = await look.rows(spec.name, '"orderno" NULLS FIRST');
+      assert.deepEqual(rows.map((r) => [r.machine, r.orderno, r.n]), [['drill', null, kind.int(1) === '1' ? 1 : 1], ['drill', 'x', 1]]);
+      // Deleting more copies than exist deletes what exists and reports exactly that.
+      const more = await write(spec, [rec(b, -3)]);
+      assert.equal(more.length, 1);
+      assert.equal((await look.rows(spec.name, '"machine"')).length, 1);
+    });
+
+    test('multiset: excluded columns are created but neither written nor matched', async () => {
+      const idType = kind.name === 'SQLite' ? 'integer primary key autoincrement' : 'bigint generated always as identity';
+      const spec = table('multiset', [col('id', idType, 'id', { exclude: true }), col('v', 'text', 'v')]);
+      await write(spec, [rec({ v: 'a', id: 99 }, 2)]);
+      const changes = await write(spec, [rec({ v: 'a' }, -1)]);
+      assert.deepEqual(changes, [{ op: 'delete', row: { v: 'a' } }]);
+      const rows = await look.rows(spec.name, '"id"');
+      assert.equal(rows.length, 1);
+      assert.notEqual(Number(rows[0].id), 99);
+    });
+
+    test('values: booleans, bigints, objects as JSON, dates as ISO text, functions of the record', async () => {
+      const spec = table('multiset', [
+        col('flag', 'boolean', 'f'),
+        col('big', 'bigint', 'b'),
+        col('doc', 'text', 'd'),
+        { name: 'upper', type: 'text', value: { fn: (r) => String((r as { s: string }).s).toUpperCase() } },
+        { name: 'at', type: 'text', value: { fn: () => new Date(Date.UTC(2024, 4, 6)) } },
+      ]);
+      const changes = await write(spec, [rec({ f: true, b: 9007199254740993n as unknown as Value, d: { x: [1] }, s: 'abc' }, 1)]);
+      assert.deepEqual(changes[0].row, { flag: true, big: 9007199254740993n, doc: '{"x":[1]}', upper: 'ABC', at: '2024-05-06T00:00:00.000Z' });
+      const [row] = await look.query(`SELECT "flag", CAST("big" AS text) AS big, "doc", "upper" FROM "${spec.name}"`);
+      assert.equal(row.flag, kind.bool(true));
+      assert.equal(row.big, '9007199254740993');
+      assert.equal(row.doc, '{"x":[1]}');
+      assert.equal(row.upper, 'ABC');
+    });
+
+    test('keyed: retraction + insertion of one key is one update; a retraction alone a delete; an insertion for a stored key an upsert', async () => {
+      const spec = table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's'), col('since', 'bigint', 't', { index: true })]);
+      assert.deepEqual(await write(spec, [rec({ m: 'a', s: 'idle', t: 1 }, 1), rec({ m: 'b', s: 'idle', t: 1 }, 1)]), [
+        { op: 'insert', row: { machine: 'a', status: 'idle', since: 1 } },
+        { op: 'insert', row: { machine: 'b', status: 'idle', since: 1 } },
+      ]);
+      const changes = await write(spec, [rec({ m: 'a', s: 'idle', t: 1 }, -1), rec({ m: 'a', s: 'working', t: 2 }, 1), rec({ m: 'b', s: 'idle', t: 1 }, -1)]);
+      assert.deepEqual(changes, [
+        { op: 'update', row: { machine: 'a', status: 'working', since: 2 }, previous: { machine: 'a', status: 'idle', since: 1 } },
+        { op: 'delete', row: { machine: 'b', status: 'idle', since: 1 } },
+      ]);
+      // Retention forgot the old row of "a": its new row replaces it (upsert), reported with the stored previous row.
+      const up = await write(spec, [rec({ m: 'a', s: 'idle', t: 3 }, 1)]);
+      assert.equal(up.length, 1);
+      assert.equal(up[0].op, 'update');
+      assert.equal(up[0].previous?.status, 'working');
+      // A retraction of a key that is not stored changes nothing.
+      assert.deepEqual(await write(spec, [rec({ m: 'zz', s: 'idle', t: 1 }, -1)]), []);
+      const rows = await look.rows(spec.name, '"machine"');
+      assert.deepEqual(rows.map((r) => [r.machine, r.status, Number(r.since)]), [['a', 'idle', 3]]);
+    });
+
+    test('keyed: two rows for one key in one batch are refused and nothing is written', async () => {
+      const spec = table('keyed', [col('id', 'integer', 'id', { key: true }), col('v', 'text', 'v')]);
+      await write(spec, [rec({ id: 1, v: 'x' }, 1)]);
+      await assert.rejects(write(spec, [rec({ id: 2, v: 'a' }, 1), rec({ id: 1, v: 'a' }, 1), rec({ id: 1, v: 'b' }, 1)]), SinkDataError);
+      assert.deepEqual((await look.rows(spec.name, '"id"')).map((r) => r.v), ['x']);
+    });
+
+    test('keyed with a composite key and NULLs in other columns', async () => {
+      const spec = table('keyed', [col('site', 'text', 'site', { key: true }), col('machine', 'text', 'm', { key: true }), col('v', 'double precision', 'v')]);
+      await write(spec, [rec({ site: 's', m: 'a', v: null }, 1), rec({ site: 's', m: 'b', v: 1.5 }, 1), rec({ site: 't', m: 'a', v: 2 }, 1)]);
+      const ch = await write(spec, [rec({ site: 's', m: 'a', v: null }, -1), rec({ site: 's', m: 'a', v: 0.25 }, 1), rec({ site: 't', m: 'a', v: 2 }, -1)]);
+      assert.deepEqual(ch.map((c) => c.op), ['update', 'delete']);
+      assert.deepEqual((await look.rows(spec.name, '"site", "machine"')).map((r) => [r.site, r.machine, r.v]), [['s', 'a', 0.25], ['s', 'b', 1.5]]);
+    });
+
+    test('offsets, fingerprint and watermark round-trip; only changed streams are written; dropTable resets', async () => {
+      const spec = table('multiset', [col('v', 'text', 'v')]);
+      const empty = await db.transaction(async (tx) => {
+        await tx.ensureTable(spec);
+        return tx.readState(spec);
+      });
+      assert.deepEqual(empty, { offsets: {}, fingerprint: null, watermark: null });
+      await db.transaction(async (tx) => {
+        await tx.apply(spec, [rec({ v: 'a' }, 1)]);
+        await tx.writeState(spec, { offsets: { s1: 10, s2: 20 }, fingerprint: 'f1', watermark: 1_700_000_000_000_000 });
+      });
+      const stamp = kind.name === 'SQLite' ? 'rowid' : 'xmin::text';
+      const before = await look.query(`SELECT "stream", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`);
+      await db.transaction((tx) => tx.writeState(spec, { offsets: { s1: 10, s2: 25, s3: 1 }, fingerprint: 'f1', watermark: 1_700_000_000_000_001 }));
+      const afterRows = await look.query(`SELECT "stream", "offset", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`);
+      assert.deepEqual(afterRows.map((r) => [r.stream, Number(r.offset)]), [['s1', 10], ['s2', 25], ['s3', 1]]);
+      if (kind.name === 'PostgreSQL') {
+        assert.equal(afterRows[0].stamp, before[0].stamp, 'unchanged stream s1 not rewritten');
+        assert.notEqual(afterRows[1].stamp, before[1].stamp, 'changed stream s2 rewritten');
+      }
+      // A fresh database object (as after a restart) reads the same state from the database.
+      const other = kind.open();
+      try {
+        const state = await other.transaction((tx) => tx.readState(spec));
+        assert.deepEqual(state, { offsets: { s1: 10, s2: 25, s3: 1 }, fingerprint: 'f1', watermark: 1_700_000_000_000_001 });
+        await other.transaction(async (tx) => {
+          await tx.dropTable(spec);
+          assert.deepEqual(await tx.readState(spec), { offsets: {}, fingerprint: null, watermark: null });
+          await tx.ensureTable(spec);
+        });
+      } finally {
+        await other.close();
+      }
+      assert.equal((await look.rows(spec.name, '1')).length, 0);
+      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), { offsets: {}, fingerprint: null, watermark: null });
+    });
+
+    test('a failure mid-transaction rolls back rows, offsets and meta together', async () => {
+      const spec = table('multiset', [col('v', 'text not null', 'v')]);
+      await db.transaction(async (tx) => {
+        await tx.ensureTable(spec);
+        await tx.apply(spec, [rec({ v: 'kept' }, 1)]);
+        await tx.writeState(spec, { offsets: { s: 1 }, fingerprint: 'f', watermark: 5 });
+      });
+      // A failure of the caller after rows and state were written.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.apply(spec, [rec({ v: 'lost' }, 1), rec({ v: 'kept' }, -1)]);
+          await tx.writeState(spec, { offsets: { s: 2 }, fingerprint: 'g', watermark: 6 });
+          throw new Error('injected');
+        }),
+        /injected/,
+      );
+      // A failure of the database itself (NOT NULL violated) after offsets were written.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.writeState(spec, { offsets: { s: 3 }, fingerprint: 'f', watermark: 7 });
+          await tx.apply(spec, [rec({ v: 'x' }, 1), rec({ w: 'no v' }, 1)]);
+        }),
+        (e: unknown) => e instanceof SinkDatabaseError && e.message.includes(`table "${spec.name}"`) && !e.retryable,
+      );
+      assert.deepEqual((await look.rows(spec.name, '"v"')).map((r) => r.v), ['kept']);
+      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), { offsets: { s: 1 }, fingerprint: 'f', watermark: 5 });
+      assert.deepEqual((await look.query(`SELECT "offset" FROM "${spec.name}_offsets"`)).map((r) => Number(r.offset)), [1]);
+    });
+
+    test('transactions are serialised and close waits for the running one', async () => {
+      const spec = table('multiset', [col('v', 'integer', 'v')]);
+      await db.transaction((tx) => tx.ensureTable(spec));
+      const local = kind.open();
+      const order: string[] = [];
+      const slow = local.transaction(async (tx) => {
+        order.push('a:start');
+        await tx.apply(spec, [rec({ v: 1 }, 1)]);
+        await new Promise((r) => setTimeout(r, 50));
+        order.push('a:end');
+      });
+      const fast = local.transaction(async (tx) => {
+        order.push('b:start');
+        await tx.apply(spec, [rec({ v: 2 }, 1)]);
+        order.push('b:end');
+      });
+      const closed = local.close().then(() => order.push('closed'));
+      await Promise.all([slow, fast, closed]);
+      assert.deepEqual(order, ['a:start', 'a:end', 'b:start', 'b:end', 'closed']);
+      await assert.rejects(local.transaction(async () => 1), /closed/);
+      assert.equal((await look.rows(spec.name, '"v"')).length, 2);
+    });
+
+    test('large batches are chunked under the parameter limits', async () => {
+      const spec = table('multiset', [col('a', 'integer', 'a', { index: true }), col('b', 'text', 'b')]);
+      const batch: [Value, number, number][] = [];
+      for (let i = 0; i < 2345; i++) batch.push([{ a: i, b: i % 3 === 0 ? null : `r${i}` }, 1 + (i % 2), 0]);
+      const ins = await write(spec, batch);
+      assert.equal(ins.length, 2345 + 1172);
+      const del = await write(spec, batch.filter((_r, i) => i % 5 === 0).map(([v, n]) => rec(v, -n)));
+      assert.equal(del.length, batch.filter((_r, i) => i % 5 === 0).reduce((s, [, n]) => s + n, 0));
+      const [{ c }] = await look.query(`SELECT count(*) AS c FROM "${spec.name}"`);
+      assert.equal(Number(c), 2345 + 1172 - del.length);
+    });
+
+    test('property: a keyed table equals the from-scratch view after every commit, one row per key', async () => {
+      const op = fc.record({ key: fc.integer({ min: 0, max: 7 }), value: fc.option(fc.integer({ min: 0, max: 3 }), { nil: null }) });
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.array(op, { maxLength: 8 }), { minLength: 1, maxLength: 6 }), async (steps) => {
+          const spec = table('keyed', [col('k', 'integer', 'k', { key: true }), col('v', 'text', 'v')]);
+          const view = new Map<number, string>(); // what the upstream logic holds now
+          const all: [Value, number][] = [];
+          for (const step of steps) {
+            const batch = new Map<string, [Value, number]>();
+            const add = (v: Value, d: number) => {
+              const key = JSON.stringify(v);
+              const hit = batch.get(key);
+              if (hit) hit[1] += d;
+              else batch.set(key, [v, d]);
+            };
+            for (const { key, value } of step) {
+              const old = view.get(key);
+              if (old !== undefined) add({ k: key, v: old }, -1);
+              if (value === null) view.delete(key);
+              else {
+                view.set(key, `v${value}`);
+                add({ k: key, v: `v${value}` }, 1);
+              }
+            }
+            const b: Batch = [...batch.values()].filter(([, d]) => d !== 0).map(([v, d]) => [v, d, 0]);
+            all.push(...b.map(([v, d]) => [v, d] as [Value, number]));
+            await write(spec, b);
+            // From scratch: consolidate everything written so far.
+            const sum = new Map<string, number>();
+            for (const [v, d] of all) sum.set(JSON.stringify(v), (sum.get(JSON.stringify(v)) ?? 0) + d);
+            const expected = [...sum].filter(([, n]) => n > 0).map(([v]) => JSON.parse(v) as { k: number; v: string }).sort((x, y) => x.k - y.k);
+            const rows = await look.rows(spec.name, '"k"');
+            assert.deepEqual(rows.map((r) => ({ k: Number(r.k), v: r.v })), expected);
+            assert.equal(new Set(rows.map((r) => Number(r.k))).size, rows.length);
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+
+    test('property: a multiset table equals the from-scratch multiset after every commit', async () => {
+      const val = fc.record({ a: fc.constantFrom('x', 'y', null), b: fc.integer({ min: 0, max: 2 }) });
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.array(fc.tuple(val, fc.integer({ min: 1, max: 3 }), fc.boolean()), { maxLength: 6 }), { minLength: 1, maxLength: 5 }), async (steps) => {
+          const spec = table('multiset', [col('a', 'text', 'a', { index: true }), col('b', 'integer', 'b')]);
+          const held = new Map<string, number>();
+          for (const step of steps) {
+            const batch = new Map<string, number>();
+            for (const [v, n, retract] of step) {
+              const key = JSON.stringify(v);
+              const have = (held.get(key) ?? 0) + (batch.get(key) ?? 0);
+              const d = retract ? -Math.min(n, have) : n; // the view never retracts what it does not hold
+              batch.set(key, (batch.get(key) ?? 0) + d);
+            }
+            const b: Batch = [...batch].filter(([, d]) => d !== 0).map(([v, d]) => [JSON.parse(v) as Value, d, 0]);
+            for (const [v, d] of batch) held.set(v, (held.get(v) ?? 0) + d);
+            await write(spec, b);
+            const expected = [...held].flatMap(([v, n]) => Array.from({ length: n }, () => v)).sort();
+            const rows = await look.rows(spec.name, '1');
+            assert.deepEqual(rows.map((r) => JSON.stringify({ a: r.a, b: Number(r.b) })).sort(), expected);
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+  });
+}
+
+test('SQLite runs in WAL mode; an unopenable file is a retryable error naming the database', async () => {
+  const db = new SqliteDatabase({ filename: join(dir, 'wal.db') });
+  await db.transaction(async () => undefined);
+  await db.close();
+  const raw = new Database(join(dir, 'wal.db'));
+  assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+  raw.close();
+  const bad = new SqliteDatabase({ filename: join(dir, 'missing-dir', 'x.db') });
+  await assert.rejects(bad.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes('missing-dir'));
+  await bad.close();
+});
+
+test('an unreachable PostgreSQL gives a clear retryable error, not a hang', async () => {
+  const refused = new PostgresDatabase({ host: '127.0.0.1', port: 1, user: 'nobody', database: 'none', connectionTimeoutMs: 2000 });
+  await assert.rejects(refused.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /127\.0\.0\.1:1/.test(e.message) && /ECONNREFUSED|connect/.test(e.message));
+  await refused.close();
+  // A server that accepts TCP but never answers: the connection timeout ends the wait.
+  const net = await import('node:net');
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  const hanging = new PostgresDatabase({ host: '127.0.0.1', port, user: 'x', database: 'y', connectionTimeoutMs: 300 });
+  await assert.rejects(hanging.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /timeout/i.test(e.message));
+  await hanging.close();
+  silent.close();
+  for (const s of [silent]) s.unref();
+});
+
+test('the PostgreSQL label never contains the password', () => {
+  const db = new PostgresDatabase({ connectionString: 'postgres://u:secret@db.example:6543/prod' });
+  assert.equal(db.label, 'PostgreSQL u@db.example:6543/prod');
+  void db.close();
+});

@@ -1,0 +1,412 @@
+/**
+ * The Actyx v2 HTTP client: the documented Events API (`/api/v2/events/…`) over Node's own fetch.
+ *
+ * Subscriptions and bounded queries never give up: any drop (refused connection, reset, clean end
+ * of the response, 503, an `error` diagnostic, silence longer than `idleTimeoutMs`) leads to a new
+ * request after a capped, jittered exponential backoff, with `lowerBound` = the offsets of the last
+ * event handed on — never "present" — so nothing is lost or repeated. A 401 (tokens die when the
+ * node restarts) re-authenticates. Malformed lines are reported and skipped.
+ */
+import { parseQuery } from './aql';
+import { ActyxHttpError, httpError, manifestProblem, TokenProvider, type AppManifest } from './actyx-auth';
+import { Backoff, type BackoffOptions } from './backoff';
+import { flattenBatches, sleep } from './batches';
+import { ndjsonLineBatches } from './ndjson';
+import type {
+  ActyxEvent,
+  EventSource,
+  OffsetMap,
+  PublishedEvent,
+  PublishRequest,
+  SourceDiagnostic,
+  SubscribeOptions,
+  SubscriptionItem,
+} from './types';
+
+export interface ActyxClientOptions {
+  /** Host name or address of the Actyx node (default `localhost`). */
+  readonly host?: string;
+  /** Port of its HTTP API (default 4454). */
+  readonly port?: number;
+  /** Full base URL, e.g. `http://localhost:4454/api/v2` (overrides host and port). */
+  readonly baseUrl?: string;
+  readonly manifest: AppManifest;
+  /** A subscription silent for this long (ms) is dropped and re-opened (default 45,000 = 3 keep-alives). */
+  readonly idleTimeoutMs?: number;
+  /** Timeout (ms) for the short requests: auth, offsets, publish, and the start of a stream (default 15,000). */
+  readonly requestTimeoutMs?: number;
+  readonly backoff?: BackoffOptions;
+}
+
+/** What one line of an NDJSON response is. */
+type Line =
+  | { readonly kind: 'event'; readonly event: ActyxEvent }
+  | { readonly kind: 'offsets'; readonly offsets: OffsetMap }
+  | { readonly kind: 'diagnostic'; readonly severity: 'warning' | 'error'; readonly message: string }
+  | { readonly kind: 'keepAlive' }
+  | { readonly kind: 'ignored' }
+  | { readonly kind: 'malformed'; readonly reason: string };
+
+function isOffsetMap(value: unknown): value is OffsetMap {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => Number.isSafeInteger(v));
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** Classifies one response line; never throws. */
+export function parseLine(line: string): Line {
+  if (line.trim() === '') return { kind: 'keepAlive' };
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch {
+    return { kind: 'malformed', reason: 'not JSON' };
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return { kind: 'malformed', reason: 'not a JSON object' };
+  const o = obj as Record<string, unknown>;
+  switch (o.type) {
+    case 'event': {
+      const { lamport, stream, offset, timestamp, tags, appId, payload } = o;
+      if (!isCount(lamport) || typeof stream !== 'string' || stream === '' || !isCount(offset) || !isCount(timestamp)) {
+        return { kind: 'malformed', reason: 'event without valid lamport, stream, offset and timestamp' };
+      }
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string') || typeof appId !== 'string') {
+        return { kind: 'malformed', reason: 'event without valid tags and appId' };
+      }
+      return { kind: 'event', event: { lamport, stream, offset, timestamp, tags, appId, payload } };
+    }
+    case 'offsets':
+      return isOffsetMap(o.offsets) ? { kind: 'offsets', offsets: o.offsets } : { kind: 'malformed', reason: 'offsets line without an offset map' };
+    case 'diagnostic': {
+      const severity = o.severity === 'error' ? 'error' : 'warning';
+      return { kind: 'diagnostic', severity, message: typeof o.message === 'string' ? o.message : JSON.stringify(o) };
+    }
+    case undefined:
+      // The documented final error object of a failing stream: {"code": "...", "message": "..."}.
+      if (typeof o.code === 'string') return { kind: 'diagnostic', severity: 'error', message: `${o.code}: ${typeof o.message === 'string' ? o.message : ''}` };
+      return { kind: 'malformed', reason: 'no type' };
+    default:
+      return { kind: 'ignored' };
+  }
+}
+
+/** Why a stream attempt ended without an exception. */
+type AttemptEnd = 'complete' | 'retry';
+
+/** Thrown inside an attempt to end it and reconnect (the reason was already reported). */
+class Reconnect extends Error {}
+
+export class ActyxClient implements EventSource {
+  readonly baseUrl: string;
+  private readonly tokens: TokenProvider;
+  private readonly idleTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly backoffOptions: BackoffOptions;
+  /** Aborted by `close()`: ends every subscription and request of this client. */
+  private readonly lifetime = new AbortController();
+
+  constructor(options: ActyxClientOptions) {
+    const problem = manifestProblem(options.manifest);
+    if (problem) throw new TypeError(problem);
+    const port = options.port ?? 4454;
+    if (!options.baseUrl && (!Number.isInteger(port) || port <= 0 || port > 65535)) throw new TypeError(`port must be 1–65535, got ${port}`);
+    this.baseUrl = (options.baseUrl ?? `http://${options.host || 'localhost'}:${port}/api/v2`).replace(/\/+$/, '');
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.backoffOptions = options.backoff ?? {};
+    this.tokens = new TokenProvider(this.baseUrl, options.manifest, this.requestTimeoutMs);
+  }
+
+  private signalFor(signal: AbortSignal | undefined, timeoutMs?: number): AbortSignal {
+    const signals = [this.lifetime.signal];
+    if (signal) signals.push(signal);
+    if (timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeoutMs));
+    return AbortSignal.any(signals);
+  }
+
+  /** One authorised request; a 401 re-authenticates once. Throws ActyxHttpError for other non-2xx answers. */
+  private async request(path: string, init: { method: 'GET' | 'POST'; body?: unknown; accept?: string }, signal: AbortSignal): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.tokens.token(signal);
+      const res = await fetch(`${this.baseUrl}${path}`, {
+        method: init.method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: init.accept ?? 'application/json',
+          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
+        signal,
+      });
+      if (res.ok) return res;
+      const err = await httpError(res, path);
+      if (res.status === 401 && attempt === 0) {
+        this.tokens.invalidate(token);
+        continue;
+      }
+      throw err;
+    }
+  }
+
+  /** A short request, retried on 503 (the node did not take it) a few times. */
+  private async shortRequest<T>(path: string, init: { method: 'GET' | 'POST'; body?: unknown }): Promise<T> {
+    const backoff = new Backoff(this.backoffOptions);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await this.request(path, init, this.signalFor(undefined, this.requestTimeoutMs));
+        return (await res.json()) as T;
+      } catch (err) {
+        if (!(err instanceof ActyxHttpError && err.status === 503) || attempt >= 4) throw this.describe(err);
+        await sleep(backoff.next(), this.lifetime.signal);
+      }
+    }
+  }
+
+  /** Network errors from fetch say "fetch failed"; name the node and the cause instead. */
+  private describe(err: unknown): Error {
+    if (err instanceof ActyxHttpError) return err;
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    if (e?.name === 'TimeoutError') return new Error(`Actyx node at ${this.baseUrl} did not answer in time`);
+    if (e?.name === 'AbortError') return new Error(`request to the Actyx node at ${this.baseUrl} was aborted`);
+    const cause = e?.cause?.code ?? e?.cause?.message;
+    return new Error(`cannot reach the Actyx node at ${this.baseUrl}: ${cause ?? e?.message ?? String(err)}`);
+  }
+
+  async presentOffsets(): Promise<OffsetMap> {
+    const body = await this.shortRequest<{ present?: unknown }>('/events/offsets', { method: 'GET' });
+    if (!isOffsetMap(body.present)) throw new Error(`Actyx node at ${this.baseUrl} sent offsets without a present map`);
+    return body.present;
+  }
+
+  /** The node's id (`GET /node/id`). */
+  async nodeId(): Promise<string> {
+    const res = await this.request('/node/id', { method: 'GET', accept: 'text/plain' }, this.signalFor(undefined, this.requestTimeoutMs)).catch((err: unknown) => {
+      throw this.describe(err);
+    });
+    return (await res.text()).trim();
+  }
+
+  async publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]> {
+    const data = events.map((e, i) => {
+      if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string' || t === '')) throw new TypeError(`event ${i}: tags must be an array of non-empty strings`);
+      return { tags: e.tags, payload: e.payload };
+    });
+    if (data.length === 0) return [];
+    try {
+      JSON.stringify(data);
+    } catch (err) {
+      throw new TypeError(`payload cannot be sent as JSON: ${(err as Error).message}`);
+    }
+    const body = await this.shortRequest<{ data?: unknown }>('/events/publish', { method: 'POST', body: { data } });
+    if (!Array.isArray(body.data) || body.data.length !== data.length) throw new Error(`Actyx node at ${this.baseUrl} answered the publish without one result per event`);
+    return body.data as PublishedEvent[];
+  }
+
+  /**
+   * One streaming request: yields line batches until the response ends; throws on HTTP errors,
+   * network errors and silence longer than the idle timeout.
+   */
+  private async *streamLines(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<string[], void, undefined> {
+    const connection = new AbortController();
+    const combined = AbortSignal.any([signal, this.lifetime.signal, connection.signal]);
+    let lastActivity = Date.now();
+    let silent = false;
+    const watchdog = setInterval(
+      () => {
+        if (Date.now() - lastActivity > this.idleTimeoutMs) {
+          silent = true;
+          connection.abort();
+        }
+      },
+      Math.max(10, Math.floor(this.idleTimeoutMs / 4)),
+    );
+    try {
+      const res = await this.request(path, { method: 'POST', body, accept: 'application/x-ndjson' }, combined);
+      lastActivity = Date.now();
+      if (!res.body) return;
+      for await (const lines of ndjsonLineBatches(res.body)) {
+        lastActivity = Date.now();
+        yield lines;
+      }
+    } catch (err) {
+      if (silent) throw new Error(`no data from the Actyx node for more than ${this.idleTimeoutMs} ms`);
+      throw err;
+    } finally {
+      clearInterval(watchdog);
+      connection.abort();
+    }
+  }
+
+  /**
+   * Runs `attempt` until it completes, reconnecting after anything else with backoff; reports
+   * every failure to `onDiagnostic`. `progress` is called by the attempt when it handed something on.
+   */
+  private async *resilient<T>(
+    what: string,
+    options: SubscribeOptions,
+    attempt: (progress: () => void) => AsyncGenerator<T, AttemptEnd, undefined>,
+  ): AsyncGenerator<T, void, undefined> {
+    const signal = options.signal;
+    const report = (d: SourceDiagnostic): void => {
+      try {
+        options.onDiagnostic?.(d);
+      } catch {
+        // a throwing listener must not break the subscription
+      }
+    };
+    const backoff = new Backoff(this.backoffOptions);
+    let failures = 0;
+    while (!signal?.aborted && !this.lifetime.signal.aborted) {
+      let end: AttemptEnd;
+      try {
+        end = yield* attempt(() => {
+          backoff.reset();
+          if (failures > 0) report({ severity: 'info', message: `${what}: connected again to ${this.baseUrl}` });
+          failures = 0;
+        });
+        if (end === 'complete') return;
+        report({ severity: 'warning', message: `${what}: the Actyx node ended the response; reconnecting` });
+      } catch (err) {
+        if (signal?.aborted || this.lifetime.signal.aborted) return;
+        if (!(err instanceof Reconnect)) {
+          const e = this.describe(err);
+          const status = err instanceof ActyxHttpError ? String(err.status) : undefined;
+          report({ severity: failures > 0 || status ? 'error' : 'warning', message: `${what}: ${e.message}; retrying`, ...(status ? { detail: status } : {}) });
+        }
+      }
+      failures++;
+      await sleep(backoff.next(), signal ? AbortSignal.any([signal, this.lifetime.signal]) : this.lifetime.signal);
+    }
+  }
+
+  subscribe(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<SubscriptionItem> {
+    return flattenBatches(this.subscribeBatches(query, lowerBound, options));
+  }
+
+  subscribeBatches(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
+    const aql = parseQuery(query).aql;
+    const lower: Record<string, number> = { ...lowerBound };
+    const signal = options.signal ?? new AbortController().signal;
+    let caughtUp = false;
+    const handle = this.handleLines.bind(this);
+    return this.resilient<readonly SubscriptionItem[]>('subscription', options, async function* (progress) {
+      for await (const lines of handle(lower, options, '/events/subscribe', { query: aql, lowerBound: { ...lower } }, signal)) {
+        const items: SubscriptionItem[] = [];
+        for (const line of lines) {
+          if (line.kind === 'event') items.push({ type: 'event', event: line.event });
+          else if (line.kind === 'offsets' && !caughtUp) {
+            caughtUp = true;
+            items.push({ type: 'caughtUp', offsets: line.offsets });
+          }
+        }
+        if (lines.length > 0) progress();
+        if (items.length > 0) yield items;
+      }
+      return 'retry';
+    });
+  }
+
+  /**
+   * One request's lines, parsed, with events at or below `lower` dropped and `lower` advanced past
+   * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt.
+   */
+  private async *handleLines(lower: Record<string, number>, options: SubscribeOptions, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<Line[], void, undefined> {
+    for await (const raw of this.streamLines(path, body, signal)) {
+      const lines: Line[] = [];
+      let failed: string | null = null;
+      for (const text of raw) {
+        const line = parseLine(text);
+        switch (line.kind) {
+          case 'event': {
+            const seen = lower[line.event.stream];
+            if (seen !== undefined && line.event.offset <= seen) {
+              options.onDiagnostic?.({ severity: 'warning', message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice` });
+              continue;
+            }
+            lower[line.event.stream] = line.event.offset;
+            lines.push(line);
+            break;
+          }
+          case 'offsets':
+            lines.push(line);
+            break;
+          case 'diagnostic':
+            options.onDiagnostic?.({ severity: line.severity, message: `Actyx node: ${line.message}` });
+            if (line.severity === 'error') failed = line.message;
+            break;
+          case 'malformed':
+            options.onDiagnostic?.({ severity: 'warning', message: `skipped a malformed line from the Actyx node (${line.reason})`, detail: text.slice(0, 2000) });
+            break;
+          case 'keepAlive':
+          case 'ignored':
+            break;
+        }
+        if (failed !== null) break;
+      }
+      // Lines before an error diagnostic are still handed on; then the attempt ends.
+      yield lines;
+      if (failed !== null) throw new Reconnect(failed);
+    }
+  }
+
+  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<ActyxEvent> {
+    return flattenBatches(this.queryBatches(query, lowerBound, upperBound, options));
+  }
+
+  async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
+    const aql = parseQuery(query).aql;
+    const signal = options.signal ?? new AbortController().signal;
+    const lower: Record<string, number> = { ...lowerBound };
+    let upper: Record<string, number> | null = null;
+    let emptyEnds = 0;
+    const client = this;
+    const handle = this.handleLines.bind(this);
+    yield* this.resilient<readonly ActyxEvent[]>('query', options, async function* (progress) {
+      // An upper bound beyond the node's present is a 400: clamp it (replays ask for stored events only).
+      upper ??= clampToPresent(upperBound, await client.presentOffsets());
+      // Streams whose upper bound was reached need not be asked again.
+      const open: Record<string, number> = {};
+      for (const [s, hi] of Object.entries(upper)) if ((lower[s] ?? -1) < hi) open[s] = hi;
+      if (Object.keys(open).length === 0) return 'complete';
+      const request = { query: aql, order: 'asc', lowerBound: pick(lower, open), upperBound: open };
+      let delivered = 0;
+      for await (const lines of handle(lower, options, '/events/query', request, signal)) {
+        const events: ActyxEvent[] = [];
+        let complete = false;
+        for (const line of lines) {
+          if (line.kind === 'event') events.push(line.event);
+          else if (line.kind === 'offsets') complete = true;
+        }
+        if (lines.length > 0) progress();
+        delivered += events.length;
+        if (events.length > 0) yield events;
+        if (complete) return 'complete';
+      }
+      // Ended without the closing offsets line: retry; twice in a row with nothing new means done.
+      emptyEnds = delivered === 0 ? emptyEnds + 1 : 0;
+      return emptyEnds >= 2 ? 'complete' : 'retry';
+    });
+  }
+
+  async close(): Promise<void> {
+    this.lifetime.abort();
+  }
+}
+
+/** `upper` limited to what the node has now; streams it does not have are left out. */
+function clampToPresent(upper: OffsetMap, present: OffsetMap): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [stream, hi] of Object.entries(upper)) {
+    const p = present[stream];
+    if (p !== undefined) out[stream] = Math.min(hi, p);
+  }
+  return out;
+}
+
+function pick(offsets: Record<string, number>, streams: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of Object.keys(streams)) if (offsets[s] !== undefined) out[s] = offsets[s];
+  return out;
+}

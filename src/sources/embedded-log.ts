@@ -1,0 +1,416 @@
+/**
+ * The embedded event log: an Actyx-like event store in one SQLite file (better-sqlite3, WAL), so
+ * that a fresh install works without an Actyx node.
+ *
+ * Semantics as in Actyx v2: several streams (`<nodeId>-<n>`), gapless offsets per stream starting
+ * at 0, a Lamport clock (the next local event gets a stamp above every stamp seen), microsecond
+ * timestamps, tags as a sorted set, an app id. `publishAs` appends to any stream with given
+ * stamps, so tests and examples can play a device that was offline and delivers old-Lamport
+ * events late.
+ *
+ * Every stored event has a sequence number `seq` (arrival order). A subscription reads pages by
+ * `seq` with prepared statements — memory stays bounded however slow the consumer is — and is
+ * woken by in-process publishes (no polling); writes from other connections to the same file are
+ * noticed through `PRAGMA data_version`, checked only while a subscriber waits.
+ */
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { matchesEvent, parseQuery, type MatchContext, type ParsedQuery } from './aql';
+import { flattenBatches, yieldToEventLoop } from './batches';
+import type {
+  ActyxEvent,
+  EventSource,
+  OffsetMap,
+  PublishedEvent,
+  PublishRequest,
+  SubscribeOptions,
+  SubscriptionItem,
+} from './types';
+
+export interface EmbeddedLogOptions {
+  /** App id stamped on events published through `publish` (default `com.example.deltaflow`). */
+  readonly appId?: string;
+  /** Rows read per page (default 2000). */
+  readonly pageSize?: number;
+  /** How often (ms) a waiting subscriber checks for commits by other connections to the file; 0 = never (default 500). */
+  readonly foreignWritePollMs?: number;
+}
+
+/** An event for `publishAs`: per-event stamps override the batch-wide ones. */
+export interface PublishAsRequest extends PublishRequest {
+  readonly lamport?: number;
+  readonly timestamp?: number;
+  readonly appId?: string;
+}
+
+export interface PublishAsOptions {
+  /** Lamport stamp of the first event; the following ones get +1 each (default: the log's clock + 1). */
+  readonly lamport?: number;
+  /** Timestamp (µs) of all events of the batch (default: now). */
+  readonly timestamp?: number;
+  /** App id of all events of the batch (default: the log's app id). */
+  readonly appId?: string;
+}
+
+/** `event` is the whole event as JSON (one column and one JSON.parse per row: the fast path). */
+type Row = [seq: number, event: string];
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS deltaflow_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deltaflow_log_streams (
+  stream TEXT PRIMARY KEY,
+  last_offset INTEGER NOT NULL,
+  last_lamport INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deltaflow_log_events (
+  seq INTEGER PRIMARY KEY,
+  stream TEXT NOT NULL,
+  "offset" INTEGER NOT NULL,
+  lamport INTEGER NOT NULL,
+  event TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deltaflow_log_events_stream_offset ON deltaflow_log_events (stream, "offset");
+CREATE INDEX IF NOT EXISTS deltaflow_log_events_key ON deltaflow_log_events (lamport, stream, "offset");
+`;
+
+/** Microseconds since the epoch, from the high-resolution clock. */
+export function nowMicros(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+function checkTags(tags: unknown, index: number): string[] {
+  if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string' || t === '')) {
+    throw new TypeError(`event ${index}: tags must be an array of non-empty strings`);
+  }
+  return [...new Set(tags as string[])].sort();
+}
+
+function payloadJson(payload: unknown, index: number): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(payload);
+  } catch (err) {
+    throw new TypeError(`event ${index}: payload cannot be stored as JSON (${(err as Error).message})`);
+  }
+  if (json === undefined) throw new TypeError(`event ${index}: payload cannot be stored as JSON (it is ${typeof payload})`);
+  return json;
+}
+
+function checkStamp(value: number | undefined, what: string): void {
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) throw new TypeError(`${what} must be a non-negative integer, got ${value}`);
+}
+
+export class EmbeddedLog implements EventSource {
+  readonly nodeId: string;
+  readonly appId: string;
+  private readonly db: Database.Database;
+  private readonly pageSize: number;
+  private readonly pollMs: number;
+  private readonly matchContext: MatchContext;
+  private maxSeq: number;
+  private closed = false;
+  private dataVersion: number;
+  private pollTimer: NodeJS.Timeout | null = null;
+  /** Subscribers waiting for `maxSeq` to grow. */
+  private readonly waiters = new Set<() => void>();
+
+  private readonly stmts: {
+    page: Database.Statement<[number, number, number], Row>;
+    keyPage: Database.Statement<[number, string, number, number], Row>;
+    seqOf: Database.Statement<[string, number], { seq: number }>;
+    maxSeq: Database.Statement<[], { m: number | null }>;
+    streams: Database.Statement<[], { stream: string; last_offset: number }>;
+    stream: Database.Statement<[string], { last_offset: number; last_lamport: number }>;
+    upsertStream: Database.Statement<[string, number, number]>;
+    insert: Database.Statement<[string, number, number, string]>;
+    getMeta: Database.Statement<[string], { value: string }>;
+    setMeta: Database.Statement<[string, string]>;
+  };
+
+  /** Opens (creating if needed) the log in `file`; `:memory:` works for tests. */
+  constructor(
+    readonly file: string,
+    options: EmbeddedLogOptions = {},
+  ) {
+    this.pageSize = options.pageSize ?? 2000;
+    this.pollMs = options.foreignWritePollMs ?? 500;
+    this.appId = options.appId ?? 'com.example.deltaflow';
+    this.db = new Database(file);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.exec(SCHEMA);
+      const db = this.db;
+      this.stmts = {
+        page: db.prepare<[number, number, number], Row>(`SELECT seq, event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`).raw(true),
+        keyPage: db
+          .prepare<[number, string, number, number], Row>(
+            `SELECT seq, event FROM deltaflow_log_events WHERE (lamport, stream, "offset") > (?, ?, ?) ORDER BY lamport, stream, "offset" LIMIT ?`,
+          )
+          .raw(true),
+        seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
+        maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
+        streams: db.prepare('SELECT stream, last_offset FROM deltaflow_log_streams'),
+        stream: db.prepare('SELECT last_offset, last_lamport FROM deltaflow_log_streams WHERE stream = ?'),
+        upsertStream: db.prepare(
+          'INSERT INTO deltaflow_log_streams (stream, last_offset, last_lamport) VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET last_offset = excluded.last_offset, last_lamport = excluded.last_lamport',
+        ),
+        insert: db.prepare(`INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES (?, ?, ?, ?)`),
+        getMeta: db.prepare('SELECT value FROM deltaflow_log_meta WHERE key = ?'),
+        setMeta: db.prepare('INSERT INTO deltaflow_log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      };
+      this.nodeId = this.db.transaction(() => {
+        const existing = this.stmts.getMeta.get('node_id')?.value;
+        if (existing) return existing;
+        const id = randomUUID().replace(/-/g, '');
+        this.stmts.setMeta.run('node_id', id);
+        return id;
+      }).immediate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    const prefix = `${this.nodeId}-`;
+    this.matchContext = { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
+    this.maxSeq = this.stmts.maxSeq.get()?.m ?? 0;
+    this.dataVersion = this.readDataVersion();
+  }
+
+  /** The stream this log's own `publish` appends to. */
+  get localStream(): string {
+    return `${this.nodeId}-0`;
+  }
+
+  private readDataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`embedded event log ${this.file} is closed`);
+  }
+
+  // ---- writing -------------------------------------------------------------------------------
+
+  async publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]> {
+    return this.append(this.localStream, events, {});
+  }
+
+  /**
+   * Appends `events` to `stream` (e.g. `drill1-0`, a simulated device) with the given Lamport
+   * stamps and timestamps. Offsets stay gapless per stream; Lamport stamps must increase within a
+   * stream; the log's clock moves to at least the highest stamp seen, so later local events sort after.
+   */
+  async publishAs(stream: string, events: readonly PublishAsRequest[], options: PublishAsOptions = {}): Promise<readonly PublishedEvent[]> {
+    if (typeof stream !== 'string' || stream === '') throw new TypeError('publishAs needs a stream id');
+    return this.append(stream, events, options);
+  }
+
+  /** Synchronous core of `publish`/`publishAs`: one immediate transaction for the batch. */
+  appendSync(stream: string, events: readonly PublishAsRequest[], options: PublishAsOptions = {}): PublishedEvent[] {
+    this.checkOpen();
+    checkStamp(options.lamport, 'lamport');
+    checkStamp(options.timestamp, 'timestamp');
+    const prepared = events.map((e, i) => {
+      if (e === null || typeof e !== 'object') throw new TypeError(`event ${i}: expected {tags, payload}`);
+      checkStamp(e.lamport, `event ${i}: lamport`);
+      checkStamp(e.timestamp, `event ${i}: timestamp`);
+      const appId = e.appId ?? options.appId ?? this.appId;
+      if (typeof appId !== 'string' || appId === '') throw new TypeError(`event ${i}: appId must be a non-empty string`);
+      // The JSON text after the stamps, built once here, outside the write transaction.
+      const rest = `,"tags":${JSON.stringify(checkTags(e.tags, i))},"appId":${JSON.stringify(appId)},"payload":${payloadJson(e.payload, i)}}`;
+      return { rest, lamport: e.lamport, timestamp: e.timestamp };
+    });
+    if (prepared.length === 0) return [];
+    const now = nowMicros();
+    const result = this.db.transaction((): PublishedEvent[] => {
+      let clock = Number(this.stmts.getMeta.get('lamport')?.value ?? '0');
+      const last = this.stmts.stream.get(stream);
+      let offset = last?.last_offset ?? -1;
+      let streamLamport = last?.last_lamport ?? -1;
+      const streamJson = JSON.stringify(stream);
+      const out: PublishedEvent[] = [];
+      prepared.forEach((e, i) => {
+        const lamport = e.lamport ?? (options.lamport !== undefined ? options.lamport + i : Math.max(clock, streamLamport) + 1);
+        if (lamport <= streamLamport) {
+          throw new RangeError(`lamport ${lamport} of event ${i} is not above ${streamLamport}, the last lamport of stream ${stream}`);
+        }
+        const timestamp = e.timestamp ?? options.timestamp ?? now;
+        offset += 1;
+        this.stmts.insert.run(stream, offset, lamport, `{"lamport":${lamport},"stream":${streamJson},"offset":${offset},"timestamp":${timestamp}${e.rest}`);
+        streamLamport = lamport;
+        clock = Math.max(clock, lamport);
+        out.push({ lamport, stream, offset, timestamp });
+      });
+      this.stmts.upsertStream.run(stream, offset, streamLamport);
+      this.stmts.setMeta.run('lamport', String(clock));
+      return out;
+    }).immediate();
+    this.maxSeq = this.stmts.maxSeq.get()?.m ?? this.maxSeq;
+    this.wake();
+    return result;
+  }
+
+  private append(stream: string, events: readonly PublishAsRequest[], options: PublishAsOptions): Promise<readonly PublishedEvent[]> {
+    try {
+      return Promise.resolve(this.appendSync(stream, events, options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  async presentOffsets(): Promise<OffsetMap> {
+    this.checkOpen();
+    return this.readPresent();
+  }
+
+  private readPresent(): Record<string, number> {
+    const present: Record<string, number> = {};
+    for (const r of this.stmts.streams.all()) present[r.stream] = r.last_offset;
+    return present;
+  }
+
+
+  /** The events of `rows` that match and lie above `lower` (and, if given, at most `upper`). */
+  private select(rows: readonly Row[], parsed: ParsedQuery, lower: OffsetMap, upper?: OffsetMap): ActyxEvent[] {
+    const all = parsed.expr.kind === 'allEvents';
+    const out: ActyxEvent[] = [];
+    for (const row of rows) {
+      const event = JSON.parse(row[1]) as ActyxEvent;
+      const lo = lower[event.stream];
+      if (lo !== undefined && event.offset <= lo) continue;
+      if (upper) {
+        const hi = upper[event.stream];
+        if (hi === undefined || event.offset > hi) continue;
+      }
+      if (all || matchesEvent(parsed, event, this.matchContext)) out.push(event);
+    }
+    return out;
+  }
+
+  /** The seq just before the first event any stream has above `lower`. */
+  private startSeq(lower: OffsetMap): number {
+    let start = this.maxSeq;
+    for (const { stream } of this.stmts.streams.all()) {
+      const lo = lower[stream];
+      const first = this.stmts.seqOf.get(stream, lo === undefined ? 0 : lo + 1);
+      if (first && first.seq - 1 < start) start = first.seq - 1;
+    }
+    return start;
+  }
+
+  /** Resolves when an event beyond `seq` is stored (or the log closes / `signal` aborts). */
+  private waitBeyond(seq: number, signal?: AbortSignal): Promise<void> {
+    if (this.maxSeq > seq || this.closed || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+      this.startPolling();
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  /** Notices commits by other connections (another process, another EmbeddedLog on the same file). */
+  private startPolling(): void {
+    if (this.pollMs <= 0 || this.pollTimer) return;
+    this.pollTimer = setInterval(() => {
+      if (this.closed || this.waiters.size === 0) {
+        if (this.pollTimer) clearInterval(this.pollTimer);
+        this.pollTimer = null;
+        return;
+      }
+      const version = this.readDataVersion();
+      if (version === this.dataVersion) return;
+      this.dataVersion = version;
+      const max = this.stmts.maxSeq.get()?.m ?? 0;
+      if (max > this.maxSeq) {
+        this.maxSeq = max;
+        this.wake();
+      }
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  subscribe(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<SubscriptionItem> {
+    return flattenBatches(this.subscribeBatches(query, lowerBound, options));
+  }
+
+  async *subscribeBatches(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
+    const parsed = parseQuery(query);
+    const { signal } = options;
+    this.checkOpen();
+    const lower: OffsetMap = { ...lowerBound };
+    // One read snapshot: the stored part ends at `caughtUpSeq`, whose offsets the caughtUp reports.
+    const { caughtUpSeq, present, start } = this.db.transaction(() => ({ caughtUpSeq: this.stmts.maxSeq.get()?.m ?? 0, present: this.readPresent(), start: this.startSeq(lower) }))();
+    let cursor = start;
+    let end = caughtUpSeq;
+    let live = false;
+    for (;;) {
+      while (cursor < end) {
+        if (signal?.aborted) return;
+        this.checkOpen();
+        const rows = this.stmts.page.all(cursor, end, this.pageSize);
+        if (rows.length === 0) break;
+        cursor = rows[rows.length - 1]![0];
+        const events = this.select(rows, parsed, lower);
+        if (events.length > 0) {
+          yield events.map((event): SubscriptionItem => ({ type: 'event', event }));
+        } else {
+          await yieldToEventLoop();
+        }
+      }
+      cursor = Math.max(cursor, end);
+      if (!live) {
+        live = true;
+        yield [{ type: 'caughtUp', offsets: present }];
+      }
+      await this.waitBeyond(cursor, signal);
+      if (signal?.aborted) return;
+      this.checkOpen();
+      end = this.maxSeq;
+    }
+  }
+
+  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<ActyxEvent> {
+    return flattenBatches(this.queryBatches(query, lowerBound, upperBound, options));
+  }
+
+  async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
+    const parsed = parseQuery(query);
+    this.checkOpen();
+    const lower: OffsetMap = { ...lowerBound };
+    const upper: OffsetMap = { ...upperBound };
+    if (Object.keys(upper).length === 0) return;
+    let key: [number, string, number] = [-1, '', -1];
+    for (;;) {
+      if (options.signal?.aborted) return;
+      this.checkOpen();
+      const rows = this.stmts.keyPage.all(key[0], key[1], key[2], this.pageSize);
+      if (rows.length === 0) return;
+      const events = this.select(rows, parsed, lower, upper);
+      const last = JSON.parse(rows[rows.length - 1]![1]) as ActyxEvent;
+      key = [last.lamport, last.stream, last.offset];
+      if (events.length > 0) yield events;
+      else await yieldToEventLoop();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+    this.wake();
+    this.db.close();
+  }
+}

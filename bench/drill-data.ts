@@ -1,0 +1,149 @@
+/**
+ * Deterministic synthetic drill-factory events, shaped as Actyx v2 delivers them, for benchmarks
+ * and tests. Event model (issue 5):
+ * - machine events, tags `machine`, `machine:<name>`: `{type: 'started', order}`, `{type: 'stopped', order}`;
+ * - worker events (only with `workers > 0`), tags `worker`, `worker:<name>`, `order:<order>`:
+ *   `setupStarted`, `setupFinished`, `workStarted`, `partsReported`, `workStopped`, `stepFinished`.
+ * Every machine alternates started/stopped on fresh orders (with workers, each cycle is a worker's
+ * setup, work, parts and step-finished report around the machine's start and stop). Events come in
+ * Lamport order with increasing timestamps; each device (machine or worker tablet) has its own
+ * stream with offsets 0, 1, 2, …
+ */
+
+export interface DrillEvent {
+  readonly lamport: number;
+  readonly stream: string;
+  readonly offset: number;
+  /** Microseconds since the Unix epoch. */
+  readonly timestamp: number;
+  readonly tags: readonly string[];
+  readonly appId: string;
+  readonly payload: DrillPayload;
+}
+
+export type MachinePayload = { readonly type: 'started'; readonly order: string } | { readonly type: 'stopped'; readonly order: string };
+
+export type WorkerPayload =
+  | { readonly type: 'setupStarted'; readonly machine: string; readonly order: string }
+  | { readonly type: 'setupFinished'; readonly machine: string; readonly order: string }
+  | { readonly type: 'workStarted'; readonly machine: string; readonly order: string; readonly step: string }
+  | { readonly type: 'partsReported'; readonly order: string; readonly count: number; readonly part: string }
+  | { readonly type: 'workStopped'; readonly machine: string; readonly order: string; readonly step: string }
+  | { readonly type: 'stepFinished'; readonly order: string; readonly step: string };
+
+export type DrillPayload = MachinePayload | WorkerPayload;
+
+export interface DrillOptions {
+  /** Number of events to generate. */
+  readonly count: number;
+  /** Machines `Drill1` … `DrillN` (default 50). */
+  readonly machines?: number;
+  /** Workers `Worker1` … `WorkerN` (default 0: machine events only). */
+  readonly workers?: number;
+  /** PRNG seed (default 1): the same options always give the same events. */
+  readonly seed?: number;
+  /** Timestamp of the first event, µs (default 2026-01-05T06:00:00Z). */
+  readonly startMicros?: number;
+  /** Mean gap between consecutive events of the whole factory, µs (default 2 s). */
+  readonly meanGapMicros?: number;
+  /** First Lamport timestamp (default 1). */
+  readonly firstLamport?: number;
+  readonly appId?: string;
+}
+
+export const DEFAULT_APP_ID = 'com.example.drill-factory';
+const STEPS = ['hole drilling', 'countersinking', 'reaming'];
+const PARTS = ['chair leg', 'table leg', 'shelf board'];
+
+/** A small, fast, deterministic PRNG (mulberry32): floats in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Device {
+  readonly stream: string;
+  readonly tags: readonly string[];
+  offset: number;
+}
+
+interface Cycle {
+  /** Remaining events of the machine's current cycle, produced lazily. */
+  readonly steps: (() => { device: Device; payload: DrillPayload; extraTags?: readonly string[] })[];
+}
+
+/** Generates `count` drill events (see the module comment for the model). */
+export function generateDrillEvents(options: DrillOptions): DrillEvent[] {
+  const machines = options.machines ?? 50;
+  const workers = options.workers ?? 0;
+  const random = prng(options.seed ?? 1);
+  const appId = options.appId ?? DEFAULT_APP_ID;
+  const meanGap = options.meanGapMicros ?? 2_000_000;
+  let timestamp = options.startMicros ?? Date.UTC(2026, 0, 5, 6, 0, 0) * 1000;
+  let lamport = options.firstLamport ?? 1;
+  let nextOrder = 4711;
+  if (machines < 1) throw new RangeError('machines must be at least 1');
+
+  const machineDevices: Device[] = [];
+  for (let m = 1; m <= machines; m++) machineDevices.push({ stream: `drill${m}-0`, tags: ['machine', `machine:Drill${m}`], offset: 0 });
+  const workerDevices: Device[] = [];
+  for (let w = 1; w <= workers; w++) workerDevices.push({ stream: `tablet${w}-0`, tags: ['worker', `worker:Worker${w}`], offset: 0 });
+  const cycles: (Cycle | null)[] = new Array(machines).fill(null);
+
+  const newCycle = (m: number): Cycle => {
+    const machine = machineDevices[m];
+    const name = `Drill${m + 1}`;
+    const order = String(nextOrder++);
+    if (workers === 0) {
+      return { steps: [() => ({ device: machine, payload: { type: 'started', order } }), () => ({ device: machine, payload: { type: 'stopped', order } })] };
+    }
+    const worker = workerDevices[Math.floor(random() * workers)];
+    const step = STEPS[Math.floor(random() * STEPS.length)];
+    const part = PARTS[Math.floor(random() * PARTS.length)];
+    const orderTag = [`order:${order}`];
+    const w = (payload: WorkerPayload) => () => ({ device: worker, payload, extraTags: orderTag });
+    return {
+      steps: [
+        w({ type: 'setupStarted', machine: name, order }),
+        w({ type: 'setupFinished', machine: name, order }),
+        () => ({ device: machine, payload: { type: 'started', order } }),
+        w({ type: 'workStarted', machine: name, order, step }),
+        w({ type: 'partsReported', order, count: 1 + Math.floor(random() * 30), part }),
+        () => ({ device: machine, payload: { type: 'stopped', order } }),
+        w({ type: 'workStopped', machine: name, order, step }),
+        w({ type: 'stepFinished', order, step }),
+      ],
+    };
+  };
+
+  const events: DrillEvent[] = new Array(options.count);
+  for (let i = 0; i < options.count; i++) {
+    const m = Math.floor(random() * machines);
+    let cycle = cycles[m];
+    if (cycle === null || cycle.steps.length === 0) cycle = cycles[m] = newCycle(m);
+    const { device, payload, extraTags } = cycle.steps.shift()!();
+    timestamp += 1 + Math.floor(random() * 2 * meanGap);
+    events[i] = {
+      lamport: lamport++,
+      stream: device.stream,
+      offset: device.offset++,
+      timestamp,
+      tags: extraTags ? [...device.tags, ...extraTags] : device.tags,
+      appId,
+      payload,
+    };
+  }
+  return events;
+}
+
+/** The machine name of a machine event (`machine:<name>` tag), or null. */
+export function machineOf(event: { readonly tags: readonly string[] }): string | null {
+  for (const t of event.tags) if (t.startsWith('machine:')) return t.slice(8);
+  return null;
+}

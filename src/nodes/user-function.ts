@@ -142,27 +142,28 @@ export function readPath(record: Value, parts: readonly (string | number)[]): Va
  */
 export function toValue(result: unknown, what: string): Value {
   const seen = new Set<object>();
+  const at = (where: string): string => (where === '' ? '' : ` at ${where}`);
   const convert = (x: unknown, where: string): Value | undefined => {
     switch (typeof x) {
       case 'string':
       case 'boolean':
         return x;
       case 'number':
-        if (!Number.isFinite(x)) throw new Error(`${what} produced the non-finite number ${x}${where}`);
+        if (!Number.isFinite(x)) throw new Error(`${what} produced the non-finite number ${x}${at(where)}`);
         return x;
       case 'undefined':
         return undefined;
       case 'object': {
         if (x === null) return null;
         if (x instanceof Date) return Number.isNaN(x.getTime()) ? null : x.toISOString();
-        if (seen.has(x)) throw new Error(`${what} produced a value that contains itself${where}`);
+        if (seen.has(x)) throw new Error(`${what} produced a value that contains itself${at(where)}`);
         seen.add(x);
         let out: Value;
         if (Array.isArray(x)) {
           let changed = false;
           const items = x.map((item, i) => {
             const v = convert(item, `${where}[${i}]`);
-            if (v !== item) changed = true;
+            if (v !== item || v === undefined) changed = true;
             return v === undefined ? null : v;
           });
           out = changed ? items : (x as Value[]);
@@ -171,7 +172,7 @@ export function toValue(result: unknown, what: string): Value {
           const entries: [string, Value][] = [];
           for (const [k, item] of Object.entries(x)) {
             const v = convert(item, `${where}.${k}`);
-            if (v !== item) changed = true;
+            if (v !== item || v === undefined) changed = true;
             if (v !== undefined) entries.push([k, v]);
           }
           out = changed ? Object.fromEntries(entries) : (x as Value);
@@ -180,7 +181,7 @@ export function toValue(result: unknown, what: string): Value {
         return out;
       }
       default:
-        throw new Error(`${what} produced a ${typeof x}${where}, which is not a JSON value`);
+        throw new Error(`${what} produced a ${typeof x}${at(where)}, which is not a JSON value`);
     }
   };
   const value = convert(result, '');

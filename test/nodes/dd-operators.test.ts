@@ -1,0 +1,123 @@
+/**
+ * The dd-* operator nodes in a Node-RED runtime (node-red-node-test-helper): configuration checks
+ * at deploy (missing dataflow, syntax errors, unknown options), wrong input wiring at deploy and at
+ * run time, and that dataflow messages on the input are accepted silently.
+ */
+import { after, afterEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import ddDataflow from '../../src/nodes/dd-dataflow';
+import ddFilter from '../../src/nodes/dd-filter';
+import ddMap from '../../src/nodes/dd-map';
+import ddGroupby from '../../src/nodes/dd-groupby';
+import ddMaxby from '../../src/nodes/dd-maxby';
+import ddMinby from '../../src/nodes/dd-minby';
+import ddReduce from '../../src/nodes/dd-reduce';
+import ddAggregate from '../../src/nodes/dd-aggregate';
+import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
+
+const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate];
+
+/** A valid configuration of every operator type. */
+const VALID: Record<string, Record<string, unknown>> = {
+  'dd-filter': { language: 'js', condition: "return record.payload.type === 'started';" },
+  'dd-map': { language: 'jsonata', func: '{"machine": payload.machine, "since": timestamp}' },
+  'dd-groupby': { keyType: 'path', key: 'payload.machine' },
+  'dd-maxby': { byType: 'js', by: 'return [record.timestamp, record.lamport];' },
+  'dd-minby': { byType: 'jsonata', by: 'timestamp' },
+  'dd-reduce': { func: 'let n = 0; for (const [, m] of inputs) n += m; outputs.push([{ key, n }, 1]);' },
+  'dd-aggregate': { aggregate: 'sum', valueType: 'path', value: 'payload.count' },
+};
+
+const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'test dataflow' };
+
+function operator(type: string, config: Record<string, unknown>, extra: Partial<FlowNode> = {}): FlowNode {
+  return { id: 'op', z: 'tab', x: 100, y: 100, type, name: 'my node', dataflow: 'df', wires: [[]], ...config, ...extra };
+}
+
+afterEach(async () => {
+  await helper.unload();
+});
+after(async () => {
+  await helper.stopServer().catch(() => undefined);
+});
+
+describe('valid configurations', () => {
+  for (const [type, config] of Object.entries(VALID)) {
+    test(`${type} deploys without errors and joins its dataflow`, async () => {
+      await helper.load(NODES, [dataflow, operator(type, config)]);
+      assert.ok(helper.getNode('op'), `${type} not created`);
+      assert.deepEqual(errorsOf('op'), []);
+      // The dataflow has no event source, so it marks its member red instead of running.
+      await eventually(() => statusesOf('op').some((s) => s.text === 'no actyx-subscribe'), 'the dataflow to report on its member');
+    });
+  }
+});
+
+test('every operator without a dataflow reports it clearly', async () => {
+  for (const [type, config] of Object.entries(VALID)) {
+    await helper.load(NODES, [operator(type, config, { dataflow: '' })]);
+    assert.ok(errorsOf('op').some((e) => e.startsWith('my node: no dataflow selected')), `${type}: ${errorsOf('op')}`);
+    assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.text === 'no dataflow'));
+    await helper.unload();
+  }
+});
+
+describe('bad expressions give a clear error and a red status at deploy', () => {
+  const cases: [string, Record<string, unknown>, RegExp, string][] = [
+    ['dd-filter', { language: 'js', condition: 'return record.;' }, /^my node: condition: JavaScript syntax error: /, 'invalid expression'],
+    ['dd-filter', { language: 'jsonata', condition: 'payload.type = ' }, /^my node: condition: JSONata syntax error at position \d+: /, 'invalid expression'],
+    ['dd-filter', { language: 'js', condition: '   ' }, /^my node: condition: the JavaScript is empty$/, 'invalid expression'],
+    ['dd-map', { language: 'jsonata', func: '{"a": }' }, /^my node: function: JSONata syntax error/, 'invalid expression'],
+    ['dd-map', { language: 'python', func: 'return 1' }, /^my node: function: unknown language "python" \(expected js, jsonata\)$/, 'invalid expression'],
+    ['dd-groupby', { keyType: 'path', key: 'payload..machine' }, /^my node: key: invalid property path "payload\.\.machine"/, 'invalid expression'],
+    ['dd-groupby', { keyType: 'path', key: '' }, /^my node: key: the property path is empty$/, 'invalid expression'],
+    ['dd-maxby', { byType: 'js', by: 'return {' }, /^my node: order by: JavaScript syntax error/, 'invalid expression'],
+    ['dd-minby', { byType: 'jsonata', by: ']' }, /^my node: order by: JSONata syntax error/, 'invalid expression'],
+    ['dd-reduce', { func: 'for (' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
+    ['dd-aggregate', { aggregate: 'avg' }, /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/, 'invalid expression'],
+    ['dd-aggregate', { aggregate: 'sum', valueType: 'path', value: '' }, /^my node: value to sum: the property path is empty$/, 'invalid expression'],
+  ];
+  for (const [type, config, expected, status] of cases) {
+    test(`${type} ${JSON.stringify(config)}`, async () => {
+      await helper.load(NODES, [dataflow, operator(type, config)]);
+      const errors = errorsOf('op');
+      assert.ok(errors.some((e) => expected.test(e)), `got ${JSON.stringify(errors)}`);
+      assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.shape === 'ring' && s.text === status), JSON.stringify(statusesOf('op')));
+    });
+  }
+});
+
+test('a non-dataflow node wired into a dd node is reported at deploy and when a message arrives', async () => {
+  const flow: FlowNode[] = [
+    dataflow,
+    { id: 'tab', type: 'tab' },
+    { id: 'inj', z: 'tab', x: 0, y: 0, type: 'helper', name: 'my inject', wires: [['op']] },
+    operator('dd-map', VALID['dd-map']!),
+    { id: 'catch', z: 'tab', x: 0, y: 0, type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'tab', x: 0, y: 0, type: 'helper' },
+  ];
+  await helper.load(NODES, flow);
+  assert.ok(
+    errorsOf('op').some((e) => /^my node: input wired from my inject \(helper\) is not part of a dataflow/.test(e)),
+    JSON.stringify(errorsOf('op')),
+  );
+  assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.text === 'wrong input wired'));
+
+  const caught = new Promise<Record<string, unknown>>((resolve) => helper.getNode('caught').on('input', resolve));
+  const before = errorsOf('op').length;
+  helper.getNode('op').receive({ payload: { hello: 1 } });
+  const msg = (await caught) as { error?: { message?: string }; payload?: unknown };
+  assert.match(msg.error?.message ?? '', /^Error: my node: received a message that did not come from the dataflow/);
+  assert.deepEqual(msg.payload, { hello: 1 });
+  assert.equal(errorsOf('op').length, before + 1);
+});
+
+test('messages a dataflow node sent after a commit are ignored on a dd node input', async () => {
+  await helper.load(NODES, [dataflow, operator('dd-filter', VALID['dd-filter']!)]);
+  const node = helper.getNode('op');
+  node.receive({ payload: [{ value: 1, diff: 1 }], _deltaflow: { dataflow: 'df' } });
+  node.receive({ payload: 'stray' });
+  await eventually(() => errorsOf('op').length > 0, 'the stray message error');
+  assert.equal(errorsOf('op').length, 1, JSON.stringify(errorsOf('op')));
+  assert.match(errorsOf('op')[0]!, /did not come from the dataflow/);
+});

@@ -1,0 +1,227 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import type { ActyxEvent } from '../../src/sources/types';
+import { Collector, eventId, streamOrderProblem, waitFor } from '../support/actyx-helpers';
+
+function tempFile(): { file: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-'));
+  return { file: join(dir, 'events.sqlite'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function tagged(n: number, tags: string[], from = 0): Array<{ tags: string[]; payload: { n: number } }> {
+  return Array.from({ length: n }, (_, i) => ({ tags, payload: { n: from + i } }));
+}
+
+async function collectQuery(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<ActyxEvent[]> {
+  const out: ActyxEvent[] = [];
+  for await (const e of log.query(query, lower, upper)) out.push(e);
+  return out;
+}
+
+test('offsets are gapless per stream from 0; lamport rises; tags are a sorted set; present offsets', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file);
+  try {
+    const a = await log.publish([{ tags: ['b', 'a', 'b'], payload: { x: 1 } }, { tags: ['a'], payload: null }]);
+    const b = await log.publishAs('drill1-0', tagged(3, ['a']), { lamport: 100, timestamp: 5_000_000 });
+    const c = await log.publish(tagged(2, ['a']));
+    assert.deepEqual(a.map((p) => p.offset), [0, 1]);
+    assert.deepEqual(b.map((p) => [p.stream, p.offset, p.lamport, p.timestamp]), [
+      ['drill1-0', 0, 100, 5_000_000],
+      ['drill1-0', 1, 101, 5_000_000],
+      ['drill1-0', 2, 102, 5_000_000],
+    ]);
+    assert.deepEqual(c.map((p) => p.offset), [2, 3]);
+    assert.ok(a[1]!.lamport > a[0]!.lamport);
+    assert.ok(c[0]!.lamport > 102, 'the clock moved past the highest stamp seen');
+    assert.ok(Math.abs(a[0]!.timestamp / 1000 - Date.now()) < 60_000, 'timestamps in microseconds');
+    assert.deepEqual(await log.presentOffsets(), { [log.localStream]: 3, 'drill1-0': 2 });
+    const all = await collectQuery(log, 'allEvents', {}, await log.presentOffsets());
+    assert.deepEqual(all[0]!.tags, ['a', 'b']);
+    assert.equal(all[1]!.payload, null);
+    assert.equal(all[0]!.appId, 'com.example.deltaflow');
+    await assert.rejects(log.publishAs('drill1-0', tagged(1, ['a']), { lamport: 50 }), /not above 102/);
+    await assert.rejects(log.publish([{ tags: ['a'], payload: 1n }]), /cannot be stored as JSON/);
+    await assert.rejects(log.publish([{ tags: [''], payload: {} }]), /tags must be/);
+    assert.deepEqual(await log.presentOffsets(), { [log.localStream]: 3, 'drill1-0': 2 }, 'failed publishes leave no trace');
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('data survives closing and reopening the file; the node id and clock persist', async () => {
+  const { file, cleanup } = tempFile();
+  try {
+    const first = new EmbeddedLog(file);
+    await first.publish(tagged(3, ['a']));
+    await first.publishAs('dev-0', tagged(2, ['a']), { lamport: 500 });
+    const nodeId = first.nodeId;
+    await first.close();
+    const second = new EmbeddedLog(file);
+    try {
+      assert.equal(second.nodeId, nodeId);
+      assert.deepEqual(await second.presentOffsets(), { [second.localStream]: 2, 'dev-0': 1 });
+      const [next] = await second.publish(tagged(1, ['a']));
+      assert.equal(next!.offset, 3);
+      assert.ok(next!.lamport > 501);
+      const events = await collectQuery(second, "FROM 'a'", {}, await second.presentOffsets());
+      assert.equal(events.length, 6);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('subscribe: stored, then caughtUp (whole present), then live; resuming from offsets is exact', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file, { pageSize: 7 });
+  try {
+    await log.publish(tagged(20, ['m']));
+    await log.publishAs('dev-0', tagged(10, ['m']), { lamport: 1 });
+    await log.publish(tagged(5, ['other']));
+    const c = new Collector(log, "FROM 'm'");
+    await waitFor(() => c.caughtUp, 'caughtUp');
+    assert.equal(c.events.length, 30);
+    const caught = c.items.find((i) => i.type === 'caughtUp')!;
+    assert.deepEqual(caught, { type: 'caughtUp', offsets: { [log.localStream]: 24, 'dev-0': 9 } });
+    assert.equal(c.items.indexOf(caught), 30, 'caughtUp comes right after the stored events');
+    await log.publish(tagged(3, ['m'], 100));
+    await waitFor(() => c.events.length === 33, 'live events');
+    await c.stop();
+
+    // Resume from the offsets of the first 17 delivered events: exactly the rest follows.
+    const resumeAt: Record<string, number> = {};
+    for (const e of c.events.slice(0, 17)) resumeAt[e.stream] = e.offset;
+    const r = new Collector(log, "FROM 'm'", resumeAt);
+    await waitFor(() => r.caughtUp, 'caughtUp of the resumed subscription');
+    assert.deepEqual(r.events.map(eventId), c.events.slice(17).map(eventId));
+    await r.stop();
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('concurrent publishes while several subscribers read lose nothing; a slow subscriber is served in pages', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file, { pageSize: 50 });
+  try {
+    await log.publish(tagged(500, ['c']));
+    const fast = new Collector(log, "FROM 'c'");
+    // A slow consumer that pulls one item every few ms.
+    const slowSeen: ActyxEvent[] = [];
+    const slowAbort = new AbortController();
+    const slow = (async () => {
+      for await (const item of log.subscribe("FROM 'c'", {}, { signal: slowAbort.signal })) {
+        if (item.type === 'event') slowSeen.push(item.event);
+        if (slowSeen.length % 100 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    const publishers = [0, 1, 2].map(async (p) => {
+      for (let i = 0; i < 20; i++) {
+        if (p === 2) await log.publishAs('device-0', tagged(5, ['c'], i * 5));
+        else await log.publish(tagged(5, ['c'], i * 5));
+        await new Promise((r) => setImmediate(r));
+      }
+    });
+    await Promise.all(publishers);
+    const total = 500 + 3 * 100;
+    await waitFor(() => fast.events.length === total && slowSeen.length === total, 'every subscriber got every event');
+    for (const seen of [fast.events, slowSeen]) {
+      assert.equal(new Set(seen.map(eventId)).size, total);
+      assert.equal(streamOrderProblem(seen), null);
+    }
+    await fast.stop();
+    slowAbort.abort();
+    await slow;
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('a late event of an offline device (old Lamport) is delivered live; bounded query returns event-key order', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file);
+  try {
+    await log.publish(tagged(5, ['s']));
+    const c = new Collector(log, "FROM 's'");
+    await waitFor(() => c.caughtUp, 'caughtUp');
+    const [late] = await log.publishAs('offline-0', [{ tags: ['s'], payload: { late: true } }], { lamport: 1, timestamp: 1_000_000 });
+    await waitFor(() => c.events.length === 6, 'the late event');
+    assert.deepEqual(c.events[5]!.payload, { late: true });
+    assert.ok(c.events[5]!.lamport < c.events[4]!.lamport);
+    const present = await log.presentOffsets();
+    const ordered = await collectQuery(log, "FROM 's'", {}, present);
+    const keys = ordered.map((e) => [e.lamport, e.stream, e.offset] as const);
+    const sorted = [...keys].sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2] - y[2]);
+    assert.deepEqual(keys, sorted, 'event-key order');
+    assert.ok(ordered.slice(0, 2).some((e) => eventId(e) === eventId(late!)), 'the late event (Lamport 1) sorts among the first');
+    const bounded = await collectQuery(log, "FROM 's'", { [log.localStream]: 1 }, { [log.localStream]: 3 });
+    assert.deepEqual(bounded.map((e) => e.offset), [2, 3], 'lower exclusive, upper inclusive, other streams excluded');
+    await c.stop();
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('queries select by tags, appId, TIME and isLocal; a bad query rejects with AqlSyntaxError', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file, { appId: 'com.example.mine' });
+  try {
+    await log.publish([{ tags: ['machine', 'machine:Drill1'], payload: 1 }]);
+    await log.publishAs('dev-0', [{ tags: ['machine', 'machine:Drill2'], payload: 2, appId: 'com.example.other', timestamp: 2_000_000 }]);
+    const present = await log.presentOffsets();
+    const run = async (q: string): Promise<unknown[]> => (await collectQuery(log, q, {}, present)).map((e) => e.payload);
+    assert.deepEqual(await run("'machine:Drill2' | 'machine:Drill1' & 'machine'"), [1, 2]);
+    assert.deepEqual(await run('FROM appId(com.example.other)'), [2]);
+    assert.deepEqual(await run('FROM appId(me)'), [1]);
+    assert.deepEqual(await run('FROM isLocal'), [1]);
+    assert.deepEqual(await run('FROM TIME < 1970-01-01T00:00:03Z'), [2]);
+    await assert.rejects(collectQuery(log, "FROM 'a' SELECT _.x", {}, present), { name: 'AqlSyntaxError' });
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('two log instances on one file see each other\'s events (another connection writing)', async () => {
+  const { file, cleanup } = tempFile();
+  const reader = new EmbeddedLog(file, { foreignWritePollMs: 10 });
+  const writer = new EmbeddedLog(file);
+  try {
+    const c = new Collector(reader, 'allEvents');
+    await waitFor(() => c.caughtUp, 'caughtUp');
+    await writer.publish(tagged(4, ['w']));
+    await waitFor(() => c.events.length === 4, 'events written by the other connection');
+    assert.equal(reader.nodeId, writer.nodeId, 'same file, same node');
+    await c.stop();
+  } finally {
+    await reader.close();
+    await writer.close();
+    cleanup();
+  }
+});
+
+test('closing the log ends its subscriptions with an error instead of hanging', async () => {
+  const { file, cleanup } = tempFile();
+  const log = new EmbeddedLog(file);
+  try {
+    const c = new Collector(log, 'allEvents');
+    await waitFor(() => c.caughtUp, 'caughtUp');
+    await log.close();
+    await c.done;
+    assert.match(String(c.error), /closed/);
+    await assert.rejects(log.publish(tagged(1, ['a'])), /closed/);
+  } finally {
+    cleanup();
+  }
+});

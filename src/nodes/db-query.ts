@@ -1,0 +1,139 @@
+/**
+ * `db-query`: runs one SQL statement against the database of a db-config node and sends the rows —
+ * for flows that read the tables the dataflow keeps (a dashboard page, an outbox to deliver) and
+ * keep their own bookkeeping tables (e.g. which bookings were delivered). It never writes the
+ * tables a db-sink owns behind the dataflow's back unless the statement says so.
+ *
+ * It uses its own connection (SQLite) or small pool (PostgreSQL) with the db-config's settings, so
+ * a slow query never delays a dataflow commit. Values are always bound parameters (`msg.params`).
+ */
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { parseDatabaseSettings, type DatabaseSettings } from './db-config';
+import { memberLabel } from './dd-operator';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
+
+type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
+
+/** One open connection, whatever the database. */
+interface QueryConnection {
+  query(sql: string, params: Params): Promise<{ rows?: Record<string, unknown>[]; changes?: number }>;
+  close(): Promise<void>;
+}
+
+function sqliteConnection(filename: string): QueryConnection {
+  const db = new Database(filename);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('journal_mode = WAL');
+  return {
+    async query(sql, params) {
+      const statement = db.prepare(sql);
+      const args = Array.isArray(params) ? params : [params];
+      if (statement.reader) return { rows: statement.all(...args) as Record<string, unknown>[] };
+      return { changes: statement.run(...args).changes };
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+function postgresConnection(settings: Extract<DatabaseSettings, { kind: 'postgres' }>['options'], onIdleError: (err: Error) => void): QueryConnection {
+  const config: pg.PoolConfig = {
+    connectionString: settings.connectionString || (!settings.host && process.env.DATABASE_URL) || undefined,
+    host: settings.host,
+    port: settings.port,
+    database: settings.database,
+    user: settings.user,
+    password: settings.password,
+    ssl: settings.ssl === undefined ? undefined : settings.ssl === true || settings.ssl === false ? settings.ssl : { ...settings.ssl },
+    max: 2,
+    connectionTimeoutMillis: settings.connectionTimeoutMs ?? 10_000,
+    application_name: 'deltaflow-query',
+  };
+  const pool = new pg.Pool(config);
+  pool.on('error', onIdleError);
+  return {
+    async query(sql, params) {
+      if (!Array.isArray(params)) throw new Error('PostgreSQL takes positional parameters: set msg.params to an array for $1, $2, …');
+      const result = await pool.query(sql, params as unknown[]);
+      return result.command === 'SELECT' || (result.fields?.length ?? 0) > 0 ? { rows: result.rows as Record<string, unknown>[] } : { changes: result.rowCount ?? 0 };
+    },
+    close: () => pool.end(),
+  };
+}
+
+/** The flow definition of the node with `id` (config nodes keep no copy of their config). */
+function definitionOf(RED: NodeAPI, id: string): NodeDef | null {
+  let found: NodeDef | null = null;
+  RED.nodes.eachNode((def) => {
+    if (def.id === id) found = def;
+  });
+  return found;
+}
+
+export default function (RED: NodeAPI): void {
+  function DbQueryNode(this: Node, config: NodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const label = memberLabel(config);
+    const fixedSql = typeof config.sql === 'string' ? config.sql.trim() : '';
+
+    let connection: QueryConnection | null = null;
+    let problem: string | null = null;
+    const dbId = typeof config.database === 'string' ? config.database : '';
+    const dbDef = dbId ? definitionOf(RED, dbId) : null;
+    const dbNode = dbId ? RED.nodes.getNode(dbId) : null;
+    if (!dbDef || !dbNode || dbDef.type !== 'db-config') {
+      problem = 'no database selected: choose a db-config node';
+    } else {
+      const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', dbNode, undefined);
+      const { settings, problems } = parseDatabaseSettings(dbDef, dbNode.credentials ?? {}, RED.settings.userDir ?? process.cwd(), env);
+      if (problems.length > 0) problem = `database misconfigured: ${problems.join('; ')}`;
+      else {
+        // Opened on first use: a missing database at deploy is a per-message error, not a crash.
+        const open = (): QueryConnection =>
+          settings.kind === 'sqlite'
+            ? sqliteConnection(settings.filename)
+            : postgresConnection(settings.options, (err) => node.warn(`${label}: idle connection lost: ${err.message}`));
+        node.on('input', (msg: NodeMessage, send, done) => {
+          const sql = fixedSql || (typeof msg.topic === 'string' ? msg.topic.trim() : '');
+          if (sql === '') {
+            node.status({ fill: 'red', shape: 'ring', text: 'no SQL' });
+            done(new Error(`${label}: no SQL statement: set it in the node or in msg.topic`));
+            return;
+          }
+          const raw = msg.params;
+          const params: Params = raw === undefined || raw === null ? [] : typeof raw === 'object' ? (raw as Params) : [raw];
+          Promise.resolve()
+            .then(() => (connection ??= open()).query(sql, params))
+            .then(
+              (result) => {
+                node.status({ fill: 'green', shape: 'dot', text: result.rows ? `${result.rows.length} rows` : `${result.changes} changed` });
+                msg.payload = result.rows ?? { changes: result.changes };
+                send(msg);
+                done();
+              },
+              (err: unknown) => {
+                node.status({ fill: 'red', shape: 'ring', text: 'query failed' });
+                done(new Error(`${label}: ${err instanceof Error ? err.message : String(err)}`));
+              },
+            );
+        });
+      }
+    }
+    if (problem) {
+      node.error(`${label}: ${problem}`);
+      node.status({ fill: 'red', shape: 'ring', text: 'invalid config' });
+      node.on('input', (_msg, _send, done) => done(new Error(`${label}: ${problem}`)));
+    }
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      const c = connection;
+      connection = null;
+      if (!c) return done();
+      c.close().then(done, () => done());
+    });
+  }
+  RED.nodes.registerType('db-query', DbQueryNode);
+}

@@ -1,0 +1,147 @@
+/**
+ * `db-sink`: writes the consolidated output of the dataflow nodes wired into it to one table of a
+ * db-config database. The node only describes the table and joins its dd-dataflow; the coordinator
+ * creates the table, applies the changes with the offsets in one transaction, and after each commit
+ * sends `{payload: RowChange[], offsets, table}` from this node.
+ */
+import type { Value } from '../engine/types';
+import type { ColumnSpec, TableSpec } from '../sinks/types';
+import { compileTable } from '../sinks/table-spec';
+import { acquireDatabase, type DatabaseLease } from './db-access';
+import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
+import { DATAFLOW_MESSAGE_MARKER, memberLabel } from './dd-operator';
+import { compileRecordFunction, UserCodeError } from './user-function';
+import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
+
+/** A column as the editor stores it in the flow. */
+export interface ColumnConfig {
+  readonly name: string;
+  readonly type: string;
+  /** `path`: a property path of the record; `js`: a JavaScript expression of `record`. */
+  readonly source: 'path' | 'js';
+  readonly value: string;
+  readonly index?: boolean;
+  readonly key?: boolean;
+  readonly exclude?: boolean;
+}
+
+/** A column expression threw on a record: the cell becomes NULL and the node reports it. */
+export type ExpressionFailure = (column: string, record: Value, error: unknown) => void;
+
+function asColumns(raw: unknown): ColumnConfig[] {
+  if (!Array.isArray(raw)) return [];
+  return raw.map((c: Record<string, unknown>) => ({
+    name: typeof c?.name === 'string' ? c.name.trim() : (c?.name as string),
+    type: typeof c?.type === 'string' ? c.type : '',
+    source: c?.source === 'js' ? 'js' : 'path',
+    value: typeof c?.value === 'string' ? c.value : '',
+    index: c?.index === true,
+    key: c?.key === true,
+    exclude: c?.exclude === true,
+  }));
+}
+
+/**
+ * The table a db-sink config describes, validated (SinkConfigError, UserCodeError with a clear
+ * message). JavaScript expressions are compiled once here; excluded columns need no value.
+ */
+export function tableFromConfig(RED: NodeAPI, node: Node, config: NodeDef, onFailure: ExpressionFailure): { table: TableSpec; columns: ColumnConfig[] } {
+  const columns = asColumns(config.columns);
+  const mode = config.mode === 'keyed' ? 'keyed' : config.mode === 'multiset' || config.mode === undefined ? 'multiset' : (config.mode as 'multiset');
+  const specs: ColumnSpec[] = columns.map((c) => {
+    let value: ColumnSpec['value'];
+    if (c.exclude) value = { fn: () => null };
+    else if (c.source === 'js') {
+      if (c.value.trim() === '') throw new UserCodeError(`column "${c.name}": the JavaScript expression is empty`);
+      const fn = compileRecordFunction(RED, node, { language: 'js', text: `return (${c.value}\n);` }, ['js'], `column "${c.name}"`);
+      value = {
+        fn: (record: Value): unknown => {
+          try {
+            return fn(record);
+          } catch (err) {
+            onFailure(c.name, record, err);
+            return null;
+          }
+        },
+      };
+    } else value = { path: c.value };
+    return { name: c.name, type: c.type, value, index: c.index, key: c.key, exclude: c.exclude };
+  });
+  const table: TableSpec = { name: typeof config.table === 'string' ? config.table.trim() : (config.table as string), mode, columns: specs };
+  compileTable(table); // throws SinkConfigError naming the bad part
+  return { table, columns };
+}
+
+export default function (RED: NodeAPI): void {
+  function DbSinkNode(this: Node, config: NodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const label = memberLabel(config);
+    const fail = (status: string, message: string): void => {
+      node.error(`${label}: ${message}`);
+      node.status({ fill: 'red', shape: 'ring', text: status });
+    };
+
+    const reportExpression: ExpressionFailure = (column, record, error) => {
+      const why = error instanceof Error ? error.message : String(error);
+      node.error(`${label}: column "${column}": the expression failed on a record, the cell is NULL: ${why}`, { payload: record });
+    };
+
+    /** Validates the config and joins the dataflow; on a problem reports it and joins nothing. */
+    const setup = (): { dataflow: DataflowConfigNode; lease: DatabaseLease } | null => {
+      let built: ReturnType<typeof tableFromConfig>;
+      try {
+        built = tableFromConfig(RED, node, config, reportExpression);
+      } catch (err) {
+        fail(err instanceof UserCodeError ? 'invalid expression' : 'invalid config', err instanceof Error ? err.message : String(err));
+        return null;
+      }
+      const dataflow = findDataflow(RED, config.dataflow);
+      if (!dataflow) {
+        fail('no dataflow', 'no dataflow selected: choose a dd-dataflow config node in the node settings');
+        return null;
+      }
+      let lease: DatabaseLease | null;
+      try {
+        lease = acquireDatabase(RED, config.database);
+      } catch (err) {
+        fail('database config error', err instanceof Error ? err.message : String(err));
+        return null;
+      }
+      if (!lease) {
+        fail('no database', 'no database selected: choose a db-config node in the node settings');
+        return null;
+      }
+      const { table, columns } = built;
+      dataflow.join(node, {
+        role: 'sink',
+        id: config.id,
+        type: 'db-sink',
+        label,
+        definition: { table: table.name, mode: table.mode, columns: columns.map((c) => ({ ...c })) },
+        database: lease.database,
+        table,
+        version: typeof config.version === 'string' ? config.version.trim() : String(config.version ?? ''),
+      });
+      return { dataflow, lease };
+    };
+    const joined = setup();
+
+    node.on('input', (msg: NodeMessage, _send, done) => {
+      // Changes a tapped dd node sent after a commit: the engine already delivered them to this sink.
+      if (msg[DATAFLOW_MESSAGE_MARKER] !== undefined) return done();
+      done(new Error(`${label}: db-sink writes what its dataflow computes; messages from other nodes are ignored`));
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      if (!joined) return done();
+      // Release the database only once the dataflow no longer uses this sink (a commit may be running).
+      joined.dataflow
+        .leave(node)
+        .catch((err: unknown) => node.warn(`${label}: leaving the dataflow failed: ${err instanceof Error ? err.message : String(err)}`))
+        .then(() => joined.lease.release())
+        .then(() => done(), () => done());
+    });
+  }
+  RED.nodes.registerType('db-sink', DbSinkNode);
+}

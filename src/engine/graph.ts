@@ -3,7 +3,7 @@
  * collections only, so creation order is a topological order and `step` simply runs them in it.
  * A step awaits only when a user function returned a promise.
  */
-import { emptyColumns, type Columns } from './columns';
+import type { Columns } from './columns';
 import { consolidate } from './consolidate';
 import type { Operator } from './operator';
 import { ConcatOperator } from './operators/concat';
@@ -145,8 +145,9 @@ class DataflowGraph implements Graph {
 function toColumns(input: InputNode, batch: Batch): Columns | null {
   if (!Array.isArray(batch)) throw new TypeError(`input ${input.name}: the batch is not an array`);
   if (batch.length === 0) return null;
-  const c = emptyColumns(false);
-  for (let i = 0; i < batch.length; i++) {
+  const n = batch.length;
+  const c: Columns = { values: new Array(n), diffs: new Array(n), times: new Array(n), keys: null };
+  for (let i = 0; i < n; i++) {
     const u = batch[i];
     if (!Array.isArray(u) || u.length !== 3) throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
     const [value, diff, time] = u;
@@ -154,9 +155,9 @@ function toColumns(input: InputNode, batch: Batch): Columns | null {
     if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
     if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
     if (diff < 0 && input.insertOnly) throw new RetractionError(input.name, value);
-    c.values.push(value);
-    c.diffs.push(diff);
-    c.times.push(time);
+    c.values[i] = value;
+    c.diffs[i] = diff;
+    c.times[i] = time;
   }
   return c;
 }

@@ -6,8 +6,38 @@
  */
 import type { Value } from './types';
 
+/** True when `v` is a Value (fast: builds nothing). */
+export function isValue(v: unknown): v is Value {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v);
+    case 'object': {
+      if (v === null) return true;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (!isValue(v[i])) return false;
+        return true;
+      }
+      if (!isPlainObject(v)) return false;
+      for (const k in v) {
+        const x = (v as Record<string, unknown>)[k];
+        if (x !== undefined && !isValue(x)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 /** Why `v` is not a Value (with the path of the offending part), or null when it is one. */
 export function valueProblem(v: unknown, path = '$'): string | null {
+  return isValue(v) ? null : describeProblem(v, path);
+}
+
+function describeProblem(v: unknown, path: string): string | null {
   switch (typeof v) {
     case 'string':
     case 'boolean':
@@ -18,7 +48,7 @@ export function valueProblem(v: unknown, path = '$'): string | null {
       if (v === null) return null;
       if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
-          const p = valueProblem(v[i], `${path}[${i}]`);
+          const p = describeProblem(v[i], `${path}[${i}]`);
           if (p !== null) return p;
         }
         return null;
@@ -27,7 +57,7 @@ export function valueProblem(v: unknown, path = '$'): string | null {
       for (const k in v) {
         const x = (v as Record<string, unknown>)[k];
         if (x === undefined) continue;
-        const p = valueProblem(x, `${path}.${k}`);
+        const p = describeProblem(x, `${path}.${k}`);
         if (p !== null) return p;
       }
       return null;
@@ -39,8 +69,7 @@ export function valueProblem(v: unknown, path = '$'): string | null {
 
 /** Throws a TypeError naming the offending part unless `v` is a Value. */
 export function assertValue(v: unknown, what = 'value'): asserts v is Value {
-  const p = valueProblem(v);
-  if (p !== null) throw new TypeError(`${what} is not a JSON value: ${p}`);
+  if (!isValue(v)) throw new TypeError(`${what} is not a JSON value: ${describeProblem(v, '$')}`);
 }
 
 export function isPlainObject(v: object): boolean {

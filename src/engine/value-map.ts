@@ -1,55 +1,89 @@
 /**
  * A map keyed by values with structural identity: primitives are used as keys directly (a JS Map
- * already treats -0 and 0 alike), arrays and objects by their canonical key. Cheap for the common
- * case of string or number group keys, where no canonical key is built at all.
+ * already treats -0 and 0 alike), arrays and objects by `hashValue`, confirmed with `valueEquals`.
+ * Cheap for the common case of string or number group keys, and no strings are built for records.
  */
 import type { Value } from './types';
-import { canonicalKey } from './value-identity';
+import { hashValue } from './value-hash';
+import { valueEquals } from './value-identity';
 
 type Primitive = null | boolean | number | string;
 
+interface Slot<V> {
+  readonly key: Value;
+  value: V;
+}
+
 export class ValueMap<V> {
   private readonly primitives = new Map<Primitive, V>();
-  private readonly composites = new Map<string, { readonly key: Value; value: V }>();
+  /** Hash → the slots of the composite keys with that hash (almost always one). */
+  private readonly composites = new Map<number, Slot<V>[]>();
+  private compositeCount = 0;
 
   get size(): number {
-    return this.primitives.size + this.composites.size;
+    return this.primitives.size + this.compositeCount;
   }
 
   get(key: Value): V | undefined {
     if (typeof key !== 'object' || key === null) return this.primitives.get(checkPrimitive(key));
-    return this.composites.get(canonicalKey(key))?.value;
+    const bucket = this.composites.get(hashValue(key));
+    if (bucket === undefined) return undefined;
+    for (const slot of bucket) if (valueEquals(slot.key, key)) return slot.value;
+    return undefined;
   }
 
   set(key: Value, value: V): void {
-    if (typeof key !== 'object' || key === null) this.primitives.set(checkPrimitive(key), value);
-    else {
-      const ck = canonicalKey(key);
-      const slot = this.composites.get(ck);
-      if (slot) slot.value = value;
-      else this.composites.set(ck, { key, value });
+    if (typeof key !== 'object' || key === null) {
+      this.primitives.set(checkPrimitive(key), value);
+      return;
     }
+    const h = hashValue(key);
+    const bucket = this.composites.get(h);
+    if (bucket === undefined) {
+      this.composites.set(h, [{ key, value }]);
+      this.compositeCount++;
+      return;
+    }
+    for (const slot of bucket) {
+      if (valueEquals(slot.key, key)) {
+        slot.value = value;
+        return;
+      }
+    }
+    bucket.push({ key, value });
+    this.compositeCount++;
   }
 
   delete(key: Value): boolean {
     if (typeof key !== 'object' || key === null) return this.primitives.delete(key);
-    return this.composites.delete(canonicalKey(key));
+    const h = hashValue(key);
+    const bucket = this.composites.get(h);
+    if (bucket === undefined) return false;
+    for (let i = 0; i < bucket.length; i++) {
+      if (!valueEquals(bucket[i].key, key)) continue;
+      if (bucket.length === 1) this.composites.delete(h);
+      else bucket.splice(i, 1);
+      this.compositeCount--;
+      return true;
+    }
+    return false;
   }
 
-  /** Visits entries, primitives first, each part in insertion order. */
+  /** Visits entries, primitives first, each part in insertion order of its hash bucket. */
   forEach(fn: (value: V, key: Value) => void): void {
     this.primitives.forEach(fn);
-    this.composites.forEach((slot) => fn(slot.value, slot.key));
+    for (const bucket of this.composites.values()) for (const slot of bucket) fn(slot.value, slot.key);
   }
 
   *values(): IterableIterator<V> {
     yield* this.primitives.values();
-    for (const slot of this.composites.values()) yield slot.value;
+    for (const bucket of this.composites.values()) for (const slot of bucket) yield slot.value;
   }
 
   clear(): void {
     this.primitives.clear();
     this.composites.clear();
+    this.compositeCount = 0;
   }
 }
 

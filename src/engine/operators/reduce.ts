@@ -26,7 +26,7 @@ interface ReduceGroup {
   stale: boolean;
 }
 
-type Attempt = { readonly ok: true; readonly outputs: OutputPair[] } | { readonly ok: false; readonly error: unknown };
+type Attempt = { readonly ok: true; readonly outputs: OutputPair[]; readonly diff: [Value, number][] } | { readonly ok: false; readonly error: unknown };
 
 interface Outcome {
   readonly key: Value;
@@ -81,11 +81,11 @@ export class ReduceOperator implements Operator {
     const merged = mergeInputs(base, updates);
     return then(baseline, (before) =>
       then(this.attempt(key, merged, before), (a) => {
-        if (a.ok) return this.outcome(key, merged, before, a.outputs);
+        if (a.ok) return { key, inputs: merged, outputs: a.outputs, diff: a.diff };
         if (ctx.onError === 'stop') ctx.fail(this.name, key, a.error); // throws OperatorError
         if (updates.values.length > 1) return this.retryOneByOne(ctx, key, base, before, updates, 0, base, before);
         ctx.fail(this.name, key, a.error, updates.values[0]);
-        return this.outcome(key, base, before, before);
+        return { key, inputs: base, outputs: before, diff: [] };
       }),
     );
   }
@@ -100,7 +100,7 @@ export class ReduceOperator implements Operator {
     state: SortedInputs,
     outputs: readonly OutputPair[],
   ): MaybePromise<Outcome> {
-    if (j === updates.values.length) return this.outcome(key, state, before, outputs);
+    if (j === updates.values.length) return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs) };
     const next = mergeInputs(state, updates, j, j + 1);
     return then(this.attempt(key, next, before), (a) => {
       if (a.ok) return this.retryOneByOne(ctx, key, base, before, updates, j + 1, next, a.outputs);
@@ -109,13 +109,9 @@ export class ReduceOperator implements Operator {
     });
   }
 
-  private outcome(key: Value, inputs: SortedInputs, before: readonly OutputPair[], outputs: readonly OutputPair[]): Outcome {
-    return { key, inputs, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs) };
-  }
-
   /** Calls the user function; an empty group has no outputs and is not called. */
   private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[]): MaybePromise<Attempt> {
-    if (inputs.entries.length === 0) return { ok: true, outputs: [] };
+    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: diffOutputs(before, []) };
     const pushed: [Value, number][] = [];
     let r: unknown;
     try {
@@ -126,8 +122,8 @@ export class ReduceOperator implements Operator {
     const check = (returned: unknown): Attempt => {
       try {
         const outputs = collectOutputs(pushed, returned);
-        diffOutputs(before, outputs); // validates the changed outputs now, while failure is still an option
-        return { ok: true, outputs };
+        // Also validates the changed outputs, now, while failure is still an option.
+        return { ok: true, outputs, diff: diffOutputs(before, outputs) };
       } catch (error) {
         return { ok: false, error };
       }

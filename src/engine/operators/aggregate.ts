@@ -85,10 +85,14 @@ export class AggregateOperator implements Operator {
       const present = g.count !== 0;
       const wasPresent = g.beforeCount !== 0;
       const same = isCount ? g.count === g.beforeCount : present === wasPresent && g.sum === g.beforeSum;
-      if (same) continue;
+      if (same) {
+        if (!present && g.sum === 0) this.groups.delete(g.key);
+        continue;
+      }
       if (wasPresent) pushGrouped(out, g.key, this.record(g.key, g.beforeCount, g.beforeSum), -1, g.time);
       if (present) pushGrouped(out, g.key, this.record(g.key, g.count, g.sum), 1, g.time);
-      else this.groups.delete(g.key);
+      // (count 0 with a non-zero sum: a retraction arrived before its insertion; keep the sum)
+      else if (g.sum === 0) this.groups.delete(g.key);
     }
     return out.values.length === 0 ? null : out;
   }

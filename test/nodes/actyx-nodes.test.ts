@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import actyxConfig from '../../src/nodes/actyx-config';
 import actyxSubscribe from '../../src/nodes/actyx-subscribe';
 import actyxPublish from '../../src/nodes/actyx-publish';
@@ -17,6 +16,7 @@ import type { MemberDescription } from '../../src/nodes/dataflow-membership';
 import type { Node, NodeAPI, NodeDef } from '../../src/nodes/red';
 import type { EventSource } from '../../src/sources/types';
 import { FakeActyx } from '../support/fake-actyx';
+import { freePort } from '../support/actyx-helpers';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
 const NODES = [actyxConfig, actyxSubscribe, actyxPublish];
@@ -55,15 +55,6 @@ function collect(id: string): Array<Record<string, unknown>> {
   return out;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 test('embedded log: publish an object and an array; subscribe from the beginning sends one message per event', async () => {
   const file = join(tempDir(), 'events.sqlite');
@@ -269,12 +260,14 @@ test('with a dataflow set, actyx-subscribe joins it as a source and leaves it on
   const joined: MemberDescription[] = [];
   const left: string[] = [];
   const fakeDataflow = (RED: NodeAPI): void => {
-    RED.nodes.registerType('dd-dataflow', function (this: Node & Record<string, unknown>, config: NodeDef) {
+    RED.nodes.registerType('dd-dataflow', function (this: Node, config: NodeDef) {
       RED.nodes.createNode(this, config);
-      this.join = (_node: Node, member: MemberDescription) => joined.push(member);
-      this.leave = async (node: Node) => {
-        left.push(node.id);
-      };
+      Object.assign(this, {
+        join: (_node: Node, member: MemberDescription) => joined.push(member),
+        leave: async (node: Node) => {
+          left.push(node.id);
+        },
+      });
     });
   };
   const file = join(tempDir(), 'events.sqlite');

@@ -1,11 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { ActyxClient } from '../../src/sources/actyx-client';
 import { AqlSyntaxError } from '../../src/sources/aql';
 import type { ActyxEvent } from '../../src/sources/types';
 import { FakeActyx } from '../support/fake-actyx';
-import { Collector, eventId, streamOrderProblem, waitFor } from '../support/actyx-helpers';
+import { Collector, eventId, freePort, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
 const manifest = { appId: 'com.example.deltaflow-test', displayName: 'DeltaFlow tests', version: '1.0.0' };
 
@@ -13,19 +12,7 @@ function clientFor(fake: FakeActyx, idleTimeoutMs = 300): ActyxClient {
   return new ActyxClient({ baseUrl: fake.baseUrl, manifest, idleTimeoutMs, requestTimeoutMs: 2000, backoff: { initialMs: 2, maxMs: 40 } });
 }
 
-function tagged(n: number, tags: string[], from = 0): Array<{ tags: string[]; payload: { n: number } }> {
-  return Array.from({ length: n }, (_, i) => ({ tags, payload: { n: from + i } }));
-}
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 test('subscribe: stored events, caughtUp with the whole present, then live events; tags filter', async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 50 });

@@ -5,16 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent } from '../../src/sources/types';
-import { Collector, eventId, streamOrderProblem, waitFor } from '../support/actyx-helpers';
+import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
 function tempFile(): { file: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-'));
   return { file: join(dir, 'events.sqlite'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function tagged(n: number, tags: string[], from = 0): Array<{ tags: string[]; payload: { n: number } }> {
-  return Array.from({ length: n }, (_, i) => ({ tags, payload: { n: from + i } }));
-}
 
 async function collectQuery(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<ActyxEvent[]> {
   const out: ActyxEvent[] = [];

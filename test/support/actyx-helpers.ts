@@ -58,3 +58,20 @@ export function streamOrderProblem(events: readonly ActyxEvent[]): string | null
   }
   return null;
 }
+
+/** `n` publish requests with `tags` and payloads `{n: from…}`. */
+export function tagged(n: number, tags: string[], from = 0): Array<{ tags: string[]; payload: { n: number } }> {
+  return Array.from({ length: n }, (_, i) => ({ tags, payload: { n: from + i } }));
+}
+
+/** A TCP port nothing listens on (just released by a probe server). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -9,6 +9,7 @@ import type { Batch, Update, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
 import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sources/aql';
 import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
+import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { SinkDatabase, SinkState } from '../sinks/types';
 import { chunksOf, readInBatches } from './batcher';
 import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
@@ -164,7 +165,17 @@ class Coordinator implements RunningDataflow {
     for (const s of built.sinks) this.fingerprints.set(s.id, sinkFingerprint(s, built.byId));
     this.setPhase('starting');
 
-    const levels = await this.openSinks(built.sinks);
+    let levels: Level[];
+    try {
+      levels = await this.openSinks(built.sinks);
+    } catch (e) {
+      if (e instanceof Abandoned || this.stopping) return;
+      const message = `opening the tables failed: ${errorText(e)}; the dataflow stopped`;
+      const blamed = built.sinks.filter((s) => errorText(e).includes(`"${s.table.name}"`));
+      for (const s of blamed.length > 0 ? blamed : built.sinks) this.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+      this.halt(message, blamed[0]?.id);
+      return;
+    }
     if (this.stopping) return;
     this.present = await this.retrying('source', () => this.source.presentOffsets());
     if (this.stopping) return;
@@ -356,10 +367,12 @@ class Coordinator implements RunningDataflow {
     const taps = phase.taps ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0) : [];
     if (perDb.length === 0 && taps.length === 0) return;
     this.inFlight++;
-    void this.dbWork(null, () => this.commit(perDb, taps, offsets, phase)).finally(() => {
-      this.inFlight--;
-      this.wakeCapacity?.();
-    });
+    void this.dbWork(null, () => this.commit(perDb, taps, offsets, phase))
+      .catch((e: unknown) => this.failCommit(e, perDb))
+      .finally(() => {
+        this.inFlight--;
+        this.wakeCapacity?.();
+      });
     while (this.inFlight >= this.settings.maxInFlight && !this.stopping) {
       await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
       this.wakeCapacity = null;
@@ -392,6 +405,17 @@ class Coordinator implements RunningDataflow {
     this.setPhase(phase.name, phase);
   }
 
+  /** A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written. */
+  private failCommit(e: unknown, perDb: readonly [SinkDatabase, SinkWrite[]][]): void {
+    if (e instanceof Abandoned || this.stopping) return;
+    const sinks = perDb.flatMap(([, writes]) => writes.map((w) => w.sink));
+    const culprit = e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
+    const blamed = culprit.length > 0 ? culprit : sinks;
+    const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
+    for (const s of blamed) this.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+    this.halt(message, blamed[0]?.id);
+  }
+
   /** Errors of processing (not of reading) are not retried: they would fail again the same way. */
   private async fatalOnError(work: Promise<void>): Promise<void> {
     try {
@@ -420,6 +444,7 @@ class Coordinator implements RunningDataflow {
 
   private retrying<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
     return retryWithBackoff(fn, {
+      isFatal: (e) => what !== 'source' && isPermanentSinkError(e),
       stopped: () => this.stopping,
       stopSignal: this.abort.signal,
       onRetry: (error, attempt, delay) => {
@@ -506,6 +531,11 @@ class Coordinator implements RunningDataflow {
     }
     if (name === 'live') this.rebuilding.clear();
   }
+}
+
+/** Sink errors a retry cannot fix. */
+function isPermanentSinkError(e: unknown): boolean {
+  return e instanceof SinkDataError || e instanceof SinkConfigError || (e instanceof SinkDatabaseError && !e.retryable);
 }
 
 /** The engine value of an event (the contract in docs/architecture.md). */

@@ -19,6 +19,8 @@ export interface RetryOptions {
   readonly stopSignal: AbortSignal;
   readonly firstDelayMs?: number;
   readonly maxDelayMs?: number;
+  /** Errors that a retry cannot fix (bad data, bad config): rethrown at once. */
+  readonly isFatal?: (error: unknown) => boolean;
 }
 
 export function backoffDelay(attempt: number, firstMs: number, maxMs: number): number {
@@ -48,6 +50,7 @@ export async function retryWithBackoff<T>(fn: (attempt: number) => Promise<T>, o
       return await fn(attempt);
     } catch (e) {
       if (e instanceof Abandoned || options.stopped()) throw e instanceof Abandoned ? e : new Abandoned();
+      if (options.isFatal?.(e)) throw e;
       const delay = backoffDelay(attempt + 1, first, max);
       options.onRetry(e, attempt + 1, delay);
       await sleep(delay, options.stopSignal);

@@ -1,0 +1,316 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { startDataflow } from '../../src/dataflow/coordinator';
+import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import {
+  allEvents,
+  appendEvents,
+  dashboardMembers,
+  dashboardTable,
+  drillEvents,
+  fromScratch,
+  recordingListener,
+  sourceMember,
+  sqliteOffsets,
+  sqliteRows,
+  tempDir,
+  usageMembers,
+  usageTable,
+  waitCommitted,
+} from './support';
+
+const SETTINGS: DataflowSettings = { batchSize: 200, batchMs: 5, maxInFlight: 3, retentionMicros: null, onError: 'skip' };
+
+interface Fixture {
+  dir: string;
+  log: EmbeddedLog;
+  file: string;
+  db: SqliteDatabase;
+  close(): Promise<void>;
+}
+
+function fixture(events = 3000): Fixture {
+  const dir = tempDir();
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  appendEvents(log, drillEvents({ machines: 7, events, seed: 7 }));
+  const file = join(dir, 'views.sqlite');
+  const db = new SqliteDatabase({ filename: file });
+  return {
+    dir,
+    log,
+    file,
+    db,
+    async close() {
+      await db.close();
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function members(f: Fixture, opts: { usage?: boolean; dashboard?: boolean; usageVariant?: string } = {}): DataflowMember[] {
+  const list: DataflowMember[] = [sourceMember('src', "'machine'", f.log)];
+  if (opts.dashboard ?? true) list.push(...dashboardMembers('src', f.db, 'dashboard'));
+  if (opts.usage ?? true) list.push(...usageMembers('src', f.db, 'usage', { variant: opts.usageVariant }));
+  return list;
+}
+
+/** Counts every row written to a table (insert, update, delete) with triggers. */
+function countWrites(file: string, tables: readonly string[]): () => number {
+  const db = new Database(file);
+  db.exec('create table if not exists write_count (n integer not null)');
+  if (db.prepare('select count(*) as c from write_count').get() && (db.prepare('select count(*) as c from write_count').get() as { c: number }).c === 0) {
+    db.exec('insert into write_count values (0)');
+  }
+  for (const t of tables) {
+    for (const op of ['insert', 'update', 'delete']) {
+      db.exec(`create trigger if not exists "count_${t}_${op}" after ${op} on "${t}" begin update write_count set n = n + 1; end`);
+    }
+  }
+  db.close();
+  return () => {
+    const r = new Database(file, { readonly: true });
+    try {
+      return (r.prepare('select n from write_count').get() as { n: number }).n;
+    } finally {
+      r.close();
+    }
+  };
+}
+
+async function expectTables(f: Fixture, ms: readonly DataflowMember[]): Promise<void> {
+  const expected = await fromScratch(ms, await allEvents(f.log));
+  for (const m of ms) {
+    if (m.role !== 'sink') continue;
+    assert.deepEqual(sqliteRows(f.file, m.table), expected.get(m.id), `table ${m.table.name} equals the from-scratch result`);
+    assert.deepEqual(sqliteOffsets(f.file, m.table.name), await f.log.presentOffsets(), `offsets of ${m.table.name} equal the present`);
+  }
+}
+
+test('catches up, commits rows and offsets, follows live events, restarts without writing', async () => {
+  const f = fixture();
+  try {
+    const ms = members(f);
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    await run.live;
+    await expectTables(f, ms);
+    assert.ok(listener.recorded.commits.some((c) => c.id === 'dash-sink' && (c.rows?.length ?? 0) > 0), 'db-sink changes are reported after commits');
+    assert.ok(listener.recorded.commits.every((c) => c.offsets !== undefined), 'commits carry offsets');
+
+    // Live: new events reach the tables.
+    const more = drillEvents({ machines: 7, events: 400, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 100000 }));
+    appendEvents(f.log, more);
+    const target = await f.log.presentOffsets();
+    await waitCommitted(run, target);
+    assert.deepEqual(run.stats().committedOffsets, target);
+    await run.stop();
+    await expectTables(f, ms);
+
+    // Restart after a clean stop: state rebuilt by replay, nothing written.
+    const writes = countWrites(f.file, ['dashboard', 'usage', 'dashboard_offsets', 'usage_offsets']);
+    const before = writes();
+    const again = startDataflow({ source: f.log, members: members(f), settings: SETTINGS }, recordingListener());
+    await again.live;
+    assert.equal(writes(), before, 'a restart writes no row for events already covered');
+    assert.ok(again.stats().eventsReplayed > 0, 'operator state was rebuilt by replay');
+    assert.deepEqual(again.stats().rebuilt, []);
+    // …and continues with new events.
+    appendEvents(f.log, drillEvents({ machines: 7, events: 100, seed: 9, start: Date.UTC(2026, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 200000 })));
+    const target2 = await f.log.presentOffsets();
+    await waitCommitted(again, target2);
+    await again.stop();
+    assert.ok(writes() > before, 'new events are written');
+    await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a sink added later is filled from history without touching the other tables', async () => {
+  const f = fixture();
+  try {
+    const first = startDataflow({ source: f.log, members: members(f, { usage: false }), settings: SETTINGS }, recordingListener());
+    await first.live;
+    await first.stop();
+    const writes = countWrites(f.file, ['dashboard', 'dashboard_offsets']);
+    const before = writes();
+    const ms = members(f);
+    const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, recordingListener());
+    await second.live;
+    await second.stop();
+    assert.equal(writes(), before, 'the dashboard table was not touched');
+    await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('changing an upstream definition rebuilds exactly the sinks downstream of it', async () => {
+  const f = fixture();
+  try {
+    const first = startDataflow({ source: f.log, members: members(f), settings: SETTINGS }, recordingListener());
+    await first.live;
+    await first.stop();
+    const writes = countWrites(f.file, ['dashboard', 'dashboard_offsets']);
+    const before = writes();
+    const ms = members(f, { usageVariant: 'plus one' });
+    const listener = recordingListener();
+    const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    await second.live;
+    await second.stop();
+    assert.deepEqual(second.stats().rebuilt.map((r) => r.id), ['usage-sink']);
+    assert.ok(listener.recorded.logs.some((l) => l.message.includes('rebuilding table usage')), 'a clear log line names the rebuilt table');
+    assert.equal(writes(), before, 'the dashboard table was not touched');
+    await expectTables(f, ms);
+
+    // A manual version change forces the same.
+    const versioned = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { version: '2' }), ...usageMembers('src', f.db, 'usage', { variant: 'plus one' })];
+    const third = startDataflow({ source: f.log, members: versioned, settings: SETTINGS }, recordingListener());
+    await third.live;
+    await third.stop();
+    assert.deepEqual(third.stats().rebuilt.map((r) => r.id), ['dash-sink']);
+    await expectTables(f, versioned);
+  } finally {
+    await f.close();
+  }
+});
+
+test('late events (older Lamport arriving after newer ones) give the same tables as in-order arrival', async () => {
+  const events = drillEvents({ machines: 5, events: 2000, seed: 11 });
+  const late = events.filter((e) => e.stream === 'drill1-0');
+  const onTime = events.filter((e) => e.stream !== 'drill1-0');
+  const dir = tempDir();
+  try {
+    const results: string[][][] = [];
+    for (const order of ['in order', 'late'] as const) {
+      const log = new EmbeddedLog(join(dir, `${order}.log`));
+      const file = join(dir, `${order}.sqlite`);
+      const db = new SqliteDatabase({ filename: file });
+      const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+      if (order === 'in order') appendEvents(log, events);
+      else appendEvents(log, onTime);
+      const run = startDataflow({ source: log, members: ms, settings: SETTINGS }, recordingListener());
+      await run.live;
+      if (order === 'late') {
+        appendEvents(log, late); // drill1 was offline: its old events arrive now
+        const target = await log.presentOffsets();
+        await waitCommitted(run, target);
+      }
+      await run.stop();
+      results.push([sqliteRows(file, dashboardTable('dashboard')), sqliteRows(file, usageTable('usage'))]);
+      await db.close();
+      await log.close();
+    }
+    assert.ok((results[0]?.[1]?.length ?? 0) > 100);
+    assert.deepEqual(results[1], results[0]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('keyed mode holds one row per key after every commit', async () => {
+  const f = fixture(2000);
+  try {
+    const reader = new Database(f.file, { readonly: false });
+    let checks = 0;
+    const violations: string[] = [];
+    const listener = recordingListener((id) => {
+      if (id !== 'dash-sink') return;
+      checks++;
+      const dupes = reader.prepare('select machine, count(*) as n from dashboard group by machine having n > 1').all();
+      if (dupes.length > 0) violations.push(JSON.stringify(dupes));
+    });
+    const ms = members(f, { usage: false });
+    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20 } }, listener);
+    await run.live;
+    await run.stop();
+    reader.close();
+    assert.ok(checks > 20, `checked after ${checks} commits`);
+    assert.deepEqual(violations, []);
+    await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a throwing user function names the node and the event, is skipped deterministically, and is not reported again on replay', async () => {
+  const f = fixture(1500);
+  try {
+    const failOn = (ev: { readonly [k: string]: unknown }): boolean => (ev.payload as { order: string }).order === 'Drill3-order-2';
+    const ms = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { failOn })];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    await run.live;
+    await run.stop();
+    assert.equal(listener.recorded.errors.length, 2, 'started and stopped of that order are reported');
+    for (const e of listener.recorded.errors) {
+      assert.equal(e.id, 'dash-map');
+      assert.match(e.message, /dash-map/);
+      assert.match(e.message, /event drill3-0\/\d+ \(lamport \d+\)/);
+      assert.match(e.message, /Drill3-order-2/);
+      assert.equal(e.event?.stream, 'drill3-0');
+    }
+    assert.equal(run.stats().skipped.get('dash-map'), 2);
+    await expectTables(f, ms);
+    const again = recordingListener();
+    const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, again);
+    await second.live;
+    await second.stop();
+    assert.equal(again.recorded.errors.length, 0, 'replayed skips were reported by the first run');
+    await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('on error "stop" halts the dataflow with a red status and commits nothing of the failing batch', async () => {
+  const f = fixture(500);
+  try {
+    const failOn = (ev: { readonly [k: string]: unknown }): boolean => (ev.payload as { order: string }).order === 'Drill2-order-3';
+    const ms = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { failOn })];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, onError: 'stop' } }, listener);
+    await run.finished;
+    assert.equal(run.stats().phase, 'error');
+    assert.match(run.stats().error ?? '', /Drill2-order-3/);
+    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-map' && /Drill2-order-3/.test(e.message)));
+    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-map' && s.status.fill === 'red'));
+    const offsets = sqliteOffsets(f.file, 'dashboard');
+    const events = await allEvents(f.log);
+    const failing = events.filter((e) => failOn(e as unknown as { readonly [k: string]: unknown }));
+    for (const e of failing) assert.ok((offsets[e.stream] ?? -1) < e.offset, 'the failing event is not covered by the committed offsets');
+    await run.stop();
+  } finally {
+    await f.close();
+  }
+});
+
+test('an unreachable database gives a status and retries, then recovers exactly', async () => {
+  const f = fixture(800);
+  try {
+    const missingDir = join(f.dir, 'later');
+    const file = join(missingDir, 'views.sqlite');
+    const db = new SqliteDatabase({ filename: file });
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', db, 'dashboard')];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    for (let i = 0; i < 100 && !listener.recorded.statuses.some((s) => s.status.text.startsWith('retrying')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')), 'status says retrying');
+    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && /views\.sqlite/.test(e.message)), 'the sink reports the database error');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(missingDir);
+    await run.live;
+    await run.stop();
+    await db.close();
+    const expected = await fromScratch(ms, await allEvents(f.log));
+    assert.deepEqual(sqliteRows(file, dashboardTable('dashboard')), expected.get('dash-sink'));
+  } finally {
+    await f.close();
+  }
+});

@@ -1,0 +1,406 @@
+/**
+ * Shared pieces of the dataflow tests, the crash worker and the end-to-end benchmark: a drill event
+ * generator, the seed's dashboard and usage pipelines as dataflow members (built directly with the
+ * engine API), a from-scratch computation over all events in one batch, and table readers.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { createGraph } from '../../src/engine';
+import type { Batch, Collection, Grouped, Update, Value } from '../../src/engine/types';
+import type { DataflowListener, DataflowMember, MemberStatus, OperatorMember, SinkMember, SourceMember, Stage } from '../../src/dataflow/types';
+import { eventValue } from '../../src/dataflow/coordinator';
+import { compileTable } from '../../src/sinks/table-spec';
+import type { RowChange, SinkDatabase, TableSpec } from '../../src/sinks/types';
+import type { EmbeddedLog } from '../../src/sources/embedded-log';
+import type { ActyxEvent, EventSource, OffsetMap } from '../../src/sources/types';
+
+export function tempDir(prefix = 'deltaflow-dataflow-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A deterministic pseudo-random generator (mulberry32). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface DrillEvent {
+  readonly stream: string;
+  readonly lamport: number;
+  readonly timestamp: number;
+  readonly tags: readonly string[];
+  readonly payload: { readonly type: 'started' | 'stopped'; readonly order: string };
+}
+
+export interface DrillOptions {
+  readonly machines: number;
+  readonly events: number;
+  readonly seed?: number;
+  /** Timestamp of the first event (µs). */
+  readonly start?: number;
+  /** Mean gap between consecutive events (µs). */
+  readonly gapMicros?: number;
+}
+
+export const machineName = (i: number): string => `Drill${i + 1}`;
+export const machineStream = (i: number): string => `drill${i + 1}-0`;
+
+/**
+ * Drill events in Lamport order: machines alternate started/stopped of an order; each machine
+ * writes its own stream; timestamps and Lamport stamps grow together.
+ */
+export function drillEvents(options: DrillOptions): DrillEvent[] {
+  const rnd = seeded(options.seed ?? 1);
+  const gap = options.gapMicros ?? 1_000_000;
+  let ts = options.start ?? Date.UTC(2024, 0, 1) * 1000;
+  const running: (string | null)[] = Array.from({ length: options.machines }, () => null);
+  const orderNo: number[] = Array.from({ length: options.machines }, () => 0);
+  const out: DrillEvent[] = [];
+  for (let i = 0; i < options.events; i++) {
+    const m = Math.floor(rnd() * options.machines);
+    ts += 1 + Math.floor(rnd() * gap * 2);
+    const current = running[m];
+    let payload: DrillEvent['payload'];
+    if (current === null) {
+      orderNo[m] = (orderNo[m] as number) + 1;
+      const order = `${machineName(m)}-order-${orderNo[m]}`;
+      running[m] = order;
+      payload = { type: 'started', order };
+    } else {
+      running[m] = null;
+      payload = { type: 'stopped', order: current };
+    }
+    out.push({ stream: machineStream(m), lamport: i + 1, timestamp: ts, tags: ['machine', `machine:${machineName(m)}`], payload });
+  }
+  return out;
+}
+
+/** Appends events to the log stream by stream in chunks (keeping each stream's order). */
+export function appendEvents(log: EmbeddedLog, events: readonly DrillEvent[], chunk = 5000): void {
+  const byStream = new Map<string, DrillEvent[]>();
+  for (const e of events) {
+    const list = byStream.get(e.stream) ?? [];
+    list.push(e);
+    byStream.set(e.stream, list);
+  }
+  for (const [stream, list] of byStream) {
+    for (let i = 0; i < list.length; i += chunk) {
+      log.appendSync(
+        stream,
+        list.slice(i, i + chunk).map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp })),
+      );
+    }
+  }
+}
+
+/** Appends events in global (Lamport) order, a few at a time per stream as they come. */
+export function appendInOrder(log: EmbeddedLog, events: readonly DrillEvent[]): void {
+  let i = 0;
+  while (i < events.length) {
+    const stream = (events[i] as DrillEvent).stream;
+    let j = i;
+    while (j < events.length && (events[j] as DrillEvent).stream === stream) j++;
+    log.appendSync(
+      stream,
+      events.slice(i, j).map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp })),
+    );
+    i = j;
+  }
+}
+
+// ---- members ---------------------------------------------------------------------------------
+
+export function sourceMember(id: string, query: string, source: EventSource, sourceId = 'log'): SourceMember {
+  return { role: 'source', id, type: 'actyx-subscribe', label: id, inputs: [], definition: { query }, query, source, sourceId };
+}
+
+export function operatorMember(id: string, inputs: readonly string[], definition: Value, build: (inputs: readonly Stage[]) => Stage, tap = false): OperatorMember {
+  return { role: 'operator', id, type: 'dd-test', label: id, inputs, definition, build, tap };
+}
+
+export function sinkMember(id: string, inputs: readonly string[], database: SinkDatabase, table: TableSpec, version = ''): SinkMember {
+  return { role: 'sink', id, type: 'db-sink', label: id, inputs, definition: { table: table.name }, database, table, version };
+}
+
+const col = (s: Stage): Collection => {
+  if (s.kind !== 'collection') throw new Error('expected an ungrouped input');
+  return s.collection;
+};
+const grp = (s: Stage): Grouped => {
+  if (s.kind !== 'grouped') throw new Error('expected a grouped input');
+  return s.grouped;
+};
+
+type Rec = { readonly [k: string]: Value };
+
+function machineOf(ev: Rec): string {
+  const tag = (ev.tags as readonly string[]).find((t) => t.startsWith('machine:'));
+  return tag === undefined ? '?' : tag.slice('machine:'.length);
+}
+
+export function dashboardTable(name: string): TableSpec {
+  return {
+    name,
+    mode: 'keyed',
+    columns: [
+      { name: 'machine', type: 'text not null', value: { path: 'machine' }, key: true },
+      { name: 'status', type: 'text not null', value: { path: 'status' } },
+      { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
+      { name: 'since', type: 'bigint', value: { path: 'since' } },
+    ],
+  };
+}
+
+export function usageTable(name: string): TableSpec {
+  return {
+    name,
+    mode: 'multiset',
+    columns: [
+      { name: 'machine', type: 'text not null', value: { path: 'machine' }, index: true },
+      { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
+      { name: 'started', type: 'bigint', value: { path: 'started' }, index: true },
+      { name: 'duration_micros', type: 'bigint', value: { path: 'duration' } },
+    ],
+  };
+}
+
+export interface PipelineOptions {
+  /** Prefix of the member ids (several pipelines in one dataflow). */
+  readonly prefix?: string;
+  /** A user function that throws for some records (to test skipping). */
+  readonly failOn?: (ev: Rec) => boolean;
+  /** Extra definition text (a "changed expression"). */
+  readonly variant?: string;
+  readonly version?: string;
+}
+
+/** source → map to status → group by machine → max by (since, lamport) → keyed sink. */
+export function dashboardMembers(sourceId: string, database: SinkDatabase, table: string, options: PipelineOptions = {}): DataflowMember[] {
+  const p = options.prefix ?? 'dash';
+  const failOn = options.failOn;
+  return [
+    operatorMember(`${p}-map`, [sourceId], { fn: 'status', variant: options.variant ?? '' }, ([s]) => ({
+      kind: 'collection',
+      collection: col(s as Stage).map(
+        (v) => {
+          const ev = v as Rec;
+          if (failOn?.(ev)) throw new Error(`cannot handle ${JSON.stringify((ev.payload as Rec).order)}`);
+          const payload = ev.payload as Rec;
+          return { machine: machineOf(ev), status: payload.type === 'started' ? 'working' : 'idle', order: payload.order ?? null, since: ev.timestamp as number, lamport: ev.lamport as number };
+        },
+        { name: `${p}-map` },
+      ),
+    })),
+    operatorMember(`${p}-group`, [`${p}-map`], { by: 'machine' }, ([s]) => ({ kind: 'grouped', grouped: col(s as Stage).groupBy((v) => (v as Rec).machine as string, { name: `${p}-group` }) })),
+    operatorMember(`${p}-max`, [`${p}-group`], { by: '[since, lamport]' }, ([s]) => ({
+      kind: 'collection',
+      collection: grp(s as Stage)
+        .maxBy((v) => [(v as Rec).since as number, (v as Rec).lamport as number], { name: `${p}-max` })
+        .ungroup({ name: `${p}-max` }),
+    })),
+    sinkMember(`${p}-sink`, [`${p}-max`], database, dashboardTable(table), options.version ?? ''),
+  ];
+}
+
+/** source → group by machine → reduce pairing started/stopped per order → multiset sink. */
+export function usageMembers(sourceId: string, database: SinkDatabase, table: string, options: PipelineOptions = {}): DataflowMember[] {
+  const p = options.prefix ?? 'usage';
+  const variant = options.variant ?? '';
+  return [
+    operatorMember(`${p}-group`, [sourceId], { by: 'machine' }, ([s]) => ({ kind: 'grouped', grouped: col(s as Stage).groupBy((v) => machineOf(v as Rec), { name: `${p}-group` }) })),
+    operatorMember(`${p}-reduce`, [`${p}-group`], { fn: 'pair started/stopped', variant }, ([s]) => ({
+      kind: 'collection',
+      collection: grp(s as Stage)
+        .reduce(
+          (key, inputs, outputs) => {
+            const sorted = inputs.map(([v]) => v as Rec).sort((a, b) => (a.lamport as number) - (b.lamport as number));
+            const open = new Map<string, number>();
+            for (const ev of sorted) {
+              const payload = ev.payload as Rec;
+              const order = payload.order as string;
+              if (payload.type === 'started') open.set(order, ev.timestamp as number);
+              else if (open.has(order)) {
+                const started = open.get(order) as number;
+                open.delete(order);
+                const duration = (ev.timestamp as number) - started + (variant === '' ? 0 : 1);
+                outputs.push([{ machine: key as string, order, started, duration }, 1]);
+              }
+            }
+          },
+          { name: `${p}-reduce` },
+        )
+        .ungroup({ name: `${p}-reduce` }),
+    })),
+    sinkMember(`${p}-sink`, [`${p}-reduce`], database, usageTable(table), options.version ?? ''),
+  ];
+}
+
+// ---- from scratch ----------------------------------------------------------------------------
+
+/** Every sink's rows computed by the engine over `events` in one batch (sorted JSON row texts). */
+export async function fromScratch(members: readonly DataflowMember[], events: readonly ActyxEvent[], options: { retentionCutoff?: number } = {}): Promise<Map<string, string[]>> {
+  const graph = createGraph();
+  const stages = new Map<string, Stage>();
+  const sinks: SinkMember[] = [];
+  const sources = members.filter((m): m is SourceMember => m.role === 'source');
+  const pending = [...members];
+  while (pending.length > 0) {
+    const i = pending.findIndex((m) => m.role === 'source' || m.inputs.every((x) => stages.has(x)));
+    if (i < 0) throw new Error('fromScratch: unresolvable members');
+    const m = pending.splice(i, 1)[0] as DataflowMember;
+    if (m.role === 'source') stages.set(m.id, { kind: 'collection', collection: graph.input(m.id, { insertOnly: true }) });
+    else if (m.role === 'operator') stages.set(m.id, m.build(m.inputs.map((x) => stages.get(x) as Stage)));
+    else {
+      const cols = m.inputs.map((x) => col(stages.get(x) as Stage));
+      graph.output(m.id, cols.length === 1 ? (cols[0] as Collection) : (cols[0] as Collection).concat(cols.slice(1)));
+      sinks.push(m);
+    }
+  }
+  const { parseQuery, matchesEvent } = await import('../../src/sources/aql');
+  const inputs: Record<string, Update[]> = {};
+  for (const s of sources) {
+    const parsed = parseQuery(s.query);
+    inputs[s.id] = events.filter((e) => (options.retentionCutoff === undefined || e.timestamp > options.retentionCutoff) && matchesEvent(parsed, e)).map((e) => [eventValue(e), 1, e.timestamp] as Update);
+  }
+  const { outputs } = await graph.step(inputs, { onError: 'skip' });
+  const result = new Map<string, string[]>();
+  for (const s of sinks) result.set(s.id, rowsOfBatch(s.table, outputs.get(s.id) ?? []));
+  return result;
+}
+
+/** The table rows a consolidated batch of records stands for (all multiplicities must be positive). */
+export function rowsOfBatch(table: TableSpec, batch: Batch): string[] {
+  const compiled = compileTable(table);
+  const rows: string[] = [];
+  for (const [value, diff] of batch) {
+    if (diff < 0) throw new Error(`negative multiplicity ${diff} for ${JSON.stringify(value)}`);
+    const text = rowText(compiled.rowObject(compiled.cells(value)));
+    for (let i = 0; i < diff; i++) rows.push(text);
+  }
+  return rows.sort();
+}
+
+/** A row as comparable text: columns in name order, every non-null cell as a string (drivers differ in types). */
+export function rowText(row: Readonly<Record<string, unknown>>): string {
+  const keys = Object.keys(row).sort();
+  return JSON.stringify(keys.map((k) => [k, row[k] === null || row[k] === undefined ? null : String(row[k])]));
+}
+
+// ---- reading tables --------------------------------------------------------------------------
+
+export function sqliteRows(file: string, table: TableSpec): string[] {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const cols = table.columns.filter((c) => !c.exclude).map((c) => `"${c.name}"`).join(', ');
+    return (db.prepare(`select ${cols} from "${table.name}"`).all() as Record<string, unknown>[]).map(rowText).sort();
+  } finally {
+    db.close();
+  }
+}
+
+export function sqliteOffsets(file: string, table: string): OffsetMap {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db.prepare(`select * from "${table}_offsets"`).all() as Record<string, unknown>[];
+    return offsetRows(rows);
+  } finally {
+    db.close();
+  }
+}
+
+function offsetRows(rows: readonly Record<string, unknown>[]): OffsetMap {
+  const out: Record<string, number> = {};
+  for (const r of rows) {
+    const vals = Object.values(r);
+    out[String(vals[0])] = Number(vals[1]);
+  }
+  return out;
+}
+
+export async function pgRows(table: TableSpec): Promise<string[]> {
+  const client = new pg.Client();
+  await client.connect();
+  try {
+    const cols = table.columns.filter((c) => !c.exclude).map((c) => `"${c.name}"`).join(', ');
+    const r = await client.query(`select ${cols} from "${table.name}"`);
+    return (r.rows as Record<string, unknown>[]).map(rowText).sort();
+  } finally {
+    await client.end();
+  }
+}
+
+export async function pgOffsets(table: string): Promise<OffsetMap> {
+  const client = new pg.Client();
+  await client.connect();
+  try {
+    const r = await client.query(`select * from "${table}_offsets"`);
+    return offsetRows(r.rows as Record<string, unknown>[]);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function pgExec(sql: string): Promise<void> {
+  const client = new pg.Client();
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A unique lower-case suffix for table names (PostgreSQL is shared between test files). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e9).toString(36)}`;
+}
+
+// ---- listener ----------------------------------------------------------------------------------
+
+export interface Recorded {
+  readonly statuses: { id: string; status: MemberStatus }[];
+  readonly errors: { id: string; message: string; event?: ActyxEvent }[];
+  readonly commits: { id: string; rows?: readonly RowChange[]; operators?: readonly (readonly [Value, number])[]; offsets?: OffsetMap }[];
+  readonly logs: { level: string; message: string }[];
+}
+
+export function recordingListener(onCommit?: (id: string) => void): DataflowListener & { recorded: Recorded } {
+  const recorded: Recorded = { statuses: [], errors: [], commits: [], logs: [] };
+  return {
+    recorded,
+    status: (id, status) => recorded.statuses.push({ id, status }),
+    error: (id, message, context) => recorded.errors.push({ id, message, event: context?.event }),
+    committed: (id, changes) => {
+      recorded.commits.push({ id, ...changes });
+      onCommit?.(id);
+    },
+    log: (level, message) => recorded.logs.push({ level, message }),
+  };
+}
+
+/** All events of a log (for from-scratch comparisons). */
+export async function allEvents(source: EventSource): Promise<ActyxEvent[]> {
+  const present = await source.presentOffsets();
+  const out: ActyxEvent[] = [];
+  for await (const e of source.query('allEvents', {}, present)) out.push(e);
+  return out;
+}
+
+/** Waits until the dataflow has committed offsets covering `target` (or fails after `ms`). */
+export async function waitCommitted(run: { stats(): { committedOffsets: OffsetMap } }, target: OffsetMap, ms = 10_000): Promise<void> {
+  const { covers } = await import('../../src/dataflow/offsets');
+  const until = Date.now() + ms;
+  while (!covers(run.stats().committedOffsets, target)) {
+    if (Date.now() > until) throw new Error(`not committed within ${ms} ms: ${JSON.stringify(run.stats().committedOffsets)} vs ${JSON.stringify(target)}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

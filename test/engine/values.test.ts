@@ -137,7 +137,7 @@ describe('structural identity', () => {
 
 describe('consolidate', () => {
   test('sums diffs of deep-equal values, drops zeros, keeps the newest time and first-appearance order', () => {
-    const out = consolidate([
+    const out = consolidate<Value>([
       [{ a: 1, b: 2 }, 1, 5],
       ['x', 1, 1],
       [{ b: 2, a: 1 }, 2, 7],

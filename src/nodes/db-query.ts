@@ -15,25 +15,50 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
 
+/** How long a statement keeps retrying while another connection holds the SQLite write lock. */
+const SQLITE_BUSY_LIMIT_MS = 10_000;
+
 /** One open connection, whatever the database. */
 interface QueryConnection {
   query(sql: string, params: Params): Promise<{ rows?: Record<string, unknown>[]; changes?: number }>;
   close(): Promise<void>;
 }
 
+/**
+ * SQLite through better-sqlite3, whose calls are synchronous: a busy timeout would block the
+ * event loop while a dataflow in this very process holds the write lock and waits for the event
+ * loop to commit. So no busy timeout here; a busy database is retried asynchronously instead.
+ */
 function sqliteConnection(filename: string): QueryConnection {
-  const db = new Database(filename);
-  db.pragma('busy_timeout = 5000');
-  db.pragma('journal_mode = WAL');
+  let db: Database.Database | null = null;
+  const run = (sql: string, params: Params): { rows?: Record<string, unknown>[]; changes?: number } => {
+    if (!db) {
+      const opened = new Database(filename);
+      opened.pragma('busy_timeout = 0');
+      db = opened;
+      db.pragma('journal_mode = WAL');
+    }
+    const statement = db.prepare(sql);
+    const args = Array.isArray(params) ? params : [params];
+    if (statement.reader) return { rows: statement.all(...args) as Record<string, unknown>[] };
+    return { changes: statement.run(...args).changes };
+  };
   return {
     async query(sql, params) {
-      const statement = db.prepare(sql);
-      const args = Array.isArray(params) ? params : [params];
-      if (statement.reader) return { rows: statement.all(...args) as Record<string, unknown>[] };
-      return { changes: statement.run(...args).changes };
+      const giveUp = Date.now() + SQLITE_BUSY_LIMIT_MS;
+      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+        try {
+          return run(sql, params);
+        } catch (err) {
+          const code = (err as { code?: unknown }).code;
+          if (typeof code !== 'string' || !/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() > giveUp) throw err;
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
     },
     async close() {
-      db.close();
+      db?.close();
+      db = null;
     },
   };
 }

@@ -18,7 +18,12 @@ export default function (RED: NodeAPI): void {
       build: (inputs) => {
         const reduced = groupedInput(inputs, label, config.id).reduce(
           (key, groupInputs, outputs: [Value, number][]) =>
-            andThen(fn(key, groupInputs, outputs), (returned) => checkOutputs(returned ?? outputs, what)),
+            andThen(fn(key, groupInputs, outputs), (returned) => {
+              // Convert in place: the engine takes the pushed pairs and (if it is another array) the returned ones.
+              convertValues(outputs, what);
+              if (Array.isArray(returned) && returned !== outputs) convertValues(returned as unknown[], what);
+              return returned;
+            }),
           { name: config.id },
         );
         return { kind: 'collection', collection: reduced.ungroup({ name: config.id }) };
@@ -27,13 +32,9 @@ export default function (RED: NodeAPI): void {
   });
 }
 
-/** Validates the `[value, multiplicity]` pairs a reduce function produced. */
-function checkOutputs(outputs: unknown, what: string): [Value, number][] {
-  if (!Array.isArray(outputs)) throw new Error(`${what} returned ${typeof outputs}; return nothing or an array of [record, multiplicity] pairs`);
-  return outputs.map((pair: unknown, i) => {
-    if (!Array.isArray(pair) || pair.length !== 2 || !Number.isInteger(pair[1])) {
-      throw new Error(`${what}: outputs[${i}] is not a [record, multiplicity] pair with an integer multiplicity`);
-    }
-    return [toValue(pair[0], what), pair[1] as number];
-  });
+/** Turns the values of `[value, multiplicity]` pairs into engine values (Dates to strings …); the engine checks the pairs. */
+function convertValues(pairs: unknown[], what: string): void {
+  for (const pair of pairs) {
+    if (Array.isArray(pair) && pair.length === 2) pair[0] = toValue(pair[0], what);
+  }
 }

@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// `npm start`: the demo. Starts Node-RED (the node-red of this package's own dependencies, embedded
+// with RED.init) with its user directory in .demo/, this package installed into it (a symlink in
+// .demo/node_modules), the drill examples deployed (first run only — later runs keep your edits),
+// the seed's audit trail in the embedded event log, and the factory simulator publishing live
+// events. It prints the editor URL and the dashboard URL.
+//
+//   node scripts/start.mjs [--port 1880] [--user-dir .demo] [--examples drill-dashboard,machine-usage,erp-bookings | all]
+//                          [--no-simulator] [--no-audit-trail] [--fresh]
+//
+// The end-to-end tests run this script too (with a temporary user directory and --port 0).
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import http from 'node:http';
+
+const root = resolve(new URL('..', import.meta.url).pathname);
+const require = createRequire(join(root, 'package.json'));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+
+const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
+
+function parseArgs(argv) {
+  const opts = { port: 1880, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--port') opts.port = Number(value());
+    else if (a === '--user-dir') opts.userDir = resolve(value());
+    else if (a === '--examples') {
+      const v = value();
+      opts.examples = v === 'all' ? readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : v.split(',').filter(Boolean);
+    } else if (a === '--no-simulator') opts.simulator = false;
+    else if (a === '--no-audit-trail') opts.auditTrail = false;
+    else if (a === '--fresh') opts.fresh = true;
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('--port must be 0…65535');
+  return opts;
+}
+
+/** Makes `userDir/node_modules/<package name>` point at this checkout, as `npm install <path>` would. */
+function installPackage(userDir) {
+  const target = join(userDir, 'node_modules', ...pkg.name.split('/'));
+  mkdirSync(join(target, '..'), { recursive: true });
+  let present = false;
+  try {
+    present = lstatSync(target).isSymbolicLink() || existsSync(join(target, 'package.json'));
+  } catch {
+    present = false;
+  }
+  if (!present) symlinkSync(root, target, 'dir');
+  // Node-RED lists user-installed modules from the user directory's package.json.
+  const userPkg = join(userDir, 'package.json');
+  if (!existsSync(userPkg)) {
+    writeFileSync(userPkg, JSON.stringify({ name: 'deltaflow-demo', private: true, dependencies: { [pkg.name]: `file:${root}` } }, null, 2) + '\n');
+  }
+}
+
+/** Writes the example flows as the first flows file (never overwrites an existing one). */
+function deployExamples(userDir, examples) {
+  const flowFile = join(userDir, 'flows.json');
+  if (existsSync(flowFile)) return false;
+  const nodes = examples.flatMap((name) => {
+    const file = join(root, 'examples', `${name}.json`);
+    if (!existsSync(file)) throw new Error(`no example ${name} (examples/${name}.json)`);
+    return JSON.parse(readFileSync(file, 'utf8'));
+  });
+  writeFileSync(flowFile, JSON.stringify(nodes, null, 2) + '\n');
+  return true;
+}
+
+function listen(server, port) {
+  return new Promise((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolveListen(server.address().port);
+    });
+  });
+}
+
+export async function main(argv = process.argv.slice(2)) {
+  const opts = parseArgs(argv);
+  if (!existsSync(join(root, 'dist', 'src', 'nodes', 'dd-dataflow.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first (npm start does)');
+  }
+  if (opts.fresh) rmSync(opts.userDir, { recursive: true, force: true });
+  mkdirSync(opts.userDir, { recursive: true });
+  installPackage(opts.userDir);
+  const deployed = deployExamples(opts.userDir, opts.examples);
+
+  const express = require('express');
+  const RED = require('node-red');
+  const app = express();
+  const server = http.createServer(app);
+  const port = await listen(server, opts.port);
+  const base = `http://127.0.0.1:${port}`;
+  // The ERP bookings example delivers to this Node-RED's stand-in ERP endpoint unless ERP_URL is set.
+  process.env.ERP_URL ??= `${base}/erp/bookings`;
+
+  const settings = {
+    userDir: opts.userDir,
+    flowFile: 'flows.json',
+    credentialSecret: 'deltaflow-demo',
+    httpAdminRoot: '/',
+    httpNodeRoot: '/',
+    uiHost: '127.0.0.1',
+    uiPort: port,
+    functionExternalModules: false,
+    logging: { console: { level: process.env.NODE_RED_LOG_LEVEL ?? 'info', metrics: false, audit: false } },
+    editorTheme: { tours: false, projects: { enabled: false }, palette: { editable: false } },
+    diagnostics: { enabled: false },
+    telemetry: { enabled: false },
+  };
+  RED.init(server, settings);
+  app.use(settings.httpAdminRoot, RED.httpAdmin);
+  app.use(settings.httpNodeRoot, RED.httpNode);
+
+  // The embedded log the examples' actyx-config nodes use (default file in the user directory),
+  // shared in-process with them so published events wake the dataflows at once.
+  const { openSharedEmbeddedLog } = require(join(root, 'dist/src/sources/shared-embedded-log.js'));
+  const { DEFAULT_LOG_FILE } = require(join(root, 'dist/src/nodes/actyx-config.js'));
+  const { publishAuditTrail } = require(join(root, 'dist/src/simulator/audit-trail.js'));
+  const { FactorySimulator } = require(join(root, 'dist/src/simulator/factory.js'));
+  const handle = openSharedEmbeddedLog(join(opts.userDir, DEFAULT_LOG_FILE), { appId: 'com.example.drill-factory' });
+  const log = handle.log;
+  if (opts.auditTrail && Object.keys(await log.presentOffsets()).length === 0) {
+    await publishAuditTrail(log);
+    console.log('Published the seed\'s audit trail (Fred, Drill1, order 4711, 2020-06-24 8:52–9:27).');
+  }
+
+  await RED.start();
+
+  let simulator = null;
+  if (opts.simulator) {
+    simulator = new FactorySimulator({
+      log,
+      firstOrder: 10000 + (Math.floor(Date.now() / 1000) % 80000),
+      onError: (err) => console.error('factory simulator:', err instanceof Error ? err.message : err),
+    });
+    simulator.start();
+  }
+
+  let stopping = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await simulator?.stop();
+      await RED.stop();
+      await handle.release();
+      await new Promise((r) => server.close(() => r()));
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      console.log(`\n${signal}: stopping…`);
+      stop().then(
+        () => process.exit(0),
+        (err) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    });
+  }
+
+  console.log('');
+  console.log(`DeltaFlow demo${deployed ? ' (examples deployed: ' + opts.examples.join(', ') + ')' : ''}, user directory ${opts.userDir}`);
+  console.log(`  Node-RED editor:  ${base}/`);
+  console.log(`  Drill dashboard:  ${base}/drill-dashboard`);
+  console.log(opts.simulator ? '  The factory simulator is publishing events (Drill4 goes offline for a while and reports late). Ctrl+C stops.' : '  Ctrl+C stops.');
+  return { port, stop };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  main().catch((err) => {
+    console.error(`npm start failed: ${err instanceof Error ? err.message : err}`);
+    process.exit(1);
+  });
+}

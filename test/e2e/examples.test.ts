@@ -1,0 +1,140 @@
+/**
+ * End to end: a real Node-RED (the demo script, embedded RED.init/RED.start, temporary user
+ * directory) runs every example flow over the seed's audit trail in the embedded event log; the
+ * tables must hold exactly the rows the issue names. The ERP delivery must survive a crash between
+ * the commit of a booking and its delivery.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { DEFAULT_LOG_FILE } from '../../src/nodes/actyx-config';
+import { AUDIT_EXPECTED, publishAuditTrail } from '../../src/simulator/audit-trail';
+import { startNodeRed, waitFor, type NodeRedProcess } from './node-red-process';
+
+const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
+const schema = `e2e_${process.pid}_${Date.now() % 100000}`;
+const pgEnv = { PGOPTIONS: `-c search_path=${schema}` };
+let nodeRed: NodeRedProcess | null = null;
+
+function rows(file: string, sql: string): Record<string, unknown>[] {
+  const db = new Database(join(userDir, file), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare(sql).all() as Record<string, unknown>[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Rows of a table, or [] while the dataflow has not created it yet. */
+function tableRows(file: string, table: string, orderBy: string): Record<string, unknown>[] {
+  try {
+    return rows(file, `SELECT * FROM "${table}" ORDER BY ${orderBy}`);
+  } catch {
+    return [];
+  }
+}
+
+const { dashboard, usage, booking } = AUDIT_EXPECTED;
+const expectedDashboard = [{ machine: dashboard.machine, doing_what: dashboard.doing, since: dashboard.since }];
+const expectedUsage = [{ machine: usage.machine, manufacturing_order: usage.order, started: usage.started, duration_minutes: usage.durationMinutes }];
+const expectedBooking = {
+  manufacturing_order: booking.order,
+  step: booking.step,
+  workers: booking.worker,
+  worker_minutes: booking.workerMinutes,
+  machines: booking.machine,
+  machine_minutes: booking.machineMinutes,
+  parts: booking.parts,
+  part: booking.part,
+};
+
+before(async () => {
+  const client = new pg.Client();
+  await client.connect();
+  await client.query(`CREATE SCHEMA ${schema}`);
+  await client.end();
+  // The seed's audit trail, with its 2020 times, in the log the examples' actyx-config nodes use.
+  const log = new EmbeddedLog(join(userDir, DEFAULT_LOG_FILE));
+  await publishAuditTrail(log);
+  await log.close();
+});
+
+after(async () => {
+  await nodeRed?.stop('SIGKILL');
+  const client = new pg.Client();
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await client.end();
+  rmSync(userDir, { recursive: true, force: true });
+});
+
+test('every example deployed in a real Node-RED turns the seed audit trail into the expected rows; ERP delivery survives a crash', async () => {
+  // Run 1: the ERP endpoint is unreachable, so committed bookings stay undelivered; then a crash.
+  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], { ...pgEnv, ERP_URL: 'http://127.0.0.1:9/erp/bookings' });
+
+  const flows = (await (await fetch(`${nodeRed.base}/flows`)).json()) as { type: string }[];
+  const types = new Set(flows.map((n) => n.type));
+  for (const t of ['dd-filter', 'dd-map', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
+    assert.ok(types.has(t), `no ${t} deployed`);
+  }
+
+  assert.deepEqual(await waitFor('dashboard row', () => tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'), (r) => r.length > 0), expectedDashboard);
+  assert.deepEqual(await waitFor('usage row', () => tableRows('machine-usage.sqlite', 'machine_usage', 'started'), (r) => r.length > 0), expectedUsage);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_totals', 'machine'), [{ machine: 'Drill1', minutes: 31 }]);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_first_use', 'machine'), [{ machine: 'Drill1', manufacturing_order: '4711', started: usage.started }]);
+  assert.deepEqual(await waitFor('booking row', () => tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), (r) => r.length > 0), [expectedBooking]);
+  const outbox = await waitFor('outbox row', () => tableRows('erp-bookings.sqlite', 'erp_outbox', 'idempotency_key'), (r) => r.length > 0);
+  assert.equal(outbox.length, 1);
+  const key = outbox[0]!.idempotency_key as string;
+  assert.match(key, /^4711\/hole drilling\/[0-9a-f]{8}$/);
+  assert.deepEqual(JSON.parse(outbox[0]!.body as string), {
+    machine_minutes: 31,
+    machines: 'Drill1',
+    order: '4711',
+    part: 'chair leg',
+    parts: 40,
+    step: 'hole drilling',
+    worker_minutes: 35,
+    workers: 'Fred',
+  });
+
+  // PostgreSQL variant: the same dashboard row, `since` as timestamptz.
+  const client = new pg.Client();
+  await client.connect();
+  try {
+    const pgRows = await waitFor(
+      'PostgreSQL dashboard row',
+      async () => (await client.query(`SELECT machine, doing_what, since FROM ${schema}.dashboard ORDER BY machine`)).rows,
+      (r) => r.length > 0,
+    );
+    assert.deepEqual(pgRows, [{ machine: 'Drill1', doing_what: 'idle', since: new Date(dashboard.since) }]);
+  } finally {
+    await client.end();
+  }
+
+  // The delivery was attempted and failed: nothing is marked delivered.
+  await waitFor('a failed delivery attempt', () => nodeRed!.errors().some((l) => l.includes('POST booking')), (x) => x);
+  assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), []);
+  await nodeRed.stop('SIGKILL');
+
+  // Run 2: restart with the stand-in ERP endpoint reachable: the booking is delivered, once marked.
+  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
+  const delivered = await waitFor('delivery', () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), (r) => r.length > 0);
+  assert.deepEqual(delivered.map((r) => [r.idempotency_key, r.http_status]), [[key, 201]]);
+  const received = (await (await fetch(`${nodeRed.base}/erp/bookings`)).json()) as Record<string, { booking: unknown }>;
+  assert.deepEqual(Object.keys(received), [key]);
+  assert.equal((received[key]!.booking as { parts: number }).parts, 40);
+
+  // The restart replayed without writing again: still exactly the same rows.
+  assert.deepEqual(tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'), expectedDashboard);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_usage', 'started'), expectedUsage);
+  assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), [expectedBooking]);
+  assert.deepEqual(nodeRed.errors(), []);
+  await nodeRed.stop('SIGTERM');
+  nodeRed = null;
+});

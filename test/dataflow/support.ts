@@ -222,9 +222,10 @@ export function usageMembers(sourceId: string, database: SinkDatabase, table: st
       collection: grp(s as Stage)
         .reduce(
           (key, inputs, outputs) => {
-            const sorted = inputs.map(([v]) => v as Rec).sort((a, b) => (a.lamport as number) - (b.lamport as number));
+            // Inputs arrive sorted by the values' total order: for events that is by appId, then Lamport.
             const open = new Map<string, number>();
-            for (const ev of sorted) {
+            for (const [value] of inputs) {
+              const ev = value as Rec;
               const payload = ev.payload as Rec;
               const order = payload.order as string;
               if (payload.type === 'started') open.set(order, ev.timestamp as number);

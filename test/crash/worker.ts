@@ -1,0 +1,57 @@
+/**
+ * The crash test's child process: runs the dashboard (keyed) and usage (multiset) dataflow over an
+ * embedded log into SQLite or PostgreSQL until it is killed. Prints one JSON line per milestone.
+ * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow]
+ *   slow: every transaction stays open a few ms longer, so kills often land inside commits.
+ */
+import { startDataflow } from '../../src/dataflow/coordinator';
+import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import type { SinkDatabase } from '../../src/sinks/types';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { recordingListener } from '../dataflow/support';
+import { crashMembers } from './members';
+
+/** A database whose transactions linger before committing (a wider window for a kill to hit). */
+function lingering(db: SinkDatabase, ms: number): SinkDatabase {
+  return {
+    kind: db.kind,
+    label: db.label,
+    transaction: (fn) =>
+      db.transaction(async (tx) => {
+        const r = await fn(tx);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return r;
+      }),
+    close: () => db.close(),
+  };
+}
+
+async function main(): Promise<void> {
+  const [kind, logFile, target, slow] = process.argv.slice(2);
+  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow]');
+  const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
+  const base: SinkDatabase = kind === 'sqlite' ? new SqliteDatabase({ filename: target }) : new PostgresDatabase({});
+  const db = slow === 'slow' ? lingering(base, 3) : base;
+  const prefix = kind === 'sqlite' ? '' : target;
+  const listener = recordingListener();
+  const run = startDataflow(
+    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: null, onError: 'skip' } },
+    { ...listener, log: (level, message) => process.stderr.write(`${level}: ${message}\n`) },
+  );
+  process.stdout.write(`${JSON.stringify({ started: true })}\n`);
+  await run.live;
+  process.stdout.write(`${JSON.stringify({ live: true, stats: { replayed: run.stats().eventsReplayed, read: run.stats().eventsRead, rebuilt: run.stats().rebuilt } })}\n`);
+  process.on('SIGTERM', () => {
+    void run.stop().then(async () => {
+      await base.close();
+      await log.close();
+      process.exit(0);
+    });
+  });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`worker failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(2);
+});

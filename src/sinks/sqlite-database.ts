@@ -2,7 +2,8 @@
  * The SQLite sink database: one better-sqlite3 connection per file, opened on the first
  * transaction (so a missing directory is an error of that transaction, retried like any other),
  * WAL journal, synchronous=NORMAL (durable across process crashes; a power cut may lose the last
- * commits but never tears one), a busy timeout for other processes holding the write lock.
+ * commits but never tears one). A transaction waits (asynchronously, up to `busyTimeoutMs`) while
+ * another connection holds the write lock.
  */
 import Database from 'better-sqlite3';
 import { SqlSinkDatabase, type SqlConnection } from './sql-database';
@@ -11,7 +12,7 @@ import { sqliteDialect, type Statement } from './sql-dialect';
 export interface SqliteOptions {
   /** File path (`:memory:` for tests only: nothing survives). */
   readonly filename: string;
-  /** How long a statement waits for another process's write lock, ms (default 5000). */
+  /** How long a transaction waits for another connection's write lock, ms (default 5000). */
   readonly busyTimeoutMs?: number;
 }
 
@@ -36,7 +37,9 @@ export class SqliteDatabase extends SqlSinkDatabase {
     if (this.db) return this.db;
     const db = new Database(this.options.filename);
     try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.options.busyTimeoutMs ?? 5000))}`);
+      // No busy timeout inside SQLite: it would block the event loop, and with it a writer of this
+      // very process that holds the lock. Taking the write lock is retried asynchronously (begin).
+      db.pragma('busy_timeout = 0');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
     } catch (err) {
@@ -63,7 +66,7 @@ export class SqliteDatabase extends SqlSinkDatabase {
       db.exec(sql);
     };
     return {
-      begin: async () => exec('BEGIN IMMEDIATE'),
+      begin: () => this.begin(db),
       commit: async () => exec('COMMIT'),
       rollback: async () => {
         if (db.inTransaction) exec('ROLLBACK');
@@ -77,6 +80,21 @@ export class SqliteDatabase extends SqlSinkDatabase {
       },
       all: async (s: Statement) => this.prepare(db, s.sql).all(...s.params) as Record<string, unknown>[],
     };
+  }
+
+  /** BEGIN IMMEDIATE (takes the write lock up front), waiting asynchronously while another connection holds it. */
+  private async begin(db: Database.Database): Promise<void> {
+    const giveUp = Date.now() + Math.max(0, this.options.busyTimeoutMs ?? 5000);
+    for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== 'SQLITE_BUSY' || Date.now() >= giveUp) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   private drop(): void {

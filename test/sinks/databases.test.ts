@@ -375,3 +375,39 @@ test('the PostgreSQL label never contains the password', () => {
   assert.equal(db.label, 'PostgreSQL u@db.example:6543/prod');
   void db.close();
 });
+
+test('SQLite: a transaction waits without blocking while another connection of this process holds the write lock', async () => {
+  const file = join(dir, 'lock.db');
+  const a = new SqliteDatabase({ filename: file });
+  const b = new SqliteDatabase({ filename: file, busyTimeoutMs: 5000 });
+  const spec: TableSpec = { name: 'locked', mode: 'multiset', columns: [col('v', 'text', 'v')] };
+  await a.transaction((tx) => tx.ensureTable(spec));
+  const order: string[] = [];
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const first = a.transaction(async (tx) => {
+    await tx.apply(spec, [rec({ v: 'a' }, 1)]);
+    order.push('a holds the lock');
+    await held;
+    order.push('a commits');
+  });
+  await new Promise((r) => setTimeout(r, 10));
+  const second = b.transaction(async (tx) => {
+    order.push('b started');
+    await tx.apply(spec, [rec({ v: 'b' }, 1)]);
+  });
+  // The event loop keeps running while b waits: a timer fires and lets a finish.
+  await new Promise((r) => setTimeout(r, 30));
+  order.push('timer');
+  release();
+  await Promise.all([first, second]);
+  assert.deepEqual(order, ['a holds the lock', 'timer', 'a commits', 'b started']);
+  const impatient = new SqliteDatabase({ filename: file, busyTimeoutMs: 50 });
+  let unblock!: () => void;
+  const blocker = a.transaction(() => new Promise<void>((r) => (unblock = r)));
+  await new Promise((r) => setTimeout(r, 10));
+  await assert.rejects(impatient.transaction(async () => 1), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /locked|busy/i.test(e.message));
+  unblock();
+  await blocker;
+  await Promise.all([a.close(), b.close(), impatient.close()]);
+});

@@ -1,0 +1,108 @@
+/**
+ * A real browser (Debian's chromium through playwright-core) against a real Node-RED: import the
+ * drill dashboard example from the editor's Import → Examples menu, deploy it, open the dashboard
+ * page the flow serves and watch Drill1's row change when machine events are published (with the
+ * example's own inject buttons, clicked in the editor). Screenshots go to test-artifacts/.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
+
+const artifacts = join(__dirname, '..', '..', 'test-artifacts');
+mkdirSync(artifacts, { recursive: true });
+const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-browser-'));
+let nodeRed: NodeRedProcess | null = null;
+let browser: Browser | null = null;
+
+after(async () => {
+  await browser?.close();
+  await nodeRed?.stop();
+  rmSync(userDir, { recursive: true, force: true });
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+/** Clicks the button of the inject node labelled `label` on the current editor tab. */
+async function clickInject(editor: Page, label: string): Promise<void> {
+  const node = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: label }) });
+  await node.locator('.red-ui-flow-node-button').click();
+}
+
+test('import the drill dashboard example in the editor, deploy, and watch the dashboard page change', async () => {
+  // An empty Node-RED: no flows, no events.
+  nodeRed = await startNodeRed(userDir, ['--examples', '', '--no-simulator', '--no-audit-trail']);
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ], // playwright gives every launch a fresh, temporary user data directory
+
+  });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+  const editor = await context.newPage();
+  const consoleErrors: string[] = [];
+  editor.on('pageerror', (err) => consoleErrors.push(err.message));
+
+  await editor.goto(`${nodeRed.base}/`);
+  await editor.locator('#red-ui-palette-container-dataflow').waitFor({ timeout: 30_000 });
+  // The palette shows the dataflow nodes.
+  for (const label of ['filter', 'map', 'group by', 'max by', 'min by', 'reduce', 'aggregate']) {
+    await editor.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`) }).first().waitFor();
+  }
+
+  // Menu → Import → Examples → @deltaflow/node-red → drill-dashboard → Import.
+  await editor.locator('#red-ui-header-button-sidemenu').click();
+  await editor.locator('#menu-item-import').click();
+  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
+  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
+  await dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' }).click();
+  await dialog.locator('.red-ui-treeList-label', { hasText: /^drill-dashboard$/ }).click();
+  await shot(editor, '1-import-examples-dialog');
+  await editor.locator('#red-ui-clipboard-dialog-ok').click();
+  await editor.locator('.red-ui-tab', { hasText: 'Drill dashboard' }).first().waitFor();
+  await editor.locator('.red-ui-tab', { hasText: 'Drill dashboard' }).first().click();
+  await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) }).waitFor();
+
+  // No imported node is marked invalid (the red triangle).
+  const invalid = await editor.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))').count();
+  assert.equal(invalid, 0, 'imported nodes are marked invalid');
+  await shot(editor, '2-imported');
+
+  // Deploy.
+  await editor.locator('#red-ui-header-button-deploy').click();
+  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor({ timeout: 15_000 });
+  await shot(editor, '3-deployed');
+
+  // The dashboard page: no table yet (no events), then Drill1 appears and changes.
+  const dashboard = await context.newPage();
+  await dashboard.goto(`${nodeRed.base}/drill-dashboard`);
+  await dashboard.locator('#updated').filter({ hasNotText: 'never' }).waitFor();
+  assert.equal(await dashboard.locator('tr[data-machine="Drill1"]').count(), 0);
+
+  await clickInject(editor, 'Drill1 starts order 4711');
+  const drill1 = dashboard.locator('tr[data-machine="Drill1"] td').nth(1);
+  await drill1.filter({ hasText: 'working on order 4711' }).waitFor({ timeout: 15_000 });
+  await shot(dashboard, '4-dashboard-working');
+
+  await clickInject(editor, 'Drill1 stops order 4711');
+  await drill1.filter({ hasText: /^idle$/ }).waitFor({ timeout: 15_000 });
+  await shot(dashboard, '5-dashboard-idle');
+  assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
+
+  // The editor ran without script errors and Node-RED logged no error.
+  assert.deepEqual(consoleErrors, []);
+  assert.deepEqual(nodeRed.errors(), []);
+});

@@ -1,0 +1,77 @@
+/**
+ * The db-sink and db-config editors in a real browser (Debian's chromium through playwright-core)
+ * against a real Node-RED with the machine-usage example deployed: the column list shows the
+ * configured columns, editing a column name to an injection attempt marks the node invalid, and the
+ * db-config form shows the fields of the chosen database kind. Screenshots go to test-artifacts/.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
+
+const artifacts = join(__dirname, '..', '..', 'test-artifacts');
+mkdirSync(artifacts, { recursive: true });
+const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-db-editor-'));
+let nodeRed: NodeRedProcess | null = null;
+let browser: Browser | null = null;
+
+after(async () => {
+  await browser?.close();
+  await nodeRed?.stop();
+  rmSync(userDir, { recursive: true, force: true });
+});
+
+test('db-sink editor: column list, validation of names, db-config fields by kind', async () => {
+  nodeRed = await startNodeRed(userDir, ['--examples', 'machine-usage', '--no-simulator', '--no-audit-trail']);
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 } })).newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(`${nodeRed.base}/`);
+  await page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ }).waitFor({ timeout: 30_000 });
+
+  const sinkNode = page.locator('g.red-ui-flow-node-group', { has: page.locator('text', { hasText: 'machine_usage table' }) });
+  await sinkNode.waitFor();
+  const invalidMarker = sinkNode.locator('.red-ui-flow-node-error:not(.hide)');
+  assert.equal(await invalidMarker.count(), 0, 'the example sink starts valid');
+
+  await sinkNode.dblclick();
+  const rows = page.locator('#node-input-columns-container .red-ui-editableList-item-content');
+  await rows.first().waitFor();
+  const names = await page.locator('#node-input-columns-container .db-col-name').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+  assert.deepEqual(names.slice(0, 3), ['machine', 'manufacturing_order', 'started']);
+  assert.equal(await page.locator('#node-input-mode').inputValue(), 'multiset');
+  await page.screenshot({ path: join(artifacts, 'db-sink-editor.png') });
+
+  // An injection attempt as a column name: the node is marked invalid after Done.
+  await page.locator('#node-input-columns-container .db-col-name').first().fill('a"b; drop table x');
+  await page.locator('#node-dialog-ok').click();
+  await invalidMarker.waitFor({ timeout: 5000 });
+
+  // Fix it again: valid.
+  await sinkNode.dblclick();
+  await page.locator('#node-input-columns-container .db-col-name').first().fill('machine');
+  await page.locator('#node-dialog-ok').click();
+  await page.waitForFunction(() => document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0);
+
+  // The db-config form shows SQLite or PostgreSQL fields.
+  await sinkNode.dblclick();
+  await page.locator('#node-input-btn-database-edit').click();
+  await page.locator('#node-config-input-kind').waitFor();
+  assert.equal(await page.locator('#node-config-input-filename').isVisible(), true);
+  assert.equal(await page.locator('#node-config-input-host').isVisible(), false);
+  await page.locator('#node-config-input-kind').selectOption('postgres');
+  assert.equal(await page.locator('#node-config-input-host').isVisible(), true);
+  assert.equal(await page.locator('#node-config-input-password').getAttribute('type'), 'password');
+  assert.equal(await page.locator('#node-config-input-ssl').inputValue(), 'default');
+  assert.equal(await page.locator('#node-config-input-filename').isVisible(), false);
+  await page.screenshot({ path: join(artifacts, 'db-config-editor.png') });
+  assert.deepEqual(pageErrors, []);
+});

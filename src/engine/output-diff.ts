@@ -10,16 +10,27 @@ import { ValueMap } from './value-map';
 
 export type OutputPair = readonly [value: Value, multiplicity: number];
 
+/** The change between two output lists, and the list to keep as the new previous outputs. */
+export interface OutputChange {
+  /** `next − prev`, consolidated (no zero diffs). */
+  readonly diff: [Value, number][];
+  /**
+   * `next` with its unchanged prefix taken from `prev`: keeping the already retained objects
+   * instead of the function's fresh copies lets the copies die young (much less GC work).
+   */
+  readonly kept: readonly OutputPair[];
+}
+
 /**
- * `next − prev` as consolidated `[value, diff]` pairs (no zero diffs). Throws a TypeError when a
- * new output is not a value (only the values outside the unchanged prefix are checked: the prefix
- * equals outputs that were accepted before).
+ * Compares a group's previous and new outputs. Throws a TypeError when a new output is not a
+ * value (only the values outside the unchanged prefix are checked: the prefix equals outputs that
+ * were accepted before).
  */
-export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPair[]): [Value, number][] {
+export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPair[]): OutputChange {
   let p = 0;
   const n = prev.length < next.length ? prev.length : next.length;
   while (p < n && prev[p][1] === next[p][1] && valueEquals(prev[p][0], next[p][0])) p++;
-  if (p === prev.length && p === next.length) return [];
+  if (p === prev.length && p === next.length) return { diff: [], kept: prev };
   const sums = new ValueMap<[Value, number]>();
   const order: [Value, number][] = [];
   const add = (value: Value, diff: number) => {
@@ -37,7 +48,8 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPa
     if (problem !== null) throw new TypeError(`reduce output is not a JSON value: ${problem}`);
     add(next[i][0], next[i][1]);
   }
-  return order.filter((x) => x[1] !== 0);
+  const kept = p === 0 ? next : prev.slice(0, p).concat(next.slice(p));
+  return { diff: order.filter((x) => x[1] !== 0), kept };
 }
 
 /** Checks the shape of what a reduce function produced and drops zero multiplicities. */

@@ -63,14 +63,39 @@ export function valueEquals(a: Value, b: Value): boolean {
   }
   const x = a as Readonly<Record<string, Value>>;
   const y = b as Readonly<Record<string, Value>>;
+  // Fast path (no allocation): all of x's properties defined and equal in y, and y has as many.
   let n = 0;
+  let slow = false;
   for (const k in x) {
+    const v = x[k];
+    const w = y[k];
+    n++;
+    if (v === w && v !== undefined) continue;
+    if (v === undefined || w === undefined) {
+      slow = true; // undefined properties count as absent: compare the defined ones below
+      break;
+    }
+    if (typeof v !== 'object' || typeof w !== 'object' || !hasOwn(y, k) || !valueEquals(v, w)) return false;
+  }
+  if (!slow) {
+    for (const _ in y) n--;
+    if (n === 0) return true;
+  }
+  return sameDefinedProperties(x, y, Object.keys(x), Object.keys(y));
+}
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** Equality of objects ignoring properties set to `undefined`. */
+function sameDefinedProperties(x: Readonly<Record<string, Value>>, y: Readonly<Record<string, Value>>, kx: string[], ky: string[]): boolean {
+  let n = 0;
+  for (const k of kx) {
     const v = x[k];
     if (v === undefined) continue;
     n++;
     const w = y[k];
-    if (w === undefined || !Object.prototype.hasOwnProperty.call(y, k) || !valueEquals(v, w)) return false;
+    if (w === undefined || !hasOwn(y, k) || !valueEquals(v, w)) return false;
   }
-  for (const k in y) if (y[k] !== undefined) n--;
+  for (const k of ky) if (y[k] !== undefined) n--;
   return n === 0;
 }

@@ -26,7 +26,7 @@ interface ReduceGroup {
   stale: boolean;
 }
 
-type Attempt = { readonly ok: true; readonly outputs: OutputPair[]; readonly diff: [Value, number][] } | { readonly ok: false; readonly error: unknown };
+type Attempt = { readonly ok: true; readonly outputs: readonly OutputPair[]; readonly diff: readonly [Value, number][] } | { readonly ok: false; readonly error: unknown };
 
 interface Outcome {
   readonly key: Value;
@@ -100,7 +100,7 @@ export class ReduceOperator implements Operator {
     state: SortedInputs,
     outputs: readonly OutputPair[],
   ): MaybePromise<Outcome> {
-    if (j === updates.values.length) return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs) };
+    if (j === updates.values.length) return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs).diff };
     const next = mergeInputs(state, updates, j, j + 1);
     return then(this.attempt(key, next, before), (a) => {
       if (a.ok) return this.retryOneByOne(ctx, key, base, before, updates, j + 1, next, a.outputs);
@@ -111,11 +111,11 @@ export class ReduceOperator implements Operator {
 
   /** Calls the user function; an empty group has no outputs and is not called. */
   private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[]): MaybePromise<Attempt> {
-    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: diffOutputs(before, []) };
+    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: diffOutputs(before, []).diff };
     const pushed: [Value, number][] = [];
     let r: unknown;
     try {
-      r = this.fn(key, inputs.entries, pushed);
+      r = this.fn(key, inputs.entries.slice(), pushed); // a copy: the function cannot disturb the state
     } catch (error) {
       return { ok: false, error };
     }
@@ -123,7 +123,8 @@ export class ReduceOperator implements Operator {
       try {
         const outputs = collectOutputs(pushed, returned);
         // Also validates the changed outputs, now, while failure is still an option.
-        return { ok: true, outputs, diff: diffOutputs(before, outputs) };
+        const change = diffOutputs(before, outputs);
+        return { ok: true, outputs: change.kept, diff: change.diff };
       } catch (error) {
         return { ok: false, error };
       }

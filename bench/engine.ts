@@ -1,0 +1,297 @@
+/**
+ * Engine benchmark (`npm run bench:engine`): the seed's dashboard and usage pipelines over
+ * synthetic drill events (bench/drill-data.ts), run side by side in one process on our engine,
+ * @electric-sql/d2mini and @electric-sql/d2ts doing the same work. Prints events/s, retained heap
+ * after GC and output diff counts next to the real number of changes, and the ratios.
+ *
+ * The peers have no insert-only max and no sorted reduce, so they run a keyed `reduce` that scans
+ * (dashboard) or sorts and pairs (usage) each touched key's values. Work that grows with the
+ * history (a reduce sees its whole group every time) makes rates fall as runs get longer, so
+ * ratios are only taken between runs over the same events (the same prefix).
+ *
+ * Environment: BENCH_EVENTS (1,000,000), BENCH_BATCH (1,000), BENCH_MACHINES (50),
+ * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
+ * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
+ * BENCH_FULL_USAGE=0 to skip our usage run over all events.
+ */
+import * as d2mini from '@electric-sql/d2mini';
+import * as d2ts from '@electric-sql/d2ts';
+import { compareValues, createGraph, type Collection, type Multiset, type Update } from '../src/engine';
+import { generateDrillEvents, machineOf, type DrillEvent } from './drill-data';
+import { dashboardPipeline, isMachineEvent, pairStartStop, toDashboardRow, toExcerpt, usagePipeline, type DashboardRow, type Excerpt, type UsageRow } from './drill-pipelines';
+
+const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
+const BATCH = intEnv('BENCH_BATCH', 1_000);
+const MACHINES = intEnv('BENCH_MACHINES', 50);
+const USAGE_EVENTS = Math.min(EVENTS, intEnv('BENCH_USAGE_EVENTS', 100_000));
+const D2MINI_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2MINI_DASHBOARD_EVENTS', EVENTS));
+const D2TS_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2TS_DASHBOARD_EVENTS', 100_000));
+const D2TS_USAGE_EVENTS = Math.min(USAGE_EVENTS, intEnv('BENCH_D2TS_USAGE_EVENTS', USAGE_EVENTS));
+const FULL_USAGE = process.env.BENCH_FULL_USAGE !== '0';
+
+function intEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : Math.max(1, Math.floor(Number(v)));
+}
+
+type Pipeline = 'dashboard' | 'usage';
+type EngineName = 'deltaflow' | 'd2mini' | 'd2ts';
+
+interface Result {
+  readonly pipeline: Pipeline;
+  readonly engine: EngineName;
+  readonly events: number;
+  readonly ms: number;
+  readonly heapBytes: number;
+  readonly diffs: number;
+  readonly realChanges: number;
+}
+
+/** A prepared run: `feed(i)` processes batch i; `diffs()` is the number of output diffs so far. */
+interface Runner {
+  feed(batch: number): void | Promise<void>;
+  diffs(): number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function heapAfterGc(): number {
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().heapUsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The three engines doing the same work
+
+function ours(pipeline: Pipeline, batches: readonly Update<DrillEvent>[][]): Runner {
+  const g = createGraph();
+  const input = g.input<DrillEvent>('events', { insertOnly: true });
+  const build: (c: Collection<DrillEvent>) => Collection = pipeline === 'dashboard' ? dashboardPipeline : usagePipeline;
+  g.output('rows', build(input));
+  let diffs = 0;
+  return {
+    async feed(i) {
+      const r = await g.step({ events: batches[i] });
+      diffs += r.outputs.get('rows')?.length ?? 0;
+    },
+    diffs: () => diffs,
+  };
+}
+
+/** The dashboard reducer for the peers: the row with the greatest `since` (ties by value order) among present values. */
+function latestRow(values: [DashboardRow, number][]): [DashboardRow, number][] {
+  let best: DashboardRow | null = null;
+  for (const [row, m] of values) {
+    if (m <= 0) continue;
+    if (best === null || row.since > best.since || (row.since === best.since && compareValues(row, best) > 0)) best = row;
+  }
+  return best === null ? [] : [[best, 1]];
+}
+
+/** The usage reducer for the peers: they hand over values unsorted, so sort by Lamport, then pair as the seed does. */
+function usageRows(values: [Excerpt, number][]): [UsageRow, number][] {
+  const present = values.filter(([, m]) => m > 0).sort((a, b) => a[0].lamport - b[0].lamport);
+  const outputs: [UsageRow, number][] = [];
+  if (present.length > 0) pairStartStop(present[0][0].machine, present as unknown as Multiset<Excerpt>, outputs);
+  return outputs;
+}
+
+function keyed(pipeline: Pipeline, e: DrillEvent): [string, DashboardRow | Excerpt] {
+  return [machineOf(e)!, pipeline === 'dashboard' ? toDashboardRow(e) : toExcerpt(e)];
+}
+
+function d2miniRunner(pipeline: Pipeline, batches: readonly [DrillEvent, number][][]): Runner {
+  const { D2, MultiSet, filter, map, reduce, output } = d2mini;
+  const graph = new D2();
+  const input = graph.newInput<DrillEvent>();
+  let diffs = 0;
+  const reducer = (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
+  input.pipe(
+    filter(isMachineEvent),
+    map((e: DrillEvent) => keyed(pipeline, e)),
+    reduce(reducer),
+    output((data) => {
+      diffs += data.getInner().length;
+    }),
+  );
+  graph.finalize();
+  return {
+    feed(i) {
+      input.sendData(new MultiSet(batches[i]));
+      graph.run();
+    },
+    diffs: () => diffs,
+  };
+}
+
+function d2tsRunner(pipeline: Pipeline, batches: readonly [DrillEvent, number][][]): Runner {
+  const { D2, MultiSet, MessageType, filter, map, reduce, output } = d2ts;
+  const graph = new D2({ initialFrontier: 0 });
+  const input = graph.newInput<DrillEvent>();
+  let diffs = 0;
+  const reducer = (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
+  input.pipe(
+    filter(isMachineEvent),
+    map((e: DrillEvent) => keyed(pipeline, e)),
+    reduce(reducer),
+    output((message) => {
+      if (message.type === MessageType.DATA) diffs += message.data.collection.getInner().length;
+    }),
+  );
+  graph.finalize();
+  return {
+    feed(i) {
+      input.sendData(i, new MultiSet(batches[i]));
+      input.sendFrontier(i + 1);
+      graph.run();
+    },
+    diffs: () => diffs,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real changes, computed naively: how many diffs a minimal output must contain
+
+function realChanges(pipeline: Pipeline, events: readonly DrillEvent[], count: number): number {
+  let changes = 0;
+  if (pipeline === 'dashboard') {
+    const latest = new Map<string, DashboardRow>();
+    for (let from = 0; from < count; from += BATCH) {
+      const before = new Map(latest);
+      for (let i = from; i < Math.min(count, from + BATCH); i++) {
+        if (!isMachineEvent(events[i])) continue;
+        const row = toDashboardRow(events[i]);
+        const cur = latest.get(row.machine);
+        if (cur === undefined || row.since > cur.since || (row.since === cur.since && compareValues(row, cur) > 0)) latest.set(row.machine, row);
+      }
+      for (const [machine, row] of latest) {
+        const old = before.get(machine);
+        if (old === undefined) changes += 1;
+        else if (compareValues(old, row) !== 0) changes += 2;
+      }
+    }
+    return changes;
+  }
+  // usage: events come in causal order and are never retracted, so every stop that closes an
+  // open start adds exactly one row, and no row ever changes
+  const open = new Map<string, Set<string>>();
+  for (let i = 0; i < count; i++) {
+    const e = events[i];
+    if (!isMachineEvent(e)) continue;
+    const x = toExcerpt(e);
+    let starts = open.get(x.machine);
+    if (!starts) open.set(x.machine, (starts = new Set()));
+    if (x.payload.type === 'started') starts.add(x.payload.order);
+    else if (starts.delete(x.payload.order)) changes++;
+  }
+  return changes;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function measure(
+  pipeline: Pipeline,
+  engine: EngineName,
+  count: number,
+  events: readonly DrillEvent[],
+  make: (batches: number) => Runner,
+): Promise<Result> {
+  const batches = Math.ceil(count / BATCH);
+  const base = heapAfterGc();
+  let runner: Runner | null = make(batches);
+  const t0 = performance.now();
+  for (let i = 0; i < batches; i++) {
+    const r = runner.feed(i);
+    if (r) await r;
+  }
+  const ms = performance.now() - t0;
+  const heapBytes = heapAfterGc() - base;
+  const diffs = runner.diffs();
+  runner = null;
+  heapAfterGc();
+  const result: Result = { pipeline, engine, events: count, ms, heapBytes, diffs, realChanges: realChanges(pipeline, events, count) };
+  print(result);
+  return result;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(2)} MB`;
+}
+
+function print(r: Result): void {
+  const rate = (r.events / r.ms) * 1000;
+  const excess = r.diffs / Math.max(1, r.realChanges);
+  console.log(
+    `${r.pipeline.padEnd(9)} ${r.engine.padEnd(9)} ${fmt(r.events).padStart(9)} events  ${fmt(rate).padStart(10)} events/s  ${(r.ms / 1000).toFixed(2).padStart(7)} s  heap ${mb(r.heapBytes).padStart(10)}  diffs ${fmt(r.diffs).padStart(11)}  real ${fmt(r.realChanges).padStart(9)}  (${excess.toFixed(2)}×)`,
+  );
+}
+
+function ratio(a: Result | undefined, b: Result | undefined): string {
+  if (!a || !b) return 'n/a';
+  return `${(a.events / a.ms / (b.events / b.ms)).toFixed(2)}×`;
+}
+
+async function main(): Promise<void> {
+  if (!gc) console.log('warning: run with --expose-gc for retained-heap figures');
+  console.log(`# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}; Node ${process.version}, ${new Date().toISOString()}`);
+  const events = generateDrillEvents({ count: EVENTS, machines: MACHINES, seed: 1 });
+  const oursBatches: Update<DrillEvent>[][] = [];
+  const peerBatches: [DrillEvent, number][][] = [];
+  for (let from = 0; from < EVENTS; from += BATCH) {
+    const slice = events.slice(from, from + BATCH);
+    oursBatches.push(slice.map((e): Update<DrillEvent> => [e, 1, e.timestamp]));
+    peerBatches.push(slice.map((e): [DrillEvent, number] => [e, 1]));
+  }
+  const results: Result[] = [];
+  const run = async (pipeline: Pipeline, engine: EngineName, count: number) => {
+    const make =
+      engine === 'deltaflow'
+        ? () => ours(pipeline, oursBatches)
+        : engine === 'd2mini'
+          ? () => d2miniRunner(pipeline, peerBatches)
+          : () => d2tsRunner(pipeline, peerBatches);
+    results.push(await measure(pipeline, engine, count, events, make));
+  };
+  const find = (pipeline: Pipeline, engine: EngineName, count: number) => results.find((r) => r.pipeline === pipeline && r.engine === engine && r.events === count);
+
+  console.log('\n## Dashboard: filter → map → groupBy machine → maxBy since → ungroup');
+  await run('dashboard', 'deltaflow', EVENTS);
+  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS])) if (n !== EVENTS) await run('dashboard', 'deltaflow', n);
+  await run('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS);
+  await run('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS);
+
+  console.log('\n## Usage: filter → map to excerpt → groupBy machine → reduce pairing started/stopped → ungroup');
+  await run('usage', 'deltaflow', USAGE_EVENTS);
+  if (D2TS_USAGE_EVENTS !== USAGE_EVENTS) await run('usage', 'deltaflow', D2TS_USAGE_EVENTS);
+  await run('usage', 'd2mini', USAGE_EVENTS);
+  await run('usage', 'd2ts', D2TS_USAGE_EVENTS);
+  if (FULL_USAGE && USAGE_EVENTS !== EVENTS) await run('usage', 'deltaflow', EVENTS);
+
+  console.log('\n## Ratios (events/s, same events) and bars');
+  const dash = find('dashboard', 'deltaflow', EVENTS)!;
+  const dashRate = (dash.events / dash.ms) * 1000;
+  console.log(`dashboard vs d2mini (${fmt(D2MINI_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2MINI_DASHBOARD_EVENTS), find('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS))}`);
+  console.log(`dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2TS_DASHBOARD_EVENTS), find('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS))}`);
+  const usageVsMini = ratio(find('usage', 'deltaflow', USAGE_EVENTS), find('usage', 'd2mini', USAGE_EVENTS));
+  const usageVsTs = ratio(find('usage', 'deltaflow', D2TS_USAGE_EVENTS), find('usage', 'd2ts', D2TS_USAGE_EVENTS));
+  console.log(`usage vs d2mini     (${fmt(USAGE_EVENTS)} events): ${usageVsMini}`);
+  console.log(`usage vs d2ts       (${fmt(D2TS_USAGE_EVENTS)} events): ${usageVsTs}`);
+  const bar = (ok: boolean, text: string) => console.log(`${ok ? 'PASS' : 'MISS'}  ${text}`);
+  bar(dashRate >= 2_000_000, `dashboard ≥ 2,000,000 events/s: ${fmt(dashRate)}`);
+  bar(dash.heapBytes < 1048576, `dashboard retained state < 1 MB after ${fmt(EVENTS)} events: ${mb(dash.heapBytes)}`);
+  bar(parseFloat(usageVsTs) >= 5, `usage ≥ 5× d2ts: ${usageVsTs}`);
+  bar(parseFloat(usageVsMini) >= 1.5, `usage ≥ 1.5× d2mini: ${usageVsMini}`);
+  const ourRuns = results.filter((r) => r.engine === 'deltaflow');
+  bar(
+    ourRuns.every((r) => r.diffs <= r.realChanges),
+    `our output diffs never exceed the real changes: ${ourRuns.map((r) => `${r.pipeline}@${fmt(r.events)} ${fmt(r.diffs)}/${fmt(r.realChanges)}`).join(', ')}`,
+  );
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -21,7 +21,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
 
 function parseArgs(argv) {
-  const opts = { port: 1880, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false };
+  const opts = { port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -29,7 +29,10 @@ function parseArgs(argv) {
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === '--port') opts.port = Number(value());
+    if (a === '--port') {
+      opts.port = Number(value());
+      opts.portGiven = true;
+    }
     else if (a === '--user-dir') opts.userDir = resolve(value());
     else if (a === '--examples') {
       const v = value();
@@ -98,7 +101,14 @@ export async function main(argv = process.argv.slice(2)) {
   const RED = require('node-red');
   const app = express();
   const server = http.createServer(app);
-  const port = await listen(server, opts.port);
+  let port;
+  try {
+    port = await listen(server, opts.port);
+  } catch (err) {
+    if (err?.code !== 'EADDRINUSE' || opts.portGiven) throw err;
+    port = await listen(server, 0);
+    console.log(`Port ${opts.port} is in use; using ${port} instead (choose one with --port).`);
+  }
   const base = `http://127.0.0.1:${port}`;
   // The ERP bookings example delivers to this Node-RED's stand-in ERP endpoint unless ERP_URL is set.
   process.env.ERP_URL ??= `${base}/erp/bookings`;
@@ -168,7 +178,11 @@ export async function main(argv = process.argv.slice(2)) {
   }
 
   console.log('');
-  console.log(`DeltaFlow demo${deployed ? ' (examples deployed: ' + opts.examples.join(', ') + ')' : ''}, user directory ${opts.userDir}`);
+  console.log(
+    deployed
+      ? `DeltaFlow demo: examples deployed (${opts.examples.join(', ')}), user directory ${opts.userDir}`
+      : `DeltaFlow demo: your flows from ${opts.userDir} (npm start -- --fresh starts over with the examples)`,
+  );
   console.log(`  Node-RED editor:  ${base}/`);
   console.log(`  Drill dashboard:  ${base}/drill-dashboard`);
   console.log(opts.simulator ? '  The factory simulator is publishing events (Drill4 goes offline for a while and reports late). Ctrl+C stops.' : '  Ctrl+C stops.');

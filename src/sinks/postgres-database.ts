@@ -82,7 +82,7 @@ export class PostgresDatabase extends SqlSinkDatabase {
     if (typeof e.code === 'string' && (RETRYABLE_SQLSTATE.test(e.code) || RETRYABLE_NODE_CODES.has(e.code))) return true;
     if (Array.isArray(e.errors)) return e.errors.some((x) => this.isRetryable(x));
     const msg = typeof e.message === 'string' ? e.message : '';
-    return /timeout exceeded when trying to connect|Connection terminated|connection.*(closed|ended)/i.test(msg);
+    return /timeout exceeded when trying to connect|Connection terminated|not queryable|connection.*(closed|ended)/i.test(msg);
   }
 
 }

@@ -45,7 +45,7 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   await sinkNode.dblclick();
   const rows = page.locator('#node-input-columns-container .red-ui-editableList-item-content');
   await rows.first().waitFor();
-  const names = await page.locator('#node-input-columns-container .db-col-name').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+  const names = await page.locator('#node-input-columns-container .db-col-name').evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value));
   assert.deepEqual(names.slice(0, 3), ['machine', 'manufacturing_order', 'started']);
   assert.equal(await page.locator('#node-input-mode').inputValue(), 'multiset');
   await page.screenshot({ path: join(artifacts, 'db-sink-editor.png') });
@@ -59,7 +59,7 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   await sinkNode.dblclick();
   await page.locator('#node-input-columns-container .db-col-name').first().fill('machine');
   await page.locator('#node-dialog-ok').click();
-  await page.waitForFunction(() => document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0);
+  await page.waitForFunction("document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
 
   // The db-config form shows SQLite or PostgreSQL fields.
   await sinkNode.dblclick();

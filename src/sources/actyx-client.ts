@@ -213,9 +213,11 @@ export class ActyxClient implements EventSource {
     const combined = AbortSignal.any([signal, this.lifetime.signal, connection.signal]);
     let lastActivity = Date.now();
     let silent = false;
+    // While the consumer holds a batch (back-pressure) the node is not silent: only waiting counts.
+    let consumerBusy = false;
     const watchdog = setInterval(
       () => {
-        if (Date.now() - lastActivity > this.idleTimeoutMs) {
+        if (!consumerBusy && Date.now() - lastActivity > this.idleTimeoutMs) {
           silent = true;
           connection.abort();
         }
@@ -227,8 +229,10 @@ export class ActyxClient implements EventSource {
       lastActivity = Date.now();
       if (!res.body) return;
       for await (const lines of ndjsonLineBatches(res.body)) {
-        lastActivity = Date.now();
+        consumerBusy = true;
         yield lines;
+        consumerBusy = false;
+        lastActivity = Date.now();
       }
     } catch (err) {
       if (silent) throw new Error(`no data from the Actyx node for more than ${this.idleTimeoutMs} ms`);

@@ -147,6 +147,49 @@ test('silence longer than the idle timeout reconnects', async () => {
   }
 });
 
+test('a consumer that holds an event longer than the idle timeout does not cause a reconnect', async () => {
+  const fake = await FakeActyx.start({ keepAliveMs: 30 });
+  const client = clientFor(fake, 120);
+  try {
+    fake.publish(tagged(3, ['a']));
+    const seen: number[] = [];
+    const abort = new AbortController();
+    for await (const item of client.subscribe("FROM 'a'", {}, { signal: abort.signal })) {
+      if (item.type !== 'event') continue;
+      seen.push(item.event.offset);
+      if (seen.length === 1) await new Promise((r) => setTimeout(r, 400)); // busy, e.g. a slow commit
+      if (seen.length === 3) break;
+    }
+    assert.deepEqual(seen, [0, 1, 2]);
+    assert.equal(fake.streamRequests.length, 1);
+  } finally {
+    await client.close();
+    await fake.close();
+  }
+});
+
+test('stopping a subscription whose connection already broke ends at once', { timeout: 5000 }, async () => {
+  const fake = await FakeActyx.start({ keepAliveMs: 30 });
+  const client = clientFor(fake);
+  try {
+    fake.publish(tagged(3, ['a']));
+    const seen: number[] = [];
+    for await (const item of client.subscribe("FROM 'a'", {})) {
+      if (item.type !== 'event') continue;
+      seen.push(item.event.offset);
+      if (seen.length === 1) {
+        fake.interruptStreams('drop'); // the connection breaks while this batch is being consumed
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (seen.length === 2) break;
+    }
+    assert.deepEqual(seen, [0, 1]);
+  } finally {
+    await client.close();
+    await fake.close();
+  }
+});
+
 test('no event lost or duplicated across 25+ injected faults (drops, clean ends, silence, 401, 503, restarts), late events delivered', async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 25 });
   const client = clientFor(fake, 200);

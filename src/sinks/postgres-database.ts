@@ -23,6 +23,8 @@ export interface PostgresOptions {
   readonly poolSize?: number;
   /** How long connecting may take before it fails, ms (default 10000). */
   readonly connectionTimeoutMs?: number;
+  /** How long a statement waits for a lock held by another session before failing (retryable), ms (default 30000). */
+  readonly lockTimeoutMs?: number;
   /** Called for errors of idle pooled connections (server restart, network loss); they are replaced. */
   readonly onIdleError?: (err: Error) => void;
 }
@@ -46,6 +48,11 @@ export class PostgresDatabase extends SqlSinkDatabase {
       connectionTimeoutMillis: Math.max(1, Math.floor(options.connectionTimeoutMs ?? 10_000)),
       idleTimeoutMillis: 30_000,
       application_name: 'deltaflow',
+      // A lock held elsewhere (someone's open transaction on the table) fails the commit after
+      // this long with a retryable error instead of stalling the dataflow without a status.
+      lock_timeout: Math.max(1, Math.floor(options.lockTimeoutMs ?? 30_000)),
+      // Dead peers (a server that vanished without closing the connection) are detected.
+      keepAlive: true,
     };
     if (options.host) config.host = options.host;
     if (options.port) config.port = options.port;

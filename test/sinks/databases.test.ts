@@ -314,6 +314,52 @@ for (const kind of kinds) {
       );
     });
 
+    test('property: rolled-back commits leave no trace in rows, offsets or meta', async () => {
+      const step = fc.record({ keys: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }), fail: fc.boolean() });
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 6 }), async (steps) => {
+          const spec = table('keyed', [col('k', 'integer', 'k', { key: true }), col('v', 'integer', 'v')]);
+          await db.transaction((tx) => tx.ensureTable(spec));
+          const committed = new Map<number, number>();
+          let offsets: Record<string, number> = {};
+          for (let i = 0; i < steps.length; i++) {
+            const { keys, fail } = steps[i];
+            const batch: [Value, number, number][] = [];
+            for (const k of keys) {
+              const old = committed.get(k);
+              if (old !== undefined) batch.push([{ k, v: old }, -1, 0]);
+              if (old === undefined || i % 2 === 0) batch.push([{ k, v: i }, 1, 0]); // else: a retraction alone
+            }
+            const next = { ...offsets, [`s${i % 3}`]: i };
+            const attempt = db.transaction(async (tx) => {
+              await tx.apply(spec, batch);
+              await tx.writeState(spec, { offsets: next, fingerprint: `f${i}`, watermark: i });
+              if (fail) throw new Error('injected');
+            });
+            if (fail) {
+              await assert.rejects(attempt, /injected/);
+            } else {
+              await attempt;
+              offsets = next;
+              for (const k of keys) {
+                if (committed.has(k) && i % 2 !== 0) committed.delete(k);
+                else committed.set(k, i);
+              }
+            }
+            const rows = await look.rows(spec.name, '"k"');
+            assert.deepEqual(rows.map((r) => [Number(r.k), Number(r.v)]), [...committed].sort((a, b) => a[0] - b[0]));
+            const lastOk = steps.slice(0, i + 1).map((s, j) => (s.fail ? -1 : j)).reduce((a, b) => Math.max(a, b), -1);
+            assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), {
+              offsets,
+              fingerprint: lastOk < 0 ? null : `f${lastOk}`,
+              watermark: lastOk < 0 ? null : lastOk,
+            });
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+
     test('property: a multiset table equals the from-scratch multiset after every commit', async () => {
       const val = fc.record({ a: fc.constantFrom('x', 'y', null), b: fc.integer({ min: 0, max: 2 }) });
       await fc.assert(
@@ -410,4 +456,26 @@ test('SQLite: a transaction waits without blocking while another connection of t
   unblock();
   await blocker;
   await Promise.all([a.close(), b.close(), impatient.close()]);
+});
+
+test('PostgreSQL: a lock held by another session fails the commit with a retryable error instead of stalling', async () => {
+  const db = new PostgresDatabase({ lockTimeoutMs: 200 });
+  const spec: TableSpec = { name: unique('lk'), mode: 'multiset', columns: [col('v', 'text', 'v')] };
+  await db.transaction((tx) => tx.ensureTable(spec));
+  const other = new pg.Client();
+  await other.connect();
+  try {
+    await other.query('BEGIN');
+    await other.query(`LOCK TABLE "${spec.name}" IN ACCESS EXCLUSIVE MODE`);
+    await assert.rejects(
+      db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)])),
+      (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes(spec.name) && /lock timeout/.test(e.message),
+    );
+    await other.query('ROLLBACK');
+    await db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)]));
+  } finally {
+    await other.end();
+    await db.transaction((tx) => tx.dropTable(spec));
+    await db.close();
+  }
 });

@@ -171,3 +171,21 @@ test('a column expression that throws on a record gives NULL and reports the col
   assert.deepEqual(failures[0][1], { other: 1 });
   assert.match(failures[0][2], /undefined/);
 });
+
+test('db-config fields given as ${VAR} are taken from the environment (PostgreSQL), and the label hides the password', async () => {
+  process.env.DF_TEST_PG_HOST = 'db.example.internal';
+  process.env.DF_TEST_PG_PORT = '6543';
+  try {
+    await helper.load(NODES, [{ id: 'db', type: 'db-config', kind: 'postgres', host: '${DF_TEST_PG_HOST}', port: '${DF_TEST_PG_PORT}', database: 'plant', user: 'nr' }], {
+      db: { password: 'top-secret' },
+    });
+    assert.deepEqual(errorsOf('db'), []);
+    const lease = configNode().acquire();
+    assert.equal(lease.database.kind, 'postgres');
+    assert.equal(lease.database.label, 'PostgreSQL nr@db.example.internal:6543/plant');
+    await lease.release();
+  } finally {
+    delete process.env.DF_TEST_PG_HOST;
+    delete process.env.DF_TEST_PG_PORT;
+  }
+});

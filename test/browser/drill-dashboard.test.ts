@@ -19,6 +19,8 @@ let nodeRed: NodeRedProcess | null = null;
 let browser: Browser | null = null;
 
 after(async () => {
+  // The last state of every page, whatever happened (useful when a wait timed out).
+  for (const [i, page] of (browser?.contexts()[0]?.pages() ?? []).entries()) await shot(page, `last-page-${i + 1}`).catch(() => undefined);
   await browser?.close();
   await nodeRed?.stop();
   rmSync(userDir, { recursive: true, force: true });
@@ -52,12 +54,14 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   });
   const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+  // Generous: the machine is shared with other test processes; waits end as soon as the UI is there.
+  context.setDefaultTimeout(60_000);
   const editor = await context.newPage();
   const consoleErrors: string[] = [];
   editor.on('pageerror', (err) => consoleErrors.push(err.message));
 
   await editor.goto(`${nodeRed.base}/`);
-  await editor.locator('#red-ui-palette-container-dataflow').waitFor({ timeout: 30_000 });
+  await editor.locator('#red-ui-palette-container-dataflow').waitFor();
   // The palette shows the dataflow nodes.
   for (const label of ['filter', 'map', 'group by', 'max by', 'min by', 'reduce', 'aggregate']) {
     await editor.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`) }).first().waitFor();
@@ -83,7 +87,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
-  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor({ timeout: 15_000 });
+  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();
   await shot(editor, '3-deployed');
 
   // The dashboard page: no table yet (no events), then Drill1 appears and changes.
@@ -94,11 +98,11 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   await clickInject(editor, 'Drill1 starts order 4711');
   const drill1 = dashboard.locator('tr[data-machine="Drill1"] td').nth(1);
-  await drill1.filter({ hasText: 'working on order 4711' }).waitFor({ timeout: 15_000 });
+  await drill1.filter({ hasText: 'working on order 4711' }).waitFor();
   await shot(dashboard, '4-dashboard-working');
 
   await clickInject(editor, 'Drill1 stops order 4711');
-  await drill1.filter({ hasText: /^idle$/ }).waitFor({ timeout: 15_000 });
+  await drill1.filter({ hasText: /^idle$/ }).waitFor();
   await shot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
 

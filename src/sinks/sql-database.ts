@@ -84,10 +84,18 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   private async runTransaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
     const conn = await this.connect();
     const tx = new SqlSinkTransaction(this, conn, this.dialect, this.committedState, this.columnTypes);
+    // After the transaction, `tx` must not reach the connection (it may serve another transaction).
+    const guarded: SinkTransaction = {
+      ensureTable: async (spec) => tx.live().ensureTable(spec),
+      dropTable: async (spec) => tx.live().dropTable(spec),
+      readState: async (spec) => tx.live().readState(spec),
+      apply: async (spec, changes) => tx.live().apply(spec, changes),
+      writeState: async (spec, state) => tx.live().writeState(spec, state),
+    };
     let broken = false;
     try {
       await this.step(null, () => conn.begin());
-      const result = await fn(tx);
+      const result = await fn(guarded).finally(() => tx.end());
       await this.step(null, () => conn.commit());
       tx.publishState();
       return result;
@@ -127,6 +135,7 @@ class SqlSinkTransaction implements SinkTransaction {
   /** State written in this transaction (undefined: dropped), published to the cache after commit. */
   private readonly pending = new Map<string, CachedState | undefined>();
   private metaEnsured = false;
+  private ended = false;
 
   constructor(
     private readonly db: SqlSinkDatabase,
@@ -135,6 +144,16 @@ class SqlSinkTransaction implements SinkTransaction {
     private readonly committed: Map<string, CachedState>,
     private readonly types: Map<string, Map<string, string>>,
   ) {}
+
+  /** This transaction, or an error when its function has already returned. */
+  live(): this {
+    if (this.ended) throw new Error('SinkTransaction used after its transaction function returned');
+    return this;
+  }
+
+  end(): void {
+    this.ended = true;
+  }
 
   publishState(): void {
     for (const [table, state] of this.pending) {

@@ -479,3 +479,14 @@ test('PostgreSQL: a lock held by another session fails the commit with a retryab
     await db.close();
   }
 });
+
+test('a SinkTransaction cannot be used after its transaction function returned', async () => {
+  const db = new SqliteDatabase({ filename: join(dir, 'escape.db') });
+  const spec: TableSpec = { name: 'escape', mode: 'multiset', columns: [col('v', 'text', 'v')] };
+  const tx = await db.transaction(async (t) => {
+    await t.ensureTable(spec);
+    return t;
+  });
+  await assert.rejects(tx.apply(spec, [rec({ v: 'x' }, 1)]), /used after its transaction function returned/);
+  await db.close();
+});

@@ -31,6 +31,7 @@ function lease(source: EventSource, release: () => Promise<void>): EventSource {
     presentOffsets: () => source.presentOffsets(),
     publish: (events) => source.publish(events),
     close: release,
+    ...(source.matchContext ? { matchContext: source.matchContext.bind(source) } : {}),
     ...(batches ? { subscribeBatches: batches } : {}),
     ...(queryBatches ? { queryBatches } : {}),
   };

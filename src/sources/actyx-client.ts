@@ -15,6 +15,7 @@ import { ndjsonLineBatches } from './ndjson';
 import type {
   ActyxEvent,
   EventSource,
+  MatchContext,
   OffsetMap,
   PublishedEvent,
   PublishRequest,
@@ -104,6 +105,8 @@ export class ActyxClient implements EventSource {
   private readonly idleTimeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly backoffOptions: BackoffOptions;
+  private readonly appId: string;
+  private localPrefix: Promise<string> | null = null;
   /** Aborted by `close()`: ends every subscription and request of this client. */
   private readonly lifetime = new AbortController();
 
@@ -117,6 +120,7 @@ export class ActyxClient implements EventSource {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
     this.backoffOptions = options.backoff ?? {};
     this.tokens = new TokenProvider(this.baseUrl, options.manifest, this.requestTimeoutMs);
+    this.appId = options.manifest.appId;
   }
 
   private signalFor(signal: AbortSignal | undefined, timeoutMs?: number): AbortSignal {
@@ -186,6 +190,19 @@ export class ActyxClient implements EventSource {
       throw this.describe(err);
     });
     return (await res.text()).trim();
+  }
+
+  /** `isLocal` = streams of this node (`<nodeId>-n`, asked once), `appId(me)` = the manifest's app id. */
+  async matchContext(): Promise<MatchContext> {
+    this.localPrefix ??= this.nodeId().then(
+      (id) => `${id}-`,
+      (err: unknown) => {
+        this.localPrefix = null;
+        throw err;
+      },
+    );
+    const prefix = await this.localPrefix;
+    return { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
   }
 
   async publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]> {

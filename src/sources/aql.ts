@@ -15,7 +15,9 @@
  * convenience for Node-RED users; they are printed quoted, so the text sent to Actyx is valid AQL.
  * Comments (`-- …` to the end of the line) are allowed anywhere whitespace is.
  */
-import type { ActyxEvent } from './types';
+import type { ActyxEvent, MatchContext } from './types';
+
+export type { MatchContext } from './types';
 
 /** A comparison in `TIME …` and `KEY …` atoms. */
 export type Comparison = '>' | '>=' | '<' | '<=';
@@ -40,13 +42,6 @@ export interface ParsedQuery {
   readonly aql: string;
 }
 
-/** What `isLocal` and `appId(me)` refer to; without it both match nothing. */
-export interface MatchContext {
-  /** True for streams emitted by the local node (the node the query runs against). */
-  readonly isLocalStream?: (stream: string) => boolean;
-  /** The app id of the current app, for `appId(me)`. */
-  readonly appId?: string;
-}
 
 /** A query that is not valid in the supported AQL subset. `position` is a 0-based index into the text. */
 export class AqlSyntaxError extends Error {

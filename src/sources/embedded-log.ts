@@ -15,11 +15,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { matchesEvent, parseQuery, type MatchContext, type ParsedQuery } from './aql';
+import { matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
 import type {
   ActyxEvent,
   EventSource,
+  MatchContext,
   OffsetMap,
   PublishedEvent,
   PublishRequest,
@@ -106,7 +107,7 @@ export class EmbeddedLog implements EventSource {
   private readonly db: Database.Database;
   private readonly pageSize: number;
   private readonly pollMs: number;
-  private readonly matchContext: MatchContext;
+  private readonly context: MatchContext;
   private maxSeq: number;
   private closed = false;
   private dataVersion: number;
@@ -172,7 +173,7 @@ export class EmbeddedLog implements EventSource {
       throw err;
     }
     const prefix = `${this.nodeId}-`;
-    this.matchContext = { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
+    this.context = { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
     this.maxSeq = this.stmts.maxSeq.get()?.m ?? 0;
     this.dataVersion = this.readDataVersion();
   }
@@ -261,6 +262,10 @@ export class EmbeddedLog implements EventSource {
 
   // ---- reading -------------------------------------------------------------------------------
 
+  async matchContext(): Promise<MatchContext> {
+    return this.context;
+  }
+
   async presentOffsets(): Promise<OffsetMap> {
     this.checkOpen();
     return this.readPresent();
@@ -285,7 +290,7 @@ export class EmbeddedLog implements EventSource {
         const hi = upper[event.stream];
         if (hi === undefined || event.offset > hi) continue;
       }
-      if (all || matchesEvent(parsed, event, this.matchContext)) out.push(event);
+      if (all || matchesEvent(parsed, event, this.context)) out.push(event);
     }
     return out;
   }

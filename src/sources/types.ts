@@ -47,6 +47,14 @@ export interface SubscribeOptions {
   readonly onDiagnostic?: (d: SourceDiagnostic) => void;
 }
 
+/** What `isLocal` and `appId(me)` in a query refer to; without it both select nothing. */
+export interface MatchContext {
+  /** True for streams emitted by the local node (the node the query runs against). */
+  readonly isLocalStream?: (stream: string) => boolean;
+  /** The app id of the current app, for `appId(me)`. */
+  readonly appId?: string;
+}
+
 export interface EventSource {
   /**
    * Events matching `query` (AQL `FROM …` or a plain tag expression) after `lowerBound` (exclusive),
@@ -68,6 +76,11 @@ export interface EventSource {
   subscribeBatches?(query: string, lowerBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly SubscriptionItem[]>;
   /** Optional batched form of `query`: exactly the same events, several at a time. */
   queryBatches?(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly ActyxEvent[]>;
+  /**
+   * Optional: the context in which this source evaluates `isLocal` and `appId(me)`, so that
+   * `matchesEvent(parsed, event, context)` routes events exactly as the source selected them.
+   */
+  matchContext?(): Promise<MatchContext>;
   /** The offsets of everything stored and queryable now. */
   presentOffsets(): Promise<OffsetMap>;
   publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]>;

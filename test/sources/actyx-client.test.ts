@@ -321,6 +321,10 @@ test('publish returns lamport/stream/offset; an expired token is renewed; presen
     assert.equal(fake.authCount, 2);
     assert.deepEqual(await client.presentOffsets(), { [fake.localStream]: 2 });
     assert.equal(await client.nodeId(), fake.nodeId);
+    const context = await client.matchContext();
+    assert.equal(context.isLocalStream?.(fake.localStream), true);
+    assert.equal(context.isLocalStream?.('other-0'), false);
+    assert.equal(context.appId, manifest.appId);
     await assert.rejects(client.publish([{ tags: [''], payload: {} }]), /tags must be/);
   } finally {
     await client.close();

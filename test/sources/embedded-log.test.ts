@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { matchesEvent, parseQuery } from '../../src/sources/aql';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
@@ -182,6 +183,10 @@ test('queries select by tags, appId, TIME and isLocal; a bad query rejects with 
     assert.deepEqual(await run('FROM appId(com.example.other)'), [2]);
     assert.deepEqual(await run('FROM appId(me)'), [1]);
     assert.deepEqual(await run('FROM isLocal'), [1]);
+    // The coordinator routes with the source's context and gets the same selection.
+    const context = await log.matchContext();
+    const events = await collectQuery(log, 'allEvents', {}, present);
+    assert.deepEqual(events.filter((e) => matchesEvent(parseQuery('isLocal | appId(me)'), e, context)).map((e) => e.payload), [1]);
     assert.deepEqual(await run('FROM TIME < 1970-01-01T00:00:03Z'), [2]);
     await assert.rejects(collectQuery(log, "FROM 'a' SELECT _.x", {}, present), { name: 'AqlSyntaxError' });
   } finally {

@@ -12,7 +12,8 @@
  * Environment: BENCH_EVENTS (1,000,000), BENCH_BATCH (1,000), BENCH_MACHINES (50),
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
- * BENCH_FULL_USAGE=0 to skip our usage run over all events.
+ * BENCH_FULL_USAGE=0 to skip our usage run over all events, BENCH_REPEAT (2: comparisons keep the
+ * fastest of that many interleaved runs, to damp noise from other processes).
  */
 import * as d2mini from '@electric-sql/d2mini';
 import * as d2ts from '@electric-sql/d2ts';
@@ -28,6 +29,7 @@ const D2MINI_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2MINI_DASHBOARD_
 const D2TS_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2TS_DASHBOARD_EVENTS', 100_000));
 const D2TS_USAGE_EVENTS = Math.min(USAGE_EVENTS, intEnv('BENCH_D2TS_USAGE_EVENTS', USAGE_EVENTS));
 const FULL_USAGE = process.env.BENCH_FULL_USAGE !== '0';
+const REPEAT = intEnv('BENCH_REPEAT', 2);
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -234,41 +236,71 @@ function ratio(a: Result | undefined, b: Result | undefined): string {
   return `${(a.events / a.ms / (b.events / b.ms)).toFixed(2)}×`;
 }
 
+interface Dataset {
+  readonly events: readonly DrillEvent[];
+  readonly ours: Update<DrillEvent>[][];
+  readonly peers: [DrillEvent, number][][];
+}
+
+/** The first `count` events (the generator is deterministic, so smaller counts are prefixes of larger ones). */
+function dataset(count: number): Dataset {
+  const events = generateDrillEvents({ count, machines: MACHINES, seed: 1 });
+  const ours: Update<DrillEvent>[][] = [];
+  const peers: [DrillEvent, number][][] = [];
+  for (let from = 0; from < count; from += BATCH) {
+    const slice = events.slice(from, from + BATCH);
+    ours.push(slice.map((e): Update<DrillEvent> => [e, 1, e.timestamp]));
+    peers.push(slice.map((e): [DrillEvent, number] => [e, 1]));
+  }
+  return { events, ours, peers };
+}
+
 async function main(): Promise<void> {
   if (!gc) console.log('warning: run with --expose-gc for retained-heap figures');
-  console.log(`# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}; Node ${process.version}, ${new Date().toISOString()}`);
-  const events = generateDrillEvents({ count: EVENTS, machines: MACHINES, seed: 1 });
-  const oursBatches: Update<DrillEvent>[][] = [];
-  const peerBatches: [DrillEvent, number][][] = [];
-  for (let from = 0; from < EVENTS; from += BATCH) {
-    const slice = events.slice(from, from + BATCH);
-    oursBatches.push(slice.map((e): Update<DrillEvent> => [e, 1, e.timestamp]));
-    peerBatches.push(slice.map((e): [DrillEvent, number] => [e, 1]));
-  }
+  console.log(
+    `# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}, best of ${REPEAT} for comparisons; Node ${process.version}, ${new Date().toISOString()}`,
+  );
   const results: Result[] = [];
-  const run = async (pipeline: Pipeline, engine: EngineName, count: number) => {
-    const make =
-      engine === 'deltaflow'
-        ? () => ours(pipeline, oursBatches)
-        : engine === 'd2mini'
-          ? () => d2miniRunner(pipeline, peerBatches)
-          : () => d2tsRunner(pipeline, peerBatches);
-    results.push(await measure(pipeline, engine, count, events, make));
+  /** Runs each (engine, count) `repeat` times, interleaved, and keeps the fastest run of each. */
+  const compare = async (pipeline: Pipeline, data: Dataset, runs: readonly (readonly [EngineName, number])[], repeat: number) => {
+    const best = new Map<string, Result>();
+    for (let r = 0; r < repeat; r++) {
+      for (const [engine, count] of runs) {
+        const make =
+          engine === 'deltaflow' ? () => ours(pipeline, data.ours) : engine === 'd2mini' ? () => d2miniRunner(pipeline, data.peers) : () => d2tsRunner(pipeline, data.peers);
+        const result = await measure(pipeline, engine, count, data.events, make);
+        const id = `${engine}@${count}`;
+        const prev = best.get(id);
+        if (!prev || result.ms < prev.ms) best.set(id, result);
+      }
+    }
+    results.push(...best.values());
   };
   const find = (pipeline: Pipeline, engine: EngineName, count: number) => results.find((r) => r.pipeline === pipeline && r.engine === engine && r.events === count);
 
   console.log('\n## Dashboard: filter → map → groupBy machine → maxBy since → ungroup');
-  await run('dashboard', 'deltaflow', EVENTS);
-  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS])) if (n !== EVENTS) await run('dashboard', 'deltaflow', n);
-  await run('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS);
-  await run('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS);
+  let data: Dataset | null = dataset(EVENTS);
+  const dashboardRuns: [EngineName, number][] = [['deltaflow', EVENTS]];
+  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS])) if (n !== EVENTS) dashboardRuns.push(['deltaflow', n]);
+  await compare('dashboard', data, dashboardRuns, REPEAT);
+  await compare('dashboard', data, [['d2mini', D2MINI_DASHBOARD_EVENTS]], 1);
+  await compare('dashboard', data, [['d2ts', D2TS_DASHBOARD_EVENTS]], REPEAT);
+  data = null;
 
   console.log('\n## Usage: filter → map to excerpt → groupBy machine → reduce pairing started/stopped → ungroup');
-  await run('usage', 'deltaflow', USAGE_EVENTS);
-  if (D2TS_USAGE_EVENTS !== USAGE_EVENTS) await run('usage', 'deltaflow', D2TS_USAGE_EVENTS);
-  await run('usage', 'd2mini', USAGE_EVENTS);
-  await run('usage', 'd2ts', D2TS_USAGE_EVENTS);
-  if (FULL_USAGE && USAGE_EVENTS !== EVENTS) await run('usage', 'deltaflow', EVENTS);
+  data = dataset(USAGE_EVENTS);
+  const usageRuns: [EngineName, number][] = [['deltaflow', USAGE_EVENTS], ['d2mini', USAGE_EVENTS], ['d2ts', D2TS_USAGE_EVENTS]];
+  if (D2TS_USAGE_EVENTS !== USAGE_EVENTS) usageRuns.push(['deltaflow', D2TS_USAGE_EVENTS]);
+  await compare('usage', data, usageRuns, REPEAT);
+  data = null;
+  if (FULL_USAGE && USAGE_EVENTS !== EVENTS) {
+    data = dataset(EVENTS);
+    await compare('usage', data, [['deltaflow', EVENTS]], 1);
+    data = null;
+  }
+
+  console.log('\n## Best runs');
+  for (const r of results) print(r);
 
   console.log('\n## Ratios (events/s, same events) and bars');
   const dash = find('dashboard', 'deltaflow', EVENTS)!;

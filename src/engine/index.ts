@@ -12,6 +12,6 @@
 export * from './types';
 export { canonicalKey, valueEquals } from './value-identity';
 export { compareValues } from './value-order';
-export { assertValue, valueProblem } from './value-check';
+export { assertValue, isValue, valueProblem } from './value-check';
 export { consolidate } from './consolidate';
 export { createGraph } from './graph';

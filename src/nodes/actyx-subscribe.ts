@@ -6,7 +6,7 @@
  */
 import { formatRfc3339Micros, parseQuery, printExpr, type ParsedQuery } from '../sources/aql';
 import { Backoff } from '../sources/backoff';
-import { sleep } from '../sources/batches';
+import { sleep, yieldToEventLoop } from '../sources/batches';
 import type { EventSource, OffsetMap, SourceDiagnostic } from '../sources/types';
 import { findActyxConfig, messageOf, shortStatus, type ActyxConfigNode } from './actyx-connection';
 import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
@@ -178,6 +178,8 @@ async function runStandalone(node: Node, name: string, source: EventSource, quer
       const { payload, ...meta } = item.event;
       node.send({ payload, event: meta });
       status.set(progress());
+      // Let Node-RED deliver what was sent (and the editor stay responsive) during a long catch-up.
+      if (count % 500 === 0) await yieldToEventLoop();
     }
   } catch (err) {
     if (signal.aborted) return;

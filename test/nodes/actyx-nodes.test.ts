@@ -83,6 +83,25 @@ test('embedded log: publish an object and an array; subscribe from the beginning
   assert.ok(statusesOf('pub').some((s) => s.text === 'published 3'));
 });
 
+test('a standalone catch-up of thousands of events delivers every one in order, then goes live', async () => {
+  const file = join(tempDir(), 'events.sqlite');
+  await helper.load(NODES, [tab, embeddedConfig(file)]);
+  const lease = (helper.getNode('cfg') as unknown as ActyxConfigNode).acquire();
+  await lease.publish(Array.from({ length: 3000 }, (_, n) => ({ tags: ['bulk'], payload: { n } })));
+  await lease.close();
+  await helper.unload();
+  await helper.load(NODES, [
+    tab,
+    embeddedConfig(file),
+    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', actyx: 'cfg', query: 'bulk', start: 'beginning', wires: [['out']] },
+    { id: 'out', z: 'tab', x: 0, y: 0, type: 'helper' },
+  ]);
+  const received = collect('out');
+  await eventually(() => received.length === 3000, '3000 messages', 15_000);
+  assert.ok(received.every((m, i) => (m.payload as { n: number }).n === i));
+  await eventually(() => statusesOf('sub').some((s) => s.text === 'live: 3000 events'), 'live status');
+});
+
 test('subscribe from the present skips stored events; the "newer than" window filters old events', async () => {
   const file = join(tempDir(), 'events.sqlite');
   await helper.load(NODES, [

@@ -85,6 +85,23 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   assert.equal(invalid, 0, 'imported nodes are marked invalid');
   await shot(editor, '2-imported');
 
+  // Wiring a non-dataflow node (an inject) into a dd node: a notification and the red triangle; unwiring clears it.
+  const mapNode = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) });
+  // (page scripts as text: the test's own functions are transpiled with helpers the page lacks)
+  const link = `(() => {
+    const byName = (name) => { let f = null; RED.nodes.eachNode((n) => { if (n.name === name) f = n; }); return f; };
+    return { source: byName('Drill1 starts order 4711'), target: byName('dashboard entry') };
+  })()`;
+  await editor.evaluate(`(() => { const l = ${link}; RED.nodes.addLink({ source: l.source, sourcePort: 0, target: l.target }); })()`);
+  await editor.locator('.red-ui-notification', { hasText: 'is not part of a dataflow' }).first().waitFor();
+  await mapNode.locator('.red-ui-flow-node-error:not(.hide)').waitFor();
+  await shot(editor, '2b-wrong-wire');
+  await editor.evaluate(`(() => {
+    const l = ${link};
+    for (const x of RED.nodes.filterLinks({ source: l.source, target: l.target })) RED.nodes.removeLink(x);
+  })()`);
+  await mapNode.locator('.red-ui-flow-node-error.hide').waitFor({ state: 'attached' });
+
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
   await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();

@@ -120,7 +120,9 @@ export default function (RED: NodeAPI): void {
         node.warn(`${description}: users still active after 12 s; closing anyway`);
         const closing = opened;
         opened = null;
-        void closing?.close().finally(done);
+        Promise.resolve(closing?.close())
+          .catch((err: unknown) => node.warn(`closing the ${description} failed: ${messageOf(err)}`))
+          .finally(done);
       }, 12_000);
       idle = () => {
         clearTimeout(timer);

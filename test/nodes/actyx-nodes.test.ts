@@ -275,6 +275,29 @@ test('actyx-config shares one source and closes it only after the last user rele
   assert.match(cfg.description, /^embedded log .*events\.sqlite$/);
 });
 
+test('on redeploy the config node keeps the source open until a slow user has finished closing', async () => {
+  let lateWrite: Promise<unknown> | null = null;
+  const slowUser = (RED: NodeAPI): void => {
+    RED.nodes.registerType('slow-user', function (this: Node, config: NodeDef) {
+      RED.nodes.createNode(this, config);
+      const cfg = RED.nodes.getNode(String(config.actyx)) as unknown as ActyxConfigNode;
+      const source = cfg.acquire();
+      this.on('close', (_removed: boolean, done: () => void) => {
+        // Like a dataflow finishing its last commit: it still uses the source after close began.
+        lateWrite = new Promise((r) => setTimeout(r, 150))
+          .then(() => source.publish([{ tags: ['late'], payload: {} }]))
+          .finally(() => cfg.release(source).then(done));
+      });
+    });
+  };
+  const file = join(tempDir(), 'events.sqlite');
+  await helper.load([...NODES, slowUser], [tab, embeddedConfig(file), { id: 'user', z: 'tab', x: 0, y: 0, type: 'slow-user', actyx: 'cfg', wires: [] }]);
+  await helper.unload();
+  assert.ok(lateWrite, 'the user was closed');
+  const [published] = (await lateWrite) as Array<{ offset: number }>;
+  assert.equal(published!.offset, 0, 'the publish during close succeeded');
+});
+
 test('with a dataflow set, actyx-subscribe joins it as a source and leaves it on close', async () => {
   const joined: MemberDescription[] = [];
   const left: string[] = [];

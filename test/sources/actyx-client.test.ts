@@ -94,13 +94,22 @@ test('malformed lines are reported with their text and skipped; warnings and unk
   const client = clientFor(fake);
   try {
     fake.publish(tagged(6, ['a']));
-    fake.streamFaults.push({ kind: 'malformed', afterEvents: 2, text: '{"type":"event","lamport": oops' });
+    const injected = [
+      '{"type":"event","lamport": oops',
+      '{"type":"timeTravel","newStart":{}}',
+      '{"type":"diagnostic","severity":"warning","message":"slow disk"}',
+      '{"type":"event","lamport":1,"stream":"x-0"}',
+      '[1,2]',
+    ];
+    fake.streamFaults.push({ kind: 'malformed', afterEvents: 2, text: injected.join('\n') });
     const c = new Collector(client, "FROM 'a'");
     await waitFor(() => c.caughtUp, 'caughtUp');
-    assert.equal(c.events.length, 6);
-    const bad = c.diagnostics.find((d) => d.message.includes('malformed'));
-    assert.ok(bad, 'malformed line reported');
-    assert.equal(bad.detail, '{"type":"event","lamport": oops');
+    assert.deepEqual(c.events.map((e) => e.offset), [0, 1, 2, 3, 4, 5]);
+    const bad = c.diagnostics.filter((d) => d.message.includes('malformed'));
+    assert.deepEqual(bad.map((d) => d.detail), [injected[0], injected[3], injected[4]], 'each malformed line reported with its text');
+    assert.match(bad[1]!.message, /without valid lamport, stream, offset and timestamp/);
+    assert.ok(c.diagnostics.some((d) => d.severity === 'warning' && d.message === 'Actyx node: slow disk'));
+    assert.ok(!c.diagnostics.some((d) => d.message.includes('timeTravel')), 'unknown types are ignored silently');
     assert.equal(fake.streamRequests.length, 1, 'a malformed line does not cost a reconnect');
     await c.stop();
   } finally {

@@ -77,17 +77,19 @@ export function validateSqlType(type: unknown, column: string): string {
   const t = type.trim();
   if (t.length > MAX_SQL_TYPE_LENGTH || !SQL_TYPE_PATTERN.test(t) || !balancedParentheses(t)) {
     throw new SinkConfigError(
-      `column "${column}": invalid SQL type ${describe(type)}: only letters, digits, spaces, underscores, commas and balanced parentheses are allowed`,
+      `column "${column}": invalid SQL type ${describe(type)}: only letters, digits, spaces, underscores and balanced parentheses (with commas inside them) are allowed`,
     );
   }
   return t;
 }
 
+/** Balanced parentheses, and commas only inside them (`numeric(10, 2)`): a top-level comma would start another column. */
 function balancedParentheses(text: string): boolean {
   let depth = 0;
   for (const c of text) {
     if (c === '(') depth++;
     else if (c === ')' && --depth < 0) return false;
+    else if (c === ',' && depth === 0) return false;
   }
   return depth === 0;
 }

@@ -38,7 +38,7 @@ test('SQL types: an allow-list of letters, digits, spaces, parentheses and comma
     assert.equal(validateSqlType(t, 'c'), t);
   }
   assert.equal(validateSqlType('  text  ', 'c'), 'text');
-  for (const bad of ['text; drop table x', 'text -- comment', "text default 'x'", 'text /* c */', 'int)', '(int', '"text"', '', '   ', 'a'.repeat(101), '1int']) {
+  for (const bad of ['text; drop table x', 'text -- comment', "text default 'x'", 'text /* c */', 'int)', '(int', '"text"', '', '   ', 'a'.repeat(101), '1int', 'text, extra integer', 'int), (x']) {
     assert.throws(() => validateSqlType(bad, 'col'), (e: unknown) => e instanceof SinkConfigError && e.message.includes('column "col"'), bad);
   }
 });

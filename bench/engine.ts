@@ -97,6 +97,11 @@ function usageRows(values: [Excerpt, number][]): [UsageRow, number][] {
   return outputs;
 }
 
+/** The keyed reduce function the peers run for a pipeline (their values are `[key, row]` pairs). */
+function peerReducer(pipeline: Pipeline): (values: [DashboardRow | Excerpt, number][]) => [unknown, number][] {
+  return (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
+}
+
 function keyed(pipeline: Pipeline, e: DrillEvent): [string, DashboardRow | Excerpt] {
   return [machineOf(e)!, pipeline === 'dashboard' ? toDashboardRow(e) : toExcerpt(e)];
 }
@@ -106,11 +111,10 @@ function d2miniRunner(pipeline: Pipeline, batches: readonly [DrillEvent, number]
   const graph = new D2();
   const input = graph.newInput<DrillEvent>();
   let diffs = 0;
-  const reducer = (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
   input.pipe(
     filter(isMachineEvent),
     map((e: DrillEvent) => keyed(pipeline, e)),
-    reduce(reducer),
+    reduce(peerReducer(pipeline)),
     output((data) => {
       diffs += data.getInner().length;
     }),
@@ -130,11 +134,10 @@ function d2tsRunner(pipeline: Pipeline, batches: readonly [DrillEvent, number][]
   const graph = new D2({ initialFrontier: 0 });
   const input = graph.newInput<DrillEvent>();
   let diffs = 0;
-  const reducer = (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
   input.pipe(
     filter(isMachineEvent),
     map((e: DrillEvent) => keyed(pipeline, e)),
-    reduce(reducer),
+    reduce(peerReducer(pipeline)),
     output((message) => {
       if (message.type === MessageType.DATA) diffs += message.data.collection.getInner().length;
     }),

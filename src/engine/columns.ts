@@ -2,7 +2,7 @@
  * How updates travel between operators inside a step: column arrays instead of one tuple per
  * update (fewer allocations on the hot path). `keys` is set on grouped streams.
  */
-import type { Value } from './types';
+import { RetractionError, type Value } from './types';
 
 export interface Columns {
   readonly values: Value[];
@@ -22,4 +22,9 @@ export function pushGrouped(out: Columns, key: Value, value: Value, diff: number
   out.values.push(value);
   out.diffs.push(diff);
   out.times.push(time);
+}
+
+/** For operators planned as insert-only: a retraction is an error, never a silent wrong answer. */
+export function rejectRetractions(operator: string, batch: Columns): void {
+  for (let i = 0; i < batch.diffs.length; i++) if (batch.diffs[i] < 0) throw new RetractionError(operator, batch.values[i]);
 }

@@ -36,3 +36,17 @@ export abstract class StatelessOperator implements Operator {
     return 0;
   }
 }
+
+/** The base for stateful operators with one input. */
+export abstract class UnaryOperator implements Operator {
+  readonly inputs: readonly number[];
+  constructor(
+    readonly name: string,
+    input: number,
+  ) {
+    this.inputs = [input];
+  }
+  abstract run(inputs: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null>;
+  abstract compact(cutoff: number): void;
+  abstract stateSize(): number;
+}

@@ -8,11 +8,11 @@
  * individual inputs, so nothing can be forgotten.
  */
 import type { Columns } from '../columns';
-import { emptyColumns, pushGrouped } from '../columns';
+import { emptyColumns, pushGrouped, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, type Operator } from '../operator';
+import { then, UnaryOperator } from '../operator';
 import type { StepContext } from '../step-context';
-import { RetractionError, type MaybePromise, type Value } from '../types';
+import type { MaybePromise, Value } from '../types';
 import { ValueMap } from '../value-map';
 
 interface Totals {
@@ -30,27 +30,24 @@ export type AggregateKind = 'count' | 'sum';
 const mustBeNumber: ResultCheck = (r) =>
   typeof r === 'number' && Number.isFinite(r) ? null : `sum term is not a finite number: ${typeof r === 'number' ? String(r) : typeof r}`;
 
-export class AggregateOperator implements Operator {
+export class AggregateOperator extends UnaryOperator {
   private readonly groups = new ValueMap<Totals>();
   private stamp = 0;
-  readonly inputs: readonly number[];
 
   /** `term` is the summed function for 'sum', null for 'count'. */
   constructor(
-    readonly name: string,
+    name: string,
     input: number,
     private readonly kind: AggregateKind,
     private readonly term: ((value: Value) => MaybePromise<number>) | null,
     private readonly insertOnly: boolean,
   ) {
-    this.inputs = [input];
+    super(name, input);
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
     const batch = input!;
-    if (this.insertOnly) {
-      for (let i = 0; i < batch.diffs.length; i++) if (batch.diffs[i] < 0) throw new RetractionError(this.name, batch.values[i]);
-    }
+    if (this.insertOnly) rejectRetractions(this.name, batch);
     if (this.term === null) return this.apply(batch, null);
     return then(evaluateAll(ctx, this.name, this.term, batch.values, mustBeNumber), (terms) => this.apply(batch, terms));
   }

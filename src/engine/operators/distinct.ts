@@ -5,7 +5,7 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import type { Operator } from '../operator';
+import { UnaryOperator } from '../operator';
 import type { Value } from '../types';
 import { ValueMap } from '../value-map';
 
@@ -21,17 +21,16 @@ interface DistinctGroup {
   readonly values: ValueMap<Counted>;
 }
 
-export class DistinctOperator implements Operator {
+export class DistinctOperator extends UnaryOperator {
   private readonly groups = new ValueMap<DistinctGroup>();
   private stamp = 0;
-  readonly inputs: readonly number[];
 
   constructor(
-    readonly name: string,
+    name: string,
     input: number,
     private readonly grouped: boolean,
   ) {
-    this.inputs = [input];
+    super(name, input);
   }
 
   run([input]: readonly (Columns | null)[]): Columns | null {

@@ -9,11 +9,11 @@
  */
 import BTree from 'sorted-btree';
 import type { Columns } from '../columns';
-import { emptyColumns, pushGrouped as push } from '../columns';
+import { emptyColumns, pushGrouped as push, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, type Operator } from '../operator';
+import { then, UnaryOperator } from '../operator';
 import type { StepContext } from '../step-context';
-import { RetractionError, type MaybePromise, type Value } from '../types';
+import type { MaybePromise, Value } from '../types';
 import { valueProblem } from '../value-check';
 import { ValueMap } from '../value-map';
 import { compareValues } from '../value-order';
@@ -46,29 +46,37 @@ interface MonotonicGroup {
   stamp: number;
 }
 
-export class MonotonicExtremumOperator implements Operator {
-  private readonly groups = new ValueMap<MonotonicGroup>();
-  private stamp = 0;
+/** What both plans share: scores are computed for the whole batch before any group changes. */
+abstract class ScoredOperator extends UnaryOperator {
+  protected stamp = 0;
 
   constructor(
-    readonly name: string,
+    name: string,
     input: number,
-    private readonly direction: Direction,
+    protected readonly direction: Direction,
     private readonly fn: ScoreFn,
+    private readonly insertOnly: boolean,
   ) {
-    this.inputs = [input];
+    super(name, input);
   }
-  readonly inputs: readonly number[];
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
     const batch = input!;
-    const diffs = batch.diffs;
-    // Checked before any user function runs or any state changes.
-    for (let i = 0; i < diffs.length; i++) if (diffs[i] < 0) throw new RetractionError(this.name, batch.values[i]);
+    if (this.insertOnly) rejectRetractions(this.name, batch); // before any user function runs
     return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeScore), (scores) => this.apply(batch, scores));
   }
 
-  private apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
+  protected abstract apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null;
+}
+
+export class MonotonicExtremumOperator extends ScoredOperator {
+  private readonly groups = new ValueMap<MonotonicGroup>();
+
+  constructor(name: string, input: number, direction: Direction, fn: ScoreFn) {
+    super(name, input, direction, fn, true);
+  }
+
+  protected apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
     const { values, diffs, times } = batch;
     const keys = batch.keys!;
     const dir = this.direction;
@@ -137,26 +145,14 @@ function compareTreeKeys(a: TreeKey, b: TreeKey): number {
   return compareScores(a[0], b[0]) || compareValues(a[1], b[1]);
 }
 
-export class ExtremumOperator implements Operator {
+export class ExtremumOperator extends ScoredOperator {
   private readonly groups = new ValueMap<MultisetGroup>();
-  private stamp = 0;
-  readonly inputs: readonly number[];
 
-  constructor(
-    readonly name: string,
-    input: number,
-    private readonly direction: Direction,
-    private readonly fn: ScoreFn,
-  ) {
-    this.inputs = [input];
+  constructor(name: string, input: number, direction: Direction, fn: ScoreFn) {
+    super(name, input, direction, fn, false);
   }
 
-  run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
-    const batch = input!;
-    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeScore), (scores) => this.apply(batch, scores));
-  }
-
-  private apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
+  protected apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
     const { values, diffs, times } = batch;
     const keys = batch.keys!;
     const stamp = ++this.stamp;

@@ -11,7 +11,7 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { then, type Operator } from '../operator';
+import { then, UnaryOperator } from '../operator';
 import { collectOutputs, diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
@@ -35,16 +35,15 @@ interface Outcome {
   readonly diff: readonly [Value, number][];
 }
 
-export class ReduceOperator implements Operator {
+export class ReduceOperator extends UnaryOperator {
   private readonly groups = new ValueMap<ReduceGroup>();
-  readonly inputs: readonly number[];
 
   constructor(
-    readonly name: string,
+    name: string,
     input: number,
     private readonly fn: ReduceFn<Value, Value, Value>,
   ) {
-    this.inputs = [input];
+    super(name, input);
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {

@@ -138,7 +138,7 @@ async function runStandalone(node: Node, name: string, source: EventSource, quer
     live ? { fill: 'green', shape: 'dot', text: `live: ${count} events` } : { fill: 'blue', shape: 'dot', text: `catching up: ${count}` };
   const onDiagnostic = (d: SourceDiagnostic): void => {
     if (d.severity === 'error') {
-      status.set({ fill: 'red', shape: 'ring', text: shortStatus(d.message.replace(/^subscription: /, '')) }, true);
+      status.set({ fill: 'red', shape: 'ring', text: shortStatus(d.detail ? `error: ${d.detail}` : d.message.replace(/^subscription: /, '')) }, true);
       // One log line per distinct problem, not one per retry.
       if (d.message !== lastError) node.error(`${name}: ${d.message}`);
       lastError = d.message;
@@ -161,7 +161,8 @@ async function runStandalone(node: Node, name: string, source: EventSource, quer
           break;
         } catch (err) {
           if (signal.aborted) return;
-          onDiagnostic({ severity: 'error', message: messageOf(err) });
+          const cause = /: ([A-Z][A-Z_]+)$/.exec(messageOf(err))?.[1];
+          onDiagnostic({ severity: 'error', message: messageOf(err), ...(cause ? { detail: cause } : {}) });
           await sleep(backoff.next(), signal);
           if (signal.aborted) return;
         }

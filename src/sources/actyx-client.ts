@@ -170,12 +170,21 @@ export class ActyxClient implements EventSource {
 
   /** Network errors from fetch say "fetch failed"; name the node and the cause instead. */
   private describe(err: unknown): Error {
-    if (err instanceof ActyxHttpError) return err;
+    return this.explain(err).error;
+  }
+
+  /** A clear error and a short reason for status lines (`ECONNREFUSED`, `503 ERR_SERVICE_OVERLOADED`, `timeout`). */
+  private explain(err: unknown): { error: Error; short: string } {
+    if (err instanceof ActyxHttpError) return { error: err, short: `${err.status}${err.code ? ` ${err.code}` : ''}` };
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    if (e?.name === 'TimeoutError') return new Error(`Actyx node at ${this.baseUrl} did not answer in time`);
-    if (e?.name === 'AbortError') return new Error(`request to the Actyx node at ${this.baseUrl} was aborted`);
-    const cause = e?.cause?.code ?? e?.cause?.message;
-    return new Error(`cannot reach the Actyx node at ${this.baseUrl}: ${cause ?? e?.message ?? String(err)}`);
+    if (e?.name === 'TimeoutError') return { error: new Error(`Actyx node at ${this.baseUrl} did not answer in time`), short: 'timeout' };
+    if (e?.name === 'AbortError') return { error: new Error(`request to the Actyx node at ${this.baseUrl} was aborted`), short: 'aborted' };
+    if (e instanceof TypeError && e.cause !== undefined) {
+      const cause = e.cause.code ?? e.cause.message ?? e.message;
+      return { error: new Error(`cannot reach the Actyx node at ${this.baseUrl}: ${cause}`), short: cause };
+    }
+    const error = err instanceof Error ? err : new Error(String(err));
+    return { error, short: error.message };
   }
 
   async presentOffsets(): Promise<OffsetMap> {
@@ -292,9 +301,9 @@ export class ActyxClient implements EventSource {
       } catch (err) {
         if (signal?.aborted || this.lifetime.signal.aborted) return;
         if (!(err instanceof Reconnect)) {
-          const e = this.describe(err);
-          const status = err instanceof ActyxHttpError ? String(err.status) : undefined;
-          report({ severity: failures > 0 || status ? 'error' : 'warning', message: `${what}: ${e.message}; retrying`, ...(status ? { detail: status } : {}) });
+          const { error, short } = this.explain(err);
+          const http = err instanceof ActyxHttpError;
+          report({ severity: failures > 0 || http ? 'error' : 'warning', message: `${what}: ${error.message}; retrying`, detail: short });
         }
       }
       failures++;

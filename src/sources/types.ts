@@ -38,7 +38,7 @@ export interface PublishedEvent {
 export interface SourceDiagnostic {
   readonly severity: 'info' | 'warning' | 'error';
   readonly message: string;
-  /** A malformed line's text, an HTTP status, … */
+  /** A malformed line's text, or for connection problems a short reason (`ECONNREFUSED`, `401 ERR_TOKEN_EXPIRED`, `timeout`). */
   readonly detail?: string;
 }
 

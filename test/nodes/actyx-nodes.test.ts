@@ -192,7 +192,7 @@ test('bad configurations give a clear status and error instead of a crash', asyn
   assert.ok(statusesOf('pubBad').some((s) => s.text === 'cannot open source'));
 });
 
-test('an Actyx node on a wrong port: red status with the reason, retries, no crash; a bad manifest too', async () => {
+test('an Actyx node on a wrong port or an unknown host: red status with the reason, retries, Catch for publish, no crash; a bad manifest too', async () => {
   const port = await freePort();
   await helper.load(NODES, [
     tab,
@@ -203,6 +203,20 @@ test('an Actyx node on a wrong port: red status with the reason, retries, no cra
   await eventually(() => statusesOf('sub').some((s) => s.fill === 'red' && /ECONNREFUSED|cannot reach/.test(s.text ?? '')), 'red status for sub');
   await eventually(() => statusesOf('sub2').some((s) => s.fill === 'red'), 'red status for sub2', 8000);
   assert.match(errorsOf('sub').join('\n'), new RegExp(`unreachable: cannot reach the Actyx node at http://127.0.0.1:${port}/api/v2: ECONNREFUSED`));
+  await helper.unload();
+  await helper.load(NODES, [
+    tab,
+    { ...actyxNodeConfig(port), host: 'no-such-host.invalid' },
+    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'unknown host', actyx: 'cfg', query: 'a', start: 'beginning', wires: [[]] },
+    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', name: 'pub unknown host', actyx: 'cfg', tags: 't', wires: [[]] },
+    { id: 'catch', z: 'tab', x: 0, y: 0, type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'caught', z: 'tab', x: 0, y: 0, type: 'helper' },
+  ]);
+  const caught = collect('caught');
+  helper.getNode('pub').receive({ payload: { a: 1 } });
+  await eventually(() => statusesOf('sub').some((s) => s.fill === 'red' && /ENOTFOUND/.test(s.text ?? '')), 'red status naming the unknown host', 8000);
+  await eventually(() => caught.length === 1, 'failed publish caught', 8000);
+  assert.match((caught[0]!.error as { message: string }).message, /pub unknown host: publishing failed: cannot reach the Actyx node at http:\/\/no-such-host\.invalid:\d+\/api\/v2: ENOTFOUND/);
   await helper.unload();
   await helper.load(NODES, [
     tab,

@@ -15,19 +15,37 @@ export interface DatabaseLease {
   release(): Promise<void>;
 }
 
+/** Another holder already writes the claimed table. */
+export class TableClaimError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TableClaimError';
+  }
+}
+
+/** A table a holder writes, and who it is (for the message when another holder claims it too). */
+export interface TableClaim {
+  readonly table: string;
+  readonly owner: string;
+}
+
 /** What a db-config node offers its users. */
 export interface DatabaseConfigNode extends Node {
-  /** Takes a hold on the database; throws an Error with a clear message when the config is unusable. */
-  acquire(): DatabaseLease;
+  /**
+   * Takes a hold on the database; throws an Error with a clear message when the config is unusable
+   * or when `claim.table` is already written by another holder (two sinks on one table would
+   * overwrite each other's rows and offsets).
+   */
+  acquire(claim?: TableClaim): DatabaseLease;
   /** How many holds are out now (for diagnostics and tests). */
   userCount(): number;
 }
 
 /** The database of the db-config node `id`, or null when there is no such node (the caller reports it). */
-export function acquireDatabase(RED: NodeAPI, id: unknown): DatabaseLease | null {
+export function acquireDatabase(RED: NodeAPI, id: unknown, claim?: TableClaim): DatabaseLease | null {
   if (typeof id !== 'string' || id === '') return null;
   const node = RED.nodes.getNode(id) as Partial<DatabaseConfigNode> | null;
-  return node && typeof node.acquire === 'function' ? node.acquire() : null;
+  return node && typeof node.acquire === 'function' ? node.acquire(claim) : null;
 }
 
 /**
@@ -41,19 +59,29 @@ export class SharedDatabase {
   /** Closing of earlier instances still running (a redeploy may reopen before they finish). */
   private closing: Promise<void> = Promise.resolve();
   private idle: (() => void) | null = null;
+  /** Claimed table (lower case) → its holder. */
+  private readonly tables = new Map<string, string>();
 
   constructor(private readonly open: () => SinkDatabase) {}
 
-  acquire(): DatabaseLease {
+  acquire(claim?: TableClaim): DatabaseLease {
     if (this.closed) throw new Error('the database configuration node is being closed');
+    // Table names compared without case: SQLite folds them, and PostgreSQL users rarely mean two tables.
+    const table = claim?.table.toLowerCase();
+    if (table !== undefined) {
+      const other = this.tables.get(table);
+      if (other !== undefined) throw new TableClaimError(`table "${claim?.table}" is already written by ${other} on this database; give each db-sink its own table`);
+    }
     const database = (this.current ??= this.open());
     this.users++;
+    if (table !== undefined && claim) this.tables.set(table, claim.owner);
     let released = false;
     return {
       database,
       release: () => {
         if (released) return this.closing;
         released = true;
+        if (table !== undefined) this.tables.delete(table);
         return this.release(database);
       },
     };

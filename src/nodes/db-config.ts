@@ -87,9 +87,9 @@ export default function (RED: NodeAPI): void {
         : new PostgresDatabase({ ...settings.options, onIdleError: (err) => node.warn(`db-config ${name}: idle connection lost: ${err.message}`) });
     const shared = new SharedDatabase(open);
 
-    node.acquire = () => {
+    node.acquire = (claim) => {
       if (problems.length) throw new Error(`database ${name} is misconfigured: ${problems.join('; ')}`);
-      return shared.acquire();
+      return shared.acquire(claim);
     };
     node.userCount = () => shared.userCount;
 

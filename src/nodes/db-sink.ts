@@ -7,7 +7,7 @@
 import type { Value } from '../engine/types';
 import type { ColumnSpec, TableSpec } from '../sinks/types';
 import { compileTable } from '../sinks/table-spec';
-import { acquireDatabase, type DatabaseLease } from './db-access';
+import { acquireDatabase, TableClaimError, type DatabaseLease } from './db-access';
 import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, memberLabel } from './dd-operator';
 import { compileRecordFunction, UserCodeError } from './user-function';
@@ -103,9 +103,9 @@ export default function (RED: NodeAPI): void {
       }
       let lease: DatabaseLease | null;
       try {
-        lease = acquireDatabase(RED, config.database);
+        lease = acquireDatabase(RED, config.database, { table: built.table.name, owner: `db-sink "${label}" (${config.id})` });
       } catch (err) {
-        fail('database config error', err instanceof Error ? err.message : String(err));
+        fail(err instanceof TableClaimError ? 'table in use' : 'database config error', err instanceof Error ? err.message : String(err));
         return null;
       }
       if (!lease) {

@@ -79,6 +79,18 @@ describe('invalid configurations: error naming the problem, red status, no join,
   }
 });
 
+test('two db-sinks writing one table of one database: the second is refused with a clear error', async () => {
+  await helper.load(NODES, [dataflow, database, sink(), { ...sink({ table: 'DASHBOARD' }), id: 'sink2', name: 'second sink' }]);
+  const refused = ['sink', 'sink2'].filter((id) => errorsOf(id).length > 0);
+  assert.equal(refused.length, 1);
+  const [loser] = refused;
+  const winner = loser === 'sink' ? 'sink2' : 'sink';
+  assert.match(errorsOf(loser)[0], /table "(DASHBOARD|dashboard)" is already written by db-sink "(dashboard sink|second sink)" \((sink|sink2)\) on this database/);
+  assert.deepEqual(statusesOf(loser).at(-1), { fill: 'red', shape: 'ring', text: 'table in use' });
+  assert.deepEqual(errorsOf(winner), []);
+  assert.equal(configNode().userCount(), 1);
+});
+
 test('a misconfigured db-config is reported by the config node and by its sinks', async () => {
   await helper.load(NODES, [dataflow, { ...database, kind: 'postgres', port: '99999' }, sink()]);
   assert.ok(errorsOf('db').some((e) => /port must be a whole number from 1 to 65535/.test(e)), String(errorsOf('db')));

@@ -165,6 +165,7 @@ class Parser {
     const first = this.peek();
     if (first.t === 'eof') this.fail('empty query: expected FROM followed by a tag expression, or a tag expression');
     if (first.t === 'word' && UNSUPPORTED.has(first.value)) this.fail(`${first.value} is not supported; a query must start with FROM`);
+    if (first.t === 'word' && first.value !== 'FROM' && first.value.toUpperCase() === 'FROM') this.fail('AQL keywords are upper case: write FROM');
     if (first.t === 'word' && first.value === 'FROM') {
       this.i++;
       const expr = this.parseOr();

@@ -94,6 +94,7 @@ test('syntax errors name the position and the problem', () => {
     ["FROM `x{1}`", /interpolation/, 5],
     ["FROM ['a']", /FROM \[array\]/, 5],
     ["FROM 'a' ; 'b'", /unexpected character ";"/, 9],
+    ["from 'a'", /keywords are upper case: write FROM/, 0],
   ];
   for (const [text, message, position] of cases) {
     assert.throws(

@@ -42,6 +42,8 @@ export interface DataflowStats {
   readonly rebuilt: readonly { readonly id: string; readonly reason: string }[];
   /** Why the dataflow halted (on error: stop, or an unexpected failure); null while fine. */
   readonly error: string | null;
+  /** Retained engine state entries (`Graph.stateSize`), for metrics and benchmarks. */
+  readonly stateSize: number;
 }
 
 /** A running dataflow. */
@@ -130,6 +132,7 @@ class Coordinator implements RunningDataflow {
       watermark: this.watermark,
       rebuilt: [...this.rebuilt],
       error: this.failed?.message ?? null,
+      stateSize: this.built?.graph.stateSize() ?? 0,
     };
   }
 

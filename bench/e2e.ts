@@ -1,0 +1,350 @@
+/**
+ * End-to-end benchmark (`npm run bench:e2e`): embedded log → engine → SQLite / PostgreSQL with the
+ * offsets committed per batch, the seed's dashboard (keyed) and usage (multiset, retention window)
+ * pipelines over 1,000,000 drill events of 50 machines. Beside each figure it prints the floors
+ * measured in the same run: reading and parsing the events alone, the engine alone, and writing the
+ * same rows (same batches, same transactions with offsets) alone. Then live latency (events
+ * published one at a time at 1,000/s → committed row), RSS after catch-up, and the dashboard's
+ * engine state at growing history lengths.
+ *
+ * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2),
+ * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
+ * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
+import { covers } from '../src/dataflow/offsets';
+import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
+import { createGraph, type Batch, type Collection, type Update } from '../src/engine';
+import { PostgresDatabase } from '../src/sinks/postgres-database';
+import { SqliteDatabase } from '../src/sinks/sqlite-database';
+import type { SinkDatabase, TableSpec } from '../src/sinks/types';
+import { EmbeddedLog } from '../src/sources/embedded-log';
+import type { ActyxEvent, OffsetMap } from '../src/sources/types';
+import { generateDrillEvents, type DrillEvent } from './drill-data';
+import { dashboardPipeline, usagePipeline } from './drill-pipelines';
+
+const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
+const MACHINES = intEnv('BENCH_MACHINES', 50);
+const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
+const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
+const WITH_PG = process.env.BENCH_PG !== '0';
+const SETTINGS: DataflowSettings = { batchSize: 1000, batchMs: 20, maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
+
+function intEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : Math.max(1, Math.floor(Number(v)));
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function rssAfterGc(): number {
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().rss;
+}
+const mb = (b: number): string => `${(b / 1048576).toFixed(0)} MB`;
+const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en-US')} events/s`;
+const line = (label: string, text: string): void => console.log(`  ${label.padEnd(44)} ${text}`);
+
+// ---- the dataflow --------------------------------------------------------------------------
+
+const dashboardTable = (name: string): TableSpec => ({
+  name,
+  mode: 'keyed',
+  columns: [
+    { name: 'machine', type: 'text not null', value: { path: 'machine' }, key: true },
+    { name: 'status', type: 'text not null', value: { path: 'status' } },
+    { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
+    { name: 'since', type: 'bigint', value: { path: 'since' } },
+  ],
+});
+
+const usageTable = (name: string): TableSpec => ({
+  name,
+  mode: 'multiset',
+  columns: [
+    { name: 'machine', type: 'text not null', value: { path: 'machine' }, index: true },
+    { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
+    { name: 'started', type: 'bigint', value: { path: 'started' }, index: true },
+    { name: 'duration_micros', type: 'bigint', value: { path: 'durationMicros' } },
+  ],
+});
+
+function collection(s: Stage | undefined): Collection<DrillEvent> {
+  if (s?.kind !== 'collection') throw new Error('expected ungrouped input');
+  return s.collection as unknown as Collection<DrillEvent>;
+}
+
+function members(log: EmbeddedLog, db: SinkDatabase, prefix: string): DataflowMember[] {
+  const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
+    role: 'operator',
+    id,
+    type: 'dd-bench',
+    label: id,
+    inputs: ['src'],
+    definition: { pipeline: id },
+    tap: false,
+    build: ([s]) => ({ kind: 'collection', collection: build(collection(s)) as Collection }),
+  });
+  return [
+    { role: 'source', id: 'src', type: 'actyx-subscribe', label: 'src', inputs: [], definition: null, query: "'machine'", source: log, sourceId: 'log' },
+    op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
+    op('usage', usagePipeline as (c: Collection<DrillEvent>) => Collection),
+    { role: 'sink', id: 'dashboard-sink', type: 'db-sink', label: 'dashboard', inputs: ['dashboard'], definition: null, database: db, table: dashboardTable(`${prefix}dashboard`), version: '' },
+    { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '' },
+  ];
+}
+
+/** A listener that records commit times per sink (for latency) and prints problems. */
+function benchListener(): DataflowListener & { onCommit: ((offsets: OffsetMap) => void) | null } {
+  const l: DataflowListener & { onCommit: ((offsets: OffsetMap) => void) | null } = {
+    onCommit: null,
+    status: () => undefined,
+    error: (id, message) => console.error(`  ! ${id}: ${message}`),
+    committed: (id, changes) => {
+      if (id === 'dashboard-sink' && changes.offsets) l.onCommit?.(changes.offsets);
+    },
+    log: (level, message) => {
+      if (level === 'warn') console.error(`  ! ${message}`);
+    },
+  };
+  return l;
+}
+
+// ---- the log -------------------------------------------------------------------------------
+
+/** The generated log, cached between runs; the benchmark works on a copy (the live part appends to it). */
+async function openLog(workDir: string): Promise<EmbeddedLog> {
+  const dir = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `drill-${EVENTS}-${MACHINES}.sqlite`);
+  if (!existsSync(file)) {
+    const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
+    const t0 = performance.now();
+    const events = generateDrillEvents({ count: EVENTS, machines: MACHINES });
+    // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
+    // Lamport order at that granularity, with few transactions.
+    for (let i = 0; i < events.length; i += 10_000) {
+      const byStream = new Map<string, DrillEvent[]>();
+      for (const e of events.slice(i, i + 10_000)) {
+        const list = byStream.get(e.stream) ?? [];
+        list.push(e);
+        byStream.set(e.stream, list);
+      }
+      for (const [stream, list] of byStream) {
+        log.appendSync(stream, list.map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp, appId: e.appId })));
+      }
+    }
+    await log.close();
+    renameSync(`${file}.tmp`, file);
+    console.log(`  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const copy = join(workDir, 'log.sqlite');
+  copyFileSync(file, copy);
+  return new EmbeddedLog(copy, { foreignWritePollMs: 0 });
+}
+
+// ---- floors ----------------------------------------------------------------------------------
+
+async function readFloor(log: EmbeddedLog): Promise<{ ms: number; events: ActyxEvent[][] }> {
+  const present = await log.presentOffsets();
+  const batches: ActyxEvent[][] = [];
+  const t0 = performance.now();
+  let n = 0;
+  for await (const chunk of log.queryBatches("'machine'", {}, present)) {
+    batches.push(chunk as ActyxEvent[]);
+    n += chunk.length;
+  }
+  const ms = performance.now() - t0;
+  if (n !== EVENTS) throw new Error(`read ${n} events, expected ${EVENTS}`);
+  return { ms, events: batches };
+}
+
+interface EngineBatch {
+  readonly dashboard: Batch;
+  readonly usage: Batch;
+  readonly offsets: OffsetMap;
+}
+
+/** The engine alone over the same events in batches of 1000 (retention as in the dataflow); keeps the outputs. */
+async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: number; batches: EngineBatch[] }> {
+  const all = chunks.flat();
+  const g = createGraph();
+  const input = g.input<DrillEvent>('events', { insertOnly: true });
+  g.output('dashboard', dashboardPipeline(input));
+  g.output('usage', usagePipeline(input));
+  const out: EngineBatch[] = [];
+  const offsets: Record<string, number> = {};
+  let watermark = 0;
+  const t0 = performance.now();
+  for (let i = 0, b = 0; i < all.length; i += SETTINGS.batchSize, b++) {
+    const slice = all.slice(i, i + SETTINGS.batchSize);
+    const updates: Update[] = [];
+    for (const e of slice) {
+      updates.push([{ lamport: e.lamport, stream: e.stream, offset: e.offset, timestamp: e.timestamp, tags: e.tags, appId: e.appId, payload: e.payload } as never, 1, e.timestamp]);
+      offsets[e.stream] = e.offset;
+      if (e.timestamp > watermark) watermark = e.timestamp;
+    }
+    const r = await g.step({ events: updates });
+    if (SETTINGS.retentionMicros !== null && (b + 1) % 16 === 0) g.compact(watermark - SETTINGS.retentionMicros);
+    out.push({ dashboard: r.outputs.get('dashboard') ?? [], usage: r.outputs.get('usage') ?? [], offsets: { ...offsets } });
+  }
+  return { ms: performance.now() - t0, batches: out };
+}
+
+/** Writing the same rows alone: the same batches and transactions (rows + offsets + meta) without reading or computing. */
+async function writeFloor(db: SinkDatabase, prefix: string, batches: readonly EngineBatch[]): Promise<number> {
+  const dash = dashboardTable(`${prefix}dashboard`);
+  const usage = usageTable(`${prefix}usage`);
+  await db.transaction(async (tx) => {
+    await tx.ensureTable(dash);
+    await tx.ensureTable(usage);
+  });
+  const t0 = performance.now();
+  let pending: Promise<void>[] = [];
+  for (const b of batches) {
+    pending.push(
+      db.transaction(async (tx) => {
+        if (b.dashboard.length > 0) await tx.apply(dash, b.dashboard);
+        await tx.writeState(dash, { offsets: b.offsets, fingerprint: 'floor', watermark: 0 });
+        if (b.usage.length > 0) await tx.apply(usage, b.usage);
+        await tx.writeState(usage, { offsets: b.offsets, fingerprint: 'floor', watermark: 0 });
+      }),
+    );
+    if (pending.length >= SETTINGS.maxInFlight) {
+      await Promise.all(pending);
+      pending = [];
+    }
+  }
+  await Promise.all(pending);
+  return performance.now() - t0;
+}
+
+// ---- end to end --------------------------------------------------------------------------------
+
+async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
+  const listener = benchListener();
+  const t0 = performance.now();
+  const run = startDataflow({ source: log, members: members(log, db, prefix), settings: SETTINGS }, listener);
+  await Promise.race([run.live, run.finished.then(() => Promise.reject(new Error(run.stats().error ?? 'dataflow ended')))]);
+  return { ms: performance.now() - t0, run, listener };
+}
+
+async function liveLatency(log: EmbeddedLog, run: RunningDataflow, listener: ReturnType<typeof benchListener>): Promise<number[]> {
+  const pending: { stream: string; offset: number; t: number }[] = [];
+  const latencies: number[] = [];
+  listener.onCommit = (offsets) => {
+    const now = performance.now();
+    while (pending.length > 0) {
+      const p = pending[0] as { stream: string; offset: number; t: number };
+      if ((offsets[p.stream] ?? -1) < p.offset) break;
+      latencies.push(now - p.t);
+      pending.shift();
+    }
+  };
+  let ts = (run.stats().watermark ?? 0) + 1_000_000;
+  const t0 = performance.now();
+  for (let i = 0; i < LIVE_EVENTS; i++) {
+    const due = t0 + i; // 1,000 events per second
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const m = (i % MACHINES) + 1;
+    ts += 1000;
+    const started = performance.now();
+    const [published] = log.appendSync(`drill${m}-0`, [{ tags: ['machine', `machine:Drill${m}`], payload: { type: i % 2 === 0 ? 'started' : 'stopped', order: `live-${i}` }, timestamp: ts }]);
+    if (published) pending.push({ stream: published.stream, offset: published.offset, t: started });
+  }
+  const present = await log.presentOffsets();
+  const until = performance.now() + 10_000;
+  while (!covers(run.stats().committedOffsets, present) && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+  return latencies.sort((a, b) => a - b);
+}
+
+const pct = (sorted: readonly number[], p: number): string => `${(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN).toFixed(1)} ms`;
+
+/** The dashboard pipeline's engine state after growing prefixes of the history. */
+async function dashboardState(chunks: readonly ActyxEvent[][]): Promise<string> {
+  const g = createGraph();
+  const input = g.input<DrillEvent>('events', { insertOnly: true });
+  g.output('dashboard', dashboardPipeline(input));
+  const marks: string[] = [];
+  let n = 0;
+  let next = 1000;
+  for (const chunk of chunks) {
+    await g.step({ events: chunk.map((e) => [e as unknown as DrillEvent, 1, e.timestamp] as Update<DrillEvent>) });
+    n += chunk.length;
+    if (n >= next) {
+      marks.push(`${n.toLocaleString('en-US')} events: ${g.stateSize()}`);
+      next *= 10;
+    }
+  }
+  marks.push(`${n.toLocaleString('en-US')} events: ${g.stateSize()}`);
+  return marks.join(', ');
+}
+
+async function main(): Promise<void> {
+  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms, ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}`);
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
+  const log = await openLog(dir);
+  try {
+    const read = await readFloor(log);
+    const engine = await engineFloor(read.events);
+    const chunks = read.events;
+    read.events = [];
+
+    console.log('\nSQLite (WAL, synchronous=NORMAL)');
+    const floorDb = new SqliteDatabase({ filename: join(dir, 'floor.sqlite') });
+    const sqliteWrite = await writeFloor(floorDb, '', engine.batches);
+    await floorDb.close();
+    const db = new SqliteDatabase({ filename: join(dir, 'views.sqlite') });
+    const e2e = await endToEnd(log, db, '');
+    line('end to end (catch-up, commits per batch)', `${rate(EVENTS, e2e.ms)}  (${(e2e.ms / 1000).toFixed(2)} s, ${e2e.run.stats().batchesCommitted} commits)`);
+    line('floor: reading + parsing the events alone', `${rate(EVENTS, read.ms)}  (${(read.ms / 1000).toFixed(2)} s)`);
+    line('floor: engine alone (same batches)', `${rate(EVENTS, engine.ms)}  (${(engine.ms / 1000).toFixed(2)} s)`);
+    line('floor: writing the same rows alone', `${rate(EVENTS, sqliteWrite)}  (${(sqliteWrite / 1000).toFixed(2)} s)`);
+    line('sum of the floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
+    line('RSS after catch-up', `${mb(rssAfterGc())}  (engine state entries: ${e2e.run.stats().stateSize.toLocaleString('en-US')})`);
+    const lat = await liveLatency(log, e2e.run, e2e.listener);
+    line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
+    await e2e.run.stop();
+    await db.close();
+
+    if (WITH_PG) {
+      console.log('\nPostgreSQL');
+      const pgDb = (): PostgresDatabase =>
+        new PostgresDatabase(process.env.PGHOST || process.env.DATABASE_URL ? {} : { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+      const prefix = `bench_${process.pid}_`;
+      const floor = pgDb();
+      const pgWrite = await writeFloor(floor, `${prefix}floor_`, engine.batches);
+      const pgE2eDb = pgDb();
+      const pgRun = await endToEnd(log, pgE2eDb, prefix);
+      line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pgRun.ms)}  (${(pgRun.ms / 1000).toFixed(2)} s, ${pgRun.run.stats().batchesCommitted} commits)`);
+      line('floor: writing the same rows alone', `${rate(EVENTS, pgWrite)}  (${(pgWrite / 1000).toFixed(2)} s)`);
+      line('sum of the floors', rate(EVENTS, read.ms + engine.ms + pgWrite));
+      const pgLat = await liveLatency(log, pgRun.run, pgRun.listener);
+      line(`live: ${pgLat.length} events at 1,000/s → committed row`, `p50 ${pct(pgLat, 0.5)}, p99 ${pct(pgLat, 0.99)}, max ${pct(pgLat, 1)}`);
+      await pgRun.run.stop();
+      await floor.transaction(async (tx) => {
+        for (const p of [`${prefix}floor_`, prefix]) {
+          await tx.dropTable(dashboardTable(`${p}dashboard`));
+          await tx.dropTable(usageTable(`${p}usage`));
+        }
+      });
+      await floor.close();
+      await pgE2eDb.close();
+    }
+
+    console.log('\nDashboard engine state (entries) as the history grows');
+    line('dashboard pipeline alone', await dashboardState(chunks));
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

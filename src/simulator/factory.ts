@@ -8,6 +8,7 @@
  * Lamport stamps older than events published meanwhile — as with Actyx replication.
  */
 import { deviceStream, machineTags, workerTags, type DeviceEvent, type DeviceLog, type MachineEvent, type WorkerEvent } from './event-model';
+import { seededRandom } from './seeded-random';
 
 export interface FactoryOptions {
   readonly log: DeviceLog;
@@ -32,18 +33,6 @@ const STEPS: readonly { step: string; part: string }[] = [
   { step: 'countersinking', part: 'table leg' },
   { step: 'dowel drilling', part: 'backrest' },
 ];
-
-/** A small seeded PRNG (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A device (tablet or machine controller) that publishes on its own stream. */
 class Device {

@@ -149,6 +149,13 @@ function columnGetter(table: string, c: ColumnSpec): (record: Value) => unknown 
 /** A stable text key for a tuple of cells (bigints and numbers stay distinct). */
 export function cellsKey(cells: readonly SqlValue[]): string {
   let s = '';
-  for (const c of cells) s += (typeof c === 'bigint' ? `n${c}` : JSON.stringify(c)) + '\u0000';
+  for (const c of cells) {
+    // Length-prefixed strings need no escaping; each kind has its own tag.
+    if (typeof c === 'string') s += `s${c.length}:${c}`;
+    else if (typeof c === 'number') s += `d${c};`;
+    else if (typeof c === 'bigint') s += `n${c};`;
+    else if (typeof c === 'boolean') s += c ? 't' : 'f';
+    else s += 'z';
+  }
   return s;
 }

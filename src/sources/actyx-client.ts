@@ -107,8 +107,13 @@ export class ActyxClient implements EventSource {
   private readonly backoffOptions: BackoffOptions;
   private readonly appId: string;
   private localPrefix: Promise<string> | null = null;
-  /** Aborted by `close()`: ends every subscription and request of this client. */
-  private readonly lifetime = new AbortController();
+  /** Set by `close()`. */
+  private closed = false;
+  /**
+   * The abort controllers of requests and waits in progress, aborted by `close()`. (Not
+   * `AbortSignal.any` with one long-lived signal: on Node 20 every call leaves an entry behind.)
+   */
+  private readonly inflight = new Set<AbortController>();
 
   constructor(options: ActyxClientOptions) {
     const problem = manifestProblem(options.manifest);
@@ -123,11 +128,36 @@ export class ActyxClient implements EventSource {
     this.appId = options.manifest.appId;
   }
 
-  private signalFor(signal: AbortSignal | undefined, timeoutMs?: number): AbortSignal {
-    const signals = [this.lifetime.signal];
-    if (signal) signals.push(signal);
-    if (timeoutMs !== undefined) signals.push(AbortSignal.timeout(timeoutMs));
-    return AbortSignal.any(signals);
+  /**
+   * A signal for one request or wait: aborted by `signal`, after `timeoutMs`, by `close()`, or by
+   * the returned `abort`. Call `release()` when done.
+   */
+  private scope(signal?: AbortSignal, timeoutMs?: number): { signal: AbortSignal; abort(): void; release(): void } {
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(signal?.reason);
+    if (signal?.aborted || this.closed) controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.inflight.add(controller);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new DOMException('request timed out', 'TimeoutError')), timeoutMs);
+    return {
+      signal: controller.signal,
+      abort: () => controller.abort(),
+      release: () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.inflight.delete(controller);
+      },
+    };
+  }
+
+  /** Waits `ms` unless `signal` aborts or the client closes first. */
+  private async pause(ms: number, signal?: AbortSignal): Promise<void> {
+    const scope = this.scope(signal);
+    try {
+      await sleep(ms, scope.signal);
+    } finally {
+      scope.release();
+    }
   }
 
   /** One authorised request; a 401 re-authenticates once. Throws ActyxHttpError for other non-2xx answers. */
@@ -158,13 +188,16 @@ export class ActyxClient implements EventSource {
   private async shortRequest<T>(path: string, init: { method: 'GET' | 'POST'; body?: unknown }): Promise<T> {
     const backoff = new Backoff(this.backoffOptions);
     for (let attempt = 0; ; attempt++) {
+      const scope = this.scope(undefined, this.requestTimeoutMs);
       try {
-        const res = await this.request(path, init, this.signalFor(undefined, this.requestTimeoutMs));
+        const res = await this.request(path, init, scope.signal);
         return (await res.json()) as T;
       } catch (err) {
-        if (!(err instanceof ActyxHttpError && err.status === 503) || attempt >= 4) throw this.describe(err);
-        await sleep(backoff.next(), this.lifetime.signal);
+        if (!(err instanceof ActyxHttpError && err.status === 503) || attempt >= 4 || this.closed) throw this.describe(err);
+      } finally {
+        scope.release();
       }
+      await this.pause(backoff.next());
     }
   }
 
@@ -195,10 +228,15 @@ export class ActyxClient implements EventSource {
 
   /** The node's id (`GET /node/id`). */
   async nodeId(): Promise<string> {
-    const res = await this.request('/node/id', { method: 'GET', accept: 'text/plain' }, this.signalFor(undefined, this.requestTimeoutMs)).catch((err: unknown) => {
+    const scope = this.scope(undefined, this.requestTimeoutMs);
+    try {
+      const res = await this.request('/node/id', { method: 'GET', accept: 'text/plain' }, scope.signal);
+      return (await res.text()).trim();
+    } catch (err) {
       throw this.describe(err);
-    });
-    return (await res.text()).trim();
+    } finally {
+      scope.release();
+    }
   }
 
   /** `isLocal` = streams of this node (`<nodeId>-n`, asked once), `appId(me)` = the manifest's app id. */
@@ -235,8 +273,7 @@ export class ActyxClient implements EventSource {
    * network errors and silence longer than the idle timeout.
    */
   private async *streamLines(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<string[], void, undefined> {
-    const connection = new AbortController();
-    const combined = AbortSignal.any([signal, this.lifetime.signal, connection.signal]);
+    const connection = this.scope(signal);
     let lastActivity = Date.now();
     let silent = false;
     // While the consumer holds a batch (back-pressure) the node is not silent: only waiting counts.
@@ -251,7 +288,7 @@ export class ActyxClient implements EventSource {
       Math.max(10, Math.floor(this.idleTimeoutMs / 4)),
     );
     try {
-      const res = await this.request(path, { method: 'POST', body, accept: 'application/x-ndjson' }, combined);
+      const res = await this.request(path, { method: 'POST', body, accept: 'application/x-ndjson' }, connection.signal);
       lastActivity = Date.now();
       if (!res.body) return;
       for await (const lines of ndjsonLineBatches(res.body)) {
@@ -266,6 +303,7 @@ export class ActyxClient implements EventSource {
     } finally {
       clearInterval(watchdog);
       connection.abort();
+      connection.release();
     }
   }
 
@@ -279,16 +317,10 @@ export class ActyxClient implements EventSource {
     attempt: (progress: () => void) => AsyncGenerator<T, AttemptEnd, undefined>,
   ): AsyncGenerator<T, void, undefined> {
     const signal = options.signal;
-    const report = (d: SourceDiagnostic): void => {
-      try {
-        options.onDiagnostic?.(d);
-      } catch {
-        // a throwing listener must not break the subscription
-      }
-    };
+    const report = reporter(options);
     const backoff = new Backoff(this.backoffOptions);
     let failures = 0;
-    while (!signal?.aborted && !this.lifetime.signal.aborted) {
+    while (!signal?.aborted && !this.closed) {
       let end: AttemptEnd;
       try {
         end = yield* attempt(() => {
@@ -299,7 +331,7 @@ export class ActyxClient implements EventSource {
         if (end === 'complete') return;
         report({ severity: 'warning', message: `${what}: the Actyx node ended the response; reconnecting` });
       } catch (err) {
-        if (signal?.aborted || this.lifetime.signal.aborted) return;
+        if (signal?.aborted || this.closed) return;
         if (!(err instanceof Reconnect)) {
           const { error, short } = this.explain(err);
           const http = err instanceof ActyxHttpError;
@@ -307,7 +339,7 @@ export class ActyxClient implements EventSource {
         }
       }
       failures++;
-      await sleep(backoff.next(), signal ? AbortSignal.any([signal, this.lifetime.signal]) : this.lifetime.signal);
+      await this.pause(backoff.next(), signal);
     }
   }
 
@@ -343,6 +375,7 @@ export class ActyxClient implements EventSource {
    * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt.
    */
   private async *handleLines(lower: Record<string, number>, options: SubscribeOptions, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<Line[], void, undefined> {
+    const report = reporter(options);
     for await (const raw of this.streamLines(path, body, signal)) {
       const lines: Line[] = [];
       let failed: string | null = null;
@@ -352,7 +385,7 @@ export class ActyxClient implements EventSource {
           case 'event': {
             const seen = lower[line.event.stream];
             if (seen !== undefined && line.event.offset <= seen) {
-              options.onDiagnostic?.({ severity: 'warning', message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice` });
+              report({ severity: 'warning', message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice` });
               continue;
             }
             lower[line.event.stream] = line.event.offset;
@@ -363,11 +396,11 @@ export class ActyxClient implements EventSource {
             lines.push(line);
             break;
           case 'diagnostic':
-            options.onDiagnostic?.({ severity: line.severity, message: `Actyx node: ${line.message}` });
+            report({ severity: line.severity, message: `Actyx node: ${line.message}` });
             if (line.severity === 'error') failed = line.message;
             break;
           case 'malformed':
-            options.onDiagnostic?.({ severity: 'warning', message: `skipped a malformed line from the Actyx node (${line.reason})`, detail: text.slice(0, 2000) });
+            report({ severity: 'warning', message: `skipped a malformed line from the Actyx node (${line.reason})`, detail: text.slice(0, 2000) });
             break;
           case 'keepAlive':
           case 'ignored':
@@ -421,8 +454,21 @@ export class ActyxClient implements EventSource {
   }
 
   async close(): Promise<void> {
-    this.lifetime.abort();
+    this.closed = true;
+    for (const controller of this.inflight) controller.abort();
+    this.inflight.clear();
   }
+}
+
+/** Calls the subscriber's diagnostic listener; a throwing listener must not break the subscription. */
+function reporter(options: SubscribeOptions): (d: SourceDiagnostic) => void {
+  return (d) => {
+    try {
+      options.onDiagnostic?.(d);
+    } catch {
+      // ignored: diagnostics are advisory
+    }
+  };
 }
 
 /** `upper` limited to what the node has now; streams it does not have are left out. */

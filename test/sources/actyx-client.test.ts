@@ -199,6 +199,26 @@ test('stopping a subscription whose connection already broke ends at once', { ti
   }
 });
 
+test('close() ends live subscriptions and retry waits at once', { timeout: 5000 }, async () => {
+  const fake = await FakeActyx.start({ keepAliveMs: 30 });
+  const client = new ActyxClient({ baseUrl: fake.baseUrl, manifest, backoff: { initialMs: 60_000, maxMs: 60_000 } });
+  try {
+    fake.publish(tagged(2, ['a']));
+    const live = new Collector(client, "FROM 'a'");
+    await waitFor(() => live.caughtUp, 'caughtUp');
+    fake.streamFaults.push({ kind: 'drop', afterEvents: 0 });
+    const retrying = new Collector(client, "FROM 'a'"); // its first response breaks: it waits a minute to retry
+    await waitFor(() => retrying.diagnostics.length > 0, 'the second subscription is waiting to retry');
+    await client.close();
+    await Promise.all([live.done, retrying.done]);
+    assert.equal(live.error, null);
+    assert.equal(retrying.error, null);
+    assert.equal(live.events.length, 2);
+  } finally {
+    await fake.close();
+  }
+});
+
 test('no event lost or duplicated across 25+ injected faults (drops, clean ends, silence, 401, 503, restarts), late events delivered', async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 25 });
   const client = clientFor(fake, 200);

@@ -117,7 +117,8 @@ export class EmbeddedLog implements EventSource {
 
   private readonly stmts: {
     page: Database.Statement<[number, number, number], Row>;
-    keyPage: Database.Statement<[number, string, number, number], Row>;
+    keyPage: Database.Statement<[number, string, number, number, number], Row>;
+    lamportOf: Database.Statement<[string, number], { lamport: number }>;
     seqOf: Database.Statement<[string, number], { seq: number }>;
     maxSeq: Database.Statement<[], { m: number | null }>;
     streams: Database.Statement<[], { stream: string; last_offset: number }>;
@@ -146,10 +147,11 @@ export class EmbeddedLog implements EventSource {
       this.stmts = {
         page: db.prepare<[number, number, number], Row>(`SELECT seq, event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`).raw(true),
         keyPage: db
-          .prepare<[number, string, number, number], Row>(
-            `SELECT seq, event FROM deltaflow_log_events WHERE (lamport, stream, "offset") > (?, ?, ?) ORDER BY lamport, stream, "offset" LIMIT ?`,
+          .prepare<[number, string, number, number, number], Row>(
+            `SELECT seq, event FROM deltaflow_log_events WHERE (lamport, stream, "offset") > (?, ?, ?) AND lamport <= ? ORDER BY lamport, stream, "offset" LIMIT ?`,
           )
           .raw(true),
+        lamportOf: db.prepare(`SELECT lamport FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
         streams: db.prepare('SELECT stream, last_offset FROM deltaflow_log_streams'),
@@ -306,6 +308,27 @@ export class EmbeddedLog implements EventSource {
     return start;
   }
 
+  /**
+   * The Lamport stamps between which the events lower < offset ≤ upper lie (stamps increase within
+   * a stream, so the first and last such event of each stream bound them), or null if there are none.
+   */
+  private lamportRange(lower: OffsetMap, upper: OffsetMap): [number, number] | null {
+    const present = this.readPresent();
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const [stream, up] of Object.entries(upper)) {
+      const first = (lower[stream] ?? -1) + 1;
+      const last = Math.min(up, present[stream] ?? -1);
+      if (first > last) continue;
+      const a = this.stmts.lamportOf.get(stream, first);
+      const b = this.stmts.lamportOf.get(stream, last);
+      if (!a || !b) continue;
+      lo = Math.min(lo, a.lamport);
+      hi = Math.max(hi, b.lamport);
+    }
+    return lo === Infinity ? null : [lo, hi];
+  }
+
   /** Resolves when an event beyond `seq` is stored (or the log closes / `signal` aborts). */
   private waitBeyond(seq: number, signal?: AbortSignal): Promise<void> {
     if (this.maxSeq > seq || this.closed || signal?.aborted) return Promise.resolve();
@@ -395,12 +418,14 @@ export class EmbeddedLog implements EventSource {
     this.checkOpen();
     const lower: OffsetMap = { ...lowerBound };
     const upper: OffsetMap = { ...upperBound };
-    if (Object.keys(upper).length === 0) return;
-    let key: [number, string, number] = [-1, '', -1];
+    const range = this.lamportRange(lower, upper);
+    if (!range) return;
+    // Stream ids are non-empty, so (lamport, '', -1) is below every event with that lamport.
+    let key: [number, string, number] = [range[0], '', -1];
     for (;;) {
       if (options.signal?.aborted) return;
       this.checkOpen();
-      const rows = this.stmts.keyPage.all(key[0], key[1], key[2], this.pageSize);
+      const rows = this.stmts.keyPage.all(key[0], key[1], key[2], range[1], this.pageSize);
       if (rows.length === 0) return;
       const events = this.select(rows, parsed, lower, upper);
       const last = JSON.parse(rows[rows.length - 1]![1]) as ActyxEvent;

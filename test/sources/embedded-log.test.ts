@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -226,4 +227,42 @@ test('closing the log ends its subscriptions with an error instead of hanging', 
   } finally {
     cleanup();
   }
+});
+
+test('property: a bounded query returns exactly the matching events between the bounds, in event-key order', async () => {
+  const streamArb = fc.constantFrom('a-0', 'b-0', 'c-1');
+  const batchArb = fc.record({
+    stream: streamArb,
+    lamportStep: fc.integer({ min: 1, max: 5 }),
+    tags: fc.array(fc.subarray(['x', 'y']), { minLength: 1, maxLength: 4 }),
+  });
+  const boundArb = fc.dictionary(streamArb, fc.integer({ min: -1, max: 12 }));
+  await fc.assert(
+    fc.asyncProperty(fc.array(batchArb, { maxLength: 12 }), boundArb, boundArb, fc.constantFrom("'x'", "'y' | 'x' & 'y'", 'allEvents'), async (batches, lower, upper, query) => {
+      const log = new EmbeddedLog(':memory:', { pageSize: 3, foreignWritePollMs: 0 });
+      try {
+        const lamports: Record<string, number> = {};
+        for (const b of batches) {
+          const start = (lamports[b.stream] ?? 0) + b.lamportStep;
+          lamports[b.stream] = start + b.tags.length - 1;
+          log.appendSync(b.stream, b.tags.map((tags) => ({ tags, payload: null })), { lamport: start });
+        }
+        const everything = await collectQuery(log, 'allEvents', {}, await log.presentOffsets());
+        assert.equal(everything.length, batches.reduce((n, b) => n + b.tags.length, 0));
+        const parsed = parseQuery(query);
+        const expected = everything
+          .filter((e) => e.offset > (lower[e.stream] ?? -1) && upper[e.stream] !== undefined && e.offset <= upper[e.stream]!)
+          .filter((e) => matchesEvent(parsed, e))
+          .map(eventId);
+        const actual = (await collectQuery(log, query, lower, upper)).map(eventId);
+        assert.deepEqual(actual, expected);
+        const keys = everything.map((e) => [e.lamport, e.stream, e.offset] as const);
+        const sorted = [...keys].sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2] - y[2]);
+        assert.deepEqual(keys, sorted);
+      } finally {
+        await log.close();
+      }
+    }),
+    { numRuns: 150 },
+  );
 });

@@ -7,6 +7,7 @@
 //
 //   node scripts/start.mjs [--port 1880] [--user-dir .demo] [--examples drill-dashboard,machine-usage,erp-bookings | all]
 //                          [--no-simulator] [--no-audit-trail] [--fresh]
+//                          [--sim-ms-per-minute 1000] [--sim-duration-ms 0 (= until stopped)]
 //
 // The end-to-end tests run this script too (with a temporary user directory and --port 0).
 import { createRequire } from 'node:module';
@@ -21,7 +22,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
 
 function parseArgs(argv) {
-  const opts = { port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false };
+  const opts = { port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false, msPerMinute: 1000, simulateMs: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -38,11 +39,15 @@ function parseArgs(argv) {
       const v = value();
       opts.examples = v === 'all' ? readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : v.split(',').filter(Boolean);
     } else if (a === '--no-simulator') opts.simulator = false;
+    else if (a === '--sim-ms-per-minute') opts.msPerMinute = Number(value());
+    else if (a === '--sim-duration-ms') opts.simulateMs = Number(value());
     else if (a === '--no-audit-trail') opts.auditTrail = false;
     else if (a === '--fresh') opts.fresh = true;
     else throw new Error(`unknown option ${a}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('--port must be 0…65535');
+  if (!(opts.msPerMinute > 0)) throw new Error('--sim-ms-per-minute must be a positive number');
+  if (!(opts.simulateMs >= 0)) throw new Error('--sim-duration-ms must be 0 (no end) or a positive number');
   return opts;
 }
 
@@ -150,10 +155,15 @@ export async function main(argv = process.argv.slice(2)) {
   if (opts.simulator) {
     simulator = new FactorySimulator({
       log,
+      msPerMinute: opts.msPerMinute,
       firstOrder: 10000 + (Math.floor(Date.now() / 1000) % 80000),
       onError: (err) => console.error('factory simulator:', err instanceof Error ? err.message : err),
     });
     simulator.start();
+    if (opts.simulateMs > 0) {
+      const sim = simulator;
+      setTimeout(() => void sim.stop().then(() => console.log('Factory simulator finished.')), opts.simulateMs);
+    }
   }
 
   let stopping = null;

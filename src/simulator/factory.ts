@@ -18,7 +18,7 @@ export interface FactoryOptions {
   readonly msPerMinute?: number;
   /** Random numbers in [0, 1); default a seeded generator, so runs are repeatable. */
   readonly random?: () => number;
-  /** Take `machine` offline `afterMs` after start for `forMs` (default: the last machine, after 15 s, for 20 s). Null: never. */
+  /** Take `machine` offline `afterMs` after start for `forMs` (default: the last machine, after 15 and for 20 simulated minutes). Null: never. */
   readonly offline?: { readonly machine: string; readonly afterMs: number; readonly forMs: number } | null;
   /** First order number (default 4800). */
   readonly firstOrder?: number;
@@ -142,7 +142,7 @@ export class FactorySimulator {
     this.workers.forEach((worker, i) => this.loops.push(this.workerLoop(worker, i)));
     const offline =
       this.options.offline === undefined
-        ? { machine: this.machines[this.machines.length - 1]!, afterMs: 15_000, forMs: 20_000 }
+        ? { machine: this.machines[this.machines.length - 1]!, afterMs: 15 * this.msPerMinute, forMs: 20 * this.msPerMinute }
         : this.options.offline;
     if (offline) {
       const device = this.devices.get(offline.machine);

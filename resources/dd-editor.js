@@ -80,15 +80,22 @@
     var $lang = opts.languageField ? $('#node-input-' + opts.languageField) : null;
     var $editorRow = $('#node-input-' + field + '-editor').parent();
     var $path = $('#node-input-' + field + '-path');
-    var state = { editor: null, language: $lang ? $lang.val() || 'js' : 'js' };
+    // `shown`: where the text is now (null: only in the hidden input, before the first show).
+    var state = { editor: null, language: $lang ? $lang.val() || 'js' : 'js', shown: null };
 
+    /** The text being edited, wherever it is shown now. */
+    function currentText() {
+      if (state.editor) return state.editor.getValue();
+      return state.shown === 'path' ? $path.val() : $text.val();
+    }
     function show(language) {
-      var current = state.editor ? state.editor.getValue() : $path.length && state.language === 'path' ? $path.val() : $text.val();
+      var current = currentText();
       if (state.editor) {
         state.editor.destroy();
         state.editor = null;
       }
       state.language = language;
+      state.shown = language;
       if (language === 'path') {
         $editorRow.hide();
         $path.closest('.form-row').show();

@@ -102,6 +102,23 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   })()`);
   await mapNode.locator('.red-ui-flow-node-error.hide').waitFor({ state: 'attached' });
 
+  // The edit dialogs: a JavaScript function in the code editor; a property path in a text box.
+  await mapNode.dblclick();
+  await editor.locator('#node-input-func-editor').getByText("startsWith('machine:')").first().waitFor();
+  assert.equal(await editor.locator('#node-input-language').inputValue(), 'js');
+  await shot(editor, '2c-edit-dd-map');
+  await editor.locator('#node-dialog-cancel').click();
+  await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^per machine$/ }) }).dblclick();
+  await editor.locator('#node-input-key-path').waitFor();
+  assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
+  assert.equal(await editor.locator('#node-input-key-editor').isVisible(), false);
+  // Switching the language carries the text over into the code editor.
+  await editor.locator('#node-input-keyType').selectOption('jsonata');
+  await editor.locator('#node-input-key-editor').getByText('machine').first().waitFor();
+  assert.equal(await editor.locator('#node-input-key-path').isVisible(), false);
+  await editor.locator('#node-dialog-cancel').click();
+  await editor.locator('#node-dialog-cancel').waitFor({ state: 'detached' });
+
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
   await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();

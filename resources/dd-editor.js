@@ -129,6 +129,20 @@
     closeExpression(node, field);
   }
 
+  /** Lets the code editor take the height the edit tray has to spare. */
+  function resizeExpression(node, field, size) {
+    var state = node['_dd_' + field];
+    if (!state || !state.editor) return;
+    var $div = $('#node-input-' + field + '-editor');
+    var form = $('#dialog-form');
+    var others = 0;
+    form.find('> .form-row, > div > .form-row').not($div.parent()).each(function () {
+      if ($(this).is(':visible')) others += $(this).outerHeight(true);
+    });
+    $div.css('height', Math.max(120, size.height - others - 40) + 'px');
+    state.editor.resize();
+  }
+
   function closeExpression(node, field) {
     var state = node['_dd_' + field];
     if (state && state.editor) state.editor.destroy();
@@ -177,6 +191,7 @@
     setupExpression: setupExpression,
     saveExpression: saveExpression,
     closeExpression: closeExpression,
+    resizeExpression: resizeExpression,
     label: label,
   };
 })();

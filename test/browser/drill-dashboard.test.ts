@@ -116,8 +116,13 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await editor.locator('#node-input-keyType').selectOption('jsonata');
   await editor.locator('#node-input-key-editor').getByText('machine').first().waitFor();
   assert.equal(await editor.locator('#node-input-key-path').isVisible(), false);
-  await editor.locator('#node-dialog-cancel').click();
-  await editor.locator('#node-dialog-cancel').waitFor({ state: 'detached' });
+  // …and back; Done keeps the configuration.
+  await editor.locator('#node-input-keyType').selectOption('path');
+  assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
+  await editor.locator('#node-dialog-ok').click();
+  await editor.locator('#node-dialog-ok').waitFor({ state: 'detached' });
+  const saved = await editor.evaluate(`(() => { let f = null; RED.nodes.eachNode((n) => { if (n.name === 'per machine') f = n; }); return { keyType: f.keyType, key: f.key, valid: f.valid }; })()`);
+  assert.deepEqual(saved, { keyType: 'path', key: 'machine', valid: true });
 
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
 import { covers } from '../src/dataflow/offsets';
+import { shouldCompact } from '../src/dataflow/retention';
 import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
 import { createGraph, type Batch, type Collection, type Update } from '../src/engine';
 import { PostgresDatabase } from '../src/sinks/postgres-database';
@@ -32,7 +33,7 @@ const MACHINES = intEnv('BENCH_MACHINES', 50);
 const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
 const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
 const WITH_PG = process.env.BENCH_PG !== '0';
-const SETTINGS: DataflowSettings = { batchSize: 1000, batchMs: 20, maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
+const SETTINGS: DataflowSettings = { batchSize: intEnv('BENCH_BATCH', 10_000), batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -178,6 +179,7 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
   const out: EngineBatch[] = [];
   const offsets: Record<string, number> = {};
   let watermark = 0;
+  let lastCompaction: number | null = null;
   const t0 = performance.now();
   for (let i = 0, b = 0; i < all.length; i += SETTINGS.batchSize, b++) {
     const slice = all.slice(i, i + SETTINGS.batchSize);
@@ -188,7 +190,10 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
       if (e.timestamp > watermark) watermark = e.timestamp;
     }
     const r = await g.step({ events: updates });
-    if (SETTINGS.retentionMicros !== null && (b + 1) % 16 === 0) g.compact(watermark - SETTINGS.retentionMicros);
+    if (SETTINGS.retentionMicros !== null && shouldCompact(watermark - SETTINGS.retentionMicros, lastCompaction, SETTINGS.retentionMicros, b + 1)) {
+      lastCompaction = watermark - SETTINGS.retentionMicros;
+      g.compact(lastCompaction);
+    }
     out.push({ dashboard: r.outputs.get('dashboard') ?? [], usage: r.outputs.get('usage') ?? [], offsets: { ...offsets } });
   }
   return { ms: performance.now() - t0, batches: out };

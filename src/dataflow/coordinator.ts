@@ -17,7 +17,7 @@ import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
 import { sinkFingerprint } from './fingerprint';
 import { eventsBetween, OffsetTracker } from './offsets';
 import { planRestart, type Level } from './restart-plan';
-import { COMPACT_EVERY_BATCHES, retentionCutoff } from './retention';
+import { retentionCutoff, shouldCompact } from './retention';
 import { Abandoned, retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
 import type { DataflowDefinition, DataflowListener, DataflowMember, MemberStatus, SinkMember } from './types';
@@ -100,6 +100,7 @@ class Coordinator implements RunningDataflow {
   private inFlight = 0;
   private wakeCapacity: (() => void) | null = null;
   private batchCount = 0;
+  private lastCompaction: number | null = null;
   private eventsRead = 0;
   private eventsReplayed = 0;
   private batchesCommitted = 0;
@@ -352,9 +353,10 @@ class Coordinator implements RunningDataflow {
       }
     }
     if (this.stopping) return;
-    if (this.settings.retentionMicros !== null && ++this.batchCount % COMPACT_EVERY_BATCHES === 0) {
-      const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
-      if (cutoff !== null) built.graph.compact(cutoff);
+    const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
+    if (cutoff !== null && shouldCompact(cutoff, this.lastCompaction, this.settings.retentionMicros as number, ++this.batchCount)) {
+      built.graph.compact(cutoff);
+      this.lastCompaction = cutoff;
     }
     const offsets = this.tracker.snapshot();
     const watermark = this.watermark;

@@ -10,8 +10,15 @@ export function retentionCutoff(watermark: number | null, windowMicros: number |
   return watermark - windowMicros;
 }
 
-/** How often (in batches) the running dataflow compacts operator state. */
-export const COMPACT_EVERY_BATCHES = 16;
+/**
+ * Whether to compact now: when the cutoff moved by an eighth of the window since the last
+ * compaction (state stays within 1⅛ windows whatever the batch size), and at least every 256
+ * batches (late events below the cutoff are dropped eventually even when time stands still).
+ */
+export function shouldCompact(cutoff: number, lastCutoff: number | null, windowMicros: number, batchCount: number): boolean {
+  if (lastCutoff === null) return true;
+  return cutoff - lastCutoff >= windowMicros / 8 || batchCount % 256 === 0;
+}
 
 /** Parses a window such as 365 with unit 'days' into µs; null when empty or zero (no retention). */
 export function windowMicros(amount: number | null, unit: 'seconds' | 'minutes' | 'hours' | 'days'): number | null {

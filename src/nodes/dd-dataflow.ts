@@ -13,7 +13,7 @@ import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** Defaults: small batches keep live latency low, 1000 events per commit keep catch-up fast. */
-export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 1000, batchMs: 20, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
+export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
 type Unit = (typeof UNITS)[number];

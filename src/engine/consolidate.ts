@@ -13,7 +13,10 @@ export function consolidate<T extends Value>(batch: Batch<T>): Update<T>[] {
   if (batch.length <= 1) return batch.length === 1 && batch[0][1] !== 0 ? [batch[0]] : [];
   const sums = new ValueMap<[T, number, number]>();
   const order: [T, number, number][] = [];
-  for (const [value, diff, time] of batch) {
+  for (let i = 0; i < batch.length; i++) {
+    const value = batch[i][0];
+    const diff = batch[i][1];
+    const time = batch[i][2];
     const acc = sums.get(value);
     if (acc === undefined) {
       const fresh: [T, number, number] = [value, diff, time];

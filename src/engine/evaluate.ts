@@ -39,7 +39,8 @@ export function evaluateAll<R>(
         out[i] = r;
         continue;
       }
-      out[i] = accept(ctx, operator, values[i], r, check);
+      if (check === null) out[i] = r;
+      else out[i] = accept(ctx, operator, values[i], r, check);
     }
   } catch (stop) {
     if (pending) for (const i of pending) (out[i] as Promise<unknown>).then(undefined, ignore);

@@ -150,7 +150,9 @@ function toColumns(input: InputNode, batch: Batch): Columns | null {
   for (let i = 0; i < n; i++) {
     const u = batch[i];
     if (!Array.isArray(u) || u.length !== 3) throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
-    const [value, diff, time] = u;
+    const value = u[0];
+    const diff = u[1];
+    const time = u[2];
     if (value === undefined) throw new TypeError(`input ${input.name}: update ${i} has no value`);
     if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
     if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);

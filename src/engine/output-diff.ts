@@ -48,23 +48,29 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPa
     if (problem !== null) throw new TypeError(`reduce output is not a JSON value: ${problem}`);
     add(next[i][0], next[i][1]);
   }
-  const kept = p === 0 ? next : prev.slice(0, p).concat(next.slice(p));
+  let kept: OutputPair[] | readonly OutputPair[] = next;
+  if (p > 0) {
+    const k = prev.slice(0, p);
+    for (let i = p; i < next.length; i++) k.push(next[i]);
+    kept = k;
+  }
   return { diff: order.filter((x) => x[1] !== 0), kept };
 }
 
 /** Checks the shape of what a reduce function produced and drops zero multiplicities. */
-export function collectOutputs(pushed: readonly unknown[], returned: unknown): OutputPair[] {
+export function collectOutputs(pushed: readonly unknown[], returned: unknown): readonly OutputPair[] {
   let all: readonly unknown[] = pushed;
   if (returned !== undefined && returned !== pushed) {
     if (!Array.isArray(returned)) throw new TypeError(`reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`);
     all = pushed.length === 0 ? returned : pushed.concat(returned);
   }
-  const out: OutputPair[] = [];
+  let zeros = 0;
   for (const pair of all) {
     if (!Array.isArray(pair) || pair.length !== 2 || !Number.isInteger(pair[1])) {
       throw new TypeError('reduce output must be [value, multiplicity] pairs with integer multiplicities');
     }
-    if (pair[1] !== 0) out.push(pair as unknown as OutputPair);
+    if (pair[1] === 0) zeros++;
   }
-  return out;
+  if (zeros === 0) return all as readonly OutputPair[];
+  return (all as readonly OutputPair[]).filter((pair) => pair[1] !== 0);
 }

@@ -1,0 +1,171 @@
+/**
+ * The dd-dataflow config node in the Node-RED runtime (node-red-node-test-helper with the real
+ * actyx-config, actyx-subscribe, dd-map, db-config and db-sink nodes and the core catch node): inputs
+ * from wires, after-commit messages, a non-dataflow node wired into a db-sink, a throwing function
+ * reaching a Catch node with the event, restart on every deploy without writing again.
+ */
+import { after, afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import actyxConfig from '../../src/nodes/actyx-config';
+import actyxSubscribe from '../../src/nodes/actyx-subscribe';
+import dbConfig from '../../src/nodes/db-config';
+import dbSink from '../../src/nodes/db-sink';
+import ddDataflow, { parseDataflowSettings, wireInputs } from '../../src/nodes/dd-dataflow';
+import ddMap from '../../src/nodes/dd-map';
+import type { NodeAPI } from '../../src/nodes/red';
+import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
+import { errorsOf, eventually, helper, statusesOf, type FlowNode } from '../nodes/dd-helper';
+import { tempDir } from './support';
+
+const require = createRequire(__filename);
+const catchNode = require('@node-red/nodes/core/common/25-catch.js') as (RED: NodeAPI) => void;
+const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddMap, catchNode];
+const dir = tempDir('deltaflow-dd-dataflow-node-');
+let run = 0;
+/** The helper's redeploy (full or 'nodes' = only changed nodes restart). */
+const setFlows = (nodes: FlowNode[], type: 'full' | 'nodes'): Promise<void> => (helper as unknown as { setFlows(f: FlowNode[], t: string): Promise<void> }).setFlows(nodes, type);
+
+afterEach(async () => {
+  await helper.unload();
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const MAP_JS = "if (record.payload.order === 'bad') throw new Error('bad order'); return { machine: record.tags.find((t) => t.startsWith('machine:')).slice(8), order: record.payload.order };";
+
+function flow(logFile: string, dbFile: string, extra: FlowNode[] = [], mapFunc = MAP_JS): FlowNode[] {
+  return [
+    { id: 'tab', type: 'tab' },
+    { id: 'log', type: 'actyx-config', kind: 'embedded', file: logFile },
+    { id: 'df', type: 'dd-dataflow', name: 'plant', batchSize: '500', batchMs: '2', maxInFlight: '2', retention: '', retentionUnit: 'days', onError: 'skip' },
+    { id: 'db', type: 'db-config', kind: 'sqlite', filename: dbFile },
+    { id: 'sub', type: 'actyx-subscribe', z: 'tab', actyx: 'log', query: "'machine'", dataflow: 'df', wires: [['map']] },
+    { id: 'map', type: 'dd-map', z: 'tab', dataflow: 'df', language: 'js', func: mapFunc, wires: [['sink', 'tap']] },
+    {
+      id: 'sink',
+      type: 'db-sink',
+      z: 'tab',
+      dataflow: 'df',
+      database: 'db',
+      table: 'orders',
+      mode: 'multiset',
+      columns: [
+        { name: 'machine', type: 'text', source: 'path', value: 'machine', key: false, index: true, exclude: false },
+        { name: 'order_no', type: 'text', source: 'path', value: 'order', key: false, index: false, exclude: false },
+      ],
+      wires: [['after']],
+    },
+    { id: 'tap', type: 'helper', z: 'tab' },
+    { id: 'after', type: 'helper', z: 'tab' },
+    { id: 'catcher', type: 'catch', z: 'tab', scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'caught', type: 'helper', z: 'tab' },
+    ...extra,
+  ].map((n) => (n.z ? { x: 0, y: 0, ...n } : n)); // x/y: a flow node, not a config node
+}
+
+async function publish(logFile: string, orders: string[]): Promise<void> {
+  const handle = openSharedEmbeddedLog(logFile);
+  try {
+    for (const order of orders) await handle.log.publishAs('drill1-0', [{ tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order } }]);
+  } finally {
+    await handle.release();
+  }
+}
+
+function rows(dbFile: string): { machine: string; order_no: string }[] {
+  try {
+    const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare('select machine, order_no from orders order by order_no').all() as { machine: string; order_no: string }[];
+    } finally {
+      db.close();
+    }
+  } catch {
+    return [];
+  }
+}
+
+test('settings: defaults, units, and a clear message for unusable values', () => {
+  const ok = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', batchSize: '200', batchMs: '0', maxInFlight: '8', retention: '1.5', retentionUnit: 'hours', onError: 'stop' });
+  assert.deepEqual(ok.settings, { batchSize: 200, batchMs: 0, maxInFlight: 8, retentionMicros: 1.5 * 3600e6, onError: 'stop' });
+  assert.deepEqual(ok.problems, []);
+  const bad = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', batchSize: '-3', maxInFlight: 'many', retention: 'x' });
+  assert.equal(bad.settings.batchSize, 10000);
+  assert.equal(bad.settings.retentionMicros, null);
+  assert.equal(bad.problems.length, 3);
+  assert.match(bad.problems[0] ?? '', /batchSize must be a whole number/);
+});
+
+test('wire inputs: first-port wires between members are inputs; wires from other nodes are bad wires', () => {
+  const members = new Map([['a', 1], ['b', 1], ['s', 1]]);
+  const { inputs, badWires } = wireInputs('df', members, [
+    { id: 'a', type: 'actyx-subscribe', label: 'A', dataflow: 'df', wires: [['b']] },
+    { id: 'b', type: 'dd-map', label: 'B', dataflow: 'df', wires: [['s']] },
+    { id: 's', type: 'db-sink', label: 'S', dataflow: 'df', wires: [['b']] },
+    { id: 'inj', type: 'inject', label: 'tick', dataflow: undefined, wires: [['s']] },
+    { id: 'other', type: 'dd-map', label: 'O', dataflow: 'df2', wires: [['s']] },
+  ]);
+  assert.deepEqual(inputs.get('b'), ['a']);
+  assert.deepEqual(inputs.get('s'), ['b']);
+  assert.match((badWires.get('b') ?? []).join(), /S \(db-sink\) sends committed rows/);
+  assert.match((badWires.get('s') ?? []).join(), /tick \(inject\) is not part of this dataflow.*O \(dd-map\) belongs to a different dataflow/);
+});
+
+test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, Catch sees a throwing function with the event, redeploy writes nothing again', async () => {
+  run++;
+  const logFile = join(dir, `log-${run}.sqlite`);
+  const dbFile = join(dir, `db-${run}.sqlite`);
+  await publish(logFile, ['1', 'bad', '2']);
+  await helper.load(NODES, flow(logFile, dbFile, [{ id: 'inj', type: 'helper', z: 'tab', wires: [['sink']] }]));
+  const after: Record<string, unknown>[] = [];
+  const taps: Record<string, unknown>[] = [];
+  const caught: Record<string, unknown>[] = [];
+  helper.getNode('after').on('input', (m) => after.push(m));
+  helper.getNode('tap').on('input', (m) => taps.push(m));
+  helper.getNode('caught').on('input', (m) => caught.push(m));
+
+  await eventually(() => rows(dbFile).length === 2, 'two rows');
+  await publish(logFile, ['3']);
+  await eventually(() => rows(dbFile).length === 3, 'the live row');
+  assert.deepEqual(rows(dbFile).map((r) => r.order_no), ['1', '2', '3']);
+
+  // db-sink sends the committed row changes with the offsets and the table name.
+  await eventually(() => after.some((m) => JSON.stringify(m.payload).includes('"3"')), 'after-commit message');
+  const last = after.find((m) => JSON.stringify(m.payload).includes('"3"')) as { payload: { op: string; row: Record<string, unknown> }[]; offsets: Record<string, number>; table: string; _deltaflow: unknown };
+  assert.deepEqual(last.payload, [{ op: 'insert', row: { machine: 'Drill1', order_no: '3' } }]);
+  assert.deepEqual(last.offsets, { 'drill1-0': 3 });
+  assert.equal(last.table, 'orders');
+  assert.ok(last._deltaflow);
+  // The tapped dd-map sends [{value, diff}] for events after the committed offsets.
+  await eventually(() => taps.length > 0, 'tap message');
+  assert.ok(taps.some((m) => JSON.stringify(m.payload) === JSON.stringify([{ value: { machine: 'Drill1', order: '3' }, diff: 1 }])), JSON.stringify(taps.map((t) => t.payload)));
+
+  // The throwing function: node.error names the event; a Catch node receives it with the event.
+  await eventually(() => caught.length > 0, 'catch message');
+  const err = caught[0] as { error: { message: string; source: { id: string } }; event: { stream: string; offset: number } };
+  assert.equal(err.error.source.id, 'map');
+  assert.match(err.error.message, /bad order/);
+  assert.match(err.error.message, /event drill1-0\/1/);
+  assert.deepEqual([err.event.stream, err.event.offset], ['drill1-0', 1]);
+  assert.ok(statusesOf('map').some((s) => s.text === 'live, 1 skipped'), JSON.stringify(statusesOf('map')));
+
+  // A non-dataflow node wired into the db-sink is reported on the sink.
+  assert.ok(errorsOf('sink').some((e) => /inj \(helper\) is not part of this dataflow/.test(e)), JSON.stringify(errorsOf('sink')));
+  assert.ok(statusesOf('sink').some((s) => s.text === 'bad input wire'));
+
+  // A full redeploy of the same flow: the new coordinator replays without writing.
+  const db = new Database(dbFile);
+  db.exec("create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end;");
+  db.close();
+  await setFlows(flow(logFile, dbFile), 'full');
+  await eventually(() => statusesOf('sink').some((s) => s.text === 'live'), 'live again');
+  const count = new Database(dbFile, { readonly: true });
+  assert.equal((count.prepare('select n from writes').get() as { n: number }).n, 0);
+  count.close();
+  // A partial deploy that changes the function rebuilds the table from the events.
+  await setFlows(flow(logFile, dbFile, [], MAP_JS.replace("order: record.payload.order", "order: 'o' + record.payload.order")), 'nodes');
+  await eventually(() => rows(dbFile).map((r) => r.order_no).join() === 'o1,o2,o3', 'rebuilt table', 10_000);
+});

@@ -222,7 +222,9 @@ export class FactorySimulator {
     const m = (payload: MachineEvent) => controller.record(machineTags(machine), payload);
 
     await w({ type: 'setupStarted', machine, order });
-    if (!(await this.sleep(this.between(2, 5)))) return;
+    // Once begun, an order runs to its end even when the simulator stops (sleeps then end at once),
+    // so the log never holds half a work cycle.
+    await this.sleep(this.between(2, 5));
     await w({ type: 'setupFinished', machine, order });
     await m({ type: 'started', order });
     await w({ type: 'workStarted', machine, order, step });
@@ -232,7 +234,6 @@ export class FactorySimulator {
       stopped = !(await this.sleep(this.between(3, 8)));
       await w({ type: 'partsReported', order, count: 5 + Math.floor(this.random() * 25), part });
     }
-    // Even when stopping, finish the order so that every started machine is stopped again.
     await w({ type: 'workStopped', machine, order, step });
     await m({ type: 'stopped', order });
     await w({ type: 'stepFinished', order, step });

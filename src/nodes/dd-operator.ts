@@ -132,6 +132,8 @@ function wrongSources(config: NodeDef, deployed: ReadonlyMap<string, DeployedNod
     if (!other.wires.some((port) => port.includes(config.id))) continue;
     if (other.type === 'db-sink' || !isDataflowMemberType(other.type)) {
       wrong.push(`${other.label} (${other.type}) is not part of a dataflow`);
+    } else if (other.dataflow === undefined || other.dataflow === '') {
+      wrong.push(`${other.label} (${other.type}) is in no dataflow (its Dataflow field is empty)`);
     } else if (other.dataflow !== config.dataflow) {
       wrong.push(`${other.label} (${other.type}) belongs to a different dataflow`);
     }

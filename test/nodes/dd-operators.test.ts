@@ -121,3 +121,17 @@ test('messages a dataflow node sent after a commit are ignored on a dd node inpu
   assert.equal(errorsOf('op').length, 1, JSON.stringify(errorsOf('op')));
   assert.match(errorsOf('op')[0]!, /did not come from the dataflow/);
 });
+
+test('dataflow nodes of another dataflow, or of none, wired into a dd node are named at deploy', async () => {
+  await helper.load(NODES, [
+    dataflow,
+    { id: 'df2', type: 'dd-dataflow', name: 'second dataflow' },
+    { id: 'tab', type: 'tab' },
+    operator('dd-map', VALID['dd-map']!, { id: 'other', name: 'other map', dataflow: 'df2', wires: [['op']] }),
+    operator('dd-filter', VALID['dd-filter']!, { id: 'loose', name: 'loose filter', dataflow: '', wires: [['op']] }),
+    operator('dd-groupby', VALID['dd-groupby']!),
+  ]);
+  const errors = errorsOf('op').join('\n');
+  assert.match(errors, /other map \(dd-map\) belongs to a different dataflow/);
+  assert.match(errors, /loose filter \(dd-filter\) is in no dataflow \(its Dataflow field is empty\)/);
+});

@@ -63,7 +63,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await editor.goto(`${nodeRed.base}/`);
   await editor.locator('#red-ui-palette-container-dataflow').waitFor();
   // The palette shows the dataflow nodes.
-  for (const label of ['filter', 'map', 'group by', 'max by', 'min by', 'reduce', 'aggregate']) {
+  for (const label of ['filter', 'map', 'flat map', 'distinct', 'group by', 'max by', 'min by', 'reduce', 'aggregate']) {
     await editor.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`) }).first().waitFor();
   }
 

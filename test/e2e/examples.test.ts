@@ -79,7 +79,7 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
 
   const flows = (await (await fetch(`${nodeRed.base}/flows`)).json()) as { type: string }[];
   const types = new Set(flows.map((n) => n.type));
-  for (const t of ['dd-filter', 'dd-map', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
+  for (const t of ['dd-filter', 'dd-map', 'dd-flatmap', 'dd-distinct', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
     assert.ok(types.has(t), `no ${t} deployed`);
   }
 
@@ -87,6 +87,12 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   assert.deepEqual(await waitFor('usage row', () => tableRows('machine-usage.sqlite', 'machine_usage', 'started'), (r) => r.length > 0), expectedUsage);
   assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_totals', 'machine'), [{ machine: 'Drill1', minutes: 31 }]);
   assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_first_use', 'machine'), [{ machine: 'Drill1', manufacturing_order: '4711', started: usage.started }]);
+  // 8:56–9:27 split into the hours it touches; the orders each machine worked on.
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_hourly', 'hour'), [
+    { machine: 'Drill1', hour: '2020-06-24T08:00:00.000Z', minutes: 4 },
+    { machine: 'Drill1', hour: '2020-06-24T09:00:00.000Z', minutes: 27 },
+  ]);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_orders', 'machine'), [{ machine: 'Drill1', manufacturing_order: '4711' }]);
   assert.deepEqual(await waitFor('booking row', () => tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), (r) => r.length > 0), [expectedBooking]);
   const outbox = await waitFor('outbox row', () => tableRows('erp-bookings.sqlite', 'erp_outbox', 'idempotency_key'), (r) => r.length > 0);
   assert.equal(outbox.length, 1);

@@ -13,9 +13,11 @@ import ddMaxby from '../../src/nodes/dd-maxby';
 import ddMinby from '../../src/nodes/dd-minby';
 import ddReduce from '../../src/nodes/dd-reduce';
 import ddAggregate from '../../src/nodes/dd-aggregate';
+import ddFlatmap from '../../src/nodes/dd-flatmap';
+import ddDistinct from '../../src/nodes/dd-distinct';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
-const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate];
+const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate, ddFlatmap, ddDistinct];
 
 /** A valid configuration of every operator type. */
 const VALID: Record<string, Record<string, unknown>> = {
@@ -26,6 +28,8 @@ const VALID: Record<string, Record<string, unknown>> = {
   'dd-minby': { byType: 'jsonata', by: 'timestamp' },
   'dd-reduce': { func: 'let n = 0; for (const [, m] of inputs) n += m; outputs.push([{ key, n }, 1]);' },
   'dd-aggregate': { aggregate: 'sum', valueType: 'path', value: 'payload.count' },
+  'dd-flatmap': { language: 'js', func: 'return record.tags.map((tag) => ({ tag }));' },
+  'dd-distinct': {},
 };
 
 const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'test dataflow' };
@@ -76,6 +80,8 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
     ['dd-reduce', { func: 'for (' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
     ['dd-aggregate', { aggregate: 'avg' }, /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/, 'invalid expression'],
     ['dd-aggregate', { aggregate: 'sum', valueType: 'path', value: '' }, /^my node: value to sum: the property path is empty$/, 'invalid expression'],
+    ['dd-flatmap', { language: 'jsonata', func: 'tags[' }, /^my node: function: JSONata syntax error/, 'invalid expression'],
+    ['dd-flatmap', { language: 'js', func: 'return [record' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
   ];
   for (const [type, config, expected, status] of cases) {
     test(`${type} ${JSON.stringify(config)}`, async () => {

@@ -22,11 +22,13 @@ import ddMaxby from '../../src/nodes/dd-maxby';
 import ddMinby from '../../src/nodes/dd-minby';
 import ddReduce from '../../src/nodes/dd-reduce';
 import ddAggregate from '../../src/nodes/dd-aggregate';
+import ddFlatmap from '../../src/nodes/dd-flatmap';
+import ddDistinct from '../../src/nodes/dd-distinct';
 import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
 import { machineTags } from '../../src/simulator/event-model';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
-const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate];
+const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate, ddFlatmap, ddDistinct];
 const dir = mkdtempSync(join(tmpdir(), 'deltaflow-dd-pipeline-'));
 let run = 0;
 
@@ -142,7 +144,10 @@ test('grouped operators fed ungrouped records work on one group with key null; r
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'map', type: 'dd-map', input: 'sub', language: 'jsonata', func: '{"order": payload.order, "at": timestamp}', wires: [['count', 'first', 'orders']] },
+      { id: 'map', type: 'dd-map', input: 'sub', language: 'jsonata', func: '{"order": payload.order, "at": timestamp}', wires: [['count', 'first', 'orders', 'explode']] },
+      { id: 'explode', type: 'dd-flatmap', language: 'js', func: "return [{ order: record.order }, { order: 'any' }];", wires: [['once']] },
+      { id: 'once', type: 'dd-distinct', wires: [['distinct']] },
+      { id: 'distinct', type: 'db-sink', database: 'db', table: 'distinct_orders', mode: 'multiset', columns: [col('order_no', 'text', 'order')] },
       { id: 'count', type: 'dd-aggregate', aggregate: 'count', wires: [['counts']] },
       { id: 'counts', type: 'db-sink', database: 'db', table: 'counts', mode: 'multiset', columns: [col('k', 'text', 'key'), col('n', 'integer', 'count')] },
       { id: 'first', type: 'dd-minby', byType: 'path', by: 'at', wires: [['firsts']] },
@@ -158,6 +163,9 @@ test('grouped operators fed ungrouped records work on one group with key null; r
   );
   await eventually(() => table(dbFile, 'SELECT * FROM reduced').length === 1 && table(dbFile, 'SELECT * FROM counts').length === 1, 'the aggregates');
   assert.deepEqual(table(dbFile, 'SELECT * FROM counts'), [{ k: null, n: 4 }]);
+  // flat map: two records per event (8 in all, 'any' four times); distinct: each once.
+  await eventually(() => table(dbFile, 'SELECT * FROM distinct_orders').length === 3, 'the distinct orders');
+  assert.deepEqual(table(dbFile, 'SELECT order_no FROM distinct_orders ORDER BY order_no'), [{ order_no: '7' }, { order_no: '8' }, { order_no: 'any' }]);
   assert.deepEqual(table(dbFile, 'SELECT * FROM firsts'), [{ order_no: '7', at: 1_000_000 }]);
   // Inputs sorted by the record order ({at, order} compares `at` first), each with its multiplicity.
   assert.deepEqual(table(dbFile, 'SELECT * FROM reduced'), [{ k: null, orders: '7x1,8x1,7x2' }]);

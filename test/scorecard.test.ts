@@ -160,3 +160,21 @@ test('D03 dependencies are locked at versions their ranges admit, on the newest 
     assert.ok(/^\^/.test(range) || HELD_BACK[name], `${name}: ${range} does not follow minor and patch releases`);
   }
 });
+
+test('every field of every editor form is explained in the node help (a <dt> naming its label)', () => {
+  const strip = (html: string) => html.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+  const problems: string[] = [];
+  for (const js of Object.values(pkg['node-red'].nodes)) {
+    const file = js.replace(/\.js$/, '.html');
+    const html = readFileSync(join(root, file), 'utf8');
+    const form = /data-template-name="[^"]+">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
+    const help = /data-help-name="[^"]+">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
+    assert.ok(form && help, `${file}: no form or no help`);
+    const terms = [...help.matchAll(/<dt[^>]*>([\s\S]*?)<\/dt>/g)].map((m) => strip(m[1]!).toLowerCase());
+    for (const m of form.matchAll(/<label[^>]*>([\s\S]*?)<\/label>/g)) {
+      const label = strip(m[1]!);
+      if (label !== '' && !terms.some((t) => t.includes(label.toLowerCase()))) problems.push(`${file}: field "${label}"`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});

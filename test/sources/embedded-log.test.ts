@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
-import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { decodePage, EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
@@ -265,4 +265,14 @@ test('property: a bounded query returns exactly the matching events between the 
     }),
     { numRuns: 150 },
   );
+});
+
+test('a page read out of order (SQLite does not promise group_concat order) is put back in order', () => {
+  const e = (lamport: number, stream: string, offset: number) => ({ lamport, stream, offset, timestamp: 0, tags: [], appId: 'a', payload: null });
+  const text = JSON.stringify([7, e(3, 'b', 0), 5, e(1, 'a', 0), 9, e(3, 'a', 1)]);
+  assert.deepEqual(decodePage(text, 'seq').events.map(eventId), ['a/0', 'b/0', 'a/1']);
+  assert.equal(decodePage(text, 'seq').lastSeq, 9);
+  assert.deepEqual(decodePage(text, 'key').events.map(eventId), ['a/0', 'a/1', 'b/0']);
+  const inOrder = JSON.stringify([1, e(1, 'a', 0), 2, e(2, 'a', 1)]);
+  assert.deepEqual(decodePage(inOrder, 'key').events.map(eventId), ['a/0', 'a/1']);
 });

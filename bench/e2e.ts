@@ -12,7 +12,7 @@
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
@@ -149,8 +149,7 @@ async function openLog(workDir: string): Promise<EmbeddedLog> {
 
 // ---- floors ----------------------------------------------------------------------------------
 
-async function readFloor(log: EmbeddedLog): Promise<{ ms: number; events: ActyxEvent[][] }> {
-  const present = await log.presentOffsets();
+async function readFloor(log: EmbeddedLog, present: OffsetMap): Promise<{ ms: number; events: ActyxEvent[][] }> {
   const batches: ActyxEvent[][] = [];
   const t0 = performance.now();
   let n = 0;
@@ -270,14 +269,14 @@ async function liveLatency(log: EmbeddedLog, run: RunningDataflow, listener: Ret
 const pct = (sorted: readonly number[], p: number): string => `${(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN).toFixed(1)} ms`;
 
 /** The dashboard pipeline's engine state after growing prefixes of the history. */
-async function dashboardState(chunks: readonly ActyxEvent[][]): Promise<string> {
+async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<string> {
   const g = createGraph();
   const input = g.input<DrillEvent>('events', { insertOnly: true });
   g.output('dashboard', dashboardPipeline(input));
   const marks: string[] = [];
   let n = 0;
   let next = 1000;
-  for (const chunk of chunks) {
+  for await (const chunk of log.queryBatches("'machine'", {}, present)) {
     await g.step({ events: chunk.map((e) => [e as unknown as DrillEvent, 1, e.timestamp] as Update<DrillEvent>) });
     n += chunk.length;
     if (n >= next) {
@@ -290,47 +289,43 @@ async function dashboardState(chunks: readonly ActyxEvent[][]): Promise<string> 
 }
 
 async function main(): Promise<void> {
-  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms, ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}`);
+  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms, ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
   const log = await openLog(dir);
+  const history = await log.presentOffsets();
+  const pgDb = (): PostgresDatabase => new PostgresDatabase(process.env.PGHOST || process.env.DATABASE_URL ? {} : { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+  const prefix = `bench_${process.pid}_`;
   try {
-    const read = await readFloor(log);
-    const engine = await engineFloor(read.events);
-    const chunks = read.events;
-    read.events = [];
+    // End to end first, on a fresh heap (the floors below keep all events in memory).
+    const db = new SqliteDatabase({ filename: join(dir, 'views.sqlite') });
+    const e2e = await endToEnd(log, db, '');
+    const rss = rssAfterGc();
+    const state = e2e.run.stats().stateSize;
+    const commits = e2e.run.stats().batchesCommitted;
+    const lat = await liveLatency(log, e2e.run, e2e.listener);
+    await e2e.run.stop();
+    await db.close();
+    let pg: { ms: number; commits: number; lat: number[] } | null = null;
+    if (WITH_PG) {
+      const pgE2eDb = pgDb();
+      const run = await endToEnd(log, pgE2eDb, prefix);
+      const commitsPg = run.run.stats().batchesCommitted;
+      pg = { ms: run.ms, commits: commitsPg, lat: await liveLatency(log, run.run, run.listener) };
+      await run.run.stop();
+      await pgE2eDb.close();
+    }
 
-    console.log('\nSQLite (WAL, synchronous=NORMAL)');
+    // Floors over the same events (the live events above are not part of them).
+    const read = await readFloor(log, history);
+    const engine = await engineFloor(read.events);
+    read.events = [];
     const floorDb = new SqliteDatabase({ filename: join(dir, 'floor.sqlite') });
     const sqliteWrite = await writeFloor(floorDb, '', engine.batches);
     await floorDb.close();
-    const db = new SqliteDatabase({ filename: join(dir, 'views.sqlite') });
-    const e2e = await endToEnd(log, db, '');
-    line('end to end (catch-up, commits per batch)', `${rate(EVENTS, e2e.ms)}  (${(e2e.ms / 1000).toFixed(2)} s, ${e2e.run.stats().batchesCommitted} commits)`);
-    line('floor: reading + parsing the events alone', `${rate(EVENTS, read.ms)}  (${(read.ms / 1000).toFixed(2)} s)`);
-    line('floor: engine alone (same batches)', `${rate(EVENTS, engine.ms)}  (${(engine.ms / 1000).toFixed(2)} s)`);
-    line('floor: writing the same rows alone', `${rate(EVENTS, sqliteWrite)}  (${(sqliteWrite / 1000).toFixed(2)} s)`);
-    line('sum of the floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
-    line('RSS after catch-up', `${mb(rssAfterGc())}  (engine state entries: ${e2e.run.stats().stateSize.toLocaleString('en-US')})`);
-    const lat = await liveLatency(log, e2e.run, e2e.listener);
-    line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
-    await e2e.run.stop();
-    await db.close();
-
+    let pgWrite = 0;
     if (WITH_PG) {
-      console.log('\nPostgreSQL');
-      const pgDb = (): PostgresDatabase =>
-        new PostgresDatabase(process.env.PGHOST || process.env.DATABASE_URL ? {} : { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
-      const prefix = `bench_${process.pid}_`;
       const floor = pgDb();
-      const pgWrite = await writeFloor(floor, `${prefix}floor_`, engine.batches);
-      const pgE2eDb = pgDb();
-      const pgRun = await endToEnd(log, pgE2eDb, prefix);
-      line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pgRun.ms)}  (${(pgRun.ms / 1000).toFixed(2)} s, ${pgRun.run.stats().batchesCommitted} commits)`);
-      line('floor: writing the same rows alone', `${rate(EVENTS, pgWrite)}  (${(pgWrite / 1000).toFixed(2)} s)`);
-      line('sum of the floors', rate(EVENTS, read.ms + engine.ms + pgWrite));
-      const pgLat = await liveLatency(log, pgRun.run, pgRun.listener);
-      line(`live: ${pgLat.length} events at 1,000/s → committed row`, `p50 ${pct(pgLat, 0.5)}, p99 ${pct(pgLat, 0.99)}, max ${pct(pgLat, 1)}`);
-      await pgRun.run.stop();
+      pgWrite = await writeFloor(floor, `${prefix}floor_`, engine.batches);
       await floor.transaction(async (tx) => {
         for (const p of [`${prefix}floor_`, prefix]) {
           await tx.dropTable(dashboardTable(`${p}dashboard`));
@@ -338,11 +333,25 @@ async function main(): Promise<void> {
         }
       });
       await floor.close();
-      await pgE2eDb.close();
     }
 
+    console.log('\nSQLite (WAL, synchronous=NORMAL)');
+    line('end to end (catch-up, commits per batch)', `${rate(EVENTS, e2e.ms)}  (${(e2e.ms / 1000).toFixed(2)} s, ${commits} commits)`);
+    line('floor: reading + parsing the events alone', `${rate(EVENTS, read.ms)}  (${(read.ms / 1000).toFixed(2)} s)`);
+    line('floor: engine alone (same batches)', `${rate(EVENTS, engine.ms)}  (${(engine.ms / 1000).toFixed(2)} s)`);
+    line('floor: writing the same rows alone', `${rate(EVENTS, sqliteWrite)}  (${(sqliteWrite / 1000).toFixed(2)} s)`);
+    line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
+    line('RSS after catch-up', `${mb(rss)}  (engine state entries: ${state.toLocaleString('en-US')})`);
+    line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
+    if (pg) {
+      console.log('\nPostgreSQL');
+      line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pg.ms)}  (${(pg.ms / 1000).toFixed(2)} s, ${pg.commits} commits)`);
+      line('floor: writing the same rows alone', `${rate(EVENTS, pgWrite)}  (${(pgWrite / 1000).toFixed(2)} s)`);
+      line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + pgWrite));
+      line(`live: ${pg.lat.length} events at 1,000/s → committed row`, `p50 ${pct(pg.lat, 0.5)}, p99 ${pct(pg.lat, 0.99)}, max ${pct(pg.lat, 1)}`);
+    }
     console.log('\nDashboard engine state (entries) as the history grows');
-    line('dashboard pipeline alone', await dashboardState(chunks));
+    line('dashboard pipeline alone', await dashboardState(log, history));
   } finally {
     await log.close();
     rmSync(dir, { recursive: true, force: true });

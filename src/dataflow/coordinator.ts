@@ -15,7 +15,7 @@ import { chunksOf, readInBatches } from './batcher';
 import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
 import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
 import { sinkFingerprint } from './fingerprint';
-import { eventsBetween, OffsetTracker } from './offsets';
+import { covers, eventsBetween, OffsetTracker } from './offsets';
 import { planRestart, type Level } from './restart-plan';
 import { retentionCutoff, shouldCompact } from './retention';
 import { Abandoned, retryWithBackoff } from './retry';
@@ -183,6 +183,7 @@ class Coordinator implements RunningDataflow {
     if (this.stopping) return;
     this.present = await this.retrying('source', () => this.source.presentOffsets());
     if (this.stopping) return;
+    this.warnIfAhead(levels, built.sinks);
     const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
     const query = unionQuery(built.sources.map((s) => s.member.query));
     const effective: Level[] = levels.length > 0 ? [...levels] : [{ offsets: this.present, sinkIds: [] }];
@@ -247,6 +248,20 @@ class Coordinator implements RunningDataflow {
       }),
     );
     return plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] }));
+  }
+
+  /** Tables that reflect events the source does not have: the log was replaced or reset. */
+  private warnIfAhead(levels: readonly Level[], sinks: readonly SinkMember[]): void {
+    for (const level of levels) {
+      if (covers(this.present, level.offsets)) continue;
+      const streams = Object.keys(level.offsets).filter((s) => (level.offsets[s] as number) > (this.present[s] ?? -1));
+      for (const id of level.sinkIds) {
+        const sink = sinks.find((s) => s.id === id);
+        const message = `table ${sink?.table.name ?? id} reflects events the event source does not have (${streams.slice(0, 3).join(', ')}${streams.length > 3 ? ', …' : ''}): was the event log replaced or reset? Change the db-sink's version to rebuild the table from the current log.`;
+        this.listener.log('warn', message);
+        if (sink) this.listener.error(sink.id, message);
+      }
+    }
   }
 
   // ---- reading -------------------------------------------------------------------------------

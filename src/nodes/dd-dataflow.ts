@@ -166,7 +166,8 @@ export default function (RED: NodeAPI): void {
         m.node.error(`${m.description.label}: input wired from ${reasons.join('; ')}; that wire is ignored. Only actyx-subscribe and dd-* nodes of the same dataflow can feed it.`);
         m.node.status({ fill: 'red', shape: 'ring', text: 'bad input wire' });
       }
-      if (!dirty && running) return;
+      // Unchanged members and a healthy dataflow: keep it running (no replay on unrelated deploys).
+      if (!dirty && running && running.stats().phase !== 'error') return;
       await stopRunning();
       if (closed || members.size === 0) return;
       dirty = false;

@@ -314,3 +314,44 @@ test('an unreachable database gives a status and retries, then recovers exactly'
     await f.close();
   }
 });
+
+test('retention: replay reads only the window, state stays bounded, a machine silent longer than the window keeps one dashboard row', async () => {
+  const dir = tempDir();
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const file = join(dir, 'views.sqlite');
+  const db = new SqliteDatabase({ filename: file });
+  const hour = 3600e6;
+  try {
+    // Drill9 reports once, then 4,000 events of other machines over ~4 days (window: 1 day).
+    const t0 = Date.UTC(2024, 0, 1) * 1000;
+    log.appendSync('drill9-0', [{ tags: ['machine', 'machine:Drill9'], payload: { type: 'started', order: 'old' }, lamport: 1, timestamp: t0 }]);
+    appendEvents(log, drillEvents({ machines: 4, events: 4000, seed: 3, start: t0 + hour, gapMicros: 45e6 }).map((e) => ({ ...e, lamport: e.lamport + 1 })));
+    const settings = { ...SETTINGS, retentionMicros: 24 * hour };
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+    const first = startDataflow({ source: log, members: ms, settings }, recordingListener());
+    await first.live;
+    const bounded = first.stats().stateSize;
+    await first.stop();
+    const total = (await allEvents(log)).length;
+
+    // Restart: only events inside the window are replayed.
+    const second = startDataflow({ source: log, members: ms, settings }, recordingListener());
+    await second.live;
+    const replayed = second.stats().eventsReplayed;
+    assert.ok(replayed > 0 && replayed < total / 2, `replayed ${replayed} of ${total} events`);
+    assert.ok(second.stats().stateSize <= bounded * 1.5, 'state after restart is bounded by the window');
+
+    // Drill9 reports again, long after the window forgot its first event: still one row.
+    const watermark = second.stats().watermark as number;
+    log.appendSync('drill9-0', [{ tags: ['machine', 'machine:Drill9'], payload: { type: 'stopped', order: 'old' }, lamport: 100000, timestamp: watermark + 1 }]);
+    await waitCommitted(second, await log.presentOffsets());
+    await second.stop();
+    const rows = sqliteRows(file, dashboardTable('dashboard')).filter((r) => r.includes('Drill9'));
+    assert.equal(rows.length, 1, `one dashboard row for Drill9: ${rows.join(' ')}`);
+    assert.match(rows[0] ?? '', /idle/);
+  } finally {
+    await db.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,118 @@
+/**
+ * The coordinator against the real PostgreSQL (PG* env) together with SQLite: exactly-once restart
+ * without writes, and sinks on two databases at different offsets (one behind: its commits were
+ * missing) each brought forward without touching the other's rows.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { startDataflow } from '../../src/dataflow/coordinator';
+import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
+import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import {
+  allEvents,
+  appendEvents,
+  dashboardMembers,
+  drillEvents,
+  fromScratch,
+  pgExec,
+  pgOffsets,
+  pgRows,
+  recordingListener,
+  sourceMember,
+  sqliteOffsets,
+  sqliteRows,
+  tempDir,
+  uniqueName,
+  usageMembers,
+  waitCommitted,
+} from './support';
+
+const SETTINGS: DataflowSettings = { batchSize: 300, batchMs: 5, maxInFlight: 3, retentionMicros: null, onError: 'skip' };
+
+async function pgWrites(table: string): Promise<() => Promise<number>> {
+  await pgExec(`create table if not exists "${table}_writes" (n integer not null); insert into "${table}_writes" values (0);
+    create or replace function "${table}_count"() returns trigger language plpgsql as $$ begin update "${table}_writes" set n = n + 1; return null; end $$;
+    create trigger "${table}_trg" after insert or update or delete on "${table}" for each row execute function "${table}_count"();`);
+  return async () => {
+    const pg = await import('pg');
+    const c = new pg.default.Client();
+    await c.connect();
+    try {
+      return Number((await c.query(`select n from "${table}_writes"`)).rows[0].n);
+    } finally {
+      await c.end();
+    }
+  };
+}
+
+test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sink behind is brought forward alone', async () => {
+  const dir = tempDir();
+  const dash = uniqueName('dash');
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const pgDb = new PostgresDatabase({});
+  const file = join(dir, 'views.sqlite');
+  const sqlite = new SqliteDatabase({ filename: file });
+  try {
+    appendEvents(log, drillEvents({ machines: 6, events: 2000, seed: 5 }));
+    const both = (): DataflowMember[] => [sourceMember('src', "'machine'", log), ...dashboardMembers('src', pgDb, dash), ...usageMembers('src', sqlite, 'usage')];
+    const sqliteOnly = (): DataflowMember[] => [sourceMember('src', "'machine'", log), ...usageMembers('src', sqlite, 'usage')];
+
+    const first = startDataflow({ source: log, members: both(), settings: SETTINGS }, recordingListener());
+    await first.live;
+    await first.stop();
+    const expected1 = await fromScratch(both(), await allEvents(log));
+    const dashSink = both().find((m) => m.id === 'dash-sink');
+    assert.ok(dashSink?.role === 'sink');
+    assert.deepEqual(await pgRows(dashSink.table), expected1.get('dash-sink'));
+
+    // Restart: nothing written on either database.
+    const pgCount = await pgWrites(dash);
+    const again = startDataflow({ source: log, members: both(), settings: SETTINGS }, recordingListener());
+    await again.live;
+    await again.stop();
+    assert.equal(await pgCount(), 0, 'no PostgreSQL row written for covered events');
+
+    // More events while only the SQLite sink runs: PostgreSQL falls behind.
+    appendEvents(log, drillEvents({ machines: 6, events: 700, seed: 6, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 50_000 })));
+    const solo = startDataflow({ source: log, members: sqliteOnly(), settings: SETTINGS }, recordingListener());
+    await solo.live;
+    await solo.stop();
+    const present = await log.presentOffsets();
+    assert.deepEqual(sqliteOffsets(file, 'usage'), present);
+    assert.notDeepEqual(await pgOffsets(dash), present);
+
+    // Both again: the PostgreSQL sink catches up; the SQLite table (already there) is not touched.
+    const db = new Database(file);
+    db.exec("create table usage_writes (n integer); insert into usage_writes values (0); create trigger usage_trg after insert on usage begin update usage_writes set n = n + 1; end; create trigger usage_trg_d after delete on usage begin update usage_writes set n = n + 1; end;");
+    db.close();
+    const before = await pgCount();
+    const listener = recordingListener();
+    const caughtUp = startDataflow({ source: log, members: both(), settings: SETTINGS }, listener);
+    await caughtUp.live;
+    await waitCommitted(caughtUp, present);
+    await caughtUp.stop();
+    const check = new Database(file, { readonly: true });
+    assert.equal((check.prepare('select n from usage_writes').get() as { n: number }).n, 0, 'the SQLite table was not touched');
+    check.close();
+    assert.ok((await pgCount()) > before, 'the PostgreSQL table was brought forward');
+    const expected = await fromScratch(both(), await allEvents(log));
+    const members = both();
+    for (const m of members) {
+      if (m.role !== 'sink') continue;
+      const rows = m.database === pgDb ? await pgRows(m.table) : sqliteRows(file, m.table);
+      assert.deepEqual(rows, expected.get(m.id), `${m.table.name} equals the from-scratch result`);
+    }
+    assert.deepEqual(await pgOffsets(dash), present);
+  } finally {
+    await pgExec(`drop table if exists "${dash}", "${dash}_offsets", "${dash}_writes" cascade; drop function if exists "${dash}_count"(); delete from deltaflow_meta where table_name = '${dash}'`).catch(() => undefined);
+    await pgDb.close();
+    await sqlite.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

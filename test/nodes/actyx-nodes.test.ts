@@ -49,6 +49,12 @@ function actyxNodeConfig(port: number): FlowNode {
   return { id: 'cfg', type: 'actyx-config', kind: 'actyx', host: '127.0.0.1', port: String(port), appId: 'com.example.nodes', displayName: 'Nodes test', version: '1.0.0' };
 }
 
+function circular(): Record<string, unknown> {
+  const o: Record<string, unknown> = { a: 1 };
+  o.self = o;
+  return o;
+}
+
 function collect(id: string): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = [];
   helper.getNode(id).on('input', (msg) => out.push(msg));
@@ -156,6 +162,7 @@ test('a publish that fails or gets a non-object payload reaches Catch nodes; Nod
     [{ payload: { a: 1 } }, /no tags/],
     [{ payload: { a: 1 }, tags: 7 }, /msg\.tags must be a string or an array of strings/],
     [{ payload: { big: 1n }, tags: ['t'] }, /cannot be published as JSON/],
+    [{ payload: circular(), tags: ['t'] }, /cannot be published as JSON: .*circular/],
   ];
   for (const [msg] of cases) helper.getNode('pub').receive(msg);
   helper.getNode('pub').receive({ payload: { fine: true }, tags: 'a, b' });

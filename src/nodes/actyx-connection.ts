@@ -36,3 +36,22 @@ export function shortStatus(text: string, max = 32): string {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A use of the event source of an actyx-config node. */
+export interface EventSourceLease {
+  readonly source: EventSource;
+  readonly config: ActyxConfigNode;
+  /** Ends this use (idempotent); call it in the node's close handler and wait for it. */
+  release(): Promise<void>;
+}
+
+/**
+ * Acquires the event source of the actyx-config node `configId`. Throws an Error with a clear
+ * message when none is selected or it cannot be opened.
+ */
+export function getEventSource(RED: NodeAPI, configId: unknown): EventSourceLease {
+  const config = findActyxConfig(RED, configId);
+  if (!config) throw new Error('no event source selected: choose an actyx-config node in the node settings');
+  const source = config.acquire();
+  return { source, config, release: () => config.release(source) };
+}

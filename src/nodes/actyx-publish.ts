@@ -4,7 +4,7 @@
  * assigned (lamport, stream, offset, timestamp); a failed publish reaches Catch nodes.
  */
 import type { EventSource, PublishRequest } from '../sources/types';
-import { findActyxConfig, messageOf, shortStatus, type ActyxConfigNode } from './actyx-connection';
+import { findActyxConfig, getEventSource, messageOf, shortStatus, type EventSourceLease } from './actyx-connection';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** Tags from a comma- or newline-separated setting. */
@@ -58,21 +58,16 @@ export default function (RED: NodeAPI): void {
     const node = this;
     const name = typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `actyx-publish ${config.id}`;
     const configTags = parseTagList(config.tags);
-    const actyx: ActyxConfigNode | null = findActyxConfig(RED, config.actyx);
-    let source: EventSource | null = null;
+    let lease: EventSourceLease | null = null;
     let problem: string | null = null;
-    if (!actyx) problem = 'no event source selected: choose an actyx-config node in the node settings';
-    else {
-      try {
-        source = actyx.acquire();
-      } catch (err) {
-        problem = messageOf(err);
-      }
-    }
-    if (problem) {
+    try {
+      lease = getEventSource(RED, config.actyx);
+    } catch (err) {
+      problem = messageOf(err);
       node.error(`${name}: ${problem}`);
-      node.status({ fill: 'red', shape: 'ring', text: source || !actyx ? 'no event source' : 'cannot open source' });
+      node.status({ fill: 'red', shape: 'ring', text: findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source' });
     }
+    const source: EventSource | null = lease?.source ?? null;
 
     let published = 0;
     // Publishes one message after the other, so events keep the order of the messages.
@@ -100,7 +95,7 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       queue
-        .then(() => (source && actyx ? actyx.release(source) : undefined))
+        .then(() => lease?.release())
         .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${messageOf(err)}`))
         .finally(done);
     });

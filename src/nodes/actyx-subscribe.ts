@@ -8,7 +8,7 @@ import { formatRfc3339Micros, parseQuery, printExpr, type ParsedQuery } from '..
 import { Backoff } from '../sources/backoff';
 import { sleep, yieldToEventLoop } from '../sources/batches';
 import type { EventSource, OffsetMap, SourceDiagnostic } from '../sources/types';
-import { findActyxConfig, messageOf, shortStatus, type ActyxConfigNode } from './actyx-connection';
+import { findActyxConfig, getEventSource, messageOf, shortStatus, type EventSourceLease } from './actyx-connection';
 import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
 import type { Node, NodeAPI, NodeDef, NodeStatus } from './red';
 
@@ -48,7 +48,6 @@ export default function (RED: NodeAPI): void {
 
     const dataflowSet = typeof config.dataflow === 'string' && config.dataflow !== '';
     const dataflow: DataflowConfigNode | null = dataflowSet ? findDataflow(RED, config.dataflow) : null;
-    const actyx: ActyxConfigNode | null = findActyxConfig(RED, config.actyx);
     let query: string | null = null;
     let seconds = 0;
     try {
@@ -58,20 +57,18 @@ export default function (RED: NodeAPI): void {
     } catch (err) {
       fail('invalid query', `invalid query: ${messageOf(err)}`);
     }
-    if (!actyx) fail('no event source', 'no event source selected: choose an actyx-config node in the node settings');
     if (dataflowSet && !dataflow) fail('dataflow missing', `the selected dataflow ${String(config.dataflow)} is not deployed`);
 
-    let source: EventSource | null = null;
-    if (actyx && query !== null && (dataflow || !dataflowSet)) {
-      try {
-        source = actyx.acquire();
-      } catch (err) {
-        fail('cannot open source', messageOf(err));
-      }
+    let lease: EventSourceLease | null = null;
+    try {
+      lease = getEventSource(RED, config.actyx);
+    } catch (err) {
+      fail(findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source', messageOf(err));
     }
+    const source: EventSource | null = query !== null && (dataflow || !dataflowSet) ? (lease?.source ?? null) : null;
 
     const abort = new AbortController();
-    if (dataflow && source && actyx && query !== null) {
+    if (dataflow && source && lease && query !== null) {
       dataflow.join(node, {
         role: 'source',
         id: config.id,
@@ -80,7 +77,7 @@ export default function (RED: NodeAPI): void {
         definition: { query: typeof config.query === 'string' ? config.query : '', newerThanSeconds: seconds },
         query,
         source,
-        sourceId: actyx.id,
+        sourceId: lease.config.id,
       });
     } else if (!dataflowSet && source && query !== null) {
       void runStandalone(node, name, source, query, config.start === 'beginning', abort.signal);
@@ -91,7 +88,7 @@ export default function (RED: NodeAPI): void {
       const leaving = dataflow && source ? dataflow.leave(node) : Promise.resolve();
       leaving
         .catch((err: unknown) => node.warn(`${name}: leaving the dataflow failed: ${messageOf(err)}`))
-        .then(() => (source && actyx ? actyx.release(source) : undefined))
+        .then(() => lease?.release())
         .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${messageOf(err)}`))
         .finally(done);
     });

@@ -22,11 +22,12 @@ import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '
 import { createGraph, type Batch, type Collection, type Update } from '../src/engine';
 import { PostgresDatabase } from '../src/sinks/postgres-database';
 import { SqliteDatabase } from '../src/sinks/sqlite-database';
-import type { SinkDatabase, TableSpec } from '../src/sinks/types';
+import type { SinkDatabase } from '../src/sinks/types';
 import { EmbeddedLog } from '../src/sources/embedded-log';
 import type { ActyxEvent, OffsetMap } from '../src/sources/types';
 import { generateDrillEvents, type DrillEvent } from './drill-data';
 import { dashboardPipeline, usagePipeline } from './drill-pipelines';
+import { dashboardTable, usageTable } from './drill-tables';
 
 const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
 const MACHINES = intEnv('BENCH_MACHINES', 50);
@@ -50,28 +51,6 @@ const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).t
 const line = (label: string, text: string): void => console.log(`  ${label.padEnd(44)} ${text}`);
 
 // ---- the dataflow --------------------------------------------------------------------------
-
-const dashboardTable = (name: string): TableSpec => ({
-  name,
-  mode: 'keyed',
-  columns: [
-    { name: 'machine', type: 'text not null', value: { path: 'machine' }, key: true },
-    { name: 'status', type: 'text not null', value: { path: 'status' } },
-    { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
-    { name: 'since', type: 'bigint', value: { path: 'since' } },
-  ],
-});
-
-const usageTable = (name: string): TableSpec => ({
-  name,
-  mode: 'multiset',
-  columns: [
-    { name: 'machine', type: 'text not null', value: { path: 'machine' }, index: true },
-    { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
-    { name: 'started', type: 'bigint', value: { path: 'started' }, index: true },
-    { name: 'duration_micros', type: 'bigint', value: { path: 'durationMicros' } },
-  ],
-});
 
 function collection(s: Stage | undefined): Collection<DrillEvent> {
   if (s?.kind !== 'collection') throw new Error('expected ungrouped input');

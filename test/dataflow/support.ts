@@ -13,6 +13,10 @@ import type { Batch, Collection, Grouped, Update, Value } from '../../src/engine
 import type { DataflowListener, DataflowMember, MemberStatus, OperatorMember, SinkMember, SourceMember, Stage } from '../../src/dataflow/types';
 import { eventValue } from '../../src/dataflow/coordinator';
 import { compileTable } from '../../src/sinks/table-spec';
+import { seededRandom } from '../../src/simulator/seeded-random';
+import { dashboardTable, usageTable } from '../../bench/drill-tables';
+
+export { dashboardTable, usageTable };
 import type { RowChange, SinkDatabase, TableSpec } from '../../src/sinks/types';
 import type { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent, EventSource, OffsetMap } from '../../src/sources/types';
@@ -21,17 +25,8 @@ export function tempDir(prefix = 'deltaflow-dataflow-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A deterministic pseudo-random generator (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic pseudo-random generator (the simulator's mulberry32). */
+export const seeded = seededRandom;
 
 export interface DrillEvent {
   readonly stream: string;
@@ -147,32 +142,6 @@ function machineOf(ev: Rec): string {
   return tag === undefined ? '?' : tag.slice('machine:'.length);
 }
 
-export function dashboardTable(name: string): TableSpec {
-  return {
-    name,
-    mode: 'keyed',
-    columns: [
-      { name: 'machine', type: 'text not null', value: { path: 'machine' }, key: true },
-      { name: 'status', type: 'text not null', value: { path: 'status' } },
-      { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
-      { name: 'since', type: 'bigint', value: { path: 'since' } },
-    ],
-  };
-}
-
-export function usageTable(name: string): TableSpec {
-  return {
-    name,
-    mode: 'multiset',
-    columns: [
-      { name: 'machine', type: 'text not null', value: { path: 'machine' }, index: true },
-      { name: 'manufacturing_order', type: 'text', value: { path: 'order' } },
-      { name: 'started', type: 'bigint', value: { path: 'started' }, index: true },
-      { name: 'duration_micros', type: 'bigint', value: { path: 'duration' } },
-    ],
-  };
-}
-
 export interface PipelineOptions {
   /** Prefix of the member ids (several pipelines in one dataflow). */
   readonly prefix?: string;
@@ -233,7 +202,7 @@ export function usageMembers(sourceId: string, database: SinkDatabase, table: st
                 const started = open.get(order) as number;
                 open.delete(order);
                 const duration = (ev.timestamp as number) - started + (variant === '' ? 0 : 1);
-                outputs.push([{ machine: key as string, order, started, duration }, 1]);
+                outputs.push([{ machine: key as string, order, started, durationMicros: duration }, 1]);
               }
             }
           },

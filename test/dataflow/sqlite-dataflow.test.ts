@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import type { SinkDatabase } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import {
   allEvents,
@@ -353,5 +354,40 @@ test('retention: replay reads only the window, state stays bounded, a machine si
     await db.close();
     await log.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('back-pressure: while the database is slow, reading stays within the in-flight bound', async () => {
+  const f = fixture(3000);
+  try {
+    const slow: SinkDatabase = {
+      kind: f.db.kind,
+      label: f.db.label,
+      transaction: (fn) =>
+        f.db.transaction(async (tx) => {
+          const r = await fn(tx);
+          await new Promise((resolve) => setTimeout(resolve, 15));
+          return r;
+        }),
+      close: () => f.db.close(),
+    };
+    const settings = { ...SETTINGS, batchSize: 100, maxInFlight: 2 };
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', slow, 'dashboard')];
+    const run = startDataflow({ source: f.log, members: ms, settings }, recordingListener());
+    let worst = 0;
+    let done = false;
+    void run.live.then(() => (done = true));
+    while (!done) {
+      const s = run.stats();
+      worst = Math.max(worst, s.eventsRead - s.batchesCommitted * settings.batchSize);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await run.stop();
+    assert.ok(run.stats().batchesCommitted >= 30);
+    // Read but not committed: the batches in flight, the one being computed and the one being filled.
+    assert.ok(worst <= (settings.maxInFlight + 2) * settings.batchSize, `at most ${worst} events read ahead of the commits`);
+    await expectTables(f, ms);
+  } finally {
+    await f.close();
   }
 });

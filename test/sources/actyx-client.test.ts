@@ -250,8 +250,9 @@ test('no event lost or duplicated across 25+ injected faults (drops, clean ends,
           break;
         case 'expire':
           fake.expireTokens();
+          fake.authFaults.push({ status: 503, code: 'ERR_SERVICE_OVERLOADED' }); // and the first re-auth is refused
           fake.interruptStreams('end');
-          faults += 1;
+          faults += 2;
           break;
         case 'overload':
           fake.requestFaults.push({ status: 503, code: 'ERR_SERVICE_OVERLOADED' }, { status: 401, code: 'ERR_TOKEN_EXPIRED' });

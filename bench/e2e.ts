@@ -57,7 +57,7 @@ function collection(s: Stage | undefined): Collection<DrillEvent> {
   return s.collection as unknown as Collection<DrillEvent>;
 }
 
-function members(log: EmbeddedLog, db: SinkDatabase, prefix: string): DataflowMember[] {
+function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true): DataflowMember[] {
   const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
     role: 'operator',
     id,
@@ -74,7 +74,7 @@ function members(log: EmbeddedLog, db: SinkDatabase, prefix: string): DataflowMe
     op('usage', usagePipeline as (c: Collection<DrillEvent>) => Collection),
     { role: 'sink', id: 'dashboard-sink', type: 'db-sink', label: 'dashboard', inputs: ['dashboard'], definition: null, database: db, table: dashboardTable(`${prefix}dashboard`), version: '' },
     { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '' },
-  ];
+  ].filter((m) => withUsage || !m.id.startsWith('usage')) as DataflowMember[];
 }
 
 /** A listener that records commit times per sink (for latency) and prints problems. */
@@ -207,10 +207,10 @@ async function writeFloor(db: SinkDatabase, prefix: string, batches: readonly En
 
 // ---- end to end --------------------------------------------------------------------------------
 
-async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
+async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
   const listener = benchListener();
   const t0 = performance.now();
-  const run = startDataflow({ source: log, members: members(log, db, prefix), settings: SETTINGS }, listener);
+  const run = startDataflow({ source: log, members: members(log, db, prefix, withUsage), settings: SETTINGS }, listener);
   await Promise.race([run.live, run.finished.then(() => Promise.reject(new Error(run.stats().error ?? 'dataflow ended')))]);
   return { ms: performance.now() - t0, run, listener };
 }
@@ -294,6 +294,14 @@ async function main(): Promise<void> {
       await pgE2eDb.close();
     }
 
+    // The dashboard alone (O(1) state per machine): what the coordinator and the sink cost without
+    // the usage reduce, which recomputes a touched machine's whole window on every batch.
+    const dashDb = new SqliteDatabase({ filename: join(dir, 'dashboard-only.sqlite') });
+    const dashRun = await endToEnd(log, dashDb, '', false);
+    const dashLat = await liveLatency(log, dashRun.run, dashRun.listener);
+    await dashRun.run.stop();
+    await dashDb.close();
+
     // Floors over the same events (the live events above are not part of them).
     const read = await readFloor(log, history);
     const engine = await engineFloor(read.events);
@@ -322,6 +330,8 @@ async function main(): Promise<void> {
     line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
     line('RSS after catch-up', `${mb(rss)}  (engine state entries: ${state.toLocaleString('en-US')})`);
     line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
+    line('dashboard alone: end to end', `${rate(EVENTS, dashRun.ms)}  (${(dashRun.ms / 1000).toFixed(2)} s)`);
+    line(`dashboard alone: live, ${dashLat.length} events at 1,000/s`, `p50 ${pct(dashLat, 0.5)}, p99 ${pct(dashLat, 0.99)}, max ${pct(dashLat, 1)}`);
     if (pg) {
       console.log('\nPostgreSQL');
       line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pg.ms)}  (${(pg.ms / 1000).toFixed(2)} s, ${pg.commits} commits)`);

@@ -26,6 +26,29 @@ after(async () => {
   rmSync(userDir, { recursive: true, force: true });
 });
 
+/** Imports an example through the editor menu (Import → Examples) and shows its tab. */
+async function importExample(editor: Page, example: string, tab: string, screenshot?: string): Promise<void> {
+  await editor.locator('#red-ui-header-button-sidemenu').click();
+  await editor.locator('#menu-item-import').click();
+  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
+  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
+  const pkg = dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' });
+  const entry = dialog.locator('.red-ui-treeList-label', { hasText: new RegExp(`^${example}$`) });
+  await pkg.waitFor();
+  if (!(await entry.isVisible())) await pkg.click(); // the package folder remembers being open
+  await entry.click();
+  if (screenshot) await shot(editor, screenshot);
+  await editor.locator('#red-ui-clipboard-dialog-ok').click();
+  const tabElement = editor.locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) }).first();
+  await tabElement.waitFor();
+  await tabElement.click();
+}
+
+/** Nodes on the shown tab that carry the red triangle of an invalid configuration. */
+function invalidNodes(editor: Page): Promise<number> {
+  return editor.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))').count();
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
@@ -68,21 +91,11 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   }
 
   // Menu → Import → Examples → @deltaflow/node-red → drill-dashboard → Import.
-  await editor.locator('#red-ui-header-button-sidemenu').click();
-  await editor.locator('#menu-item-import').click();
-  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
-  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
-  await dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' }).click();
-  await dialog.locator('.red-ui-treeList-label', { hasText: /^drill-dashboard$/ }).click();
-  await shot(editor, '1-import-examples-dialog');
-  await editor.locator('#red-ui-clipboard-dialog-ok').click();
-  await editor.locator('.red-ui-tab', { hasText: 'Drill dashboard' }).first().waitFor();
-  await editor.locator('.red-ui-tab', { hasText: 'Drill dashboard' }).first().click();
+  await importExample(editor, 'drill-dashboard', 'Drill dashboard', '1-import-examples-dialog');
   await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) }).waitFor();
 
   // No imported node is marked invalid (the red triangle).
-  const invalid = await editor.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))').count();
-  assert.equal(invalid, 0, 'imported nodes are marked invalid');
+  assert.equal(await invalidNodes(editor), 0, 'imported nodes are marked invalid');
   await shot(editor, '2-imported');
 
   // Wiring a non-dataflow node (an inject) into a dd node: a notification and the red triangle; unwiring clears it.
@@ -144,6 +157,21 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await drill1.filter({ hasText: /^idle$/ }).waitFor();
   await shot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
+
+  // The other examples import valid too; the SQLite ones deploy and run without an error.
+  for (const [example, tab] of [
+    ['machine-usage', 'Machine usage'],
+    ['erp-bookings', 'ERP bookings'],
+  ]) {
+    await importExample(editor, example!, tab!);
+    assert.equal(await invalidNodes(editor), 0, `${example}: imported nodes are marked invalid`);
+  }
+  await editor.locator('#red-ui-header-button-deploy').click();
+  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();
+  await clickInject(editor, 'at start'); // the ERP outbox delivery chain runs once more, on demand
+  await importExample(editor, 'postgres-dashboard', 'Drill dashboard (PostgreSQL)');
+  assert.equal(await invalidNodes(editor), 0, 'postgres-dashboard: imported nodes are marked invalid');
+  await shot(editor, '6-all-examples-imported');
 
   // The editor ran without script errors and Node-RED logged no error.
   assert.deepEqual(consoleErrors, []);

@@ -10,7 +10,7 @@
  * stream with offsets 0, 1, 2, …
  */
 
-export interface DrillEvent {
+export type DrillEvent = {
   readonly lamport: number;
   readonly stream: string;
   readonly offset: number;
@@ -19,7 +19,7 @@ export interface DrillEvent {
   readonly tags: readonly string[];
   readonly appId: string;
   readonly payload: DrillPayload;
-}
+};
 
 export type MachinePayload = { readonly type: 'started'; readonly order: string } | { readonly type: 'stopped'; readonly order: string };
 

@@ -32,7 +32,10 @@ export type Multiset<T extends Value = Value> = readonly (readonly [value: T, mu
 /**
  * `reduce` user function, as in the seed: it sees the group's consolidated inputs (sorted by the
  * total order of values, with multiplicities) and either pushes `[value, multiplicity]` pairs into
- * `outputs` or returns them. The engine emits only the difference to the group's previous outputs.
+ * `outputs` or returns them (both count if it does both; returning `outputs` itself counts once).
+ * The engine emits only the difference to the group's previous outputs. It is not called for an
+ * empty group (a group without inputs has no outputs). Records order by their sorted keys: to see
+ * them in causal order, name the Lamport field so that it sorts first (or use an array).
  */
 export type ReduceFn<K extends Value, V extends Value, O extends Value> = (
   key: K,

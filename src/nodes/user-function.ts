@@ -5,6 +5,7 @@
  * fit for `node.error` and the node status; nothing is compiled per record.
  */
 import type { MaybePromise, Multiset, ReduceFn, Value } from '../engine/types';
+import { readPath } from '../sinks/table-spec';
 import type { Node, NodeAPI } from './red';
 
 /** How a node's expression is written. */
@@ -122,17 +123,8 @@ function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
   } catch (err) {
     throw new UserCodeError(`${what}: invalid property path ${JSON.stringify(text)}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // A missing step gives undefined, which the callers turn into null.
   return (record: Value) => readPath(record, parts);
-}
-
-/** The value at `parts` inside `record`, or null when any step is missing (never throws). */
-export function readPath(record: Value, parts: readonly (string | number)[]): Value {
-  let current: unknown = record;
-  for (const part of parts) {
-    if (current === null || typeof current !== 'object') return null;
-    current = (current as Record<string | number, unknown>)[part];
-  }
-  return current === undefined ? null : (current as Value);
 }
 
 /**

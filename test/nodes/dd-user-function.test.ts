@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { compileRecordFunction, compileReduceFunction, toValue, UserCodeError } from '../../src/nodes/user-function';
+import { compileRecordFunction, compileReduceFunction, toValue, UserCodeError, valueFunction } from '../../src/nodes/user-function';
 import type { Node, NodeAPI } from '../../src/nodes/red';
 import type { Value } from '../../src/engine/types';
 
@@ -31,11 +31,12 @@ test('JSONata expressions evaluate asynchronously against the record', async () 
   assert.equal(await result, true);
 });
 
-test('property paths read nested values and give null for missing ones', () => {
+test('property paths read nested values; a missing one is undefined (null for keys and orderings)', () => {
   const fn = compileRecordFunction(RED, node, { language: 'path', text: 'payload.list[1]' }, ['path'], 'key');
   assert.equal(fn(event), 2);
   const missing = compileRecordFunction(RED, node, { language: 'path', text: 'payload.nothing.deeper[3]' }, ['path'], 'key');
-  assert.equal(missing(event), null);
+  assert.equal(missing(event), undefined);
+  assert.equal(valueFunction(missing, 'key')(event), null, 'keys and orderings see null');
   const msgPrefix = compileRecordFunction(RED, node, { language: 'path', text: 'msg.tags[1]' }, ['path'], 'key');
   assert.equal(msgPrefix(event), 'machine:Drill1');
 });

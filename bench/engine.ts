@@ -12,7 +12,7 @@
  * Environment: BENCH_EVENTS (1,000,000), BENCH_BATCH (1,000), BENCH_MACHINES (50),
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
- * BENCH_FULL_USAGE=0 to skip our usage run over all events, BENCH_REPEAT (2: comparisons keep the
+ * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_REPEAT (2: comparisons keep the
  * fastest of that many interleaved runs, to damp noise from other processes), BENCH_CLOCK=cpu
  * (rates per CPU second of the process instead of per wall-clock second: for a machine that other
  * processes keep busy).
@@ -31,7 +31,7 @@ const USAGE_EVENTS = Math.min(EVENTS, intEnv('BENCH_USAGE_EVENTS', 100_000));
 const D2MINI_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2MINI_DASHBOARD_EVENTS', 200_000));
 const D2TS_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2TS_DASHBOARD_EVENTS', 100_000));
 const D2TS_USAGE_EVENTS = Math.min(USAGE_EVENTS, intEnv('BENCH_D2TS_USAGE_EVENTS', USAGE_EVENTS));
-const FULL_USAGE = process.env.BENCH_FULL_USAGE !== '0';
+const FULL_USAGE = process.env.BENCH_FULL_USAGE === '1';
 const REPEAT = intEnv('BENCH_REPEAT', 2);
 const CPU_TIME = process.env.BENCH_CLOCK === 'cpu';
 const WARM_UP_BATCHES = 20;

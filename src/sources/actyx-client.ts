@@ -278,15 +278,19 @@ export class ActyxClient implements EventSource {
     let silent = false;
     // While the consumer holds a batch (back-pressure) the node is not silent: only waiting counts.
     let consumerBusy = false;
-    const watchdog = setInterval(
-      () => {
-        if (!consumerBusy && Date.now() - lastActivity > this.idleTimeoutMs) {
-          silent = true;
-          connection.abort();
-        }
-      },
-      Math.max(10, Math.floor(this.idleTimeoutMs / 4)),
-    );
+    const tick = Math.max(10, Math.floor(this.idleTimeoutMs / 4));
+    let lastTick = Date.now();
+    const watchdog = setInterval(() => {
+      const now = Date.now();
+      // After a stall of this process (GC, CPU starvation) timers run before pending input is
+      // read: give the data that arrived meanwhile one more tick instead of calling the node silent.
+      const stalled = now - lastTick > 2 * tick;
+      lastTick = now;
+      if (!stalled && !consumerBusy && now - lastActivity > this.idleTimeoutMs) {
+        silent = true;
+        connection.abort();
+      }
+    }, tick);
     try {
       const res = await this.request(path, { method: 'POST', body, accept: 'application/x-ndjson' }, connection.signal);
       lastActivity = Date.now();

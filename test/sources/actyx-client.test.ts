@@ -8,7 +8,7 @@ import { Collector, eventId, freePort, streamOrderProblem, tagged, waitFor } fro
 
 const manifest = { appId: 'com.example.deltaflow-test', displayName: 'DeltaFlow tests', version: '1.0.0' };
 
-function clientFor(fake: FakeActyx, idleTimeoutMs = 300): ActyxClient {
+function clientFor(fake: FakeActyx, idleTimeoutMs = 3000): ActyxClient {
   return new ActyxClient({ baseUrl: fake.baseUrl, manifest, idleTimeoutMs, requestTimeoutMs: 2000, backoff: { initialMs: 2, maxMs: 40 } });
 }
 
@@ -158,7 +158,7 @@ test('silence longer than the idle timeout reconnects', async () => {
 
 test('a consumer that holds an event longer than the idle timeout does not cause a reconnect', async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 30 });
-  const client = clientFor(fake, 120);
+  const client = clientFor(fake, 300);
   try {
     fake.publish(tagged(3, ['a']));
     const seen: number[] = [];
@@ -166,7 +166,7 @@ test('a consumer that holds an event longer than the idle timeout does not cause
     for await (const item of client.subscribe("FROM 'a'", {}, { signal: abort.signal })) {
       if (item.type !== 'event') continue;
       seen.push(item.event.offset);
-      if (seen.length === 1) await new Promise((r) => setTimeout(r, 400)); // busy, e.g. a slow commit
+      if (seen.length === 1) await new Promise((r) => setTimeout(r, 1000)); // busy, e.g. a slow commit
       if (seen.length === 3) break;
     }
     assert.deepEqual(seen, [0, 1, 2]);

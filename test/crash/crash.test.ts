@@ -24,6 +24,8 @@ interface Child {
   proc: ChildProcess;
   started: Promise<void>;
   live: Promise<void>;
+  /** Resolves when the worker reported its n-th commit. */
+  commits(n: number): Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -35,38 +37,48 @@ function spawnWorker(args: readonly string[]): Child {
   let onLive!: () => void;
   const started = new Promise<void>((r) => (onStarted = r));
   const live = new Promise<void>((r) => (onLive = r));
+  let commitCount = 0;
+  const commitWaiters: { n: number; resolve: () => void }[] = [];
   createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    const msg = JSON.parse(line) as { started?: boolean; live?: boolean };
+    const msg = JSON.parse(line) as { started?: boolean; live?: boolean; commit?: number };
     if (msg.started) onStarted();
     if (msg.live) onLive();
+    if (msg.commit !== undefined) {
+      commitCount = msg.commit;
+      for (const w of commitWaiters.filter((x) => x.n <= commitCount)) w.resolve();
+    }
   });
+  const commits = (n: number): Promise<void> =>
+    commitCount >= n ? Promise.resolve() : new Promise((resolve) => commitWaiters.push({ n, resolve }));
   const exited = new Promise<number | null>((resolve) =>
-    proc.on('exit', (code) => {
+    proc.on('exit', (code, signal) => {
       if (code !== null && code !== 0) process.stderr.write(stderr);
-      resolve(code);
+      resolve(code ?? (signal === 'SIGKILL' ? null : -1));
     }),
   );
-  return { proc, started, live, exited };
+  return { proc, started, live, commits, exited };
 }
 
 /** Runs KILLS rounds of start + SIGKILL, then a final run to live; returns how many rounds were already live when killed. */
 async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: string, seed: number, progress: () => Promise<number>): Promise<number> {
-  const seen: number[] = [];
   const rnd = seeded(seed);
+  const seen: number[] = [];
   let liveBeforeKill = 0;
   for (let i = 0; i < KILLS; i++) {
     const child = spawnWorker([kind, logFile, target, i % 2 === 0 ? 'slow' : '']);
-    await Promise.race([child.started, child.exited]);
-    // Random moment: from right at start (opening tables, replaying) to well into catching up.
-    const delay = Math.floor(rnd() * (150 + i * 120));
-    const outcome = await Promise.race([new Promise((r) => setTimeout(() => r('kill'), delay)), child.live.then(() => 'live'), child.exited.then(() => 'exited')]);
+    // A random moment: right at start (opening tables, replaying) in some rounds, otherwise a few
+    // ms after a random number of new commits (inside the next batch's computation or commit).
+    const commits = i % 4 === 3 ? 0 : 1 + Math.floor(rnd() * 6);
+    const waitFor = commits === 0 ? child.started : child.commits(commits);
+    const outcome = await Promise.race([waitFor.then(() => 'due'), child.live.then(() => 'live'), child.exited.then(() => 'exited')]);
     if (outcome === 'exited') assert.fail(`worker exited by itself in round ${i}`);
     if (outcome === 'live') liveBeforeKill++;
+    await new Promise((r) => setTimeout(r, Math.floor(rnd() * 15)));
     child.proc.kill('SIGKILL');
     await child.exited;
     seen.push(await progress());
   }
-  if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(", ")}`);
+  if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(', ')}`);
   // The kills must have interrupted real work: committed progress grew across rounds, stepwise.
   assert.ok(new Set(seen).size >= 4, `committed progress after each kill: ${seen.join(', ')}`);
   const last = spawnWorker([kind, logFile, target]);

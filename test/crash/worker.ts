@@ -35,13 +35,20 @@ async function main(): Promise<void> {
   const db = slow === 'slow' ? lingering(base, 3) : base;
   const prefix = kind === 'sqlite' ? '' : target;
   const listener = recordingListener();
+  let lastCommit = 0;
   const run = startDataflow(
     { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: null, onError: 'skip' } },
-    { ...listener, log: (level, message) => process.stderr.write(`${level}: ${message}\n`) },
+    {
+      ...listener,
+      // One line per commit: the parent kills at a random moment after a random number of commits.
+      committed: () => {
+        const n = run.stats().batchesCommitted;
+        if (n !== lastCommit) process.stdout.write(`${JSON.stringify({ commit: (lastCommit = n) })}\n`);
+      },
+      log: (level, message) => process.stderr.write(`${level}: ${message}\n`),
+    },
   );
-  process.stdout.write(`${JSON.stringify({ started: true })}\n`);
-  await run.live;
-  process.stdout.write(`${JSON.stringify({ live: true, stats: { replayed: run.stats().eventsReplayed, read: run.stats().eventsRead, rebuilt: run.stats().rebuilt } })}\n`);
+  // Installed before any line is written: the parent may send SIGTERM as soon as it reads one.
   process.on('SIGTERM', () => {
     void run.stop().then(async () => {
       await base.close();
@@ -49,6 +56,9 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   });
+  process.stdout.write(`${JSON.stringify({ started: true })}\n`);
+  await run.live;
+  process.stdout.write(`${JSON.stringify({ live: true, stats: { replayed: run.stats().eventsReplayed, read: run.stats().eventsRead, rebuilt: run.stats().rebuilt } })}\n`);
 }
 
 main().catch((e: unknown) => {

@@ -204,17 +204,17 @@ class Coordinator implements RunningDataflow {
     await this.follow(query, { name: 'catching up', writing, cutoff: null, taps: true });
   }
 
-  /** Creates missing tables, reads every sink's state, drops and recreates the ones to rebuild. */
+  /**
+   * Reads every sink's state, then drops the tables to rebuild and creates missing ones (in that
+   * order, so a table whose columns changed is dropped before the new columns are created).
+   */
   private async openSinks(sinks: readonly SinkMember[]): Promise<Level[]> {
     const states = new Map<string, SinkState>();
     await Promise.all(
       [...this.databases].map(([db, list]) =>
         this.dbWork(db, () =>
           db.transaction(async (tx) => {
-            for (const s of list) {
-              await tx.ensureTable(s.table);
-              states.set(s.id, await tx.readState(s.table));
-            }
+            for (const s of list) states.set(s.id, await tx.readState(s.table));
           }),
         ),
       ),
@@ -229,23 +229,21 @@ class Coordinator implements RunningDataflow {
       this.rebuilding.add(id);
       this.listener.log('warn', `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`);
     }
-    // New sinks get their fingerprint at once; rebuilt sinks are dropped and recreated empty.
+    // Rebuilt sinks are dropped and recreated empty; new ones get their fingerprint at once.
     await Promise.all(
-      [...this.databases].map(([db, list]) => {
-        const touched = list.filter((s) => rebuild.has(s.id) || (states.get(s.id) as SinkState).fingerprint === null);
-        if (touched.length === 0) return Promise.resolve();
-        return this.dbWork(db, () =>
+      [...this.databases].map(([db, list]) =>
+        this.dbWork(db, () =>
           db.transaction(async (tx) => {
-            for (const s of touched) {
-              if (rebuild.has(s.id)) {
-                await tx.dropTable(s.table);
-                await tx.ensureTable(s.table);
+            for (const s of list) {
+              if (rebuild.has(s.id)) await tx.dropTable(s.table);
+              await tx.ensureTable(s.table);
+              if (rebuild.has(s.id) || (states.get(s.id) as SinkState).fingerprint === null) {
+                await tx.writeState(s.table, { offsets: {}, fingerprint: this.fingerprints.get(s.id) as string, watermark: null });
               }
-              await tx.writeState(s.table, { offsets: {}, fingerprint: this.fingerprints.get(s.id) as string, watermark: null });
             }
           }),
-        );
-      }),
+        ),
+      ),
     );
     return plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] }));
   }

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
-import type { SinkDatabase } from '../../src/sinks/types';
+import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import {
   allEvents,
@@ -387,6 +387,28 @@ test('back-pressure: while the database is slow, reading stays within the in-fli
     // Read but not committed: the batches in flight, the one being computed and the one being filled.
     assert.ok(worst <= (settings.maxInFlight + 2) * settings.batchSize, `at most ${worst} events read ahead of the commits`);
     await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a changed table schema (a new column) rebuilds that table with the new columns', async () => {
+  const f = fixture(600);
+  try {
+    const first = startDataflow({ source: f.log, members: members(f, { usage: false }), settings: SETTINGS }, recordingListener());
+    await first.live;
+    await first.stop();
+    const base = dashboardMembers('src', f.db, 'dashboard');
+    const widened = base.map((m) =>
+      m.role === 'sink' ? { ...m, table: { ...m.table, columns: [...m.table.columns, { name: 'lamport', type: 'bigint', value: { path: 'lamport' } }] } } : m,
+    );
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...widened];
+    const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, recordingListener());
+    await second.live;
+    await second.stop();
+    assert.deepEqual(second.stats().rebuilt.map((r) => r.id), ['dash-sink']);
+    await expectTables(f, ms);
+    assert.ok(sqliteRows(f.file, (ms.find((m) => m.role === 'sink') as { table: TableSpec }).table).every((r) => /"lamport","\d+"/.test(r)));
   } finally {
     await f.close();
   }

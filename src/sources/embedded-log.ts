@@ -104,6 +104,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS deltaflow_log_events_stream_offset ON deltaflo
 CREATE INDEX IF NOT EXISTS deltaflow_log_events_key ON deltaflow_log_events (lamport, stream, "offset");
 `;
 
+/** Rows per multi-row INSERT when appending a batch. */
+const INSERT_ROWS = 64;
+
 /** Microseconds since the epoch, from the high-resolution clock. */
 export function nowMicros(): number {
   return Math.floor((performance.timeOrigin + performance.now()) * 1000);
@@ -155,6 +158,7 @@ export class EmbeddedLog implements EventSource {
     stream: Database.Statement<[string], { last_offset: number; last_lamport: number }>;
     upsertStream: Database.Statement<[string, number, number]>;
     insert: Database.Statement<[string, number, number, string]>;
+    insertMany: Database.Statement<unknown[]>;
     getMeta: Database.Statement<[string], { value: string }>;
     setMeta: Database.Statement<[string, string]>;
   };
@@ -194,6 +198,7 @@ export class EmbeddedLog implements EventSource {
           'INSERT INTO deltaflow_log_streams (stream, last_offset, last_lamport) VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET last_offset = excluded.last_offset, last_lamport = excluded.last_lamport',
         ),
         insert: db.prepare(`INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES (?, ?, ?, ?)`),
+        insertMany: db.prepare(`INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES ${Array(INSERT_ROWS).fill('(?, ?, ?, ?)').join(', ')}`),
         getMeta: db.prepare('SELECT value FROM deltaflow_log_meta WHERE key = ?'),
         setMeta: db.prepare('INSERT INTO deltaflow_log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       };
@@ -267,6 +272,8 @@ export class EmbeddedLog implements EventSource {
       let streamLamport = last?.last_lamport ?? -1;
       const streamJson = JSON.stringify(stream);
       const out: PublishedEvent[] = [];
+      // Rows go in INSERT_ROWS at a time (fewer statement calls), the rest one by one.
+      const pending: Array<string | number> = [];
       prepared.forEach((e, i) => {
         const lamport = e.lamport ?? (options.lamport !== undefined ? options.lamport + i : Math.max(clock, streamLamport) + 1);
         if (lamport <= streamLamport) {
@@ -274,11 +281,15 @@ export class EmbeddedLog implements EventSource {
         }
         const timestamp = e.timestamp ?? options.timestamp ?? now;
         offset += 1;
-        this.stmts.insert.run(stream, offset, lamport, `{"lamport":${lamport},"stream":${streamJson},"offset":${offset},"timestamp":${timestamp}${e.rest}`);
+        pending.push(stream, offset, lamport, `{"lamport":${lamport},"stream":${streamJson},"offset":${offset},"timestamp":${timestamp}${e.rest}`);
+        if (pending.length === 4 * INSERT_ROWS) this.stmts.insertMany.run(...pending.splice(0));
         streamLamport = lamport;
         clock = Math.max(clock, lamport);
         out.push({ lamport, stream, offset, timestamp });
       });
+      for (let j = 0; j < pending.length; j += 4) {
+        this.stmts.insert.run(pending[j] as string, pending[j + 1] as number, pending[j + 2] as number, pending[j + 3] as string);
+      }
       this.stmts.upsertStream.run(stream, offset, streamLamport);
       this.stmts.setMeta.run('lamport', String(clock));
       return out;

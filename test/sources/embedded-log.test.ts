@@ -46,7 +46,11 @@ test('offsets are gapless per stream from 0; lamport rises; tags are a sorted se
     await assert.rejects(log.publishAs('drill1-0', tagged(1, ['a']), { lamport: 50 }), /not above 102/);
     await assert.rejects(log.publish([{ tags: ['a'], payload: 1n }]), /cannot be stored as JSON/);
     await assert.rejects(log.publish([{ tags: [''], payload: {} }]), /tags must be/);
+    const big = Array.from({ length: 150 }, (_, i) => ({ tags: ['a'], payload: { i }, lamport: i === 100 ? 1 : 1000 + i }));
+    await assert.rejects(log.publishAs('drill1-0', big), /lamport 1 of event 100 is not above 1099/);
     assert.deepEqual(await log.presentOffsets(), { [log.localStream]: 3, 'drill1-0': 2 }, 'failed publishes leave no trace');
+    const ok = await log.publishAs('drill1-0', big.map((e, i) => ({ ...e, lamport: 1000 + i })));
+    assert.deepEqual(ok.map((p) => p.offset), Array.from({ length: 150 }, (_, i) => 3 + i), 'a large batch gets gapless offsets');
   } finally {
     await log.close();
     cleanup();

@@ -350,45 +350,70 @@ export function parseQuery(text: string): ParsedQuery {
   return { text, expr, aql: `FROM ${printExpr(expr)}` };
 }
 
-function compare(op: Comparison, c: number): boolean {
+type Matcher = (event: ActyxEvent, context: MatchContext) => boolean;
+
+function comparator(op: Comparison): (c: number) => boolean {
   switch (op) {
     case '>':
-      return c > 0;
+      return (c) => c > 0;
     case '>=':
-      return c >= 0;
+      return (c) => c >= 0;
     case '<':
-      return c < 0;
+      return (c) => c < 0;
     case '<=':
-      return c <= 0;
+      return (c) => c <= 0;
   }
 }
 
-function evaluate(expr: TagExpr, event: ActyxEvent, context: MatchContext): boolean {
+/** The expression as a function (built once per parsed query: routing runs it for every event). */
+function compile(expr: TagExpr): Matcher {
   switch (expr.kind) {
     case 'allEvents':
-      return true;
+      return () => true;
     case 'isLocal':
-      return context.isLocalStream?.(event.stream) ?? false;
-    case 'tag':
-      return event.tags.includes(expr.tag);
-    case 'appId':
-      return expr.appId === 'me' ? context.appId !== undefined && event.appId === context.appId : event.appId === expr.appId;
-    case 'time':
-      return compare(expr.op, event.timestamp - expr.micros);
-    case 'key': {
-      const c = event.lamport !== expr.lamport ? event.lamport - expr.lamport : event.stream < expr.stream ? -1 : event.stream > expr.stream ? 1 : 0;
-      return compare(expr.op, c);
+      return (event, context) => context.isLocalStream?.(event.stream) ?? false;
+    case 'tag': {
+      const tag = expr.tag;
+      return (event) => event.tags.includes(tag);
     }
-    case 'and':
-      return evaluate(expr.left, event, context) && evaluate(expr.right, event, context);
-    case 'or':
-      return evaluate(expr.left, event, context) || evaluate(expr.right, event, context);
+    case 'appId': {
+      const appId = expr.appId;
+      return appId === 'me' ? (event, context) => context.appId !== undefined && event.appId === context.appId : (event) => event.appId === appId;
+    }
+    case 'time': {
+      const { micros } = expr;
+      const holds = comparator(expr.op);
+      return (event) => holds(event.timestamp - micros);
+    }
+    case 'key': {
+      const { lamport, stream } = expr;
+      const holds = comparator(expr.op);
+      return (event) => holds(event.lamport !== lamport ? event.lamport - lamport : event.stream < stream ? -1 : event.stream > stream ? 1 : 0);
+    }
+    case 'and': {
+      const left = compile(expr.left);
+      const right = compile(expr.right);
+      return (event, context) => left(event, context) && right(event, context);
+    }
+    case 'or': {
+      const left = compile(expr.left);
+      const right = compile(expr.right);
+      return (event, context) => left(event, context) || right(event, context);
+    }
   }
 }
 
+const compiled = new WeakMap<ParsedQuery, Matcher>();
+const NO_CONTEXT: MatchContext = {};
+
 /** Whether `event` is selected by the query. */
-export function matchesEvent(parsed: ParsedQuery, event: ActyxEvent, context: MatchContext = {}): boolean {
-  return evaluate(parsed.expr, event, context);
+export function matchesEvent(parsed: ParsedQuery, event: ActyxEvent, context: MatchContext = NO_CONTEXT): boolean {
+  let matcher = compiled.get(parsed);
+  if (!matcher) {
+    matcher = compile(parsed.expr);
+    compiled.set(parsed, matcher);
+  }
+  return matcher(event, context);
 }
 
 /**

@@ -123,6 +123,15 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     await client.end();
   }
 
+  // The data the dashboard pages show, through the flows' HTTP endpoints (db-query nodes).
+  const json = async (path: string) => (await fetch(`${nodeRed!.base}${path}`)).json();
+  assert.deepEqual(await json('/drill-dashboard/status'), expectedDashboard);
+  assert.deepEqual(await json('/drill-dashboard/usage'), expectedUsage);
+  assert.deepEqual(await json('/pg-dashboard/status'), expectedDashboard);
+  const page = await fetch(`${nodeRed.base}/drill-dashboard`);
+  assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+  assert.match(await page.text(), /<title>Drill dashboard<\/title>/);
+
   // The delivery was attempted and failed: nothing is marked delivered.
   await waitFor('a failed delivery attempt', () => nodeRed!.errors().some((l) => l.includes('POST booking')), (x) => x);
   assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), []);

@@ -8,6 +8,7 @@ import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types'
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
+import type { EventSource } from '../../src/sources/types';
 import {
   allEvents,
   appendEvents,
@@ -409,6 +410,41 @@ test('a changed table schema (a new column) rebuilds that table with the new col
     assert.deepEqual(second.stats().rebuilt.map((r) => r.id), ['dash-sink']);
     await expectTables(f, ms);
     assert.ok(sqliteRows(f.file, (ms.find((m) => m.role === 'sink') as { table: TableSpec }).table).every((r) => /"lamport","\d+"/.test(r)));
+  } finally {
+    await f.close();
+  }
+});
+
+test('an event source that fails mid-stream is read again from where the dataflow stood: nothing lost, nothing twice', async () => {
+  const f = fixture(3000);
+  try {
+    let failures = 0;
+    const flaky: EventSource = {
+      presentOffsets: () => f.log.presentOffsets(),
+      publish: (e) => f.log.publish(e),
+      close: () => Promise.resolve(),
+      query: (q, lo, hi, o) => f.log.query(q, lo, hi, o),
+      subscribe: (q, lo, o) => f.log.subscribe(q, lo, o),
+      async *subscribeBatches(q, lo, o) {
+        let n = 0;
+        for await (const chunk of f.log.subscribeBatches(q, lo, o)) {
+          yield chunk;
+          if (++n === 1 && failures < 2) {
+            failures++;
+            throw new Error('connection reset by peer');
+          }
+        }
+      },
+    };
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", flaky), ...dashboardMembers('src', f.db, 'dashboard'), ...usageMembers('src', f.db, 'usage')];
+    const listener = recordingListener();
+    const run = startDataflow({ source: flaky, members: ms, settings: SETTINGS }, listener);
+    await run.live;
+    await run.stop();
+    assert.equal(failures, 2);
+    assert.ok(listener.recorded.logs.some((l) => /event source failed \(attempt 1\): connection reset by peer/.test(l.message)));
+    assert.ok(listener.recorded.errors.some((e) => e.id === 'src' && /connection reset/.test(e.message)), 'the source node reports it');
+    await expectTables(f, ms);
   } finally {
     await f.close();
   }

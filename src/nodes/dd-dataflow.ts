@@ -149,10 +149,14 @@ export default function (RED: NodeAPI): void {
       },
     };
 
+    /** Deployed nodes that run: disabled nodes and nodes on disabled flows send nothing. */
     const deployedNodes = (): DeployedNode[] => {
-      const list: DeployedNode[] = [];
-      RED.nodes.eachNode((def) => list.push({ id: def.id, type: def.type, label: memberLabel(def), dataflow: def.dataflow, wires: def.wires ?? [] }));
-      return list;
+      const defs: NodeDef[] = [];
+      RED.nodes.eachNode((def) => defs.push(def));
+      const disabledTabs = new Set(defs.filter((d) => d.type === 'tab' && d.disabled === true).map((d) => d.id));
+      return defs
+        .filter((d) => d.d !== true && !(d.z !== undefined && disabledTabs.has(d.z)))
+        .map((def) => ({ id: def.id, type: def.type, label: memberLabel(def), dataflow: def.dataflow, wires: def.wires ?? [] }));
     };
 
     const start = async (): Promise<void> => {

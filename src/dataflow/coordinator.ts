@@ -398,11 +398,15 @@ class Coordinator implements RunningDataflow {
   }
 
   private async commit(perDb: readonly [SinkDatabase, SinkWrite[]][], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, phase: Phase): Promise<void> {
-    const results = await Promise.all(
+    // Every database's transaction settles before this commit counts as done (stop() waits for it).
+    const settled = await Promise.allSettled(
       perDb.map(([db, writes]) =>
         this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0)).then((r) => [writes, r] as const),
       ),
     );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const results = settled.map((r) => (r as PromiseFulfilledResult<readonly [SinkWrite[], Awaited<ReturnType<typeof commitToDatabase>>]>).value);
     if (this.retryingDb !== null) {
       this.listener.log('info', `database ${this.retryingDb} is reachable again; continuing`);
       this.retryingDb = null;

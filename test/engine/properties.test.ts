@@ -111,6 +111,25 @@ const cases: Case[] = [
       ref.ungroup(ref.count(ref.groupBy(ref.ungroup(ref.extremum(ref.groupBy(z, (v) => byKey(v as Rec)), (v) => byV(v as Rec), 1)), (v) => (v as Rec).v))),
     insertOnlyToo: true,
   },
+  {
+    name: 'async user functions (map, groupBy, maxBy, reduce) take the same results',
+    build: (c) => {
+      const grouped = c.map(async (r) => r as Rec).groupBy(async (r) => r.k);
+      return grouped
+        .maxBy(async (r) => r.v)
+        .ungroup()
+        .concat([grouped.reduce(async (key, inputs) => {
+          const outputs: [Value, number][] = [];
+          reduceFn(key, inputs, outputs);
+          return outputs;
+        }).ungroup()]);
+    },
+    reference: (z) => {
+      const g = ref.groupBy(z, (v) => byKey(v as Rec));
+      return ref.concat(ref.ungroup(ref.extremum(g, (v) => byV(v as Rec), 1)), ref.ungroup(ref.reduce(g, reduceFn)));
+    },
+    insertOnlyToo: true,
+  },
 ];
 
 describe('incremental results equal from-scratch results (every operator)', () => {

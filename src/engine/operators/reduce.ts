@@ -82,7 +82,7 @@ export class ReduceOperator extends UnaryOperator {
       then(this.attempt(key, merged, before), (a) => {
         if (a.ok) return { key, inputs: merged, outputs: a.outputs, diff: a.diff };
         if (ctx.onError === 'stop') ctx.fail(this.name, key, a.error); // throws OperatorError
-        if (updates.values.length > 1) return this.retryOneByOne(ctx, key, base, before, updates, 0, base, before);
+        if (updates.values.length > 1) return this.retryOneByOne(ctx, key, before, updates, 0, base, before);
         ctx.fail(this.name, key, a.error, updates.values[0]);
         return { key, inputs: base, outputs: before, diff: [] };
       }),
@@ -92,7 +92,6 @@ export class ReduceOperator extends UnaryOperator {
   private retryOneByOne(
     ctx: StepContext,
     key: Value,
-    base: SortedInputs,
     before: readonly OutputPair[],
     updates: SortedUpdates,
     j: number,
@@ -102,9 +101,9 @@ export class ReduceOperator extends UnaryOperator {
     if (j === updates.values.length) return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs).diff };
     const next = mergeInputs(state, updates, j, j + 1);
     return then(this.attempt(key, next, before), (a) => {
-      if (a.ok) return this.retryOneByOne(ctx, key, base, before, updates, j + 1, next, a.outputs);
+      if (a.ok) return this.retryOneByOne(ctx, key, before, updates, j + 1, next, a.outputs);
       ctx.fail(this.name, key, a.error, updates.values[j]);
-      return this.retryOneByOne(ctx, key, base, before, updates, j + 1, state, outputs);
+      return this.retryOneByOne(ctx, key, before, updates, j + 1, state, outputs);
     });
   }
 

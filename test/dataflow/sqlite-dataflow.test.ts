@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
+import type { DataflowMember, DataflowSettings, SinkMember } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
@@ -445,6 +445,26 @@ test('an event source that fails mid-stream is read again from where the dataflo
     assert.ok(listener.recorded.logs.some((l) => /event source failed \(attempt 1\): connection reset by peer/.test(l.message)));
     assert.ok(listener.recorded.errors.some((e) => e.id === 'src' && /connection reset/.test(e.message)), 'the source node reports it');
     await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a commit that cannot succeed (two rows for one key of a keyed table) halts with the sink named and writes nothing', async () => {
+  const f = fixture(300);
+  try {
+    // The dashboard without its max-by: several rows per machine reach the keyed table.
+    const [map, , , sink] = dashboardMembers('src', f.db, 'dashboard');
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), map as DataflowMember, { ...(sink as SinkMember), inputs: ['dash-map'] }];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    await run.finished;
+    assert.equal(run.stats().phase, 'error');
+    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && /dashboard/.test(e.message) && /cannot succeed by retrying/.test(e.message)), JSON.stringify(listener.recorded.errors));
+    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.fill === 'red'));
+    assert.deepEqual(sqliteRows(f.file, dashboardTable('dashboard')), []);
+    assert.deepEqual(sqliteOffsets(f.file, 'dashboard'), {});
+    await run.stop();
   } finally {
     await f.close();
   }

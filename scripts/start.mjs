@@ -11,11 +11,11 @@
 //
 // The end-to-end tests run this script too (with a temporary user directory and --port 0).
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync, lstatSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
 
-const root = resolve(new URL('..', import.meta.url).pathname);
+const root = realpathSync(resolve(new URL('..', import.meta.url).pathname));
 const require = createRequire(join(root, 'package.json'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
@@ -51,17 +51,30 @@ function parseArgs(argv) {
   return opts;
 }
 
+function realpathOrNull(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
 /** Makes `userDir/node_modules/<package name>` point at this checkout, as `npm install <path>` would. */
 function installPackage(userDir) {
   const target = join(userDir, 'node_modules', ...pkg.name.split('/'));
   mkdirSync(join(target, '..'), { recursive: true });
-  let present = false;
+  let current = null;
   try {
-    present = lstatSync(target).isSymbolicLink() || existsSync(join(target, 'package.json'));
+    current = lstatSync(target);
   } catch {
-    present = false;
+    current = null;
   }
-  if (!present) symlinkSync(root, target, 'dir');
+  // A link to another (e.g. moved) checkout is replaced; a real installed copy is left alone.
+  if (current?.isSymbolicLink() && realpathOrNull(target) !== root) {
+    unlinkSync(target);
+    current = null;
+  }
+  if (!current) symlinkSync(root, target, 'dir');
   // Node-RED lists user-installed modules from the user directory's package.json.
   const userPkg = join(userDir, 'package.json');
   if (!existsSync(userPkg)) {
@@ -128,7 +141,9 @@ export async function main(argv = process.argv.slice(2)) {
     uiPort: port,
     functionExternalModules: false,
     logging: { console: { level: process.env.NODE_RED_LOG_LEVEL ?? 'info', metrics: false, audit: false } },
-    editorTheme: { tours: false, projects: { enabled: false }, palette: { editable: false } },
+    editorTheme: { tours: false },
+    // The demo runs this checkout's nodes; installing others into .demo is not its purpose.
+    externalModules: { palette: { allowInstall: false } },
     diagnostics: { enabled: false },
     telemetry: { enabled: false },
   };

@@ -115,14 +115,18 @@ const cases: Case[] = [
     name: 'async user functions (map, groupBy, maxBy, reduce) take the same results',
     build: (c) => {
       const grouped = c.map(async (r) => r as Rec).groupBy(async (r) => r.k);
-      return grouped
+      const maxed = grouped
         .maxBy(async (r) => r.v)
         .ungroup()
-        .concat([grouped.reduce(async (key, inputs) => {
+        .map((r): Value => r);
+      const reduced = grouped
+        .reduce(async (key, inputs) => {
           const outputs: [Value, number][] = [];
           reduceFn(key, inputs, outputs);
           return outputs;
-        }).ungroup()]);
+        })
+        .ungroup();
+      return maxed.concat([reduced]);
     },
     reference: (z) => {
       const g = ref.groupBy(z, (v) => byKey(v as Rec));

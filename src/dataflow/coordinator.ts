@@ -298,7 +298,8 @@ class Coordinator implements RunningDataflow {
             else caughtUp = item.offsets;
           }
           await this.fatalOnError(this.processBatch(events, caughtUp, current));
-          if (caughtUp !== null && current.name !== 'live') {
+          if (caughtUp !== null) {
+            // Also after a reconnect: "retrying" gives way to "live" even when no event follows.
             current = { ...current, name: 'live' };
             await this.whenCommitted();
             this.present = this.tracker.snapshot();

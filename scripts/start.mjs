@@ -173,6 +173,8 @@ export async function main(argv = process.argv.slice(2)) {
       msPerMinute: opts.msPerMinute,
       firstOrder: 10000 + (Math.floor(Date.now() / 1000) % 80000),
       onError: (err) => console.error('factory simulator:', err instanceof Error ? err.message : err),
+      onOffline: (machine, offline) =>
+        console.log(offline ? `Simulator: ${machine} went offline; it keeps recording and delivers later.` : `Simulator: ${machine} is back online and delivers its late events.`),
     });
     simulator.start();
     if (opts.simulateMs > 0) {
@@ -210,7 +212,7 @@ export async function main(argv = process.argv.slice(2)) {
   );
   console.log(`  Node-RED editor:  ${base}/`);
   console.log(`  Drill dashboard:  ${base}/drill-dashboard`);
-  console.log(opts.simulator ? '  The factory simulator is publishing events (Drill4 goes offline for a while and reports late). Ctrl+C stops.' : '  Ctrl+C stops.');
+  console.log(opts.simulator ? '  The factory simulator is publishing events (one drill goes offline for a while and reports late). Ctrl+C stops.' : '  Ctrl+C stops.');
   return { port, stop };
 }
 

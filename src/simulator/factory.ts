@@ -18,12 +18,18 @@ export interface FactoryOptions {
   readonly msPerMinute?: number;
   /** Random numbers in [0, 1); default a seeded generator, so runs are repeatable. */
   readonly random?: () => number;
-  /** Take `machine` offline `afterMs` after start for `forMs` (default: the last machine, after 15 and for 20 simulated minutes). Null: never. */
-  readonly offline?: { readonly machine: string; readonly afterMs: number; readonly forMs: number } | null;
+  /**
+   * Take a machine offline `afterMs` after start for `forMs`: `machine`, or (without it) one that is
+   * working at that moment, so that it surely records events while offline. Default: after 15 and for
+   * 20 simulated minutes, a working machine. Null: never.
+   */
+  readonly offline?: { readonly machine?: string; readonly afterMs: number; readonly forMs: number } | null;
   /** First order number (default 4800). */
   readonly firstOrder?: number;
   /** Called for every published or buffered event (for logs and tests). */
   readonly onEvent?: (e: { device: string; event: DeviceEvent; delivered: boolean }) => void;
+  /** Called when a machine goes offline (true) and comes back (false). */
+  readonly onOffline?: (machine: string, offline: boolean) => void;
   /** Called when publishing fails (the simulator keeps going). */
   readonly onError?: (err: unknown) => void;
 }
@@ -140,16 +146,20 @@ export class FactorySimulator {
     if (this.running) return;
     this.running = true;
     this.workers.forEach((worker, i) => this.loops.push(this.workerLoop(worker, i)));
-    const offline =
-      this.options.offline === undefined
-        ? { machine: this.machines[this.machines.length - 1]!, afterMs: 15 * this.msPerMinute, forMs: 20 * this.msPerMinute }
-        : this.options.offline;
+    const offline = this.options.offline === undefined ? { afterMs: 15 * this.msPerMinute, forMs: 20 * this.msPerMinute } : this.options.offline;
     if (offline) {
-      const device = this.devices.get(offline.machine);
-      if (!device) throw new Error(`factory simulator: unknown machine ${offline.machine} to take offline`);
+      if (offline.machine !== undefined && !this.devices.has(offline.machine)) {
+        throw new Error(`factory simulator: unknown machine ${offline.machine} to take offline`);
+      }
       this.later(offline.afterMs, () => {
+        const name = offline.machine ?? this.machines.find((m) => this.busy.has(m)) ?? this.machines[this.machines.length - 1]!;
+        const device = this.devices.get(name)!;
         device.goOffline();
-        this.later(offline.forMs, () => void device.goOnline());
+        this.options.onOffline?.(name, true);
+        this.later(offline.forMs, () => {
+          this.options.onOffline?.(name, false);
+          void device.goOnline();
+        });
       });
     }
   }

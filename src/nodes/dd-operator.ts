@@ -156,7 +156,7 @@ export function collectionInput(inputs: readonly Stage[], label: string, id: str
     if (stage.kind !== 'collection') {
       throw new Error(
         `${label}: its input is grouped (from dd-groupby); this node works on ungrouped records. ` +
-          'Put dd-maxby, dd-minby, dd-reduce or dd-aggregate after dd-groupby, or wire this node before it.',
+          'Put dd-maxby, dd-minby, dd-reduce, dd-aggregate or dd-distinct after dd-groupby, or wire this node before it.',
       );
     }
     collections.push(stage.collection);

@@ -137,6 +137,29 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   const saved = await editor.evaluate(`(() => { let f = null; RED.nodes.eachNode((n) => { if (n.name === 'per machine') f = n; }); return { keyType: f.keyType, key: f.key, valid: f.valid }; })()`);
   assert.deepEqual(saved, { keyType: 'path', key: 'machine', valid: true });
 
+  // The editor's own validation of expressions (the same syntax rules as at deploy).
+  const validity = await editor.evaluate(`(() => {
+    const byName = (name) => { let f = null; RED.nodes.eachNode((n) => { if (n.name === name) f = n; }); return f; };
+    const check = (node, changes) => {
+      const saved = {};
+      for (const k in changes) { saved[k] = node[k]; node[k] = changes[k]; }
+      RED.editor.validateNode(node);
+      const valid = node.valid;
+      for (const k in saved) node[k] = saved[k];
+      RED.editor.validateNode(node);
+      return valid && node.valid === true ? 'valid' : 'invalid';
+    };
+    const map = byName('dashboard entry'), group = byName('per machine');
+    return [
+      check(map, { func: 'return (' }),
+      check(map, { language: 'jsonata', func: '{"a": }' }),
+      check(map, { language: 'jsonata', func: '{"a": payload.order}' }),
+      check(group, { key: 'payload..machine' }),
+      check(group, { keyType: 'js', key: 'return record.machine;' }),
+    ];
+  })()`);
+  assert.deepEqual(validity, ['invalid', 'invalid', 'valid', 'invalid', 'valid']);
+
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
   await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();

@@ -66,7 +66,13 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
 
     const deployed = deployedTypes(RED);
     const problem = wrongSources(config, deployed);
-    if (problem) fail('wrong input wired', problem);
+    if (problem) {
+      fail('wrong input wired', problem);
+      // The dataflow runs without the bad wire and would report this node as fine: keep the
+      // problem visible until the wiring is fixed (the dataflow's own errors still show).
+      const show = node.status.bind(node);
+      node.status = (status) => show('fill' in status && status.fill === 'red' ? status : { fill: 'red', shape: 'ring', text: 'wrong input wired' });
+    }
 
     const dataflow: DataflowConfigNode | null = findDataflow(RED, config.dataflow);
     if (!dataflow) {

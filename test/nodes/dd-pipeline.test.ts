@@ -94,6 +94,8 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
       { id: 'group', type: 'dd-groupby', keyType: 'path', key: 'machine', wires: [['latest']] },
       { id: 'latest', type: 'dd-maxby', byType: 'js', by: 'return record.at;', wires: [['sink', 'tap']] },
       { id: 'tap', type: 'helper' },
+      { id: 'stray', type: 'helper', wires: [['extra']] },
+      { id: 'extra', type: 'dd-filter', input: 'sub', name: 'extra filter', language: 'js', condition: 'return true;' },
       {
         id: 'sink',
         type: 'db-sink',
@@ -126,6 +128,10 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
       ['Drill1', 'stopped', 1],
     ],
   );
+  // A node with a non-dataflow node wired in keeps showing it, whatever the dataflow reports.
+  assert.match(errorsOf('extra').join('\n'), /extra filter: input wired from helper .* is not part of a dataflow/);
+  assert.ok(statusesOf('extra').length > 1, 'the dataflow reported on the extra node');
+  assert.deepEqual(statusesOf('extra').at(-1), { fill: 'red', shape: 'ring', text: 'wrong input wired' });
   // Every operator shows the dataflow live; none reported an error.
   for (const id of ['filter', 'map', 'group', 'latest']) {
     assert.ok(statusesOf(id).some((s) => s.fill === 'green' && s.text?.startsWith('live')), `${id}: ${JSON.stringify(statusesOf(id))}`);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import type { DataflowMember, DataflowSettings, SinkMember } from '../../src/dataflow/types';
+import type { DataflowMember, DataflowSettings, OperatorMember, SinkMember } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
@@ -465,6 +465,54 @@ test('a commit that cannot succeed (two rows for one key of a keyed table) halts
     assert.deepEqual(sqliteRows(f.file, dashboardTable('dashboard')), []);
     assert.deepEqual(sqliteOffsets(f.file, 'dashboard'), {});
     await run.stop();
+  } finally {
+    await f.close();
+  }
+});
+
+test('stop() while the database is retrying resolves at once; nothing is lost at the next start', async () => {
+  const f = fixture(500);
+  try {
+    const missingDir = join(f.dir, 'not-yet');
+    const file = join(missingDir, 'views.sqlite');
+    const db = new SqliteDatabase({ filename: file });
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', db, 'dashboard')];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
+    while (!listener.recorded.logs.some((l) => /attempt 3/.test(l.message))) await new Promise((r) => setTimeout(r, 10));
+    await run.stop(); // must not wait for the database
+    await run.finished;
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(missingDir);
+    const again = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, recordingListener());
+    await again.live;
+    await again.stop();
+    await db.close();
+    const expected = await fromScratch(ms, await allEvents(f.log));
+    assert.deepEqual(sqliteRows(file, dashboardTable('dashboard')), expected.get('dash-sink'));
+    assert.deepEqual(sqliteOffsets(file, 'dashboard'), await f.log.presentOffsets());
+  } finally {
+    await f.close();
+  }
+});
+
+test('a tapped operator without sinks sends only the changes of new events, after they are processed', async () => {
+  const f = fixture(400);
+  try {
+    const [map] = dashboardMembers('src', f.db, 'dashboard');
+    const tapped = { ...(map as OperatorMember), tap: true };
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: [sourceMember('src', "'machine'", f.log), tapped], settings: SETTINGS }, listener);
+    await run.live;
+    assert.equal(listener.recorded.commits.length, 0, 'history is replayed into state, not sent');
+    f.log.appendSync('drill2-0', [{ tags: ['machine', 'machine:Drill2'], payload: { type: 'started', order: 'new-order' }, lamport: 1_000_000, timestamp: Date.UTC(2030, 0, 1) * 1000 }]);
+    await waitCommitted(run, await f.log.presentOffsets());
+    await run.stop();
+    const sent = listener.recorded.commits.filter((c) => c.id === 'dash-map').flatMap((c) => c.operators ?? []);
+    assert.deepEqual(
+      sent.map(([v, d]) => [(v as { order: string }).order, d]),
+      [['new-order', 1]],
+    );
   } finally {
     await f.close();
   }

@@ -150,6 +150,18 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_usage', 'started'), expectedUsage);
   assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), [expectedBooking]);
   assert.deepEqual(nodeRed.errors(), []);
+  await nodeRed.stop('SIGKILL');
+
+  // Run 3: as if the crash had come after the delivery but before it was marked: the booking is
+  // delivered again with the same key, and the ERP side books it once (it answers 200, a repeat).
+  const erp = new Database(join(userDir, 'erp-bookings.sqlite'));
+  erp.prepare('DELETE FROM erp_delivered').run();
+  erp.close();
+  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
+  const redelivered = await waitFor('redelivery', () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), (r) => r.length > 0);
+  assert.deepEqual(redelivered.map((r) => [r.idempotency_key, r.http_status]), [[key, 200]]);
+  assert.deepEqual(Object.keys((await (await fetch(`${nodeRed.base}/erp/bookings`)).json()) as object), [key]);
+  assert.deepEqual(nodeRed.errors(), []);
   await nodeRed.stop('SIGTERM');
   nodeRed = null;
 });

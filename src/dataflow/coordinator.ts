@@ -56,7 +56,10 @@ export interface RunningDataflow {
   /** Resolves when the dataflow has ended (stopped, halted on an error, or nothing to run). */
   readonly finished: Promise<void>;
   stats(): DataflowStats;
-  /** Resolves once every sink has caught up with the source and the dataflow follows it live. */
+  /**
+   * Resolves once every sink has caught up with the source and the dataflow follows it live (at
+   * once when there is nothing to run); stays pending when the dataflow ends before that.
+   */
   readonly live: Promise<void>;
 }
 
@@ -144,6 +147,7 @@ class Coordinator implements RunningDataflow {
       this.wakeCapacity?.();
     }
     await this.dbTail;
+    if (this.phaseName !== 'error') this.phaseName = 'stopped';
     this.status.close();
   }
 
@@ -532,7 +536,7 @@ class Coordinator implements RunningDataflow {
   }
 
   private setPhase(name: DataflowPhase, phase?: Phase): void {
-    if (this.phaseName === 'error') return;
+    if (this.phaseName === 'error' || this.stopping) return;
     this.phaseName = name;
     const behind = eventsBetween(this.committedOffsets, this.present);
     for (const m of this.runningMembers()) {

@@ -5,7 +5,7 @@
 // the seed's audit trail in the embedded event log, and the factory simulator publishing live
 // events. It prints the editor URL and the dashboard URL.
 //
-//   node scripts/start.mjs [--port 1880] [--user-dir .demo] [--examples drill-dashboard,machine-usage,erp-bookings | all]
+//   node scripts/start.mjs [--host 127.0.0.1] [--port 1880] [--user-dir .demo] [--examples drill-dashboard,machine-usage,erp-bookings | all]
 //                          [--no-simulator] [--no-audit-trail] [--fresh]
 //                          [--sim-ms-per-minute 1000] [--sim-duration-ms 0 (= until stopped)]
 //
@@ -22,7 +22,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
 
 function parseArgs(argv) {
-  const opts = { port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false, msPerMinute: 1000, simulateMs: 0 };
+  const opts = { host: '127.0.0.1', port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false, msPerMinute: 1000, simulateMs: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -30,7 +30,8 @@ function parseArgs(argv) {
       if (v === undefined) throw new Error(`${a} needs a value`);
       return v;
     };
-    if (a === '--port') {
+    if (a === '--host') opts.host = value();
+    else if (a === '--port') {
       opts.port = Number(value());
       opts.portGiven = true;
     }
@@ -95,10 +96,10 @@ function deployExamples(userDir, examples) {
   return true;
 }
 
-function listen(server, port) {
+function listen(server, port, host) {
   return new Promise((resolveListen, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolveListen(server.address().port);
     });
@@ -121,13 +122,15 @@ export async function main(argv = process.argv.slice(2)) {
   const server = http.createServer(app);
   let port;
   try {
-    port = await listen(server, opts.port);
+    port = await listen(server, opts.port, opts.host);
   } catch (err) {
     if (err?.code !== 'EADDRINUSE' || opts.portGiven) throw err;
-    port = await listen(server, 0);
+    port = await listen(server, 0, opts.host);
     console.log(`Port ${opts.port} is in use; using ${port} instead (choose one with --port).`);
   }
-  const base = `http://127.0.0.1:${port}`;
+  // What to print: a wildcard address is reached locally as 127.0.0.1.
+  const shown = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const base = `http://${shown}:${port}`;
   // The ERP bookings example delivers to this Node-RED's stand-in ERP endpoint unless ERP_URL is set.
   process.env.ERP_URL ??= `${base}/erp/bookings`;
 
@@ -137,7 +140,7 @@ export async function main(argv = process.argv.slice(2)) {
     credentialSecret: 'deltaflow-demo',
     httpAdminRoot: '/',
     httpNodeRoot: '/',
-    uiHost: '127.0.0.1',
+    uiHost: opts.host,
     uiPort: port,
     functionExternalModules: false,
     logging: { console: { level: process.env.NODE_RED_LOG_LEVEL ?? 'info', metrics: false, audit: false } },

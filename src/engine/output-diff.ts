@@ -1,7 +1,7 @@
 /**
  * The difference between a group's previous and new `reduce` outputs. Outputs usually change at
  * the end only (new events complete new records), so the common prefix is skipped by structural
- * comparison, and only the differing tails are consolidated by canonical key.
+ * comparison, and only the differing tails are consolidated (by structural identity).
  */
 import type { Value } from './types';
 import { valueProblem } from './value-check';
@@ -22,14 +22,21 @@ export interface OutputChange {
 }
 
 /**
- * Compares a group's previous and new outputs. Throws a TypeError when a new output is not a
- * value (only the values outside the unchanged prefix are checked: the prefix equals outputs that
- * were accepted before).
+ * Compares a group's previous outputs with what its function produced now (`next`: raw, as the
+ * user pushed or returned it). Throws a TypeError when a changed output is not a `[value,
+ * integer multiplicity]` pair with a JSON value; only the part after the unchanged prefix needs
+ * checking, since the prefix equals outputs that were accepted before. Zero multiplicities are
+ * dropped.
  */
-export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPair[]): OutputChange {
+export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[]): OutputChange {
   let p = 0;
   const n = prev.length < next.length ? prev.length : next.length;
-  while (p < n && prev[p][1] === next[p][1] && valueEquals(prev[p][0], next[p][0])) p++;
+  while (p < n) {
+    const q = next[p];
+    const r = prev[p];
+    if (!Array.isArray(q) || q.length !== 2 || q[1] !== r[1] || !valueEquals(r[0], q[0] as Value)) break;
+    p++;
+  }
   if (p === prev.length && p === next.length) return { diff: [], kept: prev };
   const sums = new ValueMap<[Value, number]>();
   const order: [Value, number][] = [];
@@ -43,34 +50,24 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly OutputPa
     }
   };
   for (let i = p; i < prev.length; i++) add(prev[i][0], -prev[i][1]);
+  const kept: OutputPair[] = prev.slice(0, p);
   for (let i = p; i < next.length; i++) {
-    const problem = valueProblem(next[i][0]);
+    const q = next[i];
+    if (!Array.isArray(q) || q.length !== 2 || !Number.isInteger(q[1])) {
+      throw new TypeError('reduce output must be [value, multiplicity] pairs with integer multiplicities');
+    }
+    if (q[1] === 0) continue;
+    const problem = valueProblem(q[0]);
     if (problem !== null) throw new TypeError(`reduce output is not a JSON value: ${problem}`);
-    add(next[i][0], next[i][1]);
-  }
-  let kept: OutputPair[] | readonly OutputPair[] = next;
-  if (p > 0) {
-    const k = prev.slice(0, p);
-    for (let i = p; i < next.length; i++) k.push(next[i]);
-    kept = k;
+    add(q[0] as Value, q[1] as number);
+    kept.push(q as unknown as OutputPair);
   }
   return { diff: order.filter((x) => x[1] !== 0), kept };
 }
 
-/** Checks the shape of what a reduce function produced and drops zero multiplicities. */
-export function collectOutputs(pushed: readonly unknown[], returned: unknown): readonly OutputPair[] {
-  let all: readonly unknown[] = pushed;
-  if (returned !== undefined && returned !== pushed) {
-    if (!Array.isArray(returned)) throw new TypeError(`reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`);
-    all = pushed.length === 0 ? returned : pushed.concat(returned);
-  }
-  let zeros = 0;
-  for (const pair of all) {
-    if (!Array.isArray(pair) || pair.length !== 2 || !Number.isInteger(pair[1])) {
-      throw new TypeError('reduce output must be [value, multiplicity] pairs with integer multiplicities');
-    }
-    if (pair[1] === 0) zeros++;
-  }
-  if (zeros === 0) return all as readonly OutputPair[];
-  return (all as readonly OutputPair[]).filter((pair) => pair[1] !== 0);
+/** Everything a reduce function produced: the pairs it pushed and the ones it returned. */
+export function gatherOutputs(pushed: readonly unknown[], returned: unknown): readonly unknown[] {
+  if (returned === undefined || returned === pushed) return pushed;
+  if (!Array.isArray(returned)) throw new TypeError(`reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`);
+  return pushed.length === 0 ? returned : pushed.concat(returned);
 }

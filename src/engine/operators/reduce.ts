@@ -12,7 +12,7 @@
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
 import { then, UnaryOperator } from '../operator';
-import { collectOutputs, diffOutputs, type OutputPair } from '../output-diff';
+import { diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
 import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, Value } from '../types';
@@ -119,9 +119,8 @@ export class ReduceOperator extends UnaryOperator {
     }
     const check = (returned: unknown): Attempt => {
       try {
-        const outputs = collectOutputs(pushed, returned);
         // Also validates the changed outputs, now, while failure is still an option.
-        const change = diffOutputs(before, outputs);
+        const change = diffOutputs(before, gatherOutputs(pushed, returned));
         return { ok: true, outputs: change.kept, diff: change.diff };
       } catch (error) {
         return { ok: false, error };

@@ -136,7 +136,10 @@ export interface Graph {
   /**
    * Retention: stateful operators forget inputs whose `time` is older than `cutoff` (µs). Their
    * current outputs become the new baseline silently: nothing is emitted, so rows already derived
-   * from forgotten inputs stay as they are and are never retracted.
+   * from forgotten inputs stay as they are and are never retracted. A retained value's time is the
+   * newest time of the batches that changed it since it appeared (a batch whose updates of the
+   * value cancel out does not count). `count`/`sum` keep only totals and insert-only `maxBy`/`minBy`
+   * one value per group: they forget nothing.
    */
   compact(cutoff: number): void;
   /** Rough count of retained state entries (values kept by stateful operators), for metrics and tests. */

@@ -13,7 +13,9 @@ interface Counted {
   readonly value: Value;
   mult: number;
   time: number;
-  before: number;
+  /** This batch's updates of the value, summed, and their newest time. */
+  batchDiff: number;
+  batchTime: number;
   stamp: number;
 }
 interface DistinctGroup {
@@ -48,21 +50,26 @@ export class DistinctOperator extends UnaryOperator {
       }
       let c = g.values.get(values[i]);
       if (c === undefined) {
-        c = { value: values[i], mult: 0, time: times[i], before: 0, stamp: 0 };
+        c = { value: values[i], mult: 0, time: times[i], batchDiff: 0, batchTime: times[i], stamp: 0 };
         g.values.set(values[i], c);
       }
       if (c.stamp !== stamp) {
         c.stamp = stamp;
-        c.before = c.mult;
+        c.batchDiff = 0;
+        c.batchTime = times[i];
         touched.push([g, c]);
       }
-      c.mult += diffs[i];
-      if (times[i] > c.time) c.time = times[i];
+      c.batchDiff += diffs[i];
+      if (times[i] > c.batchTime) c.batchTime = times[i];
     }
     const out = emptyColumns(true);
     for (const [g, c] of touched) {
+      // A batch is one change per value: updates that cancel out leave the value (and its time) alone.
+      const before = c.mult;
+      c.mult += c.batchDiff;
+      if (c.batchDiff !== 0) c.time = before === 0 ? c.batchTime : Math.max(c.time, c.batchTime);
       const now = c.mult > 0;
-      if (now !== c.before > 0) pushGrouped(out, g.key, c.value, now ? 1 : -1, c.time);
+      if (now !== before > 0) pushGrouped(out, g.key, c.value, now ? 1 : -1, c.time);
       if (c.mult === 0) {
         g.values.delete(c.value);
         if (g.values.size === 0) this.groups.delete(g.key);

@@ -139,6 +139,14 @@ interface MultisetGroup {
   readonly tree: BTree<TreeKey, TreeEntry>;
   winner: Winner | null;
   stamp: number;
+  /** This batch's updates per value, summed (a batch is one change per value). */
+  batch: ValueMap<BatchChange> | null;
+}
+interface BatchChange {
+  readonly score: Value;
+  readonly value: Value;
+  diff: number;
+  time: number;
 }
 
 function compareTreeKeys(a: TreeKey, b: TreeKey): number {
@@ -162,21 +170,34 @@ export class ExtremumOperator extends ScoredOperator {
       if (score === SKIP || diffs[i] === 0) continue;
       let g = this.groups.get(keys[i]);
       if (g === undefined) {
-        g = { key: keys[i], tree: new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys), winner: null, stamp: 0 };
+        g = { key: keys[i], tree: new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys), winner: null, stamp: 0, batch: null };
         this.groups.set(keys[i], g);
       }
       if (g.stamp !== stamp) {
         g.stamp = stamp;
+        g.batch = new ValueMap();
         touched.push(g);
       }
-      const k: TreeKey = [score, values[i]];
-      const e = g.tree.get(k);
-      if (e === undefined) g.tree.set(k, { mult: diffs[i], time: times[i] });
+      const change = g.batch!.get(values[i]);
+      if (change === undefined) g.batch!.set(values[i], { score, value: values[i], diff: diffs[i], time: times[i] });
       else {
-        e.mult += diffs[i];
-        if (times[i] > e.time) e.time = times[i];
-        if (e.mult === 0) g.tree.delete(k);
+        change.diff += diffs[i];
+        if (times[i] > change.time) change.time = times[i];
       }
+    }
+    for (const g of touched) {
+      for (const { score, value, diff, time } of g.batch!.values()) {
+        if (diff === 0) continue; // updates that cancel out leave the value (and its time) alone
+        const k: TreeKey = [score, value];
+        const e = g.tree.get(k);
+        if (e === undefined) g.tree.set(k, { mult: diff, time });
+        else if (e.mult + diff === 0) g.tree.delete(k);
+        else {
+          e.mult += diff;
+          if (time > e.time) e.time = time;
+        }
+      }
+      g.batch = null;
     }
     const out = emptyColumns(true);
     for (const g of touched) {

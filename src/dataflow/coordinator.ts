@@ -277,7 +277,9 @@ class Coordinator implements RunningDataflow {
       const from = this.tracker.snapshot();
       const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
       const chunks = this.source.queryBatches ? this.source.queryBatches(text, from, upper, options) : chunksOf(this.source.query(text, from, upper, options));
-      await readInBatches<ActyxEvent>(chunks, { batchSize: this.settings.batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
+      // A replay that writes nothing commits nothing either: larger steps only save engine work.
+      const batchSize = phase.writing.size === 0 && !phase.taps ? Math.max(this.settings.batchSize, Math.min(10 * this.settings.batchSize, 50_000)) : this.settings.batchSize;
+      await readInBatches<ActyxEvent>(chunks, { batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
         this.fatalOnError(this.processBatch(events, end ? upper : null, phase)),
       );
     });

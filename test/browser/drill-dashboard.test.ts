@@ -6,28 +6,27 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, screenshot } from './chromium';
 import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
 
-const artifacts = join(__dirname, '..', '..', 'test-artifacts');
-mkdirSync(artifacts, { recursive: true });
 const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-browser-'));
 let nodeRed: NodeRedProcess | null = null;
 let browser: Browser | null = null;
 
 after(async () => {
   // The last state of every page, whatever happened (useful when a wait timed out).
-  for (const [i, page] of (browser?.contexts()[0]?.pages() ?? []).entries()) await shot(page, `last-page-${i + 1}`).catch(() => undefined);
+  for (const [i, page] of (browser?.contexts()[0]?.pages() ?? []).entries()) await screenshot(page, `last-page-${i + 1}`).catch(() => undefined);
   await browser?.close();
   await nodeRed?.stop();
   rmSync(userDir, { recursive: true, force: true });
 });
 
 /** Imports an example through the editor menu (Import → Examples) and shows its tab. */
-async function importExample(editor: Page, example: string, tab: string, screenshot?: string): Promise<void> {
+async function importExample(editor: Page, example: string, tab: string, screenshotName?: string): Promise<void> {
   await editor.locator('#red-ui-header-button-sidemenu').click();
   await editor.locator('#menu-item-import').click();
   await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
@@ -37,7 +36,7 @@ async function importExample(editor: Page, example: string, tab: string, screens
   await pkg.waitFor();
   if (!(await entry.isVisible())) await pkg.click(); // the package folder remembers being open
   await entry.click();
-  if (screenshot) await shot(editor, screenshot);
+  if (screenshotName) await screenshot(editor, screenshotName);
   await editor.locator('#red-ui-clipboard-dialog-ok').click();
   const tabElement = editor.locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) }).first();
   await tabElement.waitFor();
@@ -49,10 +48,6 @@ function invalidNodes(editor: Page): Promise<number> {
   return editor.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))').count();
 }
 
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
 /** Clicks the button of the inject node labelled `label` on the current editor tab. */
 async function clickInject(editor: Page, label: string): Promise<void> {
   const node = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: label }) });
@@ -62,20 +57,7 @@ async function clickInject(editor: Page, label: string): Promise<void> {
 test('import the drill dashboard example in the editor, deploy, and watch the dashboard page change', async () => {
   // An empty Node-RED: no flows, no events.
   nodeRed = await startNodeRed(userDir, ['--examples', '', '--no-simulator', '--no-audit-trail']);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ], // playwright gives every launch a fresh, temporary user data directory
-
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1500, height: 900 } });
   // Generous: the machine is shared with other test processes; waits end as soon as the UI is there.
   context.setDefaultTimeout(60_000);
@@ -96,7 +78,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   // No imported node is marked invalid (the red triangle).
   assert.equal(await invalidNodes(editor), 0, 'imported nodes are marked invalid');
-  await shot(editor, '2-imported');
+  await screenshot(editor, '2-imported');
 
   // Wiring a non-dataflow node (an inject) into a dd node: a notification and the red triangle; unwiring clears it.
   const mapNode = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) });
@@ -108,7 +90,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await editor.evaluate(`(() => { const l = ${link}; RED.nodes.addLink({ source: l.source, sourcePort: 0, target: l.target }); })()`);
   await editor.locator('.red-ui-notification', { hasText: 'is not part of a dataflow' }).first().waitFor();
   await mapNode.locator('.red-ui-flow-node-error:not(.hide)').waitFor();
-  await shot(editor, '2b-wrong-wire');
+  await screenshot(editor, '2b-wrong-wire');
   await editor.evaluate(`(() => {
     const l = ${link};
     for (const x of RED.nodes.filterLinks({ source: l.source, target: l.target })) RED.nodes.removeLink(x);
@@ -119,7 +101,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await mapNode.dblclick();
   await editor.locator('#node-input-func-editor').getByText("startsWith('machine:')").first().waitFor();
   assert.equal(await editor.locator('#node-input-language').inputValue(), 'js');
-  await shot(editor, '2c-edit-dd-map');
+  await screenshot(editor, '2c-edit-dd-map');
   await editor.locator('#node-dialog-cancel').click();
   await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^per machine$/ }) }).dblclick();
   await editor.locator('#node-input-key-path').waitFor();
@@ -163,7 +145,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
   await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();
-  await shot(editor, '3-deployed');
+  await screenshot(editor, '3-deployed');
 
   // The dashboard page: no table yet (no events), then Drill1 appears and changes.
   const dashboard = await context.newPage();
@@ -174,11 +156,11 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await clickInject(editor, 'Drill1 starts order 4711');
   const drill1 = dashboard.locator('tr[data-machine="Drill1"] td').nth(1);
   await drill1.filter({ hasText: 'working on order 4711' }).waitFor();
-  await shot(dashboard, '4-dashboard-working');
+  await screenshot(dashboard, '4-dashboard-working');
 
   await clickInject(editor, 'Drill1 stops order 4711');
   await drill1.filter({ hasText: /^idle$/ }).waitFor();
-  await shot(dashboard, '5-dashboard-idle');
+  await screenshot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
 
   // The other examples import valid too; the SQLite ones deploy and run without an error.
@@ -194,7 +176,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await clickInject(editor, 'at start'); // the ERP outbox delivery chain runs once more, on demand
   await importExample(editor, 'postgres-dashboard', 'Drill dashboard (PostgreSQL)');
   assert.equal(await invalidNodes(editor), 0, 'postgres-dashboard: imported nodes are marked invalid');
-  await shot(editor, '6-all-examples-imported');
+  await screenshot(editor, '6-all-examples-imported');
 
   // The editor ran without script errors and Node-RED logged no error.
   assert.deepEqual(consoleErrors, []);

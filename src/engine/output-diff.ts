@@ -1,7 +1,8 @@
 /**
- * The difference between a group's previous and new `reduce` outputs. Outputs usually change at
- * the end only (new events complete new records), so the common prefix is skipped by structural
- * comparison, and only the differing tails are consolidated (by structural identity).
+ * The difference between a group's previous and new `reduce` outputs. Outputs usually change in one
+ * place only (new events complete new records at the end; a late event changes one in the middle),
+ * so the common prefix and the common suffix are skipped by cheap position-wise structural
+ * comparison, and only the differing middles are consolidated (by structural identity, hashing).
  */
 import type { Value } from './types';
 import { valueProblem } from './value-check';
@@ -15,32 +16,44 @@ export interface OutputChange {
   /** `next − prev`, consolidated (no zero diffs). */
   readonly diff: [Value, number][];
   /**
-   * `next` with its unchanged prefix taken from `prev`: keeping the already retained objects
-   * instead of the function's fresh copies lets the copies die young (much less GC work).
+   * `next` with its unchanged prefix and suffix taken from `prev`: keeping the already retained
+   * objects instead of the function's fresh copies lets the copies die young (much less GC work).
    */
   readonly kept: readonly OutputPair[];
+}
+
+/** Same pair at the same place: `q` is raw (as the user produced it), `r` was accepted before. */
+function samePair(q: unknown, r: OutputPair): boolean {
+  return Array.isArray(q) && q.length === 2 && q[1] === r[1] && valueEquals(r[0], q[0] as Value);
 }
 
 /**
  * Compares a group's previous outputs with what its function produced now (`next`: raw, as the
  * user pushed or returned it). Throws a TypeError when a changed output is not a `[value,
- * integer multiplicity]` pair with a JSON value; only the part after the unchanged prefix needs
- * checking, since the prefix equals outputs that were accepted before. Zero multiplicities are
- * dropped.
+ * integer multiplicity]` pair with a JSON value; only the part between the unchanged prefix and
+ * suffix needs checking, since those equal outputs that were accepted before. Zero multiplicities
+ * are dropped.
  */
 export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[]): OutputChange {
   let p = 0;
   const n = prev.length < next.length ? prev.length : next.length;
-  while (p < n) {
-    const q = next[p];
-    const r = prev[p];
-    if (!Array.isArray(q) || q.length !== 2 || q[1] !== r[1] || !valueEquals(r[0], q[0] as Value)) break;
-    p++;
-  }
+  while (p < n && samePair(next[p], prev[p])) p++;
   if (p === prev.length && p === next.length) return { diff: [], kept: prev };
+  // The common suffix, not overlapping the prefix.
+  let pe = prev.length;
+  let ne = next.length;
+  while (pe > p && ne > p && samePair(next[ne - 1], prev[pe - 1])) {
+    pe--;
+    ne--;
+  }
+  const kept: OutputPair[] = prev.slice(0, p);
+  acceptOutputs(next, p, ne, kept);
+  const added = kept.length;
+  for (let i = pe; i < prev.length; i++) kept.push(prev[i]);
+  // next − prev over the middles: kept[p..added) against prev[p..pe).
   const sums = new ValueMap<[Value, number]>();
   const order: [Value, number][] = [];
-  const add = (value: Value, diff: number) => {
+  const add = (value: Value, diff: number): void => {
     const acc = sums.get(value);
     if (acc) acc[1] += diff;
     else {
@@ -49,9 +62,18 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[
       order.push(fresh);
     }
   };
-  for (let i = p; i < prev.length; i++) add(prev[i][0], -prev[i][1]);
-  const kept: OutputPair[] = prev.slice(0, p);
-  for (let i = p; i < next.length; i++) {
+  if (p === pe && added - p === 1) return { diff: [[kept[p][0], kept[p][1]]], kept }; // one addition: nothing to sum
+  for (let i = p; i < pe; i++) add(prev[i][0], -prev[i][1]);
+  for (let i = p; i < added; i++) add(kept[i][0], kept[i][1]);
+  return { diff: order.filter((x) => x[1] !== 0), kept };
+}
+
+/**
+ * Checks the raw outputs `next[from..to)` and appends those with a non-zero multiplicity to `kept`
+ * (returned). Throws a TypeError for a malformed pair or a value that is not a JSON value.
+ */
+export function acceptOutputs(next: readonly unknown[], from = 0, to = next.length, kept: OutputPair[] = []): OutputPair[] {
+  for (let i = from; i < to; i++) {
     const q = next[i];
     if (!Array.isArray(q) || q.length !== 2 || !Number.isInteger(q[1])) {
       throw new TypeError('reduce output must be [value, multiplicity] pairs with integer multiplicities');
@@ -59,10 +81,9 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[
     if (q[1] === 0) continue;
     const problem = valueProblem(q[0]);
     if (problem !== null) throw new TypeError(`reduce output is not a JSON value: ${problem}`);
-    add(q[0] as Value, q[1] as number);
     kept.push(q as unknown as OutputPair);
   }
-  return { diff: order.filter((x) => x[1] !== 0), kept };
+  return kept;
 }
 
 /** Everything a reduce function produced: the pairs it pushed and the ones it returned. */

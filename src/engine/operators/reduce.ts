@@ -12,7 +12,7 @@
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
 import { then, UnaryOperator } from '../operator';
-import { diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
+import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
 import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, Value } from '../types';
@@ -107,9 +107,12 @@ export class ReduceOperator extends UnaryOperator {
     });
   }
 
-  /** Calls the user function; an empty group has no outputs and is not called. */
-  private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[]): MaybePromise<Attempt> {
-    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: diffOutputs(before, []).diff };
+  /**
+   * Calls the user function; an empty group has no outputs and is not called. With `before` null
+   * (a silent recompute) only the outputs are checked and kept, no difference is computed.
+   */
+  private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[] | null): MaybePromise<Attempt> {
+    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: before === null ? [] : diffOutputs(before, []).diff };
     const pushed: [Value, number][] = [];
     let r: unknown;
     try {
@@ -120,7 +123,9 @@ export class ReduceOperator extends UnaryOperator {
     const check = (returned: unknown): Attempt => {
       try {
         // Also validates the changed outputs, now, while failure is still an option.
-        const change = diffOutputs(before, gatherOutputs(pushed, returned));
+        const produced = gatherOutputs(pushed, returned);
+        if (before === null) return { ok: true, outputs: acceptOutputs(produced), diff: [] };
+        const change = diffOutputs(before, produced);
         return { ok: true, outputs: change.kept, diff: change.diff };
       } catch (error) {
         return { ok: false, error };
@@ -132,7 +137,7 @@ export class ReduceOperator extends UnaryOperator {
 
   /** Outputs of a group whose inputs were compacted, recomputed without emitting anything. */
   private rebaseline(ctx: StepContext, key: Value, group: ReduceGroup): MaybePromise<readonly OutputPair[]> {
-    return then(this.attempt(key, group.inputs, []), (a) => {
+    return then(this.attempt(key, group.inputs, null), (a) => {
       if (a.ok) return a.outputs;
       ctx.fail(this.name, key, a.error);
       return group.outputs; // keep the old baseline

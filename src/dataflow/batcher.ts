@@ -5,12 +5,22 @@
  */
 
 export interface BatcherOptions<T> {
-  readonly batchSize: number;
+  /** Largest batch; a function is asked again for each item (the limit may change while reading). */
+  readonly batchSize: number | (() => number);
   readonly batchMs: number;
   /** Items that close the batch they are in at once (e.g. "caught up"). */
   readonly flushesBatch?: (item: T) => boolean;
   /** Reading stops (the pending batch is abandoned) once this is aborted. */
   readonly signal: AbortSignal;
+}
+
+/**
+ * The default largest batch for stored events (catch-up, replay): 10× the live batch size, at most
+ * 100,000 events (bounded memory: the events of one step and its outputs are held at once), never
+ * below the live batch size.
+ */
+export function catchUpBatchSize(batchSize: number): number {
+  return Math.max(batchSize, Math.min(10 * batchSize, 100_000));
 }
 
 /** The per-chunk face of a per-item iterable (sources without a batched API). */
@@ -64,7 +74,7 @@ export async function readInBatches<T>(
       if (signal.aborted) break;
       for (const item of chunk) {
         batch.push(item);
-        if (batch.length >= batchSize || (flushesBatch !== undefined && flushesBatch(item))) {
+        if (batch.length >= (typeof batchSize === 'number' ? batchSize : batchSize()) || (flushesBatch !== undefined && flushesBatch(item))) {
           await flush(false);
           checkGate();
           if (signal.aborted) break;

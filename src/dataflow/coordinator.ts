@@ -11,7 +11,7 @@ import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sourc
 import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { SinkDatabase, SinkState } from '../sinks/types';
-import { chunksOf, readInBatches } from './batcher';
+import { catchUpBatchSize, chunksOf, readInBatches } from './batcher';
 import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
 import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
 import { sinkFingerprint } from './fingerprint';
@@ -87,6 +87,8 @@ class Coordinator implements RunningDataflow {
   private stopping = false;
   private readonly status: StatusReporter;
   private readonly settings: DataflowDefinition['settings'];
+  /** Largest step over stored events (catch-up, replay); live steps use `settings.batchSize`. */
+  private readonly catchUpBatchSize: number;
   private readonly source: EventSource;
   private built: BuiltDataflow | null = null;
   private databases = new Map<SinkDatabase, SinkMember[]>();
@@ -116,6 +118,7 @@ class Coordinator implements RunningDataflow {
     private readonly listener: DataflowListener,
   ) {
     this.settings = definition.settings;
+    this.catchUpBatchSize = Math.max(this.settings.batchSize, this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize));
     this.source = definition.source;
     this.status = new StatusReporter(listener);
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
@@ -277,9 +280,9 @@ class Coordinator implements RunningDataflow {
       const from = this.tracker.snapshot();
       const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
       const chunks = this.source.queryBatches ? this.source.queryBatches(text, from, upper, options) : chunksOf(this.source.query(text, from, upper, options));
-      // A replay that writes nothing commits nothing either: larger steps only save engine work.
-      const batchSize = phase.writing.size === 0 && !phase.taps ? Math.max(this.settings.batchSize, Math.min(10 * this.settings.batchSize, 50_000)) : this.settings.batchSize;
-      await readInBatches<ActyxEvent>(chunks, { batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
+      // Stored events are all available: larger steps save engine work (a reduce recomputes a
+      // touched group once per step) and commits.
+      await readInBatches<ActyxEvent>(chunks, { batchSize: this.catchUpBatchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
         this.fatalOnError(this.processBatch(events, end ? upper : null, phase)),
       );
     });
@@ -295,7 +298,13 @@ class Coordinator implements RunningDataflow {
       const chunks = this.source.subscribeBatches ? this.source.subscribeBatches(query, from, options) : chunksOf(this.source.subscribe(query, from, options));
       await readInBatches<SubscriptionItem>(
         chunks,
-        { batchSize: this.settings.batchSize, batchMs: this.settings.batchMs, signal: this.abort.signal, flushesBatch: (i) => i.type === 'caughtUp' },
+        {
+          // Large steps until caught up with the stored events, then small ones (latency).
+          batchSize: () => (current.name === 'live' ? this.settings.batchSize : this.catchUpBatchSize),
+          batchMs: this.settings.batchMs,
+          signal: this.abort.signal,
+          flushesBatch: (i) => i.type === 'caughtUp',
+        },
         async (items) => {
           let caughtUp: OffsetMap | null = null;
           const events: ActyxEvent[] = [];

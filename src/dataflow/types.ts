@@ -81,6 +81,13 @@ export interface DataflowListener {
 export interface DataflowSettings {
   /** Largest batch of events per engine step and commit. */
   readonly batchSize: number;
+  /**
+   * Largest batch while catching up on (or replaying) stored events, which are all available at
+   * once: larger steps make a `reduce` recompute a touched group once per step instead of once per
+   * `batchSize` events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 100,000,
+   * never below `batchSize`). Live batches always use `batchSize`.
+   */
+  readonly catchUpBatchSize?: number;
   /** Longest wait (ms) for a batch to fill once its first event arrived. */
   readonly batchMs: number;
   /** Batches computed but not yet committed, at most. */

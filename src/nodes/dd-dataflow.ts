@@ -12,7 +12,7 @@ import type { DataflowConfigNode, MemberDescription } from './dataflow-membershi
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
-/** Defaults: small batches keep live latency low, 1000 events per commit keep catch-up fast. */
+/** Defaults: live batches close after 5 ms (latency); catch-up batches are 10× `batchSize`, at most 100,000 (see `catchUpBatchSize`). */
 export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;

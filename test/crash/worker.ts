@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const listener = recordingListener();
   let lastCommit = 0;
   const run = startDataflow(
-    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: null, onError: 'skip' } },
+    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, catchUpBatchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: null, onError: 'skip' } },
     {
       ...listener,
       // One line per commit: the parent kills at a random moment after a random number of commits.

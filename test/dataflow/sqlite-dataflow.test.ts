@@ -229,7 +229,7 @@ test('keyed mode holds one row per key after every commit', async () => {
       if (dupes.length > 0) violations.push(JSON.stringify(dupes));
     });
     const ms = members(f, { usage: false });
-    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20 } }, listener);
+    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20, catchUpBatchSize: 20 } }, listener);
     await run.live;
     await run.stop();
     reader.close();
@@ -358,6 +358,29 @@ test('retention: replay reads only the window, state stays bounded, a machine si
   }
 });
 
+test('stored events are computed in catch-up batches (10× the batch size by default), live events in batches of the batch size', async () => {
+  const f = fixture(2000);
+  const ms = members(f);
+  const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20 } }, recordingListener());
+  try {
+    await run.live;
+    const caughtUp = run.stats().batchesCommitted;
+    // 2000 stored events in steps of up to 200 (and the caught-up batch): not 100 steps of 20.
+    assert.ok(caughtUp >= 10 && caughtUp <= 12, `${caughtUp} commits while catching up`);
+    // 100 live events arriving at once: steps of at most 20.
+    const later = drillEvents({ machines: 7, events: 100, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 10_000 }));
+    appendEvents(f.log, later);
+    await waitCommitted(run, await f.log.presentOffsets());
+    const live = run.stats().batchesCommitted - caughtUp;
+    assert.ok(live >= 5, `${live} commits for 100 live events`);
+    await run.stop();
+    await expectTables(f, ms);
+  } finally {
+    await run.stop();
+    await f.close();
+  }
+});
+
 test('back-pressure: while the database is slow, reading stays within the in-flight bound', async () => {
   const f = fixture(3000);
   try {
@@ -372,7 +395,7 @@ test('back-pressure: while the database is slow, reading stays within the in-fli
         }),
       close: () => f.db.close(),
     };
-    const settings = { ...SETTINGS, batchSize: 100, maxInFlight: 2 };
+    const settings = { ...SETTINGS, batchSize: 100, catchUpBatchSize: 100, maxInFlight: 2 };
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', slow, 'dashboard')];
     const run = startDataflow({ source: f.log, members: ms, settings }, recordingListener());
     let worst = 0;

@@ -7,7 +7,8 @@
  * published one at a time at 1,000/s → committed row), RSS after catch-up, and the dashboard's
  * engine state at growing history lengths.
  *
- * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2),
+ * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2), BENCH_BATCH
+ * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 100,000), BENCH_BATCH_MS (5),
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
@@ -16,6 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
+import { catchUpBatchSize } from '../src/dataflow/batcher';
 import { covers } from '../src/dataflow/offsets';
 import { shouldCompact } from '../src/dataflow/retention';
 import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
@@ -34,7 +36,10 @@ const MACHINES = intEnv('BENCH_MACHINES', 50);
 const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
 const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
 const WITH_PG = process.env.BENCH_PG !== '0';
-const SETTINGS: DataflowSettings = { batchSize: intEnv('BENCH_BATCH', 10_000), batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
+const BATCH = intEnv('BENCH_BATCH', 10_000);
+/** Catch-up steps: the coordinator's default (10× the live batch size, at most 100,000) unless BENCH_CATCH_UP_BATCH is set. */
+const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
+const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -147,7 +152,7 @@ interface EngineBatch {
   readonly offsets: OffsetMap;
 }
 
-/** The engine alone over the same events in batches of 1000 (retention as in the dataflow); keeps the outputs. */
+/** The engine alone over the same events in the dataflow's catch-up batches (retention as in the dataflow); keeps the outputs. */
 async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: number; batches: EngineBatch[] }> {
   const all = chunks.flat();
   const g = createGraph();
@@ -159,8 +164,8 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
   let watermark = 0;
   let lastCompaction: number | null = null;
   const t0 = performance.now();
-  for (let i = 0, b = 0; i < all.length; i += SETTINGS.batchSize, b++) {
-    const slice = all.slice(i, i + SETTINGS.batchSize);
+  for (let i = 0, b = 0; i < all.length; i += CATCH_UP_BATCH, b++) {
+    const slice = all.slice(i, i + CATCH_UP_BATCH);
     const updates: Update[] = [];
     for (const e of slice) {
       updates.push([{ lamport: e.lamport, stream: e.stream, offset: e.offset, timestamp: e.timestamp, tags: e.tags, appId: e.appId, payload: e.payload } as never, 1, e.timestamp]);
@@ -268,7 +273,7 @@ async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<str
 }
 
 async function main(): Promise<void> {
-  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms, ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
   const log = await openLog(dir);
   const history = await log.presentOffsets();
@@ -278,6 +283,7 @@ async function main(): Promise<void> {
     // End to end first, on a fresh heap (the floors below keep all events in memory).
     const db = new SqliteDatabase({ filename: join(dir, 'views.sqlite') });
     const e2e = await endToEnd(log, db, '');
+    const peakRss = process.resourceUsage().maxRSS * 1024; // the process's peak so far: log open + catch-up
     const rss = rssAfterGc();
     const state = e2e.run.stats().stateSize;
     const commits = e2e.run.stats().batchesCommitted;
@@ -340,7 +346,7 @@ async function main(): Promise<void> {
     line('floor: writing the same rows alone', `${rate(EVENTS, sqliteWrite)}  (${(sqliteWrite / 1000).toFixed(2)} s)`);
     line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
     line('restart after a clean stop → live', `${(restart.ms / 1000).toFixed(2)} s  (${replayed.toLocaleString('en-US')} events of the window replayed, nothing written)`);
-    line('RSS after catch-up', `${mb(rss)}  (engine state entries: ${state.toLocaleString('en-US')})`);
+    line('RSS after catch-up', `${mb(rss)}, peak during catch-up ${mb(peakRss)}  (engine state entries: ${state.toLocaleString('en-US')})`);
     line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
     line('dashboard alone: end to end', `${rate(EVENTS, dashRun.ms)}  (${(dashRun.ms / 1000).toFixed(2)} s)`);
     line(`dashboard alone: live, ${dashLat.length} events at 1,000/s`, `p50 ${pct(dashLat, 0.5)}, p99 ${pct(dashLat, 0.99)}, max ${pct(dashLat, 1)}`);

@@ -8,7 +8,7 @@
  * engine state at growing history lengths.
  *
  * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2), BENCH_BATCH
- * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 100,000), BENCH_BATCH_MS (5),
+ * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 50,000), BENCH_BATCH_MS (5),
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
@@ -37,7 +37,7 @@ const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
 const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
 const WITH_PG = process.env.BENCH_PG !== '0';
 const BATCH = intEnv('BENCH_BATCH', 10_000);
-/** Catch-up steps: the coordinator's default (10× the live batch size, at most 100,000) unless BENCH_CATCH_UP_BATCH is set. */
+/** Catch-up steps: the coordinator's default (10× the live batch size, at most 50,000) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
 const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
 

@@ -16,11 +16,11 @@ export interface BatcherOptions<T> {
 
 /**
  * The default largest batch for stored events (catch-up, replay): 10× the live batch size, at most
- * 100,000 events (bounded memory: the events of one step and its outputs are held at once), never
+ * 50,000 events (bounded memory: the events of one step and its outputs are held at once), never
  * below the live batch size.
  */
 export function catchUpBatchSize(batchSize: number): number {
-  return Math.max(batchSize, Math.min(10 * batchSize, 100_000));
+  return Math.max(batchSize, Math.min(10 * batchSize, 50_000));
 }
 
 /** The per-chunk face of a per-item iterable (sources without a batched API). */

@@ -84,7 +84,7 @@ export interface DataflowSettings {
   /**
    * Largest batch while catching up on (or replaying) stored events, which are all available at
    * once: larger steps make a `reduce` recompute a touched group once per step instead of once per
-   * `batchSize` events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 100,000,
+   * `batchSize` events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 50,000,
    * never below `batchSize`). Live batches always use `batchSize`.
    */
   readonly catchUpBatchSize?: number;

@@ -10,16 +10,14 @@
  * stream with offsets 0, 1, 2, …
  */
 
-export type DrillEvent = {
-  readonly lamport: number;
-  readonly stream: string;
-  readonly offset: number;
-  /** Microseconds since the Unix epoch. */
-  readonly timestamp: number;
-  readonly tags: readonly string[];
-  readonly appId: string;
-  readonly payload: DrillPayload;
-};
+import { seededRandom } from '../src/simulator/seeded-random';
+import type { ActyxEvent } from '../src/sources/types';
+
+/**
+ * An Actyx event with a drill payload. Built from `Omit` (a type alias, not the interface) so that it
+ * stays assignable to the engine's `Value`.
+ */
+export type DrillEvent = Omit<ActyxEvent, 'payload'> & { readonly payload: DrillPayload };
 
 export type MachinePayload = { readonly type: 'started'; readonly order: string } | { readonly type: 'stopped'; readonly order: string };
 
@@ -55,18 +53,6 @@ export const DEFAULT_APP_ID = 'com.example.drill-factory';
 const STEPS = ['hole drilling', 'countersinking', 'reaming'];
 const PARTS = ['chair leg', 'table leg', 'shelf board'];
 
-/** A small, fast, deterministic PRNG (mulberry32): floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Device {
   readonly stream: string;
   readonly tags: readonly string[];
@@ -82,7 +68,7 @@ interface Cycle {
 export function generateDrillEvents(options: DrillOptions): DrillEvent[] {
   const machines = options.machines ?? 50;
   const workers = options.workers ?? 0;
-  const random = prng(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const appId = options.appId ?? DEFAULT_APP_ID;
   const meanGap = options.meanGapMicros ?? 2_000_000;
   let timestamp = options.startMicros ?? Date.UTC(2026, 0, 5, 6, 0, 0) * 1000;

@@ -9,8 +9,9 @@
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { parseDatabaseSettings, type DatabaseSettings } from './db-config';
+import { parseDatabaseSettings } from './db-config';
 import { memberLabel } from './dd-operator';
+import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
@@ -63,19 +64,8 @@ function sqliteConnection(filename: string): QueryConnection {
   };
 }
 
-function postgresConnection(settings: Extract<DatabaseSettings, { kind: 'postgres' }>['options'], onIdleError: (err: Error) => void): QueryConnection {
-  const config: pg.PoolConfig = {
-    connectionString: settings.connectionString || (!settings.host && process.env.DATABASE_URL) || undefined,
-    host: settings.host,
-    port: settings.port,
-    database: settings.database,
-    user: settings.user,
-    password: settings.password,
-    ssl: settings.ssl === undefined ? undefined : settings.ssl === true || settings.ssl === false ? settings.ssl : { ...settings.ssl },
-    max: 2,
-    connectionTimeoutMillis: settings.connectionTimeoutMs ?? 10_000,
-    application_name: 'deltaflow-query',
-  };
+function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error) => void): QueryConnection {
+  const config: pg.PoolConfig = { ...poolConfig(settings), max: 2, application_name: 'deltaflow-query' };
   const pool = new pg.Pool(config);
   pool.on('error', onIdleError);
   return {

@@ -41,11 +41,9 @@ export class PostgresDatabase extends SqlSinkDatabase {
 
   constructor(options: PostgresOptions = {}) {
     super();
-    const connectionString = options.connectionString || (!options.host && process.env.DATABASE_URL) || undefined;
     const config: pg.PoolConfig = {
-      connectionString,
+      ...poolConfig(options),
       max: Math.max(1, Math.floor(options.poolSize ?? 4)),
-      connectionTimeoutMillis: Math.max(1, Math.floor(options.connectionTimeoutMs ?? 10_000)),
       idleTimeoutMillis: 30_000,
       application_name: 'deltaflow',
       // A lock held elsewhere (someone's open transaction on the table) fails the commit after
@@ -54,15 +52,9 @@ export class PostgresDatabase extends SqlSinkDatabase {
       // Dead peers (a server that vanished without closing the connection) are detected.
       keepAlive: true,
     };
-    if (options.host) config.host = options.host;
-    if (options.port) config.port = options.port;
-    if (options.database) config.database = options.database;
-    if (options.user) config.user = options.user;
-    if (options.password) config.password = options.password;
-    if (options.ssl !== undefined) config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
     this.pool = new pg.Pool(config);
     this.pool.on('error', (err) => options.onIdleError?.(err));
-    this.label = `PostgreSQL ${describeTarget(options, connectionString)}`;
+    this.label = `PostgreSQL ${describeTarget(options, config.connectionString)}`;
   }
 
   protected async connect(): Promise<SqlConnection> {
@@ -92,6 +84,25 @@ export class PostgresDatabase extends SqlSinkDatabase {
     return /timeout exceeded when trying to connect|Connection terminated|not queryable|connection.*(closed|ended)/i.test(msg);
   }
 
+}
+
+/**
+ * Where and how to connect (pool size and session settings aside): the connection string (or
+ * DATABASE_URL when neither it nor a host is set), the fields that override its parts, TLS and the
+ * connect timeout. Shared by the sink's pool and db-query's.
+ */
+export function poolConfig(options: PostgresOptions): pg.PoolConfig {
+  const config: pg.PoolConfig = {
+    connectionString: options.connectionString || (!options.host && process.env.DATABASE_URL) || undefined,
+    connectionTimeoutMillis: Math.max(1, Math.floor(options.connectionTimeoutMs ?? 10_000)),
+  };
+  if (options.host) config.host = options.host;
+  if (options.port) config.port = options.port;
+  if (options.database) config.database = options.database;
+  if (options.user) config.user = options.user;
+  if (options.password) config.password = options.password;
+  if (options.ssl !== undefined) config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
+  return config;
 }
 
 /** pg prepares a named statement once per connection; the name must identify the text. */

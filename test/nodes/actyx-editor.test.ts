@@ -5,37 +5,15 @@
  * option inside a dataflow, the config form shows the fields of the chosen kind and the signature
  * as a password. No script errors in the page.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
+import { screenshot } from '../browser/chromium';
+import { nodeRedEditor } from '../support/node-red-editor';
 
-const artifacts = join(__dirname, '..', '..', 'test-artifacts');
-mkdirSync(artifacts, { recursive: true });
-const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-actyx-editor-'));
-let nodeRed: NodeRedProcess | null = null;
-let browser: Browser | null = null;
-
-after(async () => {
-  await browser?.close();
-  await nodeRed?.stop();
-  rmSync(userDir, { recursive: true, force: true });
-});
+const editor = nodeRedEditor('actyx-editor');
 
 test('actyx editors: palette, subscribe form, config form by kind, signature as password', async () => {
-  nodeRed = await startNodeRed(userDir, ['--examples', 'machine-usage', '--no-simulator', '--no-audit-trail']);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 } })).newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(`${nodeRed.base}/`);
+  const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^subscribe$/ }).waitFor({ timeout: 30_000 });
   assert.equal(await palette.filter({ hasText: /^publish$/ }).count(), 1);
@@ -47,7 +25,7 @@ test('actyx editors: palette, subscribe form, config form by kind, signature as 
   await page.locator('#node-input-query').waitFor();
   assert.equal(await page.locator('#node-input-query').inputValue(), "'machine'");
   assert.equal(await page.locator('#node-input-start').isVisible(), false, 'start option hidden inside a dataflow');
-  await page.screenshot({ path: join(artifacts, 'actyx-subscribe-editor.png') });
+  await screenshot(page, 'actyx-subscribe-editor');
 
   await page.locator('#node-input-btn-actyx-edit').click();
   await page.locator('#node-config-input-kind').waitFor();
@@ -60,6 +38,6 @@ test('actyx editors: palette, subscribe form, config form by kind, signature as 
   assert.equal(await page.locator('#node-config-input-port').isVisible(), true);
   assert.equal(await page.locator('#node-config-input-signature').getAttribute('type'), 'password');
   assert.equal(await page.locator('#node-config-input-file').isVisible(), false);
-  await page.screenshot({ path: join(artifacts, 'actyx-config-editor.png') });
+  await screenshot(page, 'actyx-config-editor');
   assert.deepEqual(pageErrors, []);
 });

@@ -4,37 +4,15 @@
  * configured columns, editing a column name to an injection attempt marks the node invalid, and the
  * db-config form shows the fields of the chosen database kind. Screenshots go to test-artifacts/.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
+import { screenshot } from '../browser/chromium';
+import { nodeRedEditor } from '../support/node-red-editor';
 
-const artifacts = join(__dirname, '..', '..', 'test-artifacts');
-mkdirSync(artifacts, { recursive: true });
-const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-db-editor-'));
-let nodeRed: NodeRedProcess | null = null;
-let browser: Browser | null = null;
-
-after(async () => {
-  await browser?.close();
-  await nodeRed?.stop();
-  rmSync(userDir, { recursive: true, force: true });
-});
+const editor = nodeRedEditor('db-editor');
 
 test('db-sink editor: column list, validation of names, db-config fields by kind', async () => {
-  nodeRed = await startNodeRed(userDir, ['--examples', 'machine-usage', '--no-simulator', '--no-audit-trail']);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 } })).newPage();
-  const pageErrors: string[] = [];
-  page.on('pageerror', (err) => pageErrors.push(err.message));
-  await page.goto(`${nodeRed.base}/`);
+  const { page, pageErrors } = await editor.open();
   await page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ }).waitFor({ timeout: 30_000 });
 
   const sinkNode = page.locator('g.red-ui-flow-node-group', { has: page.locator('text', { hasText: 'machine_usage table' }) });
@@ -48,7 +26,7 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   const names = await page.locator('#node-input-columns-container .db-col-name').evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value));
   assert.deepEqual(names.slice(0, 3), ['machine', 'manufacturing_order', 'started']);
   assert.equal(await page.locator('#node-input-mode').inputValue(), 'multiset');
-  await page.screenshot({ path: join(artifacts, 'db-sink-editor.png') });
+  await screenshot(page, 'db-sink-editor');
 
   // An injection attempt as a column name: the node is marked invalid after Done.
   await page.locator('#node-input-columns-container .db-col-name').first().fill('a"b; drop table x');
@@ -72,6 +50,6 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   assert.equal(await page.locator('#node-config-input-password').getAttribute('type'), 'password');
   assert.equal(await page.locator('#node-config-input-ssl').inputValue(), 'default');
   assert.equal(await page.locator('#node-config-input-filename').isVisible(), false);
-  await page.screenshot({ path: join(artifacts, 'db-config-editor.png') });
+  await screenshot(page, 'db-config-editor');
   assert.deepEqual(pageErrors, []);
 });

@@ -9,7 +9,8 @@ import { Backoff } from '../sources/backoff';
 import { sleep, yieldToEventLoop } from '../sources/batches';
 import type { EventSource, OffsetMap, SourceDiagnostic } from '../sources/types';
 import { findActyxConfig, getEventSource, messageOf, shortStatus, type EventSourceLease } from './actyx-connection';
-import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
+import { findDataflow, leaveDataflow, problemReporter, type DataflowConfigNode } from './dataflow-membership';
+import { memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeStatus } from './red';
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -32,19 +33,12 @@ export function withWindow(parsed: ParsedQuery, seconds: number, nowMicros: numb
   return `FROM ${inner} & TIME > ${cutoff}`;
 }
 
-function label(config: NodeDef): string {
-  return typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `actyx-subscribe ${config.id}`;
-}
-
 export default function (RED: NodeAPI): void {
   function ActyxSubscribe(this: Node, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const name = label(config);
-    const fail = (status: string, message: string): void => {
-      node.error(`${name}: ${message}`);
-      node.status({ fill: 'red', shape: 'ring', text: status });
-    };
+    const name = memberLabel(config);
+    const fail = problemReporter(node, name);
 
     const dataflowSet = typeof config.dataflow === 'string' && config.dataflow !== '';
     const dataflow: DataflowConfigNode | null = dataflowSet ? findDataflow(RED, config.dataflow) : null;
@@ -85,9 +79,8 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       abort.abort();
-      const leaving = dataflow && source ? dataflow.leave(node) : Promise.resolve();
+      const leaving = dataflow && source ? leaveDataflow(dataflow, node, name) : Promise.resolve();
       leaving
-        .catch((err: unknown) => node.warn(`${name}: leaving the dataflow failed: ${messageOf(err)}`))
         .then(() => lease?.release())
         .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${messageOf(err)}`))
         .finally(done);

@@ -23,3 +23,24 @@ export function findDataflow(RED: NodeAPI, id: unknown): DataflowConfigNode | nu
   const node = RED.nodes.getNode(id) as Partial<DataflowConfigNode> | null;
   return node && typeof node.join === 'function' && typeof node.leave === 'function' ? (node as DataflowConfigNode) : null;
 }
+
+/** What a member with no dataflow selected reports. */
+export const NO_DATAFLOW_SELECTED = 'no dataflow selected: choose a dd-dataflow config node in the node settings';
+
+/**
+ * How a member reports a configuration problem: `node.error` with its label (log, Catch nodes) and a
+ * red ring with a short `status` text.
+ */
+export function problemReporter(node: Node, label: string): (status: string, message: string) => void {
+  return (status, message) => {
+    node.error(`${label}: ${message}`);
+    node.status({ fill: 'red', shape: 'ring', text: status });
+  };
+}
+
+/** Leaves the dataflow in a close handler; a failure is logged as a warning and closing goes on. */
+export function leaveDataflow(dataflow: DataflowConfigNode, node: Node, label: string): Promise<void> {
+  return dataflow.leave(node).catch((err: unknown) => {
+    node.warn(`${label}: leaving the dataflow failed: ${err instanceof Error ? err.message : String(err)}`);
+  });
+}

@@ -8,7 +8,7 @@ import type { Value } from '../engine/types';
 import type { ColumnSpec, TableSpec } from '../sinks/types';
 import { compileTable } from '../sinks/table-spec';
 import { acquireDatabase, TableClaimError, type DatabaseLease } from './db-access';
-import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
+import { findDataflow, leaveDataflow, NO_DATAFLOW_SELECTED, problemReporter, type DataflowConfigNode } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, memberLabel } from './dd-operator';
 import { compileRecordFunction, UserCodeError } from './user-function';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
@@ -77,10 +77,7 @@ export default function (RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const label = memberLabel(config);
-    const fail = (status: string, message: string): void => {
-      node.error(`${label}: ${message}`);
-      node.status({ fill: 'red', shape: 'ring', text: status });
-    };
+    const fail = problemReporter(node, label);
 
     const reportExpression: ExpressionFailure = (column, record, error) => {
       const why = error instanceof Error ? error.message : String(error);
@@ -98,7 +95,7 @@ export default function (RED: NodeAPI): void {
       }
       const dataflow = findDataflow(RED, config.dataflow);
       if (!dataflow) {
-        fail('no dataflow', 'no dataflow selected: choose a dd-dataflow config node in the node settings');
+        fail('no dataflow', NO_DATAFLOW_SELECTED);
         return null;
       }
       let lease: DatabaseLease | null;
@@ -136,9 +133,7 @@ export default function (RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       if (!joined) return done();
       // Release the database only once the dataflow no longer uses this sink (a commit may be running).
-      joined.dataflow
-        .leave(node)
-        .catch((err: unknown) => node.warn(`${label}: leaving the dataflow failed: ${err instanceof Error ? err.message : String(err)}`))
+      leaveDataflow(joined.dataflow, node, label)
         .then(() => joined.lease.release())
         .then(() => done(), () => done());
     });

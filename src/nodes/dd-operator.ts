@@ -6,7 +6,7 @@
  */
 import type { Collection, Grouped, Value } from '../engine/types';
 import type { Stage } from '../dataflow/types';
-import { findDataflow, type DataflowConfigNode } from './dataflow-membership';
+import { findDataflow, leaveDataflow, NO_DATAFLOW_SELECTED, problemReporter, type DataflowConfigNode } from './dataflow-membership';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 import { UserCodeError } from './user-function';
 
@@ -44,10 +44,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
     RED.nodes.createNode(this, config);
     const node = this;
     const label = memberLabel(config);
-    const fail = (status: string, message: string): void => {
-      node.error(`${label}: ${message}`);
-      node.status({ fill: 'red', shape: 'ring', text: status });
-    };
+    const fail = problemReporter(node, label);
 
     let logic: OperatorLogic;
     try {
@@ -76,7 +73,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
 
     const dataflow: DataflowConfigNode | null = findDataflow(RED, config.dataflow);
     if (!dataflow) {
-      fail('no dataflow', 'no dataflow selected: choose a dd-dataflow config node in the node settings');
+      fail('no dataflow', NO_DATAFLOW_SELECTED);
     } else {
       dataflow.join(node, {
         role: 'operator',
@@ -106,10 +103,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (!dataflow) return done();
-      dataflow.leave(node).then(done, (err: unknown) => {
-        node.warn(`${label}: leaving the dataflow failed: ${err instanceof Error ? err.message : String(err)}`);
-        done();
-      });
+      void leaveDataflow(dataflow, node, label).then(done);
     });
   }
   RED.nodes.registerType(type, OperatorNode);

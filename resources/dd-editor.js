@@ -5,7 +5,8 @@
  *    node that is not part of a dataflow is wired into it;
  *  - a notification when such a wire is drawn;
  *  - expression fields: a language selector plus a code editor (JavaScript, JSONata) or a text
- *    box (property path), stored in two hidden node properties.
+ *    box (property path), stored in two hidden node properties;
+ *  - operator: the whole editor definition of an operator node from its own properties.
  */
 (function () {
   'use strict';
@@ -179,6 +180,75 @@
     };
   }
 
+  /**
+   * The editor definition of a dd operator node. Adds what every operator has: the palette
+   * category and colour, one input and one output, the `name` (its validator checks the wiring) and
+   * `dataflow` properties, an italic label when named, and the edit hooks of its expression fields.
+   * `def`: icon, paletteLabel, label, defaults (the node's own properties), expressions
+   * (`[{field, languageField, params}]`; each field gets the syntax validator of `validateExpression`
+   * unless its default has its own), oneditprepare (extra setup, run before the expression fields).
+   */
+  function operator(def) {
+    var expressions = def.expressions || [];
+    var defaults = {
+      name: { value: '', validate: validateInputs },
+      dataflow: { value: '', type: 'dd-dataflow', required: true },
+    };
+    Object.keys(def.defaults || {}).forEach(function (key) {
+      defaults[key] = Object.assign({}, def.defaults[key]);
+    });
+    expressions.forEach(function (e) {
+      if (!defaults[e.field].validate) defaults[e.field].validate = validateExpression(e.languageField, e.params);
+    });
+    var definition = {
+      category: 'dataflow',
+      color: '#87A9D6',
+      defaults: defaults,
+      inputs: 1,
+      outputs: 1,
+      icon: def.icon,
+      paletteLabel: def.paletteLabel,
+      label: def.label,
+      labelStyle: function () {
+        return this.name ? 'node_label_italic' : '';
+      },
+    };
+    if (expressions.length > 0 || def.oneditprepare) {
+      definition.oneditprepare = function () {
+        if (def.oneditprepare) def.oneditprepare.call(this);
+        var node = this;
+        expressions.forEach(function (e) {
+          setupExpression({ node: node, field: e.field, languageField: e.languageField, params: e.params });
+        });
+      };
+    }
+    if (expressions.length > 0) {
+      definition.oneditsave = function () {
+        var node = this;
+        expressions.forEach(function (e) { saveExpression(node, e.field); });
+      };
+      definition.oneditcancel = function () {
+        var node = this;
+        expressions.forEach(function (e) { closeExpression(node, e.field); });
+      };
+      definition.oneditresize = function (size) {
+        var node = this;
+        expressions.forEach(function (e) { resizeExpression(node, e.field, size); });
+      };
+    }
+    return definition;
+  }
+
+  /**
+   * A node label function: the name, else `text` followed by the property path in `field` when
+   * `languageField` says it is a path ("max by timestamp"), else `text` alone.
+   */
+  function pathLabel(text, languageField, field) {
+    return function () {
+      return this.name || (this[languageField] === 'path' && this[field] ? text + ' ' + this[field] : text);
+    };
+  }
+
   /** Label shown on a node with a problem in its wiring (the red triangle carries the reason). */
   function label(node, fallback) {
     return node.name || fallback;
@@ -193,5 +263,7 @@
     closeExpression: closeExpression,
     resizeExpression: resizeExpression,
     label: label,
+    operator: operator,
+    pathLabel: pathLabel,
   };
 })();

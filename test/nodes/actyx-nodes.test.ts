@@ -40,6 +40,18 @@ after(async () => {
 });
 
 const tab: FlowNode = { id: 'tab', type: 'tab' };
+const CONFIG_TYPES = new Set(['actyx-config', 'dd-dataflow']);
+
+/** A flow of one tab: config nodes stay global, every other node is placed on the tab. */
+function onTab(...nodes: FlowNode[]): FlowNode[] {
+  return [tab, ...nodes.map((n) => (CONFIG_TYPES.has(n.type) ? n : { z: 'tab', x: 0, y: 0, ...n }))];
+}
+
+/** A Catch node for every error on the tab, wired to helper node `caught`. */
+const CATCH_ALL: FlowNode[] = [
+  { id: 'catch', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+  { id: 'caught', type: 'helper' },
+];
 
 function embeddedConfig(file: string): FlowNode {
   return { id: 'cfg', type: 'actyx-config', name: 'local log', kind: 'embedded', file };
@@ -64,14 +76,13 @@ function collect(id: string): Array<Record<string, unknown>> {
 
 test('embedded log: publish an object and an array; subscribe from the beginning sends one message per event', async () => {
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     embeddedConfig(file),
-    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', name: 'publish', actyx: 'cfg', tags: 'machine, machine:Drill1', wires: [['pubOut']] },
-    { id: 'pubOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'drill events', actyx: 'cfg', query: "FROM 'machine:Drill1'", start: 'beginning', wires: [['subOut']] },
-    { id: 'subOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'pub', type: 'actyx-publish', name: 'publish', actyx: 'cfg', tags: 'machine, machine:Drill1', wires: [['pubOut']] },
+    { id: 'pubOut', type: 'helper' },
+    { id: 'sub', type: 'actyx-subscribe', name: 'drill events', actyx: 'cfg', query: "FROM 'machine:Drill1'", start: 'beginning', wires: [['subOut']] },
+    { id: 'subOut', type: 'helper' },
+  ));
   const published = collect('pubOut');
   const received = collect('subOut');
   helper.getNode('pub').receive({ payload: { status: 'working' }, tags: ['extra'] });
@@ -91,17 +102,16 @@ test('embedded log: publish an object and an array; subscribe from the beginning
 
 test('a standalone catch-up of thousands of events delivers every one in order, then goes live', async () => {
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load(NODES, [tab, embeddedConfig(file)]);
+  await helper.load(NODES, onTab(embeddedConfig(file)));
   const lease = (helper.getNode('cfg') as unknown as ActyxConfigNode).acquire();
   await lease.publish(Array.from({ length: 3000 }, (_, n) => ({ tags: ['bulk'], payload: { n } })));
   await lease.close();
   await helper.unload();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     embeddedConfig(file),
-    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', actyx: 'cfg', query: 'bulk', start: 'beginning', wires: [['out']] },
-    { id: 'out', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'sub', type: 'actyx-subscribe', actyx: 'cfg', query: 'bulk', start: 'beginning', wires: [['out']] },
+    { id: 'out', type: 'helper' },
+  ));
   const received = collect('out');
   await eventually(() => received.length === 3000, '3000 messages', 15_000);
   assert.ok(received.every((m, i) => (m.payload as { n: number }).n === i));
@@ -110,25 +120,23 @@ test('a standalone catch-up of thousands of events delivers every one in order, 
 
 test('subscribe from the present skips stored events; the "newer than" window filters old events', async () => {
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     embeddedConfig(file),
-    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', actyx: 'cfg', tags: 't', wires: [['pubOut']] },
-    { id: 'pubOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'pub', type: 'actyx-publish', actyx: 'cfg', tags: 't', wires: [['pubOut']] },
+    { id: 'pubOut', type: 'helper' },
+  ));
   const published = collect('pubOut');
   helper.getNode('pub').receive({ payload: { n: 'old' } });
   await eventually(() => published.length === 1, 'stored event');
   await helper.unload();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     embeddedConfig(file),
-    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', actyx: 'cfg', tags: 't', wires: [[]] },
-    { id: 'present', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', actyx: 'cfg', query: 't', start: 'present', wires: [['presentOut']] },
-    { id: 'presentOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-    { id: 'windowed', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', actyx: 'cfg', query: "'t'", start: 'beginning', newerThan: '1', newerThanUnit: 'h', wires: [['windowOut']] },
-    { id: 'windowOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'pub', type: 'actyx-publish', actyx: 'cfg', tags: 't', wires: [[]] },
+    { id: 'present', type: 'actyx-subscribe', actyx: 'cfg', query: 't', start: 'present', wires: [['presentOut']] },
+    { id: 'presentOut', type: 'helper' },
+    { id: 'windowed', type: 'actyx-subscribe', actyx: 'cfg', query: "'t'", start: 'beginning', newerThan: '1', newerThanUnit: 'h', wires: [['windowOut']] },
+    { id: 'windowOut', type: 'helper' },
+  ));
   const fromPresent = collect('presentOut');
   const windowed = collect('windowOut');
   // An event stamped two hours ago, as a device that was offline would deliver it.
@@ -143,14 +151,12 @@ test('subscribe from the present skips stored events; the "newer than" window fi
 
 test('a publish that fails or gets a non-object payload reaches Catch nodes; Node-RED keeps running', async () => {
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     embeddedConfig(file),
-    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', name: 'my publisher', actyx: 'cfg', tags: '', wires: [['pubOut']] },
-    { id: 'pubOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-    { id: 'catch', z: 'tab', x: 0, y: 0, type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
-    { id: 'caught', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'pub', type: 'actyx-publish', name: 'my publisher', actyx: 'cfg', tags: '', wires: [['pubOut']] },
+    { id: 'pubOut', type: 'helper' },
+    ...CATCH_ALL,
+  ));
   const caught = collect('caught');
   const ok = collect('pubOut');
   const cases: Array<[Record<string, unknown>, RegExp]> = [
@@ -178,16 +184,15 @@ test('a publish that fails or gets a non-object payload reaches Catch nodes; Nod
 
 test('bad configurations give a clear status and error instead of a crash', async () => {
   const dir = tempDir();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     { id: 'cfg', type: 'actyx-config', kind: 'embedded', file: join(dir, 'no-such-dir', 'x', 'events.sqlite') },
-    { id: 'badAql', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'bad aql', actyx: 'cfg', query: "FROM 'a' & ('b' |", wires: [[]] },
-    { id: 'noCfg', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'no config', actyx: '', query: 'a', wires: [[]] },
-    { id: 'badFile', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'bad file', actyx: 'cfg', query: 'a', wires: [[]] },
-    { id: 'badWindow', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'bad window', actyx: 'cfg', query: 'a', newerThan: 'soon', wires: [[]] },
-    { id: 'noFlow', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'no flow', actyx: 'cfg', query: 'a', dataflow: 'missing', wires: [[]] },
-    { id: 'pubBad', z: 'tab', x: 0, y: 0, type: 'actyx-publish', name: 'pub bad file', actyx: 'cfg', tags: 't', wires: [[]] },
-  ]);
+    { id: 'badAql', type: 'actyx-subscribe', name: 'bad aql', actyx: 'cfg', query: "FROM 'a' & ('b' |", wires: [[]] },
+    { id: 'noCfg', type: 'actyx-subscribe', name: 'no config', actyx: '', query: 'a', wires: [[]] },
+    { id: 'badFile', type: 'actyx-subscribe', name: 'bad file', actyx: 'cfg', query: 'a', wires: [[]] },
+    { id: 'badWindow', type: 'actyx-subscribe', name: 'bad window', actyx: 'cfg', query: 'a', newerThan: 'soon', wires: [[]] },
+    { id: 'noFlow', type: 'actyx-subscribe', name: 'no flow', actyx: 'cfg', query: 'a', dataflow: 'missing', wires: [[]] },
+    { id: 'pubBad', type: 'actyx-publish', name: 'pub bad file', actyx: 'cfg', tags: 't', wires: [[]] },
+  ));
   assert.ok(statusesOf('badAql').some((s) => s.fill === 'red' && s.text === 'invalid query'));
   assert.match(errorsOf('badAql').join('\n'), /bad aql: invalid query: expected a tag.*but the query ends at position 18/);
   assert.ok(statusesOf('noCfg').some((s) => s.text === 'no event source'));
@@ -201,35 +206,31 @@ test('bad configurations give a clear status and error instead of a crash', asyn
 
 test('an Actyx node on a wrong port or an unknown host: red status with the reason, retries, Catch for publish, no crash; a bad manifest too', async () => {
   const port = await freePort();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     actyxNodeConfig(port),
-    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'unreachable', actyx: 'cfg', query: 'a', start: 'present', wires: [[]] },
-    { id: 'sub2', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'unreachable 2', actyx: 'cfg', query: 'a', start: 'beginning', wires: [[]] },
-  ]);
+    { id: 'sub', type: 'actyx-subscribe', name: 'unreachable', actyx: 'cfg', query: 'a', start: 'present', wires: [[]] },
+    { id: 'sub2', type: 'actyx-subscribe', name: 'unreachable 2', actyx: 'cfg', query: 'a', start: 'beginning', wires: [[]] },
+  ));
   await eventually(() => statusesOf('sub').some((s) => s.fill === 'red' && /ECONNREFUSED|cannot reach/.test(s.text ?? '')), 'red status for sub');
   await eventually(() => statusesOf('sub2').some((s) => s.fill === 'red'), 'red status for sub2', 8000);
   assert.match(errorsOf('sub').join('\n'), new RegExp(`unreachable: cannot reach the Actyx node at http://127.0.0.1:${port}/api/v2: ECONNREFUSED`));
   await helper.unload();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     { ...actyxNodeConfig(port), host: 'no-such-host.invalid' },
-    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'unknown host', actyx: 'cfg', query: 'a', start: 'beginning', wires: [[]] },
-    { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', name: 'pub unknown host', actyx: 'cfg', tags: 't', wires: [[]] },
-    { id: 'catch', z: 'tab', x: 0, y: 0, type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
-    { id: 'caught', z: 'tab', x: 0, y: 0, type: 'helper' },
-  ]);
+    { id: 'sub', type: 'actyx-subscribe', name: 'unknown host', actyx: 'cfg', query: 'a', start: 'beginning', wires: [[]] },
+    { id: 'pub', type: 'actyx-publish', name: 'pub unknown host', actyx: 'cfg', tags: 't', wires: [[]] },
+    ...CATCH_ALL,
+  ));
   const caught = collect('caught');
   helper.getNode('pub').receive({ payload: { a: 1 } });
   await eventually(() => statusesOf('sub').some((s) => s.fill === 'red' && /ENOTFOUND/.test(s.text ?? '')), 'red status naming the unknown host', 8000);
   await eventually(() => caught.length === 1, 'failed publish caught', 8000);
   assert.match((caught[0]!.error as { message: string }).message, /pub unknown host: publishing failed: cannot reach the Actyx node at http:\/\/no-such-host\.invalid:\d+\/api\/v2: ENOTFOUND/);
   await helper.unload();
-  await helper.load(NODES, [
-    tab,
+  await helper.load(NODES, onTab(
     { ...actyxNodeConfig(port), appId: 'not a domain' },
-    { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'bad manifest', actyx: 'cfg', query: 'a', wires: [[]] },
-  ]);
+    { id: 'sub', type: 'actyx-subscribe', name: 'bad manifest', actyx: 'cfg', query: 'a', wires: [[]] },
+  ));
   assert.ok(statusesOf('sub').some((s) => s.text === 'cannot open source'));
   assert.match(errorsOf('sub').join('\n'), /reverse domain form/);
 });
@@ -239,14 +240,13 @@ test('Actyx node: publish and subscribe through the fake node, malformed lines a
   fake.publish([{ tags: ['m'], payload: { n: 0 } }]);
   await helper.load(
     NODES,
-    [
-      tab,
+    onTab(
       actyxNodeConfig(fake.port),
-      { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', actyx: 'cfg', tags: 'm', wires: [['pubOut']] },
-      { id: 'pubOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-      { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'remote', actyx: 'cfg', query: "FROM 'm'", start: 'beginning', wires: [['subOut']] },
-      { id: 'subOut', z: 'tab', x: 0, y: 0, type: 'helper' },
-    ],
+      { id: 'pub', type: 'actyx-publish', actyx: 'cfg', tags: 'm', wires: [['pubOut']] },
+      { id: 'pubOut', type: 'helper' },
+      { id: 'sub', type: 'actyx-subscribe', name: 'remote', actyx: 'cfg', query: "FROM 'm'", start: 'beginning', wires: [['subOut']] },
+      { id: 'subOut', type: 'helper' },
+    ),
     { cfg: { signature: '' } },
   );
   const received = collect('subOut');
@@ -267,7 +267,7 @@ test('the signature is a credential and is sent with the manifest', async () => 
   fake = await FakeActyx.start({ keepAliveMs: 50 });
   await helper.load(
     NODES,
-    [tab, { ...actyxNodeConfig(fake.port), appId: 'com.acme.signed' }, { id: 'pub', z: 'tab', x: 0, y: 0, type: 'actyx-publish', actyx: 'cfg', tags: 's', wires: [['out']] }, { id: 'out', z: 'tab', x: 0, y: 0, type: 'helper' }],
+    onTab({ ...actyxNodeConfig(fake.port), appId: 'com.acme.signed' }, { id: 'pub', type: 'actyx-publish', actyx: 'cfg', tags: 's', wires: [['out']] }, { id: 'out', type: 'helper' }),
     { cfg: { signature: 'valid-signature' } },
   );
   const out = collect('out');
@@ -278,7 +278,7 @@ test('the signature is a credential and is sent with the manifest', async () => 
 
 test('actyx-config shares one source and closes it only after the last user released it', async () => {
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load(NODES, [tab, embeddedConfig(file)]);
+  await helper.load(NODES, onTab(embeddedConfig(file)));
   const cfg = helper.getNode('cfg') as unknown as ActyxConfigNode;
   const a = cfg.acquire();
   const b = cfg.acquire();
@@ -312,7 +312,7 @@ test('on redeploy the config node keeps the source open until a slow user has fi
     });
   };
   const file = join(tempDir(), 'events.sqlite');
-  await helper.load([...NODES, slowUser], [tab, embeddedConfig(file), { id: 'user', z: 'tab', x: 0, y: 0, type: 'slow-user', actyx: 'cfg', wires: [] }]);
+  await helper.load([...NODES, slowUser], onTab(embeddedConfig(file), { id: 'user', type: 'slow-user', actyx: 'cfg', wires: [] }));
   await helper.unload();
   assert.ok(lateWrite, 'the user was closed');
   const [published] = (await lateWrite) as Array<{ offset: number }>;
@@ -336,12 +336,11 @@ test('with a dataflow set, actyx-subscribe joins it as a source and leaves it on
   const file = join(tempDir(), 'events.sqlite');
   await helper.load(
     [...NODES, fakeDataflow],
-    [
-      tab,
+    onTab(
       embeddedConfig(file),
       { id: 'df', type: 'dd-dataflow' },
-      { id: 'sub', z: 'tab', x: 0, y: 0, type: 'actyx-subscribe', name: 'machines', actyx: 'cfg', query: "machine & 'machine:Drill1'", dataflow: 'df', wires: [[]] },
-    ],
+      { id: 'sub', type: 'actyx-subscribe', name: 'machines', actyx: 'cfg', query: "machine & 'machine:Drill1'", dataflow: 'df', wires: [[]] },
+    ),
   );
   assert.equal(joined.length, 1);
   const member = joined[0]! as MemberDescription & { role: 'source'; query: string; source: EventSource; sourceId: string };

@@ -12,12 +12,23 @@ function clientFor(fake: FakeActyx, idleTimeoutMs = 3000): ActyxClient {
   return new ActyxClient({ baseUrl: fake.baseUrl, manifest, idleTimeoutMs, requestTimeoutMs: 2000, backoff: { initialMs: 2, maxMs: 40 } });
 }
 
-
-
-test('subscribe: stored events, caughtUp with the whole present, then live events; tags filter', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
+/** Runs `body` with a fresh fake Actyx node and a client of it; closes both however it ends. */
+async function withClient(
+  options: { keepAliveMs: number; idleTimeoutMs?: number },
+  body: (fake: FakeActyx, client: ActyxClient) => Promise<void>,
+): Promise<void> {
+  const fake = await FakeActyx.start({ keepAliveMs: options.keepAliveMs });
+  const client = clientFor(fake, options.idleTimeoutMs);
   try {
+    await body(fake, client);
+  } finally {
+    await client.close();
+    await fake.close();
+  }
+}
+
+test('subscribe: stored events, caughtUp with the whole present, then live events; tags filter', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(5, ['machine', 'machine:Drill1']));
     fake.publish(tagged(3, ['other']));
     const c = new Collector(client, "FROM 'machine' & 'machine:Drill1'");
@@ -32,16 +43,10 @@ test('subscribe: stored events, caughtUp with the whole present, then live event
     assert.equal(c.events[0]!.appId, 'com.example.fake');
     await c.stop();
     assert.equal(c.error, null);
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('a plain tag expression is sent as AQL; a bad query throws AqlSyntaxError before any request', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('a plain tag expression is sent as AQL; a bad query throws AqlSyntaxError before any request', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(2, ['machine:Drill1']));
     const c = new Collector(client, 'machine:Drill1');
     await waitFor(() => c.caughtUp, 'caughtUp');
@@ -50,16 +55,10 @@ test('a plain tag expression is sent as AQL; a bad query throws AqlSyntaxError b
     await c.stop();
     assert.throws(() => client.subscribe("FROM 'a' &", {}), AqlSyntaxError);
     assert.equal(fake.streamRequests.length, 1);
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('a drop mid-stream re-subscribes from the offsets of the last event handed on', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('a drop mid-stream re-subscribes from the offsets of the last event handed on', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(10, ['a']));
     fake.replicate('device2-0', tagged(4, ['a']), { lamport: 1 });
     fake.streamFaults.push({ kind: 'drop', afterEvents: 6 });
@@ -83,16 +82,10 @@ test('a drop mid-stream re-subscribes from the offsets of the last event handed 
     assert.equal(streamOrderProblem(c.events), null);
     assert.ok(c.diagnostics.some((d) => /retrying|reconnect/.test(d.message)));
     await c.stop();
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('malformed lines are reported with their text and skipped; warnings and unknown types do not stop the stream', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('malformed lines are reported with their text and skipped; warnings and unknown types do not stop the stream', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(6, ['a']));
     const injected = [
       '{"type":"event","lamport": oops',
@@ -112,16 +105,10 @@ test('malformed lines are reported with their text and skipped; warnings and unk
     assert.ok(!c.diagnostics.some((d) => d.message.includes('timeTravel')), 'unknown types are ignored silently');
     assert.equal(fake.streamRequests.length, 1, 'a malformed line does not cost a reconnect');
     await c.stop();
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('an error diagnostic is surfaced and the subscription reconnects without loss', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('an error diagnostic is surfaced and the subscription reconnects without loss', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(8, ['a']));
     fake.streamFaults.push({ kind: 'error', afterEvents: 3 }, { kind: 'errorObject', afterEvents: 2 });
     const c = new Collector(client, "FROM 'a'");
@@ -131,16 +118,10 @@ test('an error diagnostic is surfaced and the subscription reconnects without lo
     assert.ok(c.diagnostics.some((d) => d.severity === 'error' && d.message.includes('ERR_INTERNAL')));
     assert.equal(fake.streamRequests.length, 3);
     await c.stop();
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('silence longer than the idle timeout reconnects', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 20 });
-  const client = clientFor(fake, 150);
-  try {
+test('silence longer than the idle timeout reconnects', () =>
+  withClient({ keepAliveMs: 20, idleTimeoutMs: 150 }, async (fake, client) => {
     fake.publish(tagged(3, ['a']));
     const c = new Collector(client, "FROM 'a'");
     await waitFor(() => c.caughtUp, 'caughtUp');
@@ -150,16 +131,10 @@ test('silence longer than the idle timeout reconnects', async () => {
     assert.ok(c.diagnostics.some((d) => d.message.includes('no data from the Actyx node')));
     assert.equal(fake.streamRequests.length, 2);
     await c.stop();
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('a consumer that holds an event longer than the idle timeout does not cause a reconnect', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 30 });
-  const client = clientFor(fake, 300);
-  try {
+test('a consumer that holds an event longer than the idle timeout does not cause a reconnect', () =>
+  withClient({ keepAliveMs: 30, idleTimeoutMs: 300 }, async (fake, client) => {
     fake.publish(tagged(3, ['a']));
     const seen: number[] = [];
     const abort = new AbortController();
@@ -171,11 +146,7 @@ test('a consumer that holds an event longer than the idle timeout does not cause
     }
     assert.deepEqual(seen, [0, 1, 2]);
     assert.equal(fake.streamRequests.length, 1);
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
 test('stopping a subscription whose connection already broke ends at once', { timeout: 5000 }, async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 30 });
@@ -311,10 +282,8 @@ test('no event lost or duplicated across 25+ injected faults (drops, clean ends,
   }
 });
 
-test('bounded query: asc order, upper bound clamped to present, resumes after a drop without loss', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('bounded query: asc order, upper bound clamped to present, resumes after a drop without loss', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     fake.publish(tagged(10, ['q']));
     fake.replicate('dev-0', tagged(5, ['q']), { lamport: 3 });
     fake.streamFaults.push({ kind: 'drop', afterEvents: 4 });
@@ -330,16 +299,10 @@ test('bounded query: asc order, upper bound clamped to present, resumes after a 
     assert.equal(fake.streamRequests.length, 2);
     assert.deepEqual(fake.streamRequests[0]!.upperBound, { [fake.localStream]: 9, 'dev-0': 3 });
     assert.equal(new Set(events.map(eventId)).size, events.length);
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
-test('publish returns lamport/stream/offset; an expired token is renewed; presentOffsets and nodeId work', async () => {
-  const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = clientFor(fake);
-  try {
+test('publish returns lamport/stream/offset; an expired token is renewed; presentOffsets and nodeId work', () =>
+  withClient({ keepAliveMs: 50 }, async (fake, client) => {
     const first = await client.publish([{ tags: ['p'], payload: { a: 1 } }]);
     assert.equal(first[0]!.stream, fake.localStream);
     assert.equal(first[0]!.offset, 0);
@@ -356,11 +319,7 @@ test('publish returns lamport/stream/offset; an expired token is renewed; presen
     assert.equal(context.isLocalStream?.('other-0'), false);
     assert.equal(context.appId, manifest.appId);
     await assert.rejects(client.publish([{ tags: [''], payload: {} }]), /tags must be/);
-  } finally {
-    await client.close();
-    await fake.close();
-  }
-});
+  }));
 
 test('an unreachable node: clear errors, the subscription keeps retrying until aborted', async () => {
   const port = await freePort();

@@ -254,7 +254,42 @@
     return node.name || fallback;
   }
 
+
+  var LANGUAGE_NAMES = { path: 'property path', js: 'JavaScript', jsonata: 'JSONata' };
+
+  function row(inner, style) {
+    return '<div class="form-row"' + (style ? ' style="' + style + '"' : '') + '>' + inner + '</div>';
+  }
+
+  /**
+   * The edit form of an operator whose only own setting is one expression field: the dataflow, the
+   * language selector, the code editor (and a text box for property paths), the name. It is added
+   * to the page as the node's `data-template-name` script, where the editor looks it up.
+   * `form`: field, languageField, languages (e.g. ['path', 'js', 'jsonata']), languageLabel, label,
+   * placeholder (for the property path).
+   */
+  function expressionForm(type, form) {
+    var options = form.languages.map(function (l) {
+      return '<option value="' + l + '">' + LANGUAGE_NAMES[l] + '</option>';
+    }).join('');
+    var html = [
+      row('<label for="node-input-dataflow"><i class="fa fa-sitemap"></i> Dataflow</label><input type="text" id="node-input-dataflow">'),
+      row('<label for="node-input-' + form.languageField + '"><i class="fa fa-code"></i> ' + form.languageLabel + '</label>' +
+        '<select id="node-input-' + form.languageField + '" style="width:70%">' + options + '</select>'),
+      row('<label><i class="fa fa-pencil"></i> ' + form.label + '</label><input type="hidden" id="node-input-' + form.field + '">', 'margin-bottom:0'),
+      '<div class="form-row node-text-editor-row"><div style="height:220px; min-height:120px" class="node-text-editor" id="node-input-' + form.field + '-editor"></div></div>',
+      form.languages.indexOf('path') >= 0
+        ? row('<label for="node-input-' + form.field + '-path"><i class="fa fa-ellipsis-h"></i> ' + form.label + '</label>' +
+            '<input type="text" id="node-input-' + form.field + '-path" style="width:70%" placeholder="' + form.placeholder + '">')
+        : '',
+      row('<label for="node-input-name"><i class="fa fa-tag"></i> Name</label><input type="text" id="node-input-name" placeholder="Name">'),
+    ].join('\n');
+    $('script[data-template-name="' + type + '"]').remove();
+    $('<script type="text/html"></script>').attr('data-template-name', type).text(html).appendTo('body');
+  }
+
   window.DeltaFlowEditor = {
+    expressionForm: expressionForm,
     validateInputs: validateInputs,
     validateExpression: validateExpression,
     inputProblem: inputProblem,

@@ -5,7 +5,8 @@
  *   `since` → one row per machine;
  * - usage: machine events → excerpt `{lamport, machine, payload, timestamp}` (keys chosen so that
  *   `lamport` sorts first: reduce inputs arrive in causal order) → group by machine → reduce
- *   pairing started/stopped per order → one row per completed `(machine, order)` span.
+ *   pairing started/stopped per order → one row per completed `(machine, order)` span;
+ * - usage as a scan: the same pairing as an incremental fold, event by event.
  */
 import type { Collection, Multiset } from '../src/engine';
 import { machineOf, type DrillEvent, type MachinePayload } from './drill-data';
@@ -59,6 +60,25 @@ export function pairStartStop(machine: string, inputs: Multiset<Excerpt>, output
   }
 }
 
+/** Open starts of a machine: order → started timestamp (the scan's state). */
+export type OpenStarts = Record<string, number>;
+
+/**
+ * The same pairing as one step of a fold (for `scan`): a start opens its order, a stop closes it
+ * and emits the span. Event by event, so appending events costs O(1) instead of the whole group.
+ */
+export function pairStep(open: OpenStarts, ex: Excerpt, emit: (row: UsageRow) => void, machine: string): OpenStarts {
+  const order = ex.payload.order;
+  if (ex.payload.type === 'started') {
+    Object.defineProperty(open, order, { value: ex.timestamp, enumerable: true, configurable: true, writable: true });
+  } else if (Object.hasOwn(open, order)) {
+    const started = open[order]!;
+    delete open[order];
+    emit({ machine, order, started, durationMicros: ex.timestamp - started });
+  }
+  return open;
+}
+
 export function dashboardPipeline(events: Collection<DrillEvent>): Collection<DashboardRow> {
   return events
     .filter(isMachineEvent)
@@ -74,5 +94,15 @@ export function usagePipeline(events: Collection<DrillEvent>): Collection<UsageR
     .map((e) => toExcerpt(e))
     .groupBy((x) => x.machine)
     .reduce<UsageRow>(pairStartStop)
+    .ungroup();
+}
+
+/** The usage view with the pairing as an incremental fold (`scan`) instead of the seed's `reduce`. */
+export function usageScanPipeline(events: Collection<DrillEvent>): Collection<UsageRow> {
+  return events
+    .filter(isMachineEvent)
+    .map((e) => toExcerpt(e))
+    .groupBy((x) => x.machine)
+    .scan<OpenStarts, UsageRow>({}, pairStep)
     .ungroup();
 }

@@ -13,6 +13,8 @@ import { FilterOperator, FlatMapOperator, MapOperator } from './operators/elemen
 import { ExtremumOperator, MonotonicExtremumOperator, type Direction } from './operators/extremum';
 import { GroupByOperator, UngroupOperator } from './operators/grouping';
 import { ReduceOperator } from './operators/reduce';
+import { ScanOperator } from './operators/scan';
+import { CHECKPOINT_EVERY, type StepFn } from './fold';
 import { isThenable, StepContext } from './step-context';
 import {
   RetractionError,
@@ -23,6 +25,8 @@ import {
   type MaybePromise,
   type OperatorOptions,
   type ReduceFn,
+  type ScanFn,
+  type ScanOptions,
   type StepOptions,
   type StepResult,
   type Update,
@@ -247,6 +251,12 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
 
   reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O> {
     return this.derive(new ReduceOperator(this.graph.nameFor('reduce', options), this.index, fn as unknown as ReduceFn<Value, Value, Value>), false);
+  }
+
+  scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions): Grouped<K, O> {
+    const every = options?.checkpointEvery ?? CHECKPOINT_EVERY;
+    if (!Number.isInteger(every) || every < 1) throw new RangeError(`scan: checkpointEvery must be a positive integer, got ${String(every)}`);
+    return this.derive(new ScanOperator(this.graph.nameFor('scan', options), this.index, initial, step as unknown as StepFn, every), false);
   }
 
   count(options?: OperatorOptions): Grouped<K, { key: K; count: number }> {

@@ -22,6 +22,19 @@ function sortedSum(key: Value, inputs: Multiset<Value>, outputs: [Value, number]
   outputs.push([{ key, acc }, 1]);
 }
 
+/** A fold that emits at every input and often returns to an earlier state (refolds rejoin). */
+function foldStep(acc: number, r: Rec, emit: (o: Value) => void, key: Value): number {
+  const next = (acc * 5 + r.v) % 7;
+  emit({ key, next, v: r.v });
+  return next;
+}
+
+/** `foldStep` from scratch over the sorted inputs, each as often as its (positive) multiplicity. */
+function foldFromScratch(key: Value, inputs: Multiset<Value>, outputs: [Value, number][]): void {
+  let acc = 0;
+  for (const [r, m] of inputs) for (let i = 0; i < m; i++) acc = foldStep(acc, r as Rec, (o) => outputs.push([o, 1]), key);
+}
+
 const cases: { name: string; build: (c: Collection<Rec>) => Collection; reference: (z: Z) => Z }[] = [
   { name: 'distinct', build: (c) => c.distinct(), reference: (z) => ref.distinct(z) },
   {
@@ -39,6 +52,11 @@ const cases: { name: string; build: (c: Collection<Rec>) => Collection; referenc
     build: (c) => c.groupBy((r) => r.k).reduce(sortedSum).ungroup(),
     reference: (z) => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => (v as Rec).k), sortedSum)),
   },
+  ...[1, 2, 32].map((every) => ({
+    name: `scan (checkpoint every ${every})`,
+    build: (c: Collection<Rec>) => c.groupBy((r) => r.k).scan(0, foldStep, { checkpointEvery: every }).ungroup(),
+    reference: (z: Z) => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => (v as Rec).k), foldFromScratch)),
+  })),
 ];
 
 /**

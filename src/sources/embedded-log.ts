@@ -14,9 +14,11 @@
  * noticed through `PRAGMA data_version`, checked only while a subscriber waits.
  */
 import { randomUUID } from 'node:crypto';
+import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
 import { matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
+import { PagePrefetcher } from './page-prefetcher';
 import type {
   ActyxEvent,
   EventSource,
@@ -35,6 +37,11 @@ export interface EmbeddedLogOptions {
   readonly pageSize?: number;
   /** How often (ms) a waiting subscriber checks for commits by other connections to the file; 0 = never (default 500). */
   readonly foreignWritePollMs?: number;
+  /**
+   * Read long stored ranges (catch-up, bounded queries) in a worker thread, a few pages ahead, so
+   * SQLite works while the consumer handles the previous pages (default true; not for `:memory:`).
+   */
+  readonly readAhead?: boolean;
 }
 
 /** An event for `publishAs`: per-event stamps override the batch-wide ones. */
@@ -58,6 +65,28 @@ export interface PublishAsOptions {
  * stored event JSON): one JSON.parse per page is the fastest way from SQLite to JS objects.
  */
 const PAGE_JSON = `'[' || group_concat(seq || ',' || event, ',') || ']'`;
+
+/** The stored events after a seq, up to an end seq (parameters: after, end). */
+const SEQ_RANGE = `FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq`;
+/** The stored events after an event key, up to a Lamport stamp (parameters: lamport, stream, offset, max lamport). */
+const KEY_RANGE = `FROM deltaflow_log_events WHERE (lamport, stream, "offset") > (?, ?, ?) AND lamport <= ? ORDER BY lamport, stream, "offset"`;
+/** A page (parameters: the range's, then the page size). */
+const SEQ_PAGE = `SELECT ${PAGE_JSON} FROM (SELECT seq, event ${SEQ_RANGE} LIMIT ?)`;
+const KEY_PAGE = `SELECT ${PAGE_JSON} FROM (SELECT seq, event ${KEY_RANGE} LIMIT ?)`;
+/** The cursor of the row at an offset of the range (the read-ahead worker's next page starts after it). */
+const SEQ_CURSOR = `SELECT seq ${SEQ_RANGE} LIMIT 1 OFFSET ?`;
+const KEY_CURSOR = `SELECT lamport, stream, "offset" ${KEY_RANGE} LIMIT 1 OFFSET ?`;
+
+/**
+ * A range reads ahead in a worker only above this many pages: starting a worker costs ~30 ms,
+ * about what reading four pages of 2000 events costs.
+ */
+const READ_AHEAD_MIN_PAGES = 4;
+
+/** Where a stored scan starts (exclusive) and ends, in seq order or in event-key order. */
+type StoredRange =
+  | { readonly order: 'seq'; readonly after: number; readonly end: number }
+  | { readonly order: 'key'; readonly after: readonly [number, string, number]; readonly maxLamport: number };
 
 /** Event-key order: lamport, then stream, then offset. */
 function compareKeys(a: ActyxEvent, b: ActyxEvent): number {
@@ -140,6 +169,9 @@ export class EmbeddedLog implements EventSource {
   private readonly db: Database.Database;
   private readonly pageSize: number;
   private readonly pollMs: number;
+  private readonly readAhead: boolean;
+  /** Read-ahead workers of scans in progress (close() stops them). */
+  private readonly prefetchers = new Set<PagePrefetcher>();
   private readonly context: MatchContext;
   private maxSeq: number;
   private closed = false;
@@ -170,6 +202,7 @@ export class EmbeddedLog implements EventSource {
   ) {
     this.pageSize = options.pageSize ?? 2000;
     this.pollMs = options.foreignWritePollMs ?? 500;
+    this.readAhead = (options.readAhead ?? true) && file !== ':memory:' && file !== '';
     this.appId = options.appId ?? 'com.example.deltaflow';
     this.db = new Database(file);
     try {
@@ -179,16 +212,8 @@ export class EmbeddedLog implements EventSource {
       this.db.exec(SCHEMA);
       const db = this.db;
       this.stmts = {
-        page: db
-          .prepare<[number, number, number], string | null>(
-            `SELECT ${PAGE_JSON} FROM (SELECT seq, event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?)`,
-          )
-          .pluck(),
-        keyPage: db
-          .prepare<[number, string, number, number, number], string | null>(
-            `SELECT ${PAGE_JSON} FROM (SELECT seq, event FROM deltaflow_log_events WHERE (lamport, stream, "offset") > (?, ?, ?) AND lamport <= ? ORDER BY lamport, stream, "offset" LIMIT ?)`,
-          )
-          .pluck(),
+        page: db.prepare<[number, number, number], string | null>(SEQ_PAGE).pluck(),
+        keyPage: db.prepare<[number, string, number, number, number], string | null>(KEY_PAGE).pluck(),
         lamportOf: db.prepare(`SELECT lamport FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
@@ -354,12 +379,14 @@ export class EmbeddedLog implements EventSource {
 
   /**
    * The Lamport stamps between which the events lower < offset ≤ upper lie (stamps increase within
-   * a stream, so the first and last such event of each stream bound them), or null if there are none.
+   * a stream, so the first and last such event of each stream bound them), and how many such
+   * events there are; null if there are none.
    */
-  private lamportRange(lower: OffsetMap, upper: OffsetMap): [number, number] | null {
+  private lamportRange(lower: OffsetMap, upper: OffsetMap): { lo: number; hi: number; events: number } | null {
     const present = this.readPresent();
     let lo = Infinity;
     let hi = -Infinity;
+    let events = 0;
     for (const [stream, up] of Object.entries(upper)) {
       const first = (lower[stream] ?? -1) + 1;
       const last = Math.min(up, present[stream] ?? -1);
@@ -369,8 +396,65 @@ export class EmbeddedLog implements EventSource {
       if (!a || !b) continue;
       lo = Math.min(lo, a.lamport);
       hi = Math.max(hi, b.lamport);
+      events += last - first + 1;
     }
-    return lo === Infinity ? null : [lo, hi];
+    return lo === Infinity ? null : { lo, hi, events };
+  }
+
+  /**
+   * The stored events of `range`, page by page, in the range's order. A range of more than
+   * READ_AHEAD_MIN_PAGES pages (`rows` estimates its size) is read ahead in a worker thread.
+   * Ends early (without error) when `signal` aborts; throws if the log is closed meanwhile.
+   */
+  private async *storedPages(range: StoredRange, rows: number, signal: AbortSignal | undefined): AsyncGenerator<ActyxEvent[], void, undefined> {
+    if (this.readAhead && rows > READ_AHEAD_MIN_PAGES * this.pageSize) {
+      yield* this.prefetchedPages(range, signal);
+      return;
+    }
+    let after = range.after;
+    for (;;) {
+      if (signal?.aborted) return;
+      this.checkOpen();
+      let text: string | null | undefined;
+      if (range.order === 'seq') {
+        if ((after as number) >= range.end) return;
+        text = this.stmts.page.get(after as number, range.end, this.pageSize);
+      } else {
+        const [lamport, stream, offset] = after as readonly [number, string, number];
+        text = this.stmts.keyPage.get(lamport, stream, offset, range.maxLamport, this.pageSize);
+      }
+      if (!text) return;
+      const page = decodePage(text, range.order);
+      const last = page.events[page.events.length - 1]!;
+      after = range.order === 'seq' ? page.lastSeq : [last.lamport, last.stream, last.offset];
+      yield page.events;
+    }
+  }
+
+  /** `storedPages` with the page texts read by a worker thread, on its own connection to the file. */
+  private async *prefetchedPages(range: StoredRange, signal: AbortSignal | undefined): AsyncGenerator<ActyxEvent[], void, undefined> {
+    const prefetcher = new PagePrefetcher({
+      file: resolvePath(this.file),
+      pageSql: range.order === 'seq' ? SEQ_PAGE : KEY_PAGE,
+      cursorSql: range.order === 'seq' ? SEQ_CURSOR : KEY_CURSOR,
+      cursor: range.order === 'seq' ? [range.after] : range.after,
+      bounds: [range.order === 'seq' ? range.end : range.maxLamport],
+      pageSize: this.pageSize,
+      ...(signal ? { signal } : {}),
+    });
+    this.prefetchers.add(prefetcher);
+    try {
+      for await (const text of prefetcher) {
+        if (signal?.aborted) return;
+        this.checkOpen();
+        yield decodePage(text, range.order).events;
+      }
+    } finally {
+      this.prefetchers.delete(prefetcher);
+      await prefetcher.stop();
+    }
+    if (signal?.aborted) return;
+    this.checkOpen();
   }
 
   /** Resolves when an event beyond `seq` is stored (or the log closes / `signal` aborts). */
@@ -428,19 +512,18 @@ export class EmbeddedLog implements EventSource {
     let end = caughtUpSeq;
     let live = false;
     for (;;) {
-      while (cursor < end) {
-        if (signal?.aborted) return;
-        this.checkOpen();
-        const text = this.stmts.page.get(cursor, end, this.pageSize);
-        if (!text) break;
-        const page = decodePage(text, 'seq');
-        cursor = page.lastSeq;
-        const events = this.select(page.events, parsed, lower);
-        if (events.length > 0) {
-          yield events.map((event): SubscriptionItem => ({ type: 'event', event }));
-        } else {
-          await yieldToEventLoop();
+      if (cursor < end) {
+        // Only the stored part may read ahead: live ranges are short.
+        const rows = live ? 0 : end - cursor;
+        for await (const page of this.storedPages({ order: 'seq', after: cursor, end }, rows, signal)) {
+          const events = this.select(page, parsed, lower);
+          if (events.length > 0) {
+            yield events.map((event): SubscriptionItem => ({ type: 'event', event }));
+          } else {
+            await yieldToEventLoop();
+          }
         }
+        if (signal?.aborted) return;
       }
       cursor = Math.max(cursor, end);
       if (!live) {
@@ -466,16 +549,9 @@ export class EmbeddedLog implements EventSource {
     const range = this.lamportRange(lower, upper);
     if (!range) return;
     // Stream ids are non-empty, so (lamport, '', -1) is below every event with that lamport.
-    let key: [number, string, number] = [range[0], '', -1];
-    for (;;) {
-      if (options.signal?.aborted) return;
-      this.checkOpen();
-      const text = this.stmts.keyPage.get(key[0], key[1], key[2], range[1], this.pageSize);
-      if (!text) return;
-      const page = decodePage(text, 'key');
-      const last = page.events[page.events.length - 1]!;
-      key = [last.lamport, last.stream, last.offset];
-      const events = this.select(page.events, parsed, lower, upper);
+    const stored: StoredRange = { order: 'key', after: [range.lo, '', -1], maxLamport: range.hi };
+    for await (const page of this.storedPages(stored, range.events, options.signal)) {
+      const events = this.select(page, parsed, lower, upper);
       if (events.length > 0) yield events;
       else await yieldToEventLoop();
     }
@@ -487,6 +563,8 @@ export class EmbeddedLog implements EventSource {
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.pollTimer = null;
     this.wake();
+    // Readers of stopped scans resume (and find the log closed) once their worker has exited.
+    await Promise.all([...this.prefetchers].map((p) => p.stop()));
     this.db.close();
   }
 }

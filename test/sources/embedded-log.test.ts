@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
 import { decodePage, EmbeddedLog } from '../../src/sources/embedded-log';
+import { liveReadAheadWorkers, PagePrefetcher } from '../../src/sources/page-prefetcher';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
@@ -279,4 +280,150 @@ test('a page read out of order (SQLite does not promise group_concat order) is p
   assert.deepEqual(decodePage(text, 'key').events.map(eventId), ['a/0', 'a/1', 'b/0']);
   const inOrder = JSON.stringify([1, e(1, 'a', 0), 2, e(2, 'a', 1)]);
   assert.deepEqual(decodePage(inOrder, 'key').events.map(eventId), ['a/0', 'a/1']);
+});
+
+// ---- read-ahead (stored ranges read by a worker thread) -------------------------------------------
+
+/** A log of 30,000 events on four streams with interleaved Lamport stamps and three tag sets. */
+function bigLog(file: string): void {
+  const log = new EmbeddedLog(file, { foreignWritePollMs: 0 });
+  try {
+    const tagSets = [['machine', 'machine:Drill1'], ['machine', 'machine:Drill2'], ['worker']];
+    for (let round = 0; round < 30; round++) {
+      for (let s = 0; s < 4; s++) {
+        const events = Array.from({ length: 250 }, (_, i) => ({ tags: tagSets[(i + s) % 3]!, payload: { round, s, i } }));
+        // Streams 1 and 3 write old stamps (devices that were offline), so seq order ≠ key order.
+        log.appendSync(`dev${s}-0`, events, { lamport: round * 1000 + (s % 2 === 1 ? 0 : 500) + s, timestamp: 1_000_000 + round });
+      }
+    }
+  } finally {
+    void log.close();
+  }
+}
+
+async function subscribeStored(log: EmbeddedLog, query: string, lower: Record<string, number>): Promise<{ items: unknown[]; workersWhileReading: number }> {
+  const abort = new AbortController();
+  const items: unknown[] = [];
+  let workersWhileReading = 0;
+  for await (const batch of log.subscribeBatches(query, lower, { signal: abort.signal })) {
+    workersWhileReading = Math.max(workersWhileReading, liveReadAheadWorkers());
+    items.push(...batch);
+    if (batch.some((i) => i.type === 'caughtUp')) abort.abort();
+  }
+  return { items, workersWhileReading };
+}
+
+async function queryAll(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<{ events: ActyxEvent[]; workersWhileReading: number }> {
+  const events: ActyxEvent[] = [];
+  let workersWhileReading = 0;
+  for await (const batch of log.queryBatches(query, lower, upper)) {
+    workersWhileReading = Math.max(workersWhileReading, liveReadAheadWorkers());
+    events.push(...batch);
+  }
+  return { events, workersWhileReading };
+}
+
+test('read-ahead: subscribe and bounded queries give the same results with and without the worker', async () => {
+  const { file, cleanup } = tempFile();
+  bigLog(file);
+  const on = new EmbeddedLog(file, { pageSize: 500, foreignWritePollMs: 0 });
+  const off = new EmbeddedLog(file, { pageSize: 500, foreignWritePollMs: 0, readAhead: false });
+  try {
+    const present = await on.presentOffsets();
+    assert.equal(Object.values(present).reduce((n, o) => n + o + 1, 0), 30_000);
+    const lower = { 'dev0-0': 999, 'dev1-0': 4_000, 'dev3-0': -1 };
+    const upper = { 'dev0-0': 6_000, 'dev1-0': 7_499, 'dev2-0': 3_000, 'dev3-0': 5_500 };
+    for (const [query, lo, hi] of [
+      ['allEvents', {}, present],
+      ["'machine'", lower, upper],
+      ["'machine:Drill2' | 'worker'", {}, upper],
+    ] as const) {
+      const a = await queryAll(on, query, lo, hi);
+      const b = await queryAll(off, query, lo, hi);
+      assert.ok(a.events.length > 2_500, `${query}: enough events for many pages (${a.events.length})`);
+      assert.deepEqual(a.events, b.events, `${query}: same events in the same order`);
+      assert.equal(a.workersWhileReading, 1, `${query}: read by a worker`);
+      assert.equal(b.workersWhileReading, 0, `${query}: read in-thread`);
+    }
+    for (const [query, lo] of [['allEvents', {}], ["'machine:Drill1'", lower]] as const) {
+      const a = await subscribeStored(on, query, lo);
+      const b = await subscribeStored(off, query, lo);
+      assert.deepEqual(a.items, b.items, `${query}: same items, caughtUp last`);
+      assert.deepEqual(a.items[a.items.length - 1], { type: 'caughtUp', offsets: present });
+      assert.equal(a.workersWhileReading, 1);
+      assert.equal(b.workersWhileReading, 0);
+    }
+    // A small range (a few pages) is read in-thread even with read-ahead on.
+    const small = await queryAll(on, 'allEvents', {}, { 'dev2-0': 999 });
+    assert.equal(small.events.length, 1_000);
+    assert.equal(small.workersWhileReading, 0);
+    assert.equal(liveReadAheadWorkers(), 0);
+  } finally {
+    await on.close();
+    await off.close();
+    cleanup();
+  }
+});
+
+test('read-ahead: stopping early (break, abort) or closing the log leaves no worker running', async () => {
+  const { file, cleanup } = tempFile();
+  bigLog(file);
+  const log = new EmbeddedLog(file, { pageSize: 500, foreignWritePollMs: 0 });
+  try {
+    const present = await log.presentOffsets();
+    let batches = 0;
+    for await (const batch of log.queryBatches('allEvents', {}, present)) {
+      assert.ok(batch.length > 0);
+      assert.equal(liveReadAheadWorkers(), 1);
+      if (++batches === 2) break;
+    }
+    assert.equal(liveReadAheadWorkers(), 0, 'break (return()) stopped the worker');
+
+    // Abort while the consumer is slow: the subscription ends without caughtUp.
+    const abort = new AbortController();
+    const items: string[] = [];
+    for await (const batch of log.subscribeBatches('allEvents', {}, { signal: abort.signal })) {
+      items.push(...batch.map((i) => i.type));
+      if (items.length >= 1_000) abort.abort();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(!items.includes('caughtUp'));
+    assert.equal(liveReadAheadWorkers(), 0, 'abort stopped the worker');
+
+    // Abort while nothing is consumed: the pending read ends.
+    const abort2 = new AbortController();
+    const it = log.queryBatches('allEvents', {}, present, { signal: abort2.signal })[Symbol.asyncIterator]();
+    assert.equal((await it.next()).done, false);
+    abort2.abort();
+    assert.equal((await it.next()).done, true);
+    assert.equal(liveReadAheadWorkers(), 0);
+
+    // close() during reading: the reader ends with the log's "closed" error, the worker is gone.
+    const reading = log.queryBatches('allEvents', {}, present)[Symbol.asyncIterator]();
+    assert.equal((await reading.next()).done, false);
+    const pending = reading.next().then(() => reading.next());
+    await log.close();
+    assert.equal(liveReadAheadWorkers(), 0, 'close() stopped the worker');
+    await assert.rejects(pending, /closed/);
+  } finally {
+    await log.close();
+    cleanup();
+  }
+});
+
+test('read-ahead: a failing worker rejects with the file and the reason', async () => {
+  const { file, cleanup } = tempFile();
+  bigLog(file);
+  try {
+    const bad = new PagePrefetcher({ file, pageSql: 'SELECT no_such_column FROM deltaflow_log_events', cursorSql: 'SELECT 1', cursor: [], bounds: [], pageSize: 10 });
+    await assert.rejects(bad.next(), (err: Error) => err.message.includes(file) && /failed: .*no such column/.test(err.message));
+    assert.deepEqual(await bad.next(), { value: undefined, done: true });
+    const missing = new PagePrefetcher({ file: `${file}.missing`, pageSql: 'SELECT 1', cursorSql: 'SELECT 1', cursor: [], bounds: [], pageSize: 10 });
+    await assert.rejects(missing.next(), /reading ahead in .*missing failed/);
+    await bad.stop();
+    await missing.stop();
+    assert.equal(liveReadAheadWorkers(), 0);
+  } finally {
+    cleanup();
+  }
 });

@@ -1,0 +1,220 @@
+/**
+ * Reads pages of an SQLite file in a worker thread, a bounded number of pages ahead of the
+ * consumer, so the SQLite part of a long scan overlaps with what the main thread does with the
+ * pages. The worker opens its own read-only connection (WAL lets readers run beside the writer)
+ * and posts each page as the JSON text the page statement returns: parsing stays on the main
+ * thread, because structured-cloning parsed objects costs as much as parsing them.
+ *
+ * Flow control is by credit: the consumer grants `ahead` pages at the start and one more for every
+ * page it takes, so at most `ahead` pages are buffered. The worker is unref'd while nobody waits for
+ * a page (an abandoned iterator does not keep the process alive) and terminated on return(), on
+ * abort, on error and at the end.
+ */
+import { Worker } from 'node:worker_threads';
+
+/** A value bound to a statement parameter. */
+export type SqlValue = number | string;
+
+export interface PagePrefetchOptions {
+  /** Absolute path of the SQLite file. */
+  readonly file: string;
+  /** Parameters `...cursor, ...bounds, limit`; returns one TEXT (the page), or NULL when no row is left. */
+  readonly pageSql: string;
+  /**
+   * Parameters `...cursor, ...bounds, offset`; returns the cursor columns of the row at `offset` in
+   * page order — with `offset = pageSize - 1`, the cursor after the page (no row: it was the last page).
+   */
+  readonly cursorSql: string;
+  /** Where reading starts (exclusive), in the columns `cursorSql` returns. */
+  readonly cursor: readonly SqlValue[];
+  /** Parameters fixing the end of the range, the same for every page. */
+  readonly bounds: readonly SqlValue[];
+  readonly pageSize: number;
+  /** Pages read ahead of the consumer (default 4). */
+  readonly ahead?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The worker: plain CommonJS that needs no TypeScript loader, so it runs the same from `src/`
+ * under tsx and from `dist/`. better-sqlite3 comes by absolute path (any cwd works).
+ * Messages to the main thread: a string = a page, null = the end, {error} = a failure.
+ */
+const WORKER_CODE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { driver, file, pageSql, cursorSql, bounds, pageSize } = workerData;
+let cursor = workerData.cursor;
+let credit = 0;
+let finished = false;
+let read = null;
+let db = null;
+function finish(message) {
+  finished = true;
+  try { if (db) db.close(); } catch {}
+  parentPort.postMessage(message);
+  parentPort.close();
+}
+function pump() {
+  try {
+    while (credit > 0 && !finished) {
+      const { text, next } = read();
+      credit--;
+      if (text !== null && text !== undefined) parentPort.postMessage(text);
+      if (text === null || text === undefined || next === undefined) finish(null);
+      else cursor = next;
+    }
+  } catch (err) {
+    finish({ error: String(err && err.message || err) });
+  }
+}
+try {
+  const Database = require(driver);
+  db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  const page = db.prepare(pageSql).pluck();
+  const after = db.prepare(cursorSql).raw();
+  // One snapshot per page, so the cursor is that of the page just read.
+  read = db.transaction(() => {
+    const text = page.get(...cursor, ...bounds, pageSize);
+    return { text, next: text === null ? undefined : after.get(...cursor, ...bounds, pageSize - 1) };
+  });
+  parentPort.on('message', (n) => { credit += n; pump(); });
+} catch (err) {
+  finish({ error: String(err && err.message || err) });
+}
+`;
+
+let driverPath: string | null = null;
+
+/** better-sqlite3's entry file, resolved here so the worker finds it whatever the cwd. */
+function driver(): string {
+  driverPath ??= require.resolve('better-sqlite3');
+  return driverPath;
+}
+
+const live = new Set<Worker>();
+
+/** Workers started and not yet exited (a test hook: none may be left behind). */
+export function liveReadAheadWorkers(): number {
+  return live.size;
+}
+
+interface Waiter {
+  resolve(result: IteratorResult<string, undefined>): void;
+  reject(err: Error): void;
+}
+
+/** The page texts of one range, read ahead in a worker thread. */
+export class PagePrefetcher implements AsyncIterableIterator<string, undefined> {
+  private readonly worker: Worker;
+  private readonly queue: string[] = [];
+  private waiter: Waiter | null = null;
+  /** The worker sent its last page, or reading stopped. */
+  private ended = false;
+  private failure: Error | null = null;
+  private readonly exited: Promise<void>;
+  private readonly onAbort = (): void => void this.stop();
+
+  constructor(private readonly options: PagePrefetchOptions) {
+    const { file, pageSql, cursorSql, cursor, bounds, pageSize } = options;
+    this.worker = new Worker(WORKER_CODE, {
+      eval: true,
+      // The worker is plain JS: no need to start a TypeScript loader (tsx) in it.
+      execArgv: [],
+      workerData: { driver: driver(), file, pageSql, cursorSql, cursor, bounds, pageSize },
+    });
+    live.add(this.worker);
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', (code) => {
+        live.delete(this.worker);
+        if (!this.ended) this.fail(`the worker exited (code ${code}) before the end of the range`);
+        resolve();
+      }),
+    );
+    this.worker.on('message', (m: string | null | { error: string }) => this.receive(m));
+    this.worker.on('error', (err) => this.fail(err.message));
+    this.worker.on('messageerror', (err) => this.fail(err.message));
+    this.worker.unref();
+    this.worker.postMessage(Math.max(1, options.ahead ?? 4));
+    if (options.signal?.aborted) void this.stop();
+    else options.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<string, undefined>> {
+    const text = this.queue.shift();
+    if (text !== undefined) {
+      if (!this.ended) this.worker.postMessage(1);
+      return Promise.resolve({ value: text, done: false });
+    }
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = null; // reported once; afterwards the iterator is done
+      return Promise.reject(err);
+    }
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.worker.ref(); // someone waits: keep the process alive until the page comes
+    });
+  }
+
+  /** Stops reading; resolves when the worker has exited. */
+  async return(): Promise<IteratorResult<string, undefined>> {
+    await this.stop();
+    return { value: undefined, done: true };
+  }
+
+  /** Stops reading (a pending next() ends as done); resolves when the worker has exited. */
+  async stop(): Promise<void> {
+    this.end();
+    this.queue.length = 0;
+    await this.worker.terminate();
+    await this.exited;
+  }
+
+  private receive(m: string | null | { error: string }): void {
+    if (typeof m === 'string') {
+      if (this.ended) return;
+      const waiter = this.takeWaiter();
+      if (waiter) {
+        this.worker.postMessage(1);
+        waiter.resolve({ value: m, done: false });
+      } else {
+        this.queue.push(m);
+      }
+    } else if (m === null) {
+      this.end();
+    } else {
+      this.fail(m.error);
+    }
+  }
+
+  private fail(message: string): void {
+    if (this.ended) return;
+    const err = new Error(`reading ahead in ${this.options.file} failed: ${message}`);
+    const waiter = this.takeWaiter();
+    if (waiter) waiter.reject(err);
+    else this.failure = err;
+    this.end();
+    void this.worker.terminate();
+  }
+
+  /** No more pages will come; a waiting next() ends as done. */
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+    this.takeWaiter()?.resolve({ value: undefined, done: true });
+  }
+
+  private takeWaiter(): Waiter | null {
+    const waiter = this.waiter;
+    this.waiter = null;
+    if (waiter) this.worker.unref();
+    return waiter;
+  }
+}

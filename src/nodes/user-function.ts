@@ -4,7 +4,7 @@
  * engine calls for every record. Compilation errors are thrown as `UserCodeError` with a message
  * fit for `node.error` and the node status; nothing is compiled per record.
  */
-import type { MaybePromise, Multiset, ReduceFn, Value } from '../engine/types';
+import type { MaybePromise, Multiset, ReduceFn, ScanFn, Value } from '../engine/types';
 import { readPath } from '../sinks/table-spec';
 import type { Node, NodeAPI } from './red';
 
@@ -78,6 +78,24 @@ export function compileReduceFunction(text: unknown, what: string): ReduceFn<Val
       inputs.map(([value, n]) => [deepFreeze(value), n]),
       outputs,
     ) as MaybePromise<void | readonly (readonly [Value, number])[]>;
+}
+
+/**
+ * Compiles the body of `function (state, record, emit, key) { … }` for dd-scan. The body returns the
+ * next state (it may change `state` in place and return it) and may call `emit(row, multiplicity)`;
+ * emitted rows are converted with `toValue` (Dates to strings …). Record and key are read-only.
+ */
+export function compileScanFunction(text: unknown, what: string): ScanFn<Value, Value, Value, Value> {
+  const body = typeof text === 'string' ? text : '';
+  if (body.trim() === '') throw new UserCodeError(`${what}: the JavaScript is empty`);
+  const fn = compileJavaScript(body, ['state', 'record', 'emit', 'key'], what);
+  return (state, record, emit, key) => {
+    const userEmit = (row: unknown, multiplicity?: number): void => {
+      if (row === undefined) throw new Error(`${what} emitted undefined; emit a row`);
+      emit(toValue(row, what), multiplicity);
+    };
+    return fn(state, deepFreeze(record), userEmit, deepFreeze(key)) as MaybePromise<Value>;
+  };
 }
 
 type CompiledJs = (...args: unknown[]) => unknown;

@@ -1,0 +1,40 @@
+/**
+ * dd-scan: per group, a left fold over the group's records in the total order of records — the
+ * incremental form of dd-reduce. A JavaScript step `(state, record, emit, key)` returns the next
+ * state and may `emit(row, multiplicity)`; the group's outputs are everything emitted folding from
+ * the initial state over all its records. The engine refolds only from just before a changed record
+ * until the fold rejoins the previous one, so records appended in causal order cost O(1) each.
+ */
+import type { Value } from '../engine/types';
+import type { NodeAPI } from './red';
+import { groupedInput, registerOperatorType } from './dd-operator';
+import { compileScanFunction } from './user-function';
+
+/** The default initial state: an empty object (e.g. the open starts by order). */
+const DEFAULT_INITIAL = '{}';
+
+export default function (RED: NodeAPI): void {
+  registerOperatorType(RED, 'dd-scan', (_node, config, label) => {
+    const initialText = config.initial === undefined ? DEFAULT_INITIAL : config.initial;
+    const initial = parseInitialState(initialText);
+    const step = compileScanFunction(config.func, 'step function');
+    return {
+      // The initial state as written: whitespace changes in it should not rebuild tables, its value should.
+      definition: { initial, func: String(config.func) },
+      build: (inputs) => {
+        const scanned = groupedInput(inputs, label, config.id).scan(initial, step, { name: config.id });
+        return { kind: 'collection', collection: scanned.ungroup({ name: config.id }) };
+      },
+    };
+  });
+}
+
+/** The initial state from its JSON text; throws an Error naming the field (a configuration problem). */
+export function parseInitialState(text: unknown): Value {
+  if (typeof text !== 'string' || text.trim() === '') throw new Error('initial state: empty; enter a JSON value such as {}');
+  try {
+    return JSON.parse(text) as Value;
+  } catch (err) {
+    throw new Error(`initial state: not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

@@ -12,12 +12,13 @@ import ddGroupby from '../../src/nodes/dd-groupby';
 import ddMaxby from '../../src/nodes/dd-maxby';
 import ddMinby from '../../src/nodes/dd-minby';
 import ddReduce from '../../src/nodes/dd-reduce';
+import ddScan from '../../src/nodes/dd-scan';
 import ddAggregate from '../../src/nodes/dd-aggregate';
 import ddFlatmap from '../../src/nodes/dd-flatmap';
 import ddDistinct from '../../src/nodes/dd-distinct';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
-const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate, ddFlatmap, ddDistinct];
+const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddScan, ddAggregate, ddFlatmap, ddDistinct];
 
 /** A valid configuration of every operator type. */
 const VALID: Record<string, Record<string, unknown>> = {
@@ -27,6 +28,7 @@ const VALID: Record<string, Record<string, unknown>> = {
   'dd-maxby': { byType: 'js', by: 'return [record.timestamp, record.lamport];' },
   'dd-minby': { byType: 'jsonata', by: 'timestamp' },
   'dd-reduce': { func: 'let n = 0; for (const [, m] of inputs) n += m; outputs.push([{ key, n }, 1]);' },
+  'dd-scan': { initial: '{"n": 0}', func: 'state.n += 1; emit({ key, n: state.n }); return state;' },
   'dd-aggregate': { aggregate: 'sum', valueType: 'path', value: 'payload.count' },
   'dd-flatmap': { language: 'js', func: 'return record.tags.map((tag) => ({ tag }));' },
   'dd-distinct': {},
@@ -78,6 +80,10 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
     ['dd-maxby', { byType: 'js', by: 'return {' }, /^my node: order by: JavaScript syntax error/, 'invalid expression'],
     ['dd-minby', { byType: 'jsonata', by: ']' }, /^my node: order by: JSONata syntax error/, 'invalid expression'],
     ['dd-reduce', { func: 'for (' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
+    ['dd-scan', { initial: '{}', func: 'return state;;}' }, /^my node: step function: JavaScript syntax error/, 'invalid expression'],
+    ['dd-scan', { initial: '{}', func: ' ' }, /^my node: step function: the JavaScript is empty$/, 'invalid expression'],
+    ['dd-scan', { initial: "{'a': 1}", func: 'return state;' }, /^my node: initial state: not valid JSON: /, 'invalid config'],
+    ['dd-scan', { initial: '', func: 'return state;' }, /^my node: initial state: empty; enter a JSON value such as \{\}$/, 'invalid config'],
     ['dd-aggregate', { aggregate: 'avg' }, /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/, 'invalid expression'],
     ['dd-aggregate', { aggregate: 'sum', valueType: 'path', value: '' }, /^my node: value to sum: the property path is empty$/, 'invalid expression'],
     ['dd-flatmap', { language: 'jsonata', func: 'tags[' }, /^my node: function: JSONata syntax error/, 'invalid expression'],

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { compileRecordFunction, compileReduceFunction, toValue, UserCodeError, valueFunction } from '../../src/nodes/user-function';
+import { compileRecordFunction, compileReduceFunction, compileScanFunction, toValue, UserCodeError, valueFunction } from '../../src/nodes/user-function';
 import type { Node, NodeAPI } from '../../src/nodes/red';
 import type { Value } from '../../src/engine/types';
 
@@ -56,6 +56,21 @@ test('reduce functions get key, sorted inputs and outputs; changing inputs does 
   fn('k', inputs, outputs);
   assert.deepEqual(outputs, [[{ key: 'k', r: 5 }, 1], [{ key: 'k', r: 1 }, 2]]);
   assert.deepEqual(inputs, [[1, 2], [5, 1]]);
+});
+
+test('scan steps get state, a read-only record, emit and key; emitted rows are converted like JSON', () => {
+  const fn = compileScanFunction('state.n += record.v; emit({ key, n: state.n, at: new Date(0) }, 2); return state;', 'step function');
+  const emitted: [Value, number | undefined][] = [];
+  const state = { n: 1 };
+  const next = fn(state, { v: 2 }, (row, m) => emitted.push([row, m]), 'k');
+  assert.equal(next, state, 'the state may be changed in place and returned');
+  assert.deepEqual(state, { n: 3 });
+  assert.deepEqual(emitted, [[{ key: 'k', n: 3, at: '1970-01-01T00:00:00.000Z' }, 2]]);
+  const writer = compileScanFunction('record.v = 0; return state;', 'step function');
+  assert.throws(() => writer({}, { v: 2 }, () => undefined, null), TypeError);
+  const bad = compileScanFunction('emit(undefined); return state;', 'step function');
+  assert.throws(() => bad({}, 1, () => undefined, null), /^Error: step function emitted undefined; emit a row$/);
+  assert.throws(() => compileScanFunction('return (', 'step function'), /^UserCodeError: step function: JavaScript syntax error/);
 });
 
 test('results are checked and converted like JSON', () => {

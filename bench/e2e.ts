@@ -7,7 +7,8 @@
  * published one at a time at 1,000/s → committed row), RSS after catch-up, and the dashboard's
  * engine state at growing history lengths.
  *
- * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2), BENCH_BATCH
+ * Environment: BENCH_USAGE (scan: the pairing as dd-scan's incremental fold; reduce: the seed's
+ * reduce — the other one is run once more for comparison), BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2), BENCH_BATCH
  * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 50,000), BENCH_BATCH_MS (5),
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
@@ -28,7 +29,7 @@ import type { SinkDatabase } from '../src/sinks/types';
 import { EmbeddedLog } from '../src/sources/embedded-log';
 import type { ActyxEvent, OffsetMap } from '../src/sources/types';
 import { generateDrillEvents, type DrillEvent } from './drill-data';
-import { dashboardPipeline, usagePipeline } from './drill-pipelines';
+import { dashboardPipeline, usagePipeline, usageScanPipeline } from './drill-pipelines';
 import { dashboardTable, usageTable } from './drill-tables';
 
 const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
@@ -36,6 +37,9 @@ const MACHINES = intEnv('BENCH_MACHINES', 50);
 const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
 const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
 const WITH_PG = process.env.BENCH_PG !== '0';
+/** The usage view as the seed's `reduce` (recomputes a touched machine's window per batch) or as an incremental `scan` (dd-scan). */
+const USAGE = process.env.BENCH_USAGE === 'reduce' ? 'reduce' : 'scan';
+const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipeline : usagePipeline);
 const BATCH = intEnv('BENCH_BATCH', 10_000);
 /** Catch-up steps: the coordinator's default (10× the live batch size, at most 50,000) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
@@ -62,7 +66,7 @@ function collection(s: Stage | undefined): Collection<DrillEvent> {
   return s.collection as unknown as Collection<DrillEvent>;
 }
 
-function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true): DataflowMember[] {
+function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true, usage: 'scan' | 'reduce' = USAGE): DataflowMember[] {
   const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
     role: 'operator',
     id,
@@ -76,7 +80,7 @@ function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage =
   return [
     { role: 'source', id: 'src', type: 'actyx-subscribe', label: 'src', inputs: [], definition: null, query: "'machine'", source: log, sourceId: 'log' },
     op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
-    op('usage', usagePipeline as (c: Collection<DrillEvent>) => Collection),
+    op('usage', usageOf(usage) as (c: Collection<DrillEvent>) => Collection),
     { role: 'sink', id: 'dashboard-sink', type: 'db-sink', label: 'dashboard', inputs: ['dashboard'], definition: null, database: db, table: dashboardTable(`${prefix}dashboard`), version: '' },
     { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '' },
   ].filter((m) => withUsage || !m.id.startsWith('usage')) as DataflowMember[];
@@ -158,7 +162,7 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
   const g = createGraph();
   const input = g.input<DrillEvent>('events', { insertOnly: true });
   g.output('dashboard', dashboardPipeline(input));
-  g.output('usage', usagePipeline(input));
+  g.output('usage', usageOf(USAGE)(input));
   const out: EngineBatch[] = [];
   const offsets: Record<string, number> = {};
   let watermark = 0;
@@ -212,10 +216,10 @@ async function writeFloor(db: SinkDatabase, prefix: string, batches: readonly En
 
 // ---- end to end --------------------------------------------------------------------------------
 
-async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
+async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true, usage: 'scan' | 'reduce' = USAGE): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
   const listener = benchListener();
   const t0 = performance.now();
-  const run = startDataflow({ source: log, members: members(log, db, prefix, withUsage), settings: SETTINGS }, listener);
+  const run = startDataflow({ source: log, members: members(log, db, prefix, withUsage, usage), settings: SETTINGS }, listener);
   await Promise.race([run.live, run.finished.then(() => Promise.reject(new Error(run.stats().error ?? 'dataflow ended')))]);
   return { ms: performance.now() - t0, run, listener };
 }
@@ -273,7 +277,7 @@ async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<str
 }
 
 async function main(): Promise<void> {
-  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage as ${USAGE} with retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
   const log = await openLog(dir);
   const history = await log.presentOffsets();
@@ -311,6 +315,14 @@ async function main(): Promise<void> {
     const dashLat = await liveLatency(log, dashRun.run, dashRun.listener);
     await dashRun.run.stop();
     await dashDb.close();
+
+    // The usage view written the other way (the seed's reduce vs. the incremental scan), for comparison.
+    const otherKind = USAGE === 'scan' ? 'reduce' : 'scan';
+    const otherDb = new SqliteDatabase({ filename: join(dir, 'other-usage.sqlite') });
+    const otherRun = await endToEnd(log, otherDb, '', true, otherKind);
+    const otherLat = await liveLatency(log, otherRun.run, otherRun.listener);
+    await otherRun.run.stop();
+    await otherDb.close();
 
     // Floors over the same events (the live events above are not part of them).
     const read = await readFloor(log, history);
@@ -350,6 +362,8 @@ async function main(): Promise<void> {
     line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
     line('dashboard alone: end to end', `${rate(EVENTS, dashRun.ms)}  (${(dashRun.ms / 1000).toFixed(2)} s)`);
     line(`dashboard alone: live, ${dashLat.length} events at 1,000/s`, `p50 ${pct(dashLat, 0.5)}, p99 ${pct(dashLat, 0.99)}, max ${pct(dashLat, 1)}`);
+    line(`usage as ${otherKind}: end to end`, `${rate(EVENTS, otherRun.ms)}  (${(otherRun.ms / 1000).toFixed(2)} s)`);
+    line(`usage as ${otherKind}: live, ${otherLat.length} events at 1,000/s`, `p50 ${pct(otherLat, 0.5)}, p99 ${pct(otherLat, 0.99)}, max ${pct(otherLat, 1)}`);
     if (pg) {
       console.log('\nPostgreSQL');
       line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pg.ms)}  (${(pg.ms / 1000).toFixed(2)} s, ${pg.commits} commits)`);

@@ -3,7 +3,8 @@
  * browser against a real Node-RED with the machine-usage example deployed: every operator is in
  * the palette and the example's operators are valid; dd-minby's expression field switches between a
  * property path and a code editor, a bad path marks the node invalid after Done, and without a name
- * the label shows the path; dd-aggregate shows its value fields only for a sum. No script errors.
+ * the label shows the path; dd-aggregate shows its value fields only for a sum; dd-scan's initial
+ * state is a JSON typed input and invalid JSON marks it invalid. No script errors.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +17,7 @@ test('dd operator editors: palette, expression field by language, validation, pa
   const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^min\s+by$/ }).waitFor({ timeout: 30_000 });
-  for (const label of ['filter', 'map', 'flat map', 'group by', 'reduce', 'aggregate', 'max by', 'distinct']) {
+  for (const label of ['filter', 'map', 'flat map', 'group by', 'reduce', 'scan', 'aggregate', 'max by', 'distinct']) {
     assert.equal(await palette.filter({ hasText: new RegExp(`^${label.replace(' ', '\\s+')}$`) }).count(), 1, `${label} in the palette`);
   }
 
@@ -60,5 +61,21 @@ test('dd operator editors: palette, expression field by language, validation, pa
   await page.locator('#node-input-aggregate').selectOption('count');
   assert.equal(await page.locator('#node-input-value-path').isVisible(), false, 'no value fields for a count');
   await page.locator('#node-dialog-cancel').click();
+
+  // dd-scan ("pair started/stopped"): the initial state is a JSON typed input; invalid JSON marks the node invalid.
+  const scan = page.locator('g.red-ui-flow-node-group[id="5e77fb9b6f54bf74"]');
+  await scan.dblclick();
+  await page.locator('#node-input-func-editor').waitFor();
+  assert.equal(await page.locator('#node-input-initial').inputValue(), '{}');
+  assert.equal(await page.locator('#node-input-initial + .red-ui-typedInput-container .red-ui-typedInput-option-expand').count(), 1, 'a button opening the JSON editor');
+  await page.evaluate("$('#node-input-initial').typedInput('value', '{\"open\": ')");
+  await screenshot(page, 'dd-scan-editor');
+  await page.locator('#node-dialog-ok').click();
+  await scan.locator('.red-ui-flow-node-error:not(.hide)').waitFor({ timeout: 5000 });
+  await scan.dblclick();
+  await page.locator('#node-input-func-editor').waitFor();
+  await page.evaluate("$('#node-input-initial').typedInput('value', '{}')");
+  await page.locator('#node-dialog-ok').click();
+  await page.waitForFunction("document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
   assert.deepEqual(pageErrors, []);
 });

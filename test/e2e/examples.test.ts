@@ -79,7 +79,7 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
 
   const flows = (await (await fetch(`${nodeRed.base}/flows`)).json()) as { type: string }[];
   const types = new Set(flows.map((n) => n.type));
-  for (const t of ['dd-filter', 'dd-map', 'dd-flatmap', 'dd-distinct', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
+  for (const t of ['dd-filter', 'dd-map', 'dd-flatmap', 'dd-distinct', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-scan', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
     assert.ok(types.has(t), `no ${t} deployed`);
   }
 

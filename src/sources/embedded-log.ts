@@ -38,8 +38,8 @@ export interface EmbeddedLogOptions {
   /** How often (ms) a waiting subscriber checks for commits by other connections to the file; 0 = never (default 500). */
   readonly foreignWritePollMs?: number;
   /**
-   * Read long stored ranges (catch-up, bounded queries) in a worker thread, a few pages ahead, so
-   * SQLite works while the consumer handles the previous pages (default true; not for `:memory:`).
+   * Read long stored ranges (catch-up, bounded queries) in a worker thread, ahead of the consumer,
+   * so SQLite works while the main thread handles the previous pages (default true; not for `:memory:`).
    */
   readonly readAhead?: boolean;
 }
@@ -411,22 +411,18 @@ export class EmbeddedLog implements EventSource {
       yield* this.prefetchedPages(range, signal);
       return;
     }
-    let after = range.after;
-    for (;;) {
+    for (let rest = range; ; ) {
       if (signal?.aborted) return;
       this.checkOpen();
-      let text: string | null | undefined;
-      if (range.order === 'seq') {
-        if ((after as number) >= range.end) return;
-        text = this.stmts.page.get(after as number, range.end, this.pageSize);
-      } else {
-        const [lamport, stream, offset] = after as readonly [number, string, number];
-        text = this.stmts.keyPage.get(lamport, stream, offset, range.maxLamport, this.pageSize);
-      }
+      if (rest.order === 'seq' && rest.after >= rest.end) return;
+      const text =
+        rest.order === 'seq'
+          ? this.stmts.page.get(rest.after, rest.end, this.pageSize)
+          : this.stmts.keyPage.get(...rest.after, rest.maxLamport, this.pageSize);
       if (!text) return;
-      const page = decodePage(text, range.order);
+      const page = decodePage(text, rest.order);
       const last = page.events[page.events.length - 1]!;
-      after = range.order === 'seq' ? page.lastSeq : [last.lamport, last.stream, last.offset];
+      rest = rest.order === 'seq' ? { ...rest, after: page.lastSeq } : { ...rest, after: [last.lamport, last.stream, last.offset] };
       yield page.events;
     }
   }

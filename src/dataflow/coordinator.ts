@@ -5,7 +5,7 @@
  * stored offsets (replaying without writing what a table already reflects), rebuilds the tables
  * whose upstream definition changed, and then follows the source live. No Node-RED in here.
  */
-import type { Batch, Update, Value } from '../engine/types';
+import type { Batch, SkippedInput, Update, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
 import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sources/aql';
 import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
@@ -369,7 +369,7 @@ class Coordinator implements RunningDataflow {
       try {
         const result = await built.graph.step(inputs, { onError: this.settings.onError });
         outputs = result.outputs;
-        for (const s of result.skipped) this.reportSkipped(s.operator, s.value, s.error, phase);
+        for (const s of result.skipped) this.reportSkipped(s, phase);
       } catch (e) {
         if (e instanceof OperatorError) {
           const member = this.memberFor(e.operator);
@@ -506,14 +506,17 @@ class Coordinator implements RunningDataflow {
     return built.sinks.filter((s) => s.database.label === what);
   }
 
-  private reportSkipped(operator: string, value: Value, error: unknown, phase: Phase): void {
+  private reportSkipped(skipped: SkippedInput, phase: Phase): void {
+    const { operator, value, error, input } = skipped;
     const member = this.memberFor(operator);
     const id = member?.id ?? operator;
     this.skipped.set(id, (this.skipped.get(id) ?? 0) + 1);
     // Replayed inputs were reported by the run that first processed them.
     if (phase.writing.size === 0 && !phase.taps) return;
-    const message = `${member ? describeMember(member) : `operator ${operator}`} failed on ${describeValue(value)}: ${errorText(error)}; skipped`;
-    if (member) this.listener.error(member.id, message, contextOf(value));
+    // Per-group operators (reduce, scan) name the record left out and its group.
+    const what = input === undefined ? describeValue(value) : `${describeValue(input)} in group ${abbreviate(JSON.stringify(value))}`;
+    const message = `${member ? describeMember(member) : `operator ${operator}`} failed on ${what}: ${errorText(error)}; skipped`;
+    if (member) this.listener.error(member.id, message, contextOf(input === undefined ? value : input));
     else this.listener.log('warn', message);
   }
 

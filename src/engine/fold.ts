@@ -11,6 +11,7 @@ import type { OutputPair } from './output-diff';
 import type { Entry, SortedInputs } from './sorted-inputs';
 import { isThenable } from './step-context';
 import type { MaybePromise, Value } from './types';
+import { assertValue } from './value-check';
 import { cloneValue } from './value-clone';
 import { valueEquals } from './value-identity';
 
@@ -183,7 +184,12 @@ class FoldRun {
   }
 }
 
+/**
+ * Every state is checked, not only the copied ones: where checkpoints fall depends on how the
+ * events were batched, and a failure must hit the same input on every replay.
+ */
 function checkedState(s: unknown): Value {
   if (s === undefined) throw new TypeError('the scan step returned undefined: it must return the next state (return state;)');
-  return s as Value;
+  assertValue(s, 'the scan state');
+  return s;
 }

@@ -247,9 +247,13 @@ test('a step that throws names the node and skips that record; a step that retur
   await eventually(() => table(dbFile, 'SELECT * FROM usage').length === 1, 'the good row');
   assert.deepEqual(table(dbFile, 'SELECT * FROM usage'), [{ machine: 'Drill1', order_no: '1', started: at(0), minutes: 10 }]);
   await eventually(() => errorsOf('scan').some((e) => e.includes('cannot fold boom')), 'the step error');
-  assert.match(errorsOf('scan').find((e) => e.includes('cannot fold boom'))!, /picky scan.*failed on .*"Drill1": cannot fold boom; skipped$/);
+  assert.match(errorsOf('scan').find((e) => e.includes('cannot fold boom'))!, /picky scan.*failed on value \{.*"order":"boom".*\} in group "Drill1": cannot fold boom; skipped$/);
   await eventually(() => caught.some((m) => m.error?.source?.id === 'scan'), 'the Catch node');
-  assert.equal(caught.find((m) => m.error?.source?.id === 'scan')!.payload, 'Drill1', 'the group key is the message payload');
+  assert.deepEqual(
+    caught.find((m) => m.error?.source?.id === 'scan')!.payload,
+    { lamport: 4, machine: 'Drill1', order: 'boom', timestamp: (Date.UTC(2020, 5, 24, 8) + 25 * 60_000) * 1000, type: 'stopped' },
+    'the record left out is the message payload',
+  );
   await eventually(() => statusesOf('scan').some((s) => s.fill === 'green' && /1 skipped/.test(s.text ?? '')), 'the skipped count in the status');
 
   await eventually(() => errorsOf('forgetful').some((e) => e.includes('returned undefined')), 'the missing return');

@@ -16,11 +16,13 @@ export interface BatcherOptions<T> {
 
 /**
  * The default largest batch for stored events (catch-up, replay): 10× the live batch size, at most
- * 50,000 events (bounded memory: the events of one step and its outputs are held at once), never
- * below the live batch size.
+ * 10,000 events, never below the live batch size. Larger steps save little once per-group work is
+ * incremental (scan, maxBy, count …), while a step's events and changes outgrow V8's young
+ * generation and cost garbage collection (measured in BENCHMARKS.md: 10,000 beat 50,000 for both
+ * the reduce and the scan form of the usage view).
  */
 export function catchUpBatchSize(batchSize: number): number {
-  return Math.max(batchSize, Math.min(10 * batchSize, 50_000));
+  return Math.max(batchSize, Math.min(10 * batchSize, 10_000));
 }
 
 /** The per-chunk face of a per-item iterable (sources without a batched API). */

@@ -84,8 +84,8 @@ export interface DataflowSettings {
   /**
    * Largest batch while catching up on (or replaying) stored events, which are all available at
    * once: larger steps make a `reduce` recompute a touched group once per step instead of once per
-   * `batchSize` events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 50,000,
-   * never below `batchSize`). Live batches always use `batchSize`.
+   * few events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 10,000, never
+   * below `batchSize`). Live batches always use `batchSize`.
    */
   readonly catchUpBatchSize?: number;
   /** Longest wait (ms) for a batch to fill once its first event arrived. */

@@ -12,7 +12,7 @@ import type { DataflowConfigNode, MemberDescription } from './dataflow-membershi
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
-/** Defaults: live batches close after 5 ms (latency); catch-up batches are 10× `batchSize`, at most 50,000 (see `catchUpBatchSize`). */
+/** Defaults: live batches close after 5 ms (latency); catch-up batches are 10× `batchSize`, at most 10,000 (see `catchUpBatchSize`). */
 export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;

@@ -38,7 +38,7 @@ export interface PagePrefetchOptions {
    * events) cost ~2 ms, a 100 KB one ~15 µs. The worker sizes each page from the previous one.
    */
   readonly pageChars?: number;
-  /** Characters of page text read ahead of the consumer (default 8 Mi, about one catch-up step of 50,000 small events). */
+  /** Characters of page text read ahead of the consumer (default 8 Mi, about 40,000 small events). */
   readonly aheadChars?: number;
   readonly signal?: AbortSignal;
 }

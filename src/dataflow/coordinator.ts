@@ -407,7 +407,10 @@ class Coordinator implements RunningDataflow {
         this.inFlight--;
         this.wakeCapacity?.();
       });
-    while (this.inFlight >= this.settings.maxInFlight && !this.stopping) {
+    // Live, one commit at a time: what arrives during a commit goes into the next batch (group
+    // commit). Many small queued commits would add their times up in the latency.
+    const limit = phase.name === 'live' ? 1 : this.settings.maxInFlight;
+    while (this.inFlight >= limit && !this.stopping) {
       await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
       this.wakeCapacity = null;
     }

@@ -90,7 +90,10 @@ export interface DataflowSettings {
   readonly catchUpBatchSize?: number;
   /** Longest wait (ms) for a batch to fill once its first event arrived. */
   readonly batchMs: number;
-  /** Batches computed but not yet committed, at most. */
+  /**
+   * Batches computed but not yet committed, at most, while catching up or replaying. Live, one:
+   * the events that arrive during a commit form the next batch.
+   */
   readonly maxInFlight: number;
   /** Retention window in µs, or null for none. */
   readonly retentionMicros: number | null;

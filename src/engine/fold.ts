@@ -1,14 +1,18 @@
 /**
  * The incremental left fold behind `scan`. A group's fold is kept as its sorted inputs, what
- * folding each input emitted, and the fold state before every n-th input (CHECKPOINT_EVERY). A change
- * is refolded from the checkpoint before its first changed input; after its last changed input the
- * refold stops as soon as its state equals the previous fold's state before the same input — from
- * there on both folds see the same inputs from the same state, so everything they emit is the same.
- * Appending in causal order therefore costs O(appended + CHECKPOINT_EVERY), and a late event
+ * folding each input emitted, and the fold state before every n-th input (CHECKPOINT_EVERY). A
+ * change is refolded from the checkpoint before its first changed input; after its last changed
+ * input the refold stops as soon as its state equals the previous fold's state before the same
+ * input — from there on both folds see the same inputs from the same state, so everything they
+ * emit is the same. Appending in causal order therefore costs O(appended + n), and a late event
  * usually only refolds until the state it disturbed settles again.
+ *
+ * A refold does not touch the fold: it returns a patch (ranges to replace), applied in place when
+ * the step commits. Copying a group's arrays on every batch would cost O(group) per touched group
+ * and feed the garbage collector (live, one event per batch, that was most of the work).
  */
 import type { OutputPair } from './output-diff';
-import type { Entry, SortedInputs } from './sorted-inputs';
+import type { Entry } from './sorted-inputs';
 import { isThenable } from './step-context';
 import type { MaybePromise, Value } from './types';
 import { assertValue } from './value-check';
@@ -27,38 +31,62 @@ export interface Checkpoint {
   readonly state: Value;
 }
 
+/** A group's fold; changed in place by `applyPatch` only. */
 export interface FoldState {
-  readonly inputs: SortedInputs;
-  /** What folding each input emitted (null: nothing), parallel to `inputs.entries`. */
-  readonly emitted: readonly (readonly OutputPair[] | null)[];
+  /** The inputs, consolidated and sorted by value, with the time of each. */
+  readonly entries: Entry[];
+  readonly times: number[];
+  maxTime: number;
+  /** What folding each input emitted (null: nothing), parallel to `entries`. */
+  readonly emitted: (readonly OutputPair[] | null)[];
   /** Sorted by index; the first one is at index 0 and holds the initial state. */
+  readonly checkpoints: Checkpoint[];
+}
+
+/**
+ * The inputs after a change, described against the old ones: old entries [from, to) are replaced
+ * by `entries`. Old entry j ≥ to is new entry j + shift.
+ */
+export interface InputChange {
+  readonly from: number;
+  readonly to: number;
+  readonly entries: readonly Entry[];
+  readonly times: readonly number[];
+  /** The new inputs' greatest time. */
+  readonly maxTime: number;
+}
+
+/** What a refold changes, as ranges of the OLD fold to replace. */
+export interface FoldPatch {
+  readonly inputs: InputChange;
+  /** Old emitted [start, rejoinedAt) are replaced by `emitted`. */
+  readonly start: number;
+  readonly rejoinedAt: number;
+  readonly emitted: readonly (readonly OutputPair[] | null)[];
+  /** Old checkpoints [checkpointFrom, checkpointTo) are replaced by `checkpoints`; later ones move by the input shift. */
+  readonly checkpointFrom: number;
+  readonly checkpointTo: number;
   readonly checkpoints: readonly Checkpoint[];
 }
 
 export interface Refold {
-  readonly inputs: SortedInputs;
+  readonly fold: FoldState;
+  readonly change: InputChange;
   /** Keep the state before every `every`-th input. */
   readonly every: number;
-  /** Fold `inputs.entries` from this index… */
+  /** Fold from this (new) index, at most the change's `from`… */
   readonly start: number;
-  /** …starting from this state (a private copy the step may change), */
+  /** …from this state (a private copy the step may change); old checkpoints before `keptCheckpoints` stay. */
   readonly state: Value;
-  /** …keeping these checkpoints (indices ≤ start) and these emissions of the inputs before `start`. */
-  readonly checkpoints: readonly Checkpoint[];
-  readonly emittedBefore: readonly (readonly OutputPair[] | null)[];
-  /**
-   * The previous fold to rejoin: from new index `rejoinFrom` on, new input i is old input
-   * i − shift. Null: fold to the end.
-   */
-  readonly previous: { readonly fold: FoldState; readonly shift: number; readonly rejoinFrom: number } | null;
+  readonly keptCheckpoints: number;
+  /** The checkpoint of the start state when it is not an old one (a re-baseline from the initial state). */
+  readonly startCheckpoint: Checkpoint | null;
 }
 
 export interface RefoldResult {
-  readonly fold: FoldState;
+  readonly patch: FoldPatch;
   /** What the inputs from `start` on emitted now, up to the rejoin point (flattened). */
   readonly emittedNow: OutputPair[];
-  /** Where the previous fold was rejoined (an old index), or the previous input count. */
-  readonly rejoinedAt: number;
 }
 
 /** Runs a refold; throws (or rejects) with the step's error, or a TypeError for a bad state. */
@@ -88,17 +116,60 @@ export function emissions(emitted: readonly (readonly OutputPair[] | null)[], fr
   return out;
 }
 
+/** A fold with no inputs. */
+export function emptyFold(initial: Value): FoldState {
+  return { entries: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }] };
+}
+
+/** A copy whose arrays can be patched without touching `fold`. */
+export function copyFold(fold: FoldState): FoldState {
+  return { entries: fold.entries.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice() };
+}
+
+/** Applies a refold's patch to the fold it was computed from, in place. */
+export function applyPatch(fold: FoldState, patch: FoldPatch): void {
+  const { inputs } = patch;
+  const shift = inputs.entries.length - (inputs.to - inputs.from);
+  replaceRange(fold.entries, inputs.from, inputs.to, inputs.entries);
+  replaceRange(fold.times, inputs.from, inputs.to, inputs.times);
+  fold.maxTime = inputs.maxTime;
+  replaceRange(fold.emitted, patch.start, patch.rejoinedAt, patch.emitted);
+  const cps = fold.checkpoints;
+  const after = patch.checkpointFrom + patch.checkpoints.length;
+  replaceRange(cps, patch.checkpointFrom, patch.checkpointTo, patch.checkpoints);
+  if (shift !== 0) for (let c = after; c < cps.length; c++) cps[c] = { index: cps[c].index + shift, state: cps[c].state };
+}
+
+/** Replaces `arr[from, to)` by `items`, moving the tail once (no spread: items may be many). */
+function replaceRange<T>(arr: T[], from: number, to: number, items: readonly T[]): void {
+  const delta = items.length - (to - from);
+  if (delta > 0) {
+    const oldLength = arr.length;
+    for (let k = 0; k < delta; k++) arr.push(items[0]); // grow without holes
+    for (let k = oldLength - 1; k >= to; k--) arr[k + delta] = arr[k];
+  } else if (delta < 0) {
+    for (let k = to; k < arr.length; k++) arr[k + delta] = arr[k];
+    arr.length += delta;
+  }
+  for (let k = 0; k < items.length; k++) arr[from + k] = items[k];
+}
+
 /** One refold, resumable after an asynchronous step. */
 class FoldRun {
-  private readonly entries: readonly Entry[];
+  private readonly old: FoldState;
+  private readonly change: InputChange;
+  /** New input count, and the shift of old inputs after the change. */
+  private readonly length: number;
+  private readonly shift: number;
+  private readonly changeEnd: number;
   private i: number;
   /** How often the current input has been folded (an input with multiplicity n is folded n times). */
   private m = 0;
   private state: Value;
   private readonly emitted: (readonly OutputPair[] | null)[] = [];
-  private readonly checkpoints: Checkpoint[];
+  private readonly checkpoints: Checkpoint[] = [];
   private lastCheckpoint: number;
-  /** The next previous checkpoint that could be rejoined. */
+  /** The next old checkpoint that could be rejoined. */
   private oldCheckpoint: number;
   private current: [Value, number][] | null = null;
   /** Emitted values are copied: a later step may change an object it emitted (part of its state). */
@@ -113,18 +184,29 @@ class FoldRun {
     private readonly key: Value,
     private readonly step: StepFn,
   ) {
-    this.entries = plan.inputs.entries;
+    this.old = plan.fold;
+    this.change = plan.change;
+    this.shift = plan.change.entries.length - (plan.change.to - plan.change.from);
+    this.length = plan.fold.entries.length + this.shift;
+    this.changeEnd = plan.change.from + plan.change.entries.length;
     this.i = plan.start;
     this.state = plan.state;
-    this.checkpoints = plan.checkpoints.slice();
-    this.lastCheckpoint = this.checkpoints[this.checkpoints.length - 1].index;
-    this.oldCheckpoint = plan.previous ? checkpointAfter(plan.previous.fold.checkpoints, plan.previous.rejoinFrom - plan.previous.shift - 1) : 0;
+    if (plan.startCheckpoint !== null) this.checkpoints.push(plan.startCheckpoint);
+    this.lastCheckpoint = plan.startCheckpoint?.index ?? plan.fold.checkpoints[plan.keptCheckpoints - 1].index;
+    this.oldCheckpoint = checkpointAfter(plan.fold.checkpoints, plan.change.to - 1);
+  }
+
+  /** New input i: before the change, in it, or after it. */
+  private entry(i: number): Entry {
+    if (i < this.change.from) return this.old.entries[i];
+    if (i < this.changeEnd) return this.change.entries[i - this.change.from];
+    return this.old.entries[i - this.shift];
   }
 
   advance(): MaybePromise<RefoldResult> {
     for (;;) {
       if (this.m === 0) {
-        if (this.i === this.entries.length) return this.finish(null);
+        if (this.i === this.length) return this.finish(null);
         const rejoin = this.rejoinable();
         if (rejoin !== null) return this.finish(rejoin);
         if (this.i - this.lastCheckpoint >= this.plan.every) {
@@ -133,7 +215,7 @@ class FoldRun {
         }
         this.current = null;
       }
-      const [value, multiplicity] = this.entries[this.i];
+      const [value, multiplicity] = this.entry(this.i);
       if (this.m < multiplicity) {
         this.m++;
         const next = this.step(this.state, value, this.emit, this.key);
@@ -152,12 +234,11 @@ class FoldRun {
     }
   }
 
-  /** The index of the previous checkpoint this refold rejoins before input i, or null. */
+  /** The index of the old checkpoint this refold rejoins before input i, or null. */
   private rejoinable(): number | null {
-    const prev = this.plan.previous;
-    if (prev === null || this.i < prev.rejoinFrom) return null;
-    const old = this.i - prev.shift;
-    const cps = prev.fold.checkpoints;
+    if (this.i < this.changeEnd) return null;
+    const old = this.i - this.shift;
+    const cps = this.old.checkpoints;
     while (this.oldCheckpoint < cps.length && cps[this.oldCheckpoint].index < old) this.oldCheckpoint++;
     const cp = cps[this.oldCheckpoint];
     if (cp === undefined || cp.index !== old || !valueEquals(cp.state, this.state)) return null;
@@ -165,22 +246,20 @@ class FoldRun {
   }
 
   private finish(rejoin: number | null): RefoldResult {
-    const { plan } = this;
-    const emittedNow = emissions(this.emitted, 0, this.emitted.length);
-    const emitted = plan.emittedBefore.slice(0, plan.start);
-    for (const e of this.emitted) emitted.push(e);
-    const checkpoints = this.checkpoints;
-    let rejoinedAt = plan.previous ? plan.previous.fold.inputs.entries.length : 0;
-    if (rejoin !== null && plan.previous) {
-      const { fold, shift } = plan.previous;
-      rejoinedAt = fold.checkpoints[rejoin].index;
-      for (let i = rejoinedAt; i < fold.emitted.length; i++) emitted.push(fold.emitted[i]);
-      for (let c = rejoin; c < fold.checkpoints.length; c++) {
-        const cp = fold.checkpoints[c];
-        checkpoints.push(shift === 0 ? cp : { index: cp.index + shift, state: cp.state });
-      }
-    }
-    return { fold: { inputs: plan.inputs, emitted, checkpoints }, emittedNow, rejoinedAt };
+    const { plan, old } = this;
+    const rejoinedAt = rejoin === null ? old.entries.length : old.checkpoints[rejoin].index;
+    return {
+      patch: {
+        inputs: this.change,
+        start: plan.startCheckpoint !== null ? 0 : plan.start,
+        rejoinedAt,
+        emitted: this.emitted,
+        checkpointFrom: plan.keptCheckpoints,
+        checkpointTo: rejoin ?? old.checkpoints.length,
+        checkpoints: this.checkpoints,
+      },
+      emittedNow: emissions(this.emitted, 0, this.emitted.length),
+    };
   }
 }
 

@@ -14,10 +14,10 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { CHECKPOINT_EVERY, checkpointAfter, emissions, refold, type FoldState, type RefoldResult, type StepFn } from '../fold';
+import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type RefoldResult, type StepFn } from '../fold';
 import { then, UnaryOperator } from '../operator';
 import { diffOutputs } from '../output-diff';
-import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type Entry, type SortedUpdates } from '../sorted-inputs';
+import { dropOlder, mergeInputs, sortUpdates, type Entry, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
@@ -31,11 +31,13 @@ interface ScanGroup {
   pendingCutoff: number | null;
 }
 
-type Attempt = { readonly ok: true; readonly fold: FoldState; readonly diff: readonly [Value, number][] } | { readonly ok: false; readonly error: unknown };
+type Attempt = { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly [Value, number][] } | { readonly ok: false; readonly error: unknown };
 
+/** A group's change: a patch to apply to `fold` in place at commit, or `fold` as it is (already changed, a private copy). */
 interface Outcome {
   readonly key: Value;
   readonly fold: FoldState;
+  readonly patch: FoldPatch | null;
   readonly diff: readonly [Value, number][];
 }
 
@@ -54,7 +56,7 @@ function position(entries: readonly Entry[], v: Value, strict: boolean): number 
 
 export class ScanOperator extends UnaryOperator {
   private readonly groups = new ValueMap<ScanGroup>();
-  private readonly empty: FoldState;
+  private readonly initial: Value;
 
   constructor(
     name: string,
@@ -64,7 +66,7 @@ export class ScanOperator extends UnaryOperator {
     private readonly every: number = CHECKPOINT_EVERY,
   ) {
     super(name, input);
-    this.empty = { inputs: NO_INPUTS, emitted: [], checkpoints: [{ index: 0, state: cloneValue(initial, `${name}: the initial state`) }] };
+    this.initial = cloneValue(initial, `${name}: the initial state`);
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
@@ -94,61 +96,63 @@ export class ScanOperator extends UnaryOperator {
     return Promise.all(outcomes).then((all) => this.commit(all));
   }
 
-  /** The group's new fold and output difference, computed without touching the group. */
+  /** The group's output difference and the patch to its fold, computed without changing the fold (compaction aside). */
   private computeGroup(ctx: StepContext, key: Value, group: ScanGroup | null, updates: SortedUpdates): MaybePromise<Outcome> {
-    const baseline = group === null ? this.empty : group.pendingCutoff === null ? group.fold : this.compacted(ctx, key, group.fold, group.pendingCutoff);
+    const baseline = group === null ? emptyFold(this.initial) : group.pendingCutoff === null ? group.fold : this.applyCompaction(ctx, key, group);
     return then(baseline, (base) =>
       then(this.attempt(key, base, updates, 0, updates.values.length), (a) => {
-        if (a.ok) return { key, fold: a.fold, diff: a.diff };
+        if (a.ok) return { key, fold: base, patch: a.patch, diff: a.diff };
         if (ctx.onError === 'stop') ctx.fail(this.name, key, a.error); // throws OperatorError
-        if (updates.values.length > 1) return this.retryOneByOne(ctx, key, base, updates, 0, base);
+        if (updates.values.length > 1) return this.retryOneByOne(ctx, key, base, updates, 0, copyFold(base));
         ctx.fail(this.name, key, a.error, updates.values[0]);
-        return { key, fold: base, diff: [] };
+        return { key, fold: base, patch: null, diff: [] };
       }),
     );
   }
 
+  /** Applies the updates one at a time to `fold` (a private copy), leaving out those after which the fold fails. */
   private retryOneByOne(ctx: StepContext, key: Value, before: FoldState, updates: SortedUpdates, j: number, fold: FoldState): MaybePromise<Outcome> {
     if (j === updates.values.length) {
-      const diff = fold === before ? [] : diffOutputs(emissions(before.emitted, 0, before.emitted.length), emissions(fold.emitted, 0, fold.emitted.length)).diff;
-      return { key, fold, diff };
+      const diff = diffOutputs(emissions(before.emitted, 0, before.emitted.length), emissions(fold.emitted, 0, fold.emitted.length)).diff;
+      return { key, fold, patch: null, diff };
     }
     return then(this.attempt(key, fold, updates, j, j + 1), (a) => {
-      if (a.ok) return this.retryOneByOne(ctx, key, before, updates, j + 1, a.fold);
-      ctx.fail(this.name, key, a.error, updates.values[j]);
+      if (a.ok) applyPatch(fold, a.patch);
+      else ctx.fail(this.name, key, a.error, updates.values[j]);
       return this.retryOneByOne(ctx, key, before, updates, j + 1, fold);
     });
   }
 
-  /** Applies updates [from, to) to `base`: refolds from the checkpoint before the first of them. */
+  /** Applies updates [from, to) to `base` (not changing it): refolds from the checkpoint before the first of them. */
   private attempt(key: Value, base: FoldState, updates: SortedUpdates, from: number, to: number): MaybePromise<Attempt> {
-    const old = base.inputs.entries;
-    const inputs = mergeInputs(base.inputs, updates, from, to);
-    const firstChange = position(old, updates.values[from], true);
-    const cp = base.checkpoints[checkpointAfter(base.checkpoints, firstChange) - 1];
+    const old = base.entries;
+    const first = position(old, updates.values[from], true);
+    const last = position(old, updates.values[to - 1], false);
+    const region = mergeInputs({ entries: old.slice(first, last), times: base.times.slice(first, last), maxTime: -Infinity }, updates, from, to);
+    let maxTime = base.maxTime;
+    let removes = false;
+    for (let j = from; j < to; j++) removes ||= updates.diffs[j] < 0;
+    if (!removes) maxTime = Math.max(maxTime, region.maxTime);
+    else {
+      // An input may be gone: the greatest time is that of the inputs left.
+      maxTime = region.maxTime;
+      for (let i = 0; i < first; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
+      for (let i = last; i < old.length; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
+    }
+    const change: InputChange = { from: first, to: last, entries: region.entries, times: region.times, maxTime };
+    const kept = checkpointAfter(base.checkpoints, first);
+    const cp = base.checkpoints[kept - 1];
     let result: MaybePromise<RefoldResult>;
     try {
-      result = refold(
-        {
-          inputs,
-          every: this.every,
-          start: cp.index,
-          state: cloneValue(cp.state),
-          checkpoints: base.checkpoints.slice(0, checkpointAfter(base.checkpoints, cp.index)),
-          emittedBefore: base.emitted,
-          previous: { fold: base, shift: inputs.entries.length - old.length, rejoinFrom: position(inputs.entries, updates.values[to - 1], false) },
-        },
-        key,
-        this.step,
-      );
+      result = refold({ fold: base, change, every: this.every, start: cp.index, state: cloneValue(cp.state), keptCheckpoints: kept, startCheckpoint: null }, key, this.step);
     } catch (error) {
       return { ok: false, error };
     }
     const check = (r: RefoldResult): Attempt => {
       try {
         // Validates the changed outputs too, while failure is still an option.
-        const diff = diffOutputs(emissions(base.emitted, cp.index, r.rejoinedAt), r.emittedNow).diff;
-        return { ok: true, fold: r.fold, diff };
+        const diff = diffOutputs(emissions(base.emitted, cp.index, r.patch.rejoinedAt), r.emittedNow).diff;
+        return { ok: true, patch: r.patch, diff };
       } catch (error) {
         return { ok: false, error };
       }
@@ -158,52 +162,55 @@ export class ScanOperator extends UnaryOperator {
   }
 
   /**
-   * The fold over the inputs retained after `cutoff`, computed silently. When the forgotten inputs
-   * are the first ones in value order (events compacted by age, sorted by Lamport), the refold from
-   * the initial state rejoins the previous fold as soon as their states agree.
+   * Applies a pending compaction to the group's fold, silently and in place (the deferred effect of
+   * `compact`). When the forgotten inputs are the first ones in value order (events compacted by
+   * age, sorted by Lamport), the refold from the initial state rejoins the previous fold as soon as
+   * their states agree; otherwise the retained inputs are refolded. If the fold fails, the group
+   * stays as it was (reported, retried at the next compaction).
    */
-  private compacted(ctx: StepContext, key: Value, fold: FoldState, cutoff: number): MaybePromise<FoldState> {
-    const kept = dropOlder(fold.inputs, cutoff);
-    if (kept === null) return fold;
-    if (kept.entries.length === 0) return this.empty;
-    const dropped = fold.inputs.entries.length - kept.entries.length;
+  private applyCompaction(ctx: StepContext, key: Value, group: ScanGroup): MaybePromise<FoldState> {
+    const fold = group.fold;
+    const cutoff = group.pendingCutoff as number;
+    group.pendingCutoff = null;
+    let older = 0;
+    for (const t of fold.times) if (t < cutoff) older++;
+    if (older === 0) return fold;
     let prefix = true;
-    for (let i = 0; i < dropped && prefix; i++) prefix = fold.inputs.times[i] < cutoff;
-    let result: MaybePromise<RefoldResult>;
-    try {
-      result = refold(
-        {
-          inputs: kept,
-          every: this.every,
-          start: 0,
-          state: cloneValue(this.empty.checkpoints[0].state),
-          checkpoints: this.empty.checkpoints,
-          emittedBefore: [],
-          previous: prefix ? { fold, shift: -dropped, rejoinFrom: 0 } : null,
-        },
-        key,
-        this.step,
-      );
-    } catch (error) {
-      ctx.fail(this.name, key, error);
-      return fold; // keep the group as it was, uncompacted
+    for (let i = 0; i < older && prefix; i++) prefix = fold.times[i] < cutoff;
+    let change: InputChange;
+    if (prefix) change = { from: 0, to: older, entries: [], times: [], maxTime: older === fold.entries.length ? -Infinity : fold.maxTime };
+    else {
+      const kept = dropOlder(fold, cutoff) ?? fold;
+      change = { from: 0, to: fold.entries.length, entries: kept.entries, times: kept.times, maxTime: kept.maxTime };
     }
-    return then(result, (r) => r.fold);
+    const keep = (r: RefoldResult): FoldState => {
+      applyPatch(fold, r.patch);
+      return fold;
+    };
+    const failed = (error: unknown): FoldState => {
+      ctx.fail(this.name, key, error);
+      return fold; // as it was, uncompacted
+    };
+    try {
+      const r = refold({ fold, change, every: this.every, start: 0, state: cloneValue(this.initial), keptCheckpoints: 0, startCheckpoint: { index: 0, state: this.initial } }, key, this.step);
+      return isThenable(r) ? Promise.resolve(r).then(keep, failed) : keep(r);
+    } catch (error) {
+      return failed(error);
+    }
   }
 
   private commit(outcomes: readonly (Outcome | null)[]): Columns | null {
     const out = emptyColumns(true);
     for (const o of outcomes) {
       if (o === null) continue;
-      if (o.fold.inputs.entries.length === 0) this.groups.delete(o.key);
+      if (o.patch !== null) applyPatch(o.fold, o.patch);
+      if (o.fold.entries.length === 0) this.groups.delete(o.key);
       else {
         const g = this.groups.get(o.key);
-        if (g) {
-          g.fold = o.fold;
-          g.pendingCutoff = null;
-        } else this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null });
+        if (g) g.fold = o.fold;
+        else this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null });
       }
-      for (const [value, diff] of o.diff) pushGrouped(out, o.key, value, diff, o.fold.inputs.maxTime);
+      for (const [value, diff] of o.diff) pushGrouped(out, o.key, value, diff, o.fold.maxTime);
     }
     return out.values.length === 0 ? null : out;
   }
@@ -212,7 +219,7 @@ export class ScanOperator extends UnaryOperator {
     const emptied: Value[] = [];
     this.groups.forEach((g, key) => {
       // A group with nothing retained has no outputs: forgetting it now is the silent re-baseline.
-      if (g.fold.inputs.maxTime < cutoff) emptied.push(key);
+      if (g.fold.maxTime < cutoff) emptied.push(key);
       else g.pendingCutoff = g.pendingCutoff === null ? cutoff : Math.max(g.pendingCutoff, cutoff);
     });
     for (const key of emptied) this.groups.delete(key);
@@ -220,7 +227,7 @@ export class ScanOperator extends UnaryOperator {
 
   stateSize(): number {
     let n = 0;
-    for (const g of this.groups.values()) n += g.fold.inputs.entries.length + g.fold.emitted.length + g.fold.checkpoints.length;
+    for (const g of this.groups.values()) n += g.fold.entries.length + g.fold.emitted.length + g.fold.checkpoints.length;
     return n;
   }
 }

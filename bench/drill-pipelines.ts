@@ -60,8 +60,8 @@ export function pairStartStop(machine: string, inputs: Multiset<Excerpt>, output
   }
 }
 
-/** Open starts of a machine: order → started timestamp (the scan's state). */
-export type OpenStarts = Record<string, number>;
+/** Open starts of a machine: [order, started timestamp] pairs (the scan's state; rarely more than one). */
+export type OpenStarts = [order: string, started: number][];
 
 /**
  * The same pairing as one step of a fold (for `scan`): a start opens its order, a stop closes it
@@ -69,11 +69,12 @@ export type OpenStarts = Record<string, number>;
  */
 export function pairStep(open: OpenStarts, ex: Excerpt, emit: (row: UsageRow) => void, machine: string): OpenStarts {
   const order = ex.payload.order;
-  if (ex.payload.type === 'started') {
-    Object.defineProperty(open, order, { value: ex.timestamp, enumerable: true, configurable: true, writable: true });
-  } else if (Object.hasOwn(open, order)) {
-    const started = open[order]!;
-    delete open[order];
+  let at = 0;
+  while (at < open.length && open[at]![0] !== order) at++;
+  if (ex.payload.type === 'started') open[at] = [order, ex.timestamp];
+  else if (at < open.length) {
+    const started = open[at]![1];
+    open.splice(at, 1);
     emit({ machine, order, started, durationMicros: ex.timestamp - started });
   }
   return open;
@@ -103,6 +104,6 @@ export function usageScanPipeline(events: Collection<DrillEvent>): Collection<Us
     .filter(isMachineEvent)
     .map((e) => toExcerpt(e))
     .groupBy((x) => x.machine)
-    .scan<OpenStarts, UsageRow>({}, pairStep)
+    .scan<OpenStarts, UsageRow>([], pairStep)
     .ungroup();
 }

@@ -52,6 +52,11 @@ function consolidateCells(table: CompiledTable, batch: Batch): Map<string, { cel
 }
 
 export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
+  if (table.spec.mode === 'multiset' && batch.every(([, diff]) => diff > 0)) {
+    // Only insertions: rows with the same cells would merely add up their counts, so there is
+    // nothing to consolidate (the common case of an append-only view while catching up).
+    return { mode: 'multiset', inserts: batch.map(([record, diff]) => ({ cells: table.cells(record), count: diff })), deletes: [] };
+  }
   const rows = consolidateCells(table, batch);
   if (table.spec.mode === 'multiset') {
     const inserts: CountedRow[] = [];

@@ -30,7 +30,7 @@ export async function commitToDatabase(database: SinkDatabase, writes: readonly 
     }
     const rows = new Map<string, readonly RowChange[]>();
     for (const w of writes) {
-      rows.set(w.sink.id, w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes) : []);
+      rows.set(w.sink.id, w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false) : []);
       await tx.writeState(w.sink.table, w.state);
     }
     return { rows };

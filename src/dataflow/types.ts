@@ -50,6 +50,11 @@ export interface SinkMember extends MemberBase {
   readonly table: TableSpec;
   /** Manual version: changing it forces a rebuild like a logic change. */
   readonly version: string;
+  /**
+   * Whether anyone takes the committed row changes (a db-sink with its output wired); default
+   * true. Without, the sink does not build them, and a keyed sink does not read the old rows.
+   */
+  readonly reportChanges?: boolean;
 }
 
 export type DataflowMember = SourceMember | OperatorMember | SinkMember;

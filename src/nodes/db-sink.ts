@@ -119,6 +119,8 @@ export default function (RED: NodeAPI): void {
         database: lease.database,
         table,
         version: typeof config.version === 'string' ? config.version.trim() : String(config.version ?? ''),
+        // Committed changes are built only for a wired output (not part of the logic: no fingerprint).
+        reportChanges: (config.wires ?? []).some((port) => port.length > 0),
       });
       return { dataflow, lease };
     };

@@ -89,7 +89,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       ensureTable: async (spec) => tx.live().ensureTable(spec),
       dropTable: async (spec) => tx.live().dropTable(spec),
       readState: async (spec) => tx.live().readState(spec),
-      apply: async (spec, changes) => tx.live().apply(spec, changes),
+      apply: async (spec, changes, report) => tx.live().apply(spec, changes, report),
       writeState: async (spec, state) => tx.live().writeState(spec, state),
     };
     let broken = false;
@@ -246,13 +246,13 @@ class SqlSinkTransaction implements SinkTransaction {
     this.pending.set(table, { offsets: { ...(state.offsets as OffsetMap) }, fingerprint: state.fingerprint, watermark: state.watermark });
   }
 
-  async apply(spec: TableSpec, changes: Batch): Promise<readonly RowChange[]> {
+  async apply(spec: TableSpec, changes: Batch, report = true): Promise<readonly RowChange[]> {
     const t = compileTable(spec);
     const plan = planWrites(t, changes);
-    return this.db.step(spec.name, () => (plan.mode === 'multiset' ? this.applyMultiset(t, plan) : this.applyKeyed(t, plan)));
+    return this.db.step(spec.name, () => (plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report)));
   }
 
-  private async applyMultiset(t: CompiledTable, plan: MultisetPlan): Promise<RowChange[]> {
+  private async applyMultiset(t: CompiledTable, plan: MultisetPlan, report: boolean): Promise<RowChange[]> {
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
     const bind = bindable(this.d);
@@ -275,18 +275,21 @@ class SqlSinkTransaction implements SinkTransaction {
           deleted[i] = await this.exec.run(sql.deleteOneMatchingSql(this.d, table, names, r.cells.map(bind), r.count));
         }
       }
-      plan.deletes.forEach((r, i) => {
-        const row = t.rowObject(r.cells);
-        for (let k = 0; k < deleted[i]; k++) out.push({ op: 'delete', row });
-      });
+      if (report) {
+        plan.deletes.forEach((r, i) => {
+          const row = t.rowObject(r.cells);
+          for (let k = 0; k < deleted[i]; k++) out.push({ op: 'delete', row });
+        });
+      }
     }
     if (plan.inserts.length) {
       const rows: (readonly SqlValue[])[] = [];
       for (const r of plan.inserts) {
-        const row = t.rowObject(r.cells);
+        const row = report ? t.rowObject(r.cells) : null;
+        const cells = r.cells.map(bind);
         for (let k = 0; k < r.count; k++) {
-          rows.push(r.cells.map(bind));
-          out.push({ op: 'insert', row });
+          rows.push(cells);
+          if (row !== null) out.push({ op: 'insert', row });
         }
       }
       for (const part of chunks(rows, sql.chunkSizes(rows.length, names.length, this.d))) await this.exec.run(sql.insertSql(this.d, table, names, part));
@@ -294,7 +297,7 @@ class SqlSinkTransaction implements SinkTransaction {
     return out;
   }
 
-  private async applyKeyed(t: CompiledTable, plan: KeyedPlan): Promise<RowChange[]> {
+  private async applyKeyed(t: CompiledTable, plan: KeyedPlan, report: boolean): Promise<RowChange[]> {
     if (plan.entries.length === 0) return [];
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
@@ -303,7 +306,7 @@ class SqlSinkTransaction implements SinkTransaction {
     const bind = bindable(this.d);
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
-    const keys = plan.entries.map((e, i) => ({ key: e.key.map(bind), i }));
+    const keys = report ? plan.entries.map((e, i) => ({ key: e.key.map(bind), i })) : [];
     for (const part of chunks(keys, sql.chunkSizes(keys.length, keyNames.length + 1, this.d))) {
       const rows = await this.exec.all(sql.selectByKeysSql(this.d, table, names, keyNames, types, part.map((k) => k.key)));
       for (const r of rows) {
@@ -321,11 +324,12 @@ class SqlSinkTransaction implements SinkTransaction {
       const previous = e.retracted && stored ? t.rowObject(e.retracted) : stored;
       if (e.next) {
         upserts.push(e.next.map(bind));
+        if (!report) return;
         const row = t.rowObject(e.next);
         out.push(previous ? { op: 'update', row, previous } : { op: 'insert', row });
-      } else if (previous) {
+      } else if (previous || !report) {
         deletes.push(e.key.map(bind));
-        out.push({ op: 'delete', row: previous });
+        if (previous) out.push({ op: 'delete', row: previous });
       }
     });
     for (const part of chunks(deletes, sql.chunkSizes(deletes.length, keyNames.length, this.d))) {

@@ -59,8 +59,12 @@ export interface SinkTransaction {
   /** Drops the table and its offsets/meta entries (logic change, forced rebuild). */
   dropTable(spec: TableSpec): Promise<void>;
   readState(spec: TableSpec): Promise<SinkState>;
-  /** Applies a consolidated batch of records; returns the row changes actually made. */
-  apply(spec: TableSpec, changes: Batch): Promise<readonly RowChange[]>;
+  /**
+   * Applies a consolidated batch of records; returns the row changes actually made, or nothing
+   * when `report` is false (no one listens: the rows are not built, and a keyed table's old rows
+   * are not read — upserts and deletes by key need no lookup).
+   */
+  apply(spec: TableSpec, changes: Batch, report?: boolean): Promise<readonly RowChange[]>;
   writeState(spec: TableSpec, state: SinkState): Promise<void>;
 }
 

@@ -158,6 +158,30 @@ for (const kind of kinds) {
       assert.deepEqual(rows.map((r) => [r.machine, r.status, Number(r.since)]), [['a', 'idle', 3]]);
     });
 
+    test('without a report the same rows are written and no changes are built (keyed and multiset)', async () => {
+      const keyedSpecs = [0, 1].map(() => table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's')]));
+      const multiSpecs = [0, 1].map(() => table('multiset', [col('machine', 'text', 'm'), col('status', 'text', 's')]));
+      const batches: Batch[] = [
+        [rec({ m: 'a', s: 'idle' }, 1), rec({ m: 'b', s: 'idle' }, 1), rec({ m: 'c', s: 'idle' }, 2)],
+        [rec({ m: 'a', s: 'idle' }, -1), rec({ m: 'a', s: 'working' }, 1), rec({ m: 'b', s: 'idle' }, -1), rec({ m: 'zz', s: 'idle' }, -1), rec({ m: 'c', s: 'idle' }, -1)],
+        [rec({ m: 'b', s: 'working' }, 1), rec({ m: 'a', s: 'idle' }, 1), rec({ m: 'a', s: 'working' }, -1)],
+      ];
+      for (const batch of batches) {
+        for (const [reported, silent] of [keyedSpecs, multiSpecs]) {
+          if (reported.mode === 'keyed' && batch.some(([v, d]) => d > 1 && (v as { m: string }).m === 'c')) continue; // two rows for one key
+          await write(reported, batch);
+          const none = await db.transaction(async (tx) => {
+            await tx.ensureTable(silent);
+            return tx.apply(silent, batch, false);
+          });
+          assert.deepEqual(none, []);
+          const rowsOf = async (spec: TableSpec) => (await look.rows(spec.name, '"machine", "status"')).map((r) => [r.machine, r.status]);
+          assert.deepEqual(await rowsOf(silent), await rowsOf(reported), `${reported.mode}: same rows`);
+        }
+      }
+      assert.deepEqual((await look.rows(keyedSpecs[1].name, '"machine"')).map((r) => [r.machine, r.status]), [['a', 'idle'], ['b', 'working']]);
+    });
+
     test('keyed: two rows for one key in one batch are refused and nothing is written', async () => {
       const spec = table('keyed', [col('id', 'integer', 'id', { key: true }), col('v', 'text', 'v')]);
       await write(spec, [rec({ id: 1, v: 'x' }, 1)]);

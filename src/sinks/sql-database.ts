@@ -237,7 +237,7 @@ class SqlSinkTransaction implements SinkTransaction {
     const changed = Object.entries(state.offsets).filter(([s, o]) => before.offsets[s] !== o);
     const removed = Object.keys(before.offsets).filter((s) => !(s in state.offsets));
     await this.db.step(table, async () => {
-      for (const part of chunks(changed, sql.chunkSizes(changed.length, 2, this.d))) await this.exec.run(sql.upsertOffsetsSql(this.d, table, part));
+      for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.exec.run(s);
       for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.exec.run(sql.deleteOffsetsSql(this.d, table, part));
       if (state.fingerprint !== before.fingerprint || state.watermark !== before.watermark) {
         await this.exec.run(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark));
@@ -292,7 +292,8 @@ class SqlSinkTransaction implements SinkTransaction {
           if (row !== null) out.push({ op: 'insert', row });
         }
       }
-      for (const part of chunks(rows, sql.chunkSizes(rows.length, names.length, this.d))) await this.exec.run(sql.insertSql(this.d, table, names, part));
+      const types = await this.columnTypesOf(table);
+      for (const s of sql.insertStatements(this.d, table, names, types, rows)) await this.exec.run(s);
     }
     return out;
   }
@@ -306,13 +307,12 @@ class SqlSinkTransaction implements SinkTransaction {
     const bind = bindable(this.d);
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
-    const keys = report ? plan.entries.map((e, i) => ({ key: e.key.map(bind), i })) : [];
-    for (const part of chunks(keys, sql.chunkSizes(keys.length, keyNames.length + 1, this.d))) {
-      const rows = await this.exec.all(sql.selectByKeysSql(this.d, table, names, keyNames, types, part.map((k) => k.key)));
-      for (const r of rows) {
+    const keys = report ? plan.entries.map((e) => e.key.map(bind)) : [];
+    for (const { statement, first } of sql.selectByKeysStatements(this.d, table, names, keyNames, types, keys)) {
+      for (const r of await this.exec.all(statement)) {
         const row: Record<string, SqlValue> = {};
         for (const n of names) row[n] = fromDriverValue(r[n]);
-        existing[part[Number(r['#'])].i] = row;
+        existing[first + Number(r['#'])] = row;
       }
     }
     const out: RowChange[] = [];
@@ -335,9 +335,7 @@ class SqlSinkTransaction implements SinkTransaction {
     for (const part of chunks(deletes, sql.chunkSizes(deletes.length, keyNames.length, this.d))) {
       await this.exec.run(sql.deleteByKeysSql(this.d, table, keyNames, types, part));
     }
-    for (const part of chunks(upserts, sql.chunkSizes(upserts.length, names.length, this.d))) {
-      await this.exec.run(sql.insertSql(this.d, table, names, part, keyNames));
-    }
+    for (const s of sql.insertStatements(this.d, table, names, types, upserts, keyNames)) await this.exec.run(s);
     return out;
   }
 

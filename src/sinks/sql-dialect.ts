@@ -19,6 +19,8 @@ export interface Dialect {
   readonly batchedMultisetDelete: boolean;
   /** Whether a parameter in a bare VALUES list needs a cast to the column's type. */
   readonly castsValues: boolean;
+  /** Inserts of many rows as one statement with one array parameter per column (`unnest`). */
+  readonly arrayInserts: boolean;
 }
 
 export const sqliteDialect: Dialect = {
@@ -28,6 +30,7 @@ export const sqliteDialect: Dialect = {
   timestampType: 'text',
   batchedMultisetDelete: false,
   castsValues: false,
+  arrayInserts: false,
 };
 
 export const postgresDialect: Dialect = {
@@ -37,22 +40,26 @@ export const postgresDialect: Dialect = {
   timestampType: 'timestamptz',
   batchedMultisetDelete: true,
   castsValues: true,
+  arrayInserts: true,
 };
 
 /** Most rows per multi-row statement; more gains nothing measurable and makes statements huge. */
 const MAX_ROWS_PER_STATEMENT = 500;
 
 /** A statement and its parameters. */
+/** A bound parameter: a value, or (PostgreSQL array inserts) one column's values. */
+export type SqlParam = SqlValue | readonly SqlValue[];
+
 export interface Statement {
   readonly sql: string;
-  readonly params: SqlValue[];
+  readonly params: SqlParam[];
 }
 
 /** Collects parameters and hands out their placeholders. */
 class Params {
-  readonly values: SqlValue[] = [];
+  readonly values: SqlParam[] = [];
   constructor(private readonly d: Dialect) {}
-  add(v: SqlValue, cast?: string): string {
+  add(v: SqlParam, cast?: string): string {
     this.values.push(v);
     const p = this.d.placeholder(this.values.length);
     return cast && this.d.castsValues ? `${p}::${cast}` : p;
@@ -113,11 +120,51 @@ export function insertSql(d: Dialect, table: string, columns: readonly string[],
   const p = new Params(d);
   const tuples = rows.map((r) => `(${r.map((v) => p.add(v)).join(', ')})`);
   let sql = `INSERT INTO ${q(table)} (${list(columns)}) VALUES ${tuples.join(', ')}`;
-  if (conflictKeys) {
-    const rest = columns.filter((c) => !conflictKeys.includes(c));
-    sql += ` ON CONFLICT (${list(conflictKeys)}) DO ` + (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING');
-  }
+  if (conflictKeys) sql += onConflict(columns, conflictKeys);
   return { sql, params: p.values };
+}
+
+/** Most rows per `unnest` insert: bounds the size of one statement's parameters. */
+const MAX_ROWS_PER_ARRAY_INSERT = 20_000;
+
+/**
+ * Statements inserting (or, with conflict keys, upserting) `rows`. PostgreSQL: one statement per
+ * up to 20,000 rows, one array parameter per column — a round trip per statement is what a commit
+ * waits for, and a multi-row VALUES list holds at most 500 rows. Columns whose type is unknown or
+ * itself an array (unnest would flatten it) fall back to VALUES lists.
+ */
+export function insertStatements(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  rows: readonly (readonly SqlValue[])[],
+  conflictKeys?: readonly string[],
+): Statement[] {
+  const arrayTypes = columns.map((c) => types.get(c));
+  const out: Statement[] = [];
+  if (d.arrayInserts && arrayTypes.every((t) => t !== undefined && !t.endsWith(']'))) {
+    for (let at = 0; at < rows.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
+      const part = rows.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
+      const p = new Params(d);
+      const arrays = columns.map((_c, i) => p.add(part.map((r) => r[i]), `${arrayTypes[i] as string}[]`));
+      let text = `INSERT INTO ${q(table)} (${list(columns)}) SELECT * FROM unnest(${arrays.join(', ')})`;
+      if (conflictKeys) text += onConflict(columns, conflictKeys);
+      out.push({ sql: text, params: p.values });
+    }
+    return out;
+  }
+  let at = 0;
+  for (const n of chunkSizes(rows.length, columns.length, d)) {
+    out.push(insertSql(d, table, columns, rows.slice(at, at + n), conflictKeys));
+    at += n;
+  }
+  return out;
+}
+
+function onConflict(columns: readonly string[], conflictKeys: readonly string[]): string {
+  const rest = columns.filter((c) => !conflictKeys.includes(c));
+  return ` ON CONFLICT (${list(conflictKeys)}) DO ` + (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING');
 }
 
 /** `col = param`, or `col IS NULL` for a NULL value: NULL-safe equality that indexes can serve. */
@@ -181,6 +228,40 @@ export function selectByKeysSql(
   return { sql, params: p.values };
 }
 
+/**
+ * The stored rows of the given keys, each with `"#"` = the key's index in `keys` (one statement per
+ * key chunk; PostgreSQL: keys as array parameters, one statement per 20,000 keys).
+ */
+export function selectByKeysStatements(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  keyColumns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  keys: readonly (readonly SqlValue[])[],
+): { readonly statement: Statement; readonly first: number }[] {
+  const keyTypes = keyColumns.map((c) => types.get(c));
+  const out: { statement: Statement; first: number }[] = [];
+  if (d.arrayInserts && keyTypes.every((t) => t !== undefined && !t.endsWith(']'))) {
+    for (let at = 0; at < keys.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
+      const part = keys.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
+      const p = new Params(d);
+      const arrays = [p.add(part.map((_k, j) => j), 'integer[]'), ...keyColumns.map((_c, i) => p.add(part.map((k) => k[i]), `${keyTypes[i] as string}[]`))];
+      const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
+      const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
+      const text = `SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM unnest(${arrays.join(', ')}) AS v (${vcols.join(', ')}) JOIN ${q(table)} t ON ${on}`;
+      out.push({ statement: { sql: text, params: p.values }, first: at });
+    }
+    return out;
+  }
+  let at = 0;
+  for (const n of chunkSizes(keys.length, keyColumns.length + 1, d)) {
+    out.push({ statement: selectByKeysSql(d, table, columns, keyColumns, types, keys.slice(at, at + n)), first: at });
+    at += n;
+  }
+  return out;
+}
+
 /** Deletes the rows of the given keys. */
 export function deleteByKeysSql(d: Dialect, table: string, keyColumns: readonly string[], types: ReadonlyMap<string, string>, keys: readonly (readonly SqlValue[])[]): Statement {
   const p = new Params(d);
@@ -206,8 +287,13 @@ export function selectOffsetsSql(table: string): Statement {
   return { sql: `SELECT "stream", "offset" FROM ${q(table + OFFSETS_SUFFIX)}`, params: [] };
 }
 
-export function upsertOffsetsSql(d: Dialect, table: string, entries: readonly (readonly [string, number])[]): Statement {
-  return insertSql(d, table + OFFSETS_SUFFIX, ['stream', 'offset'], entries, ['stream']);
+const OFFSET_COLUMN_TYPES: ReadonlyMap<string, string> = new Map([
+  ['stream', 'text'],
+  ['offset', 'bigint'],
+]);
+
+export function upsertOffsetsStatements(d: Dialect, table: string, entries: readonly (readonly [string, number])[]): Statement[] {
+  return insertStatements(d, table + OFFSETS_SUFFIX, ['stream', 'offset'], OFFSET_COLUMN_TYPES, entries, ['stream']);
 }
 
 export function deleteOffsetsSql(d: Dialect, table: string, streams: readonly string[]): Statement {

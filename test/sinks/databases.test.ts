@@ -136,6 +136,33 @@ for (const kind of kinds) {
       assert.equal(row.upper, 'ABC');
     });
 
+    test('awkward values survive many-row inserts and upserts exactly (quotes, backslashes, braces, NULL and "NULL", unicode, floats, jsonb)', async () => {
+      const strings = ['a"b', 'back\\slash', '{x,y}', 'NULL', '', 'é😀', 'comma, here', 'line\nbreak', "it's", ' padded '];
+      const docType = kind.name === 'PostgreSQL' ? 'jsonb' : 'text';
+      const cols = (key: boolean) => [col('s', 'text', 's', { key }), col('n', 'double precision', 'n'), col('maybe', 'text', 'm'), col('doc', docType, 'd')];
+      const multi = table('multiset', cols(false));
+      const keyed = table('keyed', cols(true));
+      const records = strings.map((s, i) => ({ s, n: i + 0.25, m: i % 3 === 0 ? null : s, d: { s, i } }));
+      const batch: Batch = records.map((r) => rec(r as Value, 1));
+      for (const spec of [multi, keyed]) {
+        await write(spec, batch);
+        if (spec.mode === 'keyed') await write(spec, [...records.slice(0, 3).map((r) => rec(r as Value, -1)), ...records.slice(0, 3).map((r) => rec({ ...r, n: -1 } as Value, 1))]);
+        const rows = await look.query(`SELECT "s", "n", "maybe", CAST("doc" AS text) AS doc FROM "${spec.name}" ORDER BY "n", "s"`);
+        const expected = records
+          .map((r, i) => ({ s: r.s, n: spec.mode === 'keyed' && i < 3 ? -1 : r.n, maybe: r.m, doc: r.d }))
+          .sort((a, b) => a.n - b.n || (a.s < b.s ? -1 : a.s > b.s ? 1 : 0));
+        assert.equal(rows.length, strings.length, spec.mode);
+        const bySql = new Map(rows.map((r) => [r.s as string, r]));
+        for (const e of expected) {
+          const r = bySql.get(e.s);
+          assert.ok(r, `${spec.mode}: row ${JSON.stringify(e.s)} missing`);
+          assert.equal(Number(r.n), e.n, `${spec.mode}: n of ${JSON.stringify(e.s)}`);
+          assert.equal(r.maybe, e.maybe, `${spec.mode}: NULL stays NULL and "NULL" stays a string`);
+          assert.deepEqual(JSON.parse(r.doc as string), e.doc);
+        }
+      }
+    });
+
     test('keyed: retraction + insertion of one key is one update; a retraction alone a delete; an insertion for a stored key an upsert', async () => {
       const spec = table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's'), col('since', 'bigint', 't', { index: true })]);
       assert.deepEqual(await write(spec, [rec({ m: 'a', s: 'idle', t: 1 }, 1), rec({ m: 'b', s: 'idle', t: 1 }, 1)]), [

@@ -367,7 +367,8 @@ class Coordinator implements RunningDataflow {
     let outputs: ReadonlyMap<string, Batch> = new Map();
     if (fed > 0) {
       try {
-        const result = await built.graph.step(inputs, { onError: this.settings.onError });
+        // Turns of the event loop during long steps: a commit in flight sends its next statement.
+        const result = await built.graph.step(inputs, { onError: this.settings.onError, pause: nextTurn });
         outputs = result.outputs;
         for (const s of result.skipped) this.reportSkipped(s, phase);
       } catch (e) {
@@ -583,6 +584,8 @@ function isPermanentSinkError(e: unknown): boolean {
 }
 
 /** The engine value of an event (the contract in docs/architecture.md). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export function eventValue(ev: ActyxEvent): Value {
   return { lamport: ev.lamport, stream: ev.stream, offset: ev.offset, timestamp: ev.timestamp, tags: ev.tags, appId: ev.appId, payload: ev.payload as Value };
 }

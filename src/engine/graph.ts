@@ -105,6 +105,9 @@ class DataflowGraph implements Graph {
         results[index] = toColumns(this.operators[index] as InputNode, batch);
       }
       this.stepped = true;
+      const pause = options?.pause;
+      const pauseAfterMs = options?.pauseAfterMs ?? 5;
+      let since = Date.now();
       try {
         for (let i = 0; i < this.operators.length; i++) {
           const op = this.operators[i];
@@ -114,6 +117,10 @@ class DataflowGraph implements Graph {
           let r: MaybePromise<Columns | null> = op.run(ins, ctx);
           if (isThenable(r)) r = await r;
           results[i] = r;
+          if (pause !== undefined && Date.now() - since >= pauseAfterMs) {
+            await pause();
+            since = Date.now();
+          }
         }
       } catch (error) {
         this.broken = error;

@@ -142,6 +142,13 @@ export class RetractionError extends Error {
 export interface StepOptions {
   /** What to do when a user function throws: skip that input (default) or stop with OperatorError. */
   readonly onError?: 'skip' | 'stop';
+  /**
+   * Called between operators once the step has computed for `pauseAfterMs` (default 5) since it
+   * began or last paused; the step waits for it. A host passes a turn of its event loop, so that
+   * I/O (a database commit's next statement) goes on during a long step.
+   */
+  readonly pause?: () => Promise<void>;
+  readonly pauseAfterMs?: number;
 }
 
 export interface StepResult {

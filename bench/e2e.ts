@@ -82,7 +82,8 @@ function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage =
     op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
     op('usage', usageOf(usage) as (c: Collection<DrillEvent>) => Collection),
     { role: 'sink', id: 'dashboard-sink', type: 'db-sink', label: 'dashboard', inputs: ['dashboard'], definition: null, database: db, table: dashboardTable(`${prefix}dashboard`), version: '' },
-    { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '' },
+    // As in a flow where only the dashboard's db-sink has its output wired (the latency is measured on it).
+    { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '', reportChanges: false },
   ].filter((m) => withUsage || !m.id.startsWith('usage')) as DataflowMember[];
 }
 
@@ -201,7 +202,7 @@ async function writeFloor(db: SinkDatabase, prefix: string, batches: readonly En
       db.transaction(async (tx) => {
         if (b.dashboard.length > 0) await tx.apply(dash, b.dashboard);
         await tx.writeState(dash, { offsets: b.offsets, fingerprint: 'floor', watermark: 0 });
-        if (b.usage.length > 0) await tx.apply(usage, b.usage);
+        if (b.usage.length > 0) await tx.apply(usage, b.usage, false);
         await tx.writeState(usage, { offsets: b.offsets, fingerprint: 'floor', watermark: 0 });
       }),
     );

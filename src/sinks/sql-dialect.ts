@@ -222,10 +222,14 @@ export function selectByKeysSql(
 ): Statement {
   const p = new Params(d);
   const tuples = keys.map((k, j) => `(${[p.add(j, 'integer'), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')})`);
+  return { sql: selectJoiningKeys(`VALUES ${tuples.join(', ')}`, table, columns, keyColumns), params: p.values };
+}
+
+/** The rows of `table` matching the keys that `source` yields as rows (i, k0, k1, …), with `"#"` = i. */
+function selectJoiningKeys(source: string, table: string, columns: readonly string[], keyColumns: readonly string[]): string {
   const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
   const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
-  const sql = `WITH v (${vcols.join(', ')}) AS (VALUES ${tuples.join(', ')}) SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
-  return { sql, params: p.values };
+  return `WITH v (${vcols.join(', ')}) AS (${source}) SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
 }
 
 /**
@@ -247,10 +251,7 @@ export function selectByKeysStatements(
       const part = keys.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
       const p = new Params(d);
       const arrays = [p.add(part.map((_k, j) => j), 'integer[]'), ...keyColumns.map((_c, i) => p.add(part.map((k) => k[i]), `${keyTypes[i] as string}[]`))];
-      const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
-      const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
-      const text = `SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM unnest(${arrays.join(', ')}) AS v (${vcols.join(', ')}) JOIN ${q(table)} t ON ${on}`;
-      out.push({ statement: { sql: text, params: p.values }, first: at });
+      out.push({ statement: { sql: selectJoiningKeys(`SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns), params: p.values }, first: at });
     }
     return out;
   }

@@ -2,7 +2,11 @@
  * node-red-node-test-helper, typed for the dd-* node tests, plus readers for what nodes reported
  * (errors and statuses, including those set in a node's constructor).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { NodeAPI } from '../../src/nodes/red';
 
 const require = createRequire(__filename);
@@ -71,5 +75,31 @@ export async function eventually(check: () => boolean | Promise<boolean>, what: 
     if (await check()) return;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A temporary folder for one test file's event logs and table files; `files()` names a fresh pair. */
+export function testFolder(prefix: string): { files(): { logFile: string; dbFile: string }; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let run = 0;
+  return {
+    files: () => {
+      run++;
+      return { logFile: join(dir, `events-${run}.sqlite`), dbFile: join(dir, `tables-${run}.sqlite`) };
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Rows of a query, or [] while the file or table does not exist yet. */
+export function table(dbFile: string, sql: string): Record<string, unknown>[] {
+  let db: Database.Database | null = null;
+  try {
+    db = new Database(dbFile, { readonly: true, fileMustExist: true });
+    return db.prepare(sql).all() as Record<string, unknown>[];
+  } catch {
+    return [];
+  } finally {
+    db?.close();
   }
 }

@@ -6,10 +6,6 @@
  */
 import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import actyxConfig from '../../src/nodes/actyx-config';
 import actyxSubscribe from '../../src/nodes/actyx-subscribe';
 import dbConfig from '../../src/nodes/db-config';
@@ -26,16 +22,16 @@ import ddFlatmap from '../../src/nodes/dd-flatmap';
 import ddDistinct from '../../src/nodes/dd-distinct';
 import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
 import { machineTags } from '../../src/simulator/event-model';
-import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
+import { errorsOf, eventually, helper, statusesOf, table, testFolder, type FlowNode } from './dd-helper';
 
 const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate, ddFlatmap, ddDistinct];
-const dir = mkdtempSync(join(tmpdir(), 'deltaflow-dd-pipeline-'));
-let run = 0;
+const folder = testFolder('deltaflow-dd-pipeline-');
+const files = folder.files;
 
 afterEach(async () => {
   await helper.unload();
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => folder.remove());
 
 const col = (name: string, type: string, value: string, key = false) => ({ name, type, source: 'path', value, key, index: false, exclude: false });
 
@@ -49,24 +45,6 @@ function flow(logFile: string, dbFile: string, nodes: FlowNode[]): FlowNode[] {
     { id: 'sub', type: 'actyx-subscribe', z: 'tab', x: 0, y: 0, actyx: 'log', query: "'machine'", dataflow: 'df', wires: [nodes.filter((n) => n.input === 'sub').map((n) => n.id)] },
     ...nodes.map(({ input: _input, ...n }) => ({ z: 'tab', x: 0, y: 0, dataflow: 'df', wires: [[]], ...n })),
   ];
-}
-
-function files(): { logFile: string; dbFile: string } {
-  run++;
-  return { logFile: join(dir, `events-${run}.sqlite`), dbFile: join(dir, `tables-${run}.sqlite`) };
-}
-
-/** Rows of a query, or [] while the file or table does not exist yet. */
-function table(dbFile: string, sql: string): Record<string, unknown>[] {
-  let db: Database.Database | null = null;
-  try {
-    db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    return db.prepare(sql).all() as Record<string, unknown>[];
-  } catch {
-    return [];
-  } finally {
-    db?.close();
-  }
 }
 
 async function publish(logFile: string, events: { machine: string; type: 'started' | 'stopped'; order: string; at: number }[]): Promise<void> {

@@ -7,10 +7,6 @@
  */
 import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import actyxConfig from '../../src/nodes/actyx-config';
 import actyxSubscribe from '../../src/nodes/actyx-subscribe';
 import dbConfig from '../../src/nodes/db-config';
@@ -23,16 +19,16 @@ import ddReduce from '../../src/nodes/dd-reduce';
 import ddScan from '../../src/nodes/dd-scan';
 import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
 import { machineTags } from '../../src/simulator/event-model';
-import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
+import { errorsOf, eventually, helper, statusesOf, table, testFolder, type FlowNode } from './dd-helper';
 
 const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddFilter, ddMap, ddGroupby, ddReduce, ddScan];
-const dir = mkdtempSync(join(tmpdir(), 'deltaflow-dd-scan-'));
-let run = 0;
+const folder = testFolder('deltaflow-dd-scan-');
+const files = folder.files;
 
 afterEach(async () => {
   await helper.unload();
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => folder.remove());
 
 const col = (name: string, type: string, value: string) => ({ name, type, source: 'path', value, key: false, index: false, exclude: false });
 const USAGE_COLUMNS = [col('machine', 'text not null', 'machine'), col('order_no', 'text', 'order'), col('started', 'text', 'started'), col('minutes', 'real', 'minutes')];
@@ -78,24 +74,6 @@ for (const [r] of inputs) {
     outputs.push([{ machine: key, order: r.order, started: new Date(started / 1000), minutes: (r.timestamp - started) / 60e6 }, 1]);
   }
 }`;
-
-function files(): { logFile: string; dbFile: string } {
-  run++;
-  return { logFile: join(dir, `events-${run}.sqlite`), dbFile: join(dir, `tables-${run}.sqlite`) };
-}
-
-/** Rows of a query, or [] while the file or table does not exist yet. */
-function table(dbFile: string, sql: string): Record<string, unknown>[] {
-  let db: Database.Database | null = null;
-  try {
-    db = new Database(dbFile, { readonly: true, fileMustExist: true });
-    return db.prepare(sql).all() as Record<string, unknown>[];
-  } catch {
-    return [];
-  } finally {
-    db?.close();
-  }
-}
 
 interface MachineEvent {
   machine: string;

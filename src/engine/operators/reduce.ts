@@ -12,8 +12,9 @@
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
 import { then, UnaryOperator } from '../operator';
+import { runPerGroup } from './per-group';
 import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
-import { dropOlder, mergeInputs, NO_INPUTS, sortUpdates, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
+import { dropOlder, mergeInputs, NO_INPUTS, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, Value } from '../types';
 import { ValueMap } from '../value-map';
@@ -47,30 +48,11 @@ export class ReduceOperator extends UnaryOperator {
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
-    const batch = input!;
-    const keys = batch.keys!;
-    const buckets = new ValueMap<number[]>();
-    const order: Value[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      if (batch.diffs[i] === 0) continue;
-      const b = buckets.get(keys[i]);
-      if (b) b.push(i);
-      else {
-        buckets.set(keys[i], [i]);
-        order.push(keys[i]);
-      }
-    }
-    const outcomes: MaybePromise<Outcome | null>[] = [];
-    let async = false;
-    for (const key of order) {
-      const updates = sortUpdates(batch.values, batch.diffs, batch.times, buckets.get(key)!);
-      if (updates.values.length === 0) continue;
-      const o = this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates);
-      if (isThenable(o)) async = true;
-      outcomes.push(o);
-    }
-    if (!async) return this.commit(outcomes as (Outcome | null)[]);
-    return Promise.all(outcomes).then((all) => this.commit(all));
+    return runPerGroup(
+      input!,
+      (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
+      (outcomes) => this.commit(outcomes),
+    );
   }
 
   /** The group's new state and output difference, computed without touching the group. */

@@ -16,8 +16,9 @@ import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
 import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type RefoldResult, type StepFn } from '../fold';
 import { then, UnaryOperator } from '../operator';
+import { runPerGroup } from './per-group';
 import { diffOutputs } from '../output-diff';
-import { dropOlder, mergeInputs, sortUpdates, type Entry, type SortedUpdates } from '../sorted-inputs';
+import { dropOlder, mergeInputs, type Entry, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
@@ -70,30 +71,11 @@ export class ScanOperator extends UnaryOperator {
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
-    const batch = input!;
-    const keys = batch.keys!;
-    const buckets = new ValueMap<number[]>();
-    const order: Value[] = [];
-    for (let i = 0; i < keys.length; i++) {
-      if (batch.diffs[i] === 0) continue;
-      const b = buckets.get(keys[i]);
-      if (b) b.push(i);
-      else {
-        buckets.set(keys[i], [i]);
-        order.push(keys[i]);
-      }
-    }
-    const outcomes: MaybePromise<Outcome | null>[] = [];
-    let async = false;
-    for (const key of order) {
-      const updates = sortUpdates(batch.values, batch.diffs, batch.times, buckets.get(key)!);
-      if (updates.values.length === 0) continue;
-      const o = this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates);
-      if (isThenable(o)) async = true;
-      outcomes.push(o);
-    }
-    if (!async) return this.commit(outcomes as (Outcome | null)[]);
-    return Promise.all(outcomes).then((all) => this.commit(all));
+    return runPerGroup(
+      input!,
+      (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
+      (outcomes) => this.commit(outcomes),
+    );
   }
 
   /** The group's output difference and the patch to its fold, computed without changing the fold (compaction aside). */

@@ -169,7 +169,7 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
     ['1', 30, -1],
     ['4', 2, 1],
   ]);
-  assert.ok(statusesOf('scan').some((s) => s.fill === 'green' && s.text?.startsWith('live')), JSON.stringify(statusesOf('scan')));
+  await eventually(() => statusesOf('scan').some((s) => s.fill === 'green' && s.text?.startsWith('live') === true), `a live status: ${JSON.stringify(statusesOf('scan'))}`);
   assert.deepEqual(errorsOf('scan'), []);
 });
 

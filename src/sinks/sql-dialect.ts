@@ -116,12 +116,27 @@ export function dropTableSql(d: Dialect, table: string): Statement[] {
 }
 
 /** Multi-row INSERT; with `conflictKeys` an upsert that overwrites the non-key columns. */
+/** Texts of multi-row inserts by shape: a statement's text depends on its row count, not its values. */
+const insertTexts = new Map<string, string>();
+
 export function insertSql(d: Dialect, table: string, columns: readonly string[], rows: readonly (readonly SqlValue[])[], conflictKeys?: readonly string[]): Statement {
-  const p = new Params(d);
-  const tuples = rows.map((r) => `(${r.map((v) => p.add(v)).join(', ')})`);
-  let sql = `INSERT INTO ${q(table)} (${list(columns)}) VALUES ${tuples.join(', ')}`;
-  if (conflictKeys) sql += onConflict(columns, conflictKeys);
-  return { sql, params: p.values };
+  const shape = [d.kind, table, rows.length, conflictKeys?.join('\u0000') ?? '', ...columns].join('\u0000');
+  let sql = insertTexts.get(shape);
+  if (sql === undefined) {
+    const tuples: string[] = [];
+    for (let r = 0, n = 1; r < rows.length; r++) {
+      const marks: string[] = [];
+      for (let c = 0; c < columns.length; c++) marks.push(d.placeholder(n++));
+      tuples.push(`(${marks.join(', ')})`);
+    }
+    sql = `INSERT INTO ${q(table)} (${list(columns)}) VALUES ${tuples.join(', ')}`;
+    if (conflictKeys) sql += onConflict(columns, conflictKeys);
+    if (insertTexts.size >= 1000) insertTexts.clear();
+    insertTexts.set(shape, sql);
+  }
+  const params: SqlParam[] = [];
+  for (const r of rows) for (let c = 0; c < columns.length; c++) params.push(r[c]);
+  return { sql, params };
 }
 
 /** Most rows per `unnest` insert: bounds the size of one statement's parameters. */

@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { SinkDatabase } from '../sinks/types';
 import { SqliteDatabase } from '../sinks/sqlite-database';
 import { PostgresDatabase, type PostgresOptions } from '../sinks/postgres-database';
+import { validateIdentifier } from '../sinks/identifiers';
 import { SharedDatabase, type DatabaseConfigNode } from './db-access';
 import type { Node, NodeAPI, NodeDef } from './red';
 
@@ -30,6 +31,18 @@ function credential(value: string | undefined, env: (name: string) => unknown): 
 
 function text(v: unknown): string {
   return typeof v === 'string' ? v.trim() : typeof v === 'number' ? String(v) : '';
+}
+
+/** The schema field: empty for the server's default, else a plain identifier. */
+function schemaName(raw: unknown, problems: string[]): string | undefined {
+  const t = text(raw);
+  if (t === '') return undefined;
+  try {
+    return validateIdentifier(t, 'schema');
+  } catch (e) {
+    problems.push(e instanceof Error ? e.message : String(e));
+    return undefined;
+  }
 }
 
 function wholeNumber(raw: unknown, what: string, min: number, max: number, problems: string[]): number | undefined {
@@ -66,6 +79,7 @@ export function parseDatabaseSettings(
     user: text(config.user) || undefined,
     password: credential(credentials.password, env),
     ssl,
+    schema: schemaName(config.schema, problems),
     poolSize: wholeNumber(config.poolSize, 'pool size', 1, 100, problems),
     connectionTimeoutMs: (wholeNumber(config.connectTimeout, 'connect timeout', 1, 600, problems) ?? 10) * 1000,
   };

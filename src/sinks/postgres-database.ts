@@ -6,6 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { SinkDatabaseError } from './errors';
+import { quoteIdentifier, validateIdentifier } from './identifiers';
 import { SqlSinkDatabase, type SqlConnection } from './sql-database';
 import { postgresDialect, type Statement } from './sql-dialect';
 
@@ -19,6 +21,11 @@ export interface PostgresOptions {
   readonly password?: string;
   /** TLS: true verifies the server certificate; `{rejectUnauthorized: false}` accepts any. */
   readonly ssl?: boolean | { readonly rejectUnauthorized: boolean };
+  /**
+   * Schema for the tables (the connections' `search_path`); default: the server's (usually
+   * `public`). It must exist: a missing schema is reported as a retryable error.
+   */
+  readonly schema?: string;
   /** Most connections (default 4). Transactions are serialised, so more than a few rarely helps. */
   readonly poolSize?: number;
   /** How long connecting may take before it fails, ms (default 10000). */
@@ -38,6 +45,9 @@ export class PostgresDatabase extends SqlSinkDatabase {
   readonly label: string;
   protected readonly dialect = postgresDialect;
   private readonly pool: pg.Pool;
+  private readonly schema: string | undefined;
+  /** The schema was found once: connections need not look again. */
+  private schemaChecked = false;
 
   constructor(options: PostgresOptions = {}) {
     super();
@@ -54,11 +64,25 @@ export class PostgresDatabase extends SqlSinkDatabase {
     };
     this.pool = new pg.Pool(config);
     this.pool.on('error', (err) => options.onIdleError?.(err));
-    this.label = `PostgreSQL ${describeTarget(options, config.connectionString)}`;
+    this.schema = options.schema;
+    this.label = `PostgreSQL ${describeTarget(options, config.connectionString)}${options.schema ? ` schema ${options.schema}` : ''}`;
   }
 
   protected async connect(): Promise<SqlConnection> {
     const client = await this.step(null, () => this.pool.connect());
+    if (this.schema !== undefined && !this.schemaChecked) {
+      // PostgreSQL ignores a search_path entry that does not exist, and then fails CREATE TABLE
+      // with "no schema has been selected": say what is wrong instead (retried: it may be created).
+      const found = await this.step(null, () => client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])).catch((e: unknown) => {
+        client.release(true);
+        throw e;
+      });
+      if (found.rowCount === 0) {
+        client.release();
+        throw new SinkDatabaseError(this.label, null, `schema ${quoteIdentifier(this.schema)} does not exist: create it (CREATE SCHEMA ${quoteIdentifier(this.schema)}) or clear the schema field of the db-config`, true);
+      }
+      this.schemaChecked = true;
+    }
     const query = (s: Statement) =>
       s.params.length ? client.query({ name: statementName(s.sql), text: s.sql, values: s.params }) : client.query(s.sql);
     return {
@@ -102,6 +126,8 @@ export function poolConfig(options: PostgresOptions): pg.PoolConfig {
   if (options.user) config.user = options.user;
   if (options.password) config.password = options.password;
   if (options.ssl !== undefined) config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
+  // Unqualified table names (ours and a db-query's) resolve in the schema; tables are created there.
+  if (options.schema) config.options = `-c search_path=${quoteIdentifier(validateIdentifier(options.schema, 'schema'))}`;
   return config;
 }
 

@@ -154,7 +154,7 @@ test('settings: SQLite paths relative to the user directory; PostgreSQL fields, 
   assert.deepEqual(parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: 'data/a.db' }, {}, '/u', env).settings, { kind: 'sqlite', filename: '/u/data/a.db' });
   assert.deepEqual(parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: '/abs/a.db' }, {}, '/u', env).settings, { kind: 'sqlite', filename: '/abs/a.db' });
   const pg = parseDatabaseSettings(
-    { id: 'x', type: 'db-config', kind: 'postgres', host: ' db.local ', port: '6432', database: 'plant', user: 'nr', ssl: 'on-noverify', poolSize: '2', connectTimeout: '3' },
+    { id: 'x', type: 'db-config', kind: 'postgres', host: ' db.local ', port: '6432', database: 'plant', user: 'nr', ssl: 'on-noverify', schema: ' views ', poolSize: '2', connectTimeout: '3' },
     { password: '${SECRET}', connectionString: '${URL}' },
     '/u',
     env,
@@ -162,10 +162,14 @@ test('settings: SQLite paths relative to the user directory; PostgreSQL fields, 
   assert.deepEqual(pg.problems, []);
   assert.deepEqual(pg.settings, {
     kind: 'postgres',
-    options: { connectionString: 'postgres://u@h/db', host: 'db.local', port: 6432, database: 'plant', user: 'nr', password: 's3cret', ssl: { rejectUnauthorized: false }, poolSize: 2, connectionTimeoutMs: 3000 },
+    options: { connectionString: 'postgres://u@h/db', host: 'db.local', port: 6432, database: 'plant', user: 'nr', password: 's3cret', ssl: { rejectUnauthorized: false }, schema: 'views', poolSize: 2, connectionTimeoutMs: 3000 },
   });
-  const bad = parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'postgres', port: 'abc', poolSize: '0' }, {}, '/u', env);
-  assert.deepEqual(bad.problems, ['port must be a whole number from 1 to 65535, not "abc"', 'pool size must be a whole number from 1 to 100, not "0"']);
+  const bad = parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'postgres', port: 'abc', schema: 'views; drop', poolSize: '0' }, {}, '/u', env);
+  assert.deepEqual(bad.problems, [
+    'port must be a whole number from 1 to 65535, not "abc"',
+    'invalid schema "views; drop": use 1 to 63 letters, digits or underscores, not starting with a digit',
+    'pool size must be a whole number from 1 to 100, not "0"',
+  ]);
 });
 
 test('a column expression that throws on a record gives NULL and reports the column and the record', async () => {

@@ -439,6 +439,35 @@ for (const kind of kinds) {
   });
 }
 
+test('PostgreSQL schema option: tables, offsets and meta go to that schema; a missing schema is a clear retryable error', async () => {
+  const schema = unique('s');
+  const admin = new pg.Pool({ max: 1 });
+  const missing = new PostgresDatabase({ schema });
+  try {
+    await assert.rejects(missing.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes(`schema "${schema}" does not exist`) && e.message.includes('CREATE SCHEMA'));
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    // The same database object recovers once the schema exists (the dataflow retries).
+    const name = unique('u');
+    const spec: TableSpec = { name, mode: 'multiset', columns: [col('machine', 'text', 'm'), col('minutes', 'integer', 'n')] };
+    await missing.transaction(async (tx) => {
+      await tx.ensureTable(spec);
+      await tx.apply(spec, [rec({ m: 'Drill1', n: 31 }, 1)]);
+      await tx.writeState(spec, { offsets: { 'drill1-0': 7 }, fingerprint: 'f', watermark: 1 });
+    });
+    const tables = (await admin.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema])).rows.map((r) => r.table_name);
+    assert.deepEqual(tables, ['deltaflow_meta', name, `${name}_offsets`]);
+    assert.deepEqual((await admin.query(`SELECT machine, minutes FROM "${schema}"."${name}"`)).rows, [{ machine: 'Drill1', minutes: 31 }]);
+    const publicUsage = await admin.query(`SELECT to_regclass('public."${name}"') AS t`);
+    assert.equal(publicUsage.rows[0].t, null, 'nothing was created in public');
+    await missing.transaction(async (tx) => assert.deepEqual((await tx.readState(spec)).offsets, { 'drill1-0': 7 }));
+    assert.throws(() => new PostgresDatabase({ schema: 'x"; drop table t; --' }), /invalid schema/);
+  } finally {
+    await missing.close();
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin.end();
+  }
+});
+
 test('SQLite runs in WAL mode; an unopenable file is a retryable error naming the database', async () => {
   const db = new SqliteDatabase({ filename: join(dir, 'wal.db') });
   await db.transaction(async () => undefined);

@@ -3,9 +3,11 @@
  * transaction (so a missing directory is an error of that transaction, retried like any other),
  * WAL journal, synchronous=NORMAL (durable across process crashes; a power cut may lose the last
  * commits but never tears one). A transaction waits (asynchronously, up to `busyTimeoutMs`) while
- * another connection holds the write lock.
+ * another connection holds the write lock. The WAL is checkpointed by a worker thread, not inside
+ * a commit (see wal-checkpointer.ts).
  */
 import Database from 'better-sqlite3';
+import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { SqlSinkDatabase, type SqlConnection } from './sql-database';
 import { sqliteDialect, type Statement } from './sql-dialect';
 
@@ -14,6 +16,8 @@ export interface SqliteOptions {
   readonly filename: string;
   /** How long a transaction waits for another connection's write lock, ms (default 5000). */
   readonly busyTimeoutMs?: number;
+  /** Checkpoint the WAL in a worker thread instead of inside the commit that crosses 1,000 pages (default true). */
+  readonly backgroundCheckpoints?: boolean;
 }
 
 /** Statements kept prepared per connection; beyond this the cache starts over (rare: few statement shapes). */
@@ -27,10 +31,14 @@ export class SqliteDatabase extends SqlSinkDatabase {
   protected readonly dialect = sqliteDialect;
   private db: Database.Database | null = null;
   private readonly statements = new Map<string, Database.Statement>();
+  private checkpointer: WalCheckpointer | null = null;
+  /** The checkpoint worker failed: commits checkpoint again as SQLite does by default. */
+  private inlineCheckpoints: boolean;
 
   constructor(private readonly options: SqliteOptions) {
     super();
     this.label = `SQLite ${options.filename}`;
+    this.inlineCheckpoints = options.backgroundCheckpoints === false || options.filename === ':memory:' || options.filename === '';
   }
 
   private open(): Database.Database {
@@ -42,11 +50,20 @@ export class SqliteDatabase extends SqlSinkDatabase {
       db.pragma('busy_timeout = 0');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      if (!this.inlineCheckpoints) db.pragma('wal_autocheckpoint = 0');
     } catch (err) {
       db.close();
       throw err;
     }
     this.db = db;
+    if (!this.inlineCheckpoints && this.checkpointer === null) {
+      this.checkpointer = new WalCheckpointer(this.options.filename, {
+        onError: () => {
+          this.inlineCheckpoints = true;
+          this.db?.pragma('wal_autocheckpoint = 1000');
+        },
+      });
+    }
     return db;
   }
 
@@ -110,6 +127,8 @@ export class SqliteDatabase extends SqlSinkDatabase {
 
   protected async shutdown(): Promise<void> {
     this.drop();
+    await this.checkpointer?.stop();
+    this.checkpointer = null;
   }
 
   protected isRetryable(err: unknown): boolean {

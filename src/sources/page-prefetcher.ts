@@ -12,6 +12,7 @@
  * return(), on abort, on error and at the end.
  */
 import { Worker } from 'node:worker_threads';
+import { sqliteDriverPath } from '../sqlite/driver-path';
 
 /** A value bound to a statement parameter. */
 export type SqlValue = number | string;
@@ -96,14 +97,6 @@ try {
 }
 `;
 
-let driverPath: string | null = null;
-
-/** better-sqlite3's entry file, resolved here so the worker finds it whatever the cwd. */
-function driver(): string {
-  driverPath ??= require.resolve('better-sqlite3');
-  return driverPath;
-}
-
 const live = new Set<Worker>();
 
 /** Workers started and not yet exited (a test hook: none may be left behind). */
@@ -134,7 +127,7 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
       eval: true,
       // The worker is plain JS: no need to start a TypeScript loader (tsx) in it.
       execArgv: [],
-      workerData: { driver: driver(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageChars },
+      workerData: { driver: sqliteDriverPath(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageChars },
     });
     live.add(this.worker);
     this.exited = new Promise((resolve) =>

@@ -5,7 +5,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -466,6 +466,27 @@ test('PostgreSQL schema option: tables, offsets and meta go to that schema; a mi
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     await admin.end();
   }
+});
+
+test('SQLite: commits do not checkpoint inline; a worker moves the WAL into the file (and stops with close)', async () => {
+  const spec: TableSpec = { name: 'rows', mode: 'multiset', columns: [col('text', 'text', 't')] };
+  const sizes: number[] = [];
+  for (const backgroundCheckpoints of [true, false]) {
+    const filename = join(dir, `checkpoints-${backgroundCheckpoints}.db`);
+    const db = new SqliteDatabase({ filename, backgroundCheckpoints });
+    await db.transaction(async (tx) => tx.ensureTable(spec));
+    const before = statSync(filename).size;
+    // About 100 WAL pages: far below SQLite's automatic checkpoint (1,000 pages).
+    for (let i = 0; i < 20; i++) await db.transaction(async (tx) => void (await tx.apply(spec, [rec({ t: `${i}-${'x'.repeat(20_000)}` }, 1)])));
+    if (backgroundCheckpoints) {
+      const deadline = Date.now() + 10_000;
+      while (statSync(filename).size < before + 300_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } else await new Promise((r) => setTimeout(r, 500));
+    sizes.push(statSync(filename).size - before);
+    await db.close();
+  }
+  assert.ok(sizes[0] >= 300_000, `the worker checkpointed the commits into the file (grew ${sizes[0]} bytes)`);
+  assert.equal(sizes[1], 0, 'without it nothing is checkpointed below 1,000 WAL pages');
 });
 
 test('SQLite runs in WAL mode; an unopenable file is a retryable error naming the database', async () => {

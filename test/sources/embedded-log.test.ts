@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
@@ -401,10 +401,13 @@ test('read-ahead: stopping early (break, abort) or closing the log leaves no wor
     // close() during reading: the reader ends with the log's "closed" error, the worker is gone.
     const reading = log.queryBatches('allEvents', {}, present)[Symbol.asyncIterator]();
     assert.equal((await reading.next()).done, false);
-    const pending = reading.next().then(() => reading.next());
+    const pending = assert.rejects(
+      reading.next().then(() => reading.next()),
+      /closed/,
+    );
     await log.close();
     assert.equal(liveReadAheadWorkers(), 0, 'close() stopped the worker');
-    await assert.rejects(pending, /closed/);
+    await pending;
   } finally {
     await log.close();
     cleanup();
@@ -449,5 +452,30 @@ test('read-ahead: a failing worker rejects with the file and the reason', async 
     assert.equal(liveReadAheadWorkers(), 0);
   } finally {
     cleanup();
+  }
+});
+
+test('background checkpoints: appends do not checkpoint inline; a worker moves the WAL into the file, and close() ends it', async () => {
+  // Fewer WAL pages than SQLite's automatic checkpoint needs (1,000): only the worker copies them.
+  const appendSome = (log: EmbeddedLog) => {
+    for (let i = 0; i < 40; i++) log.appendSync('drill1-0', [{ tags: ['machine'], payload: { i, pad: 'x'.repeat(3000) } }]);
+  };
+  const withWorker = tempFile();
+  const without = tempFile();
+  const a = new EmbeddedLog(withWorker.file);
+  const b = new EmbeddedLog(without.file, { backgroundCheckpoints: false });
+  try {
+    const sizeA = statSync(withWorker.file).size;
+    const sizeB = statSync(without.file).size;
+    appendSome(a);
+    appendSome(b);
+    await waitFor(() => statSync(withWorker.file).size > sizeA + 100_000, 'the checkpointed events in the database file');
+    assert.equal(statSync(without.file).size, sizeB, 'without the worker, nothing is checkpointed below 1,000 WAL pages');
+    assert.equal((await collectQuery(a, "'machine'", {}, await a.presentOffsets())).length, 40);
+  } finally {
+    await a.close();
+    await b.close();
+    withWorker.cleanup();
+    without.cleanup();
   }
 });

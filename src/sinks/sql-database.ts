@@ -236,12 +236,13 @@ class SqlSinkTransaction implements SinkTransaction {
     const before = await this.loadState(table);
     const changed = Object.entries(state.offsets).filter(([s, o]) => before.offsets[s] !== o);
     const removed = Object.keys(before.offsets).filter((s) => !(s in state.offsets));
+    const metaChanged = state.fingerprint !== before.fingerprint || state.watermark !== before.watermark;
     await this.db.step(table, async () => {
-      for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.exec.run(s);
+      const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;
+      if (both !== null) await this.exec.run(both);
+      else for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.exec.run(s);
       for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.exec.run(sql.deleteOffsetsSql(this.d, table, part));
-      if (state.fingerprint !== before.fingerprint || state.watermark !== before.watermark) {
-        await this.exec.run(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark));
-      }
+      if (metaChanged && both === null) await this.exec.run(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark));
     });
     this.pending.set(table, { offsets: { ...(state.offsets as OffsetMap) }, fingerprint: state.fingerprint, watermark: state.watermark });
   }

@@ -312,6 +312,21 @@ export function upsertOffsetsStatements(d: Dialect, table: string, entries: read
   return insertStatements(d, table + OFFSETS_SUFFIX, ['stream', 'offset'], OFFSET_COLUMN_TYPES, entries, ['stream']);
 }
 
+/**
+ * PostgreSQL: a table's changed offsets and its meta row in ONE statement (a data-modifying CTE),
+ * one round trip instead of two for every commit; null where that does not apply (SQLite, or more
+ * streams than one array insert takes), then the two statements are used.
+ */
+export function upsertStateSql(d: Dialect, table: string, entries: readonly (readonly [string, number])[], fingerprint: string | null, watermark: number | null): Statement | null {
+  if (!d.arrayInserts || entries.length === 0 || entries.length > MAX_ROWS_PER_ARRAY_INSERT) return null;
+  const [offsets] = upsertOffsetsStatements(d, table, entries) as [Statement];
+  const meta = upsertMetaSql(d, table, fingerprint, watermark);
+  // The meta statement's placeholders move behind the offsets statement's.
+  const shift = offsets.params.length;
+  const metaSql = meta.sql.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + shift}`);
+  return { sql: `WITH offsets AS (${offsets.sql}) ${metaSql}`, params: [...offsets.params, ...meta.params] };
+}
+
 export function deleteOffsetsSql(d: Dialect, table: string, streams: readonly string[]): Statement {
   const p = new Params(d);
   return { sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE "stream" IN (${streams.map((s) => p.add(s)).join(', ')})`, params: p.values };

@@ -81,6 +81,8 @@ function compareArrays(a: readonly Value[], b: readonly Value[]): number {
 }
 
 function compareObjects(a: Readonly<Record<string, Value>>, b: Readonly<Record<string, Value>>): number {
+  const fast = compareSameSortedKeys(a, b);
+  if (fast !== null) return fast;
   const ka = sortedDefinedKeys(a);
   const kb = sortedDefinedKeys(b);
   const n = ka.length < kb.length ? ka.length : kb.length;
@@ -90,6 +92,29 @@ function compareObjects(a: Readonly<Record<string, Value>>, b: Readonly<Record<s
   if (ka.length !== kb.length) return ka.length < kb.length ? -1 : 1;
   for (let i = 0; i < ka.length; i++) {
     const c = compareValues(a[ka[i]], b[ka[i]]);
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
+/**
+ * The common case without building key lists (objects are compared while sorting every group's
+ * inputs): `a`'s keys are already in code-unit order, none is undefined, and `b` has exactly these
+ * keys. Then both sorted key lists are equal and the values decide, in that order. Null otherwise.
+ */
+function compareSameSortedKeys(a: Readonly<Record<string, Value>>, b: Readonly<Record<string, Value>>): number | null {
+  let prev: string | null = null;
+  let n = 0;
+  for (const k in a) {
+    if (a[k] === undefined || (prev !== null && !(prev < k)) || b[k] === undefined || !Object.prototype.hasOwnProperty.call(b, k)) return null;
+    prev = k;
+    n++;
+  }
+  let m = 0;
+  for (const k in b) if (b[k] !== undefined) m++;
+  if (m !== n) return null;
+  for (const k in a) {
+    const c = compareValues(a[k], b[k]);
     if (c !== 0) return c;
   }
   return 0;

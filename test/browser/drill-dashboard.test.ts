@@ -40,7 +40,13 @@ async function importExample(editor: Page, example: string, tab: string, screens
   await editor.locator('#red-ui-clipboard-dialog-ok').click();
   const tabElement = editor.locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) }).first();
   await tabElement.waitFor();
-  await tabElement.click();
+  // A click while the import dialog is still closing can be lost: click until the tab is shown.
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await tabElement.click();
+    if (((await tabElement.getAttribute('class')) ?? '').split(/\s+/).includes('active')) return;
+    await editor.waitForTimeout(250);
+  }
+  throw new Error(`the imported tab ${tab} did not become active`);
 }
 
 /** Nodes on the shown tab that carry the red triangle of an invalid configuration. */

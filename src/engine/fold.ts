@@ -83,14 +83,8 @@ export interface Refold {
   readonly startCheckpoint: Checkpoint | null;
 }
 
-export interface RefoldResult {
-  readonly patch: FoldPatch;
-  /** What the inputs from `start` on emitted now, up to the rejoin point (flattened). */
-  readonly emittedNow: OutputPair[];
-}
-
 /** Runs a refold; throws (or rejects) with the step's error, or a TypeError for a bad state. */
-export function refold(plan: Refold, key: Value, step: StepFn): MaybePromise<RefoldResult> {
+export function refold(plan: Refold, key: Value, step: StepFn): MaybePromise<FoldPatch> {
   return new FoldRun(plan, key, step).advance();
 }
 
@@ -203,7 +197,7 @@ class FoldRun {
     return this.old.entries[i - this.shift];
   }
 
-  advance(): MaybePromise<RefoldResult> {
+  advance(): MaybePromise<FoldPatch> {
     for (;;) {
       if (this.m === 0) {
         if (this.i === this.length) return this.finish(null);
@@ -245,20 +239,17 @@ class FoldRun {
     return this.oldCheckpoint;
   }
 
-  private finish(rejoin: number | null): RefoldResult {
+  private finish(rejoin: number | null): FoldPatch {
     const { plan, old } = this;
     const rejoinedAt = rejoin === null ? old.entries.length : old.checkpoints[rejoin].index;
     return {
-      patch: {
-        inputs: this.change,
-        start: plan.startCheckpoint !== null ? 0 : plan.start,
-        rejoinedAt,
-        emitted: this.emitted,
-        checkpointFrom: plan.keptCheckpoints,
-        checkpointTo: rejoin ?? old.checkpoints.length,
-        checkpoints: this.checkpoints,
-      },
-      emittedNow: emissions(this.emitted, 0, this.emitted.length),
+      inputs: this.change,
+      start: plan.start,
+      rejoinedAt,
+      emitted: this.emitted,
+      checkpointFrom: plan.keptCheckpoints,
+      checkpointTo: rejoin ?? old.checkpoints.length,
+      checkpoints: this.checkpoints,
     };
   }
 }

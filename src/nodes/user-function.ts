@@ -68,9 +68,7 @@ export function compileRecordFunction(
  * `[value, multiplicity]` pairs into `outputs` or returns such an array.
  */
 export function compileReduceFunction(text: unknown, what: string): ReduceFn<Value, Value, Value> {
-  const body = typeof text === 'string' ? text : '';
-  if (body.trim() === '') throw new UserCodeError(`${what}: the JavaScript is empty`);
-  const fn = compileJavaScript(body, ['key', 'inputs', 'outputs'], what);
+  const fn = compileJavaScript(nonEmptyBody(text, what), ['key', 'inputs', 'outputs'], what);
   // A fresh inputs array per call: the user may sort or splice it without touching engine state.
   return (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) =>
     fn(
@@ -86,19 +84,30 @@ export function compileReduceFunction(text: unknown, what: string): ReduceFn<Val
  * emitted rows are converted with `toValue` (Dates to strings …). Record and key are read-only.
  */
 export function compileScanFunction(text: unknown, what: string): ScanFn<Value, Value, Value, Value> {
-  const body = typeof text === 'string' ? text : '';
-  if (body.trim() === '') throw new UserCodeError(`${what}: the JavaScript is empty`);
-  const fn = compileJavaScript(body, ['state', 'record', 'emit', 'key'], what);
+  const fn = compileJavaScript(nonEmptyBody(text, what), ['state', 'record', 'emit', 'key'], what);
+  // The engine hands the same emit to every step of a refold: wrap it once per refold, not per record.
+  let engineEmit: ((output: Value, multiplicity?: number) => void) | null = null;
+  let userEmit: (row: unknown, multiplicity?: number) => void = () => undefined;
   return (state, record, emit, key) => {
-    const userEmit = (row: unknown, multiplicity?: number): void => {
-      if (row === undefined) throw new Error(`${what} emitted undefined; emit a row`);
-      emit(toValue(row, what), multiplicity);
-    };
+    if (emit !== engineEmit) {
+      engineEmit = emit;
+      userEmit = (row, multiplicity) => {
+        if (row === undefined) throw new Error(`${what} emitted undefined; emit a row`);
+        emit(toValue(row, what), multiplicity);
+      };
+    }
     return fn(state, deepFreeze(record), userEmit, deepFreeze(key)) as MaybePromise<Value>;
   };
 }
 
 type CompiledJs = (...args: unknown[]) => unknown;
+
+/** The function body, or a UserCodeError when there is none. */
+function nonEmptyBody(text: unknown, what: string): string {
+  const body = typeof text === 'string' ? text : '';
+  if (body.trim() === '') throw new UserCodeError(`${what}: the JavaScript is empty`);
+  return body;
+}
 
 function compileJavaScript(body: string, params: readonly string[], what: string): CompiledJs {
   let fn: CompiledJs;

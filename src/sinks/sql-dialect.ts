@@ -143,6 +143,21 @@ export function insertSql(d: Dialect, table: string, columns: readonly string[],
 const MAX_ROWS_PER_ARRAY_INSERT = 20_000;
 
 /**
+ * The column types for array parameters (`type[]`), or null when array statements do not apply:
+ * SQLite, a type that is unknown, or a type that is itself an array (unnest would flatten it).
+ */
+function arrayTypes(d: Dialect, columns: readonly string[], types: ReadonlyMap<string, string>): string[] | null {
+  if (!d.arrayInserts) return null;
+  const out: string[] = [];
+  for (const c of columns) {
+    const t = types.get(c);
+    if (t === undefined || t.endsWith(']')) return null;
+    out.push(`${t}[]`);
+  }
+  return out;
+}
+
+/**
  * Statements inserting (or, with conflict keys, upserting) `rows`. PostgreSQL: one statement per
  * up to 20,000 rows, one array parameter per column — a round trip per statement is what a commit
  * waits for, and a multi-row VALUES list holds at most 500 rows. Columns whose type is unknown or
@@ -156,13 +171,13 @@ export function insertStatements(
   rows: readonly (readonly SqlValue[])[],
   conflictKeys?: readonly string[],
 ): Statement[] {
-  const arrayTypes = columns.map((c) => types.get(c));
+  const casts = arrayTypes(d, columns, types);
   const out: Statement[] = [];
-  if (d.arrayInserts && arrayTypes.every((t) => t !== undefined && !t.endsWith(']'))) {
+  if (casts !== null) {
     for (let at = 0; at < rows.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
       const part = rows.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
       const p = new Params(d);
-      const arrays = columns.map((_c, i) => p.add(part.map((r) => r[i]), `${arrayTypes[i] as string}[]`));
+      const arrays = casts.map((cast, i) => p.add(part.map((r) => r[i]), cast));
       let text = `INSERT INTO ${q(table)} (${list(columns)}) SELECT * FROM unnest(${arrays.join(', ')})`;
       if (conflictKeys) text += onConflict(columns, conflictKeys);
       out.push({ sql: text, params: p.values });
@@ -259,13 +274,13 @@ export function selectByKeysStatements(
   types: ReadonlyMap<string, string>,
   keys: readonly (readonly SqlValue[])[],
 ): { readonly statement: Statement; readonly first: number }[] {
-  const keyTypes = keyColumns.map((c) => types.get(c));
+  const casts = arrayTypes(d, keyColumns, types);
   const out: { statement: Statement; first: number }[] = [];
-  if (d.arrayInserts && keyTypes.every((t) => t !== undefined && !t.endsWith(']'))) {
+  if (casts !== null) {
     for (let at = 0; at < keys.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
       const part = keys.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
       const p = new Params(d);
-      const arrays = [p.add(part.map((_k, j) => j), 'integer[]'), ...keyColumns.map((_c, i) => p.add(part.map((k) => k[i]), `${keyTypes[i] as string}[]`))];
+      const arrays = [p.add(part.map((_k, j) => j), 'integer[]'), ...casts.map((cast, i) => p.add(part.map((k) => k[i]), cast))];
       out.push({ statement: { sql: selectJoiningKeys(`SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns), params: p.values }, first: at });
     }
     return out;

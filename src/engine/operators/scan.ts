@@ -14,7 +14,7 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type RefoldResult, type StepFn } from '../fold';
+import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type StepFn } from '../fold';
 import { then, UnaryOperator } from '../operator';
 import { runPerGroup } from './per-group';
 import { diffOutputs } from '../output-diff';
@@ -124,17 +124,17 @@ export class ScanOperator extends UnaryOperator {
     const change: InputChange = { from: first, to: last, entries: region.entries, times: region.times, maxTime };
     const kept = checkpointAfter(base.checkpoints, first);
     const cp = base.checkpoints[kept - 1];
-    let result: MaybePromise<RefoldResult>;
+    let result: MaybePromise<FoldPatch>;
     try {
       result = refold({ fold: base, change, every: this.every, start: cp.index, state: cloneValue(cp.state), keptCheckpoints: kept, startCheckpoint: null }, key, this.step);
     } catch (error) {
       return { ok: false, error };
     }
-    const check = (r: RefoldResult): Attempt => {
+    const check = (patch: FoldPatch): Attempt => {
       try {
         // Validates the changed outputs too, while failure is still an option.
-        const diff = diffOutputs(emissions(base.emitted, cp.index, r.patch.rejoinedAt), r.emittedNow).diff;
-        return { ok: true, patch: r.patch, diff };
+        const diff = diffOutputs(emissions(base.emitted, cp.index, patch.rejoinedAt), emissions(patch.emitted, 0, patch.emitted.length)).diff;
+        return { ok: true, patch, diff };
       } catch (error) {
         return { ok: false, error };
       }
@@ -165,8 +165,8 @@ export class ScanOperator extends UnaryOperator {
       const kept = dropOlder(fold, cutoff) ?? fold;
       change = { from: 0, to: fold.entries.length, entries: kept.entries, times: kept.times, maxTime: kept.maxTime };
     }
-    const keep = (r: RefoldResult): FoldState => {
-      applyPatch(fold, r.patch);
+    const keep = (patch: FoldPatch): FoldState => {
+      applyPatch(fold, patch);
       return fold;
     };
     const failed = (error: unknown): FoldState => {

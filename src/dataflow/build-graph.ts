@@ -149,7 +149,8 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
           taps.push(m);
         }
       } else {
-        graph.output(sinkOutput(m.id), collectionOf(inputStages, m, m.inputs));
+        // The sinks consolidate by row cells themselves (and an insert-only batch needs no consolidation).
+        graph.output(sinkOutput(m.id), collectionOf(inputStages, m, m.inputs), { consolidate: false });
         sinks.push(m);
       }
     } catch (e) {

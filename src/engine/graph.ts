@@ -24,6 +24,7 @@ import {
   type Grouped,
   type MaybePromise,
   type OperatorOptions,
+  type OutputOptions,
   type ReduceFn,
   type ScanFn,
   type ScanOptions,
@@ -58,6 +59,8 @@ class DataflowGraph implements Graph {
   private readonly operators: Operator[] = [];
   private readonly inputIndex = new Map<string, number>();
   private readonly outputIndex = new Map<string, number>();
+  /** Outputs returned as they come (see OutputOptions.consolidate). */
+  private readonly rawOutputs = new Set<string>();
   private readonly generatedIds = new Map<string, number>();
   private stepped = false;
   private running = false;
@@ -70,10 +73,11 @@ class DataflowGraph implements Graph {
     return new EngineCollection<T>(this, index, options?.insertOnly === true);
   }
 
-  output(name: string, collection: Collection): void {
+  output(name: string, collection: Collection, options?: OutputOptions): void {
     if (!(collection instanceof EngineCollection) || collection.graph !== this) throw new Error(`output ${JSON.stringify(name)}: the collection belongs to another graph`);
     if (this.outputIndex.has(name)) throw new Error(`graph already has an output named ${JSON.stringify(name)}`);
     this.outputIndex.set(name, collection.index);
+    if (options?.consolidate === false) this.rawOutputs.add(name);
   }
 
   /** Adds an operator (its inputs must already exist) and returns its index. */
@@ -130,9 +134,10 @@ class DataflowGraph implements Graph {
       for (const [name, index] of this.outputIndex) {
         const c = results[index];
         if (c === null) continue;
-        const updates: Update[] = new Array(c.values.length);
-        for (let i = 0; i < updates.length; i++) updates[i] = [c.values[i], c.diffs[i], c.times[i]];
-        const batch = consolidate(updates);
+        const raw = this.rawOutputs.has(name);
+        const updates: Update[] = [];
+        for (let i = 0; i < c.values.length; i++) if (!raw || c.diffs[i] !== 0) updates.push([c.values[i], c.diffs[i], c.times[i]]);
+        const batch = raw ? updates : consolidate(updates);
         if (batch.length > 0) outputs.set(name, batch);
       }
       return { outputs, skipped: ctx.skipped };

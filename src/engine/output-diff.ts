@@ -13,7 +13,7 @@ export type OutputPair = readonly [value: Value, multiplicity: number];
 
 /** The change between two output lists, and the list to keep as the new previous outputs. */
 export interface OutputChange {
-  /** `next − prev`, consolidated (no zero diffs). */
+  /** `next − prev`, without zero diffs; consolidated unless it only adds (then a value may repeat). */
   readonly diff: [Value, number][];
   /**
    * `next` with its unchanged prefix and suffix taken from `prev`: keeping the already retained
@@ -62,7 +62,9 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[
       order.push(fresh);
     }
   };
-  if (p === pe && added - p === 1) return { diff: [[kept[p][0], kept[p][1]]], kept }; // one addition: nothing to sum
+  // Only additions (new inputs appended): nothing can cancel, and whoever needs one entry per value
+  // consolidates later (the graph's outputs, the sinks by row) — no hashing here.
+  if (p === pe) return { diff: kept.slice(p, added).map(([v, m]) => [v, m]), kept };
   for (let i = p; i < pe; i++) add(prev[i][0], -prev[i][1]);
   for (let i = p; i < added; i++) add(kept[i][0], kept[i][1]);
   return { diff: order.filter((x) => x[1] !== 0), kept };

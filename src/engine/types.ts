@@ -66,6 +66,15 @@ export interface ScanOptions extends OperatorOptions {
   readonly checkpointEvery?: number;
 }
 
+export interface OutputOptions {
+  /**
+   * false: the output's batches are not consolidated — a value may appear more than once (its diffs
+   * add up), though never with a zero diff. Saves hashing every output value when the consumer
+   * consolidates anyway (the SQL sinks do, by row cells). Default true.
+   */
+  readonly consolidate?: boolean;
+}
+
 /** An ungrouped collection in a graph under construction. */
 export interface Collection<T extends Value = Value> {
   /** True when every upstream input is insert-only and no operator on the way can retract. */
@@ -162,8 +171,8 @@ export interface StepResult {
 export interface Graph {
   /** A named input. `insertOnly` inputs (events of a log) allow O(1)-state aggregates downstream. */
   input<T extends Value = Value>(name: string, options?: { insertOnly?: boolean }): Collection<T>;
-  /** Registers a named output whose consolidated changes `step` returns. */
-  output(name: string, collection: Collection): void;
+  /** Registers a named output whose consolidated changes `step` returns (see OutputOptions). */
+  output(name: string, collection: Collection, options?: OutputOptions): void;
   /**
    * Runs one batch per input (missing inputs are empty) through all operators in topological order.
    * Operators never stay half-updated: a user function's failure is either skipped (reported in

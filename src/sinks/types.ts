@@ -60,7 +60,7 @@ export interface SinkTransaction {
   dropTable(spec: TableSpec): Promise<void>;
   readState(spec: TableSpec): Promise<SinkState>;
   /**
-   * Applies a consolidated batch of records; returns the row changes actually made, or nothing
+   * Applies a batch of records (equal records may repeat: their diffs add up); returns the row changes actually made, or nothing
    * when `report` is false (no one listens: the rows are not built, and a keyed table's old rows
    * are not read — upserts and deletes by key need no lookup).
    */

@@ -1,0 +1,126 @@
+/**
+ * One better-sqlite3 connection behind an asynchronous interface, so that the sink can run it in a
+ * worker thread (sqlite-worker-session.ts) or, for `:memory:` and when asked, in this thread. Both
+ * run the same session code: it is plain CommonJS text, evaluated here and in the worker (which
+ * needs no TypeScript loader, so it runs the same from `src/` under tsx and from `dist/`).
+ */
+import Database from 'better-sqlite3';
+
+/** Statement parameters as better-sqlite3 binds them (structured clone keeps bigint and null). */
+export type SqliteParams = readonly unknown[];
+
+export type SqliteRow = Record<string, unknown>;
+
+export interface SqliteSessionOptions {
+  /** The WAL is checkpointed elsewhere (a WalCheckpointer): the connection never checkpoints in a commit. */
+  readonly backgroundCheckpoints: boolean;
+}
+
+export interface SqliteSession {
+  /** Runs a statement (prepared once per session): the rows it changed, or returned for a query. */
+  run(sql: string, params: SqliteParams): Promise<number>;
+  /** Runs a query: its rows. */
+  all(sql: string, params: SqliteParams): Promise<SqliteRow[]>;
+  /** Runs statements without parameters (BEGIN, COMMIT, PRAGMA …). */
+  exec(sql: string): Promise<void>;
+  /** Rolls back the open transaction, if any. */
+  rollback(): Promise<void>;
+  /** Closes the connection; never rejects. */
+  close(): Promise<void>;
+  /** False once statements can no longer run (closed, or its worker died): open a new session. */
+  readonly usable: boolean;
+}
+
+/** A request to the session code; `close` ends it. */
+export type SessionOp = 'run' | 'all' | 'exec' | 'rollback' | 'close';
+
+/** What the session code returns per request. */
+export type SessionHandler = (op: SessionOp, sql: string, params: SqliteParams) => number | SqliteRow[] | null;
+
+/**
+ * Defines `openSqliteSession(Database, file, options)`: opens the connection (busy_timeout=0: a
+ * busy timeout inside SQLite would block its thread, and the caller retries BEGIN asynchronously)
+ * and returns the handler of requests. Statements are kept prepared; past the limit (rare: few
+ * statement shapes) the cache starts over.
+ */
+export const SESSION_SOURCE = `
+function openSqliteSession(Database, file, options) {
+  const STATEMENT_CACHE_LIMIT = 500;
+  const db = new Database(file);
+  try {
+    db.pragma('busy_timeout = 0');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    if (options.backgroundCheckpoints) db.pragma('wal_autocheckpoint = 0');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const statements = new Map();
+  function prepare(sql) {
+    let st = statements.get(sql);
+    if (!st) {
+      if (statements.size >= STATEMENT_CACHE_LIMIT) statements.clear();
+      st = db.prepare(sql);
+      statements.set(sql, st);
+    }
+    return st;
+  }
+  return function handle(op, sql, params) {
+    switch (op) {
+      case 'run': {
+        const st = prepare(sql);
+        return st.reader ? st.all(...params).length : st.run(...params).changes;
+      }
+      case 'all':
+        return prepare(sql).all(...params);
+      case 'exec':
+        db.exec(sql);
+        return null;
+      case 'rollback':
+        if (db.inTransaction) db.exec('ROLLBACK');
+        return null;
+      case 'close':
+        statements.clear();
+        db.close();
+        return null;
+      default:
+        throw new Error('unknown SQLite session request ' + op);
+    }
+  };
+}
+`;
+
+const openSqliteSession = new Function('Database', 'file', 'options', `${SESSION_SOURCE}\nreturn openSqliteSession(Database, file, options);`) as (
+  driver: typeof Database,
+  file: string,
+  options: SqliteSessionOptions,
+) => SessionHandler;
+
+/** A session on this thread: each call runs synchronously and blocks it, as better-sqlite3 does. */
+export function openInProcessSession(file: string, options: SqliteSessionOptions): SqliteSession {
+  const handle = openSqliteSession(Database, file, options);
+  let open = true;
+  const call = async (op: SessionOp, sql = '', params: SqliteParams = []) => {
+    if (!open) throw new Error('the SQLite connection is closed');
+    return handle(op, sql, params);
+  };
+  return {
+    run: async (sql, params) => (await call('run', sql, params)) as number,
+    all: async (sql, params) => (await call('all', sql, params)) as SqliteRow[],
+    exec: async (sql) => void (await call('exec', sql)),
+    rollback: async () => void (await call('rollback')),
+    close: async () => {
+      if (!open) return;
+      open = false;
+      try {
+        handle('close', '', []);
+      } catch {
+        // already unusable
+      }
+    },
+    get usable() {
+      return open;
+    },
+  };
+}

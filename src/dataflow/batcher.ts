@@ -74,7 +74,9 @@ export async function readInBatches<T>(
       if (busy > 0) await gate;
       checkGate();
       if (signal.aborted) break;
-      for (const item of chunk) {
+      // Indexed: an iterator here would allocate a result object per item (the loop awaits).
+      for (let i = 0; i < chunk.length; i++) {
+        const item = chunk[i] as T;
         batch.push(item);
         if (batch.length >= (typeof batchSize === 'number' ? batchSize : batchSize()) || (flushesBatch !== undefined && flushesBatch(item))) {
           await flush(false);

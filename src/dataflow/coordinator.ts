@@ -5,7 +5,7 @@
  * stored offsets (replaying without writing what a table already reflects), rebuilds the tables
  * whose upstream definition changed, and then follows the source live. No Node-RED in here.
  */
-import type { Batch, SkippedInput, Update, Value } from '../engine/types';
+import type { Batch, SkippedInput, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
 import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sources/aql';
 import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
@@ -342,22 +342,28 @@ class Coordinator implements RunningDataflow {
   private async processBatch(events: readonly ActyxEvent[], endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
     if (this.stopping) return;
     const built = this.built as BuiltDataflow;
-    const inputs = new Map<string, Update[]>();
-    for (const s of built.sources) inputs.set(s.member.id, []);
-    const single = built.sources.length === 1 ? (inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) as Update[]) : null;
+    // Columns, not a tuple per event: the engine reads them as they are.
+    const inputs = new Map<string, { values: Value[]; times: number[] }>();
+    for (const s of built.sources) inputs.set(s.member.id, { values: [], times: [] });
+    const single = built.sources.length === 1 ? inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null : null;
     let fed = 0;
-    for (const ev of events) {
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i] as ActyxEvent;
       this.tracker.advance(ev);
       if (phase.cutoff !== null && ev.timestamp <= phase.cutoff) continue;
       if (this.watermark === null || ev.timestamp > this.watermark) this.watermark = ev.timestamp;
       const value = eventValue(ev);
       fed++;
       if (single !== null) {
-        single.push([value, 1, ev.timestamp]);
+        single.values.push(value);
+        single.times.push(ev.timestamp);
         continue;
       }
       for (const s of built.sources) {
-        if (s.matches(ev)) (inputs.get(s.member.id) as Update[]).push([value, 1, ev.timestamp]);
+        if (!s.matches(ev)) continue;
+        const columns = inputs.get(s.member.id) as { values: Value[]; times: number[] };
+        columns.values.push(value);
+        columns.times.push(ev.timestamp);
       }
     }
     if (endOffsets !== null) this.tracker.include(endOffsets);

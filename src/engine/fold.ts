@@ -165,12 +165,15 @@ class FoldRun {
   private lastCheckpoint: number;
   /** The next old checkpoint that could be rejoined. */
   private oldCheckpoint: number;
-  private current: [Value, number][] | null = null;
+  private current: OutputPair[] | null = null;
   /** Emitted values are copied: a later step may change an object it emitted (part of its state). */
   private readonly emit = (output: Value, multiplicity = 1): void => {
     if (!Number.isInteger(multiplicity)) throw new TypeError(`emit: the multiplicity must be an integer, got ${String(multiplicity)}`);
     if (multiplicity === 0) return;
-    (this.current ??= []).push([cloneValue(output, 'an emitted output'), multiplicity]);
+    const pair: OutputPair = [cloneValue(output, 'an emitted output'), multiplicity];
+    // A literal of one: `[]` then push would reserve room for 17 (most inputs emit at most one output).
+    if (this.current === null) this.current = [pair];
+    else this.current.push(pair);
   };
 
   constructor(

@@ -19,6 +19,7 @@ import { isThenable, StepContext } from './step-context';
 import {
   RetractionError,
   type Batch,
+  type ColumnBatch,
   type Collection,
   type Graph,
   type Grouped,
@@ -95,7 +96,7 @@ class DataflowGraph implements Graph {
     return `${kind}#${n}`;
   }
 
-  async step(inputs: ReadonlyMap<string, Batch> | Readonly<Record<string, Batch>>, options?: StepOptions): Promise<StepResult> {
+  async step(inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>, options?: StepOptions): Promise<StepResult> {
     if (this.broken !== null) throw new Error(`the graph is unusable after a failed step (${describe(this.broken)}): rebuild it`);
     if (this.running) throw new Error('step called while the previous step is still running: await each step');
     this.running = true;
@@ -158,26 +159,44 @@ class DataflowGraph implements Graph {
   }
 }
 
-function toColumns(input: InputNode, batch: Batch): Columns | null {
-  if (!Array.isArray(batch)) throw new TypeError(`input ${input.name}: the batch is not an array`);
+function toColumns(input: InputNode, batch: Batch | ColumnBatch): Columns | null {
+  if (!Array.isArray(batch)) return fromColumnBatch(input, batch as ColumnBatch);
   if (batch.length === 0) return null;
   const n = batch.length;
   const c: Columns = { values: new Array(n), diffs: new Array(n), times: new Array(n), keys: null };
   for (let i = 0; i < n; i++) {
     const u = batch[i];
     if (!Array.isArray(u) || u.length !== 3) throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
-    const value = u[0];
-    const diff = u[1];
-    const time = u[2];
-    if (value === undefined) throw new TypeError(`input ${input.name}: update ${i} has no value`);
-    if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
-    if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
-    if (diff < 0 && input.insertOnly) throw new RetractionError(input.name, value);
-    c.values[i] = value;
-    c.diffs[i] = diff;
-    c.times[i] = time;
+    checkUpdate(input, i, u[0], u[1], u[2]);
+    c.values[i] = u[0];
+    c.diffs[i] = u[1];
+    c.times[i] = u[2];
   }
   return c;
+}
+
+/** A column batch as the first operator's input: checked, and used without copying. */
+function fromColumnBatch(input: InputNode, batch: ColumnBatch): Columns | null {
+  if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.values) || !Array.isArray(batch.times)) {
+    throw new TypeError(`input ${input.name}: the batch is neither an array of updates nor {values, times, diffs?} columns`);
+  }
+  const { values, times } = batch;
+  const n = values.length;
+  if (times.length !== n || (batch.diffs !== undefined && (!Array.isArray(batch.diffs) || batch.diffs.length !== n))) {
+    throw new TypeError(`input ${input.name}: the batch's columns differ in length`);
+  }
+  if (n === 0) return null;
+  const diffs = batch.diffs ?? new Array<number>(n).fill(1);
+  for (let i = 0; i < n; i++) checkUpdate(input, i, values[i], diffs[i], times[i]);
+  // Operators never change the arrays they receive.
+  return { values: values as Value[], diffs: diffs as number[], times: times as number[], keys: null };
+}
+
+function checkUpdate(input: InputNode, i: number, value: Value | undefined, diff: unknown, time: unknown): void {
+  if (value === undefined) throw new TypeError(`input ${input.name}: update ${i} has no value`);
+  if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
+  if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
+  if ((diff as number) < 0 && input.insertOnly) throw new RetractionError(input.name, value);
 }
 
 /** User functions typed for the collection's values run on plain values inside the engine. */

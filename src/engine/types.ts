@@ -18,6 +18,16 @@ export type Update<T extends Value = Value> = readonly [value: T, diff: number, 
 /** A list of updates. Engine outputs are always consolidated: one entry per value, no zero diffs. */
 export type Batch<T extends Value = Value> = readonly Update<T>[];
 
+/**
+ * An input batch as columns — what a source has at hand, without a tuple per update. The engine
+ * reads the arrays during the step and keeps none of them; `diffs` defaults to 1 for every value.
+ */
+export interface ColumnBatch<T extends Value = Value> {
+  readonly values: readonly T[];
+  readonly times: readonly number[];
+  readonly diffs?: readonly number[];
+}
+
 /** User functions may be synchronous or return a promise (JSONata evaluates asynchronously). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -174,11 +184,11 @@ export interface Graph {
   /** Registers a named output whose consolidated changes `step` returns (see OutputOptions). */
   output(name: string, collection: Collection, options?: OutputOptions): void;
   /**
-   * Runs one batch per input (missing inputs are empty) through all operators in topological order.
+   * Runs one batch per input (missing inputs are empty; tuples or columns) through all operators in topological order.
    * Operators never stay half-updated: a user function's failure is either skipped (reported in
    * `skipped`) or aborts the step with OperatorError.
    */
-  step(inputs: ReadonlyMap<string, Batch> | Readonly<Record<string, Batch>>, options?: StepOptions): Promise<StepResult>;
+  step(inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>, options?: StepOptions): Promise<StepResult>;
   /**
    * Retention: stateful operators forget inputs whose `time` is older than `cutoff` (µs). Their
    * current outputs become the new baseline silently: nothing is emitted, so rows already derived

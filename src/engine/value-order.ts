@@ -99,26 +99,31 @@ function compareObjects(a: Readonly<Record<string, Value>>, b: Readonly<Record<s
 
 /**
  * The common case without building key lists (objects are compared while sorting every group's
- * inputs): `a`'s keys are already in code-unit order, none is undefined, and `b` has exactly these
- * keys. Then both sorted key lists are equal and the values decide, in that order. Null otherwise.
+ * inputs): `a`'s keys are already in code-unit order, none is undefined, `b` has each of them, and
+ * no other. Then both sorted key lists are equal and the values decide, in that order. Null
+ * otherwise. Each value is read once: reading a double-valued field boxes it (an allocation).
  */
 function compareSameSortedKeys(a: Readonly<Record<string, Value>>, b: Readonly<Record<string, Value>>): number | null {
   let prev: string | null = null;
   let n = 0;
+  let c = 0;
   for (const k in a) {
-    if (a[k] === undefined || (prev !== null && !(prev < k)) || b[k] === undefined || !Object.prototype.hasOwnProperty.call(b, k)) return null;
+    if (prev !== null && !(prev < k)) return null;
+    const x = a[k];
+    if (x === undefined || !hasOwn.call(b, k)) return null;
+    const y = b[k];
+    if (y === undefined) return null;
+    if (c === 0) c = compareValues(x, y);
     prev = k;
     n++;
   }
+  // b has exactly these keys when it has no more (an undefined-valued key makes it more: slow path).
   let m = 0;
-  for (const k in b) if (b[k] !== undefined) m++;
-  if (m !== n) return null;
-  for (const k in a) {
-    const c = compareValues(a[k], b[k]);
-    if (c !== 0) return c;
-  }
-  return 0;
+  for (const _k in b) m++;
+  return m === n ? c : null;
 }
+
+const hasOwn = Object.prototype.hasOwnProperty;
 
 /** The keys whose values are not undefined, sorted by code unit (sorting is skipped when already sorted). */
 export function sortedDefinedKeys(o: Readonly<Record<string, unknown>>): string[] {

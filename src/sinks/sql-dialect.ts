@@ -134,8 +134,12 @@ export function insertSql(d: Dialect, table: string, columns: readonly string[],
     if (insertTexts.size >= 1000) insertTexts.clear();
     insertTexts.set(shape, sql);
   }
-  const params: SqlParam[] = [];
-  for (const r of rows) for (let c = 0; c < columns.length; c++) params.push(r[c]);
+  const width = columns.length;
+  const params = new Array<SqlParam>(rows.length * width);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as readonly SqlValue[];
+    for (let c = 0; c < width; c++) params[r * width + c] = row[c] as SqlValue;
+  }
   return { sql, params };
 }
 

@@ -239,4 +239,26 @@ describe('graph', () => {
     assert.deepEqual((await first).outputs.get('out'), [[1, 1, 1]]);
     assert.throws(() => createGraph().input('x') && g.output('o', createGraph().input('y')), /another graph/);
   });
+
+  test('column batches: the same results as tuples; diffs default to 1; malformed columns are refused', async () => {
+    const build = () => {
+      const g = createGraph();
+      const i = g.input<KV>('in', { insertOnly: true });
+      g.output('max', i.groupBy((r) => r.k).maxBy((r) => r.v).ungroup());
+      g.output('sum', i.groupBy((r) => r.k).sum((r) => r.v).ungroup());
+      return g;
+    };
+    const values: KV[] = [{ k: 'a', v: 1 }, { k: 'b', v: 5 }, { k: 'a', v: 3 }];
+    const tuples = await build().step({ in: values.map((v, n) => [v, 1, n] as const) });
+    const columns = await build().step({ in: { values, times: [0, 1, 2] } });
+    assert.deepEqual([...columns.outputs], [...tuples.outputs]);
+    const g = build();
+    await assert.rejects(g.step({ in: { values, times: [0, 1] } }), /columns differ in length/);
+    await assert.rejects(g.step({ in: { values, times: [0, 1, 2], diffs: [1, 1] } }), /columns differ in length/);
+    await assert.rejects(g.step({ in: { values, times: [0, 1, 2], diffs: [1, -1, 1] } }), RetractionError);
+    await assert.rejects(g.step({ in: { values: [undefined as unknown as KV], times: [0] } }), /has no value/);
+    await assert.rejects(g.step({ in: { times: [0] } as never }), /neither an array of updates nor/);
+    // A refused batch changed nothing.
+    assert.deepEqual(show((await g.step({ in: { values: [{ k: 'a', v: 2 }], times: [3] } })).outputs.get('max') ?? []), [[{ k: 'a', v: 2 }, 1]]);
+  });
 });

@@ -212,7 +212,10 @@ class FoldRun {
         }
         this.current = null;
       }
-      const [value, multiplicity] = this.entry(this.i);
+      // Indexed, not destructured: array destructuring allocates an iterator in this loop.
+      const entry = this.entry(this.i);
+      const value = entry[0];
+      const multiplicity = entry[1];
       if (this.m < multiplicity) {
         this.m++;
         const next = this.step(this.state, value, this.emit, this.key);

@@ -256,7 +256,7 @@ class SqlSinkTransaction implements SinkTransaction {
   private async applyMultiset(t: CompiledTable, plan: MultisetPlan, report: boolean): Promise<RowChange[]> {
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
-    const bind = bindable(this.d);
+    const bind = rowBinder(this.d);
     const out: RowChange[] = [];
     // Deletes first: a batch never needs a row it deletes, and the table stays smaller for the lookups.
     if (plan.deletes.length) {
@@ -273,7 +273,7 @@ class SqlSinkTransaction implements SinkTransaction {
       } else {
         for (let i = 0; i < plan.deletes.length; i++) {
           const r = plan.deletes[i];
-          deleted[i] = await this.exec.run(sql.deleteOneMatchingSql(this.d, table, names, r.cells.map(bind), r.count));
+          deleted[i] = await this.exec.run(sql.deleteOneMatchingSql(this.d, table, names, bind(r.cells), r.count));
         }
       }
       if (report) {
@@ -287,7 +287,7 @@ class SqlSinkTransaction implements SinkTransaction {
       const rows: (readonly SqlValue[])[] = [];
       for (const r of plan.inserts) {
         const row = report ? t.rowObject(r.cells) : null;
-        const cells = r.cells.map(bind);
+        const cells = bind(r.cells);
         for (let k = 0; k < r.count; k++) {
           rows.push(cells);
           if (row !== null) out.push({ op: 'insert', row });
@@ -305,10 +305,10 @@ class SqlSinkTransaction implements SinkTransaction {
     const names = t.written.map((c) => c.name);
     const keyNames = t.keyPositions.map((i) => names[i]);
     const types = await this.columnTypesOf(table);
-    const bind = bindable(this.d);
+    const bind = rowBinder(this.d);
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
-    const keys = report ? plan.entries.map((e) => e.key.map(bind)) : [];
+    const keys = report ? plan.entries.map((e) => bind(e.key)) : [];
     for (const { statement, first } of sql.selectByKeysStatements(this.d, table, names, keyNames, types, keys)) {
       for (const r of await this.exec.all(statement)) {
         const row: Record<string, SqlValue> = {};
@@ -324,12 +324,12 @@ class SqlSinkTransaction implements SinkTransaction {
       // The retracted record is what the view says the row was: same value types as `row`.
       const previous = e.retracted && stored ? t.rowObject(e.retracted) : stored;
       if (e.next) {
-        upserts.push(e.next.map(bind));
+        upserts.push(bind(e.next));
         if (!report) return;
         const row = t.rowObject(e.next);
         out.push(previous ? { op: 'update', row, previous } : { op: 'insert', row });
       } else if (previous || !report) {
-        deletes.push(e.key.map(bind));
+        deletes.push(bind(e.key));
         if (previous) out.push({ op: 'delete', row: previous });
       }
     });
@@ -363,9 +363,10 @@ function describeError(err: unknown): string {
   return `could not connect: ${parts.length ? parts.join('; ') : String(code ?? err.name)}`;
 }
 
-/** SQLite binds no booleans: store them as 1/0, as SQLite itself does. */
-function bindable(d: sql.Dialect): (v: SqlValue) => SqlValue {
-  return d.kind === 'sqlite' ? (v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v) : (v) => v;
+/** SQLite binds no booleans: store them as 1/0, as SQLite itself does (the row itself when it has none). */
+function rowBinder(d: sql.Dialect): (cells: readonly SqlValue[]) => readonly SqlValue[] {
+  if (d.kind !== 'sqlite') return (cells) => cells;
+  return (cells) => (cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells);
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

@@ -4,7 +4,7 @@
  * records that differ only in fields no column reads cancel out instead of causing a delete and an
  * insert of the same row.
  */
-import type { Batch } from '../engine/types';
+import type { Batch, Update } from '../engine/types';
 import type { SqlValue } from './types';
 import { cellsKey, type CompiledTable } from './table-spec';
 import { SinkDataError } from './errors';
@@ -39,9 +39,11 @@ export type WritePlan = MultisetPlan | KeyedPlan;
 /** Sums diffs per distinct tuple of cells, dropping tuples that cancel out. */
 function consolidateCells(table: CompiledTable, batch: Batch): Map<string, { cells: readonly SqlValue[]; diff: number }> {
   const byCells = new Map<string, { cells: readonly SqlValue[]; diff: number }>();
-  for (const [record, diff] of batch) {
+  for (let i = 0; i < batch.length; i++) {
+    const u = batch[i] as Update;
+    const diff = u[1];
     if (diff === 0) continue;
-    const cells = table.cells(record);
+    const cells = table.cells(u[0]);
     const k = cellsKey(cells);
     const hit = byCells.get(k);
     if (hit) hit.diff += diff;
@@ -52,10 +54,15 @@ function consolidateCells(table: CompiledTable, batch: Batch): Map<string, { cel
 }
 
 export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
-  if (table.spec.mode === 'multiset' && batch.every(([, diff]) => diff > 0)) {
+  if (table.spec.mode === 'multiset' && onlyInsertions(batch)) {
     // Only insertions: rows with the same cells would merely add up their counts, so there is
     // nothing to consolidate (the common case of an append-only view while catching up).
-    return { mode: 'multiset', inserts: batch.map(([record, diff]) => ({ cells: table.cells(record), count: diff })), deletes: [] };
+    const inserts = new Array<CountedRow>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const u = batch[i] as Update;
+      inserts[i] = { cells: table.cells(u[0]), count: u[1] };
+    }
+    return { mode: 'multiset', inserts, deletes: [] };
   }
   const rows = consolidateCells(table, batch);
   if (table.spec.mode === 'multiset') {
@@ -91,6 +98,11 @@ export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
   const entries: KeyedEntry[] = [];
   for (const e of byKey.values()) entries.push({ key: e.key, next: e.next, retracted: e.retracted.length === 1 ? e.retracted[0] : null });
   return { mode: 'keyed', entries };
+}
+
+function onlyInsertions(batch: Batch): boolean {
+  for (let i = 0; i < batch.length; i++) if ((batch[i] as Update)[1] <= 0) return false;
+  return true;
 }
 
 function describeRow(table: CompiledTable, cells: readonly SqlValue[]): string {

@@ -139,7 +139,7 @@ export class ReduceOperator extends UnaryOperator {
           g.stale = false;
         } else this.groups.set(o.key, { key: o.key, inputs: o.inputs, outputs: o.outputs, stale: false });
       }
-      for (const [value, diff] of o.diff) pushGrouped(out, o.key, value, diff, o.inputs.maxTime);
+      for (let i = 0; i < o.diff.length; i++) pushGrouped(out, o.key, o.diff[i]![0], o.diff[i]![1], o.inputs.maxTime);
     }
     return out.values.length === 0 ? null : out;
   }

@@ -192,7 +192,7 @@ export class ScanOperator extends UnaryOperator {
         if (g) g.fold = o.fold;
         else this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null });
       }
-      for (const [value, diff] of o.diff) pushGrouped(out, o.key, value, diff, o.fold.maxTime);
+      for (let i = 0; i < o.diff.length; i++) pushGrouped(out, o.key, o.diff[i]![0], o.diff[i]![1], o.fold.maxTime);
     }
     return out.values.length === 0 ? null : out;
   }

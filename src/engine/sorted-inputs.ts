@@ -69,12 +69,19 @@ export function mergeInputs(base: SortedInputs, updates: SortedUpdates, from = 0
   let maxTime = base.maxTime;
   // Fast path: all updates sort after the existing inputs (appending events in causal order).
   if (from < to && (entries.length === 0 || compareValues(entries[entries.length - 1][0], updates.values[from]) < 0)) {
-    const e = entries.slice();
-    const t = times.slice();
+    // Sized up front: growing by push would reallocate (and garbage) the arrays several times.
+    const n = entries.length;
+    const e = new Array<Entry>(n + to - from);
+    const t = new Array<number>(n + to - from);
+    for (let i = 0; i < n; i++) {
+      e[i] = entries[i] as Entry;
+      t[i] = times[i] as number;
+    }
     for (let j = from; j < to; j++) {
-      e.push(Object.freeze([updates.values[j], updates.diffs[j]] as const));
-      t.push(updates.times[j]);
-      if (updates.times[j] > maxTime) maxTime = updates.times[j];
+      const time = updates.times[j] as number;
+      e[n + j - from] = Object.freeze([updates.values[j] as Value, updates.diffs[j] as number] as const);
+      t[n + j - from] = time;
+      if (time > maxTime) maxTime = time;
     }
     return { entries: e, times: t, maxTime };
   }

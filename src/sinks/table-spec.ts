@@ -37,9 +37,9 @@ export function parsePropertyPath(path: string): PropertyPath {
 /** The value at `path` in `record`, or undefined when any step is missing. */
 export function readPath(record: unknown, path: PropertyPath): unknown {
   let v: unknown = record;
-  for (const key of path) {
+  for (let i = 0; i < path.length; i++) {
     if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<string | number, unknown>)[key];
+    v = (v as Record<string | number, unknown>)[path[i] as string | number];
   }
   return v;
 }
@@ -120,7 +120,11 @@ export function compileTable(spec: TableSpec): CompiledTable {
     spec,
     written,
     keyPositions,
-    cells: (record) => getters.map((g) => toSqlValue(g(record))),
+    cells: (record) => {
+      const cells = new Array<SqlValue>(getters.length);
+      for (let i = 0; i < getters.length; i++) cells[i] = toSqlValue((getters[i] as (record: Value) => unknown)(record));
+      return cells;
+    },
     rowObject: (cells) => {
       const row: Record<string, SqlValue> = {};
       for (let i = 0; i < names.length; i++) row[names[i]] = cells[i];

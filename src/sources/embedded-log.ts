@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import { matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
+import { EventColumnsDecoder } from './event-columns';
 import { PagePrefetcher } from './page-prefetcher';
 import type {
   ActyxEvent,
@@ -67,8 +68,9 @@ export interface PublishAsOptions {
 }
 
 /**
- * A page of events is read as one JSON text `[seq, event, seq, event, …]` (group_concat of the
- * stored event JSON): one JSON.parse per page is the fastest way from SQLite to JS objects.
+ * A page of events read in-thread is one JSON text `[seq, event, seq, event, …]` (group_concat of
+ * the stored event JSON): one JSON.parse per page is the fastest way from SQLite to JS objects on
+ * one thread. (The read-ahead worker sends columns instead, see event-columns.ts.)
  */
 const PAGE_JSON = `'[' || group_concat(seq || ',' || event, ',') || ']'`;
 
@@ -79,6 +81,9 @@ const KEY_RANGE = `FROM deltaflow_log_events WHERE (lamport, stream, "offset") >
 /** A page (parameters: the range's, then the page size). */
 const SEQ_PAGE = `SELECT ${PAGE_JSON} FROM (SELECT seq, event ${SEQ_RANGE} LIMIT ?)`;
 const KEY_PAGE = `SELECT ${PAGE_JSON} FROM (SELECT seq, event ${KEY_RANGE} LIMIT ?)`;
+/** The event texts of a page, one row each, as the read-ahead worker reads them (it encodes them in columns). */
+const SEQ_PAGE_ROWS = `SELECT event ${SEQ_RANGE} LIMIT ?`;
+const KEY_PAGE_ROWS = `SELECT event ${KEY_RANGE} LIMIT ?`;
 /** The cursor of the row at an offset of the range (the read-ahead worker's next page starts after it). */
 const SEQ_CURSOR = `SELECT seq ${SEQ_RANGE} LIMIT 1 OFFSET ?`;
 const KEY_CURSOR = `SELECT lamport, stream, "offset" ${KEY_RANGE} LIMIT 1 OFFSET ?`;
@@ -439,11 +444,11 @@ export class EmbeddedLog implements EventSource {
     }
   }
 
-  /** `storedPages` with the page texts read by a worker thread, on its own connection to the file. */
+  /** `storedPages` with the pages read and encoded in columns by a worker thread, on its own connection to the file. */
   private async *prefetchedPages(range: StoredRange, signal: AbortSignal | undefined): AsyncGenerator<ActyxEvent[], void, undefined> {
     const prefetcher = new PagePrefetcher({
       file: resolvePath(this.file),
-      pageSql: range.order === 'seq' ? SEQ_PAGE : KEY_PAGE,
+      pageSql: range.order === 'seq' ? SEQ_PAGE_ROWS : KEY_PAGE_ROWS,
       cursorSql: range.order === 'seq' ? SEQ_CURSOR : KEY_CURSOR,
       cursor: range.order === 'seq' ? [range.after] : range.after,
       bounds: [range.order === 'seq' ? range.end : range.maxLamport],
@@ -451,11 +456,12 @@ export class EmbeddedLog implements EventSource {
       ...(signal ? { signal } : {}),
     });
     this.prefetchers.add(prefetcher);
+    const decoder = new EventColumnsDecoder();
     try {
-      for await (const text of prefetcher) {
+      for await (const page of prefetcher) {
         if (signal?.aborted) return;
         this.checkOpen();
-        yield decodePage(text, range.order).events;
+        yield decoder.decode(page);
       }
     } finally {
       this.prefetchers.delete(prefetcher);

@@ -1,18 +1,20 @@
 /**
- * Reads pages of an SQLite file in a worker thread, ahead of the consumer, so the SQLite part of a
- * long scan overlaps with what the main thread does with the pages. The worker opens its own
- * read-only connection (WAL lets readers run beside the writer) and posts each page as the JSON
- * text the page statement returns: parsing stays on the main thread, because structured-cloning
- * parsed objects costs as much as parsing them.
+ * Reads the pages of a stored range of events in a worker thread, ahead of the consumer, so the
+ * SQLite part of a long scan, and most of turning rows into events, overlaps with what the main
+ * thread does with the pages. The worker opens its own read-only connection (WAL lets readers run
+ * beside the writer) and posts each page in columns (event-columns.ts), which the main thread
+ * turns into events at about half the cost of parsing the page as JSON. Posting parsed objects is
+ * no alternative: structured-cloning them costs as much as parsing them.
  *
- * Flow control is by credit, in characters of page text: the consumer grants `aheadChars` at the
- * start and gives back the length of every page it takes; the worker reads while it has credit
- * left, so at most `aheadChars` plus one page are buffered. The worker is unref'd while nobody
- * waits for a page (an abandoned iterator does not keep the process alive) and terminated on
- * return(), on abort, on error and at the end.
+ * Flow control is by credit, in the size of pages (bytes of their arrays plus characters of their
+ * texts): the consumer grants `aheadBytes` at the start and gives back the size of every page it
+ * takes; the worker reads while it has credit left, so at most `aheadBytes` plus one page are
+ * buffered. The worker is unref'd while nobody waits for a page (an abandoned iterator does not
+ * keep the process alive) and terminated on return(), on abort, on error and at the end.
  */
 import { Worker } from 'node:worker_threads';
 import { sqliteDriverPath } from '../sqlite/driver-path';
+import { EVENT_COLUMNS_ENCODER_JS, type EventColumnsPage } from './event-columns';
 
 /** A value bound to a statement parameter. */
 export type SqlValue = number | string;
@@ -20,7 +22,7 @@ export type SqlValue = number | string;
 export interface PagePrefetchOptions {
   /** Absolute path of the SQLite file. */
   readonly file: string;
-  /** Parameters `...cursor, ...bounds, limit`; returns one TEXT (the page), or NULL when no row is left. */
+  /** Parameters `...cursor, ...bounds, limit`; returns the stored event texts of the next page, in the range's order. */
   readonly pageSql: string;
   /**
    * Parameters `...cursor, ...bounds, offset`; returns the cursor columns of the row at `offset` in
@@ -31,27 +33,34 @@ export interface PagePrefetchOptions {
   readonly cursor: readonly SqlValue[];
   /** Parameters fixing the end of the range, the same for every page. */
   readonly bounds: readonly SqlValue[];
-  /** The most rows a page may have; pages are made smaller to stay below `pageChars`. */
+  /** The most rows a page may have; pages are made smaller to stay below `pageBytes`. */
   readonly pageSize: number;
   /**
-   * Characters a page text should stay below (default 64 Ki). A string above V8's largest regular
-   * object (128 KiB) is allocated in the large-object space: receiving a 400 KB page (2000 bench
+   * The size a page should stay below (default 64 Ki). A string above V8's largest regular object
+   * (128 KiB) is allocated in the large-object space: receiving a 400 KB page text (2000 bench
    * events) cost ~2 ms, a 100 KB one ~15 µs. The worker sizes each page from the previous one.
    */
-  readonly pageChars?: number;
-  /** Characters of page text read ahead of the consumer (default 8 Mi, about 40,000 small events). */
-  readonly aheadChars?: number;
+  readonly pageBytes?: number;
+  /** The size of pages read ahead of the consumer (default 8 Mi, about 100,000 small events). */
+  readonly aheadBytes?: number;
+  /**
+   * Entries (distinct streams, tag sets, app ids) the pages' shared dictionary may hold before it
+   * starts over (default 16 Ki): it must stay bounded however many streams a long range has.
+   */
+  readonly maxStrings?: number;
   readonly signal?: AbortSignal;
 }
 
 /**
  * The worker: plain CommonJS that needs no TypeScript loader, so it runs the same from `src/`
  * under tsx and from `dist/`. better-sqlite3 comes by absolute path (any cwd works).
- * Messages to the main thread: a string = a page, null = the end, {error} = a failure.
+ * Messages to the main thread: an EventColumnsPage, null = the end, {error} = a failure.
  */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { driver, file, pageSql, cursorSql, bounds, pageSize, pageChars } = workerData;
+${EVENT_COLUMNS_ENCODER_JS}
+const { driver, file, pageSql, cursorSql, bounds, pageSize, pageBytes, maxStrings } = workerData;
+const encode = createEventColumnsEncoder(maxStrings);
 let cursor = workerData.cursor;
 let rows = Math.min(pageSize, 256);
 let credit = 0;
@@ -67,14 +76,15 @@ function finish(message) {
 function pump() {
   try {
     while (credit > 0 && !finished) {
-      const { text, next } = read();
-      if (text === null || text === undefined) { finish(null); break; }
-      credit -= text.length;
-      parentPort.postMessage(text);
+      const { texts, next } = read();
+      if (texts.length === 0) { finish(null); break; }
+      const columns = encode(texts);
+      credit -= columns.size;
+      parentPort.postMessage(columns, [columns.numbers.buffer, columns.refs.buffer]);
       if (next === undefined) finish(null);
       else cursor = next;
-      // The next page: as many rows as fit in pageChars at this page's size per row.
-      rows = Math.max(1, Math.min(pageSize, Math.floor(rows * pageChars / text.length)));
+      // The next page: as many rows as fit in pageBytes at this page's size per row.
+      rows = Math.max(1, Math.min(pageSize, Math.floor(rows * pageBytes / columns.size)));
     }
   } catch (err) {
     finish({ error: String(err && err.message || err) });
@@ -88,8 +98,8 @@ try {
   const after = db.prepare(cursorSql).raw();
   // One snapshot per page, so the cursor is that of the page just read.
   read = db.transaction(() => {
-    const text = page.get(...cursor, ...bounds, rows);
-    return { text, next: text === null ? undefined : after.get(...cursor, ...bounds, rows - 1) };
+    const texts = page.all(...cursor, ...bounds, rows);
+    return { texts, next: texts.length < rows ? undefined : after.get(...cursor, ...bounds, rows - 1) };
   });
   parentPort.on('message', (n) => { credit += n; pump(); });
 } catch (err) {
@@ -105,14 +115,14 @@ export function liveReadAheadWorkers(): number {
 }
 
 interface Waiter {
-  resolve(result: IteratorResult<string, undefined>): void;
+  resolve(result: IteratorResult<EventColumnsPage, undefined>): void;
   reject(err: Error): void;
 }
 
-/** The page texts of one range, read ahead in a worker thread. */
-export class PagePrefetcher implements AsyncIterableIterator<string, undefined> {
+/** The pages of one range, read ahead in a worker thread. */
+export class PagePrefetcher implements AsyncIterableIterator<EventColumnsPage, undefined> {
   private readonly worker: Worker;
-  private readonly queue: string[] = [];
+  private readonly queue: EventColumnsPage[] = [];
   private waiter: Waiter | null = null;
   /** The worker sent its last page, or reading stopped. */
   private ended = false;
@@ -122,12 +132,13 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
 
   constructor(private readonly options: PagePrefetchOptions) {
     const { file, pageSql, cursorSql, cursor, bounds, pageSize } = options;
-    const pageChars = options.pageChars ?? 64 * 1024;
+    const pageBytes = options.pageBytes ?? 64 * 1024;
+    const maxStrings = options.maxStrings ?? 16 * 1024;
     this.worker = new Worker(WORKER_CODE, {
       eval: true,
       // The worker is plain JS: no need to start a TypeScript loader (tsx) in it.
       execArgv: [],
-      workerData: { driver: sqliteDriverPath(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageChars },
+      workerData: { driver: sqliteDriverPath(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageBytes, maxStrings },
     });
     live.add(this.worker);
     this.exited = new Promise((resolve) =>
@@ -137,11 +148,11 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
         resolve();
       }),
     );
-    this.worker.on('message', (m: string | null | { error: string }) => this.receive(m));
+    this.worker.on('message', (m: EventColumnsPage | null | { error: string }) => this.receive(m));
     this.worker.on('error', (err) => this.fail(err.message));
     this.worker.on('messageerror', (err) => this.fail(err.message));
     this.worker.unref();
-    this.worker.postMessage(Math.max(1, options.aheadChars ?? 8 * 1024 * 1024));
+    this.worker.postMessage(Math.max(1, options.aheadBytes ?? 8 * 1024 * 1024));
     if (options.signal?.aborted) void this.stop();
     else options.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -150,11 +161,11 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
     return this;
   }
 
-  next(): Promise<IteratorResult<string, undefined>> {
-    const text = this.queue.shift();
-    if (text !== undefined) {
-      if (!this.ended) this.worker.postMessage(text.length);
-      return Promise.resolve({ value: text, done: false });
+  next(): Promise<IteratorResult<EventColumnsPage, undefined>> {
+    const page = this.queue.shift();
+    if (page !== undefined) {
+      if (!this.ended) this.worker.postMessage(page.size);
+      return Promise.resolve({ value: page, done: false });
     }
     if (this.failure) {
       const err = this.failure;
@@ -169,7 +180,7 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
   }
 
   /** Stops reading; resolves when the worker has exited. */
-  async return(): Promise<IteratorResult<string, undefined>> {
+  async return(): Promise<IteratorResult<EventColumnsPage, undefined>> {
     await this.stop();
     return { value: undefined, done: true };
   }
@@ -182,20 +193,20 @@ export class PagePrefetcher implements AsyncIterableIterator<string, undefined> 
     await this.exited;
   }
 
-  private receive(m: string | null | { error: string }): void {
-    if (typeof m === 'string') {
+  private receive(m: EventColumnsPage | null | { error: string }): void {
+    if (m === null) {
+      this.end();
+    } else if ('error' in m) {
+      this.fail(m.error);
+    } else {
       if (this.ended) return;
       const waiter = this.takeWaiter();
       if (waiter) {
-        this.worker.postMessage(m.length);
+        this.worker.postMessage(m.size);
         waiter.resolve({ value: m, done: false });
       } else {
         this.queue.push(m);
       }
-    } else if (m === null) {
-      this.end();
-    } else {
-      this.fail(m.error);
     }
   }
 

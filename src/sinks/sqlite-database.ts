@@ -2,9 +2,10 @@
  * The SQLite sink database: one better-sqlite3 connection per file, opened on the first
  * transaction (so a missing directory is an error of that transaction, retried like any other),
  * WAL journal, synchronous=NORMAL (durable across process crashes; a power cut may lose the last
- * commits but never tears one). The connection lives in a worker thread (see
- * sqlite-worker-session.ts): this thread builds the statements, the worker runs them, and that
- * overlaps with the dataflow's next batch. A transaction waits (asynchronously, up to
+ * commits but never tears one). The connection runs in this thread, or on request in a worker
+ * thread (see sqlite-worker-session.ts): this thread then only builds the statements. On two cores
+ * the worker lost to the read-ahead worker and the garbage collector for the second core
+ * (BENCHMARKS.md), hence not the default. A transaction waits (asynchronously, up to
  * `busyTimeoutMs`) while another connection holds the write lock. The WAL is checkpointed by a
  * worker thread, not inside a commit (see wal-checkpointer.ts).
  */
@@ -22,8 +23,9 @@ export interface SqliteOptions {
   /** Checkpoint the WAL in a worker thread instead of inside the commit that crosses 1,000 pages (default true). */
   readonly backgroundCheckpoints?: boolean;
   /**
-   * Run the connection in a worker thread (default true, unless the environment sets
-   * DELTAFLOW_SQLITE_WORKER=0). `:memory:` always runs in this thread: a worker could not share it.
+   * Run the connection in a worker thread (default false, unless the environment sets
+   * DELTAFLOW_SQLITE_WORKER=1): worth it with cores to spare. `:memory:` always runs in this
+   * thread: a worker could not share it.
    */
   readonly worker?: boolean;
 }
@@ -45,7 +47,7 @@ export class SqliteDatabase extends SqlSinkDatabase {
     this.label = `SQLite ${options.filename}`;
     const memory = options.filename === ':memory:' || options.filename === '';
     this.inlineCheckpoints = options.backgroundCheckpoints === false || memory;
-    this.inWorker = !memory && (options.worker ?? process.env.DELTAFLOW_SQLITE_WORKER !== '0');
+    this.inWorker = !memory && (options.worker ?? process.env.DELTAFLOW_SQLITE_WORKER === '1');
   }
 
   private async open(): Promise<SqliteSession> {

@@ -52,6 +52,9 @@ function openSqliteSession(Database, file, options) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     if (options.backgroundCheckpoints) db.pragma('wal_autocheckpoint = 0');
+    // A multi-row INSERT keeps a statement journal; past 64 KiB SQLite spills it to a temporary
+    // file (thousands of writes per catch-up commit). In memory it costs a commit's changed pages.
+    db.pragma('temp_store = MEMORY');
   } catch (err) {
     db.close();
     throw err;

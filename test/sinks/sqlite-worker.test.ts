@@ -95,7 +95,7 @@ test('while the worker runs a statement this thread keeps running', async () => 
 
 test('the sink: a worker that dies mid-transaction fails it retryably, the next transaction opens a new one', async () => {
   const file = join(dir, 'dies.db');
-  const db = new SqliteDatabase({ filename: file });
+  const db = new SqliteDatabase({ filename: file, worker: true });
   const spec: TableSpec = { name: 'rows', mode: 'keyed', columns: [col('k', 'integer', 'k', { key: true }), col('v', 'text', 'v')] };
   await db.transaction(async (tx) => {
     await tx.ensureTable(spec);
@@ -123,9 +123,9 @@ test('the sink: a worker that dies mid-transaction fails it retryably, the next 
   assert.equal(liveSqliteWorkers().length, 0, 'close ended the new worker');
 });
 
-test('the sink: `:memory:` and `worker: false` run in this thread', async () => {
+test('the sink: by default, with `worker: false` and for `:memory:` (even with `worker: true`) it runs in this thread', async () => {
   const spec: TableSpec = { name: 'm', mode: 'multiset', columns: [col('v', 'text', 'v')] };
-  for (const db of [new SqliteDatabase({ filename: ':memory:' }), new SqliteDatabase({ filename: join(dir, 'in-thread.db'), worker: false })]) {
+  for (const db of [new SqliteDatabase({ filename: ':memory:', worker: true }), new SqliteDatabase({ filename: join(dir, 'default.db') }), new SqliteDatabase({ filename: join(dir, 'in-thread.db'), worker: false })]) {
     const changes = await db.transaction(async (tx) => {
       await tx.ensureTable(spec);
       assert.equal(liveSqliteWorkers().length, 0);
@@ -142,7 +142,7 @@ test('an idle sink does not keep the process alive, a pending statement does', (
   writeFileSync(
     script,
     `import { SqliteDatabase } from ${JSON.stringify(sink)};
-const db = new SqliteDatabase({ filename: ${JSON.stringify(join(dir, 'idle.db'))}, backgroundCheckpoints: false });
+const db = new SqliteDatabase({ filename: ${JSON.stringify(join(dir, 'idle.db'))}, backgroundCheckpoints: false, worker: true });
 // Nothing else keeps this process alive while the transaction waits for the worker.
 db.transaction(async (tx) => tx.ensureTable({ name: 't', mode: 'multiset', columns: [{ name: 'v', type: 'text', value: { path: 'v' } }] }))
   .then(() => console.log('committed'));

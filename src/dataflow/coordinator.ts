@@ -14,6 +14,7 @@ import type { SinkDatabase, SinkState } from '../sinks/types';
 import { catchUpBatchSize, chunksOf, readInBatches } from './batcher';
 import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
 import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
+import { PendingCommit } from './pending-commit';
 import { sinkFingerprint } from './fingerprint';
 import { covers, eventsBetween, OffsetTracker } from './offsets';
 import { planRestart, type Level } from './restart-plan';
@@ -32,6 +33,8 @@ export interface DataflowStats {
   readonly eventsRead: number;
   /** Events fed during replay whose outputs were discarded (already in every table). */
   readonly eventsReplayed: number;
+  /** Batches run through the engine (catching up: steps; one commit may cover several). */
+  readonly batchesComputed: number;
   readonly batchesCommitted: number;
   /** Inputs skipped because a user function threw, per member id. */
   readonly skipped: ReadonlyMap<string, number>;
@@ -102,12 +105,16 @@ class Coordinator implements RunningDataflow {
   private rebuilt: { id: string; reason: string }[] = [];
   /** Every database operation, in order; stop() awaits it. */
   private dbTail: Promise<void> = Promise.resolve();
+  /** Commits queued or running. */
   private inFlight = 0;
+  /** The queued commit that later batches of its phase join; null once it started. */
+  private pending: PendingCommit<Phase> | null = null;
   private wakeCapacity: (() => void) | null = null;
   private batchCount = 0;
   private lastCompaction: number | null = null;
   private eventsRead = 0;
   private eventsReplayed = 0;
+  private batchesComputed = 0;
   private batchesCommitted = 0;
   private readonly skipped = new Map<string, number>();
   private retryingDb: string | null = null;
@@ -118,7 +125,7 @@ class Coordinator implements RunningDataflow {
     private readonly listener: DataflowListener,
   ) {
     this.settings = definition.settings;
-    this.catchUpBatchSize = Math.max(this.settings.batchSize, this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize));
+    this.catchUpBatchSize = this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize);
     this.source = definition.source;
     this.status = new StatusReporter(listener);
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
@@ -133,6 +140,7 @@ class Coordinator implements RunningDataflow {
       phase: this.phaseName,
       eventsRead: this.eventsRead,
       eventsReplayed: this.eventsReplayed,
+      batchesComputed: this.batchesComputed,
       batchesCommitted: this.batchesCommitted,
       skipped: new Map(this.skipped),
       committedOffsets: this.committedOffsets,
@@ -368,6 +376,7 @@ class Coordinator implements RunningDataflow {
     }
     if (endOffsets !== null) this.tracker.include(endOffsets);
     this.eventsRead += events.length;
+    this.batchesComputed++;
     if (phase.writing.size === 0 && !phase.taps) this.eventsReplayed += fed;
 
     let outputs: ReadonlyMap<string, Batch> = new Map();
@@ -407,17 +416,29 @@ class Coordinator implements RunningDataflow {
     }
     const taps = phase.taps ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0) : [];
     if (perDb.length === 0 && taps.length === 0) return;
-    this.inFlight++;
-    void this.dbWork(null, () => this.commit(perDb, taps, offsets, phase))
-      .catch((e: unknown) => this.failCommit(e, perDb))
-      .finally(() => {
-        this.inFlight--;
+    const waiting = this.pending;
+    if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, events.length);
+    else {
+      const commit = new PendingCommit(phase, perDb, taps, offsets, events.length);
+      this.pending = commit;
+      this.inFlight++;
+      void this.dbWork(null, () => {
+        commit.started = true;
+        if (this.pending === commit) this.pending = null;
         this.wakeCapacity?.();
-      });
+        return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
+      })
+        .catch((e: unknown) => this.failCommit(e, commit.writes()))
+        .finally(() => {
+          this.inFlight--;
+          this.wakeCapacity?.();
+        });
+    }
     // Live, one commit at a time: what arrives during a commit goes into the next batch (group
-    // commit). Many small queued commits would add their times up in the latency.
+    // commit). Many small queued commits would add their times up in the latency. Catching up,
+    // batches join the commit that waits (see pending-commit.ts), up to maxInFlight steps' worth.
     const limit = phase.name === 'live' ? 1 : this.settings.maxInFlight;
-    while (this.inFlight >= limit && !this.stopping) {
+    while (!this.stopping && (this.inFlight >= limit || (this.pending?.events ?? 0) >= limit * this.catchUpBatchSize)) {
       await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
       this.wakeCapacity = null;
     }

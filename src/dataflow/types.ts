@@ -87,17 +87,19 @@ export interface DataflowSettings {
   /** Largest batch of events per engine step and commit. */
   readonly batchSize: number;
   /**
-   * Largest batch while catching up on (or replaying) stored events, which are all available at
-   * once: larger steps make a `reduce` recompute a touched group once per step instead of once per
-   * few events. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 10,000, never
-   * below `batchSize`). Live batches always use `batchSize`.
+   * Largest engine step while catching up on (or replaying) stored events, which are all available
+   * at once. Default: `catchUpBatchSize(batchSize)` (10× `batchSize`, at most 2,500): small steps
+   * keep garbage collection cheap, and steps that wait for a commit join it, so transactions stay
+   * large when the database is the slower part. A `reduce` recomputes a touched group once per
+   * step: larger steps suit it. Live batches always use `batchSize`.
    */
   readonly catchUpBatchSize?: number;
   /** Longest wait (ms) for a batch to fill once its first event arrived. */
   readonly batchMs: number;
   /**
-   * Batches computed but not yet committed, at most, while catching up or replaying. Live, one:
-   * the events that arrive during a commit form the next batch.
+   * Catching up or replaying, the events computed but not yet committed are at most this many
+   * catch-up steps' worth (steps join the waiting commit). Live, one batch: the events that arrive
+   * during a commit form the next batch.
    */
   readonly maxInFlight: number;
   /** Retention window in µs, or null for none. */

@@ -12,7 +12,7 @@ import type { DataflowConfigNode, MemberDescription } from './dataflow-membershi
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
-/** Defaults: live batches close after 5 ms (latency); catch-up batches are 10× `batchSize`, at most 10,000 (see `catchUpBatchSize`). */
+/** Defaults: live batches close after 5 ms (latency); catch-up steps are 10× `batchSize`, at most 2,500 (see `catchUpBatchSize`). */
 export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
@@ -44,7 +44,14 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
     else retentionMicros = windowMicros(n, unit);
   }
   const onError = config.onError === 'stop' ? 'stop' : 'skip';
-  return { settings: { batchSize, batchMs, maxInFlight, retentionMicros, onError }, problems };
+  const settings: DataflowSettings = { batchSize, batchMs, maxInFlight, retentionMicros, onError };
+  // Empty: automatic (catchUpBatchSize of the batch size).
+  const catchUp = config.catchUpBatchSize;
+  if (catchUp === undefined || catchUp === null || catchUp === '') return { settings, problems };
+  const n = Number(catchUp);
+  if (Number.isInteger(n) && n >= 1 && n <= 100000) return { settings: { ...settings, catchUpBatchSize: n }, problems };
+  problems.push(`catchUpBatchSize must be a whole number from 1 to 100000 or empty (got ${JSON.stringify(catchUp)}); using the automatic size`);
+  return { settings, problems };
 }
 
 interface Joined {

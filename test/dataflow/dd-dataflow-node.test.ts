@@ -97,6 +97,12 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
   assert.equal(bad.settings.retentionMicros, null);
   assert.equal(bad.problems.length, 3);
   assert.match(bad.problems[0] ?? '', /batchSize must be a whole number/);
+  // The catch-up step: empty is automatic, a number is taken, anything else is reported.
+  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '' }).settings.catchUpBatchSize, undefined);
+  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '20000' }).settings.catchUpBatchSize, 20000);
+  const badStep = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '0' });
+  assert.equal(badStep.settings.catchUpBatchSize, undefined);
+  assert.match(badStep.problems[0] ?? '', /catchUpBatchSize must be a whole number from 1 to 100000 or empty .*automatic/);
 });
 
 test('wire inputs: first-port wires between members are inputs; wires from other nodes are bad wires', () => {

@@ -5,9 +5,10 @@ import { readInBatches } from '../../src/dataflow/batcher';
 import { buildDataflow } from '../../src/dataflow/build-graph';
 import { canonicalJson, sinkFingerprint } from '../../src/dataflow/fingerprint';
 import { covers, eventsBetween, mergeOffsets, offsetsEqual } from '../../src/dataflow/offsets';
+import { PendingCommit } from '../../src/dataflow/pending-commit';
 import { planRestart } from '../../src/dataflow/restart-plan';
 import { shouldCompact, windowMicros } from '../../src/dataflow/retention';
-import type { DataflowMember } from '../../src/dataflow/types';
+import type { DataflowMember, SinkMember } from '../../src/dataflow/types';
 import type { SinkDatabase } from '../../src/sinks/types';
 import type { EventSource } from '../../src/sources/types';
 import { dashboardMembers, operatorMember, sinkMember, sourceMember, usageMembers, usageTable } from './support';
@@ -177,4 +178,21 @@ test('retention: window units and compaction cadence', () => {
   assert.equal(shouldCompact(105, 100, 80, 1), false);
   assert.equal(shouldCompact(110, 100, 80, 1), true);
   assert.equal(shouldCompact(100, 100, 80, 256), true);
+});
+
+test('a waiting commit joins later batches: changes appended in order, the newest state and offsets, taps consolidated', () => {
+  const db = { kind: 'sqlite', label: 'db', transaction: () => Promise.reject(new Error('unused')), close: async () => undefined } as SinkDatabase;
+  const [sink] = dashboardMembers('src', db, 'dash').filter((m) => m.role === 'sink') as SinkMember[];
+  const state = (n: number) => ({ offsets: { 'a-0': n }, fingerprint: 'f', watermark: n });
+  const commit = new PendingCommit('catching up', [[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, 1, 1]], state: state(1) }]]], [['tap', [['t1', 1, 1]]]], { 'a-0': 1 }, 10);
+  commit.join([[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]], state: state(2) }]]], [['tap', [['t1', -1, 2], ['t2', 1, 2]]]], { 'a-0': 2 }, 5);
+  assert.equal(commit.events, 15);
+  assert.deepEqual(commit.offsets, { 'a-0': 2 });
+  const [[joinedDb, writes]] = commit.writes() as [[SinkDatabase, { changes: unknown; state: unknown }[]]];
+  assert.equal(joinedDb, db);
+  assert.deepEqual(writes[0]?.changes, [[{ m: 1, v: 'x' }, 1, 1], [{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]]);
+  assert.deepEqual(writes[0]?.state, state(2));
+  assert.deepEqual(commit.taps(), [['tap', [['t2', 1, 2]]]]);
+  commit.started = true;
+  assert.throws(() => commit.join([], [], { 'a-0': 3 }, 1), /started commit/);
 });

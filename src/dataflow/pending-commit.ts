@@ -1,0 +1,80 @@
+/**
+ * A commit waiting behind the one that runs: while catching up, later batches of the same phase
+ * join it instead of queueing commits of their own (group commit). Steps can then stay small —
+ * what a step keeps alive is what the garbage collector copies — while a slow database gets
+ * fewer, larger transactions. Joining is exact because the sinks consolidate a batch by row
+ * cells: a row a later batch retracts cancels out, the newest offsets and states are written.
+ */
+import { consolidate } from '../engine/consolidate';
+import type { Batch, Update } from '../engine/types';
+import type { SinkDatabase } from '../sinks/types';
+import type { OffsetMap } from '../sources/types';
+import type { SinkWrite } from './commit';
+
+export class PendingCommit<P> {
+  /** Set when its transaction begins: from then on, later batches need a commit of their own. */
+  started = false;
+  private readonly byDb = new Map<SinkDatabase, Map<string, { write: SinkWrite; changes: Update[] }>>();
+  private readonly tapChanges = new Map<string, Update[]>();
+  private latestOffsets: OffsetMap;
+  private eventCount = 0;
+
+  constructor(
+    readonly phase: P,
+    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    taps: readonly (readonly [string, Batch])[],
+    offsets: OffsetMap,
+    events: number,
+  ) {
+    this.latestOffsets = offsets;
+    this.join(perDb, taps, offsets, events);
+  }
+
+  /** Adds a later batch: its changes after the earlier ones, its states and offsets instead of theirs. */
+  join(perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, events: number): void {
+    if (this.started) throw new Error('a started commit cannot take more changes');
+    for (const [db, writes] of perDb) {
+      let sinks = this.byDb.get(db);
+      if (sinks === undefined) this.byDb.set(db, (sinks = new Map()));
+      for (const w of writes) {
+        const entry = sinks.get(w.sink.id);
+        if (entry === undefined) sinks.set(w.sink.id, { write: w, changes: w.changes.slice() });
+        else {
+          entry.write = w; // the newest state
+          for (let i = 0; i < w.changes.length; i++) entry.changes.push(w.changes[i] as Update);
+        }
+      }
+    }
+    for (const [id, batch] of taps) {
+      const list = this.tapChanges.get(id);
+      if (list === undefined) this.tapChanges.set(id, batch.slice());
+      else for (let i = 0; i < batch.length; i++) list.push(batch[i] as Update);
+    }
+    this.latestOffsets = offsets;
+    this.eventCount += events;
+  }
+
+  /** Events of the batches joined so far (bounds the changes held in memory). */
+  get events(): number {
+    return this.eventCount;
+  }
+
+  get offsets(): OffsetMap {
+    return this.latestOffsets;
+  }
+
+  /** Per database, every sink's joined changes with its newest state. */
+  writes(): [SinkDatabase, SinkWrite[]][] {
+    return [...this.byDb].map(([db, sinks]) => [db, [...sinks.values()].map(({ write, changes }) => ({ sink: write.sink, changes, state: write.state }))]);
+  }
+
+  /** Per tapped node, its joined changes, consolidated (a node's output message lists each value once). */
+  taps(): [string, Batch][] {
+    const out: [string, Batch][] = [];
+    for (const [id, changes] of this.tapChanges) {
+      const batch = consolidate(changes);
+      if (batch.length > 0) out.push([id, batch]);
+    }
+    return out;
+  }
+}

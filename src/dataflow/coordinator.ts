@@ -352,7 +352,9 @@ class Coordinator implements RunningDataflow {
     const built = this.built as BuiltDataflow;
     // Columns, not a tuple per event: the engine reads them as they are.
     const inputs = new Map<string, { values: Value[]; times: number[] }>();
-    for (const s of built.sources) inputs.set(s.member.id, { values: [], times: [] });
+    // One source: its columns sized up front (growing by push would reallocate them several times).
+    const size = built.sources.length === 1 ? events.length : 0;
+    for (const s of built.sources) inputs.set(s.member.id, { values: new Array<Value>(size), times: new Array<number>(size) });
     const single = built.sources.length === 1 ? inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null : null;
     let fed = 0;
     for (let i = 0; i < events.length; i++) {
@@ -363,8 +365,8 @@ class Coordinator implements RunningDataflow {
       const value = eventValue(ev);
       fed++;
       if (single !== null) {
-        single.values.push(value);
-        single.times.push(ev.timestamp);
+        single.values[fed - 1] = value;
+        single.times[fed - 1] = ev.timestamp;
         continue;
       }
       for (const s of built.sources) {
@@ -374,6 +376,7 @@ class Coordinator implements RunningDataflow {
         columns.times.push(ev.timestamp);
       }
     }
+    if (single !== null) single.values.length = single.times.length = fed; // events before the cutoff were left out
     if (endOffsets !== null) this.tracker.include(endOffsets);
     this.eventsRead += events.length;
     this.batchesComputed++;

@@ -31,13 +31,19 @@ export function sortUpdates(values: readonly Value[], diffs: readonly number[], 
   let ordered = true; // strictly increasing already (the common case: events in Lamport order)
   for (let j = 1; j < indices.length && ordered; j++) ordered = compareValues(values[indices[j - 1]], values[indices[j]]) < 0;
   if (ordered) {
-    const out: SortedUpdates = { values: [], diffs: [], times: [] };
-    for (const i of indices) {
+    // Sized up front (growing by push reallocates), trimmed by the zero diffs left out.
+    const n = indices.length;
+    const out: SortedUpdates = { values: new Array<Value>(n), diffs: new Array<number>(n), times: new Array<number>(n) };
+    let m = 0;
+    for (let j = 0; j < n; j++) {
+      const i = indices[j] as number;
       if (diffs[i] === 0) continue;
-      out.values.push(values[i]);
-      out.diffs.push(diffs[i]);
-      out.times.push(times[i]);
+      out.values[m] = values[i] as Value;
+      out.diffs[m] = diffs[i] as number;
+      out.times[m] = times[i] as number;
+      m++;
     }
+    if (m < n) out.values.length = out.diffs.length = out.times.length = m;
     return out;
   }
   const sorted = indices.slice().sort((a, b) => compareValues(values[a], values[b]));

@@ -109,11 +109,13 @@ function compareSameSortedKeys(a: Readonly<Record<string, Value>>, b: Readonly<R
   let c = 0;
   for (const k in a) {
     if (prev !== null && !(prev < k)) return null;
-    const x = a[k];
-    if (x === undefined || !hasOwn.call(b, k)) return null;
-    const y = b[k];
-    if (y === undefined) return null;
-    if (c === 0) c = compareValues(x, y);
+    if (!hasOwn.call(b, k)) return null;
+    if (c === 0) {
+      const x = a[k];
+      const y = b[k];
+      if (x === undefined || y === undefined) return null;
+      c = compareValues(x, y);
+    } else if (a[k] === undefined || b[k] === undefined) return null; // (a value only tested is not boxed)
     prev = k;
     n++;
   }

@@ -17,6 +17,12 @@ export interface SqlExecutor {
   run(statement: sql.Statement): Promise<number>;
   /** Executes a query; resolves to its rows. */
   all(statement: sql.Statement): Promise<Record<string, unknown>[]>;
+  /**
+   * Where the connection can: queues a statement whose result is not needed without waiting for it
+   * (a worker connection takes a transaction's writes in one go). Its failure, tagged with `table`,
+   * is thrown by the next call that waits, so the transaction fails and rolls back.
+   */
+  runLater?(statement: sql.Statement, table: string): void;
 }
 
 /** One connection for the duration of a transaction. */
@@ -126,7 +132,9 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
 
   wrap(err: unknown, table: string | null): Error {
     if (err instanceof SinkDatabaseError || err instanceof SinkDataError || err instanceof SinkConfigError) return err;
-    return new SinkDatabaseError(this.label, table, describeError(err), this.isRetryable(err), { cause: err });
+    // A queued statement's failure names its own table (it surfaces in a later call).
+    const tag = (err as { tag?: unknown } | null)?.tag;
+    return new SinkDatabaseError(this.label, typeof tag === 'string' ? tag : table, describeError(err), this.isRetryable(err), { cause: err });
   }
 }
 
@@ -144,6 +152,12 @@ class SqlSinkTransaction implements SinkTransaction {
     private readonly committed: Map<string, CachedState>,
     private readonly types: Map<string, Map<string, string>>,
   ) {}
+
+  /** Runs a statement whose result is not needed: queued where the connection can (see SqlExecutor.runLater). */
+  private async later(statement: sql.Statement, table: string): Promise<void> {
+    if (this.exec.runLater) this.exec.runLater(statement, table);
+    else await this.exec.run(statement);
+  }
 
   /** This transaction, or an error when its function has already returned. */
   live(): this {
@@ -239,10 +253,10 @@ class SqlSinkTransaction implements SinkTransaction {
     const metaChanged = state.fingerprint !== before.fingerprint || state.watermark !== before.watermark;
     await this.db.step(table, async () => {
       const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;
-      if (both !== null) await this.exec.run(both);
-      else for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.exec.run(s);
-      for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.exec.run(sql.deleteOffsetsSql(this.d, table, part));
-      if (metaChanged && both === null) await this.exec.run(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark));
+      if (both !== null) await this.later(both, table);
+      else for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.later(s, table);
+      for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.later(sql.deleteOffsetsSql(this.d, table, part), table);
+      if (metaChanged && both === null) await this.later(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark), table);
     });
     this.pending.set(table, { offsets: { ...(state.offsets as OffsetMap) }, fingerprint: state.fingerprint, watermark: state.watermark });
   }
@@ -294,7 +308,7 @@ class SqlSinkTransaction implements SinkTransaction {
         }
       }
       const types = await this.columnTypesOf(table);
-      for (const s of sql.insertStatements(this.d, table, names, types, rows)) await this.exec.run(s);
+      for (const s of sql.insertStatements(this.d, table, names, types, rows)) await this.later(s, table);
     }
     return out;
   }
@@ -334,9 +348,9 @@ class SqlSinkTransaction implements SinkTransaction {
       }
     });
     for (const part of chunks(deletes, sql.chunkSizes(deletes.length, keyNames.length, this.d))) {
-      await this.exec.run(sql.deleteByKeysSql(this.d, table, keyNames, types, part));
+      await this.later(sql.deleteByKeysSql(this.d, table, keyNames, types, part), table);
     }
-    for (const s of sql.insertStatements(this.d, table, names, types, upserts, keyNames)) await this.exec.run(s);
+    for (const s of sql.insertStatements(this.d, table, names, types, upserts, keyNames)) await this.later(s, table);
     return out;
   }
 

@@ -77,6 +77,7 @@ export class SqliteDatabase extends SqlSinkDatabase {
         if (broken) this.drop();
       },
       run: (s: Statement) => session.run(s.sql, s.params),
+      runLater: (s: Statement, table: string) => session.runLater(s.sql, s.params, table),
       all: (s: Statement) => session.all(s.sql, s.params),
     };
   }

@@ -19,6 +19,12 @@ export interface SqliteSessionOptions {
 export interface SqliteSession {
   /** Runs a statement (prepared once per session): the rows it changed, or returned for a query. */
   run(sql: string, params: SqliteParams): Promise<number>;
+  /**
+   * Runs a statement whose result nobody needs, without waiting for it: in a worker, statements
+   * queue up in one go instead of a message round trip each. A failure is kept and thrown by the
+   * next call that waits (with `tag` set to the given table), and the statements between are skipped.
+   */
+  runLater(sql: string, params: SqliteParams, tag: string): void;
   /** Runs a query: its rows. */
   all(sql: string, params: SqliteParams): Promise<SqliteRow[]>;
   /** Runs statements without parameters (BEGIN, COMMIT, PRAGMA …). */
@@ -32,10 +38,10 @@ export interface SqliteSession {
 }
 
 /** A request to the session code; `close` ends it. */
-export type SessionOp = 'run' | 'all' | 'exec' | 'rollback' | 'close';
+export type SessionOp = 'run' | 'later' | 'all' | 'exec' | 'rollback' | 'close';
 
 /** What the session code returns per request. */
-export type SessionHandler = (op: SessionOp, sql: string, params: SqliteParams) => number | SqliteRow[] | null;
+export type SessionHandler = (op: SessionOp, sql: string, params: SqliteParams, tag?: string) => number | SqliteRow[] | null;
 
 /**
  * Defines `openSqliteSession(Database, file, options)`: opens the connection (busy_timeout=0: a
@@ -69,7 +75,25 @@ function openSqliteSession(Database, file, options) {
     }
     return st;
   }
-  return function handle(op, sql, params) {
+  // The failure of a 'later' statement, thrown by the next request (rollback and close clear it).
+  let deferred = null;
+  return function handle(op, sql, params, tag) {
+    if (op === 'later') {
+      if (deferred !== null) return null; // the transaction fails anyway: skip
+      try {
+        prepare(sql).run(...params);
+      } catch (err) {
+        if (err && typeof err === 'object') err.tag = tag;
+        deferred = err;
+      }
+      return null;
+    }
+    if (op === 'rollback' || op === 'close') deferred = null;
+    else if (deferred !== null) {
+      const err = deferred;
+      deferred = null;
+      throw err;
+    }
     switch (op) {
       case 'run': {
         const st = prepare(sql);
@@ -110,6 +134,9 @@ export function openInProcessSession(file: string, options: SqliteSessionOptions
   };
   return {
     run: async (sql, params) => (await call('run', sql, params)) as number,
+    runLater: (sql, params, tag) => {
+      if (open) handle('later', sql, params, tag);
+    },
     all: async (sql, params) => (await call('all', sql, params)) as SqliteRow[],
     exec: async (sql) => void (await call('exec', sql)),
     rollback: async () => void (await call('rollback')),

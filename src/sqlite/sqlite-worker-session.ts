@@ -21,6 +21,8 @@ interface ErrorData {
   readonly code?: string;
   /** better-sqlite3 throws TypeErrors for misuse and for a missing directory. */
   readonly typeError: boolean;
+  /** The table of a 'later' statement that failed. */
+  readonly tag?: string;
 }
 
 type Reply = { readonly id: number; readonly result: number | SqliteRow[] | null } | { readonly id: number; readonly error: ErrorData };
@@ -38,6 +40,7 @@ function errorData(err) {
     name: String((err && err.name) || 'Error'),
     code: err && typeof err.code === 'string' ? err.code : undefined,
     typeError: err instanceof TypeError,
+    tag: err && typeof err.tag === 'string' ? err.tag : undefined,
   };
 }
 let handle = null;
@@ -49,7 +52,9 @@ try {
   parentPort.close();
 }
 if (handle) {
-  parentPort.on('message', ({ id, op, sql, params }) => {
+  parentPort.on('message', ({ id, op, sql, params, tag }) => {
+    // A 'later' statement gets no reply: its failure is thrown by the next request.
+    if (op === 'later') return void handle(op, sql, params, tag);
     let reply;
     try {
       reply = { id, result: handle(op, sql, params) };
@@ -127,6 +132,11 @@ class WorkerSession implements SqliteSession {
     return this.request('run', sql, params) as Promise<number>;
   }
 
+  runLater(sql: string, params: SqliteParams, tag: string): void {
+    // Once the worker is gone the next waiting call reports it.
+    if (this.gone === null) this.worker.postMessage({ id: 0, op: 'later', sql, params, tag });
+  }
+
   all(sql: string, params: SqliteParams): Promise<SqliteRow[]> {
     return this.request('all', sql, params) as Promise<SqliteRow[]>;
   }
@@ -193,5 +203,6 @@ function rebuild(data: ErrorData): Error {
   const err = data.typeError ? new TypeError(data.message) : new Error(data.message);
   err.name = data.name;
   if (data.code !== undefined) Object.assign(err, { code: data.code });
+  if (data.tag !== undefined) Object.assign(err, { tag: data.tag });
   return err;
 }

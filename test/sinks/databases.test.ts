@@ -285,6 +285,17 @@ for (const kind of kinds) {
         }),
         (e: unknown) => e instanceof SinkDatabaseError && e.message.includes(`table "${spec.name}"`) && !e.retryable,
       );
+      // The same when the failing write is followed by work on another table (a queued write's
+      // failure may surface there): the error names the table written to.
+      const other = table('multiset', [col('v', 'text', 'v')]);
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.apply(spec, [rec({ w: 'no v' }, 1)]);
+          await tx.readState(other);
+          await tx.ensureTable(other);
+        }),
+        (e: unknown) => e instanceof SinkDatabaseError && e.message.includes(`table "${spec.name}"`) && !e.message.includes(other.name) && !e.retryable,
+      );
       assert.deepEqual((await look.rows(spec.name, '"v"')).map((r) => r.v), ['kept']);
       assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), { offsets: { s: 1 }, fingerprint: 'f', watermark: 5 });
       assert.deepEqual((await look.query(`SELECT "offset" FROM "${spec.name}_offsets"`)).map((r) => Number(r.offset)), [1]);

@@ -94,8 +94,6 @@ try {
   const Database = require(driver);
   db = new Database(file, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
-  // Pages read through a memory map: no read() call and copy per 4 KiB page of a long scan.
-  db.pragma('mmap_size = 1073741824');
   const page = db.prepare(pageSql).pluck();
   const after = db.prepare(cursorSql).raw();
   // One snapshot per page, so the cursor is that of the page just read.

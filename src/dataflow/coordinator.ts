@@ -109,6 +109,12 @@ class Coordinator implements RunningDataflow {
   private inFlight = 0;
   /** The queued commit that later batches of its phase join; null once it started. */
   private pending: PendingCommit<Phase> | null = null;
+  /**
+   * Catching up: the commit not queued yet, which the next steps join until it covers maxInFlight
+   * steps' worth. A SQLite table with an index rewrites the index's touched pages in every
+   * transaction: 1,250 rows per transaction cost ≈ 2.9 µs per row, 10,000 ≈ 1.7 µs (BENCHMARKS.md).
+   */
+  private held: { readonly commit: PendingCommit<Phase>; readonly timer: NodeJS.Timeout } | null = null;
   private wakeCapacity: (() => void) | null = null;
   private batchCount = 0;
   private lastCompaction: number | null = null;
@@ -153,6 +159,7 @@ class Coordinator implements RunningDataflow {
 
   async stop(): Promise<void> {
     if (!this.stopping) {
+      this.queueHeld(); // computed work is committed, not dropped
       this.stopping = true;
       this.abort.abort();
       this.wakeCapacity?.();
@@ -422,29 +429,48 @@ class Coordinator implements RunningDataflow {
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, events.length);
     else {
-      const commit = new PendingCommit(phase, perDb, taps, offsets, events.length);
-      this.pending = commit;
-      this.inFlight++;
-      void this.dbWork(null, () => {
-        commit.started = true;
-        if (this.pending === commit) this.pending = null;
-        this.wakeCapacity?.();
-        return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
-      })
-        .catch((e: unknown) => this.failCommit(e, commit.writes()))
-        .finally(() => {
-          this.inFlight--;
-          this.wakeCapacity?.();
-        });
+      if (this.held !== null && this.held.commit.phase !== phase) this.queueHeld();
+      if (this.held === null) {
+        const timer = setTimeout(() => this.queueHeld(), HOLD_MS);
+        timer.unref();
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, events.length), timer };
+      } else this.held.commit.join(perDb, taps, offsets, events.length);
+      const full = this.held.commit.events >= this.settings.maxInFlight * this.catchUpBatchSize;
+      if (phase.name === 'live' || endOffsets !== null || full) this.queueHeld();
     }
     // Live, one commit at a time: what arrives during a commit goes into the next batch (group
     // commit). Many small queued commits would add their times up in the latency. Catching up,
-    // batches join the commit that waits (see pending-commit.ts), up to maxInFlight steps' worth.
+    // a commit gathers maxInFlight steps' worth (or the rest of the range, or what came within
+    // HOLD_MS) before it is queued, and steps join a queued commit that waits (pending-commit.ts).
     const limit = phase.name === 'live' ? 1 : this.settings.maxInFlight;
     while (!this.stopping && (this.inFlight >= limit || (this.pending?.events ?? 0) >= limit * this.catchUpBatchSize)) {
       await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
       this.wakeCapacity = null;
     }
+  }
+
+  /** Queues the held commit: it runs after the database work before it. */
+  private queueHeld(): void {
+    const held = this.held;
+    if (held === null) return;
+    clearTimeout(held.timer);
+    this.held = null;
+    if (this.failed !== null) return; // halted: nothing more is committed
+    const { commit } = held;
+    const phase = commit.phase;
+    this.pending = commit;
+    this.inFlight++;
+    void this.dbWork(null, () => {
+      commit.started = true;
+      if (this.pending === commit) this.pending = null;
+      this.wakeCapacity?.();
+      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
+    })
+      .catch((e: unknown) => this.failCommit(e, commit.writes()))
+      .finally(() => {
+        this.inFlight--;
+        this.wakeCapacity?.();
+      });
   }
 
   private async commit(perDb: readonly [SinkDatabase, SinkWrite[]][], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, phase: Phase): Promise<void> {
@@ -612,6 +638,9 @@ class Coordinator implements RunningDataflow {
 function isPermanentSinkError(e: unknown): boolean {
   return e instanceof SinkDataError || e instanceof SinkConfigError || (e instanceof SinkDatabaseError && !e.retryable);
 }
+
+/** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
+const HOLD_MS = 1000;
 
 /** The engine value of an event (the contract in docs/architecture.md). */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -368,8 +368,9 @@ test('stored events are computed in catch-up steps (10× the batch size by defau
     const caughtUp = run.stats().batchesCommitted;
     // 2000 stored events in steps of up to 200 (and the caught-up batch): not 100 steps of 20.
     assert.ok(steps >= 10 && steps <= 12, `${steps} steps while catching up`);
-    // Steps computed while a commit runs join the next commit.
-    assert.ok(caughtUp >= 1 && caughtUp <= steps, `${caughtUp} commits for ${steps} steps`);
+    // A catch-up commit gathers maxInFlight steps' worth (larger transactions), and steps computed
+    // while a commit runs join the next one.
+    assert.ok(caughtUp >= 1 && caughtUp <= Math.ceil(steps / SETTINGS.maxInFlight) + 1, `${caughtUp} commits for ${steps} steps`);
     // 100 live events arriving at once: steps of at most 20.
     const later = drillEvents({ machines: 7, events: 100, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 10_000 }));
     appendEvents(f.log, later);
@@ -543,6 +544,47 @@ test('a tapped operator without sinks sends only the changes of new events, afte
       [['new-order', 1]],
     );
   } finally {
+    await f.close();
+  }
+});
+
+test('catching up, a source that stalls mid-range still gets the events read so far committed (after about a second)', async () => {
+  const f = fixture(3000); // pages of 2,000 events: the first page is a part of the range
+  let release: () => void = () => undefined;
+  const stalled = new Promise<void>((resolve) => (release = resolve));
+  // The log's subscription, stalling after its first page of stored events (before caughtUp).
+  const stalling: EventSource = {
+    subscribe: (q, lower, o) => f.log.subscribe(q, lower, o),
+    query: (q, lower, upper, o) => f.log.query(q, lower, upper, o),
+    presentOffsets: () => f.log.presentOffsets(),
+    publish: (events) => f.log.publish(events),
+    close: async () => undefined,
+    async *subscribeBatches(q, lower, o) {
+      let first = true;
+      for await (const items of f.log.subscribeBatches(q, lower, o)) {
+        yield items;
+        if (first) await stalled;
+        first = false;
+      }
+    },
+  };
+  const ms: DataflowMember[] = [sourceMember('src', "'machine'", stalling), ...dashboardMembers('src', f.db, 'dashboard')];
+  // A commit gathers 3 steps of 1,000 events: more than the first page, so only the time bound can write it.
+  const run = startDataflow({ source: stalling, members: ms, settings: { ...SETTINGS, batchSize: 50, catchUpBatchSize: 1000 } }, recordingListener());
+  try {
+    const until = Date.now() + 10_000;
+    while (run.stats().batchesCommitted === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(run.stats().batchesCommitted >= 1, 'the held commit was written while the source stalled');
+    assert.equal(run.stats().phase, 'catching up');
+    const committed = Object.values(run.stats().committedOffsets).reduce((n, o) => n + o + 1, 0);
+    assert.ok(committed > 0 && committed < 3000, `${committed} events committed before caught up`);
+    release();
+    await run.live;
+    await run.stop();
+    await expectTables(f, ms);
+  } finally {
+    release();
+    await run.stop();
     await f.close();
   }
 });

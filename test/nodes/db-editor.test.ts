@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { screenshot } from '../browser/chromium';
-import { nodeRedEditor } from '../support/node-red-editor';
+import { closeTray, nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('db-editor');
 
@@ -30,13 +30,13 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
 
   // An injection attempt as a column name: the node is marked invalid after Done.
   await page.locator('#node-input-columns-container .db-col-name').first().fill('a"b; drop table x');
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await invalidMarker.waitFor({ timeout: 5000 });
 
   // Fix it again: valid.
   await sinkNode.dblclick();
   await page.locator('#node-input-columns-container .db-col-name').first().fill('machine');
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await page.waitForFunction("document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
 
   // The db-config form shows SQLite or PostgreSQL fields.

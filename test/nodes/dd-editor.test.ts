@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { screenshot } from '../browser/chromium';
-import { nodeRedEditor } from '../support/node-red-editor';
+import { closeTray, nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('dd-editor');
 
@@ -40,14 +40,14 @@ test('dd operator editors: palette, expression field by language, validation, pa
   assert.equal(await path.inputValue(), 'started', 'the text moves between the two fields');
   await path.fill('a..b');
   await screenshot(page, 'dd-minby-editor');
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await minBy.locator('.red-ui-flow-node-error:not(.hide)').waitFor({ timeout: 5000 });
 
   await minBy.dblclick();
   await path.waitFor();
   await path.fill('since');
   await page.locator('#node-input-name').fill('');
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await page.waitForFunction("document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
   // Without a name the label shows the path (the label is redrawn after the edit).
   const label = minBy.locator('.red-ui-flow-node-label');
@@ -60,7 +60,7 @@ test('dd operator editors: palette, expression field by language, validation, pa
   assert.equal(await page.locator('#node-input-value-path').inputValue(), 'duration_minutes');
   await page.locator('#node-input-aggregate').selectOption('count');
   assert.equal(await page.locator('#node-input-value-path').isVisible(), false, 'no value fields for a count');
-  await page.locator('#node-dialog-cancel').click();
+  await closeTray(page, '#node-dialog-cancel');
 
   // dd-scan ("pair started/stopped"): the initial state is a JSON typed input; invalid JSON marks the node invalid.
   const scan = page.locator('g.red-ui-flow-node-group[id="5e77fb9b6f54bf74"]');
@@ -70,12 +70,12 @@ test('dd operator editors: palette, expression field by language, validation, pa
   assert.equal(await page.locator('#node-input-initial + .red-ui-typedInput-container .red-ui-typedInput-option-expand').count(), 1, 'a button opening the JSON editor');
   await page.evaluate("$('#node-input-initial').typedInput('value', '{\"open\": ')");
   await screenshot(page, 'dd-scan-editor');
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await scan.locator('.red-ui-flow-node-error:not(.hide)').waitFor({ timeout: 5000 });
   await scan.dblclick();
   await page.locator('#node-input-func-editor').waitFor();
   await page.evaluate("$('#node-input-initial').typedInput('value', '{}')");
-  await page.locator('#node-dialog-ok').click();
+  await closeTray(page);
   await page.waitForFunction("document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
   assert.deepEqual(pageErrors, []);
 });

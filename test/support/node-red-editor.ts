@@ -42,3 +42,12 @@ export function nodeRedEditor(name: string, args: readonly string[] = MACHINE_US
     },
   };
 }
+
+/**
+ * Clicks a node edit tray's Done (or Cancel) and waits until the tray is gone: while it slides
+ * out its fields are still in the page, and a tray opened meanwhile would be filled in through them.
+ */
+export async function closeTray(page: Page, button: '#node-dialog-ok' | '#node-dialog-cancel' = '#node-dialog-ok'): Promise<void> {
+  await page.locator(button).click();
+  await page.locator(button).waitFor({ state: 'detached' });
+}

@@ -13,6 +13,7 @@
  * keep the process alive) and terminated on return(), on abort, on error and at the end.
  */
 import { Worker } from 'node:worker_threads';
+import { LOWER_WORKER_PRIORITY_JS } from '../sqlite/background-thread';
 import { sqliteDriverPath } from '../sqlite/driver-path';
 import { EVENT_COLUMNS_ENCODER_JS, type EventColumnsPage } from './event-columns';
 
@@ -58,6 +59,7 @@ export interface PagePrefetchOptions {
  */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
+${LOWER_WORKER_PRIORITY_JS}
 ${EVENT_COLUMNS_ENCODER_JS}
 const { driver, file, pageSql, cursorSql, bounds, pageSize, pageBytes, maxStrings } = workerData;
 const encode = createEventColumnsEncoder(maxStrings);

@@ -7,6 +7,7 @@
  * on its own connection every `intervalMs`. The worker is unref'd: it never keeps a process alive.
  */
 import { Worker } from 'node:worker_threads';
+import { LOWER_WORKER_PRIORITY_JS } from './background-thread';
 import { sqliteDriverPath } from './driver-path';
 
 export interface WalCheckpointerOptions {
@@ -19,6 +20,7 @@ export interface WalCheckpointerOptions {
 /** Plain CommonJS run with eval (no TypeScript loader needed); posts {error} when it fails. */
 const WORKER_CODE = `
 const { parentPort, workerData } = require('node:worker_threads');
+${LOWER_WORKER_PRIORITY_JS}
 const { driver, file, intervalMs } = workerData;
 let db = null;
 let timer = null;

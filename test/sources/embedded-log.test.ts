@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
@@ -488,5 +488,31 @@ test('background checkpoints: appends do not checkpoint inline; a worker moves t
     await b.close();
     withWorker.cleanup();
     without.cleanup();
+  }
+});
+
+test('background workers (WAL checkpoints, read-ahead) run at a lower priority than the thread that computes', { skip: process.platform !== 'linux' && 'nice values are per thread only on Linux' }, async () => {
+  const niceOf = (task: string): number | null => {
+    try {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    } catch {
+      return null; // the thread ended meanwhile
+    }
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-nice-'));
+  const log = new EmbeddedLog(join(dir, 'log.sqlite')); // starts its checkpoint worker
+  try {
+    log.appendSync('a-0', [{ tags: ['t'], payload: 1 }]);
+    let lowered: string[] = [];
+    for (let i = 0; i < 100 && lowered.length === 0; i++) {
+      lowered = readdirSync('/proc/self/task').filter((t) => niceOf(t) === 10);
+      if (lowered.length === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(lowered.length >= 1, 'a worker thread runs at nice 10');
+    assert.equal(niceOf(String(process.pid)), 0, 'the main thread keeps its priority');
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

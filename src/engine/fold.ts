@@ -37,8 +37,8 @@ export interface FoldState {
   readonly entries: Entry[];
   readonly times: number[];
   maxTime: number;
-  /** What folding each input emitted (null: nothing), parallel to `entries`. */
-  readonly emitted: (readonly OutputPair[] | null)[];
+  /** What folding each input emitted, parallel to `entries`. */
+  readonly emitted: Emission[];
   /** Sorted by index; the first one is at index 0 and holds the initial state. */
   readonly checkpoints: Checkpoint[];
 }
@@ -62,7 +62,7 @@ export interface FoldPatch {
   /** Old emitted [start, rejoinedAt) are replaced by `emitted`. */
   readonly start: number;
   readonly rejoinedAt: number;
-  readonly emitted: readonly (readonly OutputPair[] | null)[];
+  readonly emitted: readonly Emission[];
   /** Old checkpoints [checkpointFrom, checkpointTo) are replaced by `checkpoints`; later ones move by the input shift. */
   readonly checkpointFrom: number;
   readonly checkpointTo: number;
@@ -101,13 +101,27 @@ export function checkpointAfter(checkpoints: readonly Checkpoint[], index: numbe
 }
 
 /** Flattens the emissions of inputs [from, to). */
-export function emissions(emitted: readonly (readonly OutputPair[] | null)[], from: number, to: number): OutputPair[] {
+export function emissions(emitted: readonly Emission[], from: number, to: number): OutputPair[] {
   const out: OutputPair[] = [];
   for (let i = from; i < to; i++) {
-    const e = emitted[i];
-    if (e !== null) for (const pair of e) out.push(pair);
+    const e = emitted[i] as Emission;
+    if (e === null) continue;
+    if (isPair(e)) out.push(e);
+    else for (let k = 0; k < e.length; k++) out.push(e[k] as OutputPair);
   }
   return out;
+}
+
+/**
+ * What folding one input emitted: nothing, one output pair, or a list of two or more. A single
+ * pair is kept without a list around it: most inputs emit at most one output, and every event
+ * of the retention window keeps its emission (less to allocate and to copy at collections).
+ */
+export type Emission = OutputPair | readonly OutputPair[] | null;
+
+/** A pair has its multiplicity (a number) second; a list has a pair there. */
+function isPair(e: OutputPair | readonly OutputPair[]): e is OutputPair {
+  return typeof e[1] === 'number';
 }
 
 /** A fold with no inputs. */
@@ -160,19 +174,19 @@ class FoldRun {
   /** How often the current input has been folded (an input with multiplicity n is folded n times). */
   private m = 0;
   private state: Value;
-  private readonly emitted: (readonly OutputPair[] | null)[] = [];
+  private readonly emitted: Emission[] = [];
   private readonly checkpoints: Checkpoint[] = [];
   private lastCheckpoint: number;
   /** The next old checkpoint that could be rejoined. */
   private oldCheckpoint: number;
-  private current: OutputPair[] | null = null;
+  private current: OutputPair | OutputPair[] | null = null;
   /** Emitted values are copied: a later step may change an object it emitted (part of its state). */
   private readonly emit = (output: Value, multiplicity = 1): void => {
     if (!Number.isInteger(multiplicity)) throw new TypeError(`emit: the multiplicity must be an integer, got ${String(multiplicity)}`);
     if (multiplicity === 0) return;
     const pair: OutputPair = [cloneValue(output, 'an emitted output'), multiplicity];
-    // A literal of one: `[]` then push would reserve room for 17 (most inputs emit at most one output).
-    if (this.current === null) this.current = [pair];
+    if (this.current === null) this.current = pair;
+    else if (isPair(this.current)) this.current = [this.current, pair];
     else this.current.push(pair);
   };
 

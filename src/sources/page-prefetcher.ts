@@ -110,10 +110,16 @@ try {
 `;
 
 const live = new Set<Worker>();
+let started = 0;
 
 /** Workers started and not yet exited (a test hook: none may be left behind). */
 export function liveReadAheadWorkers(): number {
   return live.size;
+}
+
+/** Workers started so far (a test hook: whether a read used one, whatever its worker's timing). */
+export function readAheadWorkersStarted(): number {
+  return started;
 }
 
 interface Waiter {
@@ -143,6 +149,7 @@ export class PagePrefetcher implements AsyncIterableIterator<EventColumnsPage, u
       workerData: { driver: sqliteDriverPath(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageBytes, maxStrings },
     });
     live.add(this.worker);
+    started++;
     this.exited = new Promise((resolve) =>
       this.worker.once('exit', (code) => {
         live.delete(this.worker);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
 import { decodePage, EmbeddedLog } from '../../src/sources/embedded-log';
 import { EventColumnsDecoder } from '../../src/sources/event-columns';
-import { liveReadAheadWorkers, PagePrefetcher } from '../../src/sources/page-prefetcher';
+import { liveReadAheadWorkers, PagePrefetcher, readAheadWorkersStarted } from '../../src/sources/page-prefetcher';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
@@ -305,23 +305,20 @@ function bigLog(file: string): void {
 async function subscribeStored(log: EmbeddedLog, query: string, lower: Record<string, number>): Promise<{ items: unknown[]; workersWhileReading: number }> {
   const abort = new AbortController();
   const items: unknown[] = [];
-  let workersWhileReading = 0;
+  const before = readAheadWorkersStarted();
   for await (const batch of log.subscribeBatches(query, lower, { signal: abort.signal })) {
-    workersWhileReading = Math.max(workersWhileReading, liveReadAheadWorkers());
     items.push(...batch);
     if (batch.some((i) => i.type === 'caughtUp')) abort.abort();
   }
-  return { items, workersWhileReading };
+  // Counted by starts: a worker that finished before a batch was looked at still counts.
+  return { items, workersWhileReading: readAheadWorkersStarted() - before };
 }
 
 async function queryAll(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<{ events: ActyxEvent[]; workersWhileReading: number }> {
   const events: ActyxEvent[] = [];
-  let workersWhileReading = 0;
-  for await (const batch of log.queryBatches(query, lower, upper)) {
-    workersWhileReading = Math.max(workersWhileReading, liveReadAheadWorkers());
-    events.push(...batch);
-  }
-  return { events, workersWhileReading };
+  const before = readAheadWorkersStarted();
+  for await (const batch of log.queryBatches(query, lower, upper)) events.push(...batch);
+  return { events, workersWhileReading: readAheadWorkersStarted() - before };
 }
 
 test('read-ahead: subscribe and bounded queries give the same results with and without the worker', async () => {

@@ -642,11 +642,11 @@ function isPermanentSinkError(e: unknown): boolean {
 /** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
 const HOLD_MS = 1000;
 
-/** The engine value of an event (the contract in docs/architecture.md). */
+/** A turn of the event loop, given to a long engine step (StepOptions.pause). */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * An event as the engine's input value. Sources hand over fresh plain objects with exactly the
+ * An event as the engine's input value (the contract in docs/architecture.md). Sources hand over fresh plain objects with exactly the
  * event's fields (parsed from the log's JSON or built by the Actyx client), and the engine never
  * changes a value: the event itself is the value, without a copy per event.
  */

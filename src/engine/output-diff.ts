@@ -14,7 +14,7 @@ export type OutputPair = readonly [value: Value, multiplicity: number];
 /** The change between two output lists, and the list to keep as the new previous outputs. */
 export interface OutputChange {
   /** `next − prev`, without zero diffs; consolidated unless it only adds (then a value may repeat). */
-  readonly diff: [Value, number][];
+  readonly diff: readonly OutputPair[];
   /**
    * `next` with its unchanged prefix and suffix taken from `prev`: keeping the already retained
    * objects instead of the function's fresh copies lets the copies die young (much less GC work).
@@ -64,7 +64,7 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[
   };
   // Only additions (new inputs appended): nothing can cancel, and whoever needs one entry per value
   // consolidates later (the graph's outputs, the sinks by row) — no hashing here.
-  if (p === pe) return { diff: kept.slice(p, added).map(([v, m]) => [v, m]), kept };
+  if (p === pe) return { diff: kept.slice(p, added), kept };
   for (let i = p; i < pe; i++) add(prev[i][0], -prev[i][1]);
   for (let i = p; i < added; i++) add(kept[i][0], kept[i][1]);
   return { diff: order.filter((x) => x[1] !== 0), kept };

@@ -27,13 +27,13 @@ interface ReduceGroup {
   stale: boolean;
 }
 
-type Attempt = { readonly ok: true; readonly outputs: readonly OutputPair[]; readonly diff: readonly [Value, number][] } | { readonly ok: false; readonly error: unknown };
+type Attempt = { readonly ok: true; readonly outputs: readonly OutputPair[]; readonly diff: readonly OutputPair[] } | { readonly ok: false; readonly error: unknown };
 
 interface Outcome {
   readonly key: Value;
   readonly inputs: SortedInputs;
   readonly outputs: readonly OutputPair[];
-  readonly diff: readonly [Value, number][];
+  readonly diff: readonly OutputPair[];
 }
 
 export class ReduceOperator extends UnaryOperator {

@@ -17,7 +17,7 @@ import { emptyColumns, pushGrouped } from '../columns';
 import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type StepFn } from '../fold';
 import { then, UnaryOperator } from '../operator';
 import { runPerGroup } from './per-group';
-import { diffOutputs } from '../output-diff';
+import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlder, mergeInputs, type Entry, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
@@ -32,14 +32,14 @@ interface ScanGroup {
   pendingCutoff: number | null;
 }
 
-type Attempt = { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly [Value, number][] } | { readonly ok: false; readonly error: unknown };
+type Attempt = { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly OutputPair[] } | { readonly ok: false; readonly error: unknown };
 
 /** A group's change: a patch to apply to `fold` in place at commit, or `fold` as it is (already changed, a private copy). */
 interface Outcome {
   readonly key: Value;
   readonly fold: FoldState;
   readonly patch: FoldPatch | null;
-  readonly diff: readonly [Value, number][];
+  readonly diff: readonly OutputPair[];
 }
 
 /** How many entries sort before `v` (strict = false: before or equal to it). */

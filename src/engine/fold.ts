@@ -41,6 +41,12 @@ export interface FoldState {
   readonly emitted: Emission[];
   /** Sorted by index; the first one is at index 0 and holds the initial state. */
   readonly checkpoints: Checkpoint[];
+  /**
+   * The state after the last input (never handed to a step: refolds start from a copy). Inputs
+   * appended after all others fold on from it instead of refolding up to `every` inputs from the
+   * last checkpoint — the common case: events arrive in causal order.
+   */
+  tail: Value;
 }
 
 /**
@@ -67,6 +73,8 @@ export interface FoldPatch {
   readonly checkpointFrom: number;
   readonly checkpointTo: number;
   readonly checkpoints: readonly Checkpoint[];
+  /** The new state after the last input, or null when the refold rejoined the old fold (then it is unchanged). */
+  readonly tail: Value | null;
 }
 
 export interface Refold {
@@ -126,12 +134,12 @@ function isPair(e: OutputPair | readonly OutputPair[]): e is OutputPair {
 
 /** A fold with no inputs. */
 export function emptyFold(initial: Value): FoldState {
-  return { entries: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }] };
+  return { entries: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }], tail: initial };
 }
 
 /** A copy whose arrays can be patched without touching `fold`. */
 export function copyFold(fold: FoldState): FoldState {
-  return { entries: fold.entries.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice() };
+  return { entries: fold.entries.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice(), tail: fold.tail };
 }
 
 /** Applies a refold's patch to the fold it was computed from, in place. */
@@ -146,6 +154,7 @@ export function applyPatch(fold: FoldState, patch: FoldPatch): void {
   const after = patch.checkpointFrom + patch.checkpoints.length;
   replaceRange(cps, patch.checkpointFrom, patch.checkpointTo, patch.checkpoints);
   if (shift !== 0) for (let c = after; c < cps.length; c++) cps[c] = { index: cps[c].index + shift, state: cps[c].state };
+  if (patch.tail !== null) fold.tail = patch.tail;
 }
 
 /** Replaces `arr[from, to)` by `items`, moving the tail once (no spread: items may be many). */
@@ -270,6 +279,8 @@ class FoldRun {
       checkpointFrom: plan.keptCheckpoints,
       checkpointTo: rejoin ?? old.checkpoints.length,
       checkpoints: this.checkpoints,
+      // Folded to the end: the running state is this run's own (checkpoints hold copies of it).
+      tail: rejoin === null ? this.state : null,
     };
   }
 }

@@ -179,6 +179,38 @@ describe('scan failures', () => {
     assert.throws(() => single<KV>((c) => c.groupBy((x) => x.k).scan(0, (s) => s, { checkpointEvery: 0 }).ungroup()), /checkpointEvery/);
   });
 
+  test('inputs appended after all others fold on from the last state: one step call each, whatever the checkpoint spacing', async () => {
+    let calls = 0;
+    const r = single<KV>((c) =>
+      c
+        .groupBy((x) => x.k)
+        .scan({ sum: 0 }, (s: { sum: number }, x: KV, emit) => {
+          calls++;
+          s.sum += x.v; // in place: the kept last state must be a copy the step never sees
+          emit({ sum: s.sum });
+          return s;
+        })
+        .ungroup(),
+    );
+    let expected = 0;
+    for (let v = 1; v <= 100; v++) {
+      calls = 0;
+      const out = show(await r.step([[{ k: 'a', v }, 1, v]]));
+      assert.equal(calls, 1, `appending input ${v} refolded ${calls - 1} earlier inputs`);
+      expected += v;
+      assert.deepEqual(out, [[{ sum: expected }, 1]]);
+    }
+    // A late input still refolds from its checkpoint: here every later sum changes, so all 101 inputs.
+    calls = 0;
+    const out = show(await r.step([[{ k: 'a', v: 0.5 }, 1, 101]]));
+    assert.equal(calls, 101);
+    // Every running sum moves by 0.5: 100 retracted, 101 new (0.5 first, 5050.5 last).
+    assert.equal(out.filter(([, d]) => d === -1).length, 100);
+    assert.equal(out.filter(([, d]) => d === 1).length, 101);
+    assert.ok(out.some(([o, d]) => d === 1 && (o as { sum: number }).sum === 0.5));
+    assert.ok(out.some(([o, d]) => d === 1 && (o as { sum: number }).sum === 5050.5));
+  });
+
   test('a late value in the middle of a long group changes only what it must', async () => {
     // A counter restarted at every multiple of 10: a late value changes the outputs up to the next restart only.
     const r = single<KV>((c) =>

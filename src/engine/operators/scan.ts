@@ -122,18 +122,21 @@ export class ScanOperator extends UnaryOperator {
       for (let i = last; i < old.length; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
     }
     const change: InputChange = { from: first, to: last, entries: region.entries, times: region.times, maxTime };
-    const kept = checkpointAfter(base.checkpoints, first);
-    const cp = base.checkpoints[kept - 1];
+    // Appended after every input: fold on from the state after the last one.
+    const append = first === old.length;
+    const kept = append ? base.checkpoints.length : checkpointAfter(base.checkpoints, first);
+    const start = append ? first : base.checkpoints[kept - 1].index;
     let result: MaybePromise<FoldPatch>;
     try {
-      result = refold({ fold: base, change, every: this.every, start: cp.index, state: cloneValue(cp.state), keptCheckpoints: kept, startCheckpoint: null }, key, this.step);
+      const state = cloneValue(append ? base.tail : base.checkpoints[kept - 1].state);
+      result = refold({ fold: base, change, every: this.every, start, state, keptCheckpoints: kept, startCheckpoint: null }, key, this.step);
     } catch (error) {
       return { ok: false, error };
     }
     const check = (patch: FoldPatch): Attempt => {
       try {
         // Validates the changed outputs too, while failure is still an option.
-        const diff = diffOutputs(emissions(base.emitted, cp.index, patch.rejoinedAt), emissions(patch.emitted, 0, patch.emitted.length)).diff;
+        const diff = diffOutputs(emissions(base.emitted, start, patch.rejoinedAt), emissions(patch.emitted, 0, patch.emitted.length)).diff;
         return { ok: true, patch, diff };
       } catch (error) {
         return { ok: false, error };

@@ -42,7 +42,11 @@ export async function readInBatches<T>(
   onBatch: (batch: T[], end: boolean) => Promise<void>,
 ): Promise<void> {
   const { batchSize, batchMs, signal, flushesBatch } = options;
-  let batch: T[] = [];
+  const limit = (): number => (typeof batchSize === 'number' ? batchSize : batchSize());
+  // Each batch is sized like the one before (growing by push would copy a 2,500-item catch-up batch
+  // several times; live batches of one event keep small arrays), trimmed at flush.
+  let batch: T[] = new Array<T>(16);
+  let count = 0;
   let timer: NodeJS.Timeout | null = null;
   let gate: Promise<void> = Promise.resolve();
   let busy = 0;
@@ -52,7 +56,9 @@ export async function readInBatches<T>(
     if (timer !== null) clearTimeout(timer);
     timer = null;
     const taken = batch;
-    batch = [];
+    taken.length = count;
+    batch = new Array<T>(Math.max(16, Math.min(count, limit())));
+    count = 0;
     busy++;
     gate = gate
       .then(() => (signal.aborted || gateError !== null ? undefined : onBatch(taken, end)))
@@ -78,18 +84,18 @@ export async function readInBatches<T>(
       // Indexed: an iterator here would allocate a result object per item (the loop awaits).
       for (let i = 0; i < chunk.length; i++) {
         const item = chunk[i] as T;
-        batch.push(item);
-        if (batch.length >= (typeof batchSize === 'number' ? batchSize : batchSize()) || (flushesBatch !== undefined && flushesBatch(item))) {
+        batch[count++] = item;
+        if (count >= limit() || (flushesBatch !== undefined && flushesBatch(item))) {
           await flush(false);
           checkGate();
           if (signal.aborted) break;
         }
       }
-      if (batch.length > 0 && timer === null) timer = setTimeout(() => void flush(false), batchMs);
+      if (count > 0 && timer === null) timer = setTimeout(() => void flush(false), batchMs);
     }
   } catch (e) {
     if (timer !== null) clearTimeout(timer);
-    if (!signal.aborted && batch.length > 0) await flush(false);
+    if (!signal.aborted && count > 0) await flush(false);
     await gate;
     checkGate();
     throw e;

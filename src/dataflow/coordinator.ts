@@ -322,11 +322,14 @@ class Coordinator implements RunningDataflow {
         },
         async (items) => {
           let caughtUp: OffsetMap | null = null;
-          const events: ActyxEvent[] = [];
-          for (const item of items) {
-            if (item.type === 'event') events.push(item.event);
+          const events = new Array<ActyxEvent>(items.length); // sized up front, trimmed below
+          let n = 0;
+          for (let i = 0; i < items.length; i++) {
+            const item = items[i] as SubscriptionItem;
+            if (item.type === 'event') events[n++] = item.event;
             else caughtUp = item.offsets;
           }
+          events.length = n;
           await this.fatalOnError(this.processBatch(events, caughtUp, current));
           if (caughtUp !== null) {
             // Also after a reconnect: "retrying" gives way to "live" even when no event follows.

@@ -46,6 +46,8 @@ interface Outcome {
 function position(entries: readonly Entry[], v: Value, strict: boolean): number {
   let lo = 0;
   let hi = entries.length;
+  // After every input (appending in causal order): one comparison instead of a binary search.
+  if (hi === 0 || compareValues(entries[hi - 1][0], v) < 0) return hi;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const c = compareValues(entries[mid][0], v);

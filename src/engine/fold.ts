@@ -12,7 +12,6 @@
  * and feed the garbage collector (live, one event per batch, that was most of the work).
  */
 import type { OutputPair } from './output-diff';
-import type { Entry } from './sorted-inputs';
 import { isThenable } from './step-context';
 import type { MaybePromise, Value } from './types';
 import { assertValue } from './value-check';
@@ -26,18 +25,19 @@ export const CHECKPOINT_EVERY = 32;
 export type StepFn = (state: Value, value: Value, emit: (output: Value, multiplicity?: number) => void, key: Value) => unknown;
 
 export interface Checkpoint {
-  /** The state before `entries[index]` was folded (a private copy). */
+  /** The state before input `index` was folded (a private copy). */
   readonly index: number;
   readonly state: Value;
 }
 
 /** A group's fold; changed in place by `applyPatch` only. */
 export interface FoldState {
-  /** The inputs, consolidated and sorted by value, with the time of each. */
-  readonly entries: Entry[];
+  /** The inputs, consolidated and sorted by value, as columns: value, multiplicity and time of each. */
+  readonly values: Value[];
+  readonly mults: number[];
   readonly times: number[];
   maxTime: number;
-  /** What folding each input emitted, parallel to `entries`. */
+  /** What folding each input emitted, parallel to the inputs. */
   readonly emitted: Emission[];
   /** Sorted by index; the first one is at index 0 and holds the initial state. */
   readonly checkpoints: Checkpoint[];
@@ -50,13 +50,14 @@ export interface FoldState {
 }
 
 /**
- * The inputs after a change, described against the old ones: old entries [from, to) are replaced
- * by `entries`. Old entry j ≥ to is new entry j + shift.
+ * The inputs after a change, described against the old ones: old inputs [from, to) are replaced
+ * by `values` (with `mults` and `times`). Old input j ≥ to is new input j + shift.
  */
 export interface InputChange {
   readonly from: number;
   readonly to: number;
-  readonly entries: readonly Entry[];
+  readonly values: readonly Value[];
+  readonly mults: readonly number[];
   readonly times: readonly number[];
   /** The new inputs' greatest time. */
   readonly maxTime: number;
@@ -134,19 +135,20 @@ function isPair(e: OutputPair | readonly OutputPair[]): e is OutputPair {
 
 /** A fold with no inputs. */
 export function emptyFold(initial: Value): FoldState {
-  return { entries: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }], tail: initial };
+  return { values: [], mults: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }], tail: initial };
 }
 
 /** A copy whose arrays can be patched without touching `fold`. */
 export function copyFold(fold: FoldState): FoldState {
-  return { entries: fold.entries.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice(), tail: fold.tail };
+  return { values: fold.values.slice(), mults: fold.mults.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice(), tail: fold.tail };
 }
 
 /** Applies a refold's patch to the fold it was computed from, in place. */
 export function applyPatch(fold: FoldState, patch: FoldPatch): void {
   const { inputs } = patch;
-  const shift = inputs.entries.length - (inputs.to - inputs.from);
-  replaceRange(fold.entries, inputs.from, inputs.to, inputs.entries);
+  const shift = inputs.values.length - (inputs.to - inputs.from);
+  replaceRange(fold.values, inputs.from, inputs.to, inputs.values);
+  replaceRange(fold.mults, inputs.from, inputs.to, inputs.mults);
   replaceRange(fold.times, inputs.from, inputs.to, inputs.times);
   fold.maxTime = inputs.maxTime;
   replaceRange(fold.emitted, patch.start, patch.rejoinedAt, patch.emitted);
@@ -159,6 +161,10 @@ export function applyPatch(fold: FoldState, patch: FoldPatch): void {
 
 /** Replaces `arr[from, to)` by `items`, moving the tail once (no spread: items may be many). */
 function replaceRange<T>(arr: T[], from: number, to: number, items: readonly T[]): void {
+  if (from === arr.length) {
+    for (let k = 0; k < items.length; k++) arr.push(items[k]); // appending (the common case)
+    return;
+  }
   const delta = items.length - (to - from);
   if (delta > 0) {
     const oldLength = arr.length;
@@ -206,9 +212,9 @@ class FoldRun {
   ) {
     this.old = plan.fold;
     this.change = plan.change;
-    this.shift = plan.change.entries.length - (plan.change.to - plan.change.from);
-    this.length = plan.fold.entries.length + this.shift;
-    this.changeEnd = plan.change.from + plan.change.entries.length;
+    this.shift = plan.change.values.length - (plan.change.to - plan.change.from);
+    this.length = plan.fold.values.length + this.shift;
+    this.changeEnd = plan.change.from + plan.change.values.length;
     this.i = plan.start;
     this.state = plan.state;
     if (plan.startCheckpoint !== null) this.checkpoints.push(plan.startCheckpoint);
@@ -216,11 +222,17 @@ class FoldRun {
     this.oldCheckpoint = checkpointAfter(plan.fold.checkpoints, plan.change.to - 1);
   }
 
-  /** New input i: before the change, in it, or after it. */
-  private entry(i: number): Entry {
-    if (i < this.change.from) return this.old.entries[i];
-    if (i < this.changeEnd) return this.change.entries[i - this.change.from];
-    return this.old.entries[i - this.shift];
+  /** New input i's value and multiplicity: before the change, in it, or after it. */
+  private value(i: number): Value {
+    if (i < this.change.from) return this.old.values[i];
+    if (i < this.changeEnd) return this.change.values[i - this.change.from];
+    return this.old.values[i - this.shift];
+  }
+
+  private multiplicity(i: number): number {
+    if (i < this.change.from) return this.old.mults[i];
+    if (i < this.changeEnd) return this.change.mults[i - this.change.from];
+    return this.old.mults[i - this.shift];
   }
 
   advance(): MaybePromise<FoldPatch> {
@@ -235,13 +247,9 @@ class FoldRun {
         }
         this.current = null;
       }
-      // Indexed, not destructured: array destructuring allocates an iterator in this loop.
-      const entry = this.entry(this.i);
-      const value = entry[0];
-      const multiplicity = entry[1];
-      if (this.m < multiplicity) {
+      if (this.m < this.multiplicity(this.i)) {
         this.m++;
-        const next = this.step(this.state, value, this.emit, this.key);
+        const next = this.step(this.state, this.value(this.i), this.emit, this.key);
         if (isThenable(next)) {
           return Promise.resolve(next).then((s) => {
             this.state = checkedState(s);
@@ -270,7 +278,7 @@ class FoldRun {
 
   private finish(rejoin: number | null): FoldPatch {
     const { plan, old } = this;
-    const rejoinedAt = rejoin === null ? old.entries.length : old.checkpoints[rejoin].index;
+    const rejoinedAt = rejoin === null ? old.values.length : old.checkpoints[rejoin].index;
     return {
       inputs: this.change,
       start: plan.start,

@@ -93,37 +93,120 @@ export function mergeInputs(base: SortedInputs, updates: SortedUpdates, from = 0
   }
   const e: Entry[] = [];
   const t: number[] = [];
-  maxTime = -Infinity;
+  maxTime = mergeSorted(
+    entries.length,
+    (i) => entries[i][0],
+    (i) => entries[i][1],
+    (i) => times[i],
+    updates,
+    from,
+    to,
+    (value, multiplicity, time, old) => {
+      e.push(old >= 0 ? entries[old] : Object.freeze([value, multiplicity] as const));
+      t.push(time);
+    },
+  );
+  return { entries: e, times: t, maxTime };
+}
+
+/**
+ * A group's inputs as parallel columns, sorted and consolidated like `SortedInputs` (how `scan`
+ * keeps them: no tuple per input, and appending is a copy of the updates' columns).
+ */
+export interface InputColumns {
+  readonly values: readonly Value[];
+  readonly mults: readonly number[];
+  readonly times: readonly number[];
+  readonly maxTime: number;
+}
+
+/** `base` with `updates` [from, to) added, as new arrays (inputs whose multiplicity becomes zero are dropped). */
+export function mergeColumns(base: InputColumns, updates: SortedUpdates, from: number, to: number): InputColumns {
+  const { values, mults, times } = base;
+  const n = values.length;
+  if (from < to && (n === 0 || compareValues(values[n - 1], updates.values[from]) < 0)) {
+    let maxTime = base.maxTime;
+    for (let j = from; j < to; j++) if (updates.times[j] > maxTime) maxTime = updates.times[j];
+    return { values: appended(values, updates.values, from, to), mults: appended(mults, updates.diffs, from, to), times: appended(times, updates.times, from, to), maxTime };
+  }
+  const v: Value[] = [];
+  const m: number[] = [];
+  const t: number[] = [];
+  const maxTime = mergeSorted(
+    n,
+    (i) => values[i],
+    (i) => mults[i],
+    (i) => times[i],
+    updates,
+    from,
+    to,
+    (value, multiplicity, time) => {
+      v.push(value);
+      m.push(multiplicity);
+      t.push(time);
+    },
+  );
+  return { values: v, mults: m, times: t, maxTime };
+}
+
+/** `old` followed by `added` [from, to), as a new array. */
+function appended<T>(old: readonly T[], added: readonly T[], from: number, to: number): T[] {
+  return old.length === 0 ? added.slice(from, to) : old.concat(added.slice(from, to));
+}
+
+/**
+ * Merges n sorted inputs (read through the accessors) with sorted updates [from, to): calls `out`
+ * for each resulting input in order (`old`: the index of an input that is unchanged, else -1) and
+ * returns their greatest time. Inputs whose multiplicity becomes zero are left out.
+ */
+function mergeSorted(
+  n: number,
+  valueAt: (i: number) => Value,
+  multAt: (i: number) => number,
+  timeAt: (i: number) => number,
+  updates: SortedUpdates,
+  from: number,
+  to: number,
+  out: (value: Value, multiplicity: number, time: number, old: number) => void,
+): number {
+  let maxTime = -Infinity;
   let i = 0;
   let j = from;
-  const add = (entry: Entry, time: number) => {
-    e.push(entry);
-    t.push(time);
-    if (time > maxTime) maxTime = time;
-  };
-  while (i < entries.length || j < to) {
-    const c = i === entries.length ? 1 : j === to ? -1 : compareValues(entries[i][0], updates.values[j]);
+  while (i < n || j < to) {
+    const c = i === n ? 1 : j === to ? -1 : compareValues(valueAt(i), updates.values[j]);
+    let time: number;
     if (c < 0) {
-      add(entries[i], times[i]);
+      time = timeAt(i);
+      out(valueAt(i), multAt(i), time, i);
       i++;
     } else if (c > 0) {
-      add(Object.freeze([updates.values[j], updates.diffs[j]] as const), updates.times[j]);
+      time = updates.times[j];
+      out(updates.values[j], updates.diffs[j], time, -1);
       j++;
     } else {
-      const mult = entries[i][1] + updates.diffs[j];
-      if (mult !== 0) add(Object.freeze([entries[i][0], mult] as const), Math.max(times[i], updates.times[j]));
+      const mult = multAt(i) + updates.diffs[j];
+      time = Math.max(timeAt(i), updates.times[j]);
+      const value = valueAt(i);
       i++;
       j++;
+      if (mult === 0) continue;
+      out(value, mult, time, -1);
     }
+    if (time > maxTime) maxTime = time;
   }
-  return { entries: e, times: t, maxTime };
+  return maxTime;
+}
+
+/** How many of the times are before `cutoff`. */
+function olderCount(times: readonly number[], cutoff: number): number {
+  let older = 0;
+  for (let i = 0; i < times.length; i++) if (times[i] < cutoff) older++;
+  return older;
 }
 
 /** The inputs whose time is at least `cutoff`, or null when none is older. */
 export function dropOlder(base: SortedInputs, cutoff: number): SortedInputs | null {
-  let older = 0;
-  for (const t of base.times) if (t < cutoff) older++;
-  if (older === 0) return null;
+  if (olderCount(base.times, cutoff) === 0) return null;
   const e: Entry[] = [];
   const t: number[] = [];
   let maxTime = -Infinity;
@@ -134,4 +217,19 @@ export function dropOlder(base: SortedInputs, cutoff: number): SortedInputs | nu
     if (base.times[i] > maxTime) maxTime = base.times[i];
   }
   return { entries: e, times: t, maxTime };
+}
+
+/** `dropOlder` for inputs kept as columns. */
+export function dropOlderColumns(base: InputColumns, cutoff: number): InputColumns | null {
+  if (olderCount(base.times, cutoff) === 0) return null;
+  const kept = { values: [] as Value[], mults: [] as number[], times: [] as number[], maxTime: -Infinity };
+  for (let i = 0; i < base.values.length; i++) {
+    const time = base.times[i];
+    if (time < cutoff) continue;
+    kept.values.push(base.values[i]);
+    kept.mults.push(base.mults[i]);
+    kept.times.push(time);
+    if (time > kept.maxTime) kept.maxTime = time;
+  }
+  return kept;
 }

@@ -18,7 +18,7 @@ import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emp
 import { then, UnaryOperator } from '../operator';
 import { runPerGroup } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
-import { dropOlder, mergeInputs, type Entry, type SortedUpdates } from '../sorted-inputs';
+import { dropOlderColumns, mergeColumns, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
@@ -42,15 +42,15 @@ interface Outcome {
   readonly diff: readonly OutputPair[];
 }
 
-/** How many entries sort before `v` (strict = false: before or equal to it). */
-function position(entries: readonly Entry[], v: Value, strict: boolean): number {
+/** How many inputs sort before `v` (strict = false: before or equal to it). */
+function position(values: readonly Value[], v: Value, strict: boolean): number {
   let lo = 0;
-  let hi = entries.length;
+  let hi = values.length;
   // After every input (appending in causal order): one comparison instead of a binary search.
-  if (hi === 0 || compareValues(entries[hi - 1][0], v) < 0) return hi;
+  if (hi === 0 || compareValues(values[hi - 1], v) < 0) return hi;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const c = compareValues(entries[mid][0], v);
+    const c = compareValues(values[mid], v);
     if (c < 0 || (!strict && c === 0)) lo = mid + 1;
     else hi = mid;
   }
@@ -109,10 +109,10 @@ export class ScanOperator extends UnaryOperator {
 
   /** Applies updates [from, to) to `base` (not changing it): refolds from the checkpoint before the first of them. */
   private attempt(key: Value, base: FoldState, updates: SortedUpdates, from: number, to: number): MaybePromise<Attempt> {
-    const old = base.entries;
+    const old = base.values;
     const first = position(old, updates.values[from], true);
     const last = position(old, updates.values[to - 1], false);
-    const region = mergeInputs({ entries: old.slice(first, last), times: base.times.slice(first, last), maxTime: -Infinity }, updates, from, to);
+    const region = mergeColumns({ values: old.slice(first, last), mults: base.mults.slice(first, last), times: base.times.slice(first, last), maxTime: -Infinity }, updates, from, to);
     let maxTime = base.maxTime;
     let removes = false;
     for (let j = from; j < to; j++) removes ||= updates.diffs[j] < 0;
@@ -123,7 +123,7 @@ export class ScanOperator extends UnaryOperator {
       for (let i = 0; i < first; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
       for (let i = last; i < old.length; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
     }
-    const change: InputChange = { from: first, to: last, entries: region.entries, times: region.times, maxTime };
+    const change: InputChange = { from: first, to: last, values: region.values, mults: region.mults, times: region.times, maxTime };
     // Appended after every input: fold on from the state after the last one.
     const append = first === old.length;
     const kept = append ? base.checkpoints.length : checkpointAfter(base.checkpoints, first);
@@ -165,10 +165,10 @@ export class ScanOperator extends UnaryOperator {
     let prefix = true;
     for (let i = 0; i < older && prefix; i++) prefix = fold.times[i] < cutoff;
     let change: InputChange;
-    if (prefix) change = { from: 0, to: older, entries: [], times: [], maxTime: older === fold.entries.length ? -Infinity : fold.maxTime };
+    if (prefix) change = { from: 0, to: older, values: [], mults: [], times: [], maxTime: older === fold.values.length ? -Infinity : fold.maxTime };
     else {
-      const kept = dropOlder(fold, cutoff) ?? fold;
-      change = { from: 0, to: fold.entries.length, entries: kept.entries, times: kept.times, maxTime: kept.maxTime };
+      const kept = dropOlderColumns(fold, cutoff) ?? fold;
+      change = { from: 0, to: fold.values.length, values: kept.values, mults: kept.mults, times: kept.times, maxTime: kept.maxTime };
     }
     const keep = (patch: FoldPatch): FoldState => {
       applyPatch(fold, patch);
@@ -191,7 +191,7 @@ export class ScanOperator extends UnaryOperator {
     for (const o of outcomes) {
       if (o === null) continue;
       if (o.patch !== null) applyPatch(o.fold, o.patch);
-      if (o.fold.entries.length === 0) this.groups.delete(o.key);
+      if (o.fold.values.length === 0) this.groups.delete(o.key);
       else {
         const g = this.groups.get(o.key);
         if (g) g.fold = o.fold;
@@ -214,7 +214,7 @@ export class ScanOperator extends UnaryOperator {
 
   stateSize(): number {
     let n = 0;
-    for (const g of this.groups.values()) n += g.fold.entries.length + g.fold.emitted.length + g.fold.checkpoints.length;
+    for (const g of this.groups.values()) n += g.fold.values.length + g.fold.emitted.length + g.fold.checkpoints.length;
     return n;
   }
 }

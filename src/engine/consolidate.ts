@@ -17,12 +17,10 @@ export function consolidate<T extends Value>(batch: Batch<T>): Update<T>[] {
     const value = batch[i][0];
     const diff = batch[i][1];
     const time = batch[i][2];
-    const acc = sums.get(value);
-    if (acc === undefined) {
-      const fresh: [T, number, number] = [value, diff, time];
-      sums.set(value, fresh);
-      order.push(fresh);
-    } else {
+    const fresh: [T, number, number] = [value, diff, time];
+    const acc = sums.addIfAbsent(value, fresh);
+    if (acc === undefined) order.push(fresh);
+    else {
       acc[1] += diff;
       if (time > acc[2]) acc[2] = time;
     }

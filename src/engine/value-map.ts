@@ -54,6 +54,27 @@ export class ValueMap<V> {
     this.compositeCount++;
   }
 
+  /** Adds `value` under `key` unless the key is present: returns the present value, or undefined after adding (one hash, not two). */
+  addIfAbsent(key: Value, value: V): V | undefined {
+    if (typeof key !== 'object' || key === null) {
+      const k = checkPrimitive(key);
+      const present = this.primitives.get(k);
+      if (present === undefined) this.primitives.set(k, value); // (values are never undefined)
+      return present;
+    }
+    const h = hashValue(key);
+    const bucket = this.composites.get(h);
+    if (bucket === undefined) {
+      this.composites.set(h, [{ key, value }]);
+      this.compositeCount++;
+      return undefined;
+    }
+    for (const slot of bucket) if (valueEquals(slot.key, key)) return slot.value;
+    bucket.push({ key, value });
+    this.compositeCount++;
+    return undefined;
+  }
+
   delete(key: Value): boolean {
     if (typeof key !== 'object' || key === null) return this.primitives.delete(key);
     const h = hashValue(key);

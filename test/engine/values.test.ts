@@ -133,6 +133,20 @@ describe('structural identity', () => {
     assert.equal(m.size, 4);
     assert.throws(() => m.set(NaN, 0), TypeError);
   });
+
+  test('ValueMap.addIfAbsent adds a missing key and returns the present value of a key it has (by structure)', () => {
+    const m = new ValueMap<string>();
+    assert.equal(m.addIfAbsent({ a: 1, b: [2] }, 'first'), undefined);
+    assert.equal(m.addIfAbsent({ b: [2], a: 1 }, 'second'), 'first');
+    assert.equal(m.addIfAbsent('k', 'p1'), undefined);
+    assert.equal(m.addIfAbsent('k', 'p2'), 'p1');
+    assert.equal(m.addIfAbsent(-0, 'zero'), undefined);
+    assert.equal(m.addIfAbsent(0, 'again'), 'zero');
+    assert.equal(m.size, 3);
+    assert.equal(m.get({ a: 1, b: [2] }), 'first');
+    assert.equal(m.get('k'), 'p1');
+    assert.throws(() => m.addIfAbsent(Infinity, 'x'), TypeError);
+  });
 });
 
 describe('consolidate', () => {

@@ -56,11 +56,34 @@ export interface Statement {
 }
 
 /** Collects parameters and hands out their placeholders. */
+/**
+ * A PostgreSQL array literal (`{"a",NULL,"b \\"c\\""}`, `{1,2}`) for an array parameter: what pg
+ * would send for the array, built without its per-element regular expressions and string copies
+ * (for a 5,000-row insert, 20,000 elements, pg's encoder took more main-thread time than the
+ * engine's steps). Strings are quoted (so `NULL` and `""` stay strings), `\` and `"` escaped;
+ * numbers, booleans and bigints are written as their `String` form, as pg does.
+ */
+export function arrayLiteral(values: readonly SqlValue[]): string {
+  let out = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i > 0) out += ',';
+    const v = values[i];
+    if (v === null || v === undefined) out += 'NULL';
+    else if (typeof v === 'string') out += '"' + (NEEDS_ESCAPE.test(v) ? v.replace(ESCAPED, '\\$&') : v) + '"';
+    else out += String(v);
+  }
+  return out + '}';
+}
+
+const NEEDS_ESCAPE = /[\\"]/;
+const ESCAPED = /[\\"]/g;
+
 class Params {
   readonly values: SqlParam[] = [];
   constructor(private readonly d: Dialect) {}
   add(v: SqlParam, cast?: string): string {
-    this.values.push(v);
+    // Array parameters exist only where the dialect takes them (PostgreSQL's unnest statements).
+    this.values.push(Array.isArray(v) ? arrayLiteral(v as readonly SqlValue[]) : v);
     const p = this.d.placeholder(this.values.length);
     return cast && this.d.castsValues ? `${p}::${cast}` : p;
   }

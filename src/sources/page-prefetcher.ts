@@ -37,9 +37,10 @@ export interface PagePrefetchOptions {
   /** The most rows a page may have; pages are made smaller to stay below `pageBytes`. */
   readonly pageSize: number;
   /**
-   * The size a page should stay below (default 64 Ki). A string above V8's largest regular object
-   * (128 KiB) is allocated in the large-object space: receiving a 400 KB page text (2000 bench
-   * events) cost ~2 ms, a 100 KB one ~15 µs. The worker sizes each page from the previous one.
+   * The characters a page's payload text should stay below (default 64 Ki). A string above V8's
+   * largest regular object (128 KiB) is allocated in the large-object space: receiving a 400 KB
+   * page text (2000 bench events as whole JSON) cost ~2 ms, a 100 KB one ~15 µs. The worker sizes
+   * each page from the previous one; the typed arrays do not count (they are transferred).
    */
   readonly pageBytes?: number;
   /** The size of pages read ahead of the consumer (default 8 Mi, about 100,000 small events). */
@@ -85,8 +86,9 @@ function pump() {
       parentPort.postMessage(columns, [columns.numbers.buffer, columns.refs.buffer]);
       if (next === undefined) finish(null);
       else cursor = next;
-      // The next page: as many rows as fit in pageBytes at this page's size per row.
-      rows = Math.max(1, Math.min(pageSize, Math.floor(rows * pageBytes / columns.size)));
+      // The next page: as many rows as keep its payload text within pageBytes at this page's
+      // characters per row (the typed arrays are transferred, not copied: they do not count).
+      rows = Math.max(1, Math.min(pageSize, Math.floor(rows * pageBytes / Math.max(1, columns.payloads.length))));
     }
   } catch (err) {
     finish({ error: String(err && err.message || err) });

@@ -1,8 +1,10 @@
 /**
  * Offset maps (`{stream: highest offset processed}`) as the coordinator uses them: a sink's
  * offsets say which events its table reflects, so comparing and advancing them is what makes
- * restart exact. A missing stream means "nothing of it yet" (Actyx offsets start at 0).
+ * restart exact. A missing stream means "nothing of it yet" (Actyx offsets start at 0). Any name
+ * is a stream, `toString` and `__proto__` included: see offset-map.ts for how maps are read.
  */
+import { offsetOf, offsetTable, setOffset, toOffsetMap, type OffsetTable } from '../sources/offset-map';
 import type { ActyxEvent, OffsetMap } from '../sources/types';
 
 /** True when `a` covers every event `b` covers (per stream a ≥ b). */
@@ -10,7 +12,7 @@ export function covers(a: OffsetMap, b: OffsetMap): boolean {
   for (const stream of Object.keys(b)) {
     const ob = b[stream];
     if (ob === undefined) continue;
-    const oa = a[stream];
+    const oa = offsetOf(a, stream);
     if (oa === undefined || oa < ob) return false;
   }
   return true;
@@ -26,8 +28,8 @@ export function mergeOffsets(a: OffsetMap, b: OffsetMap): OffsetMap {
   for (const stream of Object.keys(b)) {
     const o = b[stream];
     if (o === undefined) continue;
-    const cur = out[stream];
-    if (cur === undefined || cur < o) out[stream] = o;
+    const cur = offsetOf(out, stream);
+    if (cur === undefined || cur < o) setOffset(out, stream, o);
   }
   return out;
 }
@@ -38,7 +40,7 @@ export function eventsBetween(lower: OffsetMap, upper: OffsetMap): number {
   for (const stream of Object.keys(upper)) {
     const u = upper[stream];
     if (u === undefined) continue;
-    const l = lower[stream] ?? -1;
+    const l = offsetOf(lower, stream) ?? -1;
     if (u > l) n += u - l;
   }
   return n;
@@ -49,12 +51,12 @@ export function offsetsWeight(a: OffsetMap): number {
   return eventsBetween({}, a);
 }
 
-/** Mutable offset map that advances as events are read. */
+/** Mutable offset map that advances as events are read (a table: `advance` runs per event). */
 export class OffsetTracker {
-  private readonly map: Record<string, number>;
+  private readonly map: OffsetTable;
 
   constructor(start: OffsetMap) {
-    this.map = { ...start };
+    this.map = offsetTable(start);
   }
 
   advance(event: ActyxEvent): void {
@@ -73,6 +75,6 @@ export class OffsetTracker {
   }
 
   snapshot(): OffsetMap {
-    return { ...this.map };
+    return toOffsetMap(this.map);
   }
 }

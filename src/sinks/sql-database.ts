@@ -4,6 +4,7 @@
  * and error wrapping. The two database files only add connecting and their driver's calls.
  */
 import type { Batch } from '../engine/types';
+import { offsetOf, setOffset } from '../sources/offset-map';
 import type { OffsetMap } from '../sources/types';
 import type { RowChange, SinkDatabase, SinkState, SinkTransaction, SqlValue, TableSpec } from './types';
 import { compileTable, type CompiledTable } from './table-spec';
@@ -232,7 +233,7 @@ class SqlSinkTransaction implements SinkTransaction {
     const state = await this.db.step(table, async (): Promise<CachedState> => {
       const offsets: Record<string, number> = {};
       const exists = await this.exec.all(sql.tableExistsSql(this.d, table + '_offsets'));
-      if (exists.length) for (const r of await this.exec.all(sql.selectOffsetsSql(table))) offsets[String(r.stream)] = Number(r.offset);
+      if (exists.length) for (const r of await this.exec.all(sql.selectOffsetsSql(table))) setOffset(offsets, String(r.stream), Number(r.offset));
       const meta = await this.exec.all(sql.selectMetaSql(this.d, table));
       const m = meta[0];
       return {
@@ -248,8 +249,8 @@ class SqlSinkTransaction implements SinkTransaction {
   async writeState(spec: TableSpec, state: SinkState): Promise<void> {
     const table = spec.name;
     const before = await this.loadState(table);
-    const changed = Object.entries(state.offsets).filter(([s, o]) => before.offsets[s] !== o);
-    const removed = Object.keys(before.offsets).filter((s) => !(s in state.offsets));
+    const changed = Object.entries(state.offsets).filter(([s, o]) => offsetOf(before.offsets, s) !== o);
+    const removed = Object.keys(before.offsets).filter((s) => offsetOf(state.offsets, s) === undefined);
     const metaChanged = state.fingerprint !== before.fingerprint || state.watermark !== before.watermark;
     await this.db.step(table, async () => {
       const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;

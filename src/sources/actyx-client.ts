@@ -12,6 +12,7 @@ import { ActyxHttpError, httpError, manifestProblem, TokenProvider, type AppMani
 import { Backoff, type BackoffOptions } from './backoff';
 import { flattenBatches, sleep } from './batches';
 import { ndjsonLineBatches } from './ndjson';
+import { offsetOf, offsetTable, setOffset, toOffsetMap, type OffsetTable } from './offset-map';
 import type {
   ActyxEvent,
   EventSource,
@@ -353,12 +354,12 @@ export class ActyxClient implements EventSource {
 
   subscribeBatches(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
     const aql = parseQuery(query).aql;
-    const lower: Record<string, number> = { ...lowerBound };
+    const lower = offsetTable(lowerBound);
     const signal = options.signal ?? new AbortController().signal;
     let caughtUp = false;
     const handle = this.handleLines.bind(this);
     return this.resilient<readonly SubscriptionItem[]>('subscription', options, async function* (progress) {
-      for await (const lines of handle(lower, options, '/events/subscribe', { query: aql, lowerBound: { ...lower } }, signal)) {
+      for await (const lines of handle(lower, options, '/events/subscribe', { query: aql, lowerBound: toOffsetMap(lower) }, signal)) {
         const items: SubscriptionItem[] = [];
         for (const line of lines) {
           if (line.kind === 'event') items.push({ type: 'event', event: line.event });
@@ -378,7 +379,7 @@ export class ActyxClient implements EventSource {
    * One request's lines, parsed, with events at or below `lower` dropped and `lower` advanced past
    * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt.
    */
-  private async *handleLines(lower: Record<string, number>, options: SubscribeOptions, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<Line[], void, undefined> {
+  private async *handleLines(lower: OffsetTable, options: SubscribeOptions, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<Line[], void, undefined> {
     const report = reporter(options);
     for await (const raw of this.streamLines(path, body, signal)) {
       const lines: Line[] = [];
@@ -425,7 +426,7 @@ export class ActyxClient implements EventSource {
   async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
     const aql = parseQuery(query).aql;
     const signal = options.signal ?? new AbortController().signal;
-    const lower: Record<string, number> = { ...lowerBound };
+    const lower = offsetTable(lowerBound);
     let upper: Record<string, number> | null = null;
     let emptyEnds = 0;
     const client = this;
@@ -435,7 +436,7 @@ export class ActyxClient implements EventSource {
       upper ??= clampToPresent(upperBound, await client.presentOffsets());
       // Streams whose upper bound was reached need not be asked again.
       const open: Record<string, number> = {};
-      for (const [s, hi] of Object.entries(upper)) if ((lower[s] ?? -1) < hi) open[s] = hi;
+      for (const [s, hi] of Object.entries(upper)) if ((lower[s] ?? -1) < hi) setOffset(open, s, hi);
       if (Object.keys(open).length === 0) return 'complete';
       const request = { query: aql, order: 'asc', lowerBound: pick(lower, open), upperBound: open };
       let delivered = 0;
@@ -479,14 +480,17 @@ function reporter(options: SubscribeOptions): (d: SourceDiagnostic) => void {
 function clampToPresent(upper: OffsetMap, present: OffsetMap): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [stream, hi] of Object.entries(upper)) {
-    const p = present[stream];
-    if (p !== undefined) out[stream] = Math.min(hi, p);
+    const p = offsetOf(present, stream);
+    if (p !== undefined) setOffset(out, stream, Math.min(hi, p));
   }
   return out;
 }
 
-function pick(offsets: Record<string, number>, streams: Record<string, number>): Record<string, number> {
+function pick(offsets: OffsetTable, streams: OffsetMap): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const s of Object.keys(streams)) if (offsets[s] !== undefined) out[s] = offsets[s];
+  for (const s of Object.keys(streams)) {
+    const o = offsets[s];
+    if (o !== undefined) setOffset(out, s, o);
+  }
   return out;
 }

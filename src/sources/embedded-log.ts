@@ -2,7 +2,8 @@
  * The embedded event log: an Actyx-like event store in one SQLite file (better-sqlite3, WAL), so
  * that a fresh install works without an Actyx node.
  *
- * Semantics as in Actyx v2: several streams (`<nodeId>-<n>`), gapless offsets per stream starting
+ * Semantics as in Actyx v2: several streams (`<nodeId>-<n>`; `publishAs` takes any name, so bounds
+ * are read as offset-map.ts says), gapless offsets per stream starting
  * at 0, a Lamport clock (the next local event gets a stamp above every stamp seen), microsecond
  * timestamps, tags as a sorted set, an app id. `publishAs` appends to any stream with given
  * stamps, so tests and examples can play a device that was offline and delivers old-Lamport
@@ -20,6 +21,7 @@ import { matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { EventColumnsDecoder } from './event-columns';
+import { offsetOf, offsetTable, setOffset, type OffsetTable } from './offset-map';
 import { PagePrefetcher } from './page-prefetcher';
 import type {
   ActyxEvent,
@@ -362,13 +364,13 @@ export class EmbeddedLog implements EventSource {
 
   private readPresent(): Record<string, number> {
     const present: Record<string, number> = {};
-    for (const r of this.stmts.streams.all()) present[r.stream] = r.last_offset;
+    for (const r of this.stmts.streams.all()) setOffset(present, r.stream, r.last_offset);
     return present;
   }
 
 
   /** The events of a page that match and lie above `lower` (and, if given, at most `upper`). */
-  private select(events: readonly ActyxEvent[], parsed: ParsedQuery, lower: OffsetMap, upper?: OffsetMap): ActyxEvent[] {
+  private select(events: readonly ActyxEvent[], parsed: ParsedQuery, lower: OffsetTable, upper?: OffsetTable): ActyxEvent[] {
     const all = parsed.expr.kind === 'allEvents';
     const out: ActyxEvent[] = [];
     for (const event of events) {
@@ -384,7 +386,7 @@ export class EmbeddedLog implements EventSource {
   }
 
   /** The seq just before the first event any stream has above `lower`. */
-  private startSeq(lower: OffsetMap): number {
+  private startSeq(lower: OffsetTable): number {
     let start = this.maxSeq;
     for (const { stream } of this.stmts.streams.all()) {
       const lo = lower[stream];
@@ -399,14 +401,15 @@ export class EmbeddedLog implements EventSource {
    * a stream, so the first and last such event of each stream bound them), and how many such
    * events there are; null if there are none.
    */
-  private lamportRange(lower: OffsetMap, upper: OffsetMap): { lo: number; hi: number; events: number } | null {
+  private lamportRange(lower: OffsetTable, upper: OffsetTable): { lo: number; hi: number; events: number } | null {
     const present = this.readPresent();
     let lo = Infinity;
     let hi = -Infinity;
     let events = 0;
-    for (const [stream, up] of Object.entries(upper)) {
+    for (const stream of Object.keys(upper)) {
+      const up = upper[stream] as number;
       const first = (lower[stream] ?? -1) + 1;
-      const last = Math.min(up, present[stream] ?? -1);
+      const last = Math.min(up, offsetOf(present, stream) ?? -1);
       if (first > last) continue;
       const a = this.stmts.lamportOf.get(stream, first);
       const b = this.stmts.lamportOf.get(stream, last);
@@ -519,7 +522,7 @@ export class EmbeddedLog implements EventSource {
     const parsed = parseQuery(query);
     const { signal } = options;
     this.checkOpen();
-    const lower: OffsetMap = { ...lowerBound };
+    const lower = offsetTable(lowerBound);
     // One read snapshot: the stored part ends at `caughtUpSeq`, whose offsets the caughtUp reports.
     const { caughtUpSeq, present, start } = this.db.transaction(() => ({ caughtUpSeq: this.stmts.maxSeq.get()?.m ?? 0, present: this.readPresent(), start: this.startSeq(lower) }))();
     let cursor = start;
@@ -558,8 +561,8 @@ export class EmbeddedLog implements EventSource {
   async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
     const parsed = parseQuery(query);
     this.checkOpen();
-    const lower: OffsetMap = { ...lowerBound };
-    const upper: OffsetMap = { ...upperBound };
+    const lower = offsetTable(lowerBound);
+    const upper = offsetTable(upperBound);
     const range = this.lamportRange(lower, upper);
     if (!range) return;
     // Stream ids are non-empty, so (lamport, '', -1) is below every event with that lamport.

@@ -60,6 +60,28 @@ test('restart plan: chains become levels, incomparable offsets and changed finge
   );
 });
 
+test('restart plan: streams named like Object.prototype properties are compared as streams', () => {
+  // JSON.parse gives an own `__proto__` property, as offsets read back from a table or a message do.
+  const offsets = (json: string): Record<string, number> => JSON.parse(json) as Record<string, number>;
+  const sink = (id: string, json: string) => ({ id, state: { offsets: offsets(json), fingerprint: 'f', watermark: null }, fingerprint: 'f' });
+  const chain = planRestart([sink('low', '{"__proto__": 2}'), sink('high', '{"__proto__": 5, "toString": 1}'), sink('same', '{"toString": 1, "__proto__": 5}')]);
+  assert.deepEqual(chain.rebuild, []);
+  assert.deepEqual(
+    chain.levels.map((l) => [Object.entries(l.offsets).sort(), [...l.sinkIds].sort()]),
+    [
+      [[['__proto__', 2]], ['low']],
+      [[['__proto__', 5], ['toString', 1]], ['high', 'same']],
+    ],
+  );
+  // {constructor: 3} and {'a-0': 0} are incomparable: neither table reflects the other's events.
+  const apart = planRestart([sink('ctor', '{"constructor": 3}'), sink('other', '{"a-0": 0}')]);
+  assert.equal(apart.rebuild.length, 1);
+  assert.match(apart.rebuild[0]?.reason ?? '', /not comparable/);
+  assert.equal(covers({ 'a-0': 0 }, offsets('{"constructor": 0}')), false);
+  assert.equal(covers({}, offsets('{"__proto__": 0}')), false);
+  assert.equal(eventsBetween({}, offsets('{"constructor": 3, "__proto__": 1, "valueOf": 0}')), 4 + 2 + 1);
+});
+
 test('batcher: batches by size, flushes on marker items, ends with a final batch, keeps order', async () => {
   async function* chunks(): AsyncGenerator<readonly number[]> {
     yield [1, 2, 3];
@@ -188,7 +210,7 @@ test('a waiting commit joins later batches: changes appended in order, the newes
   commit.join([[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]], state: state(2) }]]], [['tap', [['t1', -1, 2], ['t2', 1, 2]]]], { 'a-0': 2 }, 5);
   assert.equal(commit.events, 15);
   assert.deepEqual(commit.offsets, { 'a-0': 2 });
-  const [[joinedDb, writes]] = commit.writes() as [[SinkDatabase, { changes: unknown; state: unknown }[]]];
+  const [[joinedDb, writes]] = commit.writes() as unknown as [[SinkDatabase, { changes: unknown; state: unknown }[]]];
   assert.equal(joinedDb, db);
   assert.deepEqual(writes[0]?.changes, [[{ m: 1, v: 'x' }, 1, 1], [{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]]);
   assert.deepEqual(writes[0]?.state, state(2));

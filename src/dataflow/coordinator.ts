@@ -9,6 +9,7 @@ import type { Batch, SkippedInput, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
 import { formatRfc3339Micros, parseQuery, printExpr, unionQuery } from '../sources/aql';
 import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../sources/types';
+import { offsetOf } from '../sources/offset-map';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { SinkDatabase, SinkState } from '../sinks/types';
 import { catchUpBatchSize, chunksOf, readInBatches } from './batcher';
@@ -274,7 +275,7 @@ class Coordinator implements RunningDataflow {
   private warnIfAhead(levels: readonly Level[], sinks: readonly SinkMember[]): void {
     for (const level of levels) {
       if (covers(this.present, level.offsets)) continue;
-      const streams = Object.keys(level.offsets).filter((s) => (level.offsets[s] as number) > (this.present[s] ?? -1));
+      const streams = Object.keys(level.offsets).filter((s) => (level.offsets[s] as number) > (offsetOf(this.present, s) ?? -1));
       for (const id of level.sinkIds) {
         const sink = sinks.find((s) => s.id === id);
         const message = `table ${sink?.table.name ?? id} reflects events the event source does not have (${streams.slice(0, 3).join(', ')}${streams.length > 3 ? ', …' : ''}): was the event log replaced or reset? Change the db-sink's version to rebuild the table from the current log.`;

@@ -20,6 +20,7 @@ export { dashboardTable, usageTable };
 import type { RowChange, SinkDatabase, TableSpec } from '../../src/sinks/types';
 import type { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent, EventSource, OffsetMap } from '../../src/sources/types';
+import { setOffset } from '../../src/sources/offset-map';
 
 export function tempDir(prefix = 'deltaflow-dataflow-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -291,7 +292,7 @@ function offsetRows(rows: readonly Record<string, unknown>[]): OffsetMap {
   const out: Record<string, number> = {};
   for (const r of rows) {
     const vals = Object.values(r);
-    out[String(vals[0])] = Number(vals[1]);
+    setOffset(out, String(vals[0]), Number(vals[1]));
   }
   return out;
 }

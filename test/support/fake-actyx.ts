@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { parseQuery } from '../../src/sources/aql';
 import { EmbeddedLog, type PublishAsOptions, type PublishAsRequest } from '../../src/sources/embedded-log';
 import type { OffsetMap, PublishedEvent, PublishRequest } from '../../src/sources/types';
+import { offsetOf } from '../../src/sources/offset-map';
 
 /** What happens to one streaming response after it has written `afterEvents` events. */
 export interface StreamFault {
@@ -223,7 +224,7 @@ export class FakeActyx {
       if (!['asc', 'desc', 'stream-asc'].includes(json.order as string)) return sendError(res, 400, 'ERR_BAD_REQUEST', 'order is required');
       upperBound = (json.upperBound as OffsetMap | undefined) ?? present;
       for (const [stream, hi] of Object.entries(upperBound)) {
-        if (hi > (present[stream] ?? -1)) return sendError(res, 400, 'ERR_BAD_REQUEST', `upper bound ${stream}/${hi} is beyond the present`);
+        if (hi > (offsetOf(present, stream) ?? -1)) return sendError(res, 400, 'ERR_BAD_REQUEST', `upper bound ${stream}/${hi} is beyond the present`);
       }
     }
     this.streamRequests.push({ path, query, lowerBound, ...(upperBound ? { upperBound } : {}) });

@@ -341,6 +341,29 @@ export function printExpr(expr: TagExpr): string {
  * Parses `FROM <tag expression> [END]` or a plain tag expression (where tags may also be bare
  * words). Throws `AqlSyntaxError` (with position and reason) for anything else.
  */
+/**
+ * A timestamp every event matching `expr` has at least (from its `TIME >`/`TIME >=` conditions
+ * that must hold), or null when the expression implies none. Lets a store skip what is older.
+ */
+export function earliestTimestamp(expr: TagExpr): number | null {
+  switch (expr.kind) {
+    case 'time':
+      return expr.op === '>' || expr.op === '>=' ? expr.micros : null;
+    case 'and': {
+      const l = earliestTimestamp(expr.left);
+      const r = earliestTimestamp(expr.right);
+      return l === null ? r : r === null ? l : Math.max(l, r);
+    }
+    case 'or': {
+      const l = earliestTimestamp(expr.left);
+      const r = earliestTimestamp(expr.right);
+      return l === null || r === null ? null : Math.min(l, r);
+    }
+    default:
+      return null;
+  }
+}
+
 export function parseQuery(text: string): ParsedQuery {
   if (typeof text !== 'string') throw new AqlSyntaxError('the query must be a string', String(text), 0);
   const tokens = tokenize(text);

@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
-import { matchesEvent, parseQuery, type ParsedQuery } from './aql';
+import { earliestTimestamp, matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { EventColumnsDecoder } from './event-columns';
@@ -128,6 +128,14 @@ export function decodePage(text: string, order: 'seq' | 'key'): { events: ActyxE
   return { events, lastSeq: seqs[n - 1]! };
 }
 
+/**
+ * An event's timestamp as SQL (NULL for a row that is not JSON, so that indexing never fails).
+ * Indexed with the Lamport stamp: a query with a `TIME >` condition (a replay of the retention
+ * window) starts at the least Lamport stamp of the events recent enough, found in the index,
+ * instead of reading the whole history to filter it. Queries must use this exact text.
+ */
+const EVENT_TIMESTAMP = `(CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END)`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deltaflow_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deltaflow_log_streams (
@@ -144,6 +152,7 @@ CREATE TABLE IF NOT EXISTS deltaflow_log_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deltaflow_log_events_stream_offset ON deltaflow_log_events (stream, "offset");
 CREATE INDEX IF NOT EXISTS deltaflow_log_events_key ON deltaflow_log_events (lamport, stream, "offset");
+CREATE INDEX IF NOT EXISTS deltaflow_log_events_time ON deltaflow_log_events (${EVENT_TIMESTAMP}, lamport);
 `;
 
 /** Rows per multi-row INSERT when appending a batch. */
@@ -198,6 +207,7 @@ export class EmbeddedLog implements EventSource {
     page: Database.Statement<[number, number, number], string | null>;
     keyPage: Database.Statement<[number, string, number, number, number], string | null>;
     lamportOf: Database.Statement<[string, number], { lamport: number }>;
+    firstLamportSince: Database.Statement<[number], { m: number | null }>;
     seqOf: Database.Statement<[string, number], { seq: number }>;
     maxSeq: Database.Statement<[], { m: number | null }>;
     streams: Database.Statement<[], { stream: string; last_offset: number }>;
@@ -229,6 +239,8 @@ export class EmbeddedLog implements EventSource {
         page: db.prepare<[number, number, number], string | null>(SEQ_PAGE).pluck(),
         keyPage: db.prepare<[number, string, number, number, number], string | null>(KEY_PAGE).pluck(),
         lamportOf: db.prepare(`SELECT lamport FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
+        // INDEXED BY: left to itself the planner walks the key index and parses every event.
+        firstLamportSince: db.prepare(`SELECT min(lamport) AS m FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE ${EVENT_TIMESTAMP} >= ?`),
         seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
         streams: db.prepare('SELECT stream, last_offset FROM deltaflow_log_streams'),
@@ -565,8 +577,18 @@ export class EmbeddedLog implements EventSource {
     const upper = offsetTable(upperBound);
     const range = this.lamportRange(lower, upper);
     if (!range) return;
+    let lo = range.lo;
+    const since = earliestTimestamp(parsed.expr);
+    if (since !== null) {
+      // Events older than the query's TIME bound cannot match: start at the least Lamport stamp
+      // of those that are not (late events with old timestamps do not lower it; the query's
+      // condition still decides each event).
+      const first = this.stmts.firstLamportSince.get(since)?.m ?? null;
+      if (first === null || first > range.hi) return;
+      if (first > lo) lo = first;
+    }
     // Stream ids are non-empty, so (lamport, '', -1) is below every event with that lamport.
-    const stored: StoredRange = { order: 'key', after: [range.lo, '', -1], maxLamport: range.hi };
+    const stored: StoredRange = { order: 'key', after: [lo, '', -1], maxLamport: range.hi };
     for await (const page of this.storedPages(stored, range.events, options.signal)) {
       const events = this.select(page, parsed, lower, upper);
       if (events.length > 0) yield events;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AqlSyntaxError, formatRfc3339Micros, matchesEvent, parseQuery, parseRfc3339Micros, printExpr, unionQuery, type TagExpr } from '../../src/sources/aql';
+import { earliestTimestamp, AqlSyntaxError, formatRfc3339Micros, matchesEvent, parseQuery, parseRfc3339Micros, printExpr, unionQuery, type TagExpr } from '../../src/sources/aql';
 import type { ActyxEvent } from '../../src/sources/types';
 
 function ev(tags: string[], extra: Partial<ActyxEvent> = {}): ActyxEvent {
@@ -177,4 +177,19 @@ test('property: unionQuery matches an event iff one of its queries does', () => 
     }),
     { numRuns: 500 },
   );
+});
+
+test('earliestTimestamp: the least timestamp a matching event can have, from TIME conditions that must hold', () => {
+  const at = (q: string) => earliestTimestamp(parseQuery(q).expr);
+  const t1 = '2024-01-01T00:00:00Z';
+  const t2 = '2024-06-01T00:00:00Z';
+  const micros = (t: string) => Date.parse(t) * 1000;
+  assert.equal(at(`FROM 'a'`), null);
+  assert.equal(at(`FROM 'a' & TIME > ${t1}`), micros(t1));
+  assert.equal(at(`FROM 'a' & TIME >= ${t1}`), micros(t1));
+  assert.equal(at(`FROM 'a' & TIME < ${t1}`), null);
+  assert.equal(at(`FROM TIME > ${t1} & TIME > ${t2}`), micros(t2), 'both must hold: the later one');
+  assert.equal(at(`FROM (TIME > ${t1} & 'a') | (TIME > ${t2} & 'b')`), micros(t1), 'either may hold: the earlier one');
+  assert.equal(at(`FROM TIME > ${t2} | 'b'`), null, "'b' alone needs no time");
+  assert.equal(at(`FROM ('a' | 'b') & TIME > ${t2}`), micros(t2));
 });

@@ -136,6 +136,9 @@ export function decodePage(text: string, order: 'seq' | 'key'): { events: ActyxE
  */
 const EVENT_TIMESTAMP = `(CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END)`;
 
+/** Added by a later version: a log it cannot be written to (read-only file) works without it. */
+const TIME_INDEX = `CREATE INDEX IF NOT EXISTS deltaflow_log_events_time ON deltaflow_log_events (${EVENT_TIMESTAMP}, lamport)`;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS deltaflow_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deltaflow_log_streams (
@@ -152,7 +155,6 @@ CREATE TABLE IF NOT EXISTS deltaflow_log_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deltaflow_log_events_stream_offset ON deltaflow_log_events (stream, "offset");
 CREATE INDEX IF NOT EXISTS deltaflow_log_events_key ON deltaflow_log_events (lamport, stream, "offset");
-CREATE INDEX IF NOT EXISTS deltaflow_log_events_time ON deltaflow_log_events (${EVENT_TIMESTAMP}, lamport);
 `;
 
 /** Rows per multi-row INSERT when appending a batch. */
@@ -207,7 +209,8 @@ export class EmbeddedLog implements EventSource {
     page: Database.Statement<[number, number, number], string | null>;
     keyPage: Database.Statement<[number, string, number, number, number], string | null>;
     lamportOf: Database.Statement<[string, number], { lamport: number }>;
-    firstLamportSince: Database.Statement<[number], { m: number | null }>;
+    /** Null when the log has no time index (it could not be created). */
+    firstLamportSince: Database.Statement<[number], { m: number | null }> | null;
     seqOf: Database.Statement<[string, number], { seq: number }>;
     maxSeq: Database.Statement<[], { m: number | null }>;
     streams: Database.Statement<[], { stream: string; last_offset: number }>;
@@ -235,12 +238,18 @@ export class EmbeddedLog implements EventSource {
       this.db.pragma('busy_timeout = 5000');
       this.db.exec(SCHEMA);
       const db = this.db;
+      let timeIndex = true;
+      try {
+        db.exec(TIME_INDEX);
+      } catch {
+        timeIndex = false; // e.g. a read-only file of an older version: TIME queries read the whole range
+      }
       this.stmts = {
         page: db.prepare<[number, number, number], string | null>(SEQ_PAGE).pluck(),
         keyPage: db.prepare<[number, string, number, number, number], string | null>(KEY_PAGE).pluck(),
         lamportOf: db.prepare(`SELECT lamport FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         // INDEXED BY: left to itself the planner walks the key index and parses every event.
-        firstLamportSince: db.prepare(`SELECT min(lamport) AS m FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE ${EVENT_TIMESTAMP} >= ?`),
+        firstLamportSince: timeIndex ? db.prepare(`SELECT min(lamport) AS m FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE ${EVENT_TIMESTAMP} >= ?`) : null,
         seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
         streams: db.prepare('SELECT stream, last_offset FROM deltaflow_log_streams'),
@@ -579,7 +588,7 @@ export class EmbeddedLog implements EventSource {
     if (!range) return;
     let lo = range.lo;
     const since = earliestTimestamp(parsed.expr);
-    if (since !== null) {
+    if (since !== null && this.stmts.firstLamportSince !== null) {
       // Events older than the query's TIME bound cannot match: start at the least Lamport stamp
       // of those that are not (late events with old timestamps do not lower it; the query's
       // condition still decides each event).

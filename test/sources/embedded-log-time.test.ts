@@ -90,3 +90,31 @@ test('the log has the time index, and a TIME-bounded count of the window is answ
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a log written before the time index gets it when opened, and TIME queries then use it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-time-'));
+  const file = join(dir, 'events.sqlite');
+  try {
+    const old = new EmbeddedLog(file, { foreignWritePollMs: 0 });
+    old.appendSync('a-0', [{ tags: ['x'], payload: 1 }, { tags: ['x'], payload: 2 }], { timestamp: BASE, lamport: 1 });
+    old.appendSync('b-0', [{ tags: ['x'], payload: 3 }], { timestamp: BASE + 5_000_000, lamport: 10 });
+    await old.close();
+    const raw = new Database(file);
+    raw.exec('DROP INDEX deltaflow_log_events_time'); // as an older version left it
+    raw.close();
+    const log = new EmbeddedLog(file, { foreignWritePollMs: 0 });
+    try {
+      const check = new Database(file, { readonly: true });
+      const names = check.prepare(`SELECT name FROM sqlite_master WHERE type = 'index'`).pluck().all();
+      check.close();
+      assert.ok(names.includes('deltaflow_log_events_time'), JSON.stringify(names));
+      const present = await log.presentOffsets();
+      const recent = await all(log, `FROM 'x' & TIME > ${formatRfc3339Micros(BASE + 1)}`, {}, present);
+      assert.deepEqual(recent.map(id), ['b-0/0']);
+    } finally {
+      await log.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

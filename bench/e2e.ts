@@ -43,7 +43,7 @@ const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipelin
 const BATCH = intEnv('BENCH_BATCH', 10_000);
 /** Catch-up steps: the coordinator's default (10× the live batch size, at most 50,000) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
-const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 4, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
+const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 16, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];

@@ -13,7 +13,7 @@ import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** Defaults: live batches close after 5 ms (latency); catch-up steps are 10× `batchSize`, at most 2,500 (see `catchUpBatchSize`). */
-export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 4, retentionMicros: null, onError: 'skip' };
+export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 16, retentionMicros: null, onError: 'skip' };
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
 type Unit = (typeof UNITS)[number];

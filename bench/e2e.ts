@@ -9,7 +9,7 @@
  *
  * Environment: BENCH_USAGE (scan: the pairing as dd-scan's incremental fold; reduce: the seed's
  * reduce — the other one is run once more for comparison), BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_RETENTION_DAYS (2), BENCH_BATCH
- * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 50,000), BENCH_BATCH_MS (5),
+ * (10,000), BENCH_CATCH_UP_BATCH (the coordinator's default: 2,500), BENCH_BATCH_MS (5),
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
@@ -41,7 +41,7 @@ const WITH_PG = process.env.BENCH_PG !== '0';
 const USAGE = process.env.BENCH_USAGE === 'reduce' ? 'reduce' : 'scan';
 const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipeline : usagePipeline);
 const BATCH = intEnv('BENCH_BATCH', 10_000);
-/** Catch-up steps: the coordinator's default (10× the live batch size, at most 50,000) unless BENCH_CATCH_UP_BATCH is set. */
+/** Catch-up steps: the coordinator's default (10× the live batch size, at most 2,500) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
 const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 16, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
 

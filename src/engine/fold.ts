@@ -222,17 +222,11 @@ class FoldRun {
     this.oldCheckpoint = checkpointAfter(plan.fold.checkpoints, plan.change.to - 1);
   }
 
-  /** New input i's value and multiplicity: before the change, in it, or after it. */
-  private value(i: number): Value {
-    if (i < this.change.from) return this.old.values[i];
-    if (i < this.changeEnd) return this.change.values[i - this.change.from];
-    return this.old.values[i - this.shift];
-  }
-
-  private multiplicity(i: number): number {
-    if (i < this.change.from) return this.old.mults[i];
-    if (i < this.changeEnd) return this.change.mults[i - this.change.from];
-    return this.old.mults[i - this.shift];
+  /** New input i's entry in one column (values or multiplicities): before the change, in it, or after it. */
+  private input<T>(i: number, old: readonly T[], changed: readonly T[]): T {
+    if (i < this.change.from) return old[i] as T;
+    if (i < this.changeEnd) return changed[i - this.change.from] as T;
+    return old[i - this.shift] as T;
   }
 
   advance(): MaybePromise<FoldPatch> {
@@ -247,9 +241,9 @@ class FoldRun {
         }
         this.current = null;
       }
-      if (this.m < this.multiplicity(this.i)) {
+      if (this.m < this.input(this.i, this.old.mults, this.change.mults)) {
         this.m++;
-        const next = this.step(this.state, this.value(this.i), this.emit, this.key);
+        const next = this.step(this.state, this.input(this.i, this.old.values, this.change.values), this.emit, this.key);
         if (isThenable(next)) {
           return Promise.resolve(next).then((s) => {
             this.state = checkedState(s);

@@ -198,7 +198,7 @@ function mergeSorted(
 }
 
 /** How many of the times are before `cutoff`. */
-function olderCount(times: readonly number[], cutoff: number): number {
+export function olderCount(times: readonly number[], cutoff: number): number {
   let older = 0;
   for (let i = 0; i < times.length; i++) if (times[i] < cutoff) older++;
   return older;

@@ -55,7 +55,6 @@ export interface Statement {
   readonly params: SqlParam[];
 }
 
-/** Collects parameters and hands out their placeholders. */
 /**
  * A PostgreSQL array literal (`{"a",NULL,"b \\"c\\""}`, `{1,2}`) for an array parameter: what pg
  * would send for the array, built without its per-element regular expressions and string copies
@@ -78,6 +77,7 @@ export function arrayLiteral(values: readonly SqlValue[]): string {
 const NEEDS_ESCAPE = /[\\"]/;
 const ESCAPED = /[\\"]/g;
 
+/** Collects parameters and hands out their placeholders. */
 class Params {
   readonly values: SqlParam[] = [];
   constructor(private readonly d: Dialect) {}

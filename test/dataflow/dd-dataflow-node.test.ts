@@ -94,6 +94,7 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
   assert.deepEqual(ok.problems, []);
   const bad = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', batchSize: '-3', maxInFlight: 'many', retention: 'x' });
   assert.equal(bad.settings.batchSize, 10000);
+  assert.equal(bad.settings.maxInFlight, 16, 'In flight defaults to 16 (the help text says so)');
   assert.equal(bad.settings.retentionMicros, null);
   assert.equal(bad.problems.length, 3);
   assert.match(bad.problems[0] ?? '', /batchSize must be a whole number/);

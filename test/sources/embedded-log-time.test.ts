@@ -118,3 +118,23 @@ test('a log written before the time index gets it when opened, and TIME queries 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a TIME-bounded query does not read the events before its window (a corrupt old row goes unnoticed, unlike in the unbounded query)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-time-'));
+  const file = join(dir, 'events.sqlite');
+  const log = new EmbeddedLog(file, { foreignWritePollMs: 0, readAhead: false });
+  try {
+    log.appendSync('a-0', [{ tags: ['x'], payload: 'old' }], { timestamp: BASE, lamport: 1 });
+    log.appendSync('a-0', [{ tags: ['x'], payload: 'new' }], { timestamp: BASE + 10_000_000, lamport: 5 });
+    const raw = new Database(file);
+    raw.prepare(`UPDATE deltaflow_log_events SET event = 'not json' WHERE stream = 'a-0' AND "offset" = 0`).run();
+    raw.close();
+    const present = await log.presentOffsets();
+    const recent = await all(log, `FROM 'x' & TIME > ${formatRfc3339Micros(BASE + 1)}`, {}, present);
+    assert.deepEqual(recent.map((e) => e.payload), ['new']);
+    await assert.rejects(all(log, `FROM 'x'`, {}, present), 'the unbounded query reads the corrupt row');
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -18,7 +18,7 @@ import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emp
 import { then, UnaryOperator } from '../operator';
 import { runPerGroup } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
-import { dropOlderColumns, mergeColumns, type SortedUpdates } from '../sorted-inputs';
+import { dropOlderColumns, mergeColumns, olderCount, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
@@ -159,8 +159,7 @@ export class ScanOperator extends UnaryOperator {
     const fold = group.fold;
     const cutoff = group.pendingCutoff as number;
     group.pendingCutoff = null;
-    let older = 0;
-    for (const t of fold.times) if (t < cutoff) older++;
+    const older = olderCount(fold.times, cutoff);
     if (older === 0) return fold;
     let prefix = true;
     for (let i = 0; i < older && prefix; i++) prefix = fold.times[i] < cutoff;

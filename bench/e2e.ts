@@ -13,6 +13,7 @@
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
+import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,8 @@ const WITH_PG = process.env.BENCH_PG !== '0';
 /** The usage view as the seed's `reduce` (recomputes a touched machine's window per batch) or as an incremental `scan` (dd-scan). */
 const USAGE = process.env.BENCH_USAGE === 'reduce' ? 'reduce' : 'scan';
 const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipeline : usagePipeline);
+/** Set (to the file) in the child process that only generates the log. */
+const GENERATE_ONLY = 'BENCH_GENERATE_ONLY';
 const BATCH = intEnv('BENCH_BATCH', 10_000);
 /** Catch-up steps: the coordinator's default (10× the live batch size, at most 2,500) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
@@ -105,32 +108,37 @@ function benchListener(): DataflowListener & { onCommit: ((offsets: OffsetMap) =
 
 // ---- the log -------------------------------------------------------------------------------
 
+/** Writes the generated history to `file` (run in a child process, see openLog). */
+async function generateLog(file: string): Promise<void> {
+  const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
+  const t0 = performance.now();
+  const events = generateDrillEvents({ count: EVENTS, machines: MACHINES });
+  // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
+  // Lamport order at that granularity, with few transactions.
+  for (let i = 0; i < events.length; i += 10_000) {
+    const byStream = new Map<string, DrillEvent[]>();
+    for (const e of events.slice(i, i + 10_000)) {
+      const list = byStream.get(e.stream) ?? [];
+      list.push(e);
+      byStream.set(e.stream, list);
+    }
+    for (const [stream, list] of byStream) {
+      log.appendSync(stream, list.map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp, appId: e.appId })));
+    }
+  }
+  await log.close();
+  renameSync(`${file}.tmp`, file);
+  console.log(`  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
 /** The generated log, cached between runs; the benchmark works on a copy (the live part appends to it). */
 async function openLog(workDir: string): Promise<EmbeddedLog> {
   const dir = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `drill-${EVENTS}-${MACHINES}.sqlite`);
-  if (!existsSync(file)) {
-    const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
-    const t0 = performance.now();
-    const events = generateDrillEvents({ count: EVENTS, machines: MACHINES });
-    // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
-    // Lamport order at that granularity, with few transactions.
-    for (let i = 0; i < events.length; i += 10_000) {
-      const byStream = new Map<string, DrillEvent[]>();
-      for (const e of events.slice(i, i + 10_000)) {
-        const list = byStream.get(e.stream) ?? [];
-        list.push(e);
-        byStream.set(e.stream, list);
-      }
-      for (const [stream, list] of byStream) {
-        log.appendSync(stream, list.map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp, appId: e.appId })));
-      }
-    }
-    await log.close();
-    renameSync(`${file}.tmp`, file);
-    console.log(`  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  }
+  // Generated in a child process: the generator's million event objects would otherwise leave
+  // this process a grown heap and a peak RSS that the first (cold) catch-up would be charged with.
+  if (!existsSync(file)) execFileSync(process.execPath, [__filename], { env: { ...process.env, [GENERATE_ONLY]: file }, stdio: 'inherit' });
   // Opening the cached log brings its schema up to date once (a log from an older version gets
   // its time index here, not in every copy).
   await new EmbeddedLog(file, { foreignWritePollMs: 0 }).close();
@@ -390,7 +398,8 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
+const generateOnly = process.env[GENERATE_ONLY];
+(generateOnly ? generateLog(generateOnly) : main()).catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });

@@ -170,6 +170,12 @@ function replaceRange<T>(arr: T[], from: number, to: number, items: readonly T[]
     const oldLength = arr.length;
     for (let k = 0; k < delta; k++) arr.push(items[0]); // grow without holes
     for (let k = oldLength - 1; k >= to; k--) arr[k + delta] = arr[k];
+  } else if (delta < 0 && from + items.length < arr.length - to) {
+    // Less before the range than after it (a compaction drops the oldest inputs): take the
+    // entries off the front, which V8 does by moving the array's start, not its elements.
+    const head = from > 0 ? arr.slice(0, from) : null;
+    arr.splice(0, -delta);
+    if (head !== null) for (let k = 0; k < from; k++) arr[k] = head[k] as T;
   } else if (delta < 0) {
     for (let k = to; k < arr.length; k++) arr[k + delta] = arr[k];
     arr.length += delta;

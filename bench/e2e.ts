@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
 import { catchUpBatchSize } from '../src/dataflow/batcher';
 import { covers } from '../src/dataflow/offsets';
-import { shouldCompact } from '../src/dataflow/retention';
+import { retentionSegments } from '../src/dataflow/retention';
 import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
 import { createGraph, type Batch, type Collection, type Update } from '../src/engine';
 import { PostgresDatabase } from '../src/sinks/postgres-database';
@@ -182,23 +182,24 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
   g.output('usage', usageOf(USAGE)(input));
   const out: EngineBatch[] = [];
   const offsets: Record<string, number> = {};
-  let watermark = 0;
-  let lastCompaction: number | null = null;
+  let watermark: number | null = null;
+  let cutoff: number | null = null;
   const t0 = performance.now();
-  for (let i = 0, b = 0; i < all.length; i += CATCH_UP_BATCH, b++) {
+  for (let i = 0; i < all.length; i += CATCH_UP_BATCH) {
     const slice = all.slice(i, i + CATCH_UP_BATCH);
-    const updates: Update[] = [];
-    for (const e of slice) {
-      updates.push([{ lamport: e.lamport, stream: e.stream, offset: e.offset, timestamp: e.timestamp, tags: e.tags, appId: e.appId, payload: e.payload } as never, 1, e.timestamp]);
-      offsets[e.stream] = e.offset;
-      if (e.timestamp > watermark) watermark = e.timestamp;
+    // As the coordinator does: one step per cutoff the batch reaches, compacted before it.
+    for (const { from, to, compactTo } of retentionSegments(slice, watermark, cutoff, SETTINGS.retentionMicros)) {
+      if (compactTo !== null) g.compact((cutoff = compactTo));
+      const updates: Update[] = [];
+      for (const e of slice.slice(from, to)) {
+        offsets[e.stream] = e.offset;
+        if (watermark === null || e.timestamp > watermark) watermark = e.timestamp;
+        if (cutoff !== null && e.timestamp <= cutoff) continue;
+        updates.push([{ lamport: e.lamport, stream: e.stream, offset: e.offset, timestamp: e.timestamp, tags: e.tags, appId: e.appId, payload: e.payload } as never, 1, e.timestamp]);
+      }
+      const r = await g.step({ events: updates });
+      out.push({ dashboard: r.outputs.get('dashboard') ?? [], usage: r.outputs.get('usage') ?? [], offsets: { ...offsets } });
     }
-    const r = await g.step({ events: updates });
-    if (SETTINGS.retentionMicros !== null && shouldCompact(watermark - SETTINGS.retentionMicros, lastCompaction, SETTINGS.retentionMicros, b + 1)) {
-      lastCompaction = watermark - SETTINGS.retentionMicros;
-      g.compact(lastCompaction);
-    }
-    out.push({ dashboard: r.outputs.get('dashboard') ?? [], usage: r.outputs.get('usage') ?? [], offsets: { ...offsets } });
   }
   return { ms: performance.now() - t0, batches: out };
 }

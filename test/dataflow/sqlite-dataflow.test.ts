@@ -324,6 +324,7 @@ test('retention: replay reads only the window, state stays bounded, a machine si
   const file = join(dir, 'views.sqlite');
   const db = new SqliteDatabase({ filename: file });
   const hour = 3600e6;
+  const runs: { stop(): Promise<void> }[] = []; // stopped in finally: a failed assertion must not leave one running
   try {
     // Drill9 reports once, then 4,000 events of other machines over ~4 days (window: 1 day).
     const t0 = Date.UTC(2024, 0, 1) * 1000;
@@ -332,6 +333,7 @@ test('retention: replay reads only the window, state stays bounded, a machine si
     const settings = { ...SETTINGS, retentionMicros: 24 * hour };
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
     const first = startDataflow({ source: log, members: ms, settings }, recordingListener());
+    runs.push(first);
     await first.live;
     const bounded = first.stats().stateSize;
     const stored = first.stats().watermark;
@@ -344,6 +346,7 @@ test('retention: replay reads only the window, state stays bounded, a machine si
     assert.ok(cutoff > all[0]!.timestamp && cutoff <= (stored as number) - settings.retentionMicros);
     const inWindow = all.filter((e) => e.timestamp > cutoff).length;
     const second = startDataflow({ source: log, members: ms, settings }, recordingListener());
+    runs.push(second);
     await second.live;
     const replayed = second.stats().eventsReplayed;
     assert.equal(replayed, inWindow, `replayed ${replayed} of ${all.length} events`);
@@ -359,6 +362,7 @@ test('retention: replay reads only the window, state stays bounded, a machine si
     assert.equal(rows.length, 1, `one dashboard row for Drill9: ${rows.join(' ')}`);
     assert.match(rows[0] ?? '', /idle/);
   } finally {
+    for (const r of runs) await r.stop();
     await db.close();
     await log.close();
     rmSync(dir, { recursive: true, force: true });

@@ -56,10 +56,30 @@ const filter = process.argv.slice(2);
 let files = findTests(join(root, 'test'));
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
 
+/**
+ * The PG* variables for a DATABASE_URL (postgres://user:password@host:port/database?sslmode=…),
+ * so that the tests' own pg clients, which read only PG*, reach the same server as the sinks.
+ */
+function pgEnvFromUrl(url) {
+  const u = new URL(url);
+  const out = {};
+  const host = u.searchParams.get('host') ?? decodeURIComponent(u.hostname);
+  if (host) out.PGHOST = host;
+  if (u.port) out.PGPORT = u.port;
+  if (u.username) out.PGUSER = decodeURIComponent(u.username);
+  if (u.password) out.PGPASSWORD = decodeURIComponent(u.password);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (database) out.PGDATABASE = database;
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) out.PGSSLMODE = sslmode;
+  return out;
+}
+
 let pg = null;
 const env = { ...process.env };
-if (env.DATABASE_URL || env.PGHOST) {
-  console.log(`# PostgreSQL: ${env.DATABASE_URL ? 'DATABASE_URL' : `${env.PGHOST}:${env.PGPORT ?? 5432}`} (from the environment)`);
+if (env.DATABASE_URL && !env.PGHOST) Object.assign(env, pgEnvFromUrl(env.DATABASE_URL));
+if (env.PGHOST || env.PGPORT || env.PGDATABASE || env.PGUSER) {
+  console.log(`# PostgreSQL: ${env.PGHOST ?? 'localhost'}:${env.PGPORT ?? 5432} database ${env.PGDATABASE ?? env.PGUSER ?? '(default)'} (from ${process.env.DATABASE_URL && !process.env.PGHOST ? 'DATABASE_URL' : 'the PG* variables'})`);
 } else {
   pg = await startEmbeddedPostgres();
   Object.assign(env, pg.env);

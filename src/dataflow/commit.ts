@@ -15,17 +15,27 @@ export interface SinkWrite {
 }
 
 export interface DatabaseCommitResult {
-  /** Row changes per sink id; null when an earlier attempt had already committed this batch. */
+  /**
+   * Row changes per sink id. When an earlier attempt had already committed this batch (its
+   * acknowledgement was lost), that attempt's changes; null only if none of this process made them.
+   */
   readonly rows: ReadonlyMap<string, readonly RowChange[]> | null;
 }
 
-export async function commitToDatabase(database: SinkDatabase, writes: readonly SinkWrite[], isRetry: boolean): Promise<DatabaseCommitResult> {
+/** The row changes the latest attempt had made when it asked the database to commit. */
+export interface CommitAttempts {
+  rows: ReadonlyMap<string, readonly RowChange[]> | null;
+}
+
+export async function commitToDatabase(database: SinkDatabase, writes: readonly SinkWrite[], isRetry: boolean, attempts: CommitAttempts = { rows: null }): Promise<DatabaseCommitResult> {
   return database.transaction(async (tx) => {
     if (isRetry && writes.length > 0) {
       const first = writes[0] as SinkWrite;
       const stored = await tx.readState(first.sink.table);
       if (stored.fingerprint === first.state.fingerprint && offsetsEqual(stored.offsets, first.state.offsets) && stored.watermark === first.state.watermark) {
-        return { rows: null };
+        // The commit of the last attempt that got this far is the one that succeeded: a later
+        // attempt finds it here and goes no further.
+        return { rows: attempts.rows };
       }
     }
     const rows = new Map<string, readonly RowChange[]>();
@@ -33,6 +43,7 @@ export async function commitToDatabase(database: SinkDatabase, writes: readonly 
       rows.set(w.sink.id, w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false) : []);
       await tx.writeState(w.sink.table, w.state);
     }
+    attempts.rows = rows; // what the commit about to be sent makes, should its acknowledgement be lost
     return { rows };
   });
 }

@@ -14,7 +14,7 @@ import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/erro
 import type { SinkDatabase, SinkState } from '../sinks/types';
 import { catchUpBatchSize, chunksOf, readInBatches } from './batcher';
 import { buildDataflow, sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
-import { commitToDatabase, sinksByDatabase, type SinkWrite } from './commit';
+import { commitToDatabase, sinksByDatabase, type CommitAttempts, type SinkWrite } from './commit';
 import { PendingCommit } from './pending-commit';
 import { sinkFingerprint } from './fingerprint';
 import { covers, eventsBetween, OffsetTracker } from './offsets';
@@ -505,9 +505,10 @@ class Coordinator implements RunningDataflow {
   private async commit(perDb: readonly [SinkDatabase, SinkWrite[]][], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, phase: Phase): Promise<void> {
     // Every database's transaction settles before this commit counts as done (stop() waits for it).
     const settled = await Promise.allSettled(
-      perDb.map(([db, writes]) =>
-        this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0)).then((r) => [writes, r] as const),
-      ),
+      perDb.map(([db, writes]) => {
+        const attempts: CommitAttempts = { rows: null };
+        return this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts)).then((r) => [writes, r] as const);
+      }),
     );
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -520,7 +521,7 @@ class Coordinator implements RunningDataflow {
     this.batchesCommitted++;
     for (const [writes, r] of results) {
       if (r.rows === null) {
-        this.listener.log('warn', `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost; its row changes are not sent again`);
+        this.listener.log('warn', `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost, and its row changes are unknown: no message is sent for it`);
         continue;
       }
       for (const w of writes) {

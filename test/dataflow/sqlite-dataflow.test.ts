@@ -7,6 +7,7 @@ import { startDataflow } from '../../src/dataflow/coordinator';
 import { retentionCutoff } from '../../src/dataflow/retention';
 import type { DataflowMember, DataflowSettings, OperatorMember, SinkMember } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import { SinkDatabaseError } from '../../src/sinks/errors';
 import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { EventSource } from '../../src/sources/types';
@@ -486,6 +487,56 @@ test('an event source that fails mid-stream is read again from where the dataflo
     assert.ok(listener.recorded.logs.some((l) => /event source failed \(attempt 1\): connection reset by peer/.test(l.message)));
     assert.ok(listener.recorded.errors.some((e) => e.id === 'src' && /connection reset/.test(e.message)), 'the source node reports it');
     await expectTables(f, ms);
+  } finally {
+    await f.close();
+  }
+});
+
+test('a commit whose acknowledgement is lost is applied once, and its changes are still sent once', async () => {
+  const f = fixture(1500);
+  try {
+    let transactions = 0;
+    let lost = 0;
+    // The 3rd and 6th transactions commit, then fail as a connection lost after COMMIT would.
+    const lossy: SinkDatabase = {
+      kind: f.db.kind,
+      label: f.db.label,
+      transaction: async (fn) => {
+        const r = await f.db.transaction(fn);
+        transactions++;
+        if (transactions === 3 || transactions === 6) {
+          lost++;
+          throw new SinkDatabaseError(f.db.label, null, 'connection terminated after COMMIT', true);
+        }
+        return r;
+      },
+      close: () => f.db.close(),
+    };
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', lossy, 'dashboard'), ...usageMembers('src', lossy, 'usage')];
+    const listener = recordingListener();
+    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 100, catchUpBatchSize: 100, maxInFlight: 1 } }, listener);
+    await run.live;
+    await run.stop();
+    assert.equal(lost, 2);
+    await expectTables(f, ms);
+    // The messages add up to the table: every committed change was sent, none twice.
+    const sent = new Map<string, number>();
+    for (const c of listener.recorded.commits.filter((c) => c.id === 'usage-sink')) {
+      for (const change of c.rows ?? []) {
+        const key = JSON.stringify(change.row);
+        sent.set(key, (sent.get(key) ?? 0) + (change.op === 'insert' ? 1 : change.op === 'delete' ? -1 : 0));
+      }
+    }
+    const table = new Map<string, number>();
+    const reader = new Database(f.file, { readonly: true });
+    for (const row of reader.prepare('select * from usage').all()) {
+      const key = JSON.stringify(row);
+      table.set(key, (table.get(key) ?? 0) + 1);
+    }
+    reader.close();
+    assert.ok(table.size > 0);
+    assert.deepEqual([...sent].filter(([, n]) => n !== 0).sort(), [...table].sort());
+    assert.deepEqual(listener.recorded.logs.filter((l) => /acknowledgement/.test(l.message)), []);
   } finally {
     await f.close();
   }

@@ -654,7 +654,8 @@ class Coordinator implements RunningDataflow {
         status = { fill: 'blue', shape: 'ring', text: 'replaying' };
       } else if (name === 'catching up') {
         const verb = m.role === 'sink' && this.rebuilding.has(m.id) ? 'rebuilding' : 'catching up';
-        status = { fill: 'yellow', shape: 'ring', text: `${verb} (${behind} behind)` };
+        const n = this.skipped.get(m.id) ?? 0;
+        status = { fill: 'yellow', shape: 'ring', text: `${verb} (${behind.toLocaleString('en-US')} events behind${n > 0 ? `, ${n} skipped` : ''})` };
       } else {
         status = { fill: 'grey', shape: 'ring', text: name };
       }

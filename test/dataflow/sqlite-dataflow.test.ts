@@ -106,6 +106,12 @@ test('catches up, commits rows and offsets, follows live events, restarts withou
     await expectTables(f, ms);
     assert.ok(listener.recorded.commits.some((c) => c.id === 'dash-sink' && (c.rows?.length ?? 0) > 0), 'db-sink changes are reported after commits');
     assert.ok(listener.recorded.commits.every((c) => c.offsets !== undefined), 'commits carry offsets');
+    const catchingUp = listener.recorded.statuses.filter((s) => s.id === 'dash-sink' && s.status.text.startsWith('catching up')).map((s) => s.status.text);
+    assert.ok(catchingUp.length > 0 && catchingUp.every((t) => /^catching up \((\d{1,3}(,\d{3})*) events behind\)$/.test(t)), `catching-up statuses: ${catchingUp.join(' | ')}`);
+    assert.ok(catchingUp.some((t) => t !== 'catching up (0 events behind)'), 'the status says how far behind');
+    const lastStatus = () => listener.recorded.statuses.filter((s) => s.id === 'dash-sink').at(-1)?.status.text;
+    for (let i = 0; i < 100 && lastStatus() !== 'live'; i++) await new Promise((r) => setTimeout(r, 10)); // statuses are throttled (250 ms)
+    assert.equal(lastStatus(), 'live');
 
     // Live: new events reach the tables.
     const more = drillEvents({ machines: 7, events: 400, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 100000 }));

@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -112,6 +113,54 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
     await pgExec(`drop table if exists "${dash}", "${dash}_offsets", "${dash}_writes" cascade; drop function if exists "${dash}_count"(); delete from deltaflow_meta where table_name = '${dash}'`).catch(() => undefined);
     await pgDb.close();
     await sqlite.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unreachable PostgreSQL gives the sink a retrying status, reading waits, then it recovers exactly', async () => {
+  const dir = tempDir();
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const dash = uniqueName('unreach_dash');
+  // Nothing listens on `port` at first; then a TCP proxy to the real server opens there.
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const server = process.env.PGHOST ?? '127.0.0.1';
+  const proxy = net.createServer((client) => {
+    const upstream = server.startsWith('/') ? net.connect({ path: join(server, `.s.PGSQL.${process.env.PGPORT ?? 5432}`) }) : net.connect({ host: server, port: Number(process.env.PGPORT ?? 5432) });
+    client.pipe(upstream).pipe(client);
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  const db = new PostgresDatabase({ host: '127.0.0.1', port, connectionTimeoutMs: 2000 });
+  let run: ReturnType<typeof startDataflow> | null = null;
+  try {
+    appendEvents(log, drillEvents({ machines: 5, events: 800, seed: 21 }));
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, dash)];
+    const listener = recordingListener();
+    run = startDataflow({ source: log, members: ms, settings: SETTINGS }, listener);
+    for (let i = 0; i < 200 && !listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')), `status says retrying: ${JSON.stringify(listener.recorded.statuses.map((s) => s.status.text))}`);
+    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && e.message.includes(`127.0.0.1:${port}`)), 'the sink reports the unreachable server');
+    assert.equal(run.stats().batchesCommitted, 0);
+    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    await run.live;
+    await run.stop();
+    const sink = ms.find((m) => m.role === 'sink');
+    assert.ok(sink && sink.role === 'sink');
+    assert.deepEqual(await pgRows(sink.table), (await fromScratch(ms, await allEvents(log))).get('dash-sink'));
+    assert.deepEqual(await pgOffsets(dash), await log.presentOffsets());
+  } finally {
+    await run?.stop();
+    await db.close();
+    await new Promise<void>((resolve) => (proxy.listening ? proxy.close(() => resolve()) : resolve()));
+    await pgExec(`drop table if exists "${dash}", "${dash}_offsets" cascade; delete from deltaflow_meta where table_name = '${dash}'`).catch(() => undefined);
     await log.close();
     rmSync(dir, { recursive: true, force: true });
   }

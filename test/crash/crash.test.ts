@@ -1,7 +1,7 @@
 /**
  * Crash test: a child process runs the dashboard + usage dataflow over 100,000 events and is killed
- * with SIGKILL at random moments (some while a transaction is open); after every restart it
- * resumes. At the end every table equals the from-scratch result row for row and the offsets equal
+ * with SIGKILL at random moments (three of them certainly while a transaction is open: its rows
+ * written, not yet committed); after every restart it resumes. At the end every table equals the from-scratch result row for row and the offsets equal
  * the source's present.
  */
 import { test } from 'node:test';
@@ -26,6 +26,10 @@ interface Child {
   live: Promise<void>;
   /** Resolves when the worker reported its n-th commit. */
   commits(n: number): Promise<void>;
+  /** Resolves when the worker (mode hold) announced its n-th open transaction. */
+  opened(n: number): Promise<void>;
+  /** The last transaction line of a hold worker: 'open' while a transaction has written its rows and not committed. */
+  lastTx(): 'open' | 'done' | null;
   exited: Promise<number | null>;
 }
 
@@ -39,8 +43,16 @@ function spawnWorker(args: readonly string[]): Child {
   const live = new Promise<void>((r) => (onLive = r));
   let commitCount = 0;
   const commitWaiters: { n: number; resolve: () => void }[] = [];
+  let openCount = 0;
+  let lastTx: 'open' | 'done' | null = null;
+  const openWaiters: { n: number; resolve: () => void }[] = [];
   createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    const msg = JSON.parse(line) as { started?: boolean; live?: boolean; commit?: number };
+    const msg = JSON.parse(line) as { started?: boolean; live?: boolean; commit?: number; tx?: 'open' | 'done' };
+    if (msg.tx !== undefined) lastTx = msg.tx;
+    if (msg.tx === 'open') {
+      openCount++;
+      for (const w of openWaiters.filter((x) => x.n <= openCount)) w.resolve();
+    }
     if (msg.started) onStarted();
     if (msg.live) onLive();
     if (msg.commit !== undefined) {
@@ -50,13 +62,14 @@ function spawnWorker(args: readonly string[]): Child {
   });
   const commits = (n: number): Promise<void> =>
     commitCount >= n ? Promise.resolve() : new Promise((resolve) => commitWaiters.push({ n, resolve }));
+  const opened = (n: number): Promise<void> => (openCount >= n ? Promise.resolve() : new Promise((resolve) => openWaiters.push({ n, resolve })));
   const exited = new Promise<number | null>((resolve) =>
     proc.on('exit', (code, signal) => {
       if (code !== null && code !== 0) process.stderr.write(stderr);
       resolve(code ?? (signal === 'SIGKILL' ? null : -1));
     }),
   );
-  return { proc, started, live, commits, exited };
+  return { proc, started, live, commits, opened, lastTx: () => lastTx, exited };
 }
 
 /** Runs KILLS rounds of start + SIGKILL, then a final run to live; returns how many rounds were already live when killed. */
@@ -64,7 +77,19 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
   const rnd = seeded(seed);
   const seen: number[] = [];
   let liveBeforeKill = 0;
+  let insideCommit = 0;
   for (let i = 0; i < KILLS; i++) {
+    if (i % 4 === 1) {
+      // Inside a commit for sure: the transaction has written its rows and holds for 200 ms.
+      const child = spawnWorker([kind, logFile, target, 'hold']);
+      const outcome = await Promise.race([child.opened(2 + Math.floor(rnd() * 4)).then(() => 'due'), child.live.then(() => 'live'), child.exited.then(() => 'exited')]);
+      if (outcome === 'exited') assert.fail(`worker exited by itself in round ${i}`);
+      child.proc.kill('SIGKILL');
+      await child.exited;
+      if (outcome === 'due' && child.lastTx() === 'open') insideCommit++;
+      seen.push(await progress());
+      continue;
+    }
     const child = spawnWorker([kind, logFile, target, i % 2 === 0 ? 'slow' : '']);
     // A random moment: right at start (opening tables, replaying) in some rounds, otherwise a few
     // ms after a random number of new commits (inside the next batch's computation or commit).
@@ -79,6 +104,7 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
     seen.push(await progress());
   }
   if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(', ')}`);
+  assert.equal(insideCommit, Math.ceil((KILLS - 1) / 4), 'the hold rounds were killed while a transaction had written its rows and not committed');
   // The kills must have interrupted real work: committed progress grew across rounds, stepwise.
   assert.ok(new Set(seen).size >= 4, `committed progress after each kill: ${seen.join(', ')}`);
   const last = spawnWorker([kind, logFile, target]);

@@ -1,8 +1,10 @@
 /**
  * The crash test's child process: runs the dashboard (keyed) and usage (multiset) dataflow over an
  * embedded log into SQLite or PostgreSQL until it is killed. Prints one JSON line per milestone.
- * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow]
- *   slow: every transaction stays open a few ms longer, so kills often land inside commits.
+ * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow|hold]
+ *   slow: every transaction stays open a few ms longer, so kills often land inside commits;
+ *   hold: every transaction stays open 200 ms after its rows are written, announced by a line
+ *   {tx: 'open'} ({tx: 'done'} once committed), so the parent can kill inside a commit for sure.
  */
 import { startDataflow } from '../../src/dataflow/coordinator';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -13,26 +15,30 @@ import { recordingListener } from '../dataflow/support';
 import { crashMembers } from './members';
 
 /** A database whose transactions linger before committing (a wider window for a kill to hit). */
-function lingering(db: SinkDatabase, ms: number): SinkDatabase {
+function lingering(db: SinkDatabase, ms: number, announce = false): SinkDatabase {
   return {
     kind: db.kind,
     label: db.label,
-    transaction: (fn) =>
-      db.transaction(async (tx) => {
+    transaction: async (fn) => {
+      const r = await db.transaction(async (tx) => {
         const r = await fn(tx);
+        if (announce) process.stdout.write(`${JSON.stringify({ tx: 'open' })}\n`);
         await new Promise((resolve) => setTimeout(resolve, ms));
         return r;
-      }),
+      });
+      if (announce) process.stdout.write(`${JSON.stringify({ tx: 'done' })}\n`);
+      return r;
+    },
     close: () => db.close(),
   };
 }
 
 async function main(): Promise<void> {
   const [kind, logFile, target, slow] = process.argv.slice(2);
-  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow]');
+  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold]');
   const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
   const base: SinkDatabase = kind === 'sqlite' ? new SqliteDatabase({ filename: target }) : new PostgresDatabase({});
-  const db = slow === 'slow' ? lingering(base, 3) : base;
+  const db = slow === 'slow' ? lingering(base, 3) : slow === 'hold' ? lingering(base, 200, true) : base;
   const prefix = kind === 'sqlite' ? '' : target;
   const listener = recordingListener();
   let lastCommit = 0;

@@ -1,7 +1,7 @@
 /**
  * The crash test's child process: runs the dashboard (keyed) and usage (multiset) dataflow over an
  * embedded log into SQLite or PostgreSQL until it is killed. Prints one JSON line per milestone.
- * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow|hold]
+ * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow|hold|-] [retention µs]
  *   slow: every transaction stays open a few ms longer, so kills often land inside commits;
  *   hold: every transaction stays open 200 ms after its rows are written, announced by a line
  *   {tx: 'open'} ({tx: 'done'} once committed), so the parent can kill inside a commit for sure.
@@ -34,8 +34,8 @@ function lingering(db: SinkDatabase, ms: number, announce = false): SinkDatabase
 }
 
 async function main(): Promise<void> {
-  const [kind, logFile, target, slow] = process.argv.slice(2);
-  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold]');
+  const [kind, logFile, target, slow, retention] = process.argv.slice(2);
+  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold|-] [retention µs]');
   const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
   const base: SinkDatabase = kind === 'sqlite' ? new SqliteDatabase({ filename: target }) : new PostgresDatabase({});
   const db = slow === 'slow' ? lingering(base, 3) : slow === 'hold' ? lingering(base, 200, true) : base;
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const listener = recordingListener();
   let lastCommit = 0;
   const run = startDataflow(
-    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, catchUpBatchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: null, onError: 'skip' } },
+    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, catchUpBatchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: retention ? Number(retention) : null, onError: 'skip' } },
     {
       ...listener,
       // One line per commit: the parent kills at a random moment after a random number of commits.

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { createGraph } from '../../src/engine';
+import { consolidate, createGraph, type Graph } from '../../src/engine';
 import type { Batch, Collection, Grouped, Update, Value } from '../../src/engine/types';
 import type { DataflowListener, DataflowMember, MemberStatus, OperatorMember, SinkMember, SourceMember, Stage } from '../../src/dataflow/types';
 import { eventValue } from '../../src/dataflow/coordinator';
@@ -217,8 +217,8 @@ export function usageMembers(sourceId: string, database: SinkDatabase, table: st
 
 // ---- from scratch ----------------------------------------------------------------------------
 
-/** Every sink's rows computed by the engine over `events` in one batch (sorted JSON row texts). */
-export async function fromScratch(members: readonly DataflowMember[], events: readonly ActyxEvent[], options: { retentionCutoff?: number } = {}): Promise<Map<string, string[]>> {
+/** The engine graph of a dataflow's members, outside the coordinator: its sources and sinks. */
+function buildGraph(members: readonly DataflowMember[]): { graph: Graph; sources: SourceMember[]; sinks: SinkMember[] } {
   const graph = createGraph();
   const stages = new Map<string, Stage>();
   const sinks: SinkMember[] = [];
@@ -236,6 +236,12 @@ export async function fromScratch(members: readonly DataflowMember[], events: re
       sinks.push(m);
     }
   }
+  return { graph, sources, sinks };
+}
+
+/** Every sink's rows computed by the engine over `events` in one batch (sorted JSON row texts). */
+export async function fromScratch(members: readonly DataflowMember[], events: readonly ActyxEvent[], options: { retentionCutoff?: number } = {}): Promise<Map<string, string[]>> {
+  const { graph, sources, sinks } = buildGraph(members);
   const { parseQuery, matchesEvent } = await import('../../src/sources/aql');
   const inputs: Record<string, Update[]> = {};
   for (const s of sources) {
@@ -245,6 +251,36 @@ export async function fromScratch(members: readonly DataflowMember[], events: re
   const { outputs } = await graph.step(inputs, { onError: 'skip' });
   const result = new Map<string, string[]>();
   for (const s of sinks) result.set(s.id, rowsOfBatch(s.table, outputs.get(s.id) ?? []));
+  return result;
+}
+
+/**
+ * Every sink's rows with a retention window, computed by the engine one event per step in the
+ * given order: before an event that moves the cutoff the state is compacted to it, and an event
+ * at or below the cutoff is left out (the window's meaning, without any batching).
+ */
+export async function oneByOne(members: readonly DataflowMember[], events: readonly ActyxEvent[], windowMicros: number): Promise<Map<string, string[]>> {
+  const { graph, sources, sinks } = buildGraph(members);
+  const { parseQuery, matchesEvent } = await import('../../src/sources/aql');
+  const { retentionCutoff } = await import('../../src/dataflow/retention');
+  const parsed = sources.map((s) => [s.id, parseQuery(s.query)] as const);
+  const changes = new Map<string, Update[]>(sinks.map((s) => [s.id, []]));
+  let watermark: number | null = null;
+  let cutoff: number | null = null;
+  for (const e of events) {
+    if (watermark === null || e.timestamp > watermark) {
+      watermark = e.timestamp;
+      const next = retentionCutoff(watermark, windowMicros) as number;
+      if (cutoff === null || next > cutoff) graph.compact((cutoff = next));
+    }
+    if (cutoff !== null && e.timestamp <= cutoff) continue;
+    const inputs: Record<string, Update[]> = {};
+    for (const [id, q] of parsed) if (matchesEvent(q, e)) inputs[id] = [[eventValue(e), 1, e.timestamp]];
+    const { outputs } = await graph.step(inputs, { onError: 'skip' });
+    for (const [id, batch] of outputs) changes.get(id)?.push(...batch);
+  }
+  const result = new Map<string, string[]>();
+  for (const s of sinks) result.set(s.id, rowsOfBatch(s.table, consolidate(changes.get(s.id) ?? [])));
   return result;
 }
 

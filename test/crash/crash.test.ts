@@ -133,18 +133,23 @@ function makeLog(dir: string): { file: string; log: EmbeddedLog } {
   return { file, log };
 }
 
+/** Events committed to a SQLite file's usage table so far (0 before it exists). */
+function sqliteProgress(dbFile: string): () => Promise<number> {
+  return async () => {
+    try {
+      return Object.values(sqliteOffsets(dbFile, 'usage')).reduce((a, b) => a + b + 1, 0);
+    } catch {
+      return 0; // not created yet
+    }
+  };
+}
+
 test('SQLite: SIGKILL at random moments, restart, tables equal the from-scratch result', async () => {
   const dir = tempDir('deltaflow-crash-');
   try {
     const { file: logFile, log } = makeLog(dir);
     const dbFile = join(dir, 'views.sqlite');
-    const progress = async (): Promise<number> => {
-      try {
-        return Object.values(sqliteOffsets(dbFile, 'usage')).reduce((a, b) => a + b + 1, 0);
-      } catch {
-        return 0; // not created yet
-      }
-    };
+    const progress = sqliteProgress(dbFile);
     const live = await crashLoop('sqlite', logFile, dbFile, 1, progress);
     assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
     const { members, rows } = await expected(log, dummyDb, '');
@@ -204,13 +209,7 @@ test('SQLite with a retention window and late events: SIGKILL at random moments,
     const events = drillEvents({ machines: 50, events: 40_000, seed: 43 }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - ((i * 7919) % 7200) * 1e6 } : e));
     appendInOrder(log, events);
     const dbFile = join(dir, 'views.sqlite');
-    const progress = async (): Promise<number> => {
-      try {
-        return Object.values(sqliteOffsets(dbFile, 'usage')).reduce((a, b) => a + b + 1, 0);
-      } catch {
-        return 0; // not created yet
-      }
-    };
+    const progress = sqliteProgress(dbFile);
     await crashLoop('sqlite', logFile, dbFile, 3, progress, String(window));
     const members = crashMembers(log, dummyDb, '');
     const reference = await oneByOne(members, await allEvents(log), window);

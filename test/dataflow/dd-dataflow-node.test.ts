@@ -176,3 +176,54 @@ test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, C
   await setFlows(flow(logFile, dbFile, [], MAP_JS.replace("order: record.payload.order", "order: 'o' + record.payload.order")), 'nodes');
   await eventually(() => rows(dbFile).map((r) => r.order_no).join() === 'o1,o2,o3', 'rebuilt table', 10_000);
 });
+
+test('a db-sink added by a partial deploy is filled from the history; the other sink writes no row', async () => {
+  run++;
+  const logFile = join(dir, `log-${run}.sqlite`);
+  const dbFile = join(dir, `db-${run}.sqlite`);
+  await publish(logFile, ['1', '2', '3']);
+  await helper.load(NODES, flow(logFile, dbFile));
+  await eventually(() => rows(dbFile).length === 3, 'three rows');
+  await eventually(() => statusesOf('sink').some((s) => s.text === 'live'), 'live');
+  const db = new Database(dbFile);
+  db.exec('create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end; create trigger count_deletes after delete on orders begin update writes set n = n + 1; end;');
+  db.close();
+
+  // The dd-map gets a second wire, to a new db-sink keyed by order.
+  const extended = flow(logFile, dbFile, [
+    {
+      id: 'sink2',
+      type: 'db-sink',
+      z: 'tab',
+      dataflow: 'df',
+      database: 'db',
+      table: 'latest_orders',
+      mode: 'keyed',
+      columns: [
+        { name: 'order_no', type: 'text', source: 'path', value: 'order', key: true, index: false, exclude: false },
+        { name: 'machine', type: 'text', source: 'path', value: 'machine', key: false, index: false, exclude: false },
+      ],
+      wires: [],
+    },
+  ]).map((n) => (n.id === 'map' ? { ...n, wires: [['sink', 'tap', 'sink2']] } : n));
+  await setFlows(extended, 'nodes');
+  const latest = (): string => {
+    const r = new Database(dbFile, { readonly: true });
+    try {
+      return JSON.stringify(r.prepare('select order_no, machine from latest_orders order by order_no').all());
+    } catch {
+      return '[]';
+    } finally {
+      r.close();
+    }
+  };
+  const want = JSON.stringify(['1', '2', '3'].map((o) => ({ order_no: o, machine: 'Drill1' })));
+  await eventually(() => latest() === want, `the new table filled from the history: ${latest()}`, 10_000);
+  await eventually(() => statusesOf('sink2').some((s) => s.text === 'live'), 'the new sink is live');
+  // Both go on live.
+  await publish(logFile, ['4']);
+  await eventually(() => rows(dbFile).length === 4 && latest().includes('"4"'), 'the live event in both tables');
+  const count = new Database(dbFile, { readonly: true });
+  assert.equal((count.prepare('select n from writes').get() as { n: number }).n, 1, 'the existing sink wrote only the live row');
+  count.close();
+});

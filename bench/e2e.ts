@@ -189,7 +189,7 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
     const slice = all.slice(i, i + CATCH_UP_BATCH);
     // As the coordinator does: one step per cutoff the batch reaches, compacted before it.
     for (const { from, to, compactTo } of retentionSegments(slice, watermark, cutoff, SETTINGS.retentionMicros)) {
-      if (compactTo !== null) g.compact((cutoff = compactTo));
+      if (compactTo !== null) g.compact((cutoff = compactTo) + 1); // times ≤ the cutoff are outside the window
       const updates: Update[] = [];
       for (const e of slice.slice(from, to)) {
         offsets[e.stream] = e.offset;

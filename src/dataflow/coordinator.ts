@@ -374,7 +374,9 @@ class Coordinator implements RunningDataflow {
       if (this.stopping) return;
       const { from, to, compactTo } = segments[s] as (typeof segments)[number];
       if (compactTo !== null) {
-        (this.built as BuiltDataflow).graph.compact(compactTo);
+        // The engine forgets times below its argument; events at the cutoff are outside the window
+        // too (timestamps are integers: both sources reject others).
+        (this.built as BuiltDataflow).graph.compact(compactTo + 1);
         this.cutoff = compactTo;
       }
       await this.processSegment(events, from, to, s === segments.length - 1 ? endOffsets : null, phase);

@@ -78,8 +78,11 @@ test('with a retention window and late events, incremental with restarts equals 
       async (batchSize, cuts, live, seed) => {
         const dir = tempDir('deltaflow-prop-retention-');
         try {
-          // Every 7th event late: its timestamp up to two windows before its predecessor's.
-          const events = drillEvents({ machines: 4, events: 300, seed }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - Math.floor(((seed * (i + 1)) % 97) / 97 * 2 * window) } : e));
+          // Every 7th event late: its timestamp up to two windows before its predecessor's. With an
+          // even seed, timestamps in whole seconds, so that events fall exactly on cutoffs too.
+          const events = drillEvents({ machines: 4, events: 300, seed })
+            .map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - Math.floor(((seed * (i + 1)) % 97) / 97 * 2 * window) } : e))
+            .map((e) => (seed % 2 === 0 ? { ...e, timestamp: Math.round(e.timestamp / 1e6) * 1e6 } : e));
           const points = [...new Set(cuts.map((c) => Math.floor((c / 100) * events.length)))].sort((a, b) => a - b);
           const tables = async (name: string, runs: { events: typeof events; live: boolean }[], settings: DataflowSettings): Promise<{ rows: Map<string, string[]>; stored: ActyxEvent[]; members: DataflowMember[] }> => {
             const log = new EmbeddedLog(join(dir, `${name}-log.sqlite`));

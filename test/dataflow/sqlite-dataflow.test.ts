@@ -376,6 +376,52 @@ test('retention: replay reads only the window, state stays bounded, a machine si
   }
 });
 
+test('retention: an event exactly at the cutoff is outside the window, running as after a restart', async () => {
+  const dir = tempDir();
+  const s = 1e6;
+  const settings = { ...SETTINGS, retentionMicros: 80 * s }; // cutoffs in steps of 10 s
+  const started = { tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order: 'A' }, lamport: 1, timestamp: 100 * s };
+  // Moves the watermark to 185 s: cutoff floor((185 − 80) / 10) × 10 = 100 s, exactly the start's time.
+  const other = { tags: ['machine', 'machine:Drill2'], payload: { type: 'started', order: 'B' }, lamport: 2, timestamp: 185 * s };
+  const stopped = { tags: ['machine', 'machine:Drill1'], payload: { type: 'stopped', order: 'A' }, lamport: 3, timestamp: 186 * s };
+  const tables = async (name: string, restartBeforeStop: boolean): Promise<string[]> => {
+    const log = new EmbeddedLog(join(dir, `${name}-log.sqlite`));
+    const file = join(dir, `${name}.sqlite`);
+    const db = new SqliteDatabase({ filename: file });
+    const runs: { stop(): Promise<void> }[] = [];
+    try {
+      const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...usageMembers('src', db, 'usage')];
+      log.appendSync('drill1-0', [started]);
+      log.appendSync('drill2-0', [other]);
+      if (!restartBeforeStop) log.appendSync('drill1-0', [stopped]);
+      const first = startDataflow({ source: log, members: ms, settings }, recordingListener());
+      runs.push(first);
+      await first.live;
+      await first.stop();
+      if (restartBeforeStop) {
+        log.appendSync('drill1-0', [stopped]);
+        const second = startDataflow({ source: log, members: ms, settings }, recordingListener());
+        runs.push(second);
+        await second.live;
+        await second.stop();
+      }
+      return sqliteRows(file, usageTable('usage'));
+    } finally {
+      for (const r of runs) await r.stop();
+      await db.close();
+      await log.close();
+    }
+  };
+  try {
+    const uninterrupted = await tables('uninterrupted', false);
+    const restarted = await tables('restarted', true);
+    assert.deepEqual(restarted, uninterrupted);
+    assert.deepEqual(uninterrupted, [], 'the start at the cutoff is forgotten: no span');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('stored events are computed in catch-up steps (10× the batch size by default), live events in batches of the batch size', async () => {
   const f = fixture(2000);
   const ms = members(f);

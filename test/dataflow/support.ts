@@ -271,7 +271,7 @@ export async function oneByOne(members: readonly DataflowMember[], events: reado
     if (watermark === null || e.timestamp > watermark) {
       watermark = e.timestamp;
       const next = retentionCutoff(watermark, windowMicros) as number;
-      if (cutoff === null || next > cutoff) graph.compact((cutoff = next));
+      if (cutoff === null || next > cutoff) graph.compact((cutoff = next) + 1); // (the engine forgets times below its argument)
     }
     if (cutoff !== null && e.timestamp <= cutoff) continue;
     const inputs: Record<string, Update[]> = {};

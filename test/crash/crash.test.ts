@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import type { DataflowMember } from '../../src/dataflow/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { SinkDatabase } from '../../src/sinks/types';
-import { allEvents, appendEvents, appendInOrder, drillEvents, fromScratch, oneByOne, pgExec, pgOffsets, pgRows, seeded, sqliteOffsets, sqliteRows, tempDir, uniqueName } from '../dataflow/support';
+import { allEvents, appendEvents, appendInOrder, assertSameRows, drillEvents, fromScratch, oneByOne, pgExec, pgOffsets, pgRows, seeded, sqliteOffsets, sqliteRows, tempDir, uniqueName } from '../dataflow/support';
 import { crashMembers } from './members';
 
 const EVENTS = 100_000;
@@ -164,7 +164,7 @@ test('SQLite: SIGKILL at random moments, restart, tables equal the from-scratch 
       if (m.role !== 'sink') continue;
       const actual = sqliteRows(dbFile, m.table);
       assert.ok(actual.length > 0);
-      assert.deepEqual(actual, rows.get(m.id), `${m.table.name} equals the from-scratch result`);
+      assertSameRows(actual, rows.get(m.id), `${m.table.name} equals the from-scratch result`);
       assert.deepEqual(sqliteOffsets(dbFile, m.table.name), present, `${m.table.name} offsets equal the present`);
     }
     await log.close();
@@ -193,7 +193,7 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
       if (m.role !== 'sink') continue;
       const actual = await pgRows(m.table);
       assert.ok(actual.length > 0);
-      assert.deepEqual(actual, rows.get(m.id), `${m.table.name} equals the from-scratch result`);
+      assertSameRows(actual, rows.get(m.id), `${m.table.name} equals the from-scratch result`);
       assert.deepEqual(await pgOffsets(m.table.name), present, `${m.table.name} offsets equal the present`);
     }
     await log.close();
@@ -204,34 +204,55 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
   }
 });
 
-test('SQLite with a retention window and late events: SIGKILL at random moments, tables equal one uninterrupted run of one event per step', async () => {
-  const dir = tempDir('deltaflow-crash-');
-  const window = 3600e6; // 1 h of the events' time (≈ 3,600 events), compacted in steps of 7.5 min
-  try {
-    const logFile = join(dir, 'log.sqlite');
-    const log = new EmbeddedLog(logFile);
-    // Every 7th event late, up to two windows before its predecessor; appended in Lamport order, so
-    // every run (and the reference) computes the events in the same order.
-    const events = drillEvents({ machines: 50, events: 40_000, seed: 43 }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - ((i * 7919) % 7200) * 1e6 } : e));
-    appendInOrder(log, events);
+/** Events with every 7th late by up to two hours; appended in Lamport order, so every run (and the reference) computes them in the same order. */
+function makeLateLog(dir: string): { file: string; log: EmbeddedLog } {
+  const file = join(dir, 'log.sqlite');
+  const log = new EmbeddedLog(file);
+  appendInOrder(log, drillEvents({ machines: 50, events: 40_000, seed: 43 }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - ((i * 7919) % 7200) * 1e6 } : e)));
+  return { file, log };
+}
+
+/** 1 h of the events' time (≈ 3,600 events), compacted in steps of 7.5 min; late events reach two windows back. */
+const WINDOW = 3600e6;
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  test(`${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'} with a retention window and late events: SIGKILL at random moments, tables equal one uninterrupted run of one event per step`, async () => {
+    const dir = tempDir('deltaflow-crash-');
+    const prefix = kind === 'postgres' ? `${uniqueName('crashr')}_` : '';
     const dbFile = join(dir, 'views.sqlite');
-    const progress = sqliteProgress(dbFile);
-    await crashLoop('sqlite', logFile, dbFile, 3, progress, String(window));
-    const members = crashMembers(log, dummyDb, '');
-    const reference = await oneByOne(members, await allEvents(log), window);
-    const all = await fromScratch(members, await allEvents(log));
-    const present = await log.presentOffsets();
-    for (const m of members) {
-      if (m.role !== 'sink') continue;
-      const actual = sqliteRows(dbFile, m.table);
-      assert.ok(actual.length > 0);
-      assert.deepEqual(actual, reference.get(m.id), `${m.table.name} equals one uninterrupted run of one event per step`);
-      assert.deepEqual(sqliteOffsets(dbFile, m.table.name), present, `${m.table.name} offsets equal the present`);
+    try {
+      const { file: logFile, log } = makeLateLog(dir);
+      const progress =
+        kind === 'sqlite'
+          ? sqliteProgress(dbFile)
+          : async (): Promise<number> => {
+              try {
+                return Object.values(await pgOffsets(`${prefix}usage`)).reduce((a, b) => a + b + 1, 0);
+              } catch {
+                return 0; // not created yet
+              }
+            };
+      await crashLoop(kind, logFile, kind === 'sqlite' ? dbFile : prefix, 3, progress, String(WINDOW));
+      const members = crashMembers(log, dummyDb, prefix);
+      const reference = await oneByOne(members, await allEvents(log), WINDOW);
+      const all = await fromScratch(members, await allEvents(log));
+      const present = await log.presentOffsets();
+      for (const m of members) {
+        if (m.role !== 'sink') continue;
+        const actual = kind === 'sqlite' ? sqliteRows(dbFile, m.table) : await pgRows(m.table);
+        assert.ok(actual.length > 0);
+        assertSameRows(actual, reference.get(m.id), `${m.table.name} equals one uninterrupted run of one event per step`);
+        assert.deepEqual(kind === 'sqlite' ? sqliteOffsets(dbFile, m.table.name) : await pgOffsets(m.table.name), present, `${m.table.name} offsets equal the present`);
+      }
+      // The window mattered: without it the usage table would differ.
+      assert.notEqual(JSON.stringify(reference.get('usage-sink')), JSON.stringify(all.get('usage-sink')));
+      await log.close();
+    } finally {
+      if (kind === 'postgres') {
+        for (const t of ['dashboard', 'usage']) await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
+        await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
+      }
+      rmSync(dir, { recursive: true, force: true });
     }
-    // The window mattered: without it the usage table would differ.
-    assert.notDeepEqual(reference.get('usage-sink'), all.get('usage-sink'));
-    await log.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  });
+}

@@ -411,3 +411,21 @@ export async function waitCommitted(run: { stats(): { committedOffsets: OffsetMa
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/**
+ * Asserts that two lists of row texts are equal as multisets, naming the first rows that differ.
+ * (assert.deepEqual's diff of two large arrays can take minutes to print.)
+ */
+export function assertSameRows(actual: readonly string[], expected: readonly string[] | undefined, what: string): void {
+  const count = new Map<string, number>();
+  for (const r of actual) count.set(r, (count.get(r) ?? 0) + 1);
+  for (const r of expected ?? []) count.set(r, (count.get(r) ?? 0) - 1);
+  const extra: string[] = [];
+  const missing: string[] = [];
+  for (const [r, n] of count) {
+    if (n > 0) extra.push(`${n}× ${r}`);
+    if (n < 0) missing.push(`${-n}× ${r}`);
+  }
+  if (extra.length === 0 && missing.length === 0) return;
+  throw new Error(`${what}: ${actual.length} rows against ${expected?.length ?? 0} expected; ${extra.length} extra (${extra.slice(0, 3).join('; ')}), ${missing.length} missing (${missing.slice(0, 3).join('; ')})`);
+}

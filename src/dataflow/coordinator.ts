@@ -79,7 +79,7 @@ interface Phase {
   readonly name: 'replaying' | 'catching up' | 'live';
   /** Sinks whose tables receive this phase's changes; the others already reflect these events. */
   readonly writing: ReadonlySet<string>;
-  /** Only events after this cutoff are fed (retention at start); null = all. */
+  /** The retention cutoff at start: the phase reads only events after it (`TIME >`); null = all. While running, `this.cutoff` decides what is fed. */
   readonly cutoff: number | null;
   /** Tapped operators send their changes (only for events no earlier run has processed). */
   readonly taps: boolean;

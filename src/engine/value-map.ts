@@ -37,21 +37,8 @@ export class ValueMap<V> {
       this.primitives.set(checkPrimitive(key), value);
       return;
     }
-    const h = hashValue(key);
-    const bucket = this.composites.get(h);
-    if (bucket === undefined) {
-      this.composites.set(h, [{ key, value }]);
-      this.compositeCount++;
-      return;
-    }
-    for (const slot of bucket) {
-      if (valueEquals(slot.key, key)) {
-        slot.value = value;
-        return;
-      }
-    }
-    bucket.push({ key, value });
-    this.compositeCount++;
+    const present = this.addComposite(key, value);
+    if (present !== undefined) present.value = value;
   }
 
   /** Adds `value` under `key` unless the key is present: returns the present value, or undefined after adding (one hash, not two). */
@@ -62,15 +49,18 @@ export class ValueMap<V> {
       if (present === undefined) this.primitives.set(k, value); // (values are never undefined)
       return present;
     }
+    return this.addComposite(key, value)?.value;
+  }
+
+  /** The slot of a composite key if present; otherwise adds one with `value` and returns undefined. */
+  private addComposite(key: Value, value: V): Slot<V> | undefined {
     const h = hashValue(key);
     const bucket = this.composites.get(h);
-    if (bucket === undefined) {
-      this.composites.set(h, [{ key, value }]);
-      this.compositeCount++;
-      return undefined;
+    if (bucket === undefined) this.composites.set(h, [{ key, value }]);
+    else {
+      for (const slot of bucket) if (valueEquals(slot.key, key)) return slot;
+      bucket.push({ key, value });
     }
-    for (const slot of bucket) if (valueEquals(slot.key, key)) return slot.value;
-    bucket.push({ key, value });
     this.compositeCount++;
     return undefined;
   }

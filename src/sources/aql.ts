@@ -338,10 +338,6 @@ export function printExpr(expr: TagExpr): string {
 }
 
 /**
- * Parses `FROM <tag expression> [END]` or a plain tag expression (where tags may also be bare
- * words). Throws `AqlSyntaxError` (with position and reason) for anything else.
- */
-/**
  * A timestamp every event matching `expr` has at least (from its `TIME >`/`TIME >=` conditions
  * that must hold), or null when the expression implies none. Lets a store skip what is older.
  */
@@ -364,6 +360,10 @@ export function earliestTimestamp(expr: TagExpr): number | null {
   }
 }
 
+/**
+ * Parses `FROM <tag expression> [END]` or a plain tag expression (where tags may also be bare
+ * words). Throws `AqlSyntaxError` (with position and reason) for anything else.
+ */
 export function parseQuery(text: string): ParsedQuery {
   if (typeof text !== 'string') throw new AqlSyntaxError('the query must be a string', String(text), 0);
   const tokens = tokenize(text);

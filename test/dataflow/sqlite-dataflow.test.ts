@@ -14,6 +14,7 @@ import type { EventSource } from '../../src/sources/types';
 import {
   allEvents,
   appendEvents,
+  appendInOrder,
   dashboardMembers,
   dashboardTable,
   drillEvents,
@@ -38,10 +39,11 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-function fixture(events = 3000): Fixture {
+/** A log of drill events, stored stream by stream (appendEvents) unless `append` says otherwise. */
+function fixture(events = 3000, append: typeof appendEvents = appendEvents): Fixture {
   const dir = tempDir();
   const log = new EmbeddedLog(join(dir, 'log.sqlite'));
-  appendEvents(log, drillEvents({ machines: 7, events, seed: 7 }));
+  append(log, drillEvents({ machines: 7, events, seed: 7 }));
   const file = join(dir, 'views.sqlite');
   const db = new SqliteDatabase({ filename: file });
   return {
@@ -419,6 +421,42 @@ test('retention: an event exactly at the cutoff is outside the window, running a
     assert.deepEqual(uninterrupted, [], 'the start at the cutoff is forgotten: no span');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('retention: a live event older than the cutoff is left out and counted; changing the window rebuilds nothing', async () => {
+  // Stored in Lamport order: the first start reads them in the order they were stored, and events
+  // stored stream by stream would be late for each other in a window this short.
+  const f = fixture(1000, appendInOrder);
+  const runs: { stop(): Promise<void> }[] = [];
+  try {
+    const ms = members(f);
+    const settings = { ...SETTINGS, retentionMicros: 120e6 };
+    const first = startDataflow({ source: f.log, members: ms, settings }, recordingListener());
+    runs.push(first);
+    await first.live;
+    const cutoff = retentionCutoff(first.stats().watermark, settings.retentionMicros) as number;
+    // Drill1 reports, late, a start at the cutoff and a stop inside the window: the start is left out, so no span.
+    f.log.appendSync('drill1-late', [
+      { tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order: 'late' }, timestamp: cutoff },
+      { tags: ['machine', 'machine:Drill1'], payload: { type: 'stopped', order: 'late' }, timestamp: cutoff + 200e6 },
+    ]);
+    await waitCommitted(first, await f.log.presentOffsets());
+    assert.equal(first.stats().eventsOutsideWindow, 1);
+    assert.ok(!sqliteRows(f.file, usageTable('usage')).some((r) => r.includes('"late"')), 'no span from the left-out start');
+    await first.stop();
+
+    // Another window: the tables are kept as they are (a rebuild would lose their older rows).
+    const writes = countWrites(f.file, ['dashboard', 'usage']);
+    const before = writes();
+    const second = startDataflow({ source: f.log, members: ms, settings: { ...settings, retentionMicros: 600e6 } }, recordingListener());
+    runs.push(second);
+    await second.live;
+    assert.deepEqual(second.stats().rebuilt, []);
+    assert.equal(writes(), before);
+  } finally {
+    for (const r of runs) await r.stop();
+    await f.close();
   }
 });
 

@@ -19,7 +19,8 @@ import type { ActyxEvent } from '../src/sources/types';
  */
 export type DrillEvent = Omit<ActyxEvent, 'payload'> & { readonly payload: DrillPayload };
 
-export type MachinePayload = { readonly type: 'started'; readonly order: string } | { readonly type: 'stopped'; readonly order: string };
+export type MachinePayload =
+  { readonly type: 'started'; readonly order: string } | { readonly type: 'stopped'; readonly order: string };
 
 export type WorkerPayload =
   | { readonly type: 'setupStarted'; readonly machine: string; readonly order: string }
@@ -77,9 +78,11 @@ export function generateDrillEvents(options: DrillOptions): DrillEvent[] {
   if (machines < 1) throw new RangeError('machines must be at least 1');
 
   const machineDevices: Device[] = [];
-  for (let m = 1; m <= machines; m++) machineDevices.push({ stream: `drill${m}-0`, tags: ['machine', `machine:Drill${m}`], offset: 0 });
+  for (let m = 1; m <= machines; m++)
+    machineDevices.push({ stream: `drill${m}-0`, tags: ['machine', `machine:Drill${m}`], offset: 0 });
   const workerDevices: Device[] = [];
-  for (let w = 1; w <= workers; w++) workerDevices.push({ stream: `tablet${w}-0`, tags: ['worker', `worker:Worker${w}`], offset: 0 });
+  for (let w = 1; w <= workers; w++)
+    workerDevices.push({ stream: `tablet${w}-0`, tags: ['worker', `worker:Worker${w}`], offset: 0 });
   const cycles: (Cycle | null)[] = new Array(machines).fill(null);
 
   const newCycle = (m: number): Cycle => {
@@ -87,7 +90,12 @@ export function generateDrillEvents(options: DrillOptions): DrillEvent[] {
     const name = `Drill${m + 1}`;
     const order = String(nextOrder++);
     if (workers === 0) {
-      return { steps: [() => ({ device: machine, payload: { type: 'started', order } }), () => ({ device: machine, payload: { type: 'stopped', order } })] };
+      return {
+        steps: [
+          () => ({ device: machine, payload: { type: 'started', order } }),
+          () => ({ device: machine, payload: { type: 'stopped', order } }),
+        ],
+      };
     }
     const worker = workerDevices[Math.floor(random() * workers)];
     const step = STEPS[Math.floor(random() * STEPS.length)];

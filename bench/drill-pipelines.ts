@@ -39,7 +39,9 @@ export function isMachineEvent(e: DrillEvent): boolean {
 export function toDashboardRow(e: DrillEvent): DashboardRow {
   const p = e.payload as MachinePayload;
   const machine = machineOf(e)!;
-  return p.type === 'started' ? { machine, status: 'working', order: p.order, since: e.timestamp } : { machine, status: 'idle', order: null, since: e.timestamp };
+  return p.type === 'started'
+    ? { machine, status: 'working', order: p.order, since: e.timestamp }
+    : { machine, status: 'idle', order: null, since: e.timestamp };
 }
 
 export function toExcerpt(e: DrillEvent): Excerpt {

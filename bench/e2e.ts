@@ -14,7 +14,17 @@
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -46,7 +56,14 @@ const GENERATE_ONLY = 'BENCH_GENERATE_ONLY';
 const BATCH = intEnv('BENCH_BATCH', 10_000);
 /** Catch-up steps: the coordinator's default (10× the live batch size, at most 2,500) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
-const SETTINGS: DataflowSettings = { batchSize: BATCH, catchUpBatchSize: CATCH_UP_BATCH, batchMs: intEnv('BENCH_BATCH_MS', 5), maxInFlight: 16, retentionMicros: RETENTION_DAYS * 86_400e6, onError: 'skip' };
+const SETTINGS: DataflowSettings = {
+  batchSize: BATCH,
+  catchUpBatchSize: CATCH_UP_BATCH,
+  batchMs: intEnv('BENCH_BATCH_MS', 5),
+  maxInFlight: 16,
+  retentionMicros: RETENTION_DAYS * 86_400e6,
+  onError: 'skip',
+};
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -69,7 +86,13 @@ function collection(s: Stage | undefined): Collection<DrillEvent> {
   return s.collection as unknown as Collection<DrillEvent>;
 }
 
-function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true, usage: 'scan' | 'reduce' = USAGE): DataflowMember[] {
+function members(
+  log: EmbeddedLog,
+  db: SinkDatabase,
+  prefix: string,
+  withUsage = true,
+  usage: 'scan' | 'reduce' = USAGE,
+): DataflowMember[] {
   const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
     role: 'operator',
     id,
@@ -81,12 +104,43 @@ function members(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage =
     build: ([s]) => ({ kind: 'collection', collection: build(collection(s)) as Collection }),
   });
   return [
-    { role: 'source', id: 'src', type: 'actyx-subscribe', label: 'src', inputs: [], definition: null, query: "'machine'", source: log, sourceId: 'log' },
+    {
+      role: 'source',
+      id: 'src',
+      type: 'actyx-subscribe',
+      label: 'src',
+      inputs: [],
+      definition: null,
+      query: "'machine'",
+      source: log,
+      sourceId: 'log',
+    },
     op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
     op('usage', usageOf(usage) as (c: Collection<DrillEvent>) => Collection),
-    { role: 'sink', id: 'dashboard-sink', type: 'db-sink', label: 'dashboard', inputs: ['dashboard'], definition: null, database: db, table: dashboardTable(`${prefix}dashboard`), version: '' },
+    {
+      role: 'sink',
+      id: 'dashboard-sink',
+      type: 'db-sink',
+      label: 'dashboard',
+      inputs: ['dashboard'],
+      definition: null,
+      database: db,
+      table: dashboardTable(`${prefix}dashboard`),
+      version: '',
+    },
     // As in a flow where only the dashboard's db-sink has its output wired (the latency is measured on it).
-    { role: 'sink', id: 'usage-sink', type: 'db-sink', label: 'usage', inputs: ['usage'], definition: null, database: db, table: usageTable(`${prefix}usage`), version: '', reportChanges: false },
+    {
+      role: 'sink',
+      id: 'usage-sink',
+      type: 'db-sink',
+      label: 'usage',
+      inputs: ['usage'],
+      definition: null,
+      database: db,
+      table: usageTable(`${prefix}usage`),
+      version: '',
+      reportChanges: false,
+    },
   ].filter((m) => withUsage || !m.id.startsWith('usage')) as DataflowMember[];
 }
 
@@ -123,12 +177,23 @@ async function generateLog(file: string): Promise<void> {
       byStream.set(e.stream, list);
     }
     for (const [stream, list] of byStream) {
-      log.appendSync(stream, list.map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp, appId: e.appId })));
+      log.appendSync(
+        stream,
+        list.map((e) => ({
+          tags: e.tags,
+          payload: e.payload,
+          lamport: e.lamport,
+          timestamp: e.timestamp,
+          appId: e.appId,
+        })),
+      );
     }
   }
   await log.close();
   renameSync(`${file}.tmp`, file);
-  console.log(`  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
 }
 
 /** The generated log, cached between runs; the benchmark works on a copy (the live part appends to it). */
@@ -138,7 +203,8 @@ async function openLog(workDir: string): Promise<EmbeddedLog> {
   const file = join(dir, `drill-${EVENTS}-${MACHINES}.sqlite`);
   // Generated in a child process: the generator's million event objects would otherwise leave
   // this process a grown heap and a peak RSS that the first (cold) catch-up would be charged with.
-  if (!existsSync(file)) execFileSync(process.execPath, [__filename], { env: { ...process.env, [GENERATE_ONLY]: file }, stdio: 'inherit' });
+  if (!existsSync(file))
+    execFileSync(process.execPath, [__filename], { env: { ...process.env, [GENERATE_ONLY]: file }, stdio: 'inherit' });
   // Opening the cached log brings its schema up to date once (a log from an older version gets
   // its time index here, not in every copy).
   await new EmbeddedLog(file, { foreignWritePollMs: 0 }).close();
@@ -195,10 +261,26 @@ async function engineFloor(chunks: readonly ActyxEvent[][]): Promise<{ ms: numbe
         offsets[e.stream] = e.offset;
         if (watermark === null || e.timestamp > watermark) watermark = e.timestamp;
         if (cutoff !== null && e.timestamp <= cutoff) continue;
-        updates.push([{ lamport: e.lamport, stream: e.stream, offset: e.offset, timestamp: e.timestamp, tags: e.tags, appId: e.appId, payload: e.payload } as never, 1, e.timestamp]);
+        updates.push([
+          {
+            lamport: e.lamport,
+            stream: e.stream,
+            offset: e.offset,
+            timestamp: e.timestamp,
+            tags: e.tags,
+            appId: e.appId,
+            payload: e.payload,
+          } as never,
+          1,
+          e.timestamp,
+        ]);
       }
       const r = await g.step({ events: updates });
-      out.push({ dashboard: r.outputs.get('dashboard') ?? [], usage: r.outputs.get('usage') ?? [], offsets: { ...offsets } });
+      out.push({
+        dashboard: r.outputs.get('dashboard') ?? [],
+        usage: r.outputs.get('usage') ?? [],
+        offsets: { ...offsets },
+      });
     }
   }
   return { ms: performance.now() - t0, batches: out };
@@ -234,15 +316,31 @@ async function writeFloor(db: SinkDatabase, prefix: string, batches: readonly En
 
 // ---- end to end --------------------------------------------------------------------------------
 
-async function endToEnd(log: EmbeddedLog, db: SinkDatabase, prefix: string, withUsage = true, usage: 'scan' | 'reduce' = USAGE): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
+async function endToEnd(
+  log: EmbeddedLog,
+  db: SinkDatabase,
+  prefix: string,
+  withUsage = true,
+  usage: 'scan' | 'reduce' = USAGE,
+): Promise<{ ms: number; run: RunningDataflow; listener: ReturnType<typeof benchListener> }> {
   const listener = benchListener();
   const t0 = performance.now();
-  const run = startDataflow({ source: log, members: members(log, db, prefix, withUsage, usage), settings: SETTINGS }, listener);
-  await Promise.race([run.live, run.finished.then(() => Promise.reject(new Error(run.stats().error ?? 'dataflow ended')))]);
+  const run = startDataflow(
+    { source: log, members: members(log, db, prefix, withUsage, usage), settings: SETTINGS },
+    listener,
+  );
+  await Promise.race([
+    run.live,
+    run.finished.then(() => Promise.reject(new Error(run.stats().error ?? 'dataflow ended'))),
+  ]);
   return { ms: performance.now() - t0, run, listener };
 }
 
-async function liveLatency(log: EmbeddedLog, run: RunningDataflow, listener: ReturnType<typeof benchListener>): Promise<number[]> {
+async function liveLatency(
+  log: EmbeddedLog,
+  run: RunningDataflow,
+  listener: ReturnType<typeof benchListener>,
+): Promise<number[]> {
   const pending: { stream: string; offset: number; t: number }[] = [];
   const latencies: number[] = [];
   listener.onCommit = (offsets) => {
@@ -263,16 +361,24 @@ async function liveLatency(log: EmbeddedLog, run: RunningDataflow, listener: Ret
     const m = (i % MACHINES) + 1;
     ts += 1000;
     const started = performance.now();
-    const [published] = log.appendSync(`drill${m}-0`, [{ tags: ['machine', `machine:Drill${m}`], payload: { type: i % 2 === 0 ? 'started' : 'stopped', order: `live-${i}` }, timestamp: ts }]);
+    const [published] = log.appendSync(`drill${m}-0`, [
+      {
+        tags: ['machine', `machine:Drill${m}`],
+        payload: { type: i % 2 === 0 ? 'started' : 'stopped', order: `live-${i}` },
+        timestamp: ts,
+      },
+    ]);
     if (published) pending.push({ stream: published.stream, offset: published.offset, t: started });
   }
   const present = await log.presentOffsets();
   const until = performance.now() + 10_000;
-  while (!covers(run.stats().committedOffsets, present) && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+  while (!covers(run.stats().committedOffsets, present) && performance.now() < until)
+    await new Promise((r) => setTimeout(r, 5));
   return latencies.sort((a, b) => a - b);
 }
 
-const pct = (sorted: readonly number[], p: number): string => `${(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN).toFixed(1)} ms`;
+const pct = (sorted: readonly number[], p: number): string =>
+  `${(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN).toFixed(1)} ms`;
 
 /** The dashboard pipeline's engine state after growing prefixes of the history. */
 async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<string> {
@@ -295,11 +401,20 @@ async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<str
 }
 
 async function main(): Promise<void> {
-  console.log(`End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage as ${USAGE} with retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage as ${USAGE} with retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
   const log = await openLog(dir);
   const history = await log.presentOffsets();
-  const pgDb = (): PostgresDatabase => new PostgresDatabase(process.env.PGHOST || process.env.DATABASE_URL ? {} : { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' });
+  const pgDb = (): PostgresDatabase =>
+    new PostgresDatabase(
+      process.env.PGHOST || process.env.DATABASE_URL
+        ? {}
+        : { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' },
+    );
   const prefix = `bench_${process.pid}_`;
   try {
     // End to end first, on a fresh heap (the floors below keep all events in memory).
@@ -371,25 +486,49 @@ async function main(): Promise<void> {
     await againDb.close();
 
     console.log('\nSQLite (WAL, synchronous=NORMAL)');
-    line('end to end (catch-up, commits per batch)', `${rate(EVENTS, e2e.ms)}  (${(e2e.ms / 1000).toFixed(2)} s, ${commits} commits; first run, cold)`);
+    line(
+      'end to end (catch-up, commits per batch)',
+      `${rate(EVENTS, e2e.ms)}  (${(e2e.ms / 1000).toFixed(2)} s, ${commits} commits; first run, cold)`,
+    );
     line('end to end again (after the floors)', `${rate(EVENTS, again.ms)}  (${(again.ms / 1000).toFixed(2)} s)`);
     line('floor: reading + parsing the events alone', `${rate(EVENTS, read.ms)}  (${(read.ms / 1000).toFixed(2)} s)`);
     line('floor: engine alone (same batches)', `${rate(EVENTS, engine.ms)}  (${(engine.ms / 1000).toFixed(2)} s)`);
     line('floor: writing the same rows alone', `${rate(EVENTS, sqliteWrite)}  (${(sqliteWrite / 1000).toFixed(2)} s)`);
     line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + sqliteWrite));
-    line('restart after a clean stop → live', `${(restart.ms / 1000).toFixed(2)} s  (${replayed.toLocaleString('en-US')} events of the window replayed, nothing written)`);
-    line('RSS after catch-up', `${mb(rss)}, peak during catch-up ${mb(peakRss)}  (engine state entries: ${state.toLocaleString('en-US')})`);
-    line(`live: ${lat.length} events at 1,000/s → committed row`, `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`);
+    line(
+      'restart after a clean stop → live',
+      `${(restart.ms / 1000).toFixed(2)} s  (${replayed.toLocaleString('en-US')} events of the window replayed, nothing written)`,
+    );
+    line(
+      'RSS after catch-up',
+      `${mb(rss)}, peak during catch-up ${mb(peakRss)}  (engine state entries: ${state.toLocaleString('en-US')})`,
+    );
+    line(
+      `live: ${lat.length} events at 1,000/s → committed row`,
+      `p50 ${pct(lat, 0.5)}, p99 ${pct(lat, 0.99)}, max ${pct(lat, 1)}`,
+    );
     line('dashboard alone: end to end', `${rate(EVENTS, dashRun.ms)}  (${(dashRun.ms / 1000).toFixed(2)} s)`);
-    line(`dashboard alone: live, ${dashLat.length} events at 1,000/s`, `p50 ${pct(dashLat, 0.5)}, p99 ${pct(dashLat, 0.99)}, max ${pct(dashLat, 1)}`);
+    line(
+      `dashboard alone: live, ${dashLat.length} events at 1,000/s`,
+      `p50 ${pct(dashLat, 0.5)}, p99 ${pct(dashLat, 0.99)}, max ${pct(dashLat, 1)}`,
+    );
     line(`usage as ${otherKind}: end to end`, `${rate(EVENTS, otherRun.ms)}  (${(otherRun.ms / 1000).toFixed(2)} s)`);
-    line(`usage as ${otherKind}: live, ${otherLat.length} events at 1,000/s`, `p50 ${pct(otherLat, 0.5)}, p99 ${pct(otherLat, 0.99)}, max ${pct(otherLat, 1)}`);
+    line(
+      `usage as ${otherKind}: live, ${otherLat.length} events at 1,000/s`,
+      `p50 ${pct(otherLat, 0.5)}, p99 ${pct(otherLat, 0.99)}, max ${pct(otherLat, 1)}`,
+    );
     if (pg) {
       console.log('\nPostgreSQL');
-      line('end to end (catch-up, commits per batch)', `${rate(EVENTS, pg.ms)}  (${(pg.ms / 1000).toFixed(2)} s, ${pg.commits} commits)`);
+      line(
+        'end to end (catch-up, commits per batch)',
+        `${rate(EVENTS, pg.ms)}  (${(pg.ms / 1000).toFixed(2)} s, ${pg.commits} commits)`,
+      );
       line('floor: writing the same rows alone', `${rate(EVENTS, pgWrite)}  (${(pgWrite / 1000).toFixed(2)} s)`);
       line('sum of the three floors', rate(EVENTS, read.ms + engine.ms + pgWrite));
-      line(`live: ${pg.lat.length} events at 1,000/s → committed row`, `p50 ${pct(pg.lat, 0.5)}, p99 ${pct(pg.lat, 0.99)}, max ${pct(pg.lat, 1)}`);
+      line(
+        `live: ${pg.lat.length} events at 1,000/s → committed row`,
+        `p50 ${pct(pg.lat, 0.5)}, p99 ${pct(pg.lat, 0.99)}, max ${pct(pg.lat, 1)}`,
+      );
     }
     console.log('\nDashboard engine state (entries) as the history grows');
     line('dashboard pipeline alone', await dashboardState(log, history));

@@ -22,7 +22,17 @@ import * as d2mini from '@electric-sql/d2mini';
 import * as d2ts from '@electric-sql/d2ts';
 import { compareValues, createGraph, type Collection, type Multiset, type Update } from '../src/engine';
 import { generateDrillEvents, machineOf, type DrillEvent } from './drill-data';
-import { dashboardPipeline, isMachineEvent, pairStartStop, toDashboardRow, toExcerpt, usagePipeline, type DashboardRow, type Excerpt, type UsageRow } from './drill-pipelines';
+import {
+  dashboardPipeline,
+  isMachineEvent,
+  pairStartStop,
+  toDashboardRow,
+  toExcerpt,
+  usagePipeline,
+  type DashboardRow,
+  type Excerpt,
+  type UsageRow,
+} from './drill-pipelines';
 
 const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
 const BATCH = intEnv('BENCH_BATCH', 1_000);
@@ -92,7 +102,8 @@ function latestRow(values: [DashboardRow, number][]): [DashboardRow, number][] {
   let best: DashboardRow | null = null;
   for (const [row, m] of values) {
     if (m <= 0) continue;
-    if (best === null || row.since > best.since || (row.since === best.since && compareValues(row, best) > 0)) best = row;
+    if (best === null || row.since > best.since || (row.since === best.since && compareValues(row, best) > 0))
+      best = row;
   }
   return best === null ? [] : [[best, 1]];
 }
@@ -107,7 +118,9 @@ function usageRows(values: [Excerpt, number][]): [UsageRow, number][] {
 
 /** The keyed reduce function the peers run for a pipeline (their values are `[key, row]` pairs). */
 function peerReducer(pipeline: Pipeline): (values: [DashboardRow | Excerpt, number][]) => [unknown, number][] {
-  return (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (values: [DashboardRow | Excerpt, number][]) => [unknown, number][];
+  return (pipeline === 'dashboard' ? latestRow : usageRows) as unknown as (
+    values: [DashboardRow | Excerpt, number][],
+  ) => [unknown, number][];
 }
 
 function keyed(pipeline: Pipeline, e: DrillEvent): [string, DashboardRow | Excerpt] {
@@ -174,7 +187,8 @@ function realChanges(pipeline: Pipeline, events: readonly DrillEvent[], count: n
         if (!isMachineEvent(events[i])) continue;
         const row = toDashboardRow(events[i]);
         const cur = latest.get(row.machine);
-        if (cur === undefined || row.since > cur.since || (row.since === cur.since && compareValues(row, cur) > 0)) latest.set(row.machine, row);
+        if (cur === undefined || row.since > cur.since || (row.since === cur.since && compareValues(row, cur) > 0))
+          latest.set(row.machine, row);
       }
       for (const [machine, row] of latest) {
         const old = before.get(machine);
@@ -226,7 +240,16 @@ async function measure(
   const diffs = runner.diffs();
   runner = null;
   heapAfterGc();
-  const result: Result = { pipeline, engine, events: count, ms, cpuMs, heapBytes, diffs, realChanges: realChanges(pipeline, events, count) };
+  const result: Result = {
+    pipeline,
+    engine,
+    events: count,
+    ms,
+    cpuMs,
+    heapBytes,
+    diffs,
+    realChanges: realChanges(pipeline, events, count),
+  };
   print(result);
   return result;
 }
@@ -257,7 +280,11 @@ function ratio(a: Result | undefined, b: Result | undefined): string {
 }
 
 function runnerFor(pipeline: Pipeline, engine: EngineName, data: Dataset): Runner {
-  return engine === 'deltaflow' ? ours(pipeline, data.ours) : engine === 'd2mini' ? d2miniRunner(pipeline, data.peers) : d2tsRunner(pipeline, data.peers);
+  return engine === 'deltaflow'
+    ? ours(pipeline, data.ours)
+    : engine === 'd2mini'
+      ? d2miniRunner(pipeline, data.peers)
+      : d2tsRunner(pipeline, data.peers);
 }
 
 const warmed = new Set<string>();
@@ -297,10 +324,20 @@ async function main(): Promise<void> {
   console.log(
     `# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}, best of ${REPEAT} for comparisons; rates per ${CPU_TIME ? 'CPU' : 'wall-clock'} second`,
   );
-  console.log(`# Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${new Date().toISOString()}`);
+  console.log(
+    `# Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}, ${new Date().toISOString()}`,
+  );
   const results: Result[] = [];
   /** Runs each (engine, count) `repeat` times, interleaved, and keeps the fastest run of each. */
-  const compare = async (pipeline: Pipeline, data: Dataset, runs: readonly (readonly [EngineName, number])[], repeat: number) => {
+  const compare = async (
+    pipeline: Pipeline,
+    data: Dataset,
+    runs: readonly (readonly [EngineName, number])[],
+    repeat: number,
+  ) => {
     const best = new Map<string, Result>();
     for (const [engine] of runs) await warmUp(pipeline, engine, data);
     for (let r = 0; r < repeat; r++) {
@@ -313,12 +350,14 @@ async function main(): Promise<void> {
     }
     results.push(...best.values());
   };
-  const find = (pipeline: Pipeline, engine: EngineName, count: number) => results.find((r) => r.pipeline === pipeline && r.engine === engine && r.events === count);
+  const find = (pipeline: Pipeline, engine: EngineName, count: number) =>
+    results.find((r) => r.pipeline === pipeline && r.engine === engine && r.events === count);
 
   console.log('\n## Dashboard: filter → map → groupBy machine → maxBy since → ungroup');
   let data: Dataset | null = dataset(EVENTS);
   const dashboardRuns: [EngineName, number][] = [['deltaflow', EVENTS]];
-  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS])) if (n !== EVENTS) dashboardRuns.push(['deltaflow', n]);
+  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS]))
+    if (n !== EVENTS) dashboardRuns.push(['deltaflow', n]);
   await compare('dashboard', data, dashboardRuns, REPEAT);
   await compare('dashboard', data, [['d2mini', D2MINI_DASHBOARD_EVENTS]], 1);
   await compare('dashboard', data, [['d2ts', D2TS_DASHBOARD_EVENTS]], REPEAT);
@@ -326,7 +365,11 @@ async function main(): Promise<void> {
 
   console.log('\n## Usage: filter → map to excerpt → groupBy machine → reduce pairing started/stopped → ungroup');
   data = dataset(USAGE_EVENTS);
-  const usageRuns: [EngineName, number][] = [['deltaflow', USAGE_EVENTS], ['d2mini', USAGE_EVENTS], ['d2ts', D2TS_USAGE_EVENTS]];
+  const usageRuns: [EngineName, number][] = [
+    ['deltaflow', USAGE_EVENTS],
+    ['d2mini', USAGE_EVENTS],
+    ['d2ts', D2TS_USAGE_EVENTS],
+  ];
   if (D2TS_USAGE_EVENTS !== USAGE_EVENTS) usageRuns.push(['deltaflow', D2TS_USAGE_EVENTS]);
   await compare('usage', data, usageRuns, REPEAT);
   data = null;
@@ -339,11 +382,20 @@ async function main(): Promise<void> {
   console.log('\n## Best runs');
   for (const r of results) print(r);
 
-  console.log(`\n## Ratios (events/s, same events) and bars (load average now ${os.loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+  console.log(
+    `\n## Ratios (events/s, same events) and bars (load average now ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')})`,
+  );
   const dash = find('dashboard', 'deltaflow', EVENTS)!;
   const dashRate = rate(dash);
-  console.log(`dashboard vs d2mini (${fmt(D2MINI_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2MINI_DASHBOARD_EVENTS), find('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS))}`);
-  console.log(`dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2TS_DASHBOARD_EVENTS), find('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS))}`);
+  console.log(
+    `dashboard vs d2mini (${fmt(D2MINI_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2MINI_DASHBOARD_EVENTS), find('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS))}`,
+  );
+  console.log(
+    `dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2TS_DASHBOARD_EVENTS), find('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS))}`,
+  );
   const usageVsMini = ratio(find('usage', 'deltaflow', USAGE_EVENTS), find('usage', 'd2mini', USAGE_EVENTS));
   const usageVsTs = ratio(find('usage', 'deltaflow', D2TS_USAGE_EVENTS), find('usage', 'd2ts', D2TS_USAGE_EVENTS));
   console.log(`usage vs d2mini     (${fmt(USAGE_EVENTS)} events): ${usageVsMini}`);

@@ -26,7 +26,11 @@ function columns(keyed: boolean): TableSpec['columns'] {
   ];
 }
 
-async function run(db: SinkDatabase, spec: TableSpec, batchFor: (i: number) => Update[]): Promise<{ rowsPerSec: number; msPerCommit: number; p99: number }> {
+async function run(
+  db: SinkDatabase,
+  spec: TableSpec,
+  batchFor: (i: number) => Update[],
+): Promise<{ rowsPerSec: number; msPerCommit: number; p99: number }> {
   await db.transaction(async (tx) => {
     await tx.dropTable(spec);
     await tx.ensureTable(spec);
@@ -50,14 +54,27 @@ async function run(db: SinkDatabase, spec: TableSpec, batchFor: (i: number) => U
   const total = performance.now() - t0;
   await db.transaction((tx) => tx.dropTable(spec));
   times.sort((a, b) => a - b);
-  return { rowsPerSec: Math.round((rows / total) * 1000), msPerCommit: total / batches, p99: times[Math.floor(times.length * 0.99)] };
+  return {
+    rowsPerSec: Math.round((rows / total) * 1000),
+    msPerCommit: total / batches,
+    p99: times[Math.floor(times.length * 0.99)],
+  };
 }
 
 const inserts = (i: number): Update[] =>
-  Array.from({ length: BATCH }, (_v, j): Update => [{ machine: `m${j % 50}`, status: j % 2 ? 'working' : 'idle', order: `o${i}-${j}`, since: i * BATCH + j } as Value, 1, 0]);
+  Array.from({ length: BATCH }, (_v, j): Update => [
+    { machine: `m${j % 50}`, status: j % 2 ? 'working' : 'idle', order: `o${i}-${j}`, since: i * BATCH + j } as Value,
+    1,
+    0,
+  ]);
 
 // Keyed: 5,000 keys; batch i moves keys [(i % 5) * 1000, +1000) from version i-5 to version i.
-const keyedRecord = (key: number, version: number): Value => ({ machine: `machine-${key}`, status: version % 2 ? 'working' : 'idle', order: `o${version}`, since: version });
+const keyedRecord = (key: number, version: number): Value => ({
+  machine: `machine-${key}`,
+  status: version % 2 ? 'working' : 'idle',
+  order: `o${version}`,
+  since: version,
+});
 const updates = (i: number): Update[] => {
   const out: Update[] = [];
   for (let j = 0; j < BATCH; j++) {
@@ -78,10 +95,19 @@ async function main(): Promise<void> {
   for (const [name, open] of targets) {
     const db = open();
     try {
-      for (const [what, keyed, gen] of [['multiset inserts', false, inserts], ['keyed upserts', true, updates]] as const) {
-        const spec: TableSpec = { name: `bench_${keyed ? 'keyed' : 'multiset'}_${process.pid}`, mode: keyed ? 'keyed' : 'multiset', columns: columns(keyed) };
+      for (const [what, keyed, gen] of [
+        ['multiset inserts', false, inserts],
+        ['keyed upserts', true, updates],
+      ] as const) {
+        const spec: TableSpec = {
+          name: `bench_${keyed ? 'keyed' : 'multiset'}_${process.pid}`,
+          mode: keyed ? 'keyed' : 'multiset',
+          columns: columns(keyed),
+        };
         const r = await run(db, spec, gen);
-        console.log(`${name.padEnd(10)} ${what.padEnd(16)} ${String(r.rowsPerSec).padStart(9)} rows/s   ${r.msPerCommit.toFixed(2)} ms/commit   p99 ${r.p99.toFixed(2)} ms`);
+        console.log(
+          `${name.padEnd(10)} ${what.padEnd(16)} ${String(r.rowsPerSec).padStart(9)} rows/s   ${r.msPerCommit.toFixed(2)} ms/commit   p99 ${r.p99.toFixed(2)} ms`,
+        );
       }
     } catch (err) {
       console.log(`${name}: ${err instanceof Error ? err.message : String(err)}`);

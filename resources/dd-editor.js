@@ -36,7 +36,11 @@
   function inputProblem(node) {
     var wrong = wrongSources(node);
     if (wrong.length === 0) return null;
-    return 'Wired from ' + wrong.join(', ') + ': dd nodes only take input from actyx-subscribe and other dd nodes of the dataflow';
+    return (
+      'Wired from ' +
+      wrong.join(', ') +
+      ': dd nodes only take input from actyx-subscribe and other dd nodes of the dataflow'
+    );
   }
 
   /** Validator (2.x/3.x style: returns true or a reason) for a default of every dd operator. */
@@ -54,7 +58,10 @@
     if (!link || !link.target || !isOperator(link.target.type)) return;
     if (link.source && !canFeedOperator(link.source.type)) {
       RED.notify(
-        nodeLabel(link.target) + ': ' + nodeLabel(link.source) + ' is not part of a dataflow. ' +
+        nodeLabel(link.target) +
+          ': ' +
+          nodeLabel(link.source) +
+          ' is not part of a dataflow. ' +
           'dd nodes only take input from actyx-subscribe and other dd nodes; use actyx-publish to add events to the log.',
         { type: 'warning', timeout: 8000 },
       );
@@ -108,7 +115,12 @@
           id: 'node-input-' + field + '-editor',
           mode: MODES[language],
           value: current,
-          globals: opts.params ? opts.params.reduce(function (g, p) { g[p] = true; return g; }, {}) : undefined,
+          globals: opts.params
+            ? opts.params.reduce(function (g, p) {
+                g[p] = true;
+                return g;
+              }, {})
+            : undefined,
         });
       }
     }
@@ -137,9 +149,12 @@
     var $div = $('#node-input-' + field + '-editor');
     var form = $('#dialog-form');
     var others = 0;
-    form.find('> .form-row, > div > .form-row').not($div.parent()).each(function () {
-      if ($(this).is(':visible')) others += $(this).outerHeight(true);
-    });
+    form
+      .find('> .form-row, > div > .form-row')
+      .not($div.parent())
+      .each(function () {
+        if ($(this).is(':visible')) others += $(this).outerHeight(true);
+      });
     $div.css('height', Math.max(120, size.height - others - 40) + 'px');
     state.editor.resize();
   }
@@ -225,15 +240,21 @@
     if (expressions.length > 0) {
       definition.oneditsave = function () {
         var node = this;
-        expressions.forEach(function (e) { saveExpression(node, e.field); });
+        expressions.forEach(function (e) {
+          saveExpression(node, e.field);
+        });
       };
       definition.oneditcancel = function () {
         var node = this;
-        expressions.forEach(function (e) { closeExpression(node, e.field); });
+        expressions.forEach(function (e) {
+          closeExpression(node, e.field);
+        });
       };
       definition.oneditresize = function (size) {
         var node = this;
-        expressions.forEach(function (e) { resizeExpression(node, e.field, size); });
+        expressions.forEach(function (e) {
+          resizeExpression(node, e.field, size);
+        });
       };
     }
     return definition;
@@ -254,7 +275,6 @@
     return node.name || fallback;
   }
 
-
   var LANGUAGE_NAMES = { path: 'property path', js: 'JavaScript', jsonata: 'JSONata' };
 
   function row(inner, style) {
@@ -269,20 +289,55 @@
    * placeholder (for the property path).
    */
   function expressionForm(type, form) {
-    var options = form.languages.map(function (l) {
-      return '<option value="' + l + '">' + LANGUAGE_NAMES[l] + '</option>';
-    }).join('');
+    var options = form.languages
+      .map(function (l) {
+        return '<option value="' + l + '">' + LANGUAGE_NAMES[l] + '</option>';
+      })
+      .join('');
     var html = [
-      row('<label for="node-input-dataflow"><i class="fa fa-sitemap"></i> Dataflow</label><input type="text" id="node-input-dataflow">'),
-      row('<label for="node-input-' + form.languageField + '"><i class="fa fa-code"></i> ' + form.languageLabel + '</label>' +
-        '<select id="node-input-' + form.languageField + '" style="width:70%">' + options + '</select>'),
-      row('<label><i class="fa fa-pencil"></i> ' + form.label + '</label><input type="hidden" id="node-input-' + form.field + '">', 'margin-bottom:0'),
-      '<div class="form-row node-text-editor-row"><div style="height:220px; min-height:120px" class="node-text-editor" id="node-input-' + form.field + '-editor"></div></div>',
+      row(
+        '<label for="node-input-dataflow"><i class="fa fa-sitemap"></i> Dataflow</label><input type="text" id="node-input-dataflow">',
+      ),
+      row(
+        '<label for="node-input-' +
+          form.languageField +
+          '"><i class="fa fa-code"></i> ' +
+          form.languageLabel +
+          '</label>' +
+          '<select id="node-input-' +
+          form.languageField +
+          '" style="width:70%">' +
+          options +
+          '</select>',
+      ),
+      row(
+        '<label><i class="fa fa-pencil"></i> ' +
+          form.label +
+          '</label><input type="hidden" id="node-input-' +
+          form.field +
+          '">',
+        'margin-bottom:0',
+      ),
+      '<div class="form-row node-text-editor-row"><div style="height:220px; min-height:120px" class="node-text-editor" id="node-input-' +
+        form.field +
+        '-editor"></div></div>',
       form.languages.indexOf('path') >= 0
-        ? row('<label for="node-input-' + form.field + '-path"><i class="fa fa-ellipsis-h"></i> ' + form.label + '</label>' +
-            '<input type="text" id="node-input-' + form.field + '-path" style="width:70%" placeholder="' + form.placeholder + '">')
+        ? row(
+            '<label for="node-input-' +
+              form.field +
+              '-path"><i class="fa fa-ellipsis-h"></i> ' +
+              form.label +
+              '</label>' +
+              '<input type="text" id="node-input-' +
+              form.field +
+              '-path" style="width:70%" placeholder="' +
+              form.placeholder +
+              '">',
+          )
         : '',
-      row('<label for="node-input-name"><i class="fa fa-tag"></i> Name</label><input type="text" id="node-input-name" placeholder="Name">'),
+      row(
+        '<label for="node-input-name"><i class="fa fa-tag"></i> Name</label><input type="text" id="node-input-name" placeholder="Name">',
+      ),
     ].join('\n');
     $('script[data-template-name="' + type + '"]').remove();
     $('<script type="text/html"></script>').attr('data-template-name', type).text(html).appendTo('body');

@@ -8,4 +8,5 @@ const root = new URL('..', import.meta.url).pathname;
 const from = join(root, 'icons');
 const to = join(root, 'nodes', 'icons');
 mkdirSync(to, { recursive: true });
-for (const name of readdirSync(from)) if (name.endsWith('.svg') || name.endsWith('.png')) copyFileSync(join(from, name), join(to, name));
+for (const name of readdirSync(from))
+  if (name.endsWith('.svg') || name.endsWith('.png')) copyFileSync(join(from, name), join(to, name));

@@ -11,7 +11,18 @@
 //
 // The end-to-end tests run this script too (with a temporary user directory and --port 0).
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, unlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  lstatSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
 
@@ -22,7 +33,18 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 1880, portGiven: false, userDir: join(root, '.demo'), examples: DEMO_EXAMPLES, simulator: true, auditTrail: true, fresh: false, msPerMinute: 1000, simulateMs: 0 };
+  const opts = {
+    host: '127.0.0.1',
+    port: 1880,
+    portGiven: false,
+    userDir: join(root, '.demo'),
+    examples: DEMO_EXAMPLES,
+    simulator: true,
+    auditTrail: true,
+    fresh: false,
+    msPerMinute: 1000,
+    simulateMs: 0,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -34,11 +56,15 @@ function parseArgs(argv) {
     else if (a === '--port') {
       opts.port = Number(value());
       opts.portGiven = true;
-    }
-    else if (a === '--user-dir') opts.userDir = resolve(value());
+    } else if (a === '--user-dir') opts.userDir = resolve(value());
     else if (a === '--examples') {
       const v = value();
-      opts.examples = v === 'all' ? readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : v.split(',').filter(Boolean);
+      opts.examples =
+        v === 'all'
+          ? readdirSync(join(root, 'examples'))
+              .filter((f) => f.endsWith('.json'))
+              .map((f) => f.slice(0, -5))
+          : v.split(',').filter(Boolean);
     } else if (a === '--no-simulator') opts.simulator = false;
     else if (a === '--sim-ms-per-minute') opts.msPerMinute = Number(value());
     else if (a === '--sim-duration-ms') opts.simulateMs = Number(value());
@@ -79,7 +105,11 @@ function installPackage(userDir) {
   // Node-RED lists user-installed modules from the user directory's package.json.
   const userPkg = join(userDir, 'package.json');
   if (!existsSync(userPkg)) {
-    writeFileSync(userPkg, JSON.stringify({ name: 'deltaflow-demo', private: true, dependencies: { [pkg.name]: `file:${root}` } }, null, 2) + '\n');
+    writeFileSync(
+      userPkg,
+      JSON.stringify({ name: 'deltaflow-demo', private: true, dependencies: { [pkg.name]: `file:${root}` } }, null, 2) +
+        '\n',
+    );
   }
 }
 
@@ -129,7 +159,12 @@ export async function main(argv = process.argv.slice(2)) {
     console.log(`Port ${opts.port} is in use; using ${port} instead (choose one with --port).`);
   }
   // What to print: a wildcard address is reached locally as 127.0.0.1.
-  const shown = opts.host === '0.0.0.0' || opts.host === '::' ? '127.0.0.1' : opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const shown =
+    opts.host === '0.0.0.0' || opts.host === '::'
+      ? '127.0.0.1'
+      : opts.host.includes(':')
+        ? `[${opts.host}]`
+        : opts.host;
   const base = `http://${shown}:${port}`;
   // The ERP bookings example delivers to this Node-RED's stand-in ERP endpoint unless ERP_URL is set.
   process.env.ERP_URL ??= `${base}/erp/bookings`;
@@ -164,7 +199,7 @@ export async function main(argv = process.argv.slice(2)) {
   const log = handle.log;
   if (opts.auditTrail && Object.keys(await log.presentOffsets()).length === 0) {
     await publishAuditTrail(log);
-    console.log('Published the seed\'s audit trail (Fred, Drill1, order 4711, 2020-06-24 8:52–9:27).');
+    console.log("Published the seed's audit trail (Fred, Drill1, order 4711, 2020-06-24 8:52–9:27).");
   }
 
   await RED.start();
@@ -177,7 +212,11 @@ export async function main(argv = process.argv.slice(2)) {
       firstOrder: 10000 + (Math.floor(Date.now() / 1000) % 80000),
       onError: (err) => console.error('factory simulator:', err instanceof Error ? err.message : err),
       onOffline: (machine, offline) =>
-        console.log(offline ? `Simulator: ${machine} went offline; it keeps recording and delivers later.` : `Simulator: ${machine} is back online and delivers its late events.`),
+        console.log(
+          offline
+            ? `Simulator: ${machine} went offline; it keeps recording and delivers later.`
+            : `Simulator: ${machine} is back online and delivers its late events.`,
+        ),
     });
     simulator.start();
     if (opts.simulateMs > 0) {
@@ -215,7 +254,11 @@ export async function main(argv = process.argv.slice(2)) {
   );
   console.log(`  Node-RED editor:  ${base}/`);
   console.log(`  Drill dashboard:  ${base}/drill-dashboard`);
-  console.log(opts.simulator ? '  The factory simulator is publishing events (one drill goes offline for a while and reports late). Ctrl+C stops.' : '  Ctrl+C stops.');
+  console.log(
+    opts.simulator
+      ? '  The factory simulator is publishing events (one drill goes offline for a while and reports late). Ctrl+C stops.'
+      : '  Ctrl+C stops.',
+  );
   return { port, stop };
 }
 

@@ -48,8 +48,20 @@ async function startEmbeddedPostgres() {
   await pg.initialise();
   await pg.start();
   await pg.createDatabase('deltaflow_test');
-  const env = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: 'postgres', PGDATABASE: 'deltaflow_test' };
-  return { env, stop: async () => { await pg.stop(); rmSync(dir, { recursive: true, force: true }); } };
+  const env = {
+    PGHOST: '127.0.0.1',
+    PGPORT: String(port),
+    PGUSER: 'postgres',
+    PGPASSWORD: 'postgres',
+    PGDATABASE: 'deltaflow_test',
+  };
+  return {
+    env,
+    stop: async () => {
+      await pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const filter = process.argv.slice(2);
@@ -79,7 +91,9 @@ let pg = null;
 const env = { ...process.env };
 if (env.DATABASE_URL && !env.PGHOST) Object.assign(env, pgEnvFromUrl(env.DATABASE_URL));
 if (env.PGHOST || env.PGPORT || env.PGDATABASE || env.PGUSER) {
-  console.log(`# PostgreSQL: ${env.PGHOST ?? 'localhost'}:${env.PGPORT ?? 5432} database ${env.PGDATABASE ?? env.PGUSER ?? '(default)'} (from ${process.env.DATABASE_URL && !process.env.PGHOST ? 'DATABASE_URL' : 'the PG* variables'})`);
+  console.log(
+    `# PostgreSQL: ${env.PGHOST ?? 'localhost'}:${env.PGPORT ?? 5432} database ${env.PGDATABASE ?? env.PGUSER ?? '(default)'} (from ${process.env.DATABASE_URL && !process.env.PGHOST ? 'DATABASE_URL' : 'the PG* variables'})`,
+  );
 } else {
   pg = await startEmbeddedPostgres();
   Object.assign(env, pg.env);
@@ -88,11 +102,24 @@ if (env.PGHOST || env.PGPORT || env.PGDATABASE || env.PGUSER) {
 
 // --test-force-exit: a test file whose assertion failed with a dataflow still running must end
 // (reported as failed) instead of keeping its process, and CI, waiting.
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-force-exit', '--test-reporter=spec', ...files], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
-});
+const child = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=2',
+    '--test-timeout=600000',
+    '--test-force-exit',
+    '--test-reporter=spec',
+    ...files,
+  ],
+  {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  },
+);
 const code = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
 if (pg) await pg.stop();
 process.exit(code);

@@ -50,19 +50,32 @@ function editorDefinitions(): Map<string, { category?: string; file: string }> {
   const anything: unknown = new Proxy(function () {}, { get: () => anything, apply: () => anything });
   const RED = new Proxy(
     {
-      nodes: new Proxy({ registerType: (type: string, def: { category?: string }) => defs.set(type, { category: def.category, file: current }) }, { get: (t, k) => (k in t ? t[k as 'registerType'] : anything) }),
+      nodes: new Proxy(
+        {
+          registerType: (type: string, def: { category?: string }) =>
+            defs.set(type, { category: def.category, file: current }),
+        },
+        { get: (t, k) => (k in t ? t[k as 'registerType'] : anything) },
+      ),
     },
     { get: (t, k) => (k in t ? t[k as 'nodes'] : anything) },
   );
   let current = '';
-  const context = vm.createContext({ RED, $: anything, jsonata: anything, window: {} as Record<string, unknown>, console });
+  const context = vm.createContext({
+    RED,
+    $: anything,
+    jsonata: anything,
+    window: {} as Record<string, unknown>,
+    console,
+  });
   (context as { window: unknown }).window = context;
   const shared = join(root, 'resources', 'dd-editor.js');
   if (existsSync(shared)) vm.runInContext(readFileSync(shared, 'utf8'), context);
   for (const js of Object.values(pkg['node-red'].nodes)) {
     current = js.replace(/\.js$/, '.html');
     const html = readFileSync(join(root, current), 'utf8');
-    for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) vm.runInContext(m[1]!, context);
+    for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g))
+      vm.runInContext(m[1]!, context);
   }
   return defs;
 }
@@ -113,7 +126,11 @@ test('every node file has an editor file that registers its type (what N02 reads
   const defs = editorDefinitions();
   for (const [type, js] of Object.entries(pkg['node-red'].nodes)) {
     assert.ok(existsSync(join(root, js)), `${js} missing`);
-    assert.equal(defs.get(type)?.file, js.replace(/\.js$/, '.html'), `${type} is not registered by ${js.replace(/\.js$/, '.html')}`);
+    assert.equal(
+      defs.get(type)?.file,
+      js.replace(/\.js$/, '.html'),
+      `${type} is not registered by ${js.replace(/\.js$/, '.html')}`,
+    );
   }
 });
 
@@ -138,7 +155,9 @@ interface LockEntry {
   version?: string;
   dev?: boolean;
 }
-const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, LockEntry>;
+};
 
 test('D02 no known-incompatible package in the production dependency tree', () => {
   const bad: Record<string, string> = { 'agent-base': '<6.0.0' };
@@ -146,7 +165,8 @@ test('D02 no known-incompatible package in the production dependency tree', () =
   assert.ok(prod.length > 0);
   for (const [path, entry] of prod) {
     const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    if (bad[name] && entry.version) assert.ok(!semver.satisfies(entry.version, bad[name]!), `${name}@${entry.version} is incompatible with Node-RED`);
+    if (bad[name] && entry.version)
+      assert.ok(!semver.satisfies(entry.version, bad[name]!), `${name}@${entry.version} is incompatible with Node-RED`);
   }
 });
 
@@ -173,7 +193,11 @@ function generatedFormLabels(html: string): string {
 }
 
 test('every field of every editor form is explained in the node help (a <dt> naming its label)', () => {
-  const strip = (html: string) => html.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+  const strip = (html: string) =>
+    html
+      .replace(/<[^>]+>/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
   const problems: string[] = [];
   for (const js of Object.values(pkg['node-red'].nodes)) {
     const file = js.replace(/\.js$/, '.html');
@@ -184,7 +208,8 @@ test('every field of every editor form is explained in the node help (a <dt> nam
     const terms = [...help.matchAll(/<dt[^>]*>([\s\S]*?)<\/dt>/g)].map((m) => strip(m[1]!).toLowerCase());
     for (const m of form.matchAll(/<label[^>]*>([\s\S]*?)<\/label>/g)) {
       const label = strip(m[1]!);
-      if (label !== '' && !terms.some((t) => t.includes(label.toLowerCase()))) problems.push(`${file}: field "${label}"`);
+      if (label !== '' && !terms.some((t) => t.includes(label.toLowerCase())))
+        problems.push(`${file}: field "${label}"`);
     }
   }
   assert.deepEqual(problems, []);

@@ -45,7 +45,10 @@ function describe(m: DataflowMember): string {
 }
 
 /** Members in an order where every member comes after its inputs; members on a cycle are returned apart. */
-export function topologicalOrder(members: readonly DataflowMember[]): { order: DataflowMember[]; cyclic: DataflowMember[] } {
+export function topologicalOrder(members: readonly DataflowMember[]): {
+  order: DataflowMember[];
+  cyclic: DataflowMember[];
+} {
   const byId = new Map(members.map((m) => [m.id, m]));
   const pending = new Map<string, number>();
   const downstream = new Map<string, string[]>();
@@ -78,7 +81,9 @@ function collectionOf(stages: readonly Stage[], who: DataflowMember, byInput: re
   const cols: Collection[] = [];
   stages.forEach((s, i) => {
     if (s.kind !== 'collection') {
-      throw new Error(`${describe(who)} needs ungrouped input, but ${byInput[i]} delivers grouped data: put an operator that ungroups (e.g. dd-maxby, dd-aggregate) before it`);
+      throw new Error(
+        `${describe(who)} needs ungrouped input, but ${byInput[i]} delivers grouped data: put an operator that ungroups (e.g. dd-maxby, dd-aggregate) before it`,
+      );
     }
     cols.push(s.collection);
   });
@@ -101,7 +106,8 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
   const sourceIds = new Set(sourceMembers.map((s) => s.sourceId));
   if (sourceIds.size > 1) {
     const list = sourceMembers.map((s) => `${describe(s)} uses ${s.sourceId}`).join('; ');
-    for (const m of members) fail(m, `all event sources of one dataflow must use the same actyx-config: ${list}`, m.role === 'source');
+    for (const m of members)
+      fail(m, `all event sources of one dataflow must use the same actyx-config: ${list}`, m.role === 'source');
     return { graph, sources: [], sinks: [], taps: [], failures, byId };
   }
 
@@ -136,7 +142,11 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
     }
     const badInput = m.inputs.find((i) => failed.has(i));
     if (badInput !== undefined) {
-      fail(m, `${describe(m)} is not running because its input ${describe(byId.get(badInput) as DataflowMember)} failed`, false);
+      fail(
+        m,
+        `${describe(m)} is not running because its input ${describe(byId.get(badInput) as DataflowMember)} failed`,
+        false,
+      );
       continue;
     }
     const inputStages = m.inputs.map((i) => stages.get(i) as Stage);
@@ -145,7 +155,10 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
         const out = m.build(inputStages);
         stages.set(m.id, out);
         if (m.tap) {
-          graph.output(tapOutput(m.id), out.kind === 'collection' ? out.collection : out.grouped.ungroup({ name: m.id }));
+          graph.output(
+            tapOutput(m.id),
+            out.kind === 'collection' ? out.collection : out.grouped.ungroup({ name: m.id }),
+          );
           taps.push(m);
         }
       } else {
@@ -154,7 +167,11 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
         sinks.push(m);
       }
     } catch (e) {
-      fail(m, (e as Error).message.includes(m.id) ? (e as Error).message : `${describe(m)}: ${(e as Error).message}`, true);
+      fail(
+        m,
+        (e as Error).message.includes(m.id) ? (e as Error).message : `${describe(m)}: ${(e as Error).message}`,
+        true,
+      );
     }
   }
 
@@ -166,7 +183,9 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
     for (const i of byId.get(id)?.inputs ?? []) mark(i);
   };
   for (const m of [...sinks, ...taps]) mark(m.id);
-  const sources = sourceMembers.filter((s) => needed.has(s.id) && parsed.has(s.id)).map((s) => {
+  const sources = sourceMembers
+    .filter((s) => needed.has(s.id) && parsed.has(s.id))
+    .map((s) => {
       const p = parsed.get(s.id) as ParsedQuery;
       return { member: s, parsed: p, matches: (event: ActyxEvent) => matchesEvent(p, event) };
     });

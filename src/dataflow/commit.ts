@@ -27,12 +27,21 @@ export interface CommitAttempts {
   rows: ReadonlyMap<string, readonly RowChange[]> | null;
 }
 
-export async function commitToDatabase(database: SinkDatabase, writes: readonly SinkWrite[], isRetry: boolean, attempts: CommitAttempts = { rows: null }): Promise<DatabaseCommitResult> {
+export async function commitToDatabase(
+  database: SinkDatabase,
+  writes: readonly SinkWrite[],
+  isRetry: boolean,
+  attempts: CommitAttempts = { rows: null },
+): Promise<DatabaseCommitResult> {
   return database.transaction(async (tx) => {
     if (isRetry && writes.length > 0) {
       const first = writes[0] as SinkWrite;
       const stored = await tx.readState(first.sink.table);
-      if (stored.fingerprint === first.state.fingerprint && offsetsEqual(stored.offsets, first.state.offsets) && stored.watermark === first.state.watermark) {
+      if (
+        stored.fingerprint === first.state.fingerprint &&
+        offsetsEqual(stored.offsets, first.state.offsets) &&
+        stored.watermark === first.state.watermark
+      ) {
         // The commit of the last attempt that got this far is the one that succeeded: a later
         // attempt finds it here and goes no further.
         return { rows: attempts.rows };
@@ -40,7 +49,10 @@ export async function commitToDatabase(database: SinkDatabase, writes: readonly 
     }
     const rows = new Map<string, readonly RowChange[]>();
     for (const w of writes) {
-      rows.set(w.sink.id, w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false) : []);
+      rows.set(
+        w.sink.id,
+        w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false) : [],
+      );
       await tx.writeState(w.sink.table, w.state);
     }
     attempts.rows = rows; // what the commit about to be sent makes, should its acknowledgement be lost

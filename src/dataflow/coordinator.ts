@@ -25,7 +25,8 @@ import { StatusReporter } from './status-reporter';
 import type { DataflowDefinition, DataflowListener, DataflowMember, MemberStatus, SinkMember } from './types';
 
 /** What the running dataflow is doing (shown in every member's status). */
-export type DataflowPhase = 'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle';
+export type DataflowPhase =
+  'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle';
 
 /** Counters for tests, benchmarks and the status line. */
 export interface DataflowStats {
@@ -181,12 +182,17 @@ class Coordinator implements RunningDataflow {
     this.built = built;
     for (const f of built.failures) {
       if (f.cause) this.listener.error(f.memberId, f.message);
-      this.status.set(f.memberId, { fill: 'red', shape: f.cause ? 'dot' : 'ring', text: f.cause ? 'error: see debug' : 'input failed' }, true);
+      this.status.set(
+        f.memberId,
+        { fill: 'red', shape: f.cause ? 'dot' : 'ring', text: f.cause ? 'error: see debug' : 'input failed' },
+        true,
+      );
     }
     if (built.sinks.length === 0 && built.taps.length === 0) {
       this.phaseName = 'idle';
       for (const m of this.definition.members) {
-        if (!built.failures.some((f) => f.memberId === m.id)) this.status.set(m.id, { fill: 'grey', shape: 'ring', text: 'no db-sink downstream' });
+        if (!built.failures.some((f) => f.memberId === m.id))
+          this.status.set(m.id, { fill: 'grey', shape: 'ring', text: 'no db-sink downstream' });
       }
       this.listener.log('info', 'dataflow has no db-sink or tapped node that runs: nothing to compute');
       this.resolveLive();
@@ -203,7 +209,8 @@ class Coordinator implements RunningDataflow {
       if (e instanceof Abandoned || this.stopping) return;
       const message = `opening the tables failed: ${errorText(e)}; the dataflow stopped`;
       const blamed = built.sinks.filter((s) => errorText(e).includes(`"${s.table.name}"`));
-      for (const s of blamed.length > 0 ? blamed : built.sinks) this.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+      for (const s of blamed.length > 0 ? blamed : built.sinks)
+        this.listener.error(s.id, `db-sink ${s.label}: ${message}`);
       this.halt(message, blamed[0]?.id);
       return;
     }
@@ -226,7 +233,12 @@ class Coordinator implements RunningDataflow {
     const writing = new Set<string>();
     for (let i = 0; i + 1 < effective.length && !this.stopping; i++) {
       for (const id of (effective[i] as Level).sinkIds) writing.add(id);
-      await this.readBounded(query, (effective[i] as Level).offsets, (effective[i + 1] as Level).offsets, { name: 'catching up', writing: new Set(writing), cutoff, taps: false });
+      await this.readBounded(query, (effective[i] as Level).offsets, (effective[i + 1] as Level).offsets, {
+        name: 'catching up',
+        writing: new Set(writing),
+        cutoff,
+        taps: false,
+      });
     }
     if (this.stopping) return;
     for (const s of built.sinks) writing.add(s.id);
@@ -248,7 +260,13 @@ class Coordinator implements RunningDataflow {
         ),
       ),
     );
-    const plan = planRestart(sinks.map((s) => ({ id: s.id, state: states.get(s.id) as SinkState, fingerprint: this.fingerprints.get(s.id) as string })));
+    const plan = planRestart(
+      sinks.map((s) => ({
+        id: s.id,
+        state: states.get(s.id) as SinkState,
+        fingerprint: this.fingerprints.get(s.id) as string,
+      })),
+    );
     this.watermark = plan.watermark;
     this.rebuilt = plan.rebuild.map((r) => ({ ...r }));
     const rebuild = new Map(plan.rebuild.map((r) => [r.id, r.reason]));
@@ -256,7 +274,10 @@ class Coordinator implements RunningDataflow {
     for (const [id, reason] of rebuild) {
       const s = byId.get(id) as SinkMember;
       this.rebuilding.add(id);
-      this.listener.log('warn', `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`);
+      this.listener.log(
+        'warn',
+        `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`,
+      );
     }
     // Rebuilt sinks are dropped and recreated empty; new ones get their fingerprint at once.
     await Promise.all(
@@ -267,7 +288,11 @@ class Coordinator implements RunningDataflow {
               if (rebuild.has(s.id)) await tx.dropTable(s.table);
               await tx.ensureTable(s.table);
               if (rebuild.has(s.id) || (states.get(s.id) as SinkState).fingerprint === null) {
-                await tx.writeState(s.table, { offsets: {}, fingerprint: this.fingerprints.get(s.id) as string, watermark: null });
+                await tx.writeState(s.table, {
+                  offsets: {},
+                  fingerprint: this.fingerprints.get(s.id) as string,
+                  watermark: null,
+                });
               }
             }
           }),
@@ -281,7 +306,9 @@ class Coordinator implements RunningDataflow {
   private warnIfAhead(levels: readonly Level[], sinks: readonly SinkMember[]): void {
     for (const level of levels) {
       if (covers(this.present, level.offsets)) continue;
-      const streams = Object.keys(level.offsets).filter((s) => (level.offsets[s] as number) > (offsetOf(this.present, s) ?? -1));
+      const streams = Object.keys(level.offsets).filter(
+        (s) => (level.offsets[s] as number) > (offsetOf(this.present, s) ?? -1),
+      );
       for (const id of level.sinkIds) {
         const sink = sinks.find((s) => s.id === id);
         const message = `table ${sink?.table.name ?? id} reflects events the event source does not have (${streams.slice(0, 3).join(', ')}${streams.length > 3 ? ', …' : ''}): was the event log replaced or reset? Change the db-sink's version to rebuild the table from the current log.`;
@@ -297,15 +324,22 @@ class Coordinator implements RunningDataflow {
   private async readBounded(query: string, lower: OffsetMap, upper: OffsetMap, phase: Phase): Promise<void> {
     this.tracker = new OffsetTracker(lower);
     this.setPhase(phase.name, phase);
-    const text = phase.cutoff === null ? query : `FROM (${printExpr(parseQuery(query).expr)}) & TIME > ${formatRfc3339Micros(phase.cutoff)}`;
+    const text =
+      phase.cutoff === null
+        ? query
+        : `FROM (${printExpr(parseQuery(query).expr)}) & TIME > ${formatRfc3339Micros(phase.cutoff)}`;
     await this.retrying('source', async () => {
       const from = this.tracker.snapshot();
       const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
-      const chunks = this.source.queryBatches ? this.source.queryBatches(text, from, upper, options) : chunksOf(this.source.query(text, from, upper, options));
+      const chunks = this.source.queryBatches
+        ? this.source.queryBatches(text, from, upper, options)
+        : chunksOf(this.source.query(text, from, upper, options));
       // Stored events are all available: larger steps save engine work (a reduce recomputes a
       // touched group once per step) and commits.
-      await readInBatches<ActyxEvent>(chunks, { batchSize: this.catchUpBatchSize, batchMs: this.settings.batchMs, signal: this.abort.signal }, (events, end) =>
-        this.fatalOnError(this.processBatch(events, end ? upper : null, phase)),
+      await readInBatches<ActyxEvent>(
+        chunks,
+        { batchSize: this.catchUpBatchSize, batchMs: this.settings.batchMs, signal: this.abort.signal },
+        (events, end) => this.fatalOnError(this.processBatch(events, end ? upper : null, phase)),
       );
     });
   }
@@ -317,7 +351,9 @@ class Coordinator implements RunningDataflow {
     await this.retrying('source', async () => {
       const from = this.tracker.snapshot();
       const options = { signal: this.abort.signal, onDiagnostic: this.onDiagnostic };
-      const chunks = this.source.subscribeBatches ? this.source.subscribeBatches(query, from, options) : chunksOf(this.source.subscribe(query, from, options));
+      const chunks = this.source.subscribeBatches
+        ? this.source.subscribeBatches(query, from, options)
+        : chunksOf(this.source.subscribe(query, from, options));
       await readInBatches<SubscriptionItem>(
         chunks,
         {
@@ -352,12 +388,20 @@ class Coordinator implements RunningDataflow {
     });
   }
 
-  private readonly onDiagnostic = (d: { severity: 'info' | 'warning' | 'error'; message: string; detail?: string }): void => {
+  private readonly onDiagnostic = (d: {
+    severity: 'info' | 'warning' | 'error';
+    message: string;
+    detail?: string;
+  }): void => {
     const text = d.detail ? `${d.message} (${d.detail})` : d.message;
     this.listener.log(d.severity === 'info' ? 'info' : 'warn', `event source: ${text}`);
     if (d.severity === 'info') return;
     for (const s of this.built?.sources ?? []) {
-      this.status.set(s.member.id, { fill: d.severity === 'error' ? 'red' : 'yellow', shape: 'ring', text: shorten(d.message) });
+      this.status.set(s.member.id, {
+        fill: d.severity === 'error' ? 'red' : 'yellow',
+        shape: 'ring',
+        text: shorten(d.message),
+      });
     }
   };
 
@@ -384,7 +428,13 @@ class Coordinator implements RunningDataflow {
   }
 
   /** Events [from, to) in one engine step, their changes joined to a commit. */
-  private async processSegment(events: readonly ActyxEvent[], from: number, to: number, endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
+  private async processSegment(
+    events: readonly ActyxEvent[],
+    from: number,
+    to: number,
+    endOffsets: OffsetMap | null,
+    phase: Phase,
+  ): Promise<void> {
     if (this.stopping) return;
     const built = this.built as BuiltDataflow;
     const count = to - from;
@@ -394,8 +444,12 @@ class Coordinator implements RunningDataflow {
     const inputs = new Map<string, { values: Value[]; times: number[] }>();
     // One source: its columns sized up front (growing by push would reallocate them several times).
     const size = built.sources.length === 1 ? count : 0;
-    for (const s of built.sources) inputs.set(s.member.id, { values: new Array<Value>(size), times: new Array<number>(size) });
-    const single = built.sources.length === 1 ? inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null : null;
+    for (const s of built.sources)
+      inputs.set(s.member.id, { values: new Array<Value>(size), times: new Array<number>(size) });
+    const single =
+      built.sources.length === 1
+        ? (inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null)
+        : null;
     let fed = 0;
     for (let i = from; i < to; i++) {
       const ev = events[i] as ActyxEvent;
@@ -451,11 +505,17 @@ class Coordinator implements RunningDataflow {
       const writes: SinkWrite[] = [];
       for (const s of sinks) {
         if (!phase.writing.has(s.id)) continue;
-        writes.push({ sink: s, changes: outputs.get(sinkOutput(s.id)) ?? [], state: { offsets, fingerprint: this.fingerprints.get(s.id) as string, watermark } });
+        writes.push({
+          sink: s,
+          changes: outputs.get(sinkOutput(s.id)) ?? [],
+          state: { offsets, fingerprint: this.fingerprints.get(s.id) as string, watermark },
+        });
       }
       if (writes.length > 0) perDb.push([db, writes]);
     }
-    const taps = phase.taps ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0) : [];
+    const taps = phase.taps
+      ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0)
+      : [];
     if (perDb.length === 0 && taps.length === 0) return;
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, count);
@@ -504,17 +564,26 @@ class Coordinator implements RunningDataflow {
       });
   }
 
-  private async commit(perDb: readonly [SinkDatabase, SinkWrite[]][], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, phase: Phase): Promise<void> {
+  private async commit(
+    perDb: readonly [SinkDatabase, SinkWrite[]][],
+    taps: readonly (readonly [string, Batch])[],
+    offsets: OffsetMap,
+    phase: Phase,
+  ): Promise<void> {
     // Every database's transaction settles before this commit counts as done (stop() waits for it).
     const settled = await Promise.allSettled(
       perDb.map(([db, writes]) => {
         const attempts: CommitAttempts = { rows: null };
-        return this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts)).then((r) => [writes, r] as const);
+        return this.retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts)).then(
+          (r) => [writes, r] as const,
+        );
       }),
     );
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const results = settled.map((r) => (r as PromiseFulfilledResult<readonly [SinkWrite[], Awaited<ReturnType<typeof commitToDatabase>>]>).value);
+    const results = settled.map(
+      (r) => (r as PromiseFulfilledResult<readonly [SinkWrite[], Awaited<ReturnType<typeof commitToDatabase>>]>).value,
+    );
     if (this.retryingDb !== null) {
       this.listener.log('info', `database ${this.retryingDb} is reachable again; continuing`);
       this.retryingDb = null;
@@ -523,7 +592,10 @@ class Coordinator implements RunningDataflow {
     this.batchesCommitted++;
     for (const [writes, r] of results) {
       if (r.rows === null) {
-        this.listener.log('warn', `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost, and its row changes are unknown: no message is sent for it`);
+        this.listener.log(
+          'warn',
+          `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost, and its row changes are unknown: no message is sent for it`,
+        );
         continue;
       }
       for (const w of writes) {
@@ -531,7 +603,8 @@ class Coordinator implements RunningDataflow {
         if (rows.length > 0) this.listener.committed(w.sink.id, { rows, offsets });
       }
     }
-    for (const [id, batch] of taps) this.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
+    for (const [id, batch] of taps)
+      this.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
     this.setPhase(phase.name, phase);
   }
 
@@ -539,7 +612,8 @@ class Coordinator implements RunningDataflow {
   private failCommit(e: unknown, perDb: readonly [SinkDatabase, SinkWrite[]][]): void {
     if (e instanceof Abandoned || this.stopping) return;
     const sinks = perDb.flatMap(([, writes]) => writes.map((w) => w.sink));
-    const culprit = e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
+    const culprit =
+      e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
     const blamed = culprit.length > 0 ? culprit : sinks;
     const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
     for (const s of blamed) this.listener.error(s.id, `db-sink ${s.label}: ${message}`);
@@ -585,7 +659,12 @@ class Coordinator implements RunningDataflow {
           for (const m of this.affectedBy(what)) this.listener.error(m.id, message);
         }
         if (this.phaseName !== 'error') this.phaseName = 'retrying';
-        for (const m of this.runningMembers()) this.status.set(m.id, { fill: 'yellow', shape: 'ring', text: shorten(`retrying: ${errorText(error)}`) }, attempt === 1);
+        for (const m of this.runningMembers())
+          this.status.set(
+            m.id,
+            { fill: 'yellow', shape: 'ring', text: shorten(`retrying: ${errorText(error)}`) },
+            attempt === 1,
+          );
       },
     });
   }
@@ -606,7 +685,10 @@ class Coordinator implements RunningDataflow {
     // Replayed inputs were reported by the run that first processed them.
     if (phase.writing.size === 0 && !phase.taps) return;
     // Per-group operators (reduce, scan) name the record left out and its group.
-    const what = input === undefined ? describeValue(value) : `${describeValue(input)} in group ${abbreviate(JSON.stringify(value))}`;
+    const what =
+      input === undefined
+        ? describeValue(value)
+        : `${describeValue(input)} in group ${abbreviate(JSON.stringify(value))}`;
     const message = `${member ? describeMember(member) : `operator ${operator}`} failed on ${what}: ${errorText(error)}; skipped`;
     if (member) this.listener.error(member.id, message, contextOf(input === undefined ? value : input));
     else this.listener.log('warn', message);
@@ -627,7 +709,13 @@ class Coordinator implements RunningDataflow {
     this.failed = new Error(message);
     this.listener.log('warn', message);
     for (const m of this.runningMembers()) {
-      this.status.set(m.id, m.id === memberId ? { fill: 'red', shape: 'dot', text: 'error: stopped' } : { fill: 'red', shape: 'ring', text: 'stopped (error)' }, true);
+      this.status.set(
+        m.id,
+        m.id === memberId
+          ? { fill: 'red', shape: 'dot', text: 'error: stopped' }
+          : { fill: 'red', shape: 'ring', text: 'stopped (error)' },
+        true,
+      );
     }
     this.stopping = true;
     this.abort.abort();
@@ -657,7 +745,11 @@ class Coordinator implements RunningDataflow {
       } else if (name === 'catching up') {
         const verb = m.role === 'sink' && this.rebuilding.has(m.id) ? 'rebuilding' : 'catching up';
         const n = this.skipped.get(m.id) ?? 0;
-        status = { fill: 'yellow', shape: 'ring', text: `${verb} (${behind.toLocaleString('en-US')} events behind${n > 0 ? `, ${n} skipped` : ''})` };
+        status = {
+          fill: 'yellow',
+          shape: 'ring',
+          text: `${verb} (${behind.toLocaleString('en-US')} events behind${n > 0 ? `, ${n} skipped` : ''})`,
+        };
       } else {
         status = { fill: 'grey', shape: 'ring', text: name };
       }

@@ -51,7 +51,13 @@ export function upstreamIds(id: string, byId: ReadonlyMap<string, DataflowMember
 
 /** What a member contributes to the fingerprints of the sinks downstream of it. */
 function memberPart(m: DataflowMember): unknown {
-  const part: Record<string, unknown> = { id: m.id, type: m.type, role: m.role, inputs: [...m.inputs].sort(), definition: m.definition };
+  const part: Record<string, unknown> = {
+    id: m.id,
+    type: m.type,
+    role: m.role,
+    inputs: [...m.inputs].sort(),
+    definition: m.definition,
+  };
   if (m.role === 'source') part.query = m.query;
   return part;
 }

@@ -31,7 +31,12 @@ export class PendingCommit<P> {
   }
 
   /** Adds a later batch: its changes after the earlier ones, its states and offsets instead of theirs. */
-  join(perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[], taps: readonly (readonly [string, Batch])[], offsets: OffsetMap, events: number): void {
+  join(
+    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    taps: readonly (readonly [string, Batch])[],
+    offsets: OffsetMap,
+    events: number,
+  ): void {
     if (this.started) throw new Error('a started commit cannot take more changes');
     for (const [db, writes] of perDb) {
       let sinks = this.byDb.get(db);
@@ -65,7 +70,10 @@ export class PendingCommit<P> {
 
   /** Per database, every sink's joined changes with its newest state. */
   writes(): [SinkDatabase, SinkWrite[]][] {
-    return [...this.byDb].map(([db, sinks]) => [db, [...sinks.values()].map(({ write, changes }) => ({ sink: write.sink, changes, state: write.state }))]);
+    return [...this.byDb].map(([db, sinks]) => [
+      db,
+      [...sinks.values()].map(({ write, changes }) => ({ sink: write.sink, changes, state: write.state })),
+    ]);
   }
 
   /** Per tapped node, its joined changes, consolidated (a node's output message lists each value once). */

@@ -55,7 +55,11 @@ export function planRestart(sinks: readonly SinkStart[]): RestartPlan {
   for (const s of kept) {
     const above = chain[chain.length - 1];
     if (above === undefined || covers(above.state.offsets, s.state.offsets)) chain.push(s);
-    else rebuild.push({ id: s.id, reason: `its offsets are not comparable with those of ${above.id} (neither covers the other)` });
+    else
+      rebuild.push({
+        id: s.id,
+        reason: `its offsets are not comparable with those of ${above.id} (neither covers the other)`,
+      });
   }
   chain.reverse();
   const levels: { offsets: OffsetMap; sinkIds: string[] }[] = [];

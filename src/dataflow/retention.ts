@@ -35,7 +35,12 @@ export interface RetentionSegment {
  * batch — so how the events were batched (which a restart changes) never changes the results.
  * `watermark` and `cutoff` are the dataflow's before the batch. One segment when the cutoff stays.
  */
-export function retentionSegments(events: readonly { readonly timestamp: number }[], watermark: number | null, cutoff: number | null, windowMicros: number | null): RetentionSegment[] {
+export function retentionSegments(
+  events: readonly { readonly timestamp: number }[],
+  watermark: number | null,
+  cutoff: number | null,
+  windowMicros: number | null,
+): RetentionSegment[] {
   if (windowMicros === null) return [{ from: 0, to: events.length, compactTo: null }];
   const segments: RetentionSegment[] = [];
   let from = 0;

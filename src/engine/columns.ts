@@ -26,5 +26,6 @@ export function pushGrouped(out: Columns, key: Value, value: Value, diff: number
 
 /** For operators planned as insert-only: a retraction is an error, never a silent wrong answer. */
 export function rejectRetractions(operator: string, batch: Columns): void {
-  for (let i = 0; i < batch.diffs.length; i++) if (batch.diffs[i] < 0) throw new RetractionError(operator, batch.values[i]);
+  for (let i = 0; i < batch.diffs.length; i++)
+    if (batch.diffs[i] < 0) throw new RetractionError(operator, batch.values[i]);
 }

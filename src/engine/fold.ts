@@ -22,7 +22,12 @@ import { valueEquals } from './value-identity';
 export const CHECKPOINT_EVERY = 32;
 
 /** The user's step: the next state from the state and one input; may emit outputs. */
-export type StepFn = (state: Value, value: Value, emit: (output: Value, multiplicity?: number) => void, key: Value) => unknown;
+export type StepFn = (
+  state: Value,
+  value: Value,
+  emit: (output: Value, multiplicity?: number) => void,
+  key: Value,
+) => unknown;
 
 export interface Checkpoint {
   /** The state before input `index` was folded (a private copy). */
@@ -135,12 +140,28 @@ function isPair(e: OutputPair | readonly OutputPair[]): e is OutputPair {
 
 /** A fold with no inputs. */
 export function emptyFold(initial: Value): FoldState {
-  return { values: [], mults: [], times: [], maxTime: -Infinity, emitted: [], checkpoints: [{ index: 0, state: initial }], tail: initial };
+  return {
+    values: [],
+    mults: [],
+    times: [],
+    maxTime: -Infinity,
+    emitted: [],
+    checkpoints: [{ index: 0, state: initial }],
+    tail: initial,
+  };
 }
 
 /** A copy whose arrays can be patched without touching `fold`. */
 export function copyFold(fold: FoldState): FoldState {
-  return { values: fold.values.slice(), mults: fold.mults.slice(), times: fold.times.slice(), maxTime: fold.maxTime, emitted: fold.emitted.slice(), checkpoints: fold.checkpoints.slice(), tail: fold.tail };
+  return {
+    values: fold.values.slice(),
+    mults: fold.mults.slice(),
+    times: fold.times.slice(),
+    maxTime: fold.maxTime,
+    emitted: fold.emitted.slice(),
+    checkpoints: fold.checkpoints.slice(),
+    tail: fold.tail,
+  };
 }
 
 /** Applies a refold's patch to the fold it was computed from, in place. */
@@ -155,7 +176,8 @@ export function applyPatch(fold: FoldState, patch: FoldPatch): void {
   const cps = fold.checkpoints;
   const after = patch.checkpointFrom + patch.checkpoints.length;
   replaceRange(cps, patch.checkpointFrom, patch.checkpointTo, patch.checkpoints);
-  if (shift !== 0) for (let c = after; c < cps.length; c++) cps[c] = { index: cps[c].index + shift, state: cps[c].state };
+  if (shift !== 0)
+    for (let c = after; c < cps.length; c++) cps[c] = { index: cps[c].index + shift, state: cps[c].state };
   if (patch.tail !== null) fold.tail = patch.tail;
 }
 
@@ -203,7 +225,8 @@ class FoldRun {
   private current: OutputPair | OutputPair[] | null = null;
   /** Emitted values are copied: a later step may change an object it emitted (part of its state). */
   private readonly emit = (output: Value, multiplicity = 1): void => {
-    if (!Number.isInteger(multiplicity)) throw new TypeError(`emit: the multiplicity must be an integer, got ${String(multiplicity)}`);
+    if (!Number.isInteger(multiplicity))
+      throw new TypeError(`emit: the multiplicity must be an integer, got ${String(multiplicity)}`);
     if (multiplicity === 0) return;
     const pair: OutputPair = [cloneValue(output, 'an emitted output'), multiplicity];
     if (this.current === null) this.current = pair;
@@ -249,7 +272,12 @@ class FoldRun {
       }
       if (this.m < this.input(this.i, this.old.mults, this.change.mults)) {
         this.m++;
-        const next = this.step(this.state, this.input(this.i, this.old.values, this.change.values), this.emit, this.key);
+        const next = this.step(
+          this.state,
+          this.input(this.i, this.old.values, this.change.values),
+          this.emit,
+          this.key,
+        );
         if (isThenable(next)) {
           return Promise.resolve(next).then((s) => {
             this.state = checkedState(s);
@@ -298,7 +326,8 @@ class FoldRun {
  * events were batched, and a failure must hit the same input on every replay.
  */
 function checkedState(s: unknown): Value {
-  if (s === undefined) throw new TypeError('the scan step returned undefined: it must return the next state (return state;)');
+  if (s === undefined)
+    throw new TypeError('the scan step returned undefined: it must return the next state (return state;)');
   assertValue(s, 'the scan state');
   return s;
 }

@@ -75,7 +75,8 @@ class DataflowGraph implements Graph {
   }
 
   output(name: string, collection: Collection, options?: OutputOptions): void {
-    if (!(collection instanceof EngineCollection) || collection.graph !== this) throw new Error(`output ${JSON.stringify(name)}: the collection belongs to another graph`);
+    if (!(collection instanceof EngineCollection) || collection.graph !== this)
+      throw new Error(`output ${JSON.stringify(name)}: the collection belongs to another graph`);
     if (this.outputIndex.has(name)) throw new Error(`graph already has an output named ${JSON.stringify(name)}`);
     this.outputIndex.set(name, collection.index);
     if (options?.consolidate === false) this.rawOutputs.add(name);
@@ -96,8 +97,12 @@ class DataflowGraph implements Graph {
     return `${kind}#${n}`;
   }
 
-  async step(inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>, options?: StepOptions): Promise<StepResult> {
-    if (this.broken !== null) throw new Error(`the graph is unusable after a failed step (${describe(this.broken)}): rebuild it`);
+  async step(
+    inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>,
+    options?: StepOptions,
+  ): Promise<StepResult> {
+    if (this.broken !== null)
+      throw new Error(`the graph is unusable after a failed step (${describe(this.broken)}): rebuild it`);
     if (this.running) throw new Error('step called while the previous step is still running: await each step');
     this.running = true;
     try {
@@ -137,7 +142,8 @@ class DataflowGraph implements Graph {
         if (c === null) continue;
         const raw = this.rawOutputs.has(name);
         const updates: Update[] = [];
-        for (let i = 0; i < c.values.length; i++) if (!raw || c.diffs[i] !== 0) updates.push([c.values[i], c.diffs[i], c.times[i]]);
+        for (let i = 0; i < c.values.length; i++)
+          if (!raw || c.diffs[i] !== 0) updates.push([c.values[i], c.diffs[i], c.times[i]]);
         const batch = raw ? updates : consolidate(updates);
         if (batch.length > 0) outputs.set(name, batch);
       }
@@ -166,7 +172,8 @@ function toColumns(input: InputNode, batch: Batch | ColumnBatch): Columns | null
   const c: Columns = { values: new Array(n), diffs: new Array(n), times: new Array(n), keys: null };
   for (let i = 0; i < n; i++) {
     const u = batch[i];
-    if (!Array.isArray(u) || u.length !== 3) throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
+    if (!Array.isArray(u) || u.length !== 3)
+      throw new TypeError(`input ${input.name}: update ${i} is not [value, diff, time]`);
     checkUpdate(input, i, u[0], u[1], u[2]);
     c.values[i] = u[0];
     c.diffs[i] = u[1];
@@ -178,7 +185,9 @@ function toColumns(input: InputNode, batch: Batch | ColumnBatch): Columns | null
 /** A column batch as the first operator's input: checked, and used without copying. */
 function fromColumnBatch(input: InputNode, batch: ColumnBatch): Columns | null {
   if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.values) || !Array.isArray(batch.times)) {
-    throw new TypeError(`input ${input.name}: the batch is neither an array of updates nor {values, times, diffs?} columns`);
+    throw new TypeError(
+      `input ${input.name}: the batch is neither an array of updates nor {values, times, diffs?} columns`,
+    );
   }
   const { values, times } = batch;
   const n = values.length;
@@ -194,8 +203,10 @@ function fromColumnBatch(input: InputNode, batch: ColumnBatch): Columns | null {
 
 function checkUpdate(input: InputNode, i: number, value: Value | undefined, diff: unknown, time: unknown): void {
   if (value === undefined) throw new TypeError(`input ${input.name}: update ${i} has no value`);
-  if (!Number.isInteger(diff)) throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
-  if (typeof time !== 'number' || Number.isNaN(time)) throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
+  if (!Number.isInteger(diff))
+    throw new TypeError(`input ${input.name}: update ${i} has a diff that is not an integer: ${String(diff)}`);
+  if (typeof time !== 'number' || Number.isNaN(time))
+    throw new TypeError(`input ${input.name}: update ${i} has a time that is not a number: ${String(time)}`);
   if ((diff as number) < 0 && input.insertOnly) throw new RetractionError(input.name, value);
 }
 
@@ -224,28 +235,42 @@ class EngineCollection<T extends Value> implements Collection<T> {
   }
 
   map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U> {
-    return this.derive(new MapOperator(this.graph.nameFor('map', options), this.index, loosen<MaybePromise<Value>>(fn)));
+    return this.derive(
+      new MapOperator(this.graph.nameFor('map', options), this.index, loosen<MaybePromise<Value>>(fn)),
+    );
   }
 
   flatMap<U extends Value>(fn: (value: T) => MaybePromise<readonly U[]>, options?: OperatorOptions): Collection<U> {
-    return this.derive(new FlatMapOperator(this.graph.nameFor('flatMap', options), this.index, loosen<MaybePromise<readonly Value[]>>(fn)));
+    return this.derive(
+      new FlatMapOperator(
+        this.graph.nameFor('flatMap', options),
+        this.index,
+        loosen<MaybePromise<readonly Value[]>>(fn),
+      ),
+    );
   }
 
   concat(others: readonly Collection<T>[], options?: OperatorOptions): Collection<T> {
     const all: EngineCollection<T>[] = [this];
     for (const o of others) {
-      if (!(o instanceof EngineCollection) || o.graph !== this.graph) throw new Error('concat: a collection belongs to another graph');
+      if (!(o instanceof EngineCollection) || o.graph !== this.graph)
+        throw new Error('concat: a collection belongs to another graph');
       all.push(o as EngineCollection<T>);
     }
     const op = new ConcatOperator(
       this.graph.nameFor('concat', options),
       all.map((c) => c.index),
     );
-    return this.derive(op, all.every((c) => c.insertOnly));
+    return this.derive(
+      op,
+      all.every((c) => c.insertOnly),
+    );
   }
 
   groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T> {
-    const index = this.graph.add(new GroupByOperator(this.graph.nameFor('groupBy', options), this.index, loosen<MaybePromise<Value>>(keyFn)));
+    const index = this.graph.add(
+      new GroupByOperator(this.graph.nameFor('groupBy', options), this.index, loosen<MaybePromise<Value>>(keyFn)),
+    );
     return new EngineGrouped<K, T>(this.graph, index, this.insertOnly);
   }
 
@@ -265,10 +290,17 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
     return new EngineGrouped<K2, U>(this.graph, this.graph.add(op), insertOnly);
   }
 
-  private extremum(kind: string, direction: Direction, fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T> {
+  private extremum(
+    kind: string,
+    direction: Direction,
+    fn: (value: T) => MaybePromise<Value>,
+    options?: OperatorOptions,
+  ): Grouped<K, T> {
     const name = this.graph.nameFor(kind, options);
     const score = loosen(fn);
-    const op = this.insertOnly ? new MonotonicExtremumOperator(name, this.index, direction, score) : new ExtremumOperator(name, this.index, direction, score);
+    const op = this.insertOnly
+      ? new MonotonicExtremumOperator(name, this.index, direction, score)
+      : new ExtremumOperator(name, this.index, direction, score);
     return this.derive(op, false);
   }
 
@@ -281,26 +313,46 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
   }
 
   reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O> {
-    return this.derive(new ReduceOperator(this.graph.nameFor('reduce', options), this.index, fn as unknown as ReduceFn<Value, Value, Value>), false);
+    return this.derive(
+      new ReduceOperator(
+        this.graph.nameFor('reduce', options),
+        this.index,
+        fn as unknown as ReduceFn<Value, Value, Value>,
+      ),
+      false,
+    );
   }
 
   scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions): Grouped<K, O> {
     const every = options?.checkpointEvery ?? CHECKPOINT_EVERY;
-    if (!Number.isInteger(every) || every < 1) throw new RangeError(`scan: checkpointEvery must be a positive integer, got ${String(every)}`);
-    return this.derive(new ScanOperator(this.graph.nameFor('scan', options), this.index, initial, step as unknown as StepFn, every), false);
+    if (!Number.isInteger(every) || every < 1)
+      throw new RangeError(`scan: checkpointEvery must be a positive integer, got ${String(every)}`);
+    return this.derive(
+      new ScanOperator(this.graph.nameFor('scan', options), this.index, initial, step as unknown as StepFn, every),
+      false,
+    );
   }
 
   count(options?: OperatorOptions): Grouped<K, { key: K; count: number }> {
-    return this.derive(new AggregateOperator(this.graph.nameFor('count', options), this.index, 'count', null, this.insertOnly), false);
+    return this.derive(
+      new AggregateOperator(this.graph.nameFor('count', options), this.index, 'count', null, this.insertOnly),
+      false,
+    );
   }
 
   sum(fn: (value: T) => MaybePromise<number>, options?: OperatorOptions): Grouped<K, { key: K; sum: number }> {
     const term = loosen(fn);
-    return this.derive(new AggregateOperator(this.graph.nameFor('sum', options), this.index, 'sum', term, this.insertOnly), false);
+    return this.derive(
+      new AggregateOperator(this.graph.nameFor('sum', options), this.index, 'sum', term, this.insertOnly),
+      false,
+    );
   }
 
   distinct(options?: OperatorOptions): Grouped<K, T> {
-    return this.derive(new DistinctOperator(this.graph.nameFor('distinct', options), this.index, true), this.insertOnly);
+    return this.derive(
+      new DistinctOperator(this.graph.nameFor('distinct', options), this.index, true),
+      this.insertOnly,
+    );
   }
 
   ungroup(options?: OperatorOptions): Collection<T> {

@@ -74,7 +74,12 @@ export function diffOutputs(prev: readonly OutputPair[], next: readonly unknown[
  * Checks the raw outputs `next[from..to)` and appends those with a non-zero multiplicity to `kept`
  * (returned). Throws a TypeError for a malformed pair or a value that is not a JSON value.
  */
-export function acceptOutputs(next: readonly unknown[], from = 0, to = next.length, kept: OutputPair[] = []): OutputPair[] {
+export function acceptOutputs(
+  next: readonly unknown[],
+  from = 0,
+  to = next.length,
+  kept: OutputPair[] = [],
+): OutputPair[] {
   for (let i = from; i < to; i++) {
     const q = next[i];
     if (!Array.isArray(q) || q.length !== 2 || !Number.isInteger(q[1])) {
@@ -91,6 +96,9 @@ export function acceptOutputs(next: readonly unknown[], from = 0, to = next.leng
 /** Everything a reduce function produced: the pairs it pushed and the ones it returned. */
 export function gatherOutputs(pushed: readonly unknown[], returned: unknown): readonly unknown[] {
   if (returned === undefined || returned === pushed) return pushed;
-  if (!Array.isArray(returned)) throw new TypeError(`reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`);
+  if (!Array.isArray(returned))
+    throw new TypeError(
+      `reduce function returned ${typeof returned}, expected an array of [value, multiplicity] or nothing`,
+    );
   return pushed.length === 0 ? returned : pushed.concat(returned);
 }

@@ -27,13 +27,23 @@ export interface SortedUpdates {
 }
 
 /** Sorts and consolidates the updates at `indices` of the given columns. */
-export function sortUpdates(values: readonly Value[], diffs: readonly number[], times: readonly number[], indices: number[]): SortedUpdates {
+export function sortUpdates(
+  values: readonly Value[],
+  diffs: readonly number[],
+  times: readonly number[],
+  indices: number[],
+): SortedUpdates {
   let ordered = true; // strictly increasing already (the common case: events in Lamport order)
-  for (let j = 1; j < indices.length && ordered; j++) ordered = compareValues(values[indices[j - 1]], values[indices[j]]) < 0;
+  for (let j = 1; j < indices.length && ordered; j++)
+    ordered = compareValues(values[indices[j - 1]], values[indices[j]]) < 0;
   if (ordered) {
     // Sized up front (growing by push reallocates), trimmed by the zero diffs left out.
     const n = indices.length;
-    const out: SortedUpdates = { values: new Array<Value>(n), diffs: new Array<number>(n), times: new Array<number>(n) };
+    const out: SortedUpdates = {
+      values: new Array<Value>(n),
+      diffs: new Array<number>(n),
+      times: new Array<number>(n),
+    };
     let m = 0;
     for (let j = 0; j < n; j++) {
       const i = indices[j] as number;
@@ -70,7 +80,12 @@ export function sortUpdates(values: readonly Value[], diffs: readonly number[], 
 }
 
 /** `base` with `updates` added, as new arrays (entries whose multiplicity becomes zero are dropped). */
-export function mergeInputs(base: SortedInputs, updates: SortedUpdates, from = 0, to = updates.values.length): SortedInputs {
+export function mergeInputs(
+  base: SortedInputs,
+  updates: SortedUpdates,
+  from = 0,
+  to = updates.values.length,
+): SortedInputs {
   const { entries, times } = base;
   let maxTime = base.maxTime;
   // Fast path: all updates sort after the existing inputs (appending events in causal order).
@@ -127,7 +142,12 @@ export function mergeColumns(base: InputColumns, updates: SortedUpdates, from: n
   if (from < to && (n === 0 || compareValues(values[n - 1], updates.values[from]) < 0)) {
     let maxTime = base.maxTime;
     for (let j = from; j < to; j++) if (updates.times[j] > maxTime) maxTime = updates.times[j];
-    return { values: appended(values, updates.values, from, to), mults: appended(mults, updates.diffs, from, to), times: appended(times, updates.times, from, to), maxTime };
+    return {
+      values: appended(values, updates.values, from, to),
+      mults: appended(mults, updates.diffs, from, to),
+      times: appended(times, updates.times, from, to),
+      maxTime,
+    };
   }
   const v: Value[] = [];
   const m: number[] = [];

@@ -145,14 +145,19 @@ export class OperatorError extends Error {
     readonly value: Value,
     override readonly cause: unknown,
   ) {
-    super(`operator ${operator} failed on ${safeJson(value)}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(
+      `operator ${operator} failed on ${safeJson(value)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
     this.name = 'OperatorError';
   }
 }
 
 /** Thrown when a retraction reaches an operator planned as insert-only (never a silent wrong answer). */
 export class RetractionError extends Error {
-  constructor(readonly operator: string, readonly value: Value) {
+  constructor(
+    readonly operator: string,
+    readonly value: Value,
+  ) {
     super(`operator ${operator} was planned for insert-only input but received a retraction of ${safeJson(value)}`);
     this.name = 'RetractionError';
   }
@@ -188,7 +193,10 @@ export interface Graph {
    * Operators never stay half-updated: a user function's failure is either skipped (reported in
    * `skipped`) or aborts the step with OperatorError.
    */
-  step(inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>, options?: StepOptions): Promise<StepResult>;
+  step(
+    inputs: ReadonlyMap<string, Batch | ColumnBatch> | Readonly<Record<string, Batch | ColumnBatch>>,
+    options?: StepOptions,
+  ): Promise<StepResult>;
   /**
    * Retention: stateful operators forget inputs whose `time` is older than `cutoff` (µs). Their
    * current outputs become the new baseline silently: nothing is emitted, so rows already derived

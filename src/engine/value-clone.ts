@@ -39,7 +39,8 @@ function tryClone(v: unknown): Value | undefined {
         if (x === undefined) continue;
         const c = tryClone(x);
         if (c === undefined) return undefined;
-        if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, configurable: true, writable: true });
+        if (k === '__proto__')
+          Object.defineProperty(out, k, { value: c, enumerable: true, configurable: true, writable: true });
         else out[k] = c;
       }
       return out;

@@ -87,7 +87,12 @@ export function valueEquals(a: Value, b: Value): boolean {
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 /** Equality of objects ignoring properties set to `undefined`. */
-function sameDefinedProperties(x: Readonly<Record<string, Value>>, y: Readonly<Record<string, Value>>, kx: string[], ky: string[]): boolean {
+function sameDefinedProperties(
+  x: Readonly<Record<string, Value>>,
+  y: Readonly<Record<string, Value>>,
+  kx: string[],
+  ky: string[],
+): boolean {
   let n = 0;
   for (const k of kx) {
     const v = x[k];

@@ -99,7 +99,8 @@ export class ValueMap<V> {
 }
 
 function checkPrimitive(key: Primitive): Primitive {
-  if (typeof key === 'number' && !Number.isFinite(key)) throw new TypeError(`${String(key)} is not a value (only finite numbers are)`);
+  if (typeof key === 'number' && !Number.isFinite(key))
+    throw new TypeError(`${String(key)} is not a value (only finite numbers are)`);
   if (key === undefined) throw new TypeError('undefined is not a value');
   return key;
 }

@@ -43,7 +43,8 @@ export default function (RED: NodeAPI): void {
     const node = this;
     const kind = config.kind === 'actyx' ? 'actyx' : 'embedded';
     const userDir = RED.settings.userDir ?? join(homedir(), '.node-red');
-    const fileSetting = typeof config.file === 'string' && config.file.trim() !== '' ? config.file.trim() : DEFAULT_LOG_FILE;
+    const fileSetting =
+      typeof config.file === 'string' && config.file.trim() !== '' ? config.file.trim() : DEFAULT_LOG_FILE;
     const file = isAbsolute(fileSetting) ? fileSetting : join(userDir, fileSetting);
     const host = typeof config.host === 'string' && config.host.trim() !== '' ? config.host.trim() : 'localhost';
     const port = config.port === undefined || config.port === '' ? 4454 : Number(config.port);

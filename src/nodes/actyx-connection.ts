@@ -24,7 +24,9 @@ export interface ActyxConfigNode extends Node {
 export function findActyxConfig(RED: NodeAPI, id: unknown): ActyxConfigNode | null {
   if (typeof id !== 'string' || id === '') return null;
   const node = RED.nodes.getNode(id) as Partial<ActyxConfigNode> | null;
-  return node && typeof node.acquire === 'function' && typeof node.release === 'function' ? (node as ActyxConfigNode) : null;
+  return node && typeof node.acquire === 'function' && typeof node.release === 'function'
+    ? (node as ActyxConfigNode)
+    : null;
 }
 
 /** A short text for node status (Node-RED shows about 20–30 characters well). */

@@ -24,7 +24,9 @@ function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (Buffer.isBuffer(value)) return 'a Buffer';
-  return typeof value === 'string' ? `a string (${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)})` : `a ${typeof value}`;
+  return typeof value === 'string'
+    ? `a string (${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)})`
+    : `a ${typeof value}`;
 }
 
 /** The events a message asks for; throws an Error saying what is wrong with it. */
@@ -32,12 +34,15 @@ export function eventsOf(msg: NodeMessage, configTags: readonly string[]): Publi
   const extra = msg.tags;
   let msgTags: string[] = [];
   if (typeof extra === 'string') msgTags = parseTagList(extra);
-  else if (Array.isArray(extra) && extra.every((t) => typeof t === 'string')) msgTags = extra.map((t: string) => t.trim()).filter((t) => t !== '');
-  else if (extra !== undefined && extra !== null) throw new Error(`msg.tags must be a string or an array of strings, got ${describeType(extra)}`);
+  else if (Array.isArray(extra) && extra.every((t) => typeof t === 'string'))
+    msgTags = extra.map((t: string) => t.trim()).filter((t) => t !== '');
+  else if (extra !== undefined && extra !== null)
+    throw new Error(`msg.tags must be a string or an array of strings, got ${describeType(extra)}`);
   const tags = [...new Set([...configTags, ...msgTags])];
   if (tags.length === 0) throw new Error('no tags: set tags in the node or send msg.tags');
   const payloads = Array.isArray(msg.payload) ? msg.payload : [msg.payload];
-  if (Array.isArray(msg.payload) && payloads.length === 0) throw new Error('msg.payload is an empty array: nothing to publish');
+  if (Array.isArray(msg.payload) && payloads.length === 0)
+    throw new Error('msg.payload is an empty array: nothing to publish');
   payloads.forEach((p, i) => {
     if (!isPlainObject(p)) {
       const where = Array.isArray(msg.payload) ? `msg.payload[${i}]` : 'msg.payload';
@@ -56,7 +61,8 @@ export default function (RED: NodeAPI): void {
   function ActyxPublish(this: Node, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const name = typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `actyx-publish ${config.id}`;
+    const name =
+      typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `actyx-publish ${config.id}`;
     const configTags = parseTagList(config.tags);
     let lease: EventSourceLease | null = null;
     let problem: string | null = null;
@@ -65,7 +71,11 @@ export default function (RED: NodeAPI): void {
     } catch (err) {
       problem = messageOf(err);
       node.error(`${name}: ${problem}`);
-      node.status({ fill: 'red', shape: 'ring', text: findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source' });
+      node.status({
+        fill: 'red',
+        shape: 'ring',
+        text: findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source',
+      });
     }
     const source: EventSource | null = lease?.source ?? null;
 
@@ -80,7 +90,13 @@ export default function (RED: NodeAPI): void {
           const events = eventsOf(msg, configTags);
           const result = await source.publish(events);
           published += result.length;
-          const assigned = result.map((r, i) => ({ lamport: r.lamport, stream: r.stream, offset: r.offset, timestamp: r.timestamp, tags: events[i]!.tags }));
+          const assigned = result.map((r, i) => ({
+            lamport: r.lamport,
+            stream: r.stream,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            tags: events[i]!.tags,
+          }));
           msg.published = assigned;
           if (!Array.isArray(msg.payload)) msg.event = assigned[0];
           node.status({ fill: 'green', shape: 'dot', text: `published ${published}` });

@@ -21,7 +21,8 @@ export function windowSeconds(config: NodeDef): number {
   if (raw === undefined || raw === null || raw === '' || Number(raw) === 0) return 0;
   const n = Number(raw);
   const unit = typeof config.newerThanUnit === 'string' ? config.newerThanUnit : 'h';
-  if (!Number.isFinite(n) || n < 0 || UNIT_SECONDS[unit] === undefined) throw new Error(`"only events newer than" must be a positive number of s, m, h or d, got ${String(raw)} ${unit}`);
+  if (!Number.isFinite(n) || n < 0 || UNIT_SECONDS[unit] === undefined)
+    throw new Error(`"only events newer than" must be a positive number of s, m, h or d, got ${String(raw)} ${unit}`);
   return n * UNIT_SECONDS[unit]!;
 }
 
@@ -51,7 +52,8 @@ export default function (RED: NodeAPI): void {
     } catch (err) {
       fail('invalid query', `invalid query: ${messageOf(err)}`);
     }
-    if (dataflowSet && !dataflow) fail('dataflow missing', `the selected dataflow ${String(config.dataflow)} is not deployed`);
+    if (dataflowSet && !dataflow)
+      fail('dataflow missing', `the selected dataflow ${String(config.dataflow)} is not deployed`);
 
     let lease: EventSourceLease | null = null;
     try {
@@ -119,16 +121,32 @@ class StatusThrottle {
 }
 
 /** Standalone mode: one message per event, until the node closes; never crashes the runtime. */
-async function runStandalone(node: Node, name: string, source: EventSource, query: string, fromBeginning: boolean, signal: AbortSignal): Promise<void> {
+async function runStandalone(
+  node: Node,
+  name: string,
+  source: EventSource,
+  query: string,
+  fromBeginning: boolean,
+  signal: AbortSignal,
+): Promise<void> {
   const status = new StatusThrottle(node);
   let lastError = '';
   let count = 0;
   let live = false;
   const progress = (): NodeStatus =>
-    live ? { fill: 'green', shape: 'dot', text: `live: ${count} events` } : { fill: 'blue', shape: 'dot', text: `catching up: ${count}` };
+    live
+      ? { fill: 'green', shape: 'dot', text: `live: ${count} events` }
+      : { fill: 'blue', shape: 'dot', text: `catching up: ${count}` };
   const onDiagnostic = (d: SourceDiagnostic): void => {
     if (d.severity === 'error') {
-      status.set({ fill: 'red', shape: 'ring', text: shortStatus(d.detail ? `error: ${d.detail}` : d.message.replace(/^subscription: /, '')) }, true);
+      status.set(
+        {
+          fill: 'red',
+          shape: 'ring',
+          text: shortStatus(d.detail ? `error: ${d.detail}` : d.message.replace(/^subscription: /, '')),
+        },
+        true,
+      );
       // One log line per distinct problem, not one per retry.
       if (d.message !== lastError) node.error(`${name}: ${d.message}`);
       lastError = d.message;

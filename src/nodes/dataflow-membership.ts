@@ -8,7 +8,11 @@ import type { DataflowMember } from '../dataflow/types';
 import type { Node, NodeAPI } from './red';
 
 /** A member as a node describes itself; the config node adds the inputs from the wires. */
-export type MemberDescription = DataflowMember extends infer M ? (M extends DataflowMember ? Omit<M, 'inputs'> : never) : never;
+export type MemberDescription = DataflowMember extends infer M
+  ? M extends DataflowMember
+    ? Omit<M, 'inputs'>
+    : never
+  : never;
 
 export interface DataflowConfigNode extends Node {
   /** Adds the node to the dataflow; the graph is (re)built on the next `flows:started`. */
@@ -21,7 +25,9 @@ export interface DataflowConfigNode extends Node {
 export function findDataflow(RED: NodeAPI, id: unknown): DataflowConfigNode | null {
   if (typeof id !== 'string' || id === '') return null;
   const node = RED.nodes.getNode(id) as Partial<DataflowConfigNode> | null;
-  return node && typeof node.join === 'function' && typeof node.leave === 'function' ? (node as DataflowConfigNode) : null;
+  return node && typeof node.join === 'function' && typeof node.leave === 'function'
+    ? (node as DataflowConfigNode)
+    : null;
 }
 
 /** What a member with no dataflow selected reports. */

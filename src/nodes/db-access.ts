@@ -70,7 +70,10 @@ export class SharedDatabase {
     const table = claim?.table.toLowerCase();
     if (table !== undefined) {
       const other = this.tables.get(table);
-      if (other !== undefined) throw new TableClaimError(`table "${claim?.table}" is already written by ${other} on this database; give each db-sink its own table`);
+      if (other !== undefined)
+        throw new TableClaimError(
+          `table "${claim?.table}" is already written by ${other} on this database; give each db-sink its own table`,
+        );
     }
     const database = (this.current ??= this.open());
     this.users++;

@@ -65,12 +65,20 @@ export function parseDatabaseSettings(
 ): { settings: DatabaseSettings; problems: string[] } {
   const problems: string[] = [];
   if (config.kind !== 'postgres') {
-    if (config.kind !== undefined && config.kind !== 'sqlite') problems.push(`unknown database kind ${JSON.stringify(config.kind)}`);
+    if (config.kind !== undefined && config.kind !== 'sqlite')
+      problems.push(`unknown database kind ${JSON.stringify(config.kind)}`);
     const file = text(config.filename) || DEFAULT_SQLITE_FILE;
     const filename = file === ':memory:' || isAbsolute(file) ? file : resolve(join(userDir, file));
     return { settings: { kind: 'sqlite', filename }, problems };
   }
-  const ssl = config.ssl === 'on' ? true : config.ssl === 'on-noverify' ? { rejectUnauthorized: false } : config.ssl === 'off' ? false : undefined;
+  const ssl =
+    config.ssl === 'on'
+      ? true
+      : config.ssl === 'on-noverify'
+        ? { rejectUnauthorized: false }
+        : config.ssl === 'off'
+          ? false
+          : undefined;
   const options: PostgresOptions = {
     connectionString: credential(credentials.connectionString, env),
     host: text(config.host) || undefined,
@@ -92,13 +100,21 @@ export default function (RED: NodeAPI): void {
     const node = this;
     const name = text(config.name) || (config.kind === 'postgres' ? 'PostgreSQL' : 'SQLite');
     const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', node, undefined);
-    const { settings, problems } = parseDatabaseSettings(config, node.credentials ?? {}, RED.settings.userDir ?? process.cwd(), env);
+    const { settings, problems } = parseDatabaseSettings(
+      config,
+      node.credentials ?? {},
+      RED.settings.userDir ?? process.cwd(),
+      env,
+    );
     for (const p of problems) node.error(`db-config ${name}: ${p}`);
 
     const open = (): SinkDatabase =>
       settings.kind === 'sqlite'
         ? new SqliteDatabase({ filename: settings.filename })
-        : new PostgresDatabase({ ...settings.options, onIdleError: (err) => node.warn(`db-config ${name}: idle connection lost: ${err.message}`) });
+        : new PostgresDatabase({
+            ...settings.options,
+            onIdleError: (err) => node.warn(`db-config ${name}: idle connection lost: ${err.message}`),
+          });
     const shared = new SharedDatabase(open);
 
     node.acquire = (claim) => {

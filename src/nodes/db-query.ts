@@ -70,9 +70,12 @@ function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error)
   pool.on('error', onIdleError);
   return {
     async query(sql, params) {
-      if (!Array.isArray(params)) throw new Error('PostgreSQL takes positional parameters: set msg.params to an array for $1, $2, …');
+      if (!Array.isArray(params))
+        throw new Error('PostgreSQL takes positional parameters: set msg.params to an array for $1, $2, …');
       const result = await pool.query(sql, params as unknown[]);
-      return result.command === 'SELECT' || (result.fields?.length ?? 0) > 0 ? { rows: result.rows as Record<string, unknown>[] } : { changes: result.rowCount ?? 0 };
+      return result.command === 'SELECT' || (result.fields?.length ?? 0) > 0
+        ? { rows: result.rows as Record<string, unknown>[] }
+        : { changes: result.rowCount ?? 0 };
     },
     close: () => pool.end(),
   };
@@ -103,14 +106,21 @@ export default function (RED: NodeAPI): void {
       problem = 'no database selected: choose a db-config node';
     } else {
       const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', dbNode, undefined);
-      const { settings, problems } = parseDatabaseSettings(dbDef, dbNode.credentials ?? {}, RED.settings.userDir ?? process.cwd(), env);
+      const { settings, problems } = parseDatabaseSettings(
+        dbDef,
+        dbNode.credentials ?? {},
+        RED.settings.userDir ?? process.cwd(),
+        env,
+      );
       if (problems.length > 0) problem = `database misconfigured: ${problems.join('; ')}`;
       else {
         // Opened on first use: a missing database at deploy is a per-message error, not a crash.
         const open = (): QueryConnection =>
           settings.kind === 'sqlite'
             ? sqliteConnection(settings.filename)
-            : postgresConnection(settings.options, (err) => node.warn(`${label}: idle connection lost: ${err.message}`));
+            : postgresConnection(settings.options, (err) =>
+                node.warn(`${label}: idle connection lost: ${err.message}`),
+              );
         node.on('input', (msg: NodeMessage, send, done) => {
           const sql = fixedSql || (typeof msg.topic === 'string' ? msg.topic.trim() : '');
           if (sql === '') {
@@ -119,12 +129,17 @@ export default function (RED: NodeAPI): void {
             return;
           }
           const raw = msg.params;
-          const params: Params = raw === undefined || raw === null ? [] : typeof raw === 'object' ? (raw as Params) : [raw];
+          const params: Params =
+            raw === undefined || raw === null ? [] : typeof raw === 'object' ? (raw as Params) : [raw];
           Promise.resolve()
             .then(() => (connection ??= open()).query(sql, params))
             .then(
               (result) => {
-                node.status({ fill: 'green', shape: 'dot', text: result.rows ? `${result.rows.length} rows` : `${result.changes} changed` });
+                node.status({
+                  fill: 'green',
+                  shape: 'dot',
+                  text: result.rows ? `${result.rows.length} rows` : `${result.changes} changed`,
+                });
                 msg.payload = result.rows ?? { changes: result.changes };
                 send(msg);
                 done();

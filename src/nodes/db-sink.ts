@@ -8,7 +8,13 @@ import type { Value } from '../engine/types';
 import type { ColumnSpec, TableSpec } from '../sinks/types';
 import { compileTable } from '../sinks/table-spec';
 import { acquireDatabase, TableClaimError, type DatabaseLease } from './db-access';
-import { findDataflow, leaveDataflow, NO_DATAFLOW_SELECTED, problemReporter, type DataflowConfigNode } from './dataflow-membership';
+import {
+  findDataflow,
+  leaveDataflow,
+  NO_DATAFLOW_SELECTED,
+  problemReporter,
+  type DataflowConfigNode,
+} from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, memberLabel } from './dd-operator';
 import { compileRecordFunction, UserCodeError } from './user-function';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
@@ -45,15 +51,31 @@ function asColumns(raw: unknown): ColumnConfig[] {
  * The table a db-sink config describes, validated (SinkConfigError, UserCodeError with a clear
  * message). JavaScript expressions are compiled once here; excluded columns need no value.
  */
-export function tableFromConfig(RED: NodeAPI, node: Node, config: NodeDef, onFailure: ExpressionFailure): { table: TableSpec; columns: ColumnConfig[] } {
+export function tableFromConfig(
+  RED: NodeAPI,
+  node: Node,
+  config: NodeDef,
+  onFailure: ExpressionFailure,
+): { table: TableSpec; columns: ColumnConfig[] } {
   const columns = asColumns(config.columns);
-  const mode = config.mode === 'keyed' ? 'keyed' : config.mode === 'multiset' || config.mode === undefined ? 'multiset' : (config.mode as 'multiset');
+  const mode =
+    config.mode === 'keyed'
+      ? 'keyed'
+      : config.mode === 'multiset' || config.mode === undefined
+        ? 'multiset'
+        : (config.mode as 'multiset');
   const specs: ColumnSpec[] = columns.map((c) => {
     let value: ColumnSpec['value'];
     if (c.exclude) value = { fn: () => null };
     else if (c.source === 'js') {
       if (c.value.trim() === '') throw new UserCodeError(`column "${c.name}": the JavaScript expression is empty`);
-      const fn = compileRecordFunction(RED, node, { language: 'js', text: `return (${c.value}\n);` }, ['js'], `column "${c.name}"`);
+      const fn = compileRecordFunction(
+        RED,
+        node,
+        { language: 'js', text: `return (${c.value}\n);` },
+        ['js'],
+        `column "${c.name}"`,
+      );
       value = {
         fn: (record: Value): unknown => {
           try {
@@ -67,7 +89,11 @@ export function tableFromConfig(RED: NodeAPI, node: Node, config: NodeDef, onFai
     } else value = { path: c.value };
     return { name: c.name, type: c.type, value, index: c.index, key: c.key, exclude: c.exclude };
   });
-  const table: TableSpec = { name: typeof config.table === 'string' ? config.table.trim() : (config.table as string), mode, columns: specs };
+  const table: TableSpec = {
+    name: typeof config.table === 'string' ? config.table.trim() : (config.table as string),
+    mode,
+    columns: specs,
+  };
   compileTable(table); // throws SinkConfigError naming the bad part
   return { table, columns };
 }
@@ -81,7 +107,9 @@ export default function (RED: NodeAPI): void {
 
     const reportExpression: ExpressionFailure = (column, record, error) => {
       const why = error instanceof Error ? error.message : String(error);
-      node.error(`${label}: column "${column}": the expression failed on a record, the cell is NULL: ${why}`, { payload: record });
+      node.error(`${label}: column "${column}": the expression failed on a record, the cell is NULL: ${why}`, {
+        payload: record,
+      });
     };
 
     /** Validates the config and joins the dataflow; on a problem reports it and joins nothing. */
@@ -90,7 +118,10 @@ export default function (RED: NodeAPI): void {
       try {
         built = tableFromConfig(RED, node, config, reportExpression);
       } catch (err) {
-        fail(err instanceof UserCodeError ? 'invalid expression' : 'invalid config', err instanceof Error ? err.message : String(err));
+        fail(
+          err instanceof UserCodeError ? 'invalid expression' : 'invalid config',
+          err instanceof Error ? err.message : String(err),
+        );
         return null;
       }
       const dataflow = findDataflow(RED, config.dataflow);
@@ -100,9 +131,15 @@ export default function (RED: NodeAPI): void {
       }
       let lease: DatabaseLease | null;
       try {
-        lease = acquireDatabase(RED, config.database, { table: built.table.name, owner: `db-sink "${label}" (${config.id})` });
+        lease = acquireDatabase(RED, config.database, {
+          table: built.table.name,
+          owner: `db-sink "${label}" (${config.id})`,
+        });
       } catch (err) {
-        fail(err instanceof TableClaimError ? 'table in use' : 'database config error', err instanceof Error ? err.message : String(err));
+        fail(
+          err instanceof TableClaimError ? 'table in use' : 'database config error',
+          err instanceof Error ? err.message : String(err),
+        );
         return null;
       }
       if (!lease) {
@@ -137,7 +174,10 @@ export default function (RED: NodeAPI): void {
       // Release the database only once the dataflow no longer uses this sink (a commit may be running).
       leaveDataflow(joined.dataflow, node, label)
         .then(() => joined.lease.release())
-        .then(() => done(), () => done());
+        .then(
+          () => done(),
+          () => done(),
+        );
     });
   }
   RED.nodes.registerType('db-sink', DbSinkNode);

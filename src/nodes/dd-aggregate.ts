@@ -19,9 +19,16 @@ export default function (RED: NodeAPI): void {
         }),
       };
     }
-    if (aggregate !== 'sum') throw new UserCodeError(`aggregate: unknown function ${JSON.stringify(aggregate)} (expected count or sum)`);
+    if (aggregate !== 'sum')
+      throw new UserCodeError(`aggregate: unknown function ${JSON.stringify(aggregate)} (expected count or sum)`);
     const valueType = config.valueType ?? 'path';
-    const fn = compileRecordFunction(RED, node, { language: valueType, text: config.value }, ['path', 'js', 'jsonata'], 'value to sum');
+    const fn = compileRecordFunction(
+      RED,
+      node,
+      { language: valueType, text: config.value },
+      ['path', 'js', 'jsonata'],
+      'value to sum',
+    );
     const number = (record: Value) =>
       andThen(fn(record), (n) => {
         if (typeof n !== 'number' || !Number.isFinite(n)) {
@@ -33,7 +40,9 @@ export default function (RED: NodeAPI): void {
       definition: { aggregate, valueType: String(valueType), value: String(config.value) },
       build: (inputs) => ({
         kind: 'collection',
-        collection: groupedInput(inputs, label, config.id).sum(number, { name: config.id }).ungroup({ name: config.id }),
+        collection: groupedInput(inputs, label, config.id)
+          .sum(number, { name: config.id })
+          .ungroup({ name: config.id }),
       }),
     };
   });

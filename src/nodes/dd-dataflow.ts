@@ -13,17 +13,32 @@ import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** Defaults: live batches close after 5 ms (latency); catch-up steps are 10× `batchSize`, at most 2,500 (see `catchUpBatchSize`). */
-export const DEFAULT_SETTINGS: DataflowSettings = { batchSize: 10000, batchMs: 5, maxInFlight: 16, retentionMicros: null, onError: 'skip' };
+export const DEFAULT_SETTINGS: DataflowSettings = {
+  batchSize: 10000,
+  batchMs: 5,
+  maxInFlight: 16,
+  retentionMicros: null,
+  onError: 'skip',
+};
 
 const UNITS = ['seconds', 'minutes', 'hours', 'days'] as const;
 type Unit = (typeof UNITS)[number];
 
-function intField(config: NodeDef, key: string, min: number, max: number, fallback: number, problems: string[]): number {
+function intField(
+  config: NodeDef,
+  key: string,
+  min: number,
+  max: number,
+  fallback: number,
+  problems: string[],
+): number {
   const raw = config[key];
   if (raw === undefined || raw === null || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    problems.push(`${key} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)}); using ${fallback}`);
+    problems.push(
+      `${key} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)}); using ${fallback}`,
+    );
     return fallback;
   }
   return n;
@@ -39,8 +54,11 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   const amount = config.retention;
   if (amount !== undefined && amount !== null && amount !== '') {
     const n = Number(amount);
-    const unit = (UNITS as readonly string[]).includes(String(config.retentionUnit)) ? (config.retentionUnit as Unit) : 'days';
-    if (!Number.isFinite(n) || n < 0) problems.push(`retention must be a positive number (got ${JSON.stringify(amount)}); keeping all events`);
+    const unit = (UNITS as readonly string[]).includes(String(config.retentionUnit))
+      ? (config.retentionUnit as Unit)
+      : 'days';
+    if (!Number.isFinite(n) || n < 0)
+      problems.push(`retention must be a positive number (got ${JSON.stringify(amount)}); keeping all events`);
     else retentionMicros = windowMicros(n, unit);
   }
   const onError = config.onError === 'stop' ? 'stop' : 'skip';
@@ -50,7 +68,9 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   if (catchUp === undefined || catchUp === null || catchUp === '') return { settings, problems };
   const n = Number(catchUp);
   if (Number.isInteger(n) && n >= 1 && n <= 100000) return { settings: { ...settings, catchUpBatchSize: n }, problems };
-  problems.push(`catchUpBatchSize must be a whole number from 1 to 100000 or empty (got ${JSON.stringify(catchUp)}); using the automatic size`);
+  problems.push(
+    `catchUpBatchSize must be a whole number from 1 to 100000 or empty (got ${JSON.stringify(catchUp)}); using the automatic size`,
+  );
   return { settings, problems };
 }
 
@@ -118,7 +138,9 @@ export default function (RED: NodeAPI): void {
     /** Start/stop steps run one after the other. */
     let lifecycle: Promise<void> = Promise.resolve();
     const serially = (fn: () => Promise<void>): Promise<void> => {
-      lifecycle = lifecycle.then(fn).catch((e: unknown) => node.error(`dd-dataflow ${name}: ${e instanceof Error ? e.message : String(e)}`));
+      lifecycle = lifecycle
+        .then(fn)
+        .catch((e: unknown) => node.error(`dd-dataflow ${name}: ${e instanceof Error ? e.message : String(e)}`));
       return lifecycle;
     };
 
@@ -135,7 +157,10 @@ export default function (RED: NodeAPI): void {
       },
       error(id, message, context) {
         const m = members.get(id);
-        const msg: NodeMessage = { payload: context?.event ?? context?.value ?? null, error: { message, source: { id, type: m?.description.type } } };
+        const msg: NodeMessage = {
+          payload: context?.event ?? context?.value ?? null,
+          error: { message, source: { id, type: m?.description.type } },
+        };
         if (context?.event) msg.event = context.event;
         if (m) m.node.error(message, msg);
         else node.error(message, msg);
@@ -145,9 +170,18 @@ export default function (RED: NodeAPI): void {
         if (!m) return;
         const marker = { dataflow: node.id };
         if (changes.rows && m.description.role === 'sink') {
-          m.node.send({ payload: changes.rows, offsets: changes.offsets, table: m.description.table.name, [DATAFLOW_MESSAGE_MARKER]: marker });
+          m.node.send({
+            payload: changes.rows,
+            offsets: changes.offsets,
+            table: m.description.table.name,
+            [DATAFLOW_MESSAGE_MARKER]: marker,
+          });
         } else if (changes.operators) {
-          m.node.send({ payload: changes.operators.map(([value, diff]) => ({ value, diff })), offsets: changes.offsets, [DATAFLOW_MESSAGE_MARKER]: marker });
+          m.node.send({
+            payload: changes.operators.map(([value, diff]) => ({ value, diff })),
+            offsets: changes.offsets,
+            [DATAFLOW_MESSAGE_MARKER]: marker,
+          });
         }
       },
       log(level, message) {
@@ -163,7 +197,13 @@ export default function (RED: NodeAPI): void {
       const disabledTabs = new Set(defs.filter((d) => d.type === 'tab' && d.disabled === true).map((d) => d.id));
       return defs
         .filter((d) => d.d !== true && !(d.z !== undefined && disabledTabs.has(d.z)))
-        .map((def) => ({ id: def.id, type: def.type, label: memberLabel(def), dataflow: def.dataflow, wires: def.wires ?? [] }));
+        .map((def) => ({
+          id: def.id,
+          type: def.type,
+          label: memberLabel(def),
+          dataflow: def.dataflow,
+          wires: def.wires ?? [],
+        }));
     };
 
     const start = async (): Promise<void> => {
@@ -174,7 +214,9 @@ export default function (RED: NodeAPI): void {
         const m = members.get(id);
         if (!m || m.description.role === 'operator') continue;
         badWireMembers.add(id);
-        m.node.error(`${m.description.label}: input wired from ${reasons.join('; ')}; that wire is ignored. Only actyx-subscribe and dd-* nodes of the same dataflow can feed it.`);
+        m.node.error(
+          `${m.description.label}: input wired from ${reasons.join('; ')}; that wire is ignored. Only actyx-subscribe and dd-* nodes of the same dataflow can feed it.`,
+        );
         m.node.status({ fill: 'red', shape: 'ring', text: 'bad input wire' });
       }
       // Unchanged members and a healthy dataflow: keep it running (no replay on unrelated deploys).
@@ -182,11 +224,15 @@ export default function (RED: NodeAPI): void {
       await stopRunning();
       if (closed || members.size === 0) return;
       dirty = false;
-      const list: DataflowMember[] = [...members.values()].map(({ description }) => ({ ...description, inputs: inputs.get(description.id) ?? [] }) as DataflowMember);
+      const list: DataflowMember[] = [...members.values()].map(
+        ({ description }) => ({ ...description, inputs: inputs.get(description.id) ?? [] }) as DataflowMember,
+      );
       const source = list.find((m) => m.role === 'source');
       if (!source || source.role !== 'source') {
         for (const m of list) listener.status(m.id, { fill: 'red', shape: 'ring', text: 'no actyx-subscribe' });
-        node.warn(`dd-dataflow ${name}: no actyx-subscribe node uses this dataflow, so there are no events to compute from`);
+        node.warn(
+          `dd-dataflow ${name}: no actyx-subscribe node uses this dataflow, so there are no events to compute from`,
+        );
         return;
       }
       running = startDataflow({ source: source.source, members: list, settings }, listener);

@@ -19,7 +19,8 @@ export function registerExtremeBy(RED: NodeAPI, type: 'dd-maxby' | 'dd-minby', d
       definition: { byType: String(byType), by: String(config.by) },
       build: (inputs) => {
         const grouped = groupedInput(inputs, label, config.id);
-        const best = direction === 'max' ? grouped.maxBy(by, { name: config.id }) : grouped.minBy(by, { name: config.id });
+        const best =
+          direction === 'max' ? grouped.maxBy(by, { name: config.id }) : grouped.minBy(by, { name: config.id });
         return { kind: 'collection', collection: best.ungroup({ name: config.id }) };
       },
     };

@@ -6,7 +6,13 @@ import { andThen, compileRecordFunction } from './user-function';
 export default function (RED: NodeAPI): void {
   registerOperatorType(RED, 'dd-filter', (node, config, label) => {
     const language = config.language ?? 'js';
-    const condition = compileRecordFunction(RED, node, { language, text: config.condition }, ['js', 'jsonata'], 'condition');
+    const condition = compileRecordFunction(
+      RED,
+      node,
+      { language, text: config.condition },
+      ['js', 'jsonata'],
+      'condition',
+    );
     return {
       definition: { language: String(language), condition: String(config.condition) },
       build: (inputs) => ({

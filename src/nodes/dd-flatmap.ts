@@ -22,7 +22,9 @@ export default function (RED: NodeAPI): void {
       definition: { language, func: String(config.func) },
       build: (inputs) => ({
         kind: 'collection',
-        collection: collectionInput(inputs, label, config.id).flatMap((record) => andThen(fn(record), records), { name: config.id }),
+        collection: collectionInput(inputs, label, config.id).flatMap((record) => andThen(fn(record), records), {
+          name: config.id,
+        }),
       }),
     };
   });

@@ -12,7 +12,10 @@ export default function (RED: NodeAPI): void {
     );
     return {
       definition: { keyType: String(keyType), key: String(config.key) },
-      build: (inputs) => ({ kind: 'grouped', grouped: collectionInput(inputs, label, config.id).groupBy(key, { name: config.id }) }),
+      build: (inputs) => ({
+        kind: 'grouped',
+        grouped: collectionInput(inputs, label, config.id).groupBy(key, { name: config.id }),
+      }),
     };
   });
 }

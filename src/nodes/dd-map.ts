@@ -11,9 +11,12 @@ export default function (RED: NodeAPI): void {
       definition: { language: String(language), func: String(config.func) },
       build: (inputs) => ({
         kind: 'collection',
-        collection: collectionInput(inputs, label, config.id).map((record) => andThen(fn(record), (r) => toValue(r, `${label}'s function`)), {
-          name: config.id,
-        }),
+        collection: collectionInput(inputs, label, config.id).map(
+          (record) => andThen(fn(record), (r) => toValue(r, `${label}'s function`)),
+          {
+            name: config.id,
+          },
+        ),
       }),
     };
   });

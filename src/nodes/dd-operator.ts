@@ -6,7 +6,13 @@
  */
 import type { Collection, Grouped, Value } from '../engine/types';
 import type { Stage } from '../dataflow/types';
-import { findDataflow, leaveDataflow, NO_DATAFLOW_SELECTED, problemReporter, type DataflowConfigNode } from './dataflow-membership';
+import {
+  findDataflow,
+  leaveDataflow,
+  NO_DATAFLOW_SELECTED,
+  problemReporter,
+  type DataflowConfigNode,
+} from './dataflow-membership';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 import { UserCodeError } from './user-function';
 
@@ -35,7 +41,9 @@ export function isDataflowMemberType(type: string | undefined): boolean {
 
 /** The name used in messages: the node's name, or its type and id. */
 export function memberLabel(config: NodeDef): string {
-  return typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `${config.type} ${config.id}`;
+  return typeof config.name === 'string' && config.name.trim() !== ''
+    ? config.name.trim()
+    : `${config.type} ${config.id}`;
 }
 
 /** Registers a dd-* operator node type. */
@@ -68,7 +76,12 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
       // The dataflow runs without the bad wire and would report this node as fine: keep the
       // problem visible until the wiring is fixed (the dataflow's own errors still show).
       const show = node.status.bind(node);
-      node.status = (status) => show('fill' in status && status.fill === 'red' ? status : { fill: 'red', shape: 'ring', text: 'wrong input wired' });
+      node.status = (status) =>
+        show(
+          'fill' in status && status.fill === 'red'
+            ? status
+            : { fill: 'red', shape: 'ring', text: 'wrong input wired' },
+        );
     }
 
     const dataflow: DataflowConfigNode | null = findDataflow(RED, config.dataflow);

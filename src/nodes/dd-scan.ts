@@ -31,7 +31,8 @@ export default function (RED: NodeAPI): void {
 
 /** The initial state from its JSON text; throws an Error naming the field (a configuration problem). */
 export function parseInitialState(text: unknown): Value {
-  if (typeof text !== 'string' || text.trim() === '') throw new Error('initial state: empty; enter a JSON value such as {}');
+  if (typeof text !== 'string' || text.trim() === '')
+    throw new Error('initial state: empty; enter a JSON value such as {}');
   try {
     return JSON.parse(text) as Value;
   } catch (err) {

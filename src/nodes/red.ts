@@ -76,7 +76,13 @@ export interface NodeAPI {
       msg: unknown,
       callback: (err: Error | null, result: unknown) => void,
     ): void;
-    evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage | undefined, callback?: (err: Error | null, result: unknown) => void): unknown;
+    evaluateNodeProperty(
+      value: string,
+      type: string,
+      node: Node,
+      msg: NodeMessage | undefined,
+      callback?: (err: Error | null, result: unknown) => void,
+    ): unknown;
     getMessageProperty(msg: unknown, expr: string): unknown;
     /** Splits a property expression (`payload.items[0]["a b"]`) into its parts; throws on invalid syntax. */
     normalisePropertyExpression(expr: string): (string | number)[];

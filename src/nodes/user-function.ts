@@ -50,7 +50,8 @@ export function compileRecordFunction(
     throw new UserCodeError(`${what}: unknown language ${JSON.stringify(language)} (expected ${allowed.join(', ')})`);
   }
   const text = typeof config.text === 'string' ? config.text : '';
-  if (text.trim() === '') throw new UserCodeError(`${what}: the ${LANGUAGE_NAMES[language as ExpressionLanguage]} is empty`);
+  if (text.trim() === '')
+    throw new UserCodeError(`${what}: the ${LANGUAGE_NAMES[language as ExpressionLanguage]} is empty`);
   switch (language as ExpressionLanguage) {
     case 'js': {
       const fn = compileJavaScript(text, ['record'], what);
@@ -148,7 +149,9 @@ function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
   try {
     parts = RED.util.normalisePropertyExpression(path) as (string | number)[];
   } catch (err) {
-    throw new UserCodeError(`${what}: invalid property path ${JSON.stringify(text)}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new UserCodeError(
+      `${what}: invalid property path ${JSON.stringify(text)}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
   // A missing step gives undefined, which the callers turn into null.
   return (record: Value) => readPath(record, parts);

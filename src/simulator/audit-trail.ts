@@ -6,7 +6,15 @@
  * - usage: Drill1 | 4711 | 8:56 | 31 min;
  * - booking: 4711 | hole drilling | Fred 35 min | Drill1 31 min | 40 chair legs.
  */
-import { deviceStream, machineTags, workerTags, type DeviceEvent, type DeviceLog, type MachineEvent, type WorkerEvent } from './event-model';
+import {
+  deviceStream,
+  machineTags,
+  workerTags,
+  type DeviceEvent,
+  type DeviceLog,
+  type MachineEvent,
+  type WorkerEvent,
+} from './event-model';
 
 /** The day of the audit trail (UTC). */
 export const AUDIT_DAY = '2020-06-24';
@@ -26,8 +34,18 @@ export interface AuditEntry {
 
 const ORDER = '4711';
 const STEP = 'hole drilling';
-const fred = (time: string, payload: WorkerEvent): AuditEntry => ({ device: 'Fred', time, tags: workerTags('Fred', ORDER), payload });
-const drill1 = (time: string, payload: MachineEvent): AuditEntry => ({ device: 'Drill1', time, tags: machineTags('Drill1'), payload });
+const fred = (time: string, payload: WorkerEvent): AuditEntry => ({
+  device: 'Fred',
+  time,
+  tags: workerTags('Fred', ORDER),
+  payload,
+});
+const drill1 = (time: string, payload: MachineEvent): AuditEntry => ({
+  device: 'Drill1',
+  time,
+  tags: machineTags('Drill1'),
+  payload,
+});
 
 /** The audit trail in the seed's order (which is also causal order). */
 export const AUDIT_TRAIL: readonly AuditEntry[] = [

@@ -12,7 +12,12 @@ export type MachineEvent = { readonly type: 'started' | 'stopped'; readonly orde
 
 export type WorkerEvent =
   | { readonly type: 'setupStarted' | 'setupFinished'; readonly machine: string; readonly order: string }
-  | { readonly type: 'workStarted' | 'workStopped'; readonly machine: string; readonly order: string; readonly step: string }
+  | {
+      readonly type: 'workStarted' | 'workStopped';
+      readonly machine: string;
+      readonly order: string;
+      readonly step: string;
+    }
   | { readonly type: 'partsReported'; readonly order: string; readonly count: number; readonly part: string }
   | { readonly type: 'stepFinished'; readonly order: string; readonly step: string };
 

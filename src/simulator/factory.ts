@@ -7,7 +7,15 @@
  * own (then stale) Lamport clock and delivers them when it reconnects, so they arrive late with
  * Lamport stamps older than events published meanwhile — as with Actyx replication.
  */
-import { deviceStream, machineTags, workerTags, type DeviceEvent, type DeviceLog, type MachineEvent, type WorkerEvent } from './event-model';
+import {
+  deviceStream,
+  machineTags,
+  workerTags,
+  type DeviceEvent,
+  type DeviceLog,
+  type MachineEvent,
+  type WorkerEvent,
+} from './event-model';
 import { seededRandom } from './seeded-random';
 
 export interface FactoryOptions {
@@ -146,13 +154,17 @@ export class FactorySimulator {
     if (this.running) return;
     this.running = true;
     this.workers.forEach((worker, i) => this.loops.push(this.workerLoop(worker, i)));
-    const offline = this.options.offline === undefined ? { afterMs: 15 * this.msPerMinute, forMs: 20 * this.msPerMinute } : this.options.offline;
+    const offline =
+      this.options.offline === undefined
+        ? { afterMs: 15 * this.msPerMinute, forMs: 20 * this.msPerMinute }
+        : this.options.offline;
     if (offline) {
       if (offline.machine !== undefined && !this.devices.has(offline.machine)) {
         throw new Error(`factory simulator: unknown machine ${offline.machine} to take offline`);
       }
       this.later(offline.afterMs, () => {
-        const name = offline.machine ?? this.machines.find((m) => this.busy.has(m)) ?? this.machines[this.machines.length - 1]!;
+        const name =
+          offline.machine ?? this.machines.find((m) => this.busy.has(m)) ?? this.machines[this.machines.length - 1]!;
         const device = this.devices.get(name)!;
         device.goOffline();
         this.options.onOffline?.(name, true);

@@ -13,7 +13,10 @@ export class SinkConfigError extends Error {
  * one batch, or a NULL key. Retrying does not help: the upstream logic must change.
  */
 export class SinkDataError extends Error {
-  constructor(readonly table: string, message: string) {
+  constructor(
+    readonly table: string,
+    message: string,
+  ) {
     super(`table "${table}": ${message}`);
     this.name = 'SinkDataError';
   }

@@ -27,7 +27,6 @@ const RESERVED_COLUMNS = new Set(['rowid', 'oid', '_rowid_', 'ctid', 'xmin', 'xm
 export const SQL_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_ (),]*$/;
 const MAX_SQL_TYPE_LENGTH = 100;
 
-
 function describe(text: unknown): string {
   return typeof text === 'string' ? JSON.stringify(text) : String(text);
 }
@@ -48,13 +47,19 @@ export function validateTableName(name: unknown): string {
   const n = name as string;
   const lower = n.toLowerCase();
   if (n.length > MAX_TABLE_NAME_LENGTH) {
-    throw new SinkConfigError(`invalid table name ${describe(n)}: at most ${MAX_TABLE_NAME_LENGTH} characters (room for "${OFFSETS_SUFFIX}")`);
+    throw new SinkConfigError(
+      `invalid table name ${describe(n)}: at most ${MAX_TABLE_NAME_LENGTH} characters (room for "${OFFSETS_SUFFIX}")`,
+    );
   }
   if (lower.startsWith('sqlite_') || lower.startsWith('pg_')) {
-    throw new SinkConfigError(`invalid table name ${describe(n)}: names starting with "sqlite_" or "pg_" are reserved by the databases`);
+    throw new SinkConfigError(
+      `invalid table name ${describe(n)}: names starting with "sqlite_" or "pg_" are reserved by the databases`,
+    );
   }
   if (lower === META_TABLE || lower.endsWith(OFFSETS_SUFFIX)) {
-    throw new SinkConfigError(`invalid table name ${describe(n)}: "${META_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`);
+    throw new SinkConfigError(
+      `invalid table name ${describe(n)}: "${META_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`,
+    );
   }
   return n;
 }
@@ -64,7 +69,9 @@ export function validateColumnName(name: unknown): string {
   validateIdentifier(name, 'column name');
   const n = name as string;
   if (RESERVED_COLUMNS.has(n.toLowerCase())) {
-    throw new SinkConfigError(`invalid column name ${describe(n)}: reserved by the database (row ids and system columns)`);
+    throw new SinkConfigError(
+      `invalid column name ${describe(n)}: reserved by the database (row ids and system columns)`,
+    );
   }
   return n;
 }
@@ -96,6 +103,7 @@ function balancedParentheses(text: string): boolean {
 
 /** Double-quotes a validated identifier (the pattern admits no quote, so there is nothing to escape). */
 export function quoteIdentifier(name: string): string {
-  if (!IDENTIFIER_PATTERN.test(name)) throw new SinkConfigError(`refusing to quote invalid identifier ${describe(name)}`);
+  if (!IDENTIFIER_PATTERN.test(name))
+    throw new SinkConfigError(`refusing to quote invalid identifier ${describe(name)}`);
   return `"${name}"`;
 }

@@ -38,7 +38,16 @@ export interface PostgresOptions {
 
 /** SQLSTATE classes and codes worth a retry: connection, transaction rollback, resources, shutdown, lock timeout. */
 const RETRYABLE_SQLSTATE = /^(08|40|53|57P0|55P03|58)/;
-const RETRYABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'ENOTFOUND']);
+const RETRYABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ENOTFOUND',
+]);
 
 export class PostgresDatabase extends SqlSinkDatabase {
   readonly kind = 'postgres' as const;
@@ -73,18 +82,27 @@ export class PostgresDatabase extends SqlSinkDatabase {
     if (this.schema !== undefined && !this.schemaChecked) {
       // PostgreSQL ignores a search_path entry that does not exist, and then fails CREATE TABLE
       // with "no schema has been selected": say what is wrong instead (retried: it may be created).
-      const found = await this.step(null, () => client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])).catch((e: unknown) => {
+      const found = await this.step(null, () =>
+        client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema]),
+      ).catch((e: unknown) => {
         client.release(true);
         throw e;
       });
       if (found.rowCount === 0) {
         client.release();
-        throw new SinkDatabaseError(this.label, null, `schema ${quoteIdentifier(this.schema)} does not exist: create it (CREATE SCHEMA ${quoteIdentifier(this.schema)}) or clear the schema field of the db-config`, true);
+        throw new SinkDatabaseError(
+          this.label,
+          null,
+          `schema ${quoteIdentifier(this.schema)} does not exist: create it (CREATE SCHEMA ${quoteIdentifier(this.schema)}) or clear the schema field of the db-config`,
+          true,
+        );
       }
       this.schemaChecked = true;
     }
     const query = (s: Statement) =>
-      s.params.length ? client.query({ name: statementName(s.sql), text: s.sql, values: s.params }) : client.query(s.sql);
+      s.params.length
+        ? client.query({ name: statementName(s.sql), text: s.sql, values: s.params })
+        : client.query(s.sql);
     return {
       begin: async () => void (await client.query('BEGIN')),
       commit: async () => void (await client.query('COMMIT')),
@@ -102,12 +120,14 @@ export class PostgresDatabase extends SqlSinkDatabase {
   protected isRetryable(err: unknown): boolean {
     const e = err as { code?: unknown; message?: unknown; errors?: unknown } | null;
     if (!e) return false;
-    if (typeof e.code === 'string' && (RETRYABLE_SQLSTATE.test(e.code) || RETRYABLE_NODE_CODES.has(e.code))) return true;
+    if (typeof e.code === 'string' && (RETRYABLE_SQLSTATE.test(e.code) || RETRYABLE_NODE_CODES.has(e.code)))
+      return true;
     if (Array.isArray(e.errors)) return e.errors.some((x) => this.isRetryable(x));
     const msg = typeof e.message === 'string' ? e.message : '';
-    return /timeout exceeded when trying to connect|Connection terminated|not queryable|connection.*(closed|ended)/i.test(msg);
+    return /timeout exceeded when trying to connect|Connection terminated|not queryable|connection.*(closed|ended)/i.test(
+      msg,
+    );
   }
-
 }
 
 /**
@@ -125,9 +145,11 @@ export function poolConfig(options: PostgresOptions): pg.PoolConfig {
   if (options.database) config.database = options.database;
   if (options.user) config.user = options.user;
   if (options.password) config.password = options.password;
-  if (options.ssl !== undefined) config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
+  if (options.ssl !== undefined)
+    config.ssl = options.ssl === true ? true : options.ssl === false ? false : { ...options.ssl };
   // Unqualified table names (ours and a db-query's) resolve in the schema; tables are created there.
-  if (options.schema) config.options = `-c search_path=${quoteIdentifier(validateIdentifier(options.schema, 'schema'))}`;
+  if (options.schema)
+    config.options = `-c search_path=${quoteIdentifier(validateIdentifier(options.schema, 'schema'))}`;
   return config;
 }
 
@@ -138,7 +160,10 @@ function statementName(sql: string): string {
 
 /** `user@host:port/database`, never the password. */
 function describeTarget(o: PostgresOptions, connectionString: string | undefined): string {
-  let host = o.host, port = o.port ? String(o.port) : undefined, db = o.database, user = o.user;
+  let host = o.host,
+    port = o.port ? String(o.port) : undefined,
+    db = o.database,
+    user = o.user;
   if (connectionString) {
     try {
       const u = new URL(connectionString);

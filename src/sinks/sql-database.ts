@@ -76,7 +76,8 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   private closing: Promise<void> | null = null;
 
   transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new SinkDatabaseError(this.label, null, 'the database connection is closed', false));
+    if (this.closing)
+      return Promise.reject(new SinkDatabaseError(this.label, null, 'the database connection is closed', false));
     const run = this.tail.then(() => this.runTransaction(fn));
     this.tail = run.catch(() => undefined);
     return run;
@@ -135,7 +136,13 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
     if (err instanceof SinkDatabaseError || err instanceof SinkDataError || err instanceof SinkConfigError) return err;
     // A queued statement's failure names its own table (it surfaces in a later call).
     const tag = (err as { tag?: unknown } | null)?.tag;
-    return new SinkDatabaseError(this.label, typeof tag === 'string' ? tag : table, describeError(err), this.isRetryable(err), { cause: err });
+    return new SinkDatabaseError(
+      this.label,
+      typeof tag === 'string' ? tag : table,
+      describeError(err),
+      this.isRetryable(err),
+      { cause: err },
+    );
   }
 }
 
@@ -233,7 +240,9 @@ class SqlSinkTransaction implements SinkTransaction {
     const state = await this.db.step(table, async (): Promise<CachedState> => {
       const offsets: Record<string, number> = {};
       const exists = await this.exec.all(sql.tableExistsSql(this.d, table + '_offsets'));
-      if (exists.length) for (const r of await this.exec.all(sql.selectOffsetsSql(table))) setOffset(offsets, String(r.stream), Number(r.offset));
+      if (exists.length)
+        for (const r of await this.exec.all(sql.selectOffsetsSql(table)))
+          setOffset(offsets, String(r.stream), Number(r.offset));
       const meta = await this.exec.all(sql.selectMetaSql(this.d, table));
       const m = meta[0];
       return {
@@ -256,16 +265,24 @@ class SqlSinkTransaction implements SinkTransaction {
       const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;
       if (both !== null) await this.later(both, table);
       else for (const s of sql.upsertOffsetsStatements(this.d, table, changed)) await this.later(s, table);
-      for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d))) await this.later(sql.deleteOffsetsSql(this.d, table, part), table);
-      if (metaChanged && both === null) await this.later(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark), table);
+      for (const part of chunks(removed, sql.chunkSizes(removed.length, 1, this.d)))
+        await this.later(sql.deleteOffsetsSql(this.d, table, part), table);
+      if (metaChanged && both === null)
+        await this.later(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark), table);
     });
-    this.pending.set(table, { offsets: { ...(state.offsets as OffsetMap) }, fingerprint: state.fingerprint, watermark: state.watermark });
+    this.pending.set(table, {
+      offsets: { ...(state.offsets as OffsetMap) },
+      fingerprint: state.fingerprint,
+      watermark: state.watermark,
+    });
   }
 
   async apply(spec: TableSpec, changes: Batch, report = true): Promise<readonly RowChange[]> {
     const t = compileTable(spec);
     const plan = planWrites(t, changes);
-    return this.db.step(spec.name, () => (plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report)));
+    return this.db.step(spec.name, () =>
+      plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report),
+    );
   }
 
   private async applyMultiset(t: CompiledTable, plan: MultisetPlan, report: boolean): Promise<RowChange[]> {
@@ -278,10 +295,21 @@ class SqlSinkTransaction implements SinkTransaction {
       const deleted = new Array<number>(plan.deletes.length).fill(0);
       if (this.d.batchedMultisetDelete) {
         const types = await this.columnTypesOf(table);
-        const byNulls = groupBy(plan.deletes.map((r, i) => ({ r, i })), ({ r }) => r.cells.map((c) => (c === null ? '0' : '1')).join(''));
+        const byNulls = groupBy(
+          plan.deletes.map((r, i) => ({ r, i })),
+          ({ r }) => r.cells.map((c) => (c === null ? '0' : '1')).join(''),
+        );
         for (const group of byNulls) {
           for (const part of chunks(group, sql.chunkSizes(group.length, names.length + 2, this.d))) {
-            const rows = await this.exec.all(sql.deleteManyMatchingSql(this.d, table, names, types, part.map(({ r }) => r)));
+            const rows = await this.exec.all(
+              sql.deleteManyMatchingSql(
+                this.d,
+                table,
+                names,
+                types,
+                part.map(({ r }) => r),
+              ),
+            );
             for (const row of rows) deleted[part[Number(row['#'])].i] = Number(row.n);
           }
         }
@@ -381,7 +409,8 @@ function describeError(err: unknown): string {
 /** SQLite binds no booleans: store them as 1/0, as SQLite itself does (the row itself when it has none). */
 function rowBinder(d: sql.Dialect): (cells: readonly SqlValue[]) => readonly SqlValue[] {
   if (d.kind !== 'sqlite') return (cells) => cells;
-  return (cells) => (cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells);
+  return (cells) =>
+    cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells;
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

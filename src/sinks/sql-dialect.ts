@@ -94,7 +94,10 @@ class Params {
  * that only a few distinct statement texts exist (prepared once, reused).
  */
 export function chunkSizes(count: number, paramsPerRow: number, d: Dialect, extraParams = 0): number[] {
-  const max = Math.max(1, Math.min(MAX_ROWS_PER_STATEMENT, Math.floor((d.maxParams - extraParams) / Math.max(1, paramsPerRow))));
+  const max = Math.max(
+    1,
+    Math.min(MAX_ROWS_PER_STATEMENT, Math.floor((d.maxParams - extraParams) / Math.max(1, paramsPerRow))),
+  );
   const sizes: number[] = [];
   let rest = count;
   while (rest >= max) {
@@ -120,8 +123,11 @@ export function createTableSql(t: TableColumns): string[] {
   const defs = t.columns.map((c) => `${q(c.name)} ${c.type}`);
   if (t.keys.length) defs.push(`PRIMARY KEY (${list(t.keys)})`);
   const out = [`CREATE TABLE IF NOT EXISTS ${q(t.name)} (${defs.join(', ')})`];
-  if (t.index.length) out.push(`CREATE INDEX IF NOT EXISTS ${q(t.name + INDEX_SUFFIX)} ON ${q(t.name)} (${list(t.index)})`);
-  out.push(`CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} ("stream" text PRIMARY KEY, "offset" bigint NOT NULL)`);
+  if (t.index.length)
+    out.push(`CREATE INDEX IF NOT EXISTS ${q(t.name + INDEX_SUFFIX)} ON ${q(t.name)} (${list(t.index)})`);
+  out.push(
+    `CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} ("stream" text PRIMARY KEY, "offset" bigint NOT NULL)`,
+  );
   return out;
 }
 
@@ -142,7 +148,13 @@ export function dropTableSql(d: Dialect, table: string): Statement[] {
 /** Texts of multi-row inserts by shape: a statement's text depends on its row count, not its values. */
 const insertTexts = new Map<string, string>();
 
-export function insertSql(d: Dialect, table: string, columns: readonly string[], rows: readonly (readonly SqlValue[])[], conflictKeys?: readonly string[]): Statement {
+export function insertSql(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  rows: readonly (readonly SqlValue[])[],
+  conflictKeys?: readonly string[],
+): Statement {
   const shape = [d.kind, table, rows.length, conflictKeys?.join('\u0000') ?? '', ...columns].join('\u0000');
   let sql = insertTexts.get(shape);
   if (sql === undefined) {
@@ -204,7 +216,12 @@ export function insertStatements(
     for (let at = 0; at < rows.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
       const part = rows.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
       const p = new Params(d);
-      const arrays = casts.map((cast, i) => p.add(part.map((r) => r[i]), cast));
+      const arrays = casts.map((cast, i) =>
+        p.add(
+          part.map((r) => r[i]),
+          cast,
+        ),
+      );
       let text = `INSERT INTO ${q(table)} (${list(columns)}) SELECT * FROM unnest(${arrays.join(', ')})`;
       if (conflictKeys) text += onConflict(columns, conflictKeys);
       out.push({ sql: text, params: p.values });
@@ -221,7 +238,10 @@ export function insertStatements(
 
 function onConflict(columns: readonly string[], conflictKeys: readonly string[]): string {
   const rest = columns.filter((c) => !conflictKeys.includes(c));
-  return ` ON CONFLICT (${list(conflictKeys)}) DO ` + (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING');
+  return (
+    ` ON CONFLICT (${list(conflictKeys)}) DO ` +
+    (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING')
+  );
 }
 
 /** `col = param`, or `col IS NULL` for a NULL value: NULL-safe equality that indexes can serve. */
@@ -230,11 +250,20 @@ function matchCell(column: string, alias: string, value: SqlValue, param: () => 
 }
 
 /** Deletes up to `count` rows equal to `cells` (one row; SQLite, addressed by rowid). */
-export function deleteOneMatchingSql(d: Dialect, table: string, columns: readonly string[], cells: readonly SqlValue[], count: number): Statement {
+export function deleteOneMatchingSql(
+  d: Dialect,
+  table: string,
+  columns: readonly string[],
+  cells: readonly SqlValue[],
+  count: number,
+): Statement {
   const p = new Params(d);
   const where = columns.map((c, i) => matchCell(c, '', cells[i], () => p.add(cells[i]))).join(' AND ');
   const limit = p.add(count);
-  return { sql: `DELETE FROM ${q(table)} WHERE rowid IN (SELECT rowid FROM ${q(table)} WHERE ${where} LIMIT ${limit})`, params: p.values };
+  return {
+    sql: `DELETE FROM ${q(table)} WHERE rowid IN (SELECT rowid FROM ${q(table)} WHERE ${where} LIMIT ${limit})`,
+    params: p.values,
+  };
 }
 
 /**
@@ -252,7 +281,10 @@ export function deleteManyMatchingSql(
   const p = new Params(d);
   const nonNull = columns.flatMap((c, i) => (rows[0].cells[i] === null ? [] : [i]));
   const nulls = columns.filter((_c, i) => rows[0].cells[i] === null);
-  const tuples = rows.map((r, j) => `(${[p.add(j, 'integer'), p.add(r.count, 'integer'), ...nonNull.map((i) => p.add(r.cells[i], types.get(columns[i])))].join(', ')})`);
+  const tuples = rows.map(
+    (r, j) =>
+      `(${[p.add(j, 'integer'), p.add(r.count, 'integer'), ...nonNull.map((i) => p.add(r.cells[i], types.get(columns[i])))].join(', ')})`,
+  );
   const vcols = ['i', 'n', ...nonNull.map((i) => `c${i}`)];
   const cond = [...nonNull.map((i) => `t.${q(columns[i])} = v.c${i}`), ...nulls.map((c) => `t.${q(c)} IS NULL`)];
   const sql =
@@ -278,12 +310,19 @@ export function selectByKeysSql(
   keys: readonly (readonly SqlValue[])[],
 ): Statement {
   const p = new Params(d);
-  const tuples = keys.map((k, j) => `(${[p.add(j, 'integer'), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')})`);
+  const tuples = keys.map(
+    (k, j) => `(${[p.add(j, 'integer'), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')})`,
+  );
   return { sql: selectJoiningKeys(`VALUES ${tuples.join(', ')}`, table, columns, keyColumns), params: p.values };
 }
 
 /** The rows of `table` matching the keys that `source` yields as rows (i, k0, k1, …), with `"#"` = i. */
-function selectJoiningKeys(source: string, table: string, columns: readonly string[], keyColumns: readonly string[]): string {
+function selectJoiningKeys(
+  source: string,
+  table: string,
+  columns: readonly string[],
+  keyColumns: readonly string[],
+): string {
   const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
   const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
   return `WITH v (${vcols.join(', ')}) AS (${source}) SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
@@ -307,8 +346,25 @@ export function selectByKeysStatements(
     for (let at = 0; at < keys.length; at += MAX_ROWS_PER_ARRAY_INSERT) {
       const part = keys.slice(at, at + MAX_ROWS_PER_ARRAY_INSERT);
       const p = new Params(d);
-      const arrays = [p.add(part.map((_k, j) => j), 'integer[]'), ...casts.map((cast, i) => p.add(part.map((k) => k[i]), cast))];
-      out.push({ statement: { sql: selectJoiningKeys(`SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns), params: p.values }, first: at });
+      const arrays = [
+        p.add(
+          part.map((_k, j) => j),
+          'integer[]',
+        ),
+        ...casts.map((cast, i) =>
+          p.add(
+            part.map((k) => k[i]),
+            cast,
+          ),
+        ),
+      ];
+      out.push({
+        statement: {
+          sql: selectJoiningKeys(`SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns),
+          params: p.values,
+        },
+        first: at,
+      });
     }
     return out;
   }
@@ -321,10 +377,19 @@ export function selectByKeysStatements(
 }
 
 /** Deletes the rows of the given keys. */
-export function deleteByKeysSql(d: Dialect, table: string, keyColumns: readonly string[], types: ReadonlyMap<string, string>, keys: readonly (readonly SqlValue[])[]): Statement {
+export function deleteByKeysSql(
+  d: Dialect,
+  table: string,
+  keyColumns: readonly string[],
+  types: ReadonlyMap<string, string>,
+  keys: readonly (readonly SqlValue[])[],
+): Statement {
   const p = new Params(d);
   const tuples = keys.map((k) => `(${k.map((v, i) => p.add(v, types.get(keyColumns[i]))).join(', ')})`);
-  return { sql: `DELETE FROM ${q(table)} WHERE (${list(keyColumns)}) IN (VALUES ${tuples.join(', ')})`, params: p.values };
+  return {
+    sql: `DELETE FROM ${q(table)} WHERE (${list(keyColumns)}) IN (VALUES ${tuples.join(', ')})`,
+    params: p.values,
+  };
 }
 
 export function tableExistsSql(d: Dialect, table: string): Statement {
@@ -350,7 +415,11 @@ const OFFSET_COLUMN_TYPES: ReadonlyMap<string, string> = new Map([
   ['offset', 'bigint'],
 ]);
 
-export function upsertOffsetsStatements(d: Dialect, table: string, entries: readonly (readonly [string, number])[]): Statement[] {
+export function upsertOffsetsStatements(
+  d: Dialect,
+  table: string,
+  entries: readonly (readonly [string, number])[],
+): Statement[] {
   return insertStatements(d, table + OFFSETS_SUFFIX, ['stream', 'offset'], OFFSET_COLUMN_TYPES, entries, ['stream']);
 }
 
@@ -359,7 +428,13 @@ export function upsertOffsetsStatements(d: Dialect, table: string, entries: read
  * one round trip instead of two for every commit; null where that does not apply (SQLite, or more
  * streams than one array insert takes), then the two statements are used.
  */
-export function upsertStateSql(d: Dialect, table: string, entries: readonly (readonly [string, number])[], fingerprint: string | null, watermark: number | null): Statement | null {
+export function upsertStateSql(
+  d: Dialect,
+  table: string,
+  entries: readonly (readonly [string, number])[],
+  fingerprint: string | null,
+  watermark: number | null,
+): Statement | null {
   if (!d.arrayInserts || entries.length === 0 || entries.length > MAX_ROWS_PER_ARRAY_INSERT) return null;
   const [offsets] = upsertOffsetsStatements(d, table, entries) as [Statement];
   const meta = upsertMetaSql(d, table, fingerprint, watermark);
@@ -371,14 +446,31 @@ export function upsertStateSql(d: Dialect, table: string, entries: readonly (rea
 
 export function deleteOffsetsSql(d: Dialect, table: string, streams: readonly string[]): Statement {
   const p = new Params(d);
-  return { sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE "stream" IN (${streams.map((s) => p.add(s)).join(', ')})`, params: p.values };
+  return {
+    sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE "stream" IN (${streams.map((s) => p.add(s)).join(', ')})`,
+    params: p.values,
+  };
 }
 
 export function selectMetaSql(d: Dialect, table: string): Statement {
   const p = new Params(d);
-  return { sql: `SELECT "fingerprint", "watermark" FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`, params: p.values };
+  return {
+    sql: `SELECT "fingerprint", "watermark" FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`,
+    params: p.values,
+  };
 }
 
-export function upsertMetaSql(d: Dialect, table: string, fingerprint: string | null, watermark: number | null): Statement {
-  return insertSql(d, META_TABLE, ['table_name', 'fingerprint', 'watermark', 'updated_at'], [[table, fingerprint, watermark, new Date().toISOString()]], ['table_name']);
+export function upsertMetaSql(
+  d: Dialect,
+  table: string,
+  fingerprint: string | null,
+  watermark: number | null,
+): Statement {
+  return insertSql(
+    d,
+    META_TABLE,
+    ['table_name', 'fingerprint', 'watermark', 'updated_at'],
+    [[table, fingerprint, watermark, new Date().toISOString()]],
+    ['table_name'],
+  );
 }

@@ -30,7 +30,14 @@ export interface SqliteOptions {
   readonly worker?: boolean;
 }
 
-const RETRYABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_PROTOCOL']);
+const RETRYABLE = new Set([
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  'SQLITE_CANTOPEN',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+  'SQLITE_PROTOCOL',
+]);
 
 export class SqliteDatabase extends SqlSinkDatabase {
   readonly kind = 'sqlite' as const;
@@ -54,7 +61,9 @@ export class SqliteDatabase extends SqlSinkDatabase {
     if (this.session?.usable) return this.session;
     this.drop(); // its worker died: start over
     const options: SqliteSessionOptions = { backgroundCheckpoints: !this.inlineCheckpoints };
-    const session = this.inWorker ? await openWorkerSession(this.options.filename, options) : openInProcessSession(this.options.filename, options);
+    const session = this.inWorker
+      ? await openWorkerSession(this.options.filename, options)
+      : openInProcessSession(this.options.filename, options);
     this.session = session;
     if (!this.inlineCheckpoints && this.checkpointer === null) {
       this.checkpointer = new WalCheckpointer(this.options.filename, {

@@ -89,7 +89,9 @@ export function compileTable(spec: TableSpec): CompiledTable {
   if (hit) return hit;
   validateTableName(spec.name);
   if (spec.mode !== 'multiset' && spec.mode !== 'keyed') {
-    throw new SinkConfigError(`table "${spec.name}": mode must be "multiset" or "keyed", not ${JSON.stringify(spec.mode)}`);
+    throw new SinkConfigError(
+      `table "${spec.name}": mode must be "multiset" or "keyed", not ${JSON.stringify(spec.mode)}`,
+    );
   }
   if (!Array.isArray(spec.columns) || spec.columns.length === 0) {
     throw new SinkConfigError(`table "${spec.name}": at least one column is required`);
@@ -104,13 +106,16 @@ export function compileTable(spec: TableSpec): CompiledTable {
     if (seen.has(folded)) throw new SinkConfigError(`table "${spec.name}": duplicate column name "${c.name}"`);
     seen.add(folded);
     validateSqlType(c.type, c.name);
-    if (c.key && c.exclude) throw new SinkConfigError(`table "${spec.name}": key column "${c.name}" cannot be excluded`);
-    if (c.key && spec.mode !== 'keyed') throw new SinkConfigError(`table "${spec.name}": column "${c.name}" is a key, but only keyed mode has keys`);
+    if (c.key && c.exclude)
+      throw new SinkConfigError(`table "${spec.name}": key column "${c.name}" cannot be excluded`);
+    if (c.key && spec.mode !== 'keyed')
+      throw new SinkConfigError(`table "${spec.name}": column "${c.name}" is a key, but only keyed mode has keys`);
     if (c.exclude) continue;
     written.push(c);
     getters.push(columnGetter(spec.name, c));
   }
-  if (written.length === 0) throw new SinkConfigError(`table "${spec.name}": every column is excluded; at least one must be written`);
+  if (written.length === 0)
+    throw new SinkConfigError(`table "${spec.name}": every column is excluded; at least one must be written`);
   const keyPositions = written.flatMap((c, i) => (c.key ? [i] : []));
   if (spec.mode === 'keyed' && keyPositions.length === 0) {
     throw new SinkConfigError(`table "${spec.name}": keyed mode needs at least one key column`);
@@ -122,7 +127,8 @@ export function compileTable(spec: TableSpec): CompiledTable {
     keyPositions,
     cells: (record) => {
       const cells = new Array<SqlValue>(getters.length);
-      for (let i = 0; i < getters.length; i++) cells[i] = toSqlValue((getters[i] as (record: Value) => unknown)(record));
+      for (let i = 0; i < getters.length; i++)
+        cells[i] = toSqlValue((getters[i] as (record: Value) => unknown)(record));
       return cells;
     },
     rowObject: (cells) => {
@@ -147,7 +153,9 @@ function columnGetter(table: string, c: ColumnSpec): (record: Value) => unknown 
     }
     return (record) => readPath(record, path);
   }
-  throw new SinkConfigError(`table "${table}", column "${c.name}": a value source (property path or expression) is required`);
+  throw new SinkConfigError(
+    `table "${table}", column "${c.name}": a value source (property path or expression) is required`,
+  );
 }
 
 /** A stable text key for a tuple of cells (bigints and numbers stay distinct). */

@@ -37,7 +37,10 @@ export interface KeyedPlan {
 export type WritePlan = MultisetPlan | KeyedPlan;
 
 /** Sums diffs per distinct tuple of cells, dropping tuples that cancel out. */
-function consolidateCells(table: CompiledTable, batch: Batch): Map<string, { cells: readonly SqlValue[]; diff: number }> {
+function consolidateCells(
+  table: CompiledTable,
+  batch: Batch,
+): Map<string, { cells: readonly SqlValue[]; diff: number }> {
   const byCells = new Map<string, { cells: readonly SqlValue[]; diff: number }>();
   for (let i = 0; i < batch.length; i++) {
     const u = batch[i] as Update;
@@ -72,12 +75,18 @@ export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
     return { mode: 'multiset', inserts, deletes };
   }
   const name = table.spec.name;
-  const byKey = new Map<string, { key: SqlValue[]; next: readonly SqlValue[] | null; retracted: (readonly SqlValue[])[] }>();
+  const byKey = new Map<
+    string,
+    { key: SqlValue[]; next: readonly SqlValue[] | null; retracted: (readonly SqlValue[])[] }
+  >();
   for (const { cells, diff } of rows.values()) {
     const key = table.keyPositions.map((i) => cells[i]);
     const nullAt = key.indexOf(null);
     if (nullAt >= 0) {
-      throw new SinkDataError(name, `key column "${table.written[table.keyPositions[nullAt]].name}" is NULL in row ${describeRow(table, cells)}`);
+      throw new SinkDataError(
+        name,
+        `key column "${table.written[table.keyPositions[nullAt]].name}" is NULL in row ${describeRow(table, cells)}`,
+      );
     }
     const k = cellsKey(key);
     let entry = byKey.get(k);
@@ -96,7 +105,8 @@ export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
     }
   }
   const entries: KeyedEntry[] = [];
-  for (const e of byKey.values()) entries.push({ key: e.key, next: e.next, retracted: e.retracted.length === 1 ? e.retracted[0] : null });
+  for (const e of byKey.values())
+    entries.push({ key: e.key, next: e.next, retracted: e.retracted.length === 1 ? e.retracted[0] : null });
   return { mode: 'keyed', entries };
 }
 

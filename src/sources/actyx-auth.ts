@@ -53,7 +53,8 @@ export function manifestProblem(manifest: Partial<AppManifest> | undefined): str
     const value = manifest[key];
     if (typeof value !== 'string' || value.trim() === '') return `the app manifest needs a non-empty ${key}`;
   }
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(manifest.appId!)) return `app id ${JSON.stringify(manifest.appId)} is not in reverse domain form (e.g. com.example.app)`;
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(manifest.appId!))
+    return `app id ${JSON.stringify(manifest.appId)} is not in reverse domain form (e.g. com.example.app)`;
   return null;
 }
 
@@ -93,7 +94,11 @@ export class TokenProvider {
   }
 
   private async authenticate(signal?: AbortSignal): Promise<string> {
-    const body: Record<string, string> = { appId: this.manifest.appId, displayName: this.manifest.displayName, version: this.manifest.version };
+    const body: Record<string, string> = {
+      appId: this.manifest.appId,
+      displayName: this.manifest.displayName,
+      version: this.manifest.version,
+    };
     if (this.manifest.signature) body.signature = this.manifest.signature;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const res = await fetch(`${this.baseUrl}/auth`, {
@@ -104,7 +109,8 @@ export class TokenProvider {
     });
     if (!res.ok) throw await httpError(res, '/auth');
     const json = (await res.json()) as { token?: unknown };
-    if (typeof json.token !== 'string' || json.token === '') throw new ActyxHttpError(res.status, undefined, 'no token in the answer', '/auth');
+    if (typeof json.token !== 'string' || json.token === '')
+      throw new ActyxHttpError(res.status, undefined, 'no token in the answer', '/auth');
     return json.token;
   }
 }

@@ -50,7 +50,12 @@ type Line =
   | { readonly kind: 'malformed'; readonly reason: string };
 
 function isOffsetMap(value: unknown): value is OffsetMap {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => Number.isSafeInteger(v));
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => Number.isSafeInteger(v))
+  );
 }
 
 function isCount(value: unknown): value is number {
@@ -66,7 +71,8 @@ export function parseLine(line: string): Line {
   } catch {
     return { kind: 'malformed', reason: 'not JSON' };
   }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return { kind: 'malformed', reason: 'not a JSON object' };
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+    return { kind: 'malformed', reason: 'not a JSON object' };
   const o = obj as Record<string, unknown>;
   switch (o.type) {
     case 'event': {
@@ -80,14 +86,21 @@ export function parseLine(line: string): Line {
       return { kind: 'event', event: { lamport, stream, offset, timestamp, tags, appId, payload } };
     }
     case 'offsets':
-      return isOffsetMap(o.offsets) ? { kind: 'offsets', offsets: o.offsets } : { kind: 'malformed', reason: 'offsets line without an offset map' };
+      return isOffsetMap(o.offsets)
+        ? { kind: 'offsets', offsets: o.offsets }
+        : { kind: 'malformed', reason: 'offsets line without an offset map' };
     case 'diagnostic': {
       const severity = o.severity === 'error' ? 'error' : 'warning';
       return { kind: 'diagnostic', severity, message: typeof o.message === 'string' ? o.message : JSON.stringify(o) };
     }
     case undefined:
       // The documented final error object of a failing stream: {"code": "...", "message": "..."}.
-      if (typeof o.code === 'string') return { kind: 'diagnostic', severity: 'error', message: `${o.code}: ${typeof o.message === 'string' ? o.message : ''}` };
+      if (typeof o.code === 'string')
+        return {
+          kind: 'diagnostic',
+          severity: 'error',
+          message: `${o.code}: ${typeof o.message === 'string' ? o.message : ''}`,
+        };
       return { kind: 'malformed', reason: 'no type' };
     default:
       return { kind: 'ignored' };
@@ -120,7 +133,8 @@ export class ActyxClient implements EventSource {
     const problem = manifestProblem(options.manifest);
     if (problem) throw new TypeError(problem);
     const port = options.port ?? 4454;
-    if (!options.baseUrl && (!Number.isInteger(port) || port <= 0 || port > 65535)) throw new TypeError(`port must be 1–65535, got ${port}`);
+    if (!options.baseUrl && (!Number.isInteger(port) || port <= 0 || port > 65535))
+      throw new TypeError(`port must be 1–65535, got ${port}`);
     this.baseUrl = (options.baseUrl ?? `http://${options.host || 'localhost'}:${port}/api/v2`).replace(/\/+$/, '');
     this.idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
@@ -139,7 +153,10 @@ export class ActyxClient implements EventSource {
     if (signal?.aborted || this.closed) controller.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     this.inflight.add(controller);
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new DOMException('request timed out', 'TimeoutError')), timeoutMs);
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => controller.abort(new DOMException('request timed out', 'TimeoutError')), timeoutMs);
     return {
       signal: controller.signal,
       abort: () => controller.abort(),
@@ -162,7 +179,11 @@ export class ActyxClient implements EventSource {
   }
 
   /** One authorised request; a 401 re-authenticates once. Throws ActyxHttpError for other non-2xx answers. */
-  private async request(path: string, init: { method: 'GET' | 'POST'; body?: unknown; accept?: string }, signal: AbortSignal): Promise<Response> {
+  private async request(
+    path: string,
+    init: { method: 'GET' | 'POST'; body?: unknown; accept?: string },
+    signal: AbortSignal,
+  ): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.tokens.token(signal);
       const res = await fetch(`${this.baseUrl}${path}`, {
@@ -194,7 +215,8 @@ export class ActyxClient implements EventSource {
         const res = await this.request(path, init, scope.signal);
         return (await res.json()) as T;
       } catch (err) {
-        if (!(err instanceof ActyxHttpError && err.status === 503) || attempt >= 4 || this.closed) throw this.describe(err);
+        if (!(err instanceof ActyxHttpError && err.status === 503) || attempt >= 4 || this.closed)
+          throw this.describe(err);
       } finally {
         scope.release();
       }
@@ -211,8 +233,10 @@ export class ActyxClient implements EventSource {
   private explain(err: unknown): { error: Error; short: string } {
     if (err instanceof ActyxHttpError) return { error: err, short: `${err.status}${err.code ? ` ${err.code}` : ''}` };
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    if (e?.name === 'TimeoutError') return { error: new Error(`Actyx node at ${this.baseUrl} did not answer in time`), short: 'timeout' };
-    if (e?.name === 'AbortError') return { error: new Error(`request to the Actyx node at ${this.baseUrl} was aborted`), short: 'aborted' };
+    if (e?.name === 'TimeoutError')
+      return { error: new Error(`Actyx node at ${this.baseUrl} did not answer in time`), short: 'timeout' };
+    if (e?.name === 'AbortError')
+      return { error: new Error(`request to the Actyx node at ${this.baseUrl} was aborted`), short: 'aborted' };
     if (e instanceof TypeError && e.cause !== undefined) {
       const cause = e.cause.code ?? e.cause.message ?? e.message;
       return { error: new Error(`cannot reach the Actyx node at ${this.baseUrl}: ${cause}`), short: cause };
@@ -255,7 +279,8 @@ export class ActyxClient implements EventSource {
 
   async publish(events: readonly PublishRequest[]): Promise<readonly PublishedEvent[]> {
     const data = events.map((e, i) => {
-      if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string' || t === '')) throw new TypeError(`event ${i}: tags must be an array of non-empty strings`);
+      if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string' || t === ''))
+        throw new TypeError(`event ${i}: tags must be an array of non-empty strings`);
       return { tags: e.tags, payload: e.payload };
     });
     if (data.length === 0) return [];
@@ -265,7 +290,8 @@ export class ActyxClient implements EventSource {
       throw new TypeError(`payload cannot be sent as JSON: ${(err as Error).message}`);
     }
     const body = await this.shortRequest<{ data?: unknown }>('/events/publish', { method: 'POST', body: { data } });
-    if (!Array.isArray(body.data) || body.data.length !== data.length) throw new Error(`Actyx node at ${this.baseUrl} answered the publish without one result per event`);
+    if (!Array.isArray(body.data) || body.data.length !== data.length)
+      throw new Error(`Actyx node at ${this.baseUrl} answered the publish without one result per event`);
     return body.data as PublishedEvent[];
   }
 
@@ -273,7 +299,11 @@ export class ActyxClient implements EventSource {
    * One streaming request: yields line batches until the response ends; throws on HTTP errors,
    * network errors and silence longer than the idle timeout.
    */
-  private async *streamLines(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<string[], void, undefined> {
+  private async *streamLines(
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+  ): AsyncGenerator<string[], void, undefined> {
     const connection = this.scope(signal);
     let lastActivity = Date.now();
     let silent = false;
@@ -340,7 +370,11 @@ export class ActyxClient implements EventSource {
         if (!(err instanceof Reconnect)) {
           const { error, short } = this.explain(err);
           const http = err instanceof ActyxHttpError;
-          report({ severity: failures > 0 || http ? 'error' : 'warning', message: `${what}: ${error.message}; retrying`, detail: short });
+          report({
+            severity: failures > 0 || http ? 'error' : 'warning',
+            message: `${what}: ${error.message}; retrying`,
+            detail: short,
+          });
         }
       }
       failures++;
@@ -352,14 +386,24 @@ export class ActyxClient implements EventSource {
     return flattenBatches(this.subscribeBatches(query, lowerBound, options));
   }
 
-  subscribeBatches(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
+  subscribeBatches(
+    query: string,
+    lowerBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
     const aql = parseQuery(query).aql;
     const lower = offsetTable(lowerBound);
     const signal = options.signal ?? new AbortController().signal;
     let caughtUp = false;
     const handle = this.handleLines.bind(this);
     return this.resilient<readonly SubscriptionItem[]>('subscription', options, async function* (progress) {
-      for await (const lines of handle(lower, options, '/events/subscribe', { query: aql, lowerBound: toOffsetMap(lower) }, signal)) {
+      for await (const lines of handle(
+        lower,
+        options,
+        '/events/subscribe',
+        { query: aql, lowerBound: toOffsetMap(lower) },
+        signal,
+      )) {
         const items: SubscriptionItem[] = [];
         for (const line of lines) {
           if (line.kind === 'event') items.push({ type: 'event', event: line.event });
@@ -379,7 +423,13 @@ export class ActyxClient implements EventSource {
    * One request's lines, parsed, with events at or below `lower` dropped and `lower` advanced past
    * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt.
    */
-  private async *handleLines(lower: OffsetTable, options: SubscribeOptions, path: string, body: unknown, signal: AbortSignal): AsyncGenerator<Line[], void, undefined> {
+  private async *handleLines(
+    lower: OffsetTable,
+    options: SubscribeOptions,
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+  ): AsyncGenerator<Line[], void, undefined> {
     const report = reporter(options);
     for await (const raw of this.streamLines(path, body, signal)) {
       const lines: Line[] = [];
@@ -390,7 +440,10 @@ export class ActyxClient implements EventSource {
           case 'event': {
             const seen = lower[line.event.stream];
             if (seen !== undefined && line.event.offset <= seen) {
-              report({ severity: 'warning', message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice` });
+              report({
+                severity: 'warning',
+                message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice`,
+              });
               continue;
             }
             lower[line.event.stream] = line.event.offset;
@@ -405,7 +458,11 @@ export class ActyxClient implements EventSource {
             if (line.severity === 'error') failed = line.message;
             break;
           case 'malformed':
-            report({ severity: 'warning', message: `skipped a malformed line from the Actyx node (${line.reason})`, detail: text.slice(0, 2000) });
+            report({
+              severity: 'warning',
+              message: `skipped a malformed line from the Actyx node (${line.reason})`,
+              detail: text.slice(0, 2000),
+            });
             break;
           case 'keepAlive':
           case 'ignored':
@@ -419,11 +476,21 @@ export class ActyxClient implements EventSource {
     }
   }
 
-  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<ActyxEvent> {
+  query(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncIterable<ActyxEvent> {
     return flattenBatches(this.queryBatches(query, lowerBound, upperBound, options));
   }
 
-  async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
+  async *queryBatches(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
     const aql = parseQuery(query).aql;
     const signal = options.signal ?? new AbortController().signal;
     const lower = offsetTable(lowerBound);

@@ -42,7 +42,6 @@ export interface ParsedQuery {
   readonly aql: string;
 }
 
-
 /** A query that is not valid in the supported AQL subset. `position` is a 0-based index into the text. */
 export class AqlSyntaxError extends Error {
   override readonly name = 'AqlSyntaxError';
@@ -128,7 +127,11 @@ function tokenize(text: string): Token[] {
         const close = text.indexOf(')', i);
         const id = close < 0 ? '' : text.slice(i + 1, close);
         if (close < 0 || !(APP_ID.test(id) || id === 'me')) {
-          throw new AqlSyntaxError('appId(…) needs a DNS-style app id without spaces, e.g. appId(com.example.app)', text, start);
+          throw new AqlSyntaxError(
+            'appId(…) needs a DNS-style app id without spaces, e.g. appId(com.example.app)',
+            text,
+            start,
+          );
         }
         tokens.push({ t: 'appId', value: id, pos: start });
         i = close + 1;
@@ -164,8 +167,10 @@ class Parser {
   parseQuery(): TagExpr {
     const first = this.peek();
     if (first.t === 'eof') this.fail('empty query: expected FROM followed by a tag expression, or a tag expression');
-    if (first.t === 'word' && UNSUPPORTED.has(first.value)) this.fail(`${first.value} is not supported; a query must start with FROM`);
-    if (first.t === 'word' && first.value !== 'FROM' && first.value.toUpperCase() === 'FROM') this.fail('AQL keywords are upper case: write FROM');
+    if (first.t === 'word' && UNSUPPORTED.has(first.value))
+      this.fail(`${first.value} is not supported; a query must start with FROM`);
+    if (first.t === 'word' && first.value !== 'FROM' && first.value.toUpperCase() === 'FROM')
+      this.fail('AQL keywords are upper case: write FROM');
     if (first.t === 'word' && first.value === 'FROM') {
       this.i++;
       const expr = this.parseOr();
@@ -222,7 +227,8 @@ class Parser {
           this.i++;
           const inner = this.parseOr();
           const close = this.peek();
-          if (close.t !== 'op' || close.value !== ')') this.fail(`expected ) to close the ( at ${describePosition(this.text, t.pos)}`);
+          if (close.t !== 'op' || close.value !== ')')
+            this.fail(`expected ) to close the ( at ${describePosition(this.text, t.pos)}`);
           this.i++;
           return inner;
         }
@@ -256,7 +262,8 @@ class Parser {
     const op = this.parseComparison('TIME');
     const t = this.peek();
     const micros = t.t === 'word' ? parseRfc3339Micros(t.value) : null;
-    if (micros === null) this.fail('expected an RFC 3339 timestamp with a time zone after TIME, e.g. 2021-07-20T09:53:07.462Z');
+    if (micros === null)
+      this.fail('expected an RFC 3339 timestamp with a time zone after TIME, e.g. 2021-07-20T09:53:07.462Z');
     this.i++;
     return { kind: 'time', op, micros };
   }
@@ -294,10 +301,12 @@ export function parseRfc3339Micros(text: string): number | null {
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
   const month = Number(mo);
   const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) return null;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60)
+    return null;
   const millis = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Number(s));
   if (new Date(millis).getUTCDate() !== day) return null;
-  const offsetMinutes = zone === 'Z' ? 0 : (zone![0] === '-' ? -1 : 1) * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6)));
+  const offsetMinutes =
+    zone === 'Z' ? 0 : (zone![0] === '-' ? -1 : 1) * (Number(zone!.slice(1, 3)) * 60 + Number(zone!.slice(4, 6)));
   const fracMicros = Math.floor(Number(`${frac}000000`.slice(0, 6)));
   return (millis - offsetMinutes * 60_000) * 1000 + fracMicros;
 }
@@ -401,7 +410,9 @@ function compile(expr: TagExpr): Matcher {
     }
     case 'appId': {
       const appId = expr.appId;
-      return appId === 'me' ? (event, context) => context.appId !== undefined && event.appId === context.appId : (event) => event.appId === appId;
+      return appId === 'me'
+        ? (event, context) => context.appId !== undefined && event.appId === context.appId
+        : (event) => event.appId === appId;
     }
     case 'time': {
       const { micros } = expr;
@@ -411,7 +422,16 @@ function compile(expr: TagExpr): Matcher {
     case 'key': {
       const { lamport, stream } = expr;
       const holds = comparator(expr.op);
-      return (event) => holds(event.lamport !== lamport ? event.lamport - lamport : event.stream < stream ? -1 : event.stream > stream ? 1 : 0);
+      return (event) =>
+        holds(
+          event.lamport !== lamport
+            ? event.lamport - lamport
+            : event.stream < stream
+              ? -1
+              : event.stream > stream
+                ? 1
+                : 0,
+        );
     }
     case 'and': {
       const left = compile(expr.left);

@@ -119,10 +119,13 @@ export function decodePage(text: string, order: 'seq' | 'key'): { events: ActyxE
   for (let i = 0; i < n; i++) {
     seqs[i] = flat[2 * i] as number;
     events[i] = flat[2 * i + 1] as ActyxEvent;
-    if (i > 0 && (order === 'seq' ? seqs[i]! <= seqs[i - 1]! : compareKeys(events[i]!, events[i - 1]!) <= 0)) ordered = false;
+    if (i > 0 && (order === 'seq' ? seqs[i]! <= seqs[i - 1]! : compareKeys(events[i]!, events[i - 1]!) <= 0))
+      ordered = false;
   }
   if (!ordered) {
-    const idx = [...events.keys()].sort((a, b) => (order === 'seq' ? seqs[a]! - seqs[b]! : compareKeys(events[a]!, events[b]!)));
+    const idx = [...events.keys()].sort((a, b) =>
+      order === 'seq' ? seqs[a]! - seqs[b]! : compareKeys(events[a]!, events[b]!),
+    );
     return { events: idx.map((i) => events[i]!), lastSeq: Math.max(...seqs) };
   }
   return { events, lastSeq: seqs[n - 1]! };
@@ -179,12 +182,14 @@ function payloadJson(payload: unknown, index: number): string {
   } catch (err) {
     throw new TypeError(`event ${index}: payload cannot be stored as JSON (${(err as Error).message})`);
   }
-  if (json === undefined) throw new TypeError(`event ${index}: payload cannot be stored as JSON (it is ${typeof payload})`);
+  if (json === undefined)
+    throw new TypeError(`event ${index}: payload cannot be stored as JSON (it is ${typeof payload})`);
   return json;
 }
 
 function checkStamp(value: number | undefined, what: string): void {
-  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) throw new TypeError(`${what} must be a non-negative integer, got ${value}`);
+  if (value !== undefined && (!Number.isSafeInteger(value) || value < 0))
+    throw new TypeError(`${what} must be a non-negative integer, got ${value}`);
 }
 
 export class EmbeddedLog implements EventSource {
@@ -249,7 +254,11 @@ export class EmbeddedLog implements EventSource {
         keyPage: db.prepare<[number, string, number, number, number], string | null>(KEY_PAGE).pluck(),
         lamportOf: db.prepare(`SELECT lamport FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         // INDEXED BY: left to itself the planner walks the key index and parses every event.
-        firstLamportSince: timeIndex ? db.prepare(`SELECT min(lamport) AS m FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE ${EVENT_TIMESTAMP} >= ?`) : null,
+        firstLamportSince: timeIndex
+          ? db.prepare(
+              `SELECT min(lamport) AS m FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE ${EVENT_TIMESTAMP} >= ?`,
+            )
+          : null,
         seqOf: db.prepare(`SELECT seq FROM deltaflow_log_events WHERE stream = ? AND "offset" = ?`),
         maxSeq: db.prepare('SELECT max(seq) AS m FROM deltaflow_log_events'),
         streams: db.prepare('SELECT stream, last_offset FROM deltaflow_log_streams'),
@@ -258,17 +267,23 @@ export class EmbeddedLog implements EventSource {
           'INSERT INTO deltaflow_log_streams (stream, last_offset, last_lamport) VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET last_offset = excluded.last_offset, last_lamport = excluded.last_lamport',
         ),
         insert: db.prepare(`INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES (?, ?, ?, ?)`),
-        insertMany: db.prepare(`INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES ${Array(INSERT_ROWS).fill('(?, ?, ?, ?)').join(', ')}`),
+        insertMany: db.prepare(
+          `INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES ${Array(INSERT_ROWS).fill('(?, ?, ?, ?)').join(', ')}`,
+        ),
         getMeta: db.prepare('SELECT value FROM deltaflow_log_meta WHERE key = ?'),
-        setMeta: db.prepare('INSERT INTO deltaflow_log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+        setMeta: db.prepare(
+          'INSERT INTO deltaflow_log_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        ),
       };
-      this.nodeId = this.db.transaction(() => {
-        const existing = this.stmts.getMeta.get('node_id')?.value;
-        if (existing) return existing;
-        const id = randomUUID().replace(/-/g, '');
-        this.stmts.setMeta.run('node_id', id);
-        return id;
-      }).immediate();
+      this.nodeId = this.db
+        .transaction(() => {
+          const existing = this.stmts.getMeta.get('node_id')?.value;
+          if (existing) return existing;
+          const id = randomUUID().replace(/-/g, '');
+          this.stmts.setMeta.run('node_id', id);
+          return id;
+        })
+        .immediate();
     } catch (err) {
       this.db.close();
       throw err;
@@ -276,7 +291,9 @@ export class EmbeddedLog implements EventSource {
     if ((options.backgroundCheckpoints ?? true) && file !== ':memory:' && file !== '') {
       this.db.pragma('wal_autocheckpoint = 0');
       // If the worker fails, appends checkpoint again as SQLite does by default.
-      this.checkpointer = new WalCheckpointer(file, { onError: () => !this.closed && this.db.pragma('wal_autocheckpoint = 1000') });
+      this.checkpointer = new WalCheckpointer(file, {
+        onError: () => !this.closed && this.db.pragma('wal_autocheckpoint = 1000'),
+      });
     }
     const prefix = `${this.nodeId}-`;
     this.context = { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
@@ -308,7 +325,11 @@ export class EmbeddedLog implements EventSource {
    * stamps and timestamps. Offsets stay gapless per stream; Lamport stamps must increase within a
    * stream; the log's clock moves to at least the highest stamp seen, so later local events sort after.
    */
-  async publishAs(stream: string, events: readonly PublishAsRequest[], options: PublishAsOptions = {}): Promise<readonly PublishedEvent[]> {
+  async publishAs(
+    stream: string,
+    events: readonly PublishAsRequest[],
+    options: PublishAsOptions = {},
+  ): Promise<readonly PublishedEvent[]> {
     if (typeof stream !== 'string' || stream === '') throw new TypeError('publishAs needs a stream id');
     return this.append(stream, events, options);
   }
@@ -323,48 +344,68 @@ export class EmbeddedLog implements EventSource {
       checkStamp(e.lamport, `event ${i}: lamport`);
       checkStamp(e.timestamp, `event ${i}: timestamp`);
       const appId = e.appId ?? options.appId ?? this.appId;
-      if (typeof appId !== 'string' || appId === '') throw new TypeError(`event ${i}: appId must be a non-empty string`);
+      if (typeof appId !== 'string' || appId === '')
+        throw new TypeError(`event ${i}: appId must be a non-empty string`);
       // The JSON text after the stamps, built once here, outside the write transaction.
       const rest = `,"tags":${JSON.stringify(checkTags(e.tags, i))},"appId":${JSON.stringify(appId)},"payload":${payloadJson(e.payload, i)}}`;
       return { rest, lamport: e.lamport, timestamp: e.timestamp };
     });
     if (prepared.length === 0) return [];
     const now = nowMicros();
-    const result = this.db.transaction((): PublishedEvent[] => {
-      let clock = Number(this.stmts.getMeta.get('lamport')?.value ?? '0');
-      const last = this.stmts.stream.get(stream);
-      let offset = last?.last_offset ?? -1;
-      let streamLamport = last?.last_lamport ?? -1;
-      const streamJson = JSON.stringify(stream);
-      const out: PublishedEvent[] = [];
-      // Rows go in INSERT_ROWS at a time (fewer statement calls), the rest one by one.
-      const pending: Array<string | number> = [];
-      prepared.forEach((e, i) => {
-        const lamport = e.lamport ?? (options.lamport !== undefined ? options.lamport + i : Math.max(clock, streamLamport) + 1);
-        if (lamport <= streamLamport) {
-          throw new RangeError(`lamport ${lamport} of event ${i} is not above ${streamLamport}, the last lamport of stream ${stream}`);
+    const result = this.db
+      .transaction((): PublishedEvent[] => {
+        let clock = Number(this.stmts.getMeta.get('lamport')?.value ?? '0');
+        const last = this.stmts.stream.get(stream);
+        let offset = last?.last_offset ?? -1;
+        let streamLamport = last?.last_lamport ?? -1;
+        const streamJson = JSON.stringify(stream);
+        const out: PublishedEvent[] = [];
+        // Rows go in INSERT_ROWS at a time (fewer statement calls), the rest one by one.
+        const pending: Array<string | number> = [];
+        prepared.forEach((e, i) => {
+          const lamport =
+            e.lamport ?? (options.lamport !== undefined ? options.lamport + i : Math.max(clock, streamLamport) + 1);
+          if (lamport <= streamLamport) {
+            throw new RangeError(
+              `lamport ${lamport} of event ${i} is not above ${streamLamport}, the last lamport of stream ${stream}`,
+            );
+          }
+          const timestamp = e.timestamp ?? options.timestamp ?? now;
+          offset += 1;
+          pending.push(
+            stream,
+            offset,
+            lamport,
+            `{"lamport":${lamport},"stream":${streamJson},"offset":${offset},"timestamp":${timestamp}${e.rest}`,
+          );
+          if (pending.length === 4 * INSERT_ROWS) this.stmts.insertMany.run(...pending.splice(0));
+          streamLamport = lamport;
+          clock = Math.max(clock, lamport);
+          out.push({ lamport, stream, offset, timestamp });
+        });
+        for (let j = 0; j < pending.length; j += 4) {
+          this.stmts.insert.run(
+            pending[j] as string,
+            pending[j + 1] as number,
+            pending[j + 2] as number,
+            pending[j + 3] as string,
+          );
         }
-        const timestamp = e.timestamp ?? options.timestamp ?? now;
-        offset += 1;
-        pending.push(stream, offset, lamport, `{"lamport":${lamport},"stream":${streamJson},"offset":${offset},"timestamp":${timestamp}${e.rest}`);
-        if (pending.length === 4 * INSERT_ROWS) this.stmts.insertMany.run(...pending.splice(0));
-        streamLamport = lamport;
-        clock = Math.max(clock, lamport);
-        out.push({ lamport, stream, offset, timestamp });
-      });
-      for (let j = 0; j < pending.length; j += 4) {
-        this.stmts.insert.run(pending[j] as string, pending[j + 1] as number, pending[j + 2] as number, pending[j + 3] as string);
-      }
-      this.stmts.upsertStream.run(stream, offset, streamLamport);
-      this.stmts.setMeta.run('lamport', String(clock));
-      return out;
-    }).immediate();
+        this.stmts.upsertStream.run(stream, offset, streamLamport);
+        this.stmts.setMeta.run('lamport', String(clock));
+        return out;
+      })
+      .immediate();
     this.maxSeq = this.stmts.maxSeq.get()?.m ?? this.maxSeq;
     this.wake();
     return result;
   }
 
-  private append(stream: string, events: readonly PublishAsRequest[], options: PublishAsOptions): Promise<readonly PublishedEvent[]> {
+  private append(
+    stream: string,
+    events: readonly PublishAsRequest[],
+    options: PublishAsOptions,
+  ): Promise<readonly PublishedEvent[]> {
     try {
       return Promise.resolve(this.appendSync(stream, events, options));
     } catch (err) {
@@ -389,9 +430,13 @@ export class EmbeddedLog implements EventSource {
     return present;
   }
 
-
   /** The events of a page that match and lie above `lower` (and, if given, at most `upper`). */
-  private select(events: readonly ActyxEvent[], parsed: ParsedQuery, lower: OffsetTable, upper?: OffsetTable): ActyxEvent[] {
+  private select(
+    events: readonly ActyxEvent[],
+    parsed: ParsedQuery,
+    lower: OffsetTable,
+    upper?: OffsetTable,
+  ): ActyxEvent[] {
     const all = parsed.expr.kind === 'allEvents';
     const out: ActyxEvent[] = [];
     for (const event of events) {
@@ -447,12 +492,16 @@ export class EmbeddedLog implements EventSource {
    * READ_AHEAD_MIN_PAGES pages (`rows` estimates its size) is read ahead in a worker thread.
    * Ends early (without error) when `signal` aborts; throws if the log is closed meanwhile.
    */
-  private async *storedPages(range: StoredRange, rows: number, signal: AbortSignal | undefined): AsyncGenerator<ActyxEvent[], void, undefined> {
+  private async *storedPages(
+    range: StoredRange,
+    rows: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ActyxEvent[], void, undefined> {
     if (this.readAhead && rows > READ_AHEAD_MIN_PAGES * this.pageSize) {
       yield* this.prefetchedPages(range, signal);
       return;
     }
-    for (let rest = range; ; ) {
+    for (let rest = range; ;) {
       if (signal?.aborted) return;
       this.checkOpen();
       if (rest.order === 'seq' && rest.after >= rest.end) return;
@@ -463,13 +512,19 @@ export class EmbeddedLog implements EventSource {
       if (!text) return;
       const page = decodePage(text, rest.order);
       const last = page.events[page.events.length - 1]!;
-      rest = rest.order === 'seq' ? { ...rest, after: page.lastSeq } : { ...rest, after: [last.lamport, last.stream, last.offset] };
+      rest =
+        rest.order === 'seq'
+          ? { ...rest, after: page.lastSeq }
+          : { ...rest, after: [last.lamport, last.stream, last.offset] };
       yield page.events;
     }
   }
 
   /** `storedPages` with the pages read and encoded in columns by a worker thread, on its own connection to the file. */
-  private async *prefetchedPages(range: StoredRange, signal: AbortSignal | undefined): AsyncGenerator<ActyxEvent[], void, undefined> {
+  private async *prefetchedPages(
+    range: StoredRange,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ActyxEvent[], void, undefined> {
     const prefetcher = new PagePrefetcher({
       file: resolvePath(this.file),
       pageSql: range.order === 'seq' ? SEQ_PAGE_ROWS : KEY_PAGE_ROWS,
@@ -539,13 +594,21 @@ export class EmbeddedLog implements EventSource {
     return flattenBatches(this.subscribeBatches(query, lowerBound, options));
   }
 
-  async *subscribeBatches(query: string, lowerBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
+  async *subscribeBatches(
+    query: string,
+    lowerBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<readonly SubscriptionItem[], void, undefined> {
     const parsed = parseQuery(query);
     const { signal } = options;
     this.checkOpen();
     const lower = offsetTable(lowerBound);
     // One read snapshot: the stored part ends at `caughtUpSeq`, whose offsets the caughtUp reports.
-    const { caughtUpSeq, present, start } = this.db.transaction(() => ({ caughtUpSeq: this.stmts.maxSeq.get()?.m ?? 0, present: this.readPresent(), start: this.startSeq(lower) }))();
+    const { caughtUpSeq, present, start } = this.db.transaction(() => ({
+      caughtUpSeq: this.stmts.maxSeq.get()?.m ?? 0,
+      present: this.readPresent(),
+      start: this.startSeq(lower),
+    }))();
     let cursor = start;
     let end = caughtUpSeq;
     let live = false;
@@ -575,11 +638,21 @@ export class EmbeddedLog implements EventSource {
     }
   }
 
-  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncIterable<ActyxEvent> {
+  query(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncIterable<ActyxEvent> {
     return flattenBatches(this.queryBatches(query, lowerBound, upperBound, options));
   }
 
-  async *queryBatches(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options: SubscribeOptions = {}): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
+  async *queryBatches(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options: SubscribeOptions = {},
+  ): AsyncGenerator<readonly ActyxEvent[], void, undefined> {
     const parsed = parseQuery(query);
     this.checkOpen();
     const lower = offsetTable(lowerBound);

@@ -131,7 +131,8 @@ export class EventColumnsDecoder {
     for (const text of page.strings) this.values.push(JSON.parse(text) as string | readonly string[]);
     const payloads = JSON.parse(page.payloads) as unknown[];
     const { numbers, refs } = page;
-    if (refs.length !== 3 * payloads.length) throw new Error(`a read-ahead page has ${payloads.length} payloads for ${refs.length / 3} events`);
+    if (refs.length !== 3 * payloads.length)
+      throw new Error(`a read-ahead page has ${payloads.length} payloads for ${refs.length / 3} events`);
     const values = this.values;
     const events = new Array<ActyxEvent>(payloads.length);
     for (let i = 0, j = 0; i < payloads.length; i++, j += 3) {

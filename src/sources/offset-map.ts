@@ -25,7 +25,8 @@ export function offsetOf(map: OffsetMap, stream: string): number | undefined {
 
 /** Sets `map[stream] = offset` as an own enumerable property, also for `__proto__`. */
 export function setOffset(map: Record<string, number>, stream: string, offset: number): void {
-  if (stream === '__proto__') Object.defineProperty(map, stream, { value: offset, writable: true, enumerable: true, configurable: true });
+  if (stream === '__proto__')
+    Object.defineProperty(map, stream, { value: offset, writable: true, enumerable: true, configurable: true });
   else map[stream] = offset;
 }
 

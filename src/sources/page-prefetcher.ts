@@ -148,7 +148,17 @@ export class PagePrefetcher implements AsyncIterableIterator<EventColumnsPage, u
       eval: true,
       // The worker is plain JS: no need to start a TypeScript loader (tsx) in it.
       execArgv: [],
-      workerData: { driver: sqliteDriverPath(), file, pageSql, cursorSql, cursor, bounds, pageSize, pageBytes, maxStrings },
+      workerData: {
+        driver: sqliteDriverPath(),
+        file,
+        pageSql,
+        cursorSql,
+        cursor,
+        bounds,
+        pageSize,
+        pageBytes,
+        maxStrings,
+      },
     });
     live.add(this.worker);
     started++;

@@ -19,8 +19,7 @@ export type OffsetMap = Readonly<Record<string, number>>;
 
 /** What a subscription yields: events, and "caught up" once the stored part has been delivered. */
 export type SubscriptionItem =
-  | { readonly type: 'event'; readonly event: ActyxEvent }
-  | { readonly type: 'caughtUp'; readonly offsets: OffsetMap };
+  { readonly type: 'event'; readonly event: ActyxEvent } | { readonly type: 'caughtUp'; readonly offsets: OffsetMap };
 
 export interface PublishRequest {
   readonly tags: readonly string[];
@@ -68,14 +67,28 @@ export interface EventSource {
    * Stored events matching `query` with lowerBound < offset ≤ upperBound per stream (a stream
    * missing from upperBound yields nothing), in event-key order (lamport, stream, offset).
    */
-  query(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<ActyxEvent>;
+  query(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options?: SubscribeOptions,
+  ): AsyncIterable<ActyxEvent>;
   /**
    * Optional batched form of `subscribe`: exactly the same items, several at a time (an array per
    * page read or chunk received). Bulk consumers (the dataflow coordinator) prefer it when present.
    */
-  subscribeBatches?(query: string, lowerBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly SubscriptionItem[]>;
+  subscribeBatches?(
+    query: string,
+    lowerBound: OffsetMap,
+    options?: SubscribeOptions,
+  ): AsyncIterable<readonly SubscriptionItem[]>;
   /** Optional batched form of `query`: exactly the same events, several at a time. */
-  queryBatches?(query: string, lowerBound: OffsetMap, upperBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<readonly ActyxEvent[]>;
+  queryBatches?(
+    query: string,
+    lowerBound: OffsetMap,
+    upperBound: OffsetMap,
+    options?: SubscribeOptions,
+  ): AsyncIterable<readonly ActyxEvent[]>;
   /**
    * Optional: the context in which this source evaluates `isLocal` and `appId(me)`, so that
    * `matchesEvent(parsed, event, context)` routes events exactly as the source selected them.

@@ -41,7 +41,12 @@ export interface SqliteSession {
 export type SessionOp = 'run' | 'later' | 'all' | 'exec' | 'rollback' | 'close';
 
 /** What the session code returns per request. */
-export type SessionHandler = (op: SessionOp, sql: string, params: SqliteParams, tag?: string) => number | SqliteRow[] | null;
+export type SessionHandler = (
+  op: SessionOp,
+  sql: string,
+  params: SqliteParams,
+  tag?: string,
+) => number | SqliteRow[] | null;
 
 /**
  * Defines `openSqliteSession(Database, file, options)`: opens the connection (busy_timeout=0: a
@@ -118,11 +123,12 @@ function openSqliteSession(Database, file, options) {
 }
 `;
 
-const openSqliteSession = new Function('Database', 'file', 'options', `${SESSION_SOURCE}\nreturn openSqliteSession(Database, file, options);`) as (
-  driver: typeof Database,
-  file: string,
-  options: SqliteSessionOptions,
-) => SessionHandler;
+const openSqliteSession = new Function(
+  'Database',
+  'file',
+  'options',
+  `${SESSION_SOURCE}\nreturn openSqliteSession(Database, file, options);`,
+) as (driver: typeof Database, file: string, options: SqliteSessionOptions) => SessionHandler;
 
 /** A session on this thread: each call runs synchronously and blocks it, as better-sqlite3 does. */
 export function openInProcessSession(file: string, options: SqliteSessionOptions): SqliteSession {

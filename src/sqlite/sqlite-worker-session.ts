@@ -7,7 +7,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { sqliteDriverPath } from './driver-path';
-import { SESSION_SOURCE, type SessionOp, type SqliteParams, type SqliteRow, type SqliteSession, type SqliteSessionOptions } from './sqlite-session';
+import {
+  SESSION_SOURCE,
+  type SessionOp,
+  type SqliteParams,
+  type SqliteRow,
+  type SqliteSession,
+  type SqliteSessionOptions,
+} from './sqlite-session';
 
 /** The session's worker exited or failed: what it was doing is lost (SQLite rolled it back). */
 export class SqliteWorkerGone extends Error {
@@ -25,7 +32,9 @@ interface ErrorData {
   readonly tag?: string;
 }
 
-type Reply = { readonly id: number; readonly result: number | SqliteRow[] | null } | { readonly id: number; readonly error: ErrorData };
+type Reply =
+  | { readonly id: number; readonly result: number | SqliteRow[] | null }
+  | { readonly id: number; readonly error: ErrorData };
 
 /**
  * Message 0 answers the opening ({id: 0} or {id: 0, error}); then each request {id, op, sql, params}

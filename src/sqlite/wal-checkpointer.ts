@@ -53,7 +53,11 @@ export class WalCheckpointer {
   private readonly exited: Promise<void>;
 
   constructor(file: string, options: WalCheckpointerOptions) {
-    this.worker = new Worker(WORKER_CODE, { eval: true, execArgv: [], workerData: { driver: sqliteDriverPath(), file, intervalMs: options.intervalMs ?? 200 } });
+    this.worker = new Worker(WORKER_CODE, {
+      eval: true,
+      execArgv: [],
+      workerData: { driver: sqliteDriverPath(), file, intervalMs: options.intervalMs ?? 200 },
+    });
     this.worker.unref();
     this.worker.on('message', (m: unknown) => {
       if (m !== null && typeof m === 'object' && 'error' in m) options.onError(String((m as { error: unknown }).error));

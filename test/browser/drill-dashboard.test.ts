@@ -19,7 +19,8 @@ let browser: Browser | null = null;
 
 after(async () => {
   // The last state of every page, whatever happened (useful when a wait timed out).
-  for (const [i, page] of (browser?.contexts()[0]?.pages() ?? []).entries()) await screenshot(page, `last-page-${i + 1}`).catch(() => undefined);
+  for (const [i, page] of (browser?.contexts()[0]?.pages() ?? []).entries())
+    await screenshot(page, `last-page-${i + 1}`).catch(() => undefined);
   await browser?.close();
   await nodeRed?.stop();
   rmSync(userDir, { recursive: true, force: true });
@@ -38,7 +39,9 @@ async function importExample(editor: Page, example: string, tab: string, screens
   await entry.click();
   if (screenshotName) await screenshot(editor, screenshotName);
   await editor.locator('#red-ui-clipboard-dialog-ok').click();
-  const tabElement = editor.locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) }).first();
+  const tabElement = editor
+    .locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) })
+    .first();
   await tabElement.waitFor();
   // A click while the import dialog is still closing can be lost: click until the tab is shown.
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -51,7 +54,9 @@ async function importExample(editor: Page, example: string, tab: string, screens
 
 /** Nodes on the shown tab that carry the red triangle of an invalid configuration. */
 function invalidNodes(editor: Page): Promise<number> {
-  return editor.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))').count();
+  return editor
+    .locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))')
+    .count();
 }
 
 /** Clicks the button of the inject node labelled `label` on the current editor tab. */
@@ -74,26 +79,47 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await editor.goto(`${nodeRed.base}/`);
   await editor.locator('#red-ui-palette-container-dataflow').waitFor();
   // The palette shows the dataflow nodes.
-  for (const label of ['filter', 'map', 'flat map', 'distinct', 'group by', 'max by', 'min by', 'reduce', 'aggregate']) {
-    await editor.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`) }).first().waitFor();
+  for (const label of [
+    'filter',
+    'map',
+    'flat map',
+    'distinct',
+    'group by',
+    'max by',
+    'min by',
+    'reduce',
+    'aggregate',
+  ]) {
+    await editor
+      .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', {
+        hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`),
+      })
+      .first()
+      .waitFor();
   }
 
   // Menu → Import → Examples → @deltaflow/node-red → drill-dashboard → Import.
   await importExample(editor, 'drill-dashboard', 'Drill dashboard', '1-import-examples-dialog');
-  await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) }).waitFor();
+  await editor
+    .locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) })
+    .waitFor();
 
   // No imported node is marked invalid (the red triangle).
   assert.equal(await invalidNodes(editor), 0, 'imported nodes are marked invalid');
   await screenshot(editor, '2-imported');
 
   // Wiring a non-dataflow node (an inject) into a dd node: a notification and the red triangle; unwiring clears it.
-  const mapNode = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) });
+  const mapNode = editor.locator('g.red-ui-flow-node-group', {
+    has: editor.locator('text', { hasText: 'dashboard entry' }),
+  });
   // (page scripts as text: the test's own functions are transpiled with helpers the page lacks)
   const link = `(() => {
     const byName = (name) => { let f = null; RED.nodes.eachNode((n) => { if (n.name === name) f = n; }); return f; };
     return { source: byName('Drill1 starts order 4711'), target: byName('dashboard entry') };
   })()`;
-  await editor.evaluate(`(() => { const l = ${link}; RED.nodes.addLink({ source: l.source, sourcePort: 0, target: l.target }); })()`);
+  await editor.evaluate(
+    `(() => { const l = ${link}; RED.nodes.addLink({ source: l.source, sourcePort: 0, target: l.target }); })()`,
+  );
   await editor.locator('.red-ui-notification', { hasText: 'is not part of a dataflow' }).first().waitFor();
   await mapNode.locator('.red-ui-flow-node-error:not(.hide)').waitFor();
   await screenshot(editor, '2b-wrong-wire');
@@ -109,7 +135,9 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   assert.equal(await editor.locator('#node-input-language').inputValue(), 'js');
   await screenshot(editor, '2c-edit-dd-map');
   await editor.locator('#node-dialog-cancel').click();
-  await editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^per machine$/ }) }).dblclick();
+  await editor
+    .locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^per machine$/ }) })
+    .dblclick();
   await editor.locator('#node-input-key-path').waitFor();
   assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
   assert.equal(await editor.locator('#node-input-key-editor').isVisible(), false);
@@ -122,7 +150,9 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
   await editor.locator('#node-dialog-ok').click();
   await editor.locator('#node-dialog-ok').waitFor({ state: 'detached' });
-  const saved = await editor.evaluate(`(() => { let f = null; RED.nodes.eachNode((n) => { if (n.name === 'per machine') f = n; }); return { keyType: f.keyType, key: f.key, valid: f.valid }; })()`);
+  const saved = await editor.evaluate(
+    `(() => { let f = null; RED.nodes.eachNode((n) => { if (n.name === 'per machine') f = n; }); return { keyType: f.keyType, key: f.key, valid: f.valid }; })()`,
+  );
   assert.deepEqual(saved, { keyType: 'path', key: 'machine', valid: true });
 
   // The editor's own validation of expressions (the same syntax rules as at deploy).
@@ -150,7 +180,10 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   // Deploy.
   await editor.locator('#red-ui-header-button-deploy').click();
-  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();
+  await editor
+    .locator('.red-ui-notification', { hasText: /deployed/i })
+    .first()
+    .waitFor();
   await screenshot(editor, '3-deployed');
 
   // The dashboard page: no table yet (no events), then Drill1 appears and changes.
@@ -178,7 +211,10 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
     assert.equal(await invalidNodes(editor), 0, `${example}: imported nodes are marked invalid`);
   }
   await editor.locator('#red-ui-header-button-deploy').click();
-  await editor.locator('.red-ui-notification', { hasText: /deployed/i }).first().waitFor();
+  await editor
+    .locator('.red-ui-notification', { hasText: /deployed/i })
+    .first()
+    .waitFor();
   await clickInject(editor, 'at start'); // the ERP outbox delivery chain runs once more, on demand
   await importExample(editor, 'postgres-dashboard', 'Drill dashboard (PostgreSQL)');
   assert.equal(await invalidNodes(editor), 0, 'postgres-dashboard: imported nodes are marked invalid');

@@ -13,7 +13,23 @@ import { createInterface } from 'node:readline';
 import type { DataflowMember } from '../../src/dataflow/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { SinkDatabase } from '../../src/sinks/types';
-import { allEvents, appendEvents, appendInOrder, assertSameRows, drillEvents, fromScratch, oneByOne, pgExec, pgOffsets, pgRows, seeded, sqliteOffsets, sqliteRows, tempDir, uniqueName } from '../dataflow/support';
+import {
+  allEvents,
+  appendEvents,
+  appendInOrder,
+  assertSameRows,
+  drillEvents,
+  fromScratch,
+  oneByOne,
+  pgExec,
+  pgOffsets,
+  pgRows,
+  seeded,
+  sqliteOffsets,
+  sqliteRows,
+  tempDir,
+  uniqueName,
+} from '../dataflow/support';
 import { crashMembers } from './members';
 
 const EVENTS = 100_000;
@@ -34,7 +50,10 @@ interface Child {
 }
 
 function spawnWorker(args: readonly string[]): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', worker, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const proc = spawn(process.execPath, ['--import', 'tsx', worker, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: process.env,
+  });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   let onStarted!: () => void;
@@ -62,7 +81,8 @@ function spawnWorker(args: readonly string[]): Child {
   });
   const commits = (n: number): Promise<void> =>
     commitCount >= n ? Promise.resolve() : new Promise((resolve) => commitWaiters.push({ n, resolve }));
-  const opened = (n: number): Promise<void> => (openCount >= n ? Promise.resolve() : new Promise((resolve) => openWaiters.push({ n, resolve })));
+  const opened = (n: number): Promise<void> =>
+    openCount >= n ? Promise.resolve() : new Promise((resolve) => openWaiters.push({ n, resolve }));
   const exited = new Promise<number | null>((resolve) =>
     proc.on('exit', (code, signal) => {
       if (code !== null && code !== 0) process.stderr.write(stderr);
@@ -73,7 +93,14 @@ function spawnWorker(args: readonly string[]): Child {
 }
 
 /** Runs KILLS rounds of start + SIGKILL, then a final run to live; returns how many rounds were already live when killed. */
-async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: string, seed: number, progress: () => Promise<number>, retention = ''): Promise<number> {
+async function crashLoop(
+  kind: 'sqlite' | 'postgres',
+  logFile: string,
+  target: string,
+  seed: number,
+  progress: () => Promise<number>,
+  retention = '',
+): Promise<number> {
   const rnd = seeded(seed);
   const seen: number[] = [];
   let liveBeforeKill = 0;
@@ -83,7 +110,11 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
     if (i % 4 === 1) {
       // Inside a commit for sure: the transaction has written its rows and holds for 200 ms.
       const child = spawnWorker([kind, logFile, target, 'hold', retention]);
-      const outcome = await Promise.race([child.opened(2 + Math.floor(rnd() * 4)).then(() => 'due'), child.live.then(() => 'live'), child.exited.then(() => 'exited')]);
+      const outcome = await Promise.race([
+        child.opened(2 + Math.floor(rnd() * 4)).then(() => 'due'),
+        child.live.then(() => 'live'),
+        child.exited.then(() => 'exited'),
+      ]);
       if (outcome === 'exited') assert.fail(`worker exited by itself in round ${i}`);
       child.proc.kill('SIGKILL');
       await child.exited;
@@ -100,7 +131,11 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
     // ms after a random number of new commits (inside the next batch's computation or commit).
     const commits = i % 4 === 3 ? 0 : 1 + Math.floor(rnd() * 6);
     const waitFor = commits === 0 ? child.started : child.commits(commits);
-    const outcome = await Promise.race([waitFor.then(() => 'due'), child.live.then(() => 'live'), child.exited.then(() => 'exited')]);
+    const outcome = await Promise.race([
+      waitFor.then(() => 'due'),
+      child.live.then(() => 'live'),
+      child.exited.then(() => 'exited'),
+    ]);
     if (outcome === 'exited') assert.fail(`worker exited by itself in round ${i}`);
     if (outcome === 'live') liveBeforeKill++;
     await new Promise((r) => setTimeout(r, Math.floor(rnd() * 15)));
@@ -110,7 +145,11 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
   }
   if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(', ')}`);
   assert.ok(holdKills >= 1, 'a hold round was killed before the dataflow was live');
-  assert.equal(insideCommit, holdKills, 'the hold rounds were killed while a transaction had written its rows and not committed');
+  assert.equal(
+    insideCommit,
+    holdKills,
+    'the hold rounds were killed while a transaction had written its rows and not committed',
+  );
   // The kills must have interrupted real work: committed progress grew across rounds, stepwise.
   assert.ok(new Set(seen).size >= 4, `committed progress after each kill: ${seen.join(', ')}`);
   const last = spawnWorker([kind, logFile, target, '-', retention]);
@@ -120,7 +159,11 @@ async function crashLoop(kind: 'sqlite' | 'postgres', logFile: string, target: s
   return liveBeforeKill;
 }
 
-async function expected(log: EmbeddedLog, db: SinkDatabase, prefix: string): Promise<{ members: DataflowMember[]; rows: Map<string, string[]> }> {
+async function expected(
+  log: EmbeddedLog,
+  db: SinkDatabase,
+  prefix: string,
+): Promise<{ members: DataflowMember[]; rows: Map<string, string[]> }> {
   const members = crashMembers(log, db, prefix);
   return { members, rows: await fromScratch(members, await allEvents(log)) };
 }
@@ -198,7 +241,8 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
     }
     await log.close();
   } finally {
-    for (const t of ['dashboard', 'usage']) await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
+    for (const t of ['dashboard', 'usage'])
+      await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
     await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
@@ -208,7 +252,12 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
 function makeLateLog(dir: string): { file: string; log: EmbeddedLog } {
   const file = join(dir, 'log.sqlite');
   const log = new EmbeddedLog(file);
-  appendInOrder(log, drillEvents({ machines: 50, events: 40_000, seed: 43 }).map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - ((i * 7919) % 7200) * 1e6 } : e)));
+  appendInOrder(
+    log,
+    drillEvents({ machines: 50, events: 40_000, seed: 43 }).map((e, i) =>
+      i % 7 === 3 ? { ...e, timestamp: e.timestamp - ((i * 7919) % 7200) * 1e6 } : e,
+    ),
+  );
   return { file, log };
 }
 
@@ -241,15 +290,24 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         if (m.role !== 'sink') continue;
         const actual = kind === 'sqlite' ? sqliteRows(dbFile, m.table) : await pgRows(m.table);
         assert.ok(actual.length > 0);
-        assertSameRows(actual, reference.get(m.id), `${m.table.name} equals one uninterrupted run of one event per step`);
-        assert.deepEqual(kind === 'sqlite' ? sqliteOffsets(dbFile, m.table.name) : await pgOffsets(m.table.name), present, `${m.table.name} offsets equal the present`);
+        assertSameRows(
+          actual,
+          reference.get(m.id),
+          `${m.table.name} equals one uninterrupted run of one event per step`,
+        );
+        assert.deepEqual(
+          kind === 'sqlite' ? sqliteOffsets(dbFile, m.table.name) : await pgOffsets(m.table.name),
+          present,
+          `${m.table.name} offsets equal the present`,
+        );
       }
       // The window mattered: without it the usage table would differ.
       assert.notEqual(JSON.stringify(reference.get('usage-sink')), JSON.stringify(all.get('usage-sink')));
       await log.close();
     } finally {
       if (kind === 'postgres') {
-        for (const t of ['dashboard', 'usage']) await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
+        for (const t of ['dashboard', 'usage'])
+          await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
         await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
       }
       rmSync(dir, { recursive: true, force: true });

@@ -5,5 +5,9 @@ import type { EventSource } from '../../src/sources/types';
 import { dashboardMembers, sourceMember, usageMembers } from '../dataflow/support';
 
 export function crashMembers(log: EventSource, db: SinkDatabase, prefix: string): DataflowMember[] {
-  return [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, `${prefix}dashboard`), ...usageMembers('src', db, `${prefix}usage`)];
+  return [
+    sourceMember('src', "'machine'", log),
+    ...dashboardMembers('src', db, `${prefix}dashboard`),
+    ...usageMembers('src', db, `${prefix}usage`),
+  ];
 }

@@ -35,7 +35,8 @@ function lingering(db: SinkDatabase, ms: number, announce = false): SinkDatabase
 
 async function main(): Promise<void> {
   const [kind, logFile, target, slow, retention] = process.argv.slice(2);
-  if (!kind || !logFile || !target) throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold|-] [retention µs]');
+  if (!kind || !logFile || !target)
+    throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold|-] [retention µs]');
   const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
   const base: SinkDatabase = kind === 'sqlite' ? new SqliteDatabase({ filename: target }) : new PostgresDatabase({});
   const db = slow === 'slow' ? lingering(base, 3) : slow === 'hold' ? lingering(base, 200, true) : base;
@@ -43,7 +44,18 @@ async function main(): Promise<void> {
   const listener = recordingListener();
   let lastCommit = 0;
   const run = startDataflow(
-    { source: log, members: crashMembers(log, db, prefix), settings: { batchSize: 1000, catchUpBatchSize: 1000, batchMs: 5, maxInFlight: 2, retentionMicros: retention ? Number(retention) : null, onError: 'skip' } },
+    {
+      source: log,
+      members: crashMembers(log, db, prefix),
+      settings: {
+        batchSize: 1000,
+        catchUpBatchSize: 1000,
+        batchMs: 5,
+        maxInFlight: 2,
+        retentionMicros: retention ? Number(retention) : null,
+        onError: 'skip',
+      },
+    },
     {
       ...listener,
       // One line per commit: the parent kills at a random moment after a random number of commits.
@@ -64,7 +76,9 @@ async function main(): Promise<void> {
   });
   process.stdout.write(`${JSON.stringify({ started: true })}\n`);
   await run.live;
-  process.stdout.write(`${JSON.stringify({ live: true, stats: { replayed: run.stats().eventsReplayed, read: run.stats().eventsRead, rebuilt: run.stats().rebuilt } })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ live: true, stats: { replayed: run.stats().eventsReplayed, read: run.stats().eventsRead, rebuilt: run.stats().rebuilt } })}\n`,
+  );
 }
 
 main().catch((e: unknown) => {

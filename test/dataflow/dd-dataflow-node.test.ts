@@ -27,22 +27,42 @@ const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddMap,
 const dir = tempDir('deltaflow-dd-dataflow-node-');
 let run = 0;
 /** The helper's redeploy (full or 'nodes' = only changed nodes restart). */
-const setFlows = (nodes: FlowNode[], type: 'full' | 'nodes'): Promise<void> => (helper as unknown as { setFlows(f: FlowNode[], t: string): Promise<void> }).setFlows(nodes, type);
+const setFlows = (nodes: FlowNode[], type: 'full' | 'nodes'): Promise<void> =>
+  (helper as unknown as { setFlows(f: FlowNode[], t: string): Promise<void> }).setFlows(nodes, type);
 
 afterEach(async () => {
   await helper.unload();
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const MAP_JS = "if (record.payload.order === 'bad') throw new Error('bad order'); return { machine: record.tags.find((t) => t.startsWith('machine:')).slice(8), order: record.payload.order };";
+const MAP_JS =
+  "if (record.payload.order === 'bad') throw new Error('bad order'); return { machine: record.tags.find((t) => t.startsWith('machine:')).slice(8), order: record.payload.order };";
 
 function flow(logFile: string, dbFile: string, extra: FlowNode[] = [], mapFunc = MAP_JS): FlowNode[] {
   return [
     { id: 'tab', type: 'tab' },
     { id: 'log', type: 'actyx-config', kind: 'embedded', file: logFile },
-    { id: 'df', type: 'dd-dataflow', name: 'plant', batchSize: '500', batchMs: '2', maxInFlight: '2', retention: '', retentionUnit: 'days', onError: 'skip' },
+    {
+      id: 'df',
+      type: 'dd-dataflow',
+      name: 'plant',
+      batchSize: '500',
+      batchMs: '2',
+      maxInFlight: '2',
+      retention: '',
+      retentionUnit: 'days',
+      onError: 'skip',
+    },
     { id: 'db', type: 'db-config', kind: 'sqlite', filename: dbFile },
-    { id: 'sub', type: 'actyx-subscribe', z: 'tab', actyx: 'log', query: "'machine'", dataflow: 'df', wires: [['map']] },
+    {
+      id: 'sub',
+      type: 'actyx-subscribe',
+      z: 'tab',
+      actyx: 'log',
+      query: "'machine'",
+      dataflow: 'df',
+      wires: [['map']],
+    },
     { id: 'map', type: 'dd-map', z: 'tab', dataflow: 'df', language: 'js', func: mapFunc, wires: [['sink', 'tap']] },
     {
       id: 'sink',
@@ -69,7 +89,10 @@ function flow(logFile: string, dbFile: string, extra: FlowNode[] = [], mapFunc =
 async function publish(logFile: string, orders: string[]): Promise<void> {
   const handle = openSharedEmbeddedLog(logFile);
   try {
-    for (const order of orders) await handle.log.publishAs('drill1-0', [{ tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order } }]);
+    for (const order of orders)
+      await handle.log.publishAs('drill1-0', [
+        { tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order } },
+      ]);
   } finally {
     await handle.release();
   }
@@ -79,7 +102,10 @@ function rows(dbFile: string): { machine: string; order_no: string }[] {
   try {
     const db = new Database(dbFile, { readonly: true, fileMustExist: true });
     try {
-      return db.prepare('select machine, order_no from orders order by order_no').all() as { machine: string; order_no: string }[];
+      return db.prepare('select machine, order_no from orders order by order_no').all() as {
+        machine: string;
+        order_no: string;
+      }[];
     } finally {
       db.close();
     }
@@ -89,25 +115,59 @@ function rows(dbFile: string): { machine: string; order_no: string }[] {
 }
 
 test('settings: defaults, units, and a clear message for unusable values', () => {
-  const ok = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', batchSize: '200', batchMs: '0', maxInFlight: '8', retention: '1.5', retentionUnit: 'hours', onError: 'stop' });
-  assert.deepEqual(ok.settings, { batchSize: 200, batchMs: 0, maxInFlight: 8, retentionMicros: 1.5 * 3600e6, onError: 'stop' });
+  const ok = parseDataflowSettings({
+    id: 'x',
+    type: 'dd-dataflow',
+    batchSize: '200',
+    batchMs: '0',
+    maxInFlight: '8',
+    retention: '1.5',
+    retentionUnit: 'hours',
+    onError: 'stop',
+  });
+  assert.deepEqual(ok.settings, {
+    batchSize: 200,
+    batchMs: 0,
+    maxInFlight: 8,
+    retentionMicros: 1.5 * 3600e6,
+    onError: 'stop',
+  });
   assert.deepEqual(ok.problems, []);
-  const bad = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', batchSize: '-3', maxInFlight: 'many', retention: 'x' });
+  const bad = parseDataflowSettings({
+    id: 'x',
+    type: 'dd-dataflow',
+    batchSize: '-3',
+    maxInFlight: 'many',
+    retention: 'x',
+  });
   assert.equal(bad.settings.batchSize, 10000);
   assert.equal(bad.settings.maxInFlight, 16, 'In flight defaults to 16 (the help text says so)');
   assert.equal(bad.settings.retentionMicros, null);
   assert.equal(bad.problems.length, 3);
   assert.match(bad.problems[0] ?? '', /batchSize must be a whole number/);
   // The catch-up step: empty is automatic, a number is taken, anything else is reported.
-  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '' }).settings.catchUpBatchSize, undefined);
-  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '20000' }).settings.catchUpBatchSize, 20000);
+  assert.equal(
+    parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '' }).settings.catchUpBatchSize,
+    undefined,
+  );
+  assert.equal(
+    parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '20000' }).settings.catchUpBatchSize,
+    20000,
+  );
   const badStep = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', catchUpBatchSize: '0' });
   assert.equal(badStep.settings.catchUpBatchSize, undefined);
-  assert.match(badStep.problems[0] ?? '', /catchUpBatchSize must be a whole number from 1 to 100000 or empty .*automatic/);
+  assert.match(
+    badStep.problems[0] ?? '',
+    /catchUpBatchSize must be a whole number from 1 to 100000 or empty .*automatic/,
+  );
 });
 
 test('wire inputs: first-port wires between members are inputs; wires from other nodes are bad wires', () => {
-  const members = new Map([['a', 1], ['b', 1], ['s', 1]]);
+  const members = new Map([
+    ['a', 1],
+    ['b', 1],
+    ['s', 1],
+  ]);
   const { inputs, badWires } = wireInputs('df', members, [
     { id: 'a', type: 'actyx-subscribe', label: 'A', dataflow: 'df', wires: [['b']] },
     { id: 'b', type: 'dd-map', label: 'B', dataflow: 'df', wires: [['s']] },
@@ -118,7 +178,10 @@ test('wire inputs: first-port wires between members are inputs; wires from other
   assert.deepEqual(inputs.get('b'), ['a']);
   assert.deepEqual(inputs.get('s'), ['b']);
   assert.match((badWires.get('b') ?? []).join(), /S \(db-sink\) sends committed rows/);
-  assert.match((badWires.get('s') ?? []).join(), /tick \(inject\) is not part of this dataflow.*O \(dd-map\) belongs to a different dataflow/);
+  assert.match(
+    (badWires.get('s') ?? []).join(),
+    /tick \(inject\) is not part of this dataflow.*O \(dd-map\) belongs to a different dataflow/,
+  );
 });
 
 test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, Catch sees a throwing function with the event, redeploy writes nothing again', async () => {
@@ -137,35 +200,59 @@ test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, C
   await eventually(() => rows(dbFile).length === 2, 'two rows');
   await publish(logFile, ['3']);
   await eventually(() => rows(dbFile).length === 3, 'the live row');
-  assert.deepEqual(rows(dbFile).map((r) => r.order_no), ['1', '2', '3']);
+  assert.deepEqual(
+    rows(dbFile).map((r) => r.order_no),
+    ['1', '2', '3'],
+  );
 
   // db-sink sends the committed row changes with the offsets and the table name.
   await eventually(() => after.some((m) => JSON.stringify(m.payload).includes('"3"')), 'after-commit message');
-  const last = after.find((m) => JSON.stringify(m.payload).includes('"3"')) as { payload: { op: string; row: Record<string, unknown> }[]; offsets: Record<string, number>; table: string; _deltaflow: unknown };
+  const last = after.find((m) => JSON.stringify(m.payload).includes('"3"')) as {
+    payload: { op: string; row: Record<string, unknown> }[];
+    offsets: Record<string, number>;
+    table: string;
+    _deltaflow: unknown;
+  };
   assert.deepEqual(last.payload, [{ op: 'insert', row: { machine: 'Drill1', order_no: '3' } }]);
   assert.deepEqual(last.offsets, { 'drill1-0': 3 });
   assert.equal(last.table, 'orders');
   assert.ok(last._deltaflow);
   // The tapped dd-map sends [{value, diff}] for events after the committed offsets.
   await eventually(() => taps.length > 0, 'tap message');
-  assert.ok(taps.some((m) => JSON.stringify(m.payload) === JSON.stringify([{ value: { machine: 'Drill1', order: '3' }, diff: 1 }])), JSON.stringify(taps.map((t) => t.payload)));
+  assert.ok(
+    taps.some(
+      (m) => JSON.stringify(m.payload) === JSON.stringify([{ value: { machine: 'Drill1', order: '3' }, diff: 1 }]),
+    ),
+    JSON.stringify(taps.map((t) => t.payload)),
+  );
 
   // The throwing function: node.error names the event; a Catch node receives it with the event.
   await eventually(() => caught.length > 0, 'catch message');
-  const err = caught[0] as { error: { message: string; source: { id: string } }; event: { stream: string; offset: number } };
+  const err = caught[0] as {
+    error: { message: string; source: { id: string } };
+    event: { stream: string; offset: number };
+  };
   assert.equal(err.error.source.id, 'map');
   assert.match(err.error.message, /bad order/);
   assert.match(err.error.message, /event drill1-0\/1/);
   assert.deepEqual([err.event.stream, err.event.offset], ['drill1-0', 1]);
-  await eventually(() => statusesOf('map').some((s) => s.text === 'live, 1 skipped'), `the skip in the status: ${JSON.stringify(statusesOf('map'))}`);
+  await eventually(
+    () => statusesOf('map').some((s) => s.text === 'live, 1 skipped'),
+    `the skip in the status: ${JSON.stringify(statusesOf('map'))}`,
+  );
 
   // A non-dataflow node wired into the db-sink is reported on the sink.
-  assert.ok(errorsOf('sink').some((e) => /inj \(helper\) is not part of this dataflow/.test(e)), JSON.stringify(errorsOf('sink')));
+  assert.ok(
+    errorsOf('sink').some((e) => /inj \(helper\) is not part of this dataflow/.test(e)),
+    JSON.stringify(errorsOf('sink')),
+  );
   assert.ok(statusesOf('sink').some((s) => s.text === 'bad input wire'));
 
   // A full redeploy of the same flow: the new coordinator replays without writing.
   const db = new Database(dbFile);
-  db.exec("create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end;");
+  db.exec(
+    'create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end;',
+  );
   db.close();
   await setFlows(flow(logFile, dbFile), 'full');
   await eventually(() => statusesOf('sink').some((s) => s.text === 'live'), 'live again');
@@ -173,8 +260,18 @@ test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, C
   assert.equal((count.prepare('select n from writes').get() as { n: number }).n, 0);
   count.close();
   // A partial deploy that changes the function rebuilds the table from the events.
-  await setFlows(flow(logFile, dbFile, [], MAP_JS.replace("order: record.payload.order", "order: 'o' + record.payload.order")), 'nodes');
-  await eventually(() => rows(dbFile).map((r) => r.order_no).join() === 'o1,o2,o3', 'rebuilt table', 10_000);
+  await setFlows(
+    flow(logFile, dbFile, [], MAP_JS.replace('order: record.payload.order', "order: 'o' + record.payload.order")),
+    'nodes',
+  );
+  await eventually(
+    () =>
+      rows(dbFile)
+        .map((r) => r.order_no)
+        .join() === 'o1,o2,o3',
+    'rebuilt table',
+    10_000,
+  );
 });
 
 test('a db-sink added by a partial deploy is filled from the history; the other sink writes no row', async () => {
@@ -186,7 +283,9 @@ test('a db-sink added by a partial deploy is filled from the history; the other 
   await eventually(() => rows(dbFile).length === 3, 'three rows');
   await eventually(() => statusesOf('sink').some((s) => s.text === 'live'), 'live');
   const db = new Database(dbFile);
-  db.exec('create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end; create trigger count_deletes after delete on orders begin update writes set n = n + 1; end;');
+  db.exec(
+    'create table writes (n integer); insert into writes values (0); create trigger count_writes after insert on orders begin update writes set n = n + 1; end; create trigger count_deletes after delete on orders begin update writes set n = n + 1; end;',
+  );
   db.close();
 
   // The dd-map gets a second wire, to a new db-sink keyed by order.
@@ -224,6 +323,10 @@ test('a db-sink added by a partial deploy is filled from the history; the other 
   await publish(logFile, ['4']);
   await eventually(() => rows(dbFile).length === 4 && latest().includes('"4"'), 'the live event in both tables');
   const count = new Database(dbFile, { readonly: true });
-  assert.equal((count.prepare('select n from writes').get() as { n: number }).n, 1, 'the existing sink wrote only the live row');
+  assert.equal(
+    (count.prepare('select n from writes').get() as { n: number }).n,
+    1,
+    'the existing sink wrote only the live row',
+  );
   count.close();
 });

@@ -30,7 +30,11 @@ test('offset maps: covers is a partial order, merge is the least upper bound', (
 });
 
 test('restart plan: chains become levels, incomparable offsets and changed fingerprints are rebuilt', () => {
-  const state = (offsets: Record<string, number>, fingerprint: string | null = 'f', watermark: number | null = 1) => ({ offsets, fingerprint, watermark });
+  const state = (offsets: Record<string, number>, fingerprint: string | null = 'f', watermark: number | null = 1) => ({
+    offsets,
+    fingerprint,
+    watermark,
+  });
   const plan = planRestart([
     { id: 'high', state: state({ a: 5, b: 5 }, 'f', 9), fingerprint: 'f' },
     { id: 'low', state: state({ a: 2 }), fingerprint: 'f' },
@@ -53,9 +57,22 @@ test('restart plan: chains become levels, incomparable offsets and changed finge
   // Levels always form a chain.
   fc.assert(
     fc.property(fc.array(offsetMap, { maxLength: 6 }), (maps) => {
-      const p = planRestart(maps.map((offsets, i) => ({ id: `s${i}`, state: { offsets, fingerprint: 'f', watermark: null }, fingerprint: 'f' })));
-      for (let i = 1; i < p.levels.length; i++) assert.ok(covers(p.levels[i]!.offsets, p.levels[i - 1]!.offsets) && !offsetsEqual(p.levels[i]!.offsets, p.levels[i - 1]!.offsets));
-      assert.equal(p.levels.reduce((n, l) => n + l.sinkIds.length, 0), maps.length);
+      const p = planRestart(
+        maps.map((offsets, i) => ({
+          id: `s${i}`,
+          state: { offsets, fingerprint: 'f', watermark: null },
+          fingerprint: 'f',
+        })),
+      );
+      for (let i = 1; i < p.levels.length; i++)
+        assert.ok(
+          covers(p.levels[i]!.offsets, p.levels[i - 1]!.offsets) &&
+            !offsetsEqual(p.levels[i]!.offsets, p.levels[i - 1]!.offsets),
+        );
+      assert.equal(
+        p.levels.reduce((n, l) => n + l.sinkIds.length, 0),
+        maps.length,
+      );
     }),
   );
 });
@@ -63,14 +80,28 @@ test('restart plan: chains become levels, incomparable offsets and changed finge
 test('restart plan: streams named like Object.prototype properties are compared as streams', () => {
   // JSON.parse gives an own `__proto__` property, as offsets read back from a table or a message do.
   const offsets = (json: string): Record<string, number> => JSON.parse(json) as Record<string, number>;
-  const sink = (id: string, json: string) => ({ id, state: { offsets: offsets(json), fingerprint: 'f', watermark: null }, fingerprint: 'f' });
-  const chain = planRestart([sink('low', '{"__proto__": 2}'), sink('high', '{"__proto__": 5, "toString": 1}'), sink('same', '{"toString": 1, "__proto__": 5}')]);
+  const sink = (id: string, json: string) => ({
+    id,
+    state: { offsets: offsets(json), fingerprint: 'f', watermark: null },
+    fingerprint: 'f',
+  });
+  const chain = planRestart([
+    sink('low', '{"__proto__": 2}'),
+    sink('high', '{"__proto__": 5, "toString": 1}'),
+    sink('same', '{"toString": 1, "__proto__": 5}'),
+  ]);
   assert.deepEqual(chain.rebuild, []);
   assert.deepEqual(
     chain.levels.map((l) => [Object.entries(l.offsets).sort(), [...l.sinkIds].sort()]),
     [
       [[['__proto__', 2]], ['low']],
-      [[['__proto__', 5], ['toString', 1]], ['high', 'same']],
+      [
+        [
+          ['__proto__', 5],
+          ['toString', 1],
+        ],
+        ['high', 'same'],
+      ],
     ],
   );
   // {constructor: 3} and {'a-0': 0} are incomparable: neither table reflects the other's events.
@@ -89,9 +120,13 @@ test('batcher: batches by size, flushes on marker items, ends with a final batch
     yield [9, -1, 10];
   }
   const seen: [number[], boolean][] = [];
-  await readInBatches(chunks(), { batchSize: 4, batchMs: 1000, signal: new AbortController().signal, flushesBatch: (i) => i < 0 }, async (b, end) => {
-    seen.push([b, end]);
-  });
+  await readInBatches(
+    chunks(),
+    { batchSize: 4, batchMs: 1000, signal: new AbortController().signal, flushesBatch: (i) => i < 0 },
+    async (b, end) => {
+      seen.push([b, end]);
+    },
+  );
   assert.deepEqual(seen, [
     [[1, 2, 3, 4], false],
     [[5, 6, 7, 8], false],
@@ -112,10 +147,14 @@ test('batcher: a batch closes after batchMs; reading waits for a slow consumer (
     }
   }
   const batches: number[][] = [];
-  const done = readInBatches(slowSource(), { batchSize: 100, batchMs: 10, signal: new AbortController().signal }, async (b) => {
-    batches.push(b);
-    if (batches.length === 1) await blocked;
-  });
+  const done = readInBatches(
+    slowSource(),
+    { batchSize: 100, batchMs: 10, signal: new AbortController().signal },
+    async (b) => {
+      batches.push(b);
+      if (batches.length === 1) await blocked;
+    },
+  );
   while (batches.length === 0) await new Promise((r) => setTimeout(r, 5));
   await new Promise((r) => setTimeout(r, 350)); // the source could deliver everything by now
   assert.deepEqual(batches, [[0, 1]]);
@@ -145,8 +184,16 @@ const fakeDb = { kind: 'sqlite', label: 'x' } as SinkDatabase;
 
 test('fingerprints: canonical JSON ignores key order; a change upstream changes only the sinks below it', () => {
   assert.equal(canonicalJson({ b: 1, a: [1, { d: 2, c: null }] }), canonicalJson({ a: [1, { c: null, d: 2 }], b: 1 }));
-  const base: DataflowMember[] = [sourceMember('src', "'machine'", fakeSource), ...dashboardMembers('src', fakeDb, 'dashboard'), ...usageMembers('src', fakeDb, 'usage')];
-  const changed: DataflowMember[] = [sourceMember('src', "'machine'", fakeSource), ...dashboardMembers('src', fakeDb, 'dashboard'), ...usageMembers('src', fakeDb, 'usage', { variant: 'x' })];
+  const base: DataflowMember[] = [
+    sourceMember('src', "'machine'", fakeSource),
+    ...dashboardMembers('src', fakeDb, 'dashboard'),
+    ...usageMembers('src', fakeDb, 'usage'),
+  ];
+  const changed: DataflowMember[] = [
+    sourceMember('src', "'machine'", fakeSource),
+    ...dashboardMembers('src', fakeDb, 'dashboard'),
+    ...usageMembers('src', fakeDb, 'usage', { variant: 'x' }),
+  ];
   const fp = (ms: DataflowMember[], id: string): string => {
     const byId = new Map(ms.map((m) => [m.id, m]));
     const sink = byId.get(id);
@@ -184,10 +231,20 @@ test('graph building: clear errors name the members (cycle, grouped into a sink,
   assert.match(msg('loop-b'), /cycle/);
   assert.match(msg('loop-sink'), /cycle|input .*failed/);
   assert.match(msg('orphan'), /nowhere/);
-  assert.deepEqual(built.sinks.map((s) => s.id), ['good']);
-  assert.deepEqual(built.sources.map((s) => s.member.id), ['src']);
+  assert.deepEqual(
+    built.sinks.map((s) => s.id),
+    ['good'],
+  );
+  assert.deepEqual(
+    built.sources.map((s) => s.member.id),
+    ['src'],
+  );
 
-  const two = buildDataflow([sourceMember('s1', 'a', fakeSource, 'cfg1'), sourceMember('s2', 'b', fakeSource, 'cfg2'), sinkMember('k', ['s1'], fakeDb, usageTable('t5'))]);
+  const two = buildDataflow([
+    sourceMember('s1', 'a', fakeSource, 'cfg1'),
+    sourceMember('s2', 'b', fakeSource, 'cfg2'),
+    sinkMember('k', ['s1'], fakeDb, usageTable('t5')),
+  ]);
   assert.match(two.failures.find((f) => f.memberId === 's1')?.message ?? '', /same actyx-config.*s1.*cfg1.*s2.*cfg2/);
   assert.equal(two.sinks.length, 0);
 });
@@ -202,7 +259,9 @@ test('retention: window units; cutoffs a function of the watermark in steps of a
   assert.equal(retentionCutoff(1009, 80), 920);
   assert.equal(retentionCutoff(1010, 80), 930);
   assert.equal(retentionCutoff(5, 80), -80); // before the epoch: still rounded down
-  assert.deepEqual(retentionSegments([{ timestamp: 1 }, { timestamp: 2 }], 10, 0, null), [{ from: 0, to: 2, compactTo: null }]);
+  assert.deepEqual(retentionSegments([{ timestamp: 1 }, { timestamp: 2 }], 10, 0, null), [
+    { from: 0, to: 2, compactTo: null },
+  ]);
 });
 
 test('retention segments: every event is computed with the cutoff of the watermark it arrived at', () => {
@@ -233,7 +292,11 @@ test('retention segments: every event is computed with the cutoff of the waterma
             const t = (events[i] as { timestamp: number }).timestamp;
             if (w === null || t > w) w = t;
             model = retentionCutoff(w, window);
-            assert.equal(current, model, `event ${i} (t ${t}) is computed with cutoff ${String(current)}, its watermark's is ${String(model)}`);
+            assert.equal(
+              current,
+              model,
+              `event ${i} (t ${t}) is computed with cutoff ${String(current)}, its watermark's is ${String(model)}`,
+            );
           }
         }
       },
@@ -243,16 +306,58 @@ test('retention segments: every event is computed with the cutoff of the waterma
 });
 
 test('a waiting commit joins later batches: changes appended in order, the newest state and offsets, taps consolidated', () => {
-  const db = { kind: 'sqlite', label: 'db', transaction: () => Promise.reject(new Error('unused')), close: async () => undefined } as SinkDatabase;
+  const db = {
+    kind: 'sqlite',
+    label: 'db',
+    transaction: () => Promise.reject(new Error('unused')),
+    close: async () => undefined,
+  } as SinkDatabase;
   const [sink] = dashboardMembers('src', db, 'dash').filter((m) => m.role === 'sink') as SinkMember[];
   const state = (n: number) => ({ offsets: { 'a-0': n }, fingerprint: 'f', watermark: n });
-  const commit = new PendingCommit('catching up', [[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, 1, 1]], state: state(1) }]]], [['tap', [['t1', 1, 1]]]], { 'a-0': 1 }, 10);
-  commit.join([[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]], state: state(2) }]]], [['tap', [['t1', -1, 2], ['t2', 1, 2]]]], { 'a-0': 2 }, 5);
+  const commit = new PendingCommit(
+    'catching up',
+    [[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, 1, 1]], state: state(1) }]]],
+    [['tap', [['t1', 1, 1]]]],
+    { 'a-0': 1 },
+    10,
+  );
+  commit.join(
+    [
+      [
+        db,
+        [
+          {
+            sink: sink as SinkMember,
+            changes: [
+              [{ m: 1, v: 'x' }, -1, 2],
+              [{ m: 1, v: 'y' }, 1, 2],
+            ],
+            state: state(2),
+          },
+        ],
+      ],
+    ],
+    [
+      [
+        'tap',
+        [
+          ['t1', -1, 2],
+          ['t2', 1, 2],
+        ],
+      ],
+    ],
+    { 'a-0': 2 },
+    5,
+  );
   assert.equal(commit.events, 15);
   assert.deepEqual(commit.offsets, { 'a-0': 2 });
   const [[joinedDb, writes]] = commit.writes() as unknown as [[SinkDatabase, { changes: unknown; state: unknown }[]]];
   assert.equal(joinedDb, db);
-  assert.deepEqual(writes[0]?.changes, [[{ m: 1, v: 'x' }, 1, 1], [{ m: 1, v: 'x' }, -1, 2], [{ m: 1, v: 'y' }, 1, 2]]);
+  assert.deepEqual(writes[0]?.changes, [
+    [{ m: 1, v: 'x' }, 1, 1],
+    [{ m: 1, v: 'x' }, -1, 2],
+    [{ m: 1, v: 'y' }, 1, 2],
+  ]);
   assert.deepEqual(writes[0]?.state, state(2));
   assert.deepEqual(commit.taps(), [['tap', [['t2', 1, 2]]]]);
   commit.started = true;

@@ -33,7 +33,13 @@ import {
   waitCommitted,
 } from './support';
 
-const SETTINGS: DataflowSettings = { batchSize: 300, batchMs: 5, maxInFlight: 3, retentionMicros: null, onError: 'skip' };
+const SETTINGS: DataflowSettings = {
+  batchSize: 300,
+  batchMs: 5,
+  maxInFlight: 3,
+  retentionMicros: null,
+  onError: 'skip',
+};
 
 async function pgWrites(table: string): Promise<() => Promise<number>> {
   await pgExec(`create table if not exists "${table}_writes" (n integer not null); insert into "${table}_writes" values (0);
@@ -60,8 +66,15 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
   const sqlite = new SqliteDatabase({ filename: file });
   try {
     appendEvents(log, drillEvents({ machines: 6, events: 2000, seed: 5 }));
-    const both = (): DataflowMember[] => [sourceMember('src', "'machine'", log), ...dashboardMembers('src', pgDb, dash), ...usageMembers('src', sqlite, 'usage')];
-    const sqliteOnly = (): DataflowMember[] => [sourceMember('src', "'machine'", log), ...usageMembers('src', sqlite, 'usage')];
+    const both = (): DataflowMember[] => [
+      sourceMember('src', "'machine'", log),
+      ...dashboardMembers('src', pgDb, dash),
+      ...usageMembers('src', sqlite, 'usage'),
+    ];
+    const sqliteOnly = (): DataflowMember[] => [
+      sourceMember('src', "'machine'", log),
+      ...usageMembers('src', sqlite, 'usage'),
+    ];
 
     const first = startDataflow({ source: log, members: both(), settings: SETTINGS }, recordingListener());
     await first.live;
@@ -79,7 +92,13 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
     assert.equal(await pgCount(), 0, 'no PostgreSQL row written for covered events');
 
     // More events while only the SQLite sink runs: PostgreSQL falls behind.
-    appendEvents(log, drillEvents({ machines: 6, events: 700, seed: 6, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 50_000 })));
+    appendEvents(
+      log,
+      drillEvents({ machines: 6, events: 700, seed: 6, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({
+        ...e,
+        lamport: e.lamport + 50_000,
+      })),
+    );
     const solo = startDataflow({ source: log, members: sqliteOnly(), settings: SETTINGS }, recordingListener());
     await solo.live;
     await solo.stop();
@@ -89,7 +108,9 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
 
     // Both again: the PostgreSQL sink catches up; the SQLite table (already there) is not touched.
     const db = new Database(file);
-    db.exec("create table usage_writes (n integer); insert into usage_writes values (0); create trigger usage_trg after insert on usage begin update usage_writes set n = n + 1; end; create trigger usage_trg_d after delete on usage begin update usage_writes set n = n + 1; end;");
+    db.exec(
+      'create table usage_writes (n integer); insert into usage_writes values (0); create trigger usage_trg after insert on usage begin update usage_writes set n = n + 1; end; create trigger usage_trg_d after delete on usage begin update usage_writes set n = n + 1; end;',
+    );
     db.close();
     const before = await pgCount();
     const listener = recordingListener();
@@ -98,7 +119,11 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
     await waitCommitted(caughtUp, present);
     await caughtUp.stop();
     const check = new Database(file, { readonly: true });
-    assert.equal((check.prepare('select n from usage_writes').get() as { n: number }).n, 0, 'the SQLite table was not touched');
+    assert.equal(
+      (check.prepare('select n from usage_writes').get() as { n: number }).n,
+      0,
+      'the SQLite table was not touched',
+    );
     check.close();
     assert.ok((await pgCount()) > before, 'the PostgreSQL table was brought forward');
     const expected = await fromScratch(both(), await allEvents(log));
@@ -110,7 +135,9 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
     }
     assert.deepEqual(await pgOffsets(dash), present);
   } finally {
-    await pgExec(`drop table if exists "${dash}", "${dash}_offsets", "${dash}_writes" cascade; drop function if exists "${dash}_count"(); delete from deltaflow_meta where table_name = '${dash}'`).catch(() => undefined);
+    await pgExec(
+      `drop table if exists "${dash}", "${dash}_offsets", "${dash}_writes" cascade; drop function if exists "${dash}_count"(); delete from deltaflow_meta where table_name = '${dash}'`,
+    ).catch(() => undefined);
     await pgDb.close();
     await sqlite.close();
     await log.close();
@@ -129,7 +156,9 @@ test('an unreachable PostgreSQL gives the sink a retrying status, reading waits,
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   const server = process.env.PGHOST ?? '127.0.0.1';
   const proxy = net.createServer((client) => {
-    const upstream = server.startsWith('/') ? net.connect({ path: join(server, `.s.PGSQL.${process.env.PGPORT ?? 5432}`) }) : net.connect({ host: server, port: Number(process.env.PGPORT ?? 5432) });
+    const upstream = server.startsWith('/')
+      ? net.connect({ path: join(server, `.s.PGSQL.${process.env.PGPORT ?? 5432}`) })
+      : net.connect({ host: server, port: Number(process.env.PGPORT ?? 5432) });
     client.pipe(upstream).pipe(client);
     const end = (): void => {
       client.destroy();
@@ -145,9 +174,20 @@ test('an unreachable PostgreSQL gives the sink a retrying status, reading waits,
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, dash)];
     const listener = recordingListener();
     run = startDataflow({ source: log, members: ms, settings: SETTINGS }, listener);
-    for (let i = 0; i < 200 && !listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')), `status says retrying: ${JSON.stringify(listener.recorded.statuses.map((s) => s.status.text))}`);
-    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && e.message.includes(`127.0.0.1:${port}`)), 'the sink reports the unreachable server');
+    for (
+      let i = 0;
+      i < 200 && !listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying'));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    assert.ok(
+      listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')),
+      `status says retrying: ${JSON.stringify(listener.recorded.statuses.map((s) => s.status.text))}`,
+    );
+    assert.ok(
+      listener.recorded.errors.some((e) => e.id === 'dash-sink' && e.message.includes(`127.0.0.1:${port}`)),
+      'the sink reports the unreachable server',
+    );
     assert.equal(run.stats().batchesCommitted, 0);
     await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
     await run.live;
@@ -160,7 +200,9 @@ test('an unreachable PostgreSQL gives the sink a retrying status, reading waits,
     await run?.stop();
     await db.close();
     await new Promise<void>((resolve) => (proxy.listening ? proxy.close(() => resolve()) : resolve()));
-    await pgExec(`drop table if exists "${dash}", "${dash}_offsets" cascade; delete from deltaflow_meta where table_name = '${dash}'`).catch(() => undefined);
+    await pgExec(
+      `drop table if exists "${dash}", "${dash}_offsets" cascade; delete from deltaflow_meta where table_name = '${dash}'`,
+    ).catch(() => undefined);
     await log.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,22 @@ import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types'
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { ActyxEvent } from '../../src/sources/types';
-import { allEvents, appendEvents, appendInOrder, dashboardMembers, drillEvents, fromScratch, oneByOne, recordingListener, sourceMember, sqliteOffsets, sqliteRows, tempDir, usageMembers, waitCommitted } from './support';
+import {
+  allEvents,
+  appendEvents,
+  appendInOrder,
+  dashboardMembers,
+  drillEvents,
+  fromScratch,
+  oneByOne,
+  recordingListener,
+  sourceMember,
+  sqliteOffsets,
+  sqliteRows,
+  tempDir,
+  usageMembers,
+  waitCommitted,
+} from './support';
 
 test('incremental with restarts equals from scratch (random batches, arrival orders, restart points)', async () => {
   await fc.assert(
@@ -36,12 +51,17 @@ test('incremental with restarts equals from scratch (random batches, arrival ord
             chunks.push(events.slice(from, p));
             from = p;
           }
-          const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+          const members: DataflowMember[] = [
+            sourceMember('src', "'machine'", log),
+            ...dashboardMembers('src', db, 'dashboard'),
+            ...usageMembers('src', db, 'usage'),
+          ];
           const settings = { batchSize, batchMs: 1, maxInFlight: 2, retentionMicros: null, onError: 'skip' as const };
           for (let i = 0; i < chunks.length; i++) {
             const chunk = chunks[i] as typeof events;
             const live = streamWise[i % streamWise.length];
-            const append = (): void => (streamWise[(i + 1) % streamWise.length] ? appendEvents(log, chunk) : appendInOrder(log, chunk));
+            const append = (): void =>
+              streamWise[(i + 1) % streamWise.length] ? appendEvents(log, chunk) : appendInOrder(log, chunk);
             if (!live) append(); // between runs
             const run = startDataflow({ source: log, members, settings }, recordingListener());
             await run.live;
@@ -81,15 +101,27 @@ test('with a retention window and late events, incremental with restarts equals 
           // Every 7th event late: its timestamp up to two windows before its predecessor's. With an
           // even seed, timestamps in whole seconds, so that events fall exactly on cutoffs too.
           const events = drillEvents({ machines: 4, events: 300, seed })
-            .map((e, i) => (i % 7 === 3 ? { ...e, timestamp: e.timestamp - Math.floor(((seed * (i + 1)) % 97) / 97 * 2 * window) } : e))
+            .map((e, i) =>
+              i % 7 === 3
+                ? { ...e, timestamp: e.timestamp - Math.floor((((seed * (i + 1)) % 97) / 97) * 2 * window) }
+                : e,
+            )
             .map((e) => (seed % 2 === 0 ? { ...e, timestamp: Math.round(e.timestamp / 1e6) * 1e6 } : e));
           const points = [...new Set(cuts.map((c) => Math.floor((c / 100) * events.length)))].sort((a, b) => a - b);
-          const tables = async (name: string, runs: { events: typeof events; live: boolean }[], settings: DataflowSettings): Promise<{ rows: Map<string, string[]>; stored: ActyxEvent[]; members: DataflowMember[] }> => {
+          const tables = async (
+            name: string,
+            runs: { events: typeof events; live: boolean }[],
+            settings: DataflowSettings,
+          ): Promise<{ rows: Map<string, string[]>; stored: ActyxEvent[]; members: DataflowMember[] }> => {
             const log = new EmbeddedLog(join(dir, `${name}-log.sqlite`));
             const file = join(dir, `${name}.sqlite`);
             const db = new SqliteDatabase({ filename: file });
             try {
-              const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+              const members: DataflowMember[] = [
+                sourceMember('src', "'machine'", log),
+                ...dashboardMembers('src', db, 'dashboard'),
+                ...usageMembers('src', db, 'usage'),
+              ];
               for (const r of runs) {
                 // Appended in Lamport order, so events are computed in the same order live and when read back.
                 if (!r.live) appendInOrder(log, r.events);
@@ -115,7 +147,11 @@ test('with a retention window and late events, incremental with restarts equals 
           }
           const base = { batchMs: 1, maxInFlight: 2, retentionMicros: window, onError: 'skip' as const };
           const restarted = await tables('restarted', runs, { ...base, batchSize, catchUpBatchSize: batchSize });
-          const reference = await tables('reference', [{ events, live: false }], { ...base, batchSize: 1, catchUpBatchSize: 1 });
+          const reference = await tables('reference', [{ events, live: false }], {
+            ...base,
+            batchSize: 1,
+            catchUpBatchSize: 1,
+          });
           assert.deepEqual(restarted.rows, reference.rows);
           // …and both equal the engine alone computing one event per step (no coordinator).
           assert.deepEqual(restarted.rows, await oneByOne(restarted.members, restarted.stored, window));

@@ -29,7 +29,13 @@ import {
   waitCommitted,
 } from './support';
 
-const SETTINGS: DataflowSettings = { batchSize: 200, batchMs: 5, maxInFlight: 3, retentionMicros: null, onError: 'skip' };
+const SETTINGS: DataflowSettings = {
+  batchSize: 200,
+  batchMs: 5,
+  maxInFlight: 3,
+  retentionMicros: null,
+  onError: 'skip',
+};
 
 interface Fixture {
   dir: string;
@@ -59,7 +65,10 @@ function fixture(events = 3000, append: typeof appendEvents = appendEvents): Fix
   };
 }
 
-function members(f: Fixture, opts: { usage?: boolean; dashboard?: boolean; usageVariant?: string } = {}): DataflowMember[] {
+function members(
+  f: Fixture,
+  opts: { usage?: boolean; dashboard?: boolean; usageVariant?: string } = {},
+): DataflowMember[] {
   const list: DataflowMember[] = [sourceMember('src', "'machine'", f.log)];
   if (opts.dashboard ?? true) list.push(...dashboardMembers('src', f.db, 'dashboard'));
   if (opts.usage ?? true) list.push(...usageMembers('src', f.db, 'usage', { variant: opts.usageVariant }));
@@ -70,12 +79,17 @@ function members(f: Fixture, opts: { usage?: boolean; dashboard?: boolean; usage
 function countWrites(file: string, tables: readonly string[]): () => number {
   const db = new Database(file);
   db.exec('create table if not exists write_count (n integer not null)');
-  if (db.prepare('select count(*) as c from write_count').get() && (db.prepare('select count(*) as c from write_count').get() as { c: number }).c === 0) {
+  if (
+    db.prepare('select count(*) as c from write_count').get() &&
+    (db.prepare('select count(*) as c from write_count').get() as { c: number }).c === 0
+  ) {
     db.exec('insert into write_count values (0)');
   }
   for (const t of tables) {
     for (const op of ['insert', 'update', 'delete']) {
-      db.exec(`create trigger if not exists "count_${t}_${op}" after ${op} on "${t}" begin update write_count set n = n + 1; end`);
+      db.exec(
+        `create trigger if not exists "count_${t}_${op}" after ${op} on "${t}" begin update write_count set n = n + 1; end`,
+      );
     }
   }
   db.close();
@@ -93,8 +107,16 @@ async function expectTables(f: Fixture, ms: readonly DataflowMember[]): Promise<
   const expected = await fromScratch(ms, await allEvents(f.log));
   for (const m of ms) {
     if (m.role !== 'sink') continue;
-    assert.deepEqual(sqliteRows(f.file, m.table), expected.get(m.id), `table ${m.table.name} equals the from-scratch result`);
-    assert.deepEqual(sqliteOffsets(f.file, m.table.name), await f.log.presentOffsets(), `offsets of ${m.table.name} equal the present`);
+    assert.deepEqual(
+      sqliteRows(f.file, m.table),
+      expected.get(m.id),
+      `table ${m.table.name} equals the from-scratch result`,
+    );
+    assert.deepEqual(
+      sqliteOffsets(f.file, m.table.name),
+      await f.log.presentOffsets(),
+      `offsets of ${m.table.name} equal the present`,
+    );
   }
 }
 
@@ -106,17 +128,34 @@ test('catches up, commits rows and offsets, follows live events, restarts withou
     const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
     await run.live;
     await expectTables(f, ms);
-    assert.ok(listener.recorded.commits.some((c) => c.id === 'dash-sink' && (c.rows?.length ?? 0) > 0), 'db-sink changes are reported after commits');
-    assert.ok(listener.recorded.commits.every((c) => c.offsets !== undefined), 'commits carry offsets');
-    const catchingUp = listener.recorded.statuses.filter((s) => s.id === 'dash-sink' && s.status.text.startsWith('catching up')).map((s) => s.status.text);
-    assert.ok(catchingUp.length > 0 && catchingUp.every((t) => /^catching up \((\d{1,3}(,\d{3})*) events behind\)$/.test(t)), `catching-up statuses: ${catchingUp.join(' | ')}`);
-    assert.ok(catchingUp.some((t) => t !== 'catching up (0 events behind)'), 'the status says how far behind');
+    assert.ok(
+      listener.recorded.commits.some((c) => c.id === 'dash-sink' && (c.rows?.length ?? 0) > 0),
+      'db-sink changes are reported after commits',
+    );
+    assert.ok(
+      listener.recorded.commits.every((c) => c.offsets !== undefined),
+      'commits carry offsets',
+    );
+    const catchingUp = listener.recorded.statuses
+      .filter((s) => s.id === 'dash-sink' && s.status.text.startsWith('catching up'))
+      .map((s) => s.status.text);
+    assert.ok(
+      catchingUp.length > 0 && catchingUp.every((t) => /^catching up \((\d{1,3}(,\d{3})*) events behind\)$/.test(t)),
+      `catching-up statuses: ${catchingUp.join(' | ')}`,
+    );
+    assert.ok(
+      catchingUp.some((t) => t !== 'catching up (0 events behind)'),
+      'the status says how far behind',
+    );
     const lastStatus = () => listener.recorded.statuses.filter((s) => s.id === 'dash-sink').at(-1)?.status.text;
     for (let i = 0; i < 100 && lastStatus() !== 'live'; i++) await new Promise((r) => setTimeout(r, 10)); // statuses are throttled (250 ms)
     assert.equal(lastStatus(), 'live');
 
     // Live: new events reach the tables.
-    const more = drillEvents({ machines: 7, events: 400, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 100000 }));
+    const more = drillEvents({ machines: 7, events: 400, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({
+      ...e,
+      lamport: e.lamport + 100000,
+    }));
     appendEvents(f.log, more);
     const target = await f.log.presentOffsets();
     await waitCommitted(run, target);
@@ -133,7 +172,13 @@ test('catches up, commits rows and offsets, follows live events, restarts withou
     assert.ok(again.stats().eventsReplayed > 0, 'operator state was rebuilt by replay');
     assert.deepEqual(again.stats().rebuilt, []);
     // …and continues with new events.
-    appendEvents(f.log, drillEvents({ machines: 7, events: 100, seed: 9, start: Date.UTC(2026, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 200000 })));
+    appendEvents(
+      f.log,
+      drillEvents({ machines: 7, events: 100, seed: 9, start: Date.UTC(2026, 0, 1) * 1000 }).map((e) => ({
+        ...e,
+        lamport: e.lamport + 200000,
+      })),
+    );
     const target2 = await f.log.presentOffsets();
     await waitCommitted(again, target2);
     await again.stop();
@@ -147,7 +192,10 @@ test('catches up, commits rows and offsets, follows live events, restarts withou
 test('a sink added later is filled from history without touching the other tables', async () => {
   const f = fixture();
   try {
-    const first = startDataflow({ source: f.log, members: members(f, { usage: false }), settings: SETTINGS }, recordingListener());
+    const first = startDataflow(
+      { source: f.log, members: members(f, { usage: false }), settings: SETTINGS },
+      recordingListener(),
+    );
     await first.live;
     await first.stop();
     const writes = countWrites(f.file, ['dashboard', 'dashboard_offsets']);
@@ -176,17 +224,30 @@ test('changing an upstream definition rebuilds exactly the sinks downstream of i
     const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
     await second.live;
     await second.stop();
-    assert.deepEqual(second.stats().rebuilt.map((r) => r.id), ['usage-sink']);
-    assert.ok(listener.recorded.logs.some((l) => l.message.includes('rebuilding table usage')), 'a clear log line names the rebuilt table');
+    assert.deepEqual(
+      second.stats().rebuilt.map((r) => r.id),
+      ['usage-sink'],
+    );
+    assert.ok(
+      listener.recorded.logs.some((l) => l.message.includes('rebuilding table usage')),
+      'a clear log line names the rebuilt table',
+    );
     assert.equal(writes(), before, 'the dashboard table was not touched');
     await expectTables(f, ms);
 
     // A manual version change forces the same.
-    const versioned = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { version: '2' }), ...usageMembers('src', f.db, 'usage', { variant: 'plus one' })];
+    const versioned = [
+      sourceMember('src', "'machine'", f.log),
+      ...dashboardMembers('src', f.db, 'dashboard', { version: '2' }),
+      ...usageMembers('src', f.db, 'usage', { variant: 'plus one' }),
+    ];
     const third = startDataflow({ source: f.log, members: versioned, settings: SETTINGS }, recordingListener());
     await third.live;
     await third.stop();
-    assert.deepEqual(third.stats().rebuilt.map((r) => r.id), ['dash-sink']);
+    assert.deepEqual(
+      third.stats().rebuilt.map((r) => r.id),
+      ['dash-sink'],
+    );
     await expectTables(f, versioned);
   } finally {
     await f.close();
@@ -204,7 +265,11 @@ test('late events (older Lamport arriving after newer ones) give the same tables
       const log = new EmbeddedLog(join(dir, `${order}.log`));
       const file = join(dir, `${order}.sqlite`);
       const db = new SqliteDatabase({ filename: file });
-      const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+      const ms: DataflowMember[] = [
+        sourceMember('src', "'machine'", log),
+        ...dashboardMembers('src', db, 'dashboard'),
+        ...usageMembers('src', db, 'usage'),
+      ];
       if (order === 'in order') appendEvents(log, events);
       else appendEvents(log, onTime);
       const run = startDataflow({ source: log, members: ms, settings: SETTINGS }, recordingListener());
@@ -239,7 +304,10 @@ test('keyed mode holds one row per key after every commit', async () => {
       if (dupes.length > 0) violations.push(JSON.stringify(dupes));
     });
     const ms = members(f, { usage: false });
-    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20, catchUpBatchSize: 20 } }, listener);
+    const run = startDataflow(
+      { source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20, catchUpBatchSize: 20 } },
+      listener,
+    );
     await run.live;
     await run.stop();
     reader.close();
@@ -254,7 +322,8 @@ test('keyed mode holds one row per key after every commit', async () => {
 test('a throwing user function names the node and the event, is skipped deterministically, and is not reported again on replay', async () => {
   const f = fixture(1500);
   try {
-    const failOn = (ev: { readonly [k: string]: unknown }): boolean => (ev.payload as { order: string }).order === 'Drill3-order-2';
+    const failOn = (ev: { readonly [k: string]: unknown }): boolean =>
+      (ev.payload as { order: string }).order === 'Drill3-order-2';
     const ms = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { failOn })];
     const listener = recordingListener();
     const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
@@ -284,7 +353,8 @@ test('a throwing user function names the node and the event, is skipped determin
 test('on error "stop" halts the dataflow with a red status and commits nothing of the failing batch', async () => {
   const f = fixture(500);
   try {
-    const failOn = (ev: { readonly [k: string]: unknown }): boolean => (ev.payload as { order: string }).order === 'Drill2-order-3';
+    const failOn = (ev: { readonly [k: string]: unknown }): boolean =>
+      (ev.payload as { order: string }).order === 'Drill2-order-3';
     const ms = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', f.db, 'dashboard', { failOn })];
     const listener = recordingListener();
     const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, onError: 'stop' } }, listener);
@@ -296,7 +366,8 @@ test('on error "stop" halts the dataflow with a red status and commits nothing o
     const offsets = sqliteOffsets(f.file, 'dashboard');
     const events = await allEvents(f.log);
     const failing = events.filter((e) => failOn(e as unknown as { readonly [k: string]: unknown }));
-    for (const e of failing) assert.ok((offsets[e.stream] ?? -1) < e.offset, 'the failing event is not covered by the committed offsets');
+    for (const e of failing)
+      assert.ok((offsets[e.stream] ?? -1) < e.offset, 'the failing event is not covered by the committed offsets');
     await run.stop();
   } finally {
     await f.close();
@@ -312,9 +383,16 @@ test('an unreachable database gives a status and retries, then recovers exactly'
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', db, 'dashboard')];
     const listener = recordingListener();
     const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
-    for (let i = 0; i < 100 && !listener.recorded.statuses.some((s) => s.status.text.startsWith('retrying')); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')), 'status says retrying');
-    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && /views\.sqlite/.test(e.message)), 'the sink reports the database error');
+    for (let i = 0; i < 100 && !listener.recorded.statuses.some((s) => s.status.text.startsWith('retrying')); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    assert.ok(
+      listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.text.startsWith('retrying')),
+      'status says retrying',
+    );
+    assert.ok(
+      listener.recorded.errors.some((e) => e.id === 'dash-sink' && /views\.sqlite/.test(e.message)),
+      'the sink reports the database error',
+    );
     const { mkdirSync } = await import('node:fs');
     mkdirSync(missingDir);
     await run.live;
@@ -337,10 +415,22 @@ test('retention: replay reads only the window, state stays bounded, a machine si
   try {
     // Drill9 reports once, then 4,000 events of other machines over ~4 days (window: 1 day).
     const t0 = Date.UTC(2024, 0, 1) * 1000;
-    log.appendSync('drill9-0', [{ tags: ['machine', 'machine:Drill9'], payload: { type: 'started', order: 'old' }, lamport: 1, timestamp: t0 }]);
-    appendEvents(log, drillEvents({ machines: 4, events: 4000, seed: 3, start: t0 + hour, gapMicros: 45e6 }).map((e) => ({ ...e, lamport: e.lamport + 1 })));
+    log.appendSync('drill9-0', [
+      { tags: ['machine', 'machine:Drill9'], payload: { type: 'started', order: 'old' }, lamport: 1, timestamp: t0 },
+    ]);
+    appendEvents(
+      log,
+      drillEvents({ machines: 4, events: 4000, seed: 3, start: t0 + hour, gapMicros: 45e6 }).map((e) => ({
+        ...e,
+        lamport: e.lamport + 1,
+      })),
+    );
     const settings = { ...SETTINGS, retentionMicros: 24 * hour };
-    const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard'), ...usageMembers('src', db, 'usage')];
+    const ms: DataflowMember[] = [
+      sourceMember('src', "'machine'", log),
+      ...dashboardMembers('src', db, 'dashboard'),
+      ...usageMembers('src', db, 'usage'),
+    ];
     const first = startDataflow({ source: log, members: ms, settings }, recordingListener());
     runs.push(first);
     await first.live;
@@ -364,7 +454,14 @@ test('retention: replay reads only the window, state stays bounded, a machine si
 
     // Drill9 reports again, long after the window forgot its first event: still one row.
     const watermark = second.stats().watermark as number;
-    log.appendSync('drill9-0', [{ tags: ['machine', 'machine:Drill9'], payload: { type: 'stopped', order: 'old' }, lamport: 100000, timestamp: watermark + 1 }]);
+    log.appendSync('drill9-0', [
+      {
+        tags: ['machine', 'machine:Drill9'],
+        payload: { type: 'stopped', order: 'old' },
+        lamport: 100000,
+        timestamp: watermark + 1,
+      },
+    ]);
     await waitCommitted(second, await log.presentOffsets());
     await second.stop();
     const rows = sqliteRows(file, dashboardTable('dashboard')).filter((r) => r.includes('Drill9'));
@@ -382,10 +479,25 @@ test('retention: an event exactly at the cutoff is outside the window, running a
   const dir = tempDir();
   const s = 1e6;
   const settings = { ...SETTINGS, retentionMicros: 80 * s }; // cutoffs in steps of 10 s
-  const started = { tags: ['machine', 'machine:Drill1'], payload: { type: 'started', order: 'A' }, lamport: 1, timestamp: 100 * s };
+  const started = {
+    tags: ['machine', 'machine:Drill1'],
+    payload: { type: 'started', order: 'A' },
+    lamport: 1,
+    timestamp: 100 * s,
+  };
   // Moves the watermark to 185 s: cutoff floor((185 − 80) / 10) × 10 = 100 s, exactly the start's time.
-  const other = { tags: ['machine', 'machine:Drill2'], payload: { type: 'started', order: 'B' }, lamport: 2, timestamp: 185 * s };
-  const stopped = { tags: ['machine', 'machine:Drill1'], payload: { type: 'stopped', order: 'A' }, lamport: 3, timestamp: 186 * s };
+  const other = {
+    tags: ['machine', 'machine:Drill2'],
+    payload: { type: 'started', order: 'B' },
+    lamport: 2,
+    timestamp: 185 * s,
+  };
+  const stopped = {
+    tags: ['machine', 'machine:Drill1'],
+    payload: { type: 'stopped', order: 'A' },
+    lamport: 3,
+    timestamp: 186 * s,
+  };
   const tables = async (name: string, restartBeforeStop: boolean): Promise<string[]> => {
     const log = new EmbeddedLog(join(dir, `${name}-log.sqlite`));
     const file = join(dir, `${name}.sqlite`);
@@ -443,13 +555,19 @@ test('retention: a live event older than the cutoff is left out and counted; cha
     ]);
     await waitCommitted(first, await f.log.presentOffsets());
     assert.equal(first.stats().eventsOutsideWindow, 1);
-    assert.ok(!sqliteRows(f.file, usageTable('usage')).some((r) => r.includes('"late"')), 'no span from the left-out start');
+    assert.ok(
+      !sqliteRows(f.file, usageTable('usage')).some((r) => r.includes('"late"')),
+      'no span from the left-out start',
+    );
     await first.stop();
 
     // Another window: the tables are kept as they are (a rebuild would lose their older rows).
     const writes = countWrites(f.file, ['dashboard', 'usage']);
     const before = writes();
-    const second = startDataflow({ source: f.log, members: ms, settings: { ...settings, retentionMicros: 600e6 } }, recordingListener());
+    const second = startDataflow(
+      { source: f.log, members: ms, settings: { ...settings, retentionMicros: 600e6 } },
+      recordingListener(),
+    );
     runs.push(second);
     await second.live;
     assert.deepEqual(second.stats().rebuilt, []);
@@ -463,7 +581,10 @@ test('retention: a live event older than the cutoff is left out and counted; cha
 test('stored events are computed in catch-up steps (10× the batch size by default), live events in batches of the batch size', async () => {
   const f = fixture(2000);
   const ms = members(f);
-  const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20 } }, recordingListener());
+  const run = startDataflow(
+    { source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 20 } },
+    recordingListener(),
+  );
   try {
     await run.live;
     const steps = run.stats().batchesComputed;
@@ -472,9 +593,15 @@ test('stored events are computed in catch-up steps (10× the batch size by defau
     assert.ok(steps >= 10 && steps <= 12, `${steps} steps while catching up`);
     // A catch-up commit gathers maxInFlight steps' worth (larger transactions), and steps computed
     // while a commit runs join the next one.
-    assert.ok(caughtUp >= 1 && caughtUp <= Math.ceil(steps / SETTINGS.maxInFlight) + 1, `${caughtUp} commits for ${steps} steps`);
+    assert.ok(
+      caughtUp >= 1 && caughtUp <= Math.ceil(steps / SETTINGS.maxInFlight) + 1,
+      `${caughtUp} commits for ${steps} steps`,
+    );
     // 100 live events arriving at once: steps of at most 20.
-    const later = drillEvents({ machines: 7, events: 100, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({ ...e, lamport: e.lamport + 10_000 }));
+    const later = drillEvents({ machines: 7, events: 100, seed: 8, start: Date.UTC(2025, 0, 1) * 1000 }).map((e) => ({
+      ...e,
+      lamport: e.lamport + 10_000,
+    }));
     appendEvents(f.log, later);
     await waitCommitted(run, await f.log.presentOffsets());
     const live = run.stats().batchesComputed - steps;
@@ -503,7 +630,10 @@ test('back-pressure: while the database is slow, reading stays within the in-fli
       close: () => f.db.close(),
     };
     const settings = { ...SETTINGS, batchSize: 100, catchUpBatchSize: 100, maxInFlight: 2 };
-    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', slow, 'dashboard')];
+    const ms: DataflowMember[] = [
+      sourceMember('src', "'machine'", f.log),
+      ...dashboardMembers('src', slow, 'dashboard'),
+    ];
     const run = startDataflow({ source: f.log, members: ms, settings }, recordingListener());
     let worst = 0;
     let done = false;
@@ -518,7 +648,10 @@ test('back-pressure: while the database is slow, reading stays within the in-fli
     assert.ok(run.stats().batchesComputed >= 30);
     // Read but not committed: the commit running and the one waiting (each at most maxInFlight steps'
     // worth, joined), the step being computed and the one being filled.
-    assert.ok(worst <= (2 * settings.maxInFlight + 2) * settings.batchSize, `at most ${worst} events read ahead of the commits`);
+    assert.ok(
+      worst <= (2 * settings.maxInFlight + 2) * settings.batchSize,
+      `at most ${worst} events read ahead of the commits`,
+    );
     await expectTables(f, ms);
   } finally {
     await f.close();
@@ -528,20 +661,38 @@ test('back-pressure: while the database is slow, reading stays within the in-fli
 test('a changed table schema (a new column) rebuilds that table with the new columns', async () => {
   const f = fixture(600);
   try {
-    const first = startDataflow({ source: f.log, members: members(f, { usage: false }), settings: SETTINGS }, recordingListener());
+    const first = startDataflow(
+      { source: f.log, members: members(f, { usage: false }), settings: SETTINGS },
+      recordingListener(),
+    );
     await first.live;
     await first.stop();
     const base = dashboardMembers('src', f.db, 'dashboard');
     const widened = base.map((m) =>
-      m.role === 'sink' ? { ...m, table: { ...m.table, columns: [...m.table.columns, { name: 'lamport', type: 'bigint', value: { path: 'lamport' } }] } } : m,
+      m.role === 'sink'
+        ? {
+            ...m,
+            table: {
+              ...m.table,
+              columns: [...m.table.columns, { name: 'lamport', type: 'bigint', value: { path: 'lamport' } }],
+            },
+          }
+        : m,
     );
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...widened];
     const second = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, recordingListener());
     await second.live;
     await second.stop();
-    assert.deepEqual(second.stats().rebuilt.map((r) => r.id), ['dash-sink']);
+    assert.deepEqual(
+      second.stats().rebuilt.map((r) => r.id),
+      ['dash-sink'],
+    );
     await expectTables(f, ms);
-    assert.ok(sqliteRows(f.file, (ms.find((m) => m.role === 'sink') as { table: TableSpec }).table).every((r) => /"lamport","\d+"/.test(r)));
+    assert.ok(
+      sqliteRows(f.file, (ms.find((m) => m.role === 'sink') as { table: TableSpec }).table).every((r) =>
+        /"lamport","\d+"/.test(r),
+      ),
+    );
   } finally {
     await f.close();
   }
@@ -568,14 +719,23 @@ test('an event source that fails mid-stream is read again from where the dataflo
         }
       },
     };
-    const ms: DataflowMember[] = [sourceMember('src', "'machine'", flaky), ...dashboardMembers('src', f.db, 'dashboard'), ...usageMembers('src', f.db, 'usage')];
+    const ms: DataflowMember[] = [
+      sourceMember('src', "'machine'", flaky),
+      ...dashboardMembers('src', f.db, 'dashboard'),
+      ...usageMembers('src', f.db, 'usage'),
+    ];
     const listener = recordingListener();
     const run = startDataflow({ source: flaky, members: ms, settings: SETTINGS }, listener);
     await run.live;
     await run.stop();
     assert.equal(failures, 2);
-    assert.ok(listener.recorded.logs.some((l) => /event source failed \(attempt 1\): connection reset by peer/.test(l.message)));
-    assert.ok(listener.recorded.errors.some((e) => e.id === 'src' && /connection reset/.test(e.message)), 'the source node reports it');
+    assert.ok(
+      listener.recorded.logs.some((l) => /event source failed \(attempt 1\): connection reset by peer/.test(l.message)),
+    );
+    assert.ok(
+      listener.recorded.errors.some((e) => e.id === 'src' && /connection reset/.test(e.message)),
+      'the source node reports it',
+    );
     await expectTables(f, ms);
   } finally {
     await f.close();
@@ -602,9 +762,16 @@ test('a commit whose acknowledgement is lost is applied once, and its changes ar
       },
       close: () => f.db.close(),
     };
-    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', lossy, 'dashboard'), ...usageMembers('src', lossy, 'usage')];
+    const ms: DataflowMember[] = [
+      sourceMember('src', "'machine'", f.log),
+      ...dashboardMembers('src', lossy, 'dashboard'),
+      ...usageMembers('src', lossy, 'usage'),
+    ];
     const listener = recordingListener();
-    const run = startDataflow({ source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 100, catchUpBatchSize: 100, maxInFlight: 1 } }, listener);
+    const run = startDataflow(
+      { source: f.log, members: ms, settings: { ...SETTINGS, batchSize: 100, catchUpBatchSize: 100, maxInFlight: 1 } },
+      listener,
+    );
     await run.live;
     await run.stop();
     assert.equal(lost, 2);
@@ -626,7 +793,10 @@ test('a commit whose acknowledgement is lost is applied once, and its changes ar
     reader.close();
     assert.ok(table.size > 0);
     assert.deepEqual([...sent].filter(([, n]) => n !== 0).sort(), [...table].sort());
-    assert.deepEqual(listener.recorded.logs.filter((l) => /acknowledgement/.test(l.message)), []);
+    assert.deepEqual(
+      listener.recorded.logs.filter((l) => /acknowledgement/.test(l.message)),
+      [],
+    );
   } finally {
     await f.close();
   }
@@ -637,12 +807,21 @@ test('a commit that cannot succeed (two rows for one key of a keyed table) halts
   try {
     // The dashboard without its max-by: several rows per machine reach the keyed table.
     const [map, , , sink] = dashboardMembers('src', f.db, 'dashboard');
-    const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), map as DataflowMember, { ...(sink as SinkMember), inputs: ['dash-map'] }];
+    const ms: DataflowMember[] = [
+      sourceMember('src', "'machine'", f.log),
+      map as DataflowMember,
+      { ...(sink as SinkMember), inputs: ['dash-map'] },
+    ];
     const listener = recordingListener();
     const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
     await run.finished;
     assert.equal(run.stats().phase, 'error');
-    assert.ok(listener.recorded.errors.some((e) => e.id === 'dash-sink' && /dashboard/.test(e.message) && /cannot succeed by retrying/.test(e.message)), JSON.stringify(listener.recorded.errors));
+    assert.ok(
+      listener.recorded.errors.some(
+        (e) => e.id === 'dash-sink' && /dashboard/.test(e.message) && /cannot succeed by retrying/.test(e.message),
+      ),
+      JSON.stringify(listener.recorded.errors),
+    );
     assert.ok(listener.recorded.statuses.some((s) => s.id === 'dash-sink' && s.status.fill === 'red'));
     assert.deepEqual(sqliteRows(f.file, dashboardTable('dashboard')), []);
     assert.deepEqual(sqliteOffsets(f.file, 'dashboard'), {});
@@ -661,7 +840,8 @@ test('stop() while the database is retrying resolves at once; nothing is lost at
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', db, 'dashboard')];
     const listener = recordingListener();
     const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
-    while (!listener.recorded.logs.some((l) => /attempt 3/.test(l.message))) await new Promise((r) => setTimeout(r, 10));
+    while (!listener.recorded.logs.some((l) => /attempt 3/.test(l.message)))
+      await new Promise((r) => setTimeout(r, 10));
     await run.stop(); // must not wait for the database
     await run.finished;
     const { mkdirSync } = await import('node:fs');
@@ -684,10 +864,20 @@ test('a tapped operator without sinks sends only the changes of new events, afte
     const [map] = dashboardMembers('src', f.db, 'dashboard');
     const tapped = { ...(map as OperatorMember), tap: true };
     const listener = recordingListener();
-    const run = startDataflow({ source: f.log, members: [sourceMember('src', "'machine'", f.log), tapped], settings: SETTINGS }, listener);
+    const run = startDataflow(
+      { source: f.log, members: [sourceMember('src', "'machine'", f.log), tapped], settings: SETTINGS },
+      listener,
+    );
     await run.live;
     assert.equal(listener.recorded.commits.length, 0, 'history is replayed into state, not sent');
-    f.log.appendSync('drill2-0', [{ tags: ['machine', 'machine:Drill2'], payload: { type: 'started', order: 'new-order' }, lamport: 1_000_000, timestamp: Date.UTC(2030, 0, 1) * 1000 }]);
+    f.log.appendSync('drill2-0', [
+      {
+        tags: ['machine', 'machine:Drill2'],
+        payload: { type: 'started', order: 'new-order' },
+        lamport: 1_000_000,
+        timestamp: Date.UTC(2030, 0, 1) * 1000,
+      },
+    ]);
     await waitCommitted(run, await f.log.presentOffsets());
     await run.stop();
     const sent = listener.recorded.commits.filter((c) => c.id === 'dash-map').flatMap((c) => c.operators ?? []);
@@ -720,9 +910,15 @@ test('catching up, a source that stalls mid-range still gets the events read so 
       }
     },
   };
-  const ms: DataflowMember[] = [sourceMember('src', "'machine'", stalling), ...dashboardMembers('src', f.db, 'dashboard')];
+  const ms: DataflowMember[] = [
+    sourceMember('src', "'machine'", stalling),
+    ...dashboardMembers('src', f.db, 'dashboard'),
+  ];
   // A commit gathers 3 steps of 1,000 events: more than the first page, so only the time bound can write it.
-  const run = startDataflow({ source: stalling, members: ms, settings: { ...SETTINGS, batchSize: 50, catchUpBatchSize: 1000 } }, recordingListener());
+  const run = startDataflow(
+    { source: stalling, members: ms, settings: { ...SETTINGS, batchSize: 50, catchUpBatchSize: 1000 } },
+    recordingListener(),
+  );
   try {
     const until = Date.now() + 10_000;
     while (run.stats().batchesCommitted === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));

@@ -10,7 +10,15 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { consolidate, createGraph, type Graph } from '../../src/engine';
 import type { Batch, Collection, Grouped, Update, Value } from '../../src/engine/types';
-import type { DataflowListener, DataflowMember, MemberStatus, OperatorMember, SinkMember, SourceMember, Stage } from '../../src/dataflow/types';
+import type {
+  DataflowListener,
+  DataflowMember,
+  MemberStatus,
+  OperatorMember,
+  SinkMember,
+  SourceMember,
+  Stage,
+} from '../../src/dataflow/types';
 import { eventValue } from '../../src/dataflow/coordinator';
 import { compileTable } from '../../src/sinks/table-spec';
 import { seededRandom } from '../../src/simulator/seeded-random';
@@ -75,7 +83,13 @@ export function drillEvents(options: DrillOptions): DrillEvent[] {
       running[m] = null;
       payload = { type: 'stopped', order: current };
     }
-    out.push({ stream: machineStream(m), lamport: i + 1, timestamp: ts, tags: ['machine', `machine:${machineName(m)}`], payload });
+    out.push({
+      stream: machineStream(m),
+      lamport: i + 1,
+      timestamp: ts,
+      tags: ['machine', `machine:${machineName(m)}`],
+      payload,
+    });
   }
   return out;
 }
@@ -92,7 +106,9 @@ export function appendEvents(log: EmbeddedLog, events: readonly DrillEvent[], ch
     for (let i = 0; i < list.length; i += chunk) {
       log.appendSync(
         stream,
-        list.slice(i, i + chunk).map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp })),
+        list
+          .slice(i, i + chunk)
+          .map((e) => ({ tags: e.tags, payload: e.payload, lamport: e.lamport, timestamp: e.timestamp })),
       );
     }
   }
@@ -116,15 +132,47 @@ export function appendInOrder(log: EmbeddedLog, events: readonly DrillEvent[]): 
 // ---- members ---------------------------------------------------------------------------------
 
 export function sourceMember(id: string, query: string, source: EventSource, sourceId = 'log'): SourceMember {
-  return { role: 'source', id, type: 'actyx-subscribe', label: id, inputs: [], definition: { query }, query, source, sourceId };
+  return {
+    role: 'source',
+    id,
+    type: 'actyx-subscribe',
+    label: id,
+    inputs: [],
+    definition: { query },
+    query,
+    source,
+    sourceId,
+  };
 }
 
-export function operatorMember(id: string, inputs: readonly string[], definition: Value, build: (inputs: readonly Stage[]) => Stage, tap = false): OperatorMember {
+export function operatorMember(
+  id: string,
+  inputs: readonly string[],
+  definition: Value,
+  build: (inputs: readonly Stage[]) => Stage,
+  tap = false,
+): OperatorMember {
   return { role: 'operator', id, type: 'dd-test', label: id, inputs, definition, build, tap };
 }
 
-export function sinkMember(id: string, inputs: readonly string[], database: SinkDatabase, table: TableSpec, version = ''): SinkMember {
-  return { role: 'sink', id, type: 'db-sink', label: id, inputs, definition: { table: table.name }, database, table, version };
+export function sinkMember(
+  id: string,
+  inputs: readonly string[],
+  database: SinkDatabase,
+  table: TableSpec,
+  version = '',
+): SinkMember {
+  return {
+    role: 'sink',
+    id,
+    type: 'db-sink',
+    label: id,
+    inputs,
+    definition: { table: table.name },
+    database,
+    table,
+    version,
+  };
 }
 
 const col = (s: Stage): Collection => {
@@ -154,7 +202,12 @@ export interface PipelineOptions {
 }
 
 /** source → map to status → group by machine → max by (since, lamport) → keyed sink. */
-export function dashboardMembers(sourceId: string, database: SinkDatabase, table: string, options: PipelineOptions = {}): DataflowMember[] {
+export function dashboardMembers(
+  sourceId: string,
+  database: SinkDatabase,
+  table: string,
+  options: PipelineOptions = {},
+): DataflowMember[] {
   const p = options.prefix ?? 'dash';
   const failOn = options.failOn;
   return [
@@ -165,12 +218,21 @@ export function dashboardMembers(sourceId: string, database: SinkDatabase, table
           const ev = v as Rec;
           if (failOn?.(ev)) throw new Error(`cannot handle ${JSON.stringify((ev.payload as Rec).order)}`);
           const payload = ev.payload as Rec;
-          return { machine: machineOf(ev), status: payload.type === 'started' ? 'working' : 'idle', order: payload.order ?? null, since: ev.timestamp as number, lamport: ev.lamport as number };
+          return {
+            machine: machineOf(ev),
+            status: payload.type === 'started' ? 'working' : 'idle',
+            order: payload.order ?? null,
+            since: ev.timestamp as number,
+            lamport: ev.lamport as number,
+          };
         },
         { name: `${p}-map` },
       ),
     })),
-    operatorMember(`${p}-group`, [`${p}-map`], { by: 'machine' }, ([s]) => ({ kind: 'grouped', grouped: col(s as Stage).groupBy((v) => (v as Rec).machine as string, { name: `${p}-group` }) })),
+    operatorMember(`${p}-group`, [`${p}-map`], { by: 'machine' }, ([s]) => ({
+      kind: 'grouped',
+      grouped: col(s as Stage).groupBy((v) => (v as Rec).machine as string, { name: `${p}-group` }),
+    })),
     operatorMember(`${p}-max`, [`${p}-group`], { by: '[since, lamport]' }, ([s]) => ({
       kind: 'collection',
       collection: grp(s as Stage)
@@ -182,11 +244,19 @@ export function dashboardMembers(sourceId: string, database: SinkDatabase, table
 }
 
 /** source → group by machine → reduce pairing started/stopped per order → multiset sink. */
-export function usageMembers(sourceId: string, database: SinkDatabase, table: string, options: PipelineOptions = {}): DataflowMember[] {
+export function usageMembers(
+  sourceId: string,
+  database: SinkDatabase,
+  table: string,
+  options: PipelineOptions = {},
+): DataflowMember[] {
   const p = options.prefix ?? 'usage';
   const variant = options.variant ?? '';
   return [
-    operatorMember(`${p}-group`, [sourceId], { by: 'machine' }, ([s]) => ({ kind: 'grouped', grouped: col(s as Stage).groupBy((v) => machineOf(v as Rec), { name: `${p}-group` }) })),
+    operatorMember(`${p}-group`, [sourceId], { by: 'machine' }, ([s]) => ({
+      kind: 'grouped',
+      grouped: col(s as Stage).groupBy((v) => machineOf(v as Rec), { name: `${p}-group` }),
+    })),
     operatorMember(`${p}-reduce`, [`${p}-group`], { fn: 'pair started/stopped', variant }, ([s]) => ({
       kind: 'collection',
       collection: grp(s as Stage)
@@ -218,7 +288,11 @@ export function usageMembers(sourceId: string, database: SinkDatabase, table: st
 // ---- from scratch ----------------------------------------------------------------------------
 
 /** The engine graph of a dataflow's members, outside the coordinator: its sources and sinks. */
-function buildGraph(members: readonly DataflowMember[]): { graph: Graph; sources: SourceMember[]; sinks: SinkMember[] } {
+function buildGraph(members: readonly DataflowMember[]): {
+  graph: Graph;
+  sources: SourceMember[];
+  sinks: SinkMember[];
+} {
   const graph = createGraph();
   const stages = new Map<string, Stage>();
   const sinks: SinkMember[] = [];
@@ -228,7 +302,8 @@ function buildGraph(members: readonly DataflowMember[]): { graph: Graph; sources
     const i = pending.findIndex((m) => m.role === 'source' || m.inputs.every((x) => stages.has(x)));
     if (i < 0) throw new Error('fromScratch: unresolvable members');
     const m = pending.splice(i, 1)[0] as DataflowMember;
-    if (m.role === 'source') stages.set(m.id, { kind: 'collection', collection: graph.input(m.id, { insertOnly: true }) });
+    if (m.role === 'source')
+      stages.set(m.id, { kind: 'collection', collection: graph.input(m.id, { insertOnly: true }) });
     else if (m.role === 'operator') stages.set(m.id, m.build(m.inputs.map((x) => stages.get(x) as Stage)));
     else {
       const cols = m.inputs.map((x) => col(stages.get(x) as Stage));
@@ -240,13 +315,22 @@ function buildGraph(members: readonly DataflowMember[]): { graph: Graph; sources
 }
 
 /** Every sink's rows computed by the engine over `events` in one batch (sorted JSON row texts). */
-export async function fromScratch(members: readonly DataflowMember[], events: readonly ActyxEvent[], options: { retentionCutoff?: number } = {}): Promise<Map<string, string[]>> {
+export async function fromScratch(
+  members: readonly DataflowMember[],
+  events: readonly ActyxEvent[],
+  options: { retentionCutoff?: number } = {},
+): Promise<Map<string, string[]>> {
   const { graph, sources, sinks } = buildGraph(members);
   const { parseQuery, matchesEvent } = await import('../../src/sources/aql');
   const inputs: Record<string, Update[]> = {};
   for (const s of sources) {
     const parsed = parseQuery(s.query);
-    inputs[s.id] = events.filter((e) => (options.retentionCutoff === undefined || e.timestamp > options.retentionCutoff) && matchesEvent(parsed, e)).map((e) => [eventValue(e), 1, e.timestamp] as Update);
+    inputs[s.id] = events
+      .filter(
+        (e) =>
+          (options.retentionCutoff === undefined || e.timestamp > options.retentionCutoff) && matchesEvent(parsed, e),
+      )
+      .map((e) => [eventValue(e), 1, e.timestamp] as Update);
   }
   const { outputs } = await graph.step(inputs, { onError: 'skip' });
   const result = new Map<string, string[]>();
@@ -259,7 +343,11 @@ export async function fromScratch(members: readonly DataflowMember[], events: re
  * given order: before an event that moves the cutoff the state is compacted to it, and an event
  * at or below the cutoff is left out (the window's meaning, without any batching).
  */
-export async function oneByOne(members: readonly DataflowMember[], events: readonly ActyxEvent[], windowMicros: number): Promise<Map<string, string[]>> {
+export async function oneByOne(
+  members: readonly DataflowMember[],
+  events: readonly ActyxEvent[],
+  windowMicros: number,
+): Promise<Map<string, string[]>> {
   const { graph, sources, sinks } = buildGraph(members);
   const { parseQuery, matchesEvent } = await import('../../src/sources/aql');
   const { retentionCutoff } = await import('../../src/dataflow/retention');
@@ -307,7 +395,10 @@ export function rowText(row: Readonly<Record<string, unknown>>): string {
 export function sqliteRows(file: string, table: TableSpec): string[] {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const cols = table.columns.filter((c) => !c.exclude).map((c) => `"${c.name}"`).join(', ');
+    const cols = table.columns
+      .filter((c) => !c.exclude)
+      .map((c) => `"${c.name}"`)
+      .join(', ');
     return (db.prepare(`select ${cols} from "${table.name}"`).all() as Record<string, unknown>[]).map(rowText).sort();
   } finally {
     db.close();
@@ -337,7 +428,10 @@ export async function pgRows(table: TableSpec): Promise<string[]> {
   const client = new pg.Client();
   await client.connect();
   try {
-    const cols = table.columns.filter((c) => !c.exclude).map((c) => `"${c.name}"`).join(', ');
+    const cols = table.columns
+      .filter((c) => !c.exclude)
+      .map((c) => `"${c.name}"`)
+      .join(', ');
     const r = await client.query(`select ${cols} from "${table.name}"`);
     return (r.rows as Record<string, unknown>[]).map(rowText).sort();
   } finally {
@@ -376,7 +470,12 @@ export function uniqueName(prefix: string): string {
 export interface Recorded {
   readonly statuses: { id: string; status: MemberStatus }[];
   readonly errors: { id: string; message: string; event?: ActyxEvent }[];
-  readonly commits: { id: string; rows?: readonly RowChange[]; operators?: readonly (readonly [Value, number])[]; offsets?: OffsetMap }[];
+  readonly commits: {
+    id: string;
+    rows?: readonly RowChange[];
+    operators?: readonly (readonly [Value, number])[];
+    offsets?: OffsetMap;
+  }[];
   readonly logs: { level: string; message: string }[];
 }
 
@@ -403,11 +502,18 @@ export async function allEvents(source: EventSource): Promise<ActyxEvent[]> {
 }
 
 /** Waits until the dataflow has committed offsets covering `target` (or fails after `ms`). */
-export async function waitCommitted(run: { stats(): { committedOffsets: OffsetMap } }, target: OffsetMap, ms = 10_000): Promise<void> {
+export async function waitCommitted(
+  run: { stats(): { committedOffsets: OffsetMap } },
+  target: OffsetMap,
+  ms = 10_000,
+): Promise<void> {
   const { covers } = await import('../../src/dataflow/offsets');
   const until = Date.now() + ms;
   while (!covers(run.stats().committedOffsets, target)) {
-    if (Date.now() > until) throw new Error(`not committed within ${ms} ms: ${JSON.stringify(run.stats().committedOffsets)} vs ${JSON.stringify(target)}`);
+    if (Date.now() > until)
+      throw new Error(
+        `not committed within ${ms} ms: ${JSON.stringify(run.stats().committedOffsets)} vs ${JSON.stringify(target)}`,
+      );
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -427,5 +533,7 @@ export function assertSameRows(actual: readonly string[], expected: readonly str
     if (n < 0) missing.push(`${-n}× ${r}`);
   }
   if (extra.length === 0 && missing.length === 0) return;
-  throw new Error(`${what}: ${actual.length} rows against ${expected?.length ?? 0} expected; ${extra.length} extra (${extra.slice(0, 3).join('; ')}), ${missing.length} missing (${missing.slice(0, 3).join('; ')})`);
+  throw new Error(
+    `${what}: ${actual.length} rows against ${expected?.length ?? 0} expected; ${extra.length} extra (${extra.slice(0, 3).join('; ')}), ${missing.length} missing (${missing.slice(0, 3).join('; ')})`,
+  );
 }

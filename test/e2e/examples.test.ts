@@ -41,7 +41,14 @@ function tableRows(file: string, table: string, orderBy: string): Record<string,
 
 const { dashboard, usage, booking } = AUDIT_EXPECTED;
 const expectedDashboard = [{ machine: dashboard.machine, doing_what: dashboard.doing, since: dashboard.since }];
-const expectedUsage = [{ machine: usage.machine, manufacturing_order: usage.order, started: usage.started, duration_minutes: usage.durationMinutes }];
+const expectedUsage = [
+  {
+    machine: usage.machine,
+    manufacturing_order: usage.order,
+    started: usage.started,
+    duration_minutes: usage.durationMinutes,
+  },
+];
 const expectedBooking = {
   manufacturing_order: booking.order,
   step: booking.step,
@@ -75,26 +82,75 @@ after(async () => {
 
 test('every example deployed in a real Node-RED turns the seed audit trail into the expected rows; ERP delivery survives a crash', async () => {
   // Run 1: the ERP endpoint is unreachable, so committed bookings stay undelivered; then a crash.
-  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], { ...pgEnv, ERP_URL: 'http://127.0.0.1:9/erp/bookings' });
+  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], {
+    ...pgEnv,
+    ERP_URL: 'http://127.0.0.1:9/erp/bookings',
+  });
 
   const flows = (await (await fetch(`${nodeRed.base}/flows`)).json()) as { type: string }[];
   const types = new Set(flows.map((n) => n.type));
-  for (const t of ['dd-filter', 'dd-map', 'dd-flatmap', 'dd-distinct', 'dd-groupby', 'dd-maxby', 'dd-minby', 'dd-reduce', 'dd-scan', 'dd-aggregate', 'db-sink', 'db-query', 'actyx-subscribe', 'actyx-publish']) {
+  for (const t of [
+    'dd-filter',
+    'dd-map',
+    'dd-flatmap',
+    'dd-distinct',
+    'dd-groupby',
+    'dd-maxby',
+    'dd-minby',
+    'dd-reduce',
+    'dd-scan',
+    'dd-aggregate',
+    'db-sink',
+    'db-query',
+    'actyx-subscribe',
+    'actyx-publish',
+  ]) {
     assert.ok(types.has(t), `no ${t} deployed`);
   }
 
-  assert.deepEqual(await waitFor('dashboard row', () => tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'), (r) => r.length > 0), expectedDashboard);
-  assert.deepEqual(await waitFor('usage row', () => tableRows('machine-usage.sqlite', 'machine_usage', 'started'), (r) => r.length > 0), expectedUsage);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_totals', 'machine'), [{ machine: 'Drill1', minutes: 31 }]);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_first_use', 'machine'), [{ machine: 'Drill1', manufacturing_order: '4711', started: usage.started }]);
+  assert.deepEqual(
+    await waitFor(
+      'dashboard row',
+      () => tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'),
+      (r) => r.length > 0,
+    ),
+    expectedDashboard,
+  );
+  assert.deepEqual(
+    await waitFor(
+      'usage row',
+      () => tableRows('machine-usage.sqlite', 'machine_usage', 'started'),
+      (r) => r.length > 0,
+    ),
+    expectedUsage,
+  );
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_totals', 'machine'), [
+    { machine: 'Drill1', minutes: 31 },
+  ]);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_first_use', 'machine'), [
+    { machine: 'Drill1', manufacturing_order: '4711', started: usage.started },
+  ]);
   // 8:56–9:27 split into the hours it touches; the orders each machine worked on.
   assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_hourly', 'hour'), [
     { machine: 'Drill1', hour: '2020-06-24T08:00:00.000Z', minutes: 4 },
     { machine: 'Drill1', hour: '2020-06-24T09:00:00.000Z', minutes: 27 },
   ]);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_orders', 'machine'), [{ machine: 'Drill1', manufacturing_order: '4711' }]);
-  assert.deepEqual(await waitFor('booking row', () => tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), (r) => r.length > 0), [expectedBooking]);
-  const outbox = await waitFor('outbox row', () => tableRows('erp-bookings.sqlite', 'erp_outbox', 'idempotency_key'), (r) => r.length > 0);
+  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_orders', 'machine'), [
+    { machine: 'Drill1', manufacturing_order: '4711' },
+  ]);
+  assert.deepEqual(
+    await waitFor(
+      'booking row',
+      () => tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'),
+      (r) => r.length > 0,
+    ),
+    [expectedBooking],
+  );
+  const outbox = await waitFor(
+    'outbox row',
+    () => tableRows('erp-bookings.sqlite', 'erp_outbox', 'idempotency_key'),
+    (r) => r.length > 0,
+  );
   assert.equal(outbox.length, 1);
   const key = outbox[0]!.idempotency_key as string;
   assert.match(key, /^4711\/hole drilling\/[0-9a-f]{8}$/);
@@ -115,7 +171,8 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   try {
     const pgRows = await waitFor(
       'PostgreSQL dashboard row',
-      async () => (await client.query(`SELECT machine, doing_what, since FROM ${schema}.dashboard ORDER BY machine`)).rows,
+      async () =>
+        (await client.query(`SELECT machine, doing_what, since FROM ${schema}.dashboard ORDER BY machine`)).rows,
       (r) => r.length > 0,
     );
     assert.deepEqual(pgRows, [{ machine: 'Drill1', doing_what: 'idle', since: new Date(dashboard.since) }]);
@@ -133,14 +190,25 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   assert.match(await page.text(), /<title>Drill dashboard<\/title>/);
 
   // The delivery was attempted and failed: nothing is marked delivered.
-  await waitFor('a failed delivery attempt', () => nodeRed!.errors().some((l) => l.includes('POST booking')), (x) => x);
+  await waitFor(
+    'a failed delivery attempt',
+    () => nodeRed!.errors().some((l) => l.includes('POST booking')),
+    (x) => x,
+  );
   assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), []);
   await nodeRed.stop('SIGKILL');
 
   // Run 2: restart with the stand-in ERP endpoint reachable: the booking is delivered, once marked.
   nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
-  const delivered = await waitFor('delivery', () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), (r) => r.length > 0);
-  assert.deepEqual(delivered.map((r) => [r.idempotency_key, r.http_status]), [[key, 201]]);
+  const delivered = await waitFor(
+    'delivery',
+    () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'),
+    (r) => r.length > 0,
+  );
+  assert.deepEqual(
+    delivered.map((r) => [r.idempotency_key, r.http_status]),
+    [[key, 201]],
+  );
   const received = (await (await fetch(`${nodeRed.base}/erp/bookings`)).json()) as Record<string, { booking: unknown }>;
   assert.deepEqual(Object.keys(received), [key]);
   assert.equal((received[key]!.booking as { parts: number }).parts, 40);
@@ -158,8 +226,15 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   erp.prepare('DELETE FROM erp_delivered').run();
   erp.close();
   nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
-  const redelivered = await waitFor('redelivery', () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), (r) => r.length > 0);
-  assert.deepEqual(redelivered.map((r) => [r.idempotency_key, r.http_status]), [[key, 200]]);
+  const redelivered = await waitFor(
+    'redelivery',
+    () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'),
+    (r) => r.length > 0,
+  );
+  assert.deepEqual(
+    redelivered.map((r) => [r.idempotency_key, r.http_status]),
+    [[key, 200]],
+  );
   assert.deepEqual(Object.keys((await (await fetch(`${nodeRed.base}/erp/bookings`)).json()) as object), [key]);
   assert.deepEqual(nodeRed.errors(), []);
   await nodeRed.stop('SIGTERM');

@@ -19,12 +19,20 @@ export interface NodeRedProcess {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-export async function startNodeRed(userDir: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<NodeRedProcess> {
-  const child = spawn(process.execPath, [join(root, 'scripts', 'start.mjs'), '--user-dir', userDir, '--port', '0', ...args], {
-    cwd: root,
-    env: { ...process.env, NODE_RED_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function startNodeRed(
+  userDir: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<NodeRedProcess> {
+  const child = spawn(
+    process.execPath,
+    [join(root, 'scripts', 'start.mjs'), '--user-dir', userDir, '--port', '0', ...args],
+    {
+      cwd: root,
+      env: { ...process.env, NODE_RED_LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -50,7 +58,12 @@ export async function startNodeRed(userDir: string, args: readonly string[], env
 }
 
 /** Polls `read` until `accept` holds for its result; returns that result, or throws with the last one. */
-export async function waitFor<T>(what: string, read: () => Promise<T> | T, accept: (v: T) => boolean, ms = 20_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  read: () => Promise<T> | T,
+  accept: (v: T) => boolean,
+  ms = 20_000,
+): Promise<T> {
   const until = Date.now() + ms;
   let last: T | undefined;
   let lastError: unknown;
@@ -62,7 +75,9 @@ export async function waitFor<T>(what: string, read: () => Promise<T> | T, accep
       lastError = err;
     }
     if (Date.now() > until) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out waiting for ${what}; last: ${JSON.stringify(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -65,7 +65,8 @@ function expectedDashboard(events: ActyxEvent[]): Row[] {
     const m = machineOf(e);
     if (!m || !['started', 'stopped'].includes(payload(e).type)) continue;
     const cur = latest.get(m);
-    if (!cur || e.timestamp > cur.timestamp || (e.timestamp === cur.timestamp && e.lamport > cur.lamport)) latest.set(m, e);
+    if (!cur || e.timestamp > cur.timestamp || (e.timestamp === cur.timestamp && e.lamport > cur.lamport))
+      latest.set(m, e);
   }
   return [...latest].map(([machine, e]) => ({
     machine,
@@ -89,7 +90,12 @@ function expectedUsage(events: ActyxEvent[]): Row[] {
       else if (p.type === 'stopped' && started.has(p.order)) {
         const s = started.get(p.order)!;
         started.delete(p.order);
-        rows.push({ machine, manufacturing_order: p.order, started: iso(s.timestamp), duration_minutes: Math.round((e.timestamp - s.timestamp) / 600000) / 100 });
+        rows.push({
+          machine,
+          manufacturing_order: p.order,
+          started: iso(s.timestamp),
+          duration_minutes: Math.round((e.timestamp - s.timestamp) / 600000) / 100,
+        });
       }
     }
   }
@@ -98,7 +104,12 @@ function expectedUsage(events: ActyxEvent[]): Row[] {
 
 test('with the simulator (and a drill delivering late events), the tables equal a from-scratch computation over the log', async () => {
   nodeRed = await startNodeRed(userDir, ['--no-audit-trail', '--sim-ms-per-minute', '25', '--sim-duration-ms', '3000']);
-  await waitFor('the simulator to finish', () => nodeRed!.output().includes('Factory simulator finished.'), (x) => x, 30_000);
+  await waitFor(
+    'the simulator to finish',
+    () => nodeRed!.output().includes('Factory simulator finished.'),
+    (x) => x,
+    30_000,
+  );
   const events = await readLog();
   assert.ok(events.length > 50, `only ${events.length} events`);
 
@@ -117,22 +128,37 @@ test('with the simulator (and a drill delivering late events), the tables equal 
   const usage = sortRows(expectedUsage(events));
   assert.ok(dashboard.length === 4 && usage.length > 5);
   assert.deepEqual(
-    await waitFor('dashboard = from scratch', () => sortRows(tableRows('drill-dashboard.sqlite', 'SELECT * FROM dashboard')), (r) => JSON.stringify(r) === JSON.stringify(dashboard)),
+    await waitFor(
+      'dashboard = from scratch',
+      () => sortRows(tableRows('drill-dashboard.sqlite', 'SELECT * FROM dashboard')),
+      (r) => JSON.stringify(r) === JSON.stringify(dashboard),
+    ),
     dashboard,
   );
   assert.deepEqual(
-    await waitFor('usage = from scratch', () => sortRows(tableRows('machine-usage.sqlite', 'SELECT * FROM machine_usage')), (r) => JSON.stringify(r) === JSON.stringify(usage)),
+    await waitFor(
+      'usage = from scratch',
+      () => sortRows(tableRows('machine-usage.sqlite', 'SELECT * FROM machine_usage')),
+      (r) => JSON.stringify(r) === JSON.stringify(usage),
+    ),
     usage,
   );
 
   // ERP: one booking per reported-finished step, with the parts reported for its order.
-  const finished = events.filter((e) => payload(e).type === 'stepFinished').map((e) => `${payload(e).order}|${payload(e).step}`);
+  const finished = events
+    .filter((e) => payload(e).type === 'stepFinished')
+    .map((e) => `${payload(e).order}|${payload(e).step}`);
   const parts = new Map<string, number>();
-  for (const e of events) if (payload(e).type === 'partsReported') parts.set(payload(e).order, (parts.get(payload(e).order) ?? 0) + (payload(e).count ?? 0));
+  for (const e of events)
+    if (payload(e).type === 'partsReported')
+      parts.set(payload(e).order, (parts.get(payload(e).order) ?? 0) + (payload(e).count ?? 0));
   const expectedBookings = finished.map((k) => [k, parts.get(k.split('|')[0]!) ?? 0]).sort();
   const bookings = await waitFor(
     'one booking per finished step',
-    () => tableRows('erp-bookings.sqlite', 'SELECT manufacturing_order, step, parts FROM erp_bookings').map((r) => [`${r.manufacturing_order}|${r.step}`, r.parts]).sort(),
+    () =>
+      tableRows('erp-bookings.sqlite', 'SELECT manufacturing_order, step, parts FROM erp_bookings')
+        .map((r) => [`${r.manufacturing_order}|${r.step}`, r.parts])
+        .sort(),
     (r) => JSON.stringify(r) === JSON.stringify(expectedBookings),
   );
   assert.deepEqual(bookings, expectedBookings);

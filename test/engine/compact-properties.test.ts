@@ -32,30 +32,73 @@ function foldStep(acc: number, r: Rec, emit: (o: Value) => void, key: Value): nu
 /** `foldStep` from scratch over the sorted inputs, each as often as its (positive) multiplicity. */
 function foldFromScratch(key: Value, inputs: Multiset<Value>, outputs: [Value, number][]): void {
   let acc = 0;
-  for (const [r, m] of inputs) for (let i = 0; i < m; i++) acc = foldStep(acc, r as Rec, (o) => outputs.push([o, 1]), key);
+  for (const [r, m] of inputs)
+    for (let i = 0; i < m; i++) acc = foldStep(acc, r as Rec, (o) => outputs.push([o, 1]), key);
 }
 
 const cases: { name: string; build: (c: Collection<Rec>) => Collection; reference: (z: Z) => Z }[] = [
   { name: 'distinct', build: (c) => c.distinct(), reference: (z) => ref.distinct(z) },
   {
     name: 'maxBy (general plan)',
-    build: (c) => c.groupBy((r) => r.k).maxBy((r) => r.v).ungroup(),
-    reference: (z) => ref.ungroup(ref.extremum(ref.groupBy(z, (v) => (v as Rec).k), (v) => (v as Rec).v, 1)),
+    build: (c) =>
+      c
+        .groupBy((r) => r.k)
+        .maxBy((r) => r.v)
+        .ungroup(),
+    reference: (z) =>
+      ref.ungroup(
+        ref.extremum(
+          ref.groupBy(z, (v) => (v as Rec).k),
+          (v) => (v as Rec).v,
+          1,
+        ),
+      ),
   },
   {
     name: 'minBy (general plan)',
-    build: (c) => c.groupBy((r) => r.k).minBy((r) => r.v).ungroup(),
-    reference: (z) => ref.ungroup(ref.extremum(ref.groupBy(z, (v) => (v as Rec).k), (v) => (v as Rec).v, -1)),
+    build: (c) =>
+      c
+        .groupBy((r) => r.k)
+        .minBy((r) => r.v)
+        .ungroup(),
+    reference: (z) =>
+      ref.ungroup(
+        ref.extremum(
+          ref.groupBy(z, (v) => (v as Rec).k),
+          (v) => (v as Rec).v,
+          -1,
+        ),
+      ),
   },
   {
     name: 'reduce',
-    build: (c) => c.groupBy((r) => r.k).reduce(sortedSum).ungroup(),
-    reference: (z) => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => (v as Rec).k), sortedSum)),
+    build: (c) =>
+      c
+        .groupBy((r) => r.k)
+        .reduce(sortedSum)
+        .ungroup(),
+    reference: (z) =>
+      ref.ungroup(
+        ref.reduce(
+          ref.groupBy(z, (v) => (v as Rec).k),
+          sortedSum,
+        ),
+      ),
   },
   ...[1, 2, 32].map((every) => ({
     name: `scan (checkpoint every ${every})`,
-    build: (c: Collection<Rec>) => c.groupBy((r) => r.k).scan(0, foldStep, { checkpointEvery: every }).ungroup(),
-    reference: (z: Z) => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => (v as Rec).k), foldFromScratch)),
+    build: (c: Collection<Rec>) =>
+      c
+        .groupBy((r) => r.k)
+        .scan(0, foldStep, { checkpointEvery: every })
+        .ungroup(),
+    reference: (z: Z) =>
+      ref.ungroup(
+        ref.reduce(
+          ref.groupBy(z, (v) => (v as Rec).k),
+          foldFromScratch,
+        ),
+      ),
   })),
 ];
 
@@ -97,28 +140,33 @@ describe('compact(cutoff) then more updates == from scratch over the kept values
   for (const c of cases) {
     test(c.name, async () => {
       await fc.assert(
-        fc.asyncProperty(scenario(rec, { retractions: true }), fc.nat(20), fc.integer({ min: 0, max: 11 }), async (sc, cut, cutoff) => {
-          const split = cut % (sc.batches.length + 1);
-          const g = createGraph();
-          g.output('out', c.build(g.input<Rec>('in')));
-          const before = sc.batches.slice(0, split);
-          for (const batch of before) await g.step({ in: batch }, { onError: 'stop' });
-          const size = g.stateSize();
-          g.compact(cutoff);
-          assert.ok(g.stateSize() <= size, 'compaction never grows the state');
-          const collection = kept(before, cutoff);
-          let previous = c.reference(collection);
-          for (const batch of sc.batches.slice(split)) {
-            for (const [v, d] of batch) zAdd(collection, v, d);
-            const out = (await g.step({ in: batch }, { onError: 'stop' })).outputs.get('out') ?? [];
-            assertConsolidated(out, 'after compaction');
-            const now = c.reference(collection);
-            const got: Z = new Map();
-            for (const [v, d] of out) zAdd(got, v, d);
-            assert.deepEqual(zShow(got), zShow(zMinus(now, previous)));
-            previous = now;
-          }
-        }),
+        fc.asyncProperty(
+          scenario(rec, { retractions: true }),
+          fc.nat(20),
+          fc.integer({ min: 0, max: 11 }),
+          async (sc, cut, cutoff) => {
+            const split = cut % (sc.batches.length + 1);
+            const g = createGraph();
+            g.output('out', c.build(g.input<Rec>('in')));
+            const before = sc.batches.slice(0, split);
+            for (const batch of before) await g.step({ in: batch }, { onError: 'stop' });
+            const size = g.stateSize();
+            g.compact(cutoff);
+            assert.ok(g.stateSize() <= size, 'compaction never grows the state');
+            const collection = kept(before, cutoff);
+            let previous = c.reference(collection);
+            for (const batch of sc.batches.slice(split)) {
+              for (const [v, d] of batch) zAdd(collection, v, d);
+              const out = (await g.step({ in: batch }, { onError: 'stop' })).outputs.get('out') ?? [];
+              assertConsolidated(out, 'after compaction');
+              const now = c.reference(collection);
+              const got: Z = new Map();
+              for (const [v, d] of out) zAdd(got, v, d);
+              assert.deepEqual(zShow(got), zShow(zMinus(now, previous)));
+              previous = now;
+            }
+          },
+        ),
         { numRuns: RUNS },
       );
     });

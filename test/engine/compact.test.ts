@@ -8,36 +8,79 @@ import { show, single } from './run';
 type KV = { k: string; v: number };
 
 function machineEvent(lamport: number, type: 'started' | 'stopped', order: string, timestamp: number): DrillEvent {
-  return { lamport, stream: 'drill1-0', offset: lamport, timestamp, tags: ['machine', 'machine:Drill1'], appId: 'test', payload: { type, order } };
+  return {
+    lamport,
+    stream: 'drill1-0',
+    offset: lamport,
+    timestamp,
+    tags: ['machine', 'machine:Drill1'],
+    appId: 'test',
+    payload: { type, order },
+  };
 }
 
 describe('compact', () => {
   test('usage: rows derived from forgotten events stay (never retracted); new events only add their rows', async () => {
     const u = single<DrillEvent>(usagePipeline, true);
-    const first = await u.step([[machineEvent(1, 'started', '4711', 100), 1, 100], [machineEvent(2, 'stopped', '4711', 200), 1, 200]]);
+    const first = await u.step([
+      [machineEvent(1, 'started', '4711', 100), 1, 100],
+      [machineEvent(2, 'stopped', '4711', 200), 1, 200],
+    ]);
     assert.deepEqual(show(first), [[{ machine: 'Drill1', order: '4711', started: 100, durationMicros: 100 }, 1]]);
     const before = u.graph.stateSize();
     u.graph.compact(300);
     assert.ok(u.graph.stateSize() < before, 'state shrinks');
-    const next = await u.step([[machineEvent(3, 'started', '4712', 400), 1, 400], [machineEvent(4, 'stopped', '4712', 450), 1, 450]]);
-    assert.deepEqual(show(next), [[{ machine: 'Drill1', order: '4712', started: 400, durationMicros: 50 }, 1]], 'no retraction of 4711');
+    const next = await u.step([
+      [machineEvent(3, 'started', '4712', 400), 1, 400],
+      [machineEvent(4, 'stopped', '4712', 450), 1, 450],
+    ]);
+    assert.deepEqual(
+      show(next),
+      [[{ machine: 'Drill1', order: '4712', started: 400, durationMicros: 50 }, 1]],
+      'no retraction of 4711',
+    );
   });
 
   test('general maxBy: the forgotten winner is replaced silently; later changes are computed from the rest', async () => {
-    const max = single<KV>((c) => c.groupBy((x) => x.k).maxBy((x) => x.v).ungroup());
-    await max.step([[{ k: 'a', v: 10 }, 1, 1], [{ k: 'a', v: 3 }, 1, 5]]);
+    const max = single<KV>((c) =>
+      c
+        .groupBy((x) => x.k)
+        .maxBy((x) => x.v)
+        .ungroup(),
+    );
+    await max.step([
+      [{ k: 'a', v: 10 }, 1, 1],
+      [{ k: 'a', v: 3 }, 1, 5],
+    ]);
     assert.equal(max.graph.stateSize(), 2);
     max.graph.compact(3);
     assert.equal(max.graph.stateSize(), 1);
-    assert.deepEqual(show(await max.step([[{ k: 'a', v: 4 }, 1, 6]])), [[{ k: 'a', v: 3 }, -1], [{ k: 'a', v: 4 }, 1]]);
+    assert.deepEqual(show(await max.step([[{ k: 'a', v: 4 }, 1, 6]])), [
+      [{ k: 'a', v: 3 }, -1],
+      [{ k: 'a', v: 4 }, 1],
+    ]);
     max.graph.compact(100);
     assert.equal(max.graph.stateSize(), 0);
-    assert.deepEqual(show(await max.step([[{ k: 'a', v: 1 }, 1, 101]])), [[{ k: 'a', v: 1 }, 1]], 'an emptied group starts afresh (keyed sinks upsert)');
+    assert.deepEqual(
+      show(await max.step([[{ k: 'a', v: 1 }, 1, 101]])),
+      [[{ k: 'a', v: 1 }, 1]],
+      'an emptied group starts afresh (keyed sinks upsert)',
+    );
   });
 
   test('insert-only maxBy keeps O(1) state and needs no compaction', async () => {
-    const max = single<KV>((c) => c.groupBy((x) => x.k).maxBy((x) => x.v).ungroup(), true);
-    await max.step([[{ k: 'a', v: 10 }, 1, 1], [{ k: 'b', v: 3 }, 1, 5]]);
+    const max = single<KV>(
+      (c) =>
+        c
+          .groupBy((x) => x.k)
+          .maxBy((x) => x.v)
+          .ungroup(),
+      true,
+    );
+    await max.step([
+      [{ k: 'a', v: 10 }, 1, 1],
+      [{ k: 'b', v: 3 }, 1, 5],
+    ]);
     max.graph.compact(1000);
     assert.equal(max.graph.stateSize(), 2);
     assert.deepEqual(await max.step([[{ k: 'a', v: 9 }, 1, 1001]]), [], 'the old winner still counts');
@@ -45,23 +88,49 @@ describe('compact', () => {
 
   test('distinct forgets old values; count keeps its totals', async () => {
     const d = single<KV>((c) => c.distinct());
-    await d.step([[{ k: 'a', v: 1 }, 1, 1], [{ k: 'b', v: 1 }, 1, 10]]);
+    await d.step([
+      [{ k: 'a', v: 1 }, 1, 1],
+      [{ k: 'b', v: 1 }, 1, 10],
+    ]);
     d.graph.compact(5);
     assert.equal(d.graph.stateSize(), 1);
     assert.deepEqual(show(await d.step([[{ k: 'b', v: 1 }, 1, 11]])), [], 'b is still known');
     assert.deepEqual(show(await d.step([[{ k: 'a', v: 1 }, 1, 12]])), [[{ k: 'a', v: 1 }, 1]], 'a was forgotten');
-    const c = single<KV>((x) => x.groupBy((r) => r.k).count().ungroup());
+    const c = single<KV>((x) =>
+      x
+        .groupBy((r) => r.k)
+        .count()
+        .ungroup(),
+    );
     await c.step([[{ k: 'a', v: 1 }, 1, 1]]);
     c.graph.compact(5);
-    assert.deepEqual(show(await c.step([[{ k: 'a', v: 2 }, 1, 6]])), [[{ count: 1, key: 'a' }, -1], [{ count: 2, key: 'a' }, 1]]);
+    assert.deepEqual(show(await c.step([[{ k: 'a', v: 2 }, 1, 6]])), [
+      [{ count: 1, key: 'a' }, -1],
+      [{ count: 2, key: 'a' }, 1],
+    ]);
   });
 
   test('compaction emits nothing by itself and the next untouched step stays empty', async () => {
-    const r = single<KV>((c) => c.groupBy((x) => x.k).reduce((key, inputs) => [[{ key, n: inputs.length }, 1]]).ungroup());
-    await r.step([[{ k: 'a', v: 1 }, 1, 1], [{ k: 'a', v: 2 }, 1, 9], [{ k: 'b', v: 1 }, 1, 9]]);
+    const r = single<KV>((c) =>
+      c
+        .groupBy((x) => x.k)
+        .reduce((key, inputs) => [[{ key, n: inputs.length }, 1]])
+        .ungroup(),
+    );
+    await r.step([
+      [{ k: 'a', v: 1 }, 1, 1],
+      [{ k: 'a', v: 2 }, 1, 9],
+      [{ k: 'b', v: 1 }, 1, 9],
+    ]);
     r.graph.compact(5);
-    assert.deepEqual(await r.step([[{ k: 'b', v: 2 }, 1, 10]]), [[{ key: 'b', n: 1 }, -1, 10], [{ key: 'b', n: 2 }, 1, 10]]);
+    assert.deepEqual(await r.step([[{ k: 'b', v: 2 }, 1, 10]]), [
+      [{ key: 'b', n: 1 }, -1, 10],
+      [{ key: 'b', n: 2 }, 1, 10],
+    ]);
     // group a was re-baselined to n=1 silently; touching it emits the change from there
-    assert.deepEqual(show(await r.step([[{ k: 'a', v: 3 }, 1, 11]])), [[{ key: 'a', n: 1 }, -1], [{ key: 'a', n: 2 }, 1]]);
+    assert.deepEqual(show(await r.step([[{ k: 'a', v: 3 }, 1, 11]])), [
+      [{ key: 'a', n: 1 }, -1],
+      [{ key: 'a', n: 2 }, 1],
+    ]);
   });
 });

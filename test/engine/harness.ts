@@ -34,12 +34,19 @@ function shuffle<X>(xs: X[], seed: number): X[] {
  * Scenarios over values from `value`: the final collection, and with `retractions` also noise
  * (values inserted and retracted), shuffled and cut into batches.
  */
-export function scenario<T extends Value>(value: fc.Arbitrary<T>, options: { retractions: boolean; maxLength?: number }): fc.Arbitrary<Scenario<T>> {
+export function scenario<T extends Value>(
+  value: fc.Arbitrary<T>,
+  options: { retractions: boolean; maxLength?: number },
+): fc.Arbitrary<Scenario<T>> {
   const max = options.maxLength ?? 24;
   return fc
     .record({
-      final: fc.array(fc.tuple(value, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 9 })), { maxLength: max }),
-      noise: options.retractions ? fc.array(fc.tuple(value, fc.integer({ min: 0, max: 9 })), { maxLength: max / 2 }) : fc.constant([]),
+      final: fc.array(fc.tuple(value, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 9 })), {
+        maxLength: max,
+      }),
+      noise: options.retractions
+        ? fc.array(fc.tuple(value, fc.integer({ min: 0, max: 9 })), { maxLength: max / 2 })
+        : fc.constant([]),
       seed: fc.integer(),
       cuts: fc.array(fc.integer({ min: 0, max: 1000 }), { maxLength: 6 }),
     })
@@ -94,9 +101,17 @@ export async function checkIncremental<T extends Value>(
     const after = reference(collection);
     const got: Z = new Map();
     for (const [v, d] of out) zAdd(got, v, d);
-    assert.deepEqual(zShow(got), zShow(zMinus(after, before)), `step ${i}: output differs from the change of the from-scratch result`);
+    assert.deepEqual(
+      zShow(got),
+      zShow(zMinus(after, before)),
+      `step ${i}: output differs from the change of the from-scratch result`,
+    );
     for (const [v, d] of out) zAdd(accumulated, v, d);
     before = after;
   }
-  assert.deepEqual(zShow(accumulated), zShow(reference(collection)), 'accumulated output differs from the from-scratch result');
+  assert.deepEqual(
+    zShow(accumulated),
+    zShow(reference(collection)),
+    'accumulated output differs from the from-scratch result',
+  );
 }

@@ -6,7 +6,16 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Collection, Multiset, Value } from '../../src/engine';
 import type { DrillEvent } from '../../bench/drill-data';
-import { dashboardPipeline, isMachineEvent, pairStartStop, toDashboardRow, toExcerpt, usagePipeline, type Excerpt, type UsageRow } from '../../bench/drill-pipelines';
+import {
+  dashboardPipeline,
+  isMachineEvent,
+  pairStartStop,
+  toDashboardRow,
+  toExcerpt,
+  usagePipeline,
+  type Excerpt,
+  type UsageRow,
+} from '../../bench/drill-pipelines';
 import { checkIncremental, RUNS, scenario } from './harness';
 import { ref, refCompare, type Z } from './reference';
 
@@ -58,32 +67,67 @@ const cases: Case[] = [
   {
     name: 'concat',
     build: (c) => c.filter(keep).concat([c.map((r) => r as Rec), c.filter((r) => r.k === 'a')]),
-    reference: (z) => ref.concat(ref.filter(z, (v) => keep(v as Rec)), z, ref.filter(z, (v) => (v as Rec).k === 'a')),
+    reference: (z) =>
+      ref.concat(
+        ref.filter(z, (v) => keep(v as Rec)),
+        z,
+        ref.filter(z, (v) => (v as Rec).k === 'a'),
+      ),
   },
   { name: 'distinct', build: (c) => c.distinct(), reference: (z) => ref.distinct(z), insertOnlyToo: true },
   {
     name: 'groupBy + maxBy + ungroup',
     build: (c) => c.groupBy(byKey).maxBy(byV).ungroup(),
-    reference: (z) => ref.ungroup(ref.extremum(ref.groupBy(z, (v) => byKey(v as Rec)), (v) => byV(v as Rec), 1)),
+    reference: (z) =>
+      ref.ungroup(
+        ref.extremum(
+          ref.groupBy(z, (v) => byKey(v as Rec)),
+          (v) => byV(v as Rec),
+          1,
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
     name: 'groupBy + minBy + ungroup',
     build: (c) => c.groupBy(byKey).minBy(byV).ungroup(),
-    reference: (z) => ref.ungroup(ref.extremum(ref.groupBy(z, (v) => byKey(v as Rec)), (v) => byV(v as Rec), -1)),
+    reference: (z) =>
+      ref.ungroup(
+        ref.extremum(
+          ref.groupBy(z, (v) => byKey(v as Rec)),
+          (v) => byV(v as Rec),
+          -1,
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
     name: 'maxBy with composite keys and scores',
-    build: (c) => c.groupBy((r) => [r.k, r.s.length]).maxBy((r) => ({ s: r.s, v: r.v })).ungroup(),
+    build: (c) =>
+      c
+        .groupBy((r) => [r.k, r.s.length])
+        .maxBy((r) => ({ s: r.s, v: r.v }))
+        .ungroup(),
     reference: (z) =>
-      ref.ungroup(ref.extremum(ref.groupBy(z, (v) => [(v as Rec).k, (v as Rec).s.length]), (v) => ({ s: (v as Rec).s, v: (v as Rec).v }), 1)),
+      ref.ungroup(
+        ref.extremum(
+          ref.groupBy(z, (v) => [(v as Rec).k, (v as Rec).s.length]),
+          (v) => ({ s: (v as Rec).s, v: (v as Rec).v }),
+          1,
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
     name: 'groupBy + reduce + ungroup',
     build: (c) => c.groupBy(byKey).reduce(reduceFn).ungroup(),
-    reference: (z) => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => byKey(v as Rec)), reduceFn)),
+    reference: (z) =>
+      ref.ungroup(
+        ref.reduce(
+          ref.groupBy(z, (v) => byKey(v as Rec)),
+          reduceFn,
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
@@ -95,7 +139,13 @@ const cases: Case[] = [
   {
     name: 'groupBy + sum + ungroup',
     build: (c) => c.groupBy(byKey).sum(byV).ungroup(),
-    reference: (z) => ref.ungroup(ref.sum(ref.groupBy(z, (v) => byKey(v as Rec)), (v) => byV(v as Rec))),
+    reference: (z) =>
+      ref.ungroup(
+        ref.sum(
+          ref.groupBy(z, (v) => byKey(v as Rec)),
+          (v) => byV(v as Rec),
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
@@ -106,9 +156,29 @@ const cases: Case[] = [
   },
   {
     name: 'maxBy then count of the winners (retractions inside the graph)',
-    build: (c) => c.groupBy(byKey).maxBy(byV).ungroup().groupBy((r) => r.v).count().ungroup(),
+    build: (c) =>
+      c
+        .groupBy(byKey)
+        .maxBy(byV)
+        .ungroup()
+        .groupBy((r) => r.v)
+        .count()
+        .ungroup(),
     reference: (z) =>
-      ref.ungroup(ref.count(ref.groupBy(ref.ungroup(ref.extremum(ref.groupBy(z, (v) => byKey(v as Rec)), (v) => byV(v as Rec), 1)), (v) => (v as Rec).v))),
+      ref.ungroup(
+        ref.count(
+          ref.groupBy(
+            ref.ungroup(
+              ref.extremum(
+                ref.groupBy(z, (v) => byKey(v as Rec)),
+                (v) => byV(v as Rec),
+                1,
+              ),
+            ),
+            (v) => (v as Rec).v,
+          ),
+        ),
+      ),
     insertOnlyToo: true,
   },
   {
@@ -140,14 +210,18 @@ describe('incremental results equal from-scratch results (every operator)', () =
   for (const c of cases) {
     test(`${c.name}, with retractions`, async () => {
       await fc.assert(
-        fc.asyncProperty(scenario(rec, { retractions: true }), (sc) => checkIncremental(sc, false, c.build, c.reference)),
+        fc.asyncProperty(scenario(rec, { retractions: true }), (sc) =>
+          checkIncremental(sc, false, c.build, c.reference),
+        ),
         { numRuns: RUNS },
       );
     });
     if (c.insertOnlyToo) {
       test(`${c.name}, insert-only input`, async () => {
         await fc.assert(
-          fc.asyncProperty(scenario(rec, { retractions: false }), (sc) => checkIncremental(sc, true, c.build, c.reference)),
+          fc.asyncProperty(scenario(rec, { retractions: false }), (sc) =>
+            checkIncremental(sc, true, c.build, c.reference),
+          ),
           { numRuns: RUNS },
         );
       });
@@ -167,15 +241,31 @@ const drillEvent: fc.Arbitrary<DrillEvent> = fc
   .map(({ m, kind, order, ts, lamport }): DrillEvent => {
     const base = { lamport, offset: lamport, timestamp: ts, appId: 'com.example.drill-factory' };
     if (kind === 'worker') {
-      return { ...base, stream: 'tablet1-0', tags: ['worker', 'worker:Fred', `order:${order}`], payload: { type: 'setupStarted', machine: `Drill${m}`, order } };
+      return {
+        ...base,
+        stream: 'tablet1-0',
+        tags: ['worker', 'worker:Fred', `order:${order}`],
+        payload: { type: 'setupStarted', machine: `Drill${m}`, order },
+      };
     }
-    return { ...base, stream: `drill${m}-0`, tags: ['machine', `machine:Drill${m}`], payload: { type: kind as 'started' | 'stopped', order } };
+    return {
+      ...base,
+      stream: `drill${m}-0`,
+      tags: ['machine', `machine:Drill${m}`],
+      payload: { type: kind as 'started' | 'stopped', order },
+    };
   });
 
 const dashboardReference = (z: Z): Z =>
   ref.ungroup(
     ref.extremum(
-      ref.groupBy(ref.map(ref.filter(z, (e) => isMachineEvent(e as DrillEvent)), (e) => toDashboardRow(e as DrillEvent)), (r) => (r as { machine: string }).machine),
+      ref.groupBy(
+        ref.map(
+          ref.filter(z, (e) => isMachineEvent(e as DrillEvent)),
+          (e) => toDashboardRow(e as DrillEvent),
+        ),
+        (r) => (r as { machine: string }).machine,
+      ),
       (r) => (r as { since: number }).since,
       1,
     ),
@@ -184,8 +274,19 @@ const dashboardReference = (z: Z): Z =>
 const usageReference = (z: Z): Z =>
   ref.ungroup(
     ref.reduce(
-      ref.groupBy(ref.map(ref.filter(z, (e) => isMachineEvent(e as DrillEvent)), (e) => toExcerpt(e as DrillEvent)), (x) => (x as Excerpt).machine),
-      (key, inputs, outputs) => pairStartStop(key as string, inputs as unknown as Multiset<Excerpt>, outputs as unknown as [UsageRow, number][]),
+      ref.groupBy(
+        ref.map(
+          ref.filter(z, (e) => isMachineEvent(e as DrillEvent)),
+          (e) => toExcerpt(e as DrillEvent),
+        ),
+        (x) => (x as Excerpt).machine,
+      ),
+      (key, inputs, outputs) =>
+        pairStartStop(
+          key as string,
+          inputs as unknown as Multiset<Excerpt>,
+          outputs as unknown as [UsageRow, number][],
+        ),
     ),
   );
 
@@ -194,13 +295,17 @@ describe("the seed's pipelines, incremental == from scratch", () => {
     const label = insertOnly ? 'insert-only events' : 'events with retractions';
     test(`dashboard (filter → map → groupBy machine → maxBy since → ungroup), ${label}`, async () => {
       await fc.assert(
-        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 30 }), (sc) => checkIncremental(sc, insertOnly, dashboardPipeline, dashboardReference)),
+        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 30 }), (sc) =>
+          checkIncremental(sc, insertOnly, dashboardPipeline, dashboardReference),
+        ),
         { numRuns: RUNS },
       );
     });
     test(`usage (map to excerpt → groupBy machine → reduce pairing started/stopped → ungroup), ${label}`, async () => {
       await fc.assert(
-        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 30 }), (sc) => checkIncremental(sc, insertOnly, usagePipeline, usageReference)),
+        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 30 }), (sc) =>
+          checkIncremental(sc, insertOnly, usagePipeline, usageReference),
+        ),
         { numRuns: RUNS },
       );
     });

@@ -92,7 +92,9 @@ export function zMinus(a: Z, b: Z): Z {
 
 /** A comparable form: sorted [json, multiplicity] pairs. */
 export function zShow(z: Z): [string, number][] {
-  return [...z.entries()].map(([k, [, d]]): [string, number] => [k, d]).sort((p, q) => (p[0] < q[0] ? -1 : p[0] > q[0] ? 1 : 0));
+  return [...z.entries()]
+    .map(([k, [, d]]): [string, number] => [k, d])
+    .sort((p, q) => (p[0] < q[0] ? -1 : p[0] > q[0] ? 1 : 0));
 }
 
 /** Grouped collection: JSON of the key → {key, z}. */

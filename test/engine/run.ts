@@ -1,8 +1,19 @@
 /** Small helpers for the engine's unit tests. */
-import { createGraph, type Batch, type Collection, type Graph, type StepOptions, type Update, type Value } from '../../src/engine';
+import {
+  createGraph,
+  type Batch,
+  type Collection,
+  type Graph,
+  type StepOptions,
+  type Update,
+  type Value,
+} from '../../src/engine';
 
 /** A graph with one input `in` and one output `out` built by `build`. */
-export function single<T extends Value>(build: (c: Collection<T>) => Collection, insertOnly = false): { graph: Graph; step: (batch: Update<T>[], options?: StepOptions) => Promise<Batch> } {
+export function single<T extends Value>(
+  build: (c: Collection<T>) => Collection,
+  insertOnly = false,
+): { graph: Graph; step: (batch: Update<T>[], options?: StepOptions) => Promise<Batch> } {
   const graph = createGraph();
   graph.output('out', build(graph.input<T>('in', { insertOnly })));
   return {
@@ -13,5 +24,7 @@ export function single<T extends Value>(build: (c: Collection<T>) => Collection,
 
 /** Updates without times, sorted, for readable assertions. */
 export function show(batch: Batch): [Value, number][] {
-  return batch.map(([v, d]): [Value, number] => [v, d]).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
+  return batch
+    .map(([v, d]): [Value, number] => [v, d])
+    .sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
 }

@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { OperatorError, type Collection, type Multiset, type Value } from '../../src/engine';
 import type { DrillEvent } from '../../bench/drill-data';
-import { pairStartStop, usagePipeline, usageScanPipeline, type Excerpt, type UsageRow } from '../../bench/drill-pipelines';
+import {
+  pairStartStop,
+  usagePipeline,
+  usageScanPipeline,
+  type Excerpt,
+  type UsageRow,
+} from '../../bench/drill-pipelines';
 import { checkIncremental, RUNS, scenario } from './harness';
 import { ref, type Z } from './reference';
 import { show, single } from './run';
@@ -41,12 +47,23 @@ function foldFromScratch(key: Value, inputs: [Value, number][], outputs: [Value,
   let state = JSON.parse(JSON.stringify(initial)) as State;
   for (const [v, m] of inputs) {
     for (let i = 0; i < m; i++) {
-      state = step(state, v as Rec, (o, n = 1) => outputs.push([JSON.parse(JSON.stringify(o)) as Value, n]), key as string);
+      state = step(
+        state,
+        v as Rec,
+        (o, n = 1) => outputs.push([JSON.parse(JSON.stringify(o)) as Value, n]),
+        key as string,
+      );
     }
   }
 }
 
-const reference = (z: Z): Z => ref.ungroup(ref.reduce(ref.groupBy(z, (v) => (v as Rec).k), foldFromScratch));
+const reference = (z: Z): Z =>
+  ref.ungroup(
+    ref.reduce(
+      ref.groupBy(z, (v) => (v as Rec).k),
+      foldFromScratch,
+    ),
+  );
 
 describe('scan: incremental == from-scratch fold', () => {
   for (const every of [1, 2, 3, 32]) {
@@ -54,7 +71,16 @@ describe('scan: incremental == from-scratch fold', () => {
       test(`checkpoint every ${every}, ${insertOnly ? 'insert-only' : 'with retractions'}`, async () => {
         await fc.assert(
           fc.asyncProperty(scenario(rec, { retractions: !insertOnly, maxLength: 80 }), (sc) =>
-            checkIncremental(sc, insertOnly, (c: Collection<Rec>) => c.groupBy((r) => r.k).scan(initial, step, { checkpointEvery: every }).ungroup(), reference),
+            checkIncremental(
+              sc,
+              insertOnly,
+              (c: Collection<Rec>) =>
+                c
+                  .groupBy((r) => r.k)
+                  .scan(initial, step, { checkpointEvery: every })
+                  .ungroup(),
+              reference,
+            ),
           ),
           { numRuns: RUNS },
         );
@@ -71,7 +97,12 @@ describe('scan: incremental == from-scratch fold', () => {
           (c: Collection<Rec>) =>
             c
               .groupBy((r) => r.k)
-              .scan(initial, (s, r, emit, key) => (r.v % 2 === 0 ? Promise.resolve().then(() => step(s, r, emit, key)) : step(s, r, emit, key)), { checkpointEvery: 2 })
+              .scan(
+                initial,
+                (s, r, emit, key) =>
+                  r.v % 2 === 0 ? Promise.resolve().then(() => step(s, r, emit, key)) : step(s, r, emit, key),
+                { checkpointEvery: 2 },
+              )
               .ungroup(),
           reference,
         ),
@@ -83,7 +114,12 @@ describe('scan: incremental == from-scratch fold', () => {
 
 describe("the seed's usage view as a scan", () => {
   const drillEvent: fc.Arbitrary<DrillEvent> = fc
-    .record({ lamport: fc.integer({ min: 1, max: 60 }), m: fc.constantFrom(1, 2), kind: fc.constantFrom('started', 'stopped'), order: fc.constantFrom('4711', '4712', '__proto__') })
+    .record({
+      lamport: fc.integer({ min: 1, max: 60 }),
+      m: fc.constantFrom(1, 2),
+      kind: fc.constantFrom('started', 'stopped'),
+      order: fc.constantFrom('4711', '4712', '__proto__'),
+    })
     .map(({ lamport, m, kind, order }) => ({
       lamport,
       stream: `drill${m}-0`,
@@ -98,16 +134,31 @@ describe("the seed's usage view as a scan", () => {
     test(`pairStep scan == pairStartStop reduce, ${insertOnly ? 'insert-only' : 'with retractions'}`, async () => {
       const reduceView = (z: Z): Z => {
         const g = ref.groupBy(
-          ref.map(z, (e) => ({ lamport: (e as DrillEvent).lamport, machine: (e as DrillEvent).tags[1]!.slice(8), payload: (e as DrillEvent).payload, timestamp: (e as DrillEvent).timestamp }) as Value),
+          ref.map(
+            z,
+            (e) =>
+              ({
+                lamport: (e as DrillEvent).lamport,
+                machine: (e as DrillEvent).tags[1]!.slice(8),
+                payload: (e as DrillEvent).payload,
+                timestamp: (e as DrillEvent).timestamp,
+              }) as Value,
+          ),
           (x) => (x as Excerpt).machine,
         );
         // A scan folds a value once per positive multiplicity; a group can hold a negative one
         // for a while (a retraction before its insertion), which the seed's reduce would still see.
         const positive = (inputs: [Value, number][]) => inputs.filter(([, m]) => m > 0) as unknown as Multiset<Excerpt>;
-        return ref.ungroup(ref.reduce(g, (key, inputs, outputs) => pairStartStop(key as string, positive(inputs), outputs as unknown as [UsageRow, number][])));
+        return ref.ungroup(
+          ref.reduce(g, (key, inputs, outputs) =>
+            pairStartStop(key as string, positive(inputs), outputs as unknown as [UsageRow, number][]),
+          ),
+        );
       };
       await fc.assert(
-        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 60 }), (sc) => checkIncremental(sc, insertOnly, usageScanPipeline, reduceView)),
+        fc.asyncProperty(scenario(drillEvent, { retractions: !insertOnly, maxLength: 60 }), (sc) =>
+          checkIncremental(sc, insertOnly, usageScanPipeline, reduceView),
+        ),
         { numRuns: RUNS },
       );
     });
@@ -122,7 +173,15 @@ describe("the seed's usage view as a scan", () => {
       for (let i = 0; i < 40; i++) {
         lamport++;
         const m = 1 + (lamport % 3);
-        const e: DrillEvent = { lamport, stream: `drill${m}-0`, offset: lamport, timestamp: lamport, appId: 't', tags: ['machine', `machine:Drill${m}`], payload: { type: (lamport >> 2) % 2 === 0 ? 'started' : 'stopped', order: `o${lamport % 5}` } };
+        const e: DrillEvent = {
+          lamport,
+          stream: `drill${m}-0`,
+          offset: lamport,
+          timestamp: lamport,
+          appId: 't',
+          tags: ['machine', `machine:Drill${m}`],
+          payload: { type: (lamport >> 2) % 2 === 0 ? 'started' : 'stopped', order: `o${lamport % 5}` },
+        };
         events.push([e, 1, e.timestamp]);
       }
       assert.deepEqual(show(await b.step(events)), show(await a.step(events)), `batch ${batch}`);
@@ -139,44 +198,104 @@ describe('scan failures', () => {
   const sums = (c: Collection<KV>) =>
     c
       .groupBy((x) => x.k)
-      .scan(0, (s: number, x: KV, emit, key) => {
-        const next = picky(s, x);
-        emit({ key, sum: next });
-        return next;
-      }, { name: 'running' })
+      .scan(
+        0,
+        (s: number, x: KV, emit, key) => {
+          const next = picky(s, x);
+          emit({ key, sum: next });
+          return next;
+        },
+        { name: 'running' },
+      )
       .ungroup();
 
   test('skip: the failing input is left out deterministically, the rest goes on', async () => {
     const r = single<KV>(sums);
     await r.step([[{ k: 'a', v: 1 }, 1, 1]]);
-    const res = await r.graph.step({ in: [[{ k: 'a', v: 13 }, 1, 2], [{ k: 'a', v: 2 }, 1, 2], [{ k: 'b', v: 5 }, 1, 2]] });
-    assert.deepEqual(show(res.outputs.get('out')!), [[{ key: 'a', sum: 3 }, 1], [{ key: 'b', sum: 5 }, 1]]);
+    const res = await r.graph.step({
+      in: [
+        [{ k: 'a', v: 13 }, 1, 2],
+        [{ k: 'a', v: 2 }, 1, 2],
+        [{ k: 'b', v: 5 }, 1, 2],
+      ],
+    });
+    assert.deepEqual(show(res.outputs.get('out')!), [
+      [{ key: 'a', sum: 3 }, 1],
+      [{ key: 'b', sum: 5 }, 1],
+    ]);
     assert.equal(res.skipped.length, 1);
     assert.equal(res.skipped[0].operator, 'running');
     assert.equal(res.skipped[0].value, 'a');
     assert.deepEqual(res.skipped[0].input, { k: 'a', v: 13 });
     // as if 13 never came: retracting 1 refolds from 2
-    assert.deepEqual(show(await r.step([[{ k: 'a', v: 1 }, -1, 3]])), [[{ key: 'a', sum: 1 }, -1], [{ key: 'a', sum: 3 }, -1], [{ key: 'a', sum: 2 }, 1]].sort((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)));
+    assert.deepEqual(
+      show(await r.step([[{ k: 'a', v: 1 }, -1, 3]])),
+      [
+        [{ key: 'a', sum: 1 }, -1],
+        [{ key: 'a', sum: 3 }, -1],
+        [{ key: 'a', sum: 2 }, 1],
+      ].sort((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)),
+    );
   });
 
   test('stop: OperatorError with the group key, nothing committed', async () => {
     const r = single<KV>(sums);
-    await assert.rejects(r.step([[{ k: 'a', v: 1 }, 1, 1], [{ k: 'b', v: 13 }, 1, 1]], { onError: 'stop' }), (e: unknown) => {
-      assert.ok(e instanceof OperatorError);
-      assert.equal(e.operator, 'running');
-      assert.equal(e.value, 'b');
-      return true;
-    });
+    await assert.rejects(
+      r.step(
+        [
+          [{ k: 'a', v: 1 }, 1, 1],
+          [{ k: 'b', v: 13 }, 1, 1],
+        ],
+        { onError: 'stop' },
+      ),
+      (e: unknown) => {
+        assert.ok(e instanceof OperatorError);
+        assert.equal(e.operator, 'running');
+        assert.equal(e.value, 'b');
+        return true;
+      },
+    );
     assert.equal(r.graph.stateSize(), 0);
   });
 
   test('a step that returns nothing, and a non-JSON emit, are named failures', async () => {
-    const noReturn = single<KV>((c) => c.groupBy((x) => x.k).scan(0, (() => undefined) as unknown as (s: number) => number).ungroup());
+    const noReturn = single<KV>((c) =>
+      c
+        .groupBy((x) => x.k)
+        .scan(0, (() => undefined) as unknown as (s: number) => number)
+        .ungroup(),
+    );
     await assert.rejects(noReturn.step([[{ k: 'a', v: 1 }, 1, 1]], { onError: 'stop' }), /must return the next state/);
-    const badEmit = single<KV>((c) => c.groupBy((x) => x.k).scan(0, (s: number, _x: KV, emit) => (emit({ when: new Date(0) } as unknown as Value), s)).ungroup());
-    await assert.rejects(badEmit.step([[{ k: 'a', v: 1 }, 1, 1]], { onError: 'stop' }), /emitted output is not a JSON value: \$\.when is a Date/);
-    assert.throws(() => single<KV>((c) => c.groupBy((x) => x.k).scan({ n: NaN }, (s) => s).ungroup()), /initial state is not a JSON value/);
-    assert.throws(() => single<KV>((c) => c.groupBy((x) => x.k).scan(0, (s) => s, { checkpointEvery: 0 }).ungroup()), /checkpointEvery/);
+    const badEmit = single<KV>((c) =>
+      c
+        .groupBy((x) => x.k)
+        .scan(0, (s: number, _x: KV, emit) => (emit({ when: new Date(0) } as unknown as Value), s))
+        .ungroup(),
+    );
+    await assert.rejects(
+      badEmit.step([[{ k: 'a', v: 1 }, 1, 1]], { onError: 'stop' }),
+      /emitted output is not a JSON value: \$\.when is a Date/,
+    );
+    assert.throws(
+      () =>
+        single<KV>((c) =>
+          c
+            .groupBy((x) => x.k)
+            .scan({ n: NaN }, (s) => s)
+            .ungroup(),
+        ),
+      /initial state is not a JSON value/,
+    );
+    assert.throws(
+      () =>
+        single<KV>((c) =>
+          c
+            .groupBy((x) => x.k)
+            .scan(0, (s) => s, { checkpointEvery: 0 })
+            .ungroup(),
+        ),
+      /checkpointEvery/,
+    );
   });
 
   test('inputs appended after all others fold on from the last state: one step call each, whatever the checkpoint spacing', async () => {
@@ -229,6 +348,9 @@ describe('scan failures', () => {
     const out = show(await r.step([[{ k: 'a', v: 505 }, 1, 2000]]));
     // 505 is new; 506..509 each count one more (a retraction and an insertion each).
     assert.equal(out.length, 1 + 4 * 2, JSON.stringify(out));
-    assert.deepEqual(out.find(([o]) => (o as { at: number }).at === 505), [{ at: 505, next: 5 }, 1]);
+    assert.deepEqual(
+      out.find(([o]) => (o as { at: number }).at === 505),
+      [{ at: 505, next: 5 }, 1],
+    );
   });
 });

@@ -20,7 +20,11 @@ const value: fc.Arbitrary<Value> = fc.letrec((tie) => ({
     fc.constantFrom('', 'a', 'b', 'ab', 'é', 'e\u0301', '\u{1F600}', '\uFFFF', '\uD800'),
     fc.string({ maxLength: 4 }),
     fc.array(tie('value'), { maxLength: 3 }),
-    fc.dictionary(fc.constantFrom('a', 'b', 'c', 'lamport', 'B', '__proto'), fc.option(tie('value'), { nil: undefined }), { maxKeys: 3 }),
+    fc.dictionary(
+      fc.constantFrom('a', 'b', 'c', 'lamport', 'B', '__proto'),
+      fc.option(tie('value'), { nil: undefined }),
+      { maxKeys: 3 },
+    ),
   ),
 })).value as fc.Arbitrary<Value>;
 
@@ -36,10 +40,33 @@ function scramble(v: Value): Value {
 
 describe('compareValues', () => {
   test('orders types null < false < true < numbers < strings < arrays < objects', () => {
-    const ascending: Value[] = [null, false, true, -1, 0, 2, '', 'a', 'b', [], [0], [0, 0], [1], {}, { a: 1 }, { a: 2 }, { a: 1, b: 0 }, { b: 0 }];
+    const ascending: Value[] = [
+      null,
+      false,
+      true,
+      -1,
+      0,
+      2,
+      '',
+      'a',
+      'b',
+      [],
+      [0],
+      [0, 0],
+      [1],
+      {},
+      { a: 1 },
+      { a: 2 },
+      { a: 1, b: 0 },
+      { b: 0 },
+    ];
     for (let i = 0; i < ascending.length; i++) {
       for (let j = 0; j < ascending.length; j++) {
-        assert.equal(Math.sign(compareValues(ascending[i], ascending[j])), Math.sign(i - j), `${JSON.stringify(ascending[i])} vs ${JSON.stringify(ascending[j])}`);
+        assert.equal(
+          Math.sign(compareValues(ascending[i], ascending[j])),
+          Math.sign(i - j),
+          `${JSON.stringify(ascending[i])} vs ${JSON.stringify(ascending[j])}`,
+        );
       }
     }
   });
@@ -57,7 +84,10 @@ describe('compareValues', () => {
     assert.equal(compareValues({ a: 1, x: undefined } as unknown as Value, { a: 1 }), 0);
     assert.ok(compareValues({ a: 9 }, { b: 0 }) < 0, 'key lists first');
     assert.ok(compareValues({ a: 1 }, { a: 1, b: 0 }) < 0, 'a shorter key list first');
-    assert.ok(compareValues({ lamport: 1, machine: 'z' }, { lamport: 2, machine: 'a' }) < 0, 'the first sorted key decides first');
+    assert.ok(
+      compareValues({ lamport: 1, machine: 'z' }, { lamport: 2, machine: 'a' }) < 0,
+      'the first sorted key decides first',
+    );
   });
 
   test('NaN and non-values are rejected', () => {
@@ -90,7 +120,18 @@ describe('structural identity', () => {
   });
 
   test('canonicalKey rejects what is not a value', () => {
-    for (const bad of [NaN, Infinity, -Infinity, undefined, () => 1, new Date(0), new Map(), { a: NaN }, [undefined], 10n]) {
+    for (const bad of [
+      NaN,
+      Infinity,
+      -Infinity,
+      undefined,
+      () => 1,
+      new Date(0),
+      new Map(),
+      { a: NaN },
+      [undefined],
+      10n,
+    ]) {
       assert.throws(() => canonicalKey(bad as unknown as Value), TypeError, String(bad));
       assert.throws(() => assertValue(bad), TypeError, String(bad));
     }

@@ -20,7 +20,11 @@ test('actyx editors: palette, subscribe form, config form by kind, signature as 
 
   const subscribeNode = page.locator('g.red-ui-flow-node-group[id="19116c1b0100a948"]'); // "machine events" in examples/machine-usage.json
   await subscribeNode.waitFor();
-  assert.equal(await subscribeNode.locator('.red-ui-flow-node-error:not(.hide)').count(), 0, 'the example node is valid');
+  assert.equal(
+    await subscribeNode.locator('.red-ui-flow-node-error:not(.hide)').count(),
+    0,
+    'the example node is valid',
+  );
   await subscribeNode.dblclick();
   await page.locator('#node-input-query').waitFor();
   assert.equal(await page.locator('#node-input-query').inputValue(), "'machine'");

@@ -13,9 +13,13 @@ const editor = nodeRedEditor('db-editor');
 
 test('db-sink editor: column list, validation of names, db-config fields by kind', async () => {
   const { page, pageErrors } = await editor.open();
-  await page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ }).waitFor({ timeout: 30_000 });
+  await page
+    .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ })
+    .waitFor({ timeout: 30_000 });
 
-  const sinkNode = page.locator('g.red-ui-flow-node-group', { has: page.locator('text', { hasText: 'machine_usage table' }) });
+  const sinkNode = page.locator('g.red-ui-flow-node-group', {
+    has: page.locator('text', { hasText: 'machine_usage table' }),
+  });
   await sinkNode.waitFor();
   const invalidMarker = sinkNode.locator('.red-ui-flow-node-error:not(.hide)');
   assert.equal(await invalidMarker.count(), 0, 'the example sink starts valid');
@@ -23,7 +27,9 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   await sinkNode.dblclick();
   const rows = page.locator('#node-input-columns-container .red-ui-editableList-item-content');
   await rows.first().waitFor();
-  const names = await page.locator('#node-input-columns-container .db-col-name').evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value));
+  const names = await page
+    .locator('#node-input-columns-container .db-col-name')
+    .evaluateAll((els) => els.map((e) => (e as unknown as { value: string }).value));
   assert.deepEqual(names.slice(0, 3), ['machine', 'manufacturing_order', 'started']);
   assert.equal(await page.locator('#node-input-mode').inputValue(), 'multiset');
   await screenshot(page, 'db-sink-editor');
@@ -37,7 +43,9 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   await sinkNode.dblclick();
   await page.locator('#node-input-columns-container .db-col-name').first().fill('machine');
   await closeTray(page);
-  await page.waitForFunction("document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
+  await page.waitForFunction(
+    "document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0",
+  );
 
   // The db-config form shows SQLite or PostgreSQL fields.
   await sinkNode.dblclick();

@@ -22,11 +22,39 @@ const file = join(dir, 'nodes.sqlite');
 const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'flow' };
 const database: FlowNode = { id: 'db', type: 'db-config', kind: 'sqlite', filename: file };
 const goodColumns = [
-  { name: 'machine', type: 'text not null', source: 'path', value: 'payload.machine', index: true, key: true, exclude: false },
-  { name: 'status', type: 'text', source: 'js', value: "record.payload.type === 'started' ? 'working' : 'idle'", index: false, key: false, exclude: false },
+  {
+    name: 'machine',
+    type: 'text not null',
+    source: 'path',
+    value: 'payload.machine',
+    index: true,
+    key: true,
+    exclude: false,
+  },
+  {
+    name: 'status',
+    type: 'text',
+    source: 'js',
+    value: "record.payload.type === 'started' ? 'working' : 'idle'",
+    index: false,
+    key: false,
+    exclude: false,
+  },
 ];
 function sink(extra: Record<string, unknown> = {}): FlowNode {
-  return { id: 'sink', type: 'db-sink', name: 'dashboard sink', dataflow: 'df', database: 'db', table: 'dashboard', mode: 'keyed', columns: goodColumns, version: '', wires: [[]], ...extra };
+  return {
+    id: 'sink',
+    type: 'db-sink',
+    name: 'dashboard sink',
+    dataflow: 'df',
+    database: 'db',
+    table: 'dashboard',
+    mode: 'keyed',
+    columns: goodColumns,
+    version: '',
+    wires: [[]],
+    ...extra,
+  };
 }
 const configNode = () => helper.getNode('db') as unknown as DatabaseConfigNode;
 
@@ -43,7 +71,10 @@ test('a valid db-sink joins its dataflow and holds the database until it is clos
   assert.deepEqual(errorsOf('sink'), []);
   assert.equal(configNode().userCount(), 1);
   // The dataflow has no event source, so it marks its member red instead of running: proof that it joined.
-  await eventually(() => statusesOf('sink').some((s) => s.text === 'no actyx-subscribe'), 'the dataflow to report on its sink');
+  await eventually(
+    () => statusesOf('sink').some((s) => s.text === 'no actyx-subscribe'),
+    'the dataflow to report on its sink',
+  );
   const cfg = configNode();
   await helper.unload();
   assert.equal(cfg.userCount(), 0);
@@ -51,16 +82,61 @@ test('a valid db-sink joins its dataflow and holds the database until it is clos
 
 describe('invalid configurations: error naming the problem, red status, no join, no database held', () => {
   const cases: [string, Record<string, unknown>, RegExp, string][] = [
-    ['injection in the table name', { table: 'x; drop table y' }, /^dashboard sink: invalid table name "x; drop table y"/, 'invalid config'],
-    ['quote in a column name', { columns: [{ ...goodColumns[0], name: 'a"b' }] }, /invalid column name "a\\"b"/, 'invalid config'],
-    ['comment in a column name', { columns: [{ ...goodColumns[0], name: '--' }] }, /invalid column name "--"/, 'invalid config'],
-    ['semicolon in an SQL type', { columns: [{ ...goodColumns[0], type: 'text; drop table x' }] }, /column "machine": invalid SQL type "text; drop table x"/, 'invalid config'],
+    [
+      'injection in the table name',
+      { table: 'x; drop table y' },
+      /^dashboard sink: invalid table name "x; drop table y"/,
+      'invalid config',
+    ],
+    [
+      'quote in a column name',
+      { columns: [{ ...goodColumns[0], name: 'a"b' }] },
+      /invalid column name "a\\"b"/,
+      'invalid config',
+    ],
+    [
+      'comment in a column name',
+      { columns: [{ ...goodColumns[0], name: '--' }] },
+      /invalid column name "--"/,
+      'invalid config',
+    ],
+    [
+      'semicolon in an SQL type',
+      { columns: [{ ...goodColumns[0], type: 'text; drop table x' }] },
+      /column "machine": invalid SQL type "text; drop table x"/,
+      'invalid config',
+    ],
     ['no columns', { columns: [] }, /at least one column is required/, 'invalid config'],
-    ['keyed mode without a key', { columns: goodColumns.map((c) => ({ ...c, key: false })) }, /keyed mode needs at least one key column/, 'invalid config'],
-    ['duplicate column names', { columns: [goodColumns[0], { ...goodColumns[1], name: 'MACHINE' }] }, /duplicate column name "MACHINE"/, 'invalid config'],
-    ['a bad property path', { columns: [{ ...goodColumns[0], value: 'payload..machine' }] }, /column "machine": invalid property path "payload\.\.machine"/, 'invalid config'],
-    ['a JavaScript syntax error', { columns: [goodColumns[0], { ...goodColumns[1], value: 'record.payload.' }] }, /column "status": JavaScript syntax error/, 'invalid expression'],
-    ['an empty expression', { columns: [goodColumns[0], { ...goodColumns[1], value: ' ' }] }, /column "status": the JavaScript expression is empty/, 'invalid expression'],
+    [
+      'keyed mode without a key',
+      { columns: goodColumns.map((c) => ({ ...c, key: false })) },
+      /keyed mode needs at least one key column/,
+      'invalid config',
+    ],
+    [
+      'duplicate column names',
+      { columns: [goodColumns[0], { ...goodColumns[1], name: 'MACHINE' }] },
+      /duplicate column name "MACHINE"/,
+      'invalid config',
+    ],
+    [
+      'a bad property path',
+      { columns: [{ ...goodColumns[0], value: 'payload..machine' }] },
+      /column "machine": invalid property path "payload\.\.machine"/,
+      'invalid config',
+    ],
+    [
+      'a JavaScript syntax error',
+      { columns: [goodColumns[0], { ...goodColumns[1], value: 'record.payload.' }] },
+      /column "status": JavaScript syntax error/,
+      'invalid expression',
+    ],
+    [
+      'an empty expression',
+      { columns: [goodColumns[0], { ...goodColumns[1], value: ' ' }] },
+      /column "status": the JavaScript expression is empty/,
+      'invalid expression',
+    ],
     ['no dataflow', { dataflow: '' }, /no dataflow selected/, 'no dataflow'],
     ['no database', { database: '' }, /no database selected/, 'no database'],
   ];
@@ -80,12 +156,20 @@ describe('invalid configurations: error naming the problem, red status, no join,
 });
 
 test('two db-sinks writing one table of one database: the second is refused with a clear error', async () => {
-  await helper.load(NODES, [dataflow, database, sink(), { ...sink({ table: 'DASHBOARD' }), id: 'sink2', name: 'second sink' }]);
+  await helper.load(NODES, [
+    dataflow,
+    database,
+    sink(),
+    { ...sink({ table: 'DASHBOARD' }), id: 'sink2', name: 'second sink' },
+  ]);
   const refused = ['sink', 'sink2'].filter((id) => errorsOf(id).length > 0);
   assert.equal(refused.length, 1);
   const [loser] = refused;
   const winner = loser === 'sink' ? 'sink2' : 'sink';
-  assert.match(errorsOf(loser)[0], /table "(DASHBOARD|dashboard)" is already written by db-sink "(dashboard sink|second sink)" \((sink|sink2)\) on this database/);
+  assert.match(
+    errorsOf(loser)[0],
+    /table "(DASHBOARD|dashboard)" is already written by db-sink "(dashboard sink|second sink)" \((sink|sink2)\) on this database/,
+  );
   assert.deepEqual(statusesOf(loser).at(-1), { fill: 'red', shape: 'ring', text: 'table in use' });
   assert.deepEqual(errorsOf(winner), []);
   assert.equal(configNode().userCount(), 1);
@@ -93,7 +177,10 @@ test('two db-sinks writing one table of one database: the second is refused with
 
 test('a misconfigured db-config is reported by the config node and by its sinks', async () => {
   await helper.load(NODES, [dataflow, { ...database, kind: 'postgres', port: '99999' }, sink()]);
-  assert.ok(errorsOf('db').some((e) => /port must be a whole number from 1 to 65535/.test(e)), String(errorsOf('db')));
+  assert.ok(
+    errorsOf('db').some((e) => /port must be a whole number from 1 to 65535/.test(e)),
+    String(errorsOf('db')),
+  );
   assert.match(errorsOf('sink')[0] ?? '', /database db-config|misconfigured: port must be/);
   assert.deepEqual(statusesOf('sink').at(-1), { fill: 'red', shape: 'ring', text: 'database config error' });
 });
@@ -102,7 +189,11 @@ test('db-config closes its database only after the last user released it', async
   await helper.load(NODES, [database]);
   const cfg = configNode();
   const lease = cfg.acquire();
-  const spec = { name: 'held', mode: 'multiset' as const, columns: [{ name: 'v', type: 'text', value: { path: 'v' } }] };
+  const spec = {
+    name: 'held',
+    mode: 'multiset' as const,
+    columns: [{ name: 'v', type: 'text', value: { path: 'v' } }],
+  };
   await lease.database.transaction((tx) => tx.ensureTable(spec));
   const events: string[] = [];
   const unloaded = helper.unload().then(() => events.push('config closed'));
@@ -113,7 +204,10 @@ test('db-config closes its database only after the last user released it', async
   await lease.release();
   await unloaded;
   assert.deepEqual(events, ['released', 'config closed']);
-  await assert.rejects(lease.database.transaction(async () => 1), /closed/);
+  await assert.rejects(
+    lease.database.transaction(async () => 1),
+    /closed/,
+  );
 });
 
 test('SharedDatabase: one database per config, reopened after the last release, close waits for users', async () => {
@@ -131,7 +225,10 @@ test('SharedDatabase: one database per config, reopened after the last release, 
   assert.equal(shared.userCount, 1);
   await b.database.transaction(async () => undefined);
   await b.release();
-  await assert.rejects(b.database.transaction(async () => 1), /closed/);
+  await assert.rejects(
+    b.database.transaction(async () => 1),
+    /closed/,
+  );
   const c = shared.acquire();
   assert.equal(opened, 2);
   assert.notEqual(c.database, a.database);
@@ -147,14 +244,38 @@ test('SharedDatabase: one database per config, reopened after the last release, 
 
 test('settings: SQLite paths relative to the user directory; PostgreSQL fields, credentials and ${VAR} in credentials', () => {
   const env = (n: string) => ({ SECRET: 's3cret', URL: 'postgres://u@h/db' })[n];
-  assert.deepEqual(parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: '' }, {}, '/home/nr/.node-red', env).settings, {
-    kind: 'sqlite',
-    filename: '/home/nr/.node-red/deltaflow.sqlite',
-  });
-  assert.deepEqual(parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: 'data/a.db' }, {}, '/u', env).settings, { kind: 'sqlite', filename: '/u/data/a.db' });
-  assert.deepEqual(parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: '/abs/a.db' }, {}, '/u', env).settings, { kind: 'sqlite', filename: '/abs/a.db' });
+  assert.deepEqual(
+    parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: '' }, {}, '/home/nr/.node-red', env)
+      .settings,
+    {
+      kind: 'sqlite',
+      filename: '/home/nr/.node-red/deltaflow.sqlite',
+    },
+  );
+  assert.deepEqual(
+    parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: 'data/a.db' }, {}, '/u', env)
+      .settings,
+    { kind: 'sqlite', filename: '/u/data/a.db' },
+  );
+  assert.deepEqual(
+    parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'sqlite', filename: '/abs/a.db' }, {}, '/u', env)
+      .settings,
+    { kind: 'sqlite', filename: '/abs/a.db' },
+  );
   const pg = parseDatabaseSettings(
-    { id: 'x', type: 'db-config', kind: 'postgres', host: ' db.local ', port: '6432', database: 'plant', user: 'nr', ssl: 'on-noverify', schema: ' views ', poolSize: '2', connectTimeout: '3' },
+    {
+      id: 'x',
+      type: 'db-config',
+      kind: 'postgres',
+      host: ' db.local ',
+      port: '6432',
+      database: 'plant',
+      user: 'nr',
+      ssl: 'on-noverify',
+      schema: ' views ',
+      poolSize: '2',
+      connectTimeout: '3',
+    },
     { password: '${SECRET}', connectionString: '${URL}' },
     '/u',
     env,
@@ -162,9 +283,25 @@ test('settings: SQLite paths relative to the user directory; PostgreSQL fields, 
   assert.deepEqual(pg.problems, []);
   assert.deepEqual(pg.settings, {
     kind: 'postgres',
-    options: { connectionString: 'postgres://u@h/db', host: 'db.local', port: 6432, database: 'plant', user: 'nr', password: 's3cret', ssl: { rejectUnauthorized: false }, schema: 'views', poolSize: 2, connectionTimeoutMs: 3000 },
+    options: {
+      connectionString: 'postgres://u@h/db',
+      host: 'db.local',
+      port: 6432,
+      database: 'plant',
+      user: 'nr',
+      password: 's3cret',
+      ssl: { rejectUnauthorized: false },
+      schema: 'views',
+      poolSize: 2,
+      connectionTimeoutMs: 3000,
+    },
   });
-  const bad = parseDatabaseSettings({ id: 'x', type: 'db-config', kind: 'postgres', port: 'abc', schema: 'views; drop', poolSize: '0' }, {}, '/u', env);
+  const bad = parseDatabaseSettings(
+    { id: 'x', type: 'db-config', kind: 'postgres', port: 'abc', schema: 'views; drop', poolSize: '0' },
+    {},
+    '/u',
+    env,
+  );
   assert.deepEqual(bad.problems, [
     'port must be a whole number from 1 to 65535, not "abc"',
     'invalid schema "views; drop": use 1 to 63 letters, digits or underscores, not starting with a digit',
@@ -176,8 +313,17 @@ test('a column expression that throws on a record gives NULL and reports the col
   const { tableFromConfig } = await import('../../src/nodes/db-sink');
   const failures: [string, unknown, string][] = [];
   const node = { id: 'n', type: 'db-sink' } as unknown as Parameters<typeof tableFromConfig>[1];
-  const { table } = tableFromConfig({} as Parameters<typeof tableFromConfig>[0], node, { id: 'n', type: 'db-sink', table: 't', mode: 'multiset', columns: [{ name: 'len', type: 'integer', source: 'js', value: 'record.text.length' }] }, (c, r, e) =>
-    failures.push([c, r, e instanceof Error ? e.message : String(e)]),
+  const { table } = tableFromConfig(
+    {} as Parameters<typeof tableFromConfig>[0],
+    node,
+    {
+      id: 'n',
+      type: 'db-sink',
+      table: 't',
+      mode: 'multiset',
+      columns: [{ name: 'len', type: 'integer', source: 'js', value: 'record.text.length' }],
+    },
+    (c, r, e) => failures.push([c, r, e instanceof Error ? e.message : String(e)]),
   );
   const fn = (table.columns[0].value as { fn: (r: unknown) => unknown }).fn;
   assert.equal(fn({ text: 'abc' }), 3);
@@ -192,9 +338,23 @@ test('db-config fields given as ${VAR} are taken from the environment (PostgreSQ
   process.env.DF_TEST_PG_HOST = 'db.example.internal';
   process.env.DF_TEST_PG_PORT = '6543';
   try {
-    await helper.load(NODES, [{ id: 'db', type: 'db-config', kind: 'postgres', host: '${DF_TEST_PG_HOST}', port: '${DF_TEST_PG_PORT}', database: 'plant', user: 'nr' }], {
-      db: { password: 'top-secret' },
-    });
+    await helper.load(
+      NODES,
+      [
+        {
+          id: 'db',
+          type: 'db-config',
+          kind: 'postgres',
+          host: '${DF_TEST_PG_HOST}',
+          port: '${DF_TEST_PG_PORT}',
+          database: 'plant',
+          user: 'nr',
+        },
+      ],
+      {
+        db: { password: 'top-secret' },
+      },
+    );
     assert.deepEqual(errorsOf('db'), []);
     const lease = configNode().acquire();
     assert.equal(lease.database.kind, 'postgres');

@@ -38,9 +38,18 @@ function ask(msg: Record<string, unknown>): Promise<{ ok: boolean; msg: Record<s
 }
 
 test('SQLite: statements from msg.topic with positional and named parameters', async () => {
-  await helper.load([dbConfig, dbQuery], flow({ id: 'db', type: 'db-config', kind: 'sqlite', filename: join(dir, 'q.sqlite') }));
-  assert.deepEqual((await ask({ topic: 'CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)' })).msg.payload, { changes: 0 });
-  assert.deepEqual((await ask({ topic: 'INSERT INTO t VALUES (?, ?), (?, ?)', params: ['a', 1, "b'; DROP TABLE t; --", 2] })).msg.payload, { changes: 2 });
+  await helper.load(
+    [dbConfig, dbQuery],
+    flow({ id: 'db', type: 'db-config', kind: 'sqlite', filename: join(dir, 'q.sqlite') }),
+  );
+  assert.deepEqual((await ask({ topic: 'CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)' })).msg.payload, {
+    changes: 0,
+  });
+  assert.deepEqual(
+    (await ask({ topic: 'INSERT INTO t VALUES (?, ?), (?, ?)', params: ['a', 1, "b'; DROP TABLE t; --", 2] })).msg
+      .payload,
+    { changes: 2 },
+  );
   const rows = await ask({ topic: 'SELECT k, n FROM t WHERE n >= :min ORDER BY n', params: { min: 1 }, keep: 'me' });
   assert.deepEqual(rows.msg.payload, [
     { k: 'a', n: 1 },
@@ -60,9 +69,14 @@ test('SQLite: statements from msg.topic with positional and named parameters', a
 test('PostgreSQL: the configured statement with $1 parameters', async () => {
   const client = new pg.Client();
   await client.connect();
-  await client.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (k text, n int); INSERT INTO ${schema}.t VALUES ('x', 1), ('y', 2)`);
+  await client.query(
+    `CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.t (k text, n int); INSERT INTO ${schema}.t VALUES ('x', 1), ('y', 2)`,
+  );
   try {
-    await helper.load([dbConfig, dbQuery], flow({ id: 'db', type: 'db-config', kind: 'postgres' }, `SELECT k, n FROM ${schema}.t WHERE n > $1 ORDER BY k`));
+    await helper.load(
+      [dbConfig, dbQuery],
+      flow({ id: 'db', type: 'db-config', kind: 'postgres' }, `SELECT k, n FROM ${schema}.t WHERE n > $1 ORDER BY k`),
+    );
     assert.deepEqual((await ask({ params: [0] })).msg.payload, [
       { k: 'x', n: 1 },
       { k: 'y', n: 2 },
@@ -76,7 +90,16 @@ test('PostgreSQL: the configured statement with $1 parameters', async () => {
 });
 
 test('without a database the node reports it at deploy and for every message', async () => {
-  await helper.load([dbConfig, dbQuery], [{ id: 'tab', type: 'tab' }, { id: 'q', type: 'db-query', z: 'tab', x: 0, y: 0, name: 'my query', database: '', sql: 'SELECT 1', wires: [[]] }]);
-  assert.ok(errorsOf('q').some((e) => /^my query: no database selected/.test(e)), JSON.stringify(errorsOf('q')));
+  await helper.load(
+    [dbConfig, dbQuery],
+    [
+      { id: 'tab', type: 'tab' },
+      { id: 'q', type: 'db-query', z: 'tab', x: 0, y: 0, name: 'my query', database: '', sql: 'SELECT 1', wires: [[]] },
+    ],
+  );
+  assert.ok(
+    errorsOf('q').some((e) => /^my query: no database selected/.test(e)),
+    JSON.stringify(errorsOf('q')),
+  );
   assert.ok(statusesOf('q').some((s) => s.fill === 'red' && s.text === 'invalid config'));
 });

@@ -18,13 +18,19 @@ test('dd operator editors: palette, expression field by language, validation, pa
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^min\s+by$/ }).waitFor({ timeout: 30_000 });
   for (const label of ['filter', 'map', 'flat map', 'group by', 'reduce', 'scan', 'aggregate', 'max by', 'distinct']) {
-    assert.equal(await palette.filter({ hasText: new RegExp(`^${label.replace(' ', '\\s+')}$`) }).count(), 1, `${label} in the palette`);
+    assert.equal(
+      await palette.filter({ hasText: new RegExp(`^${label.replace(' ', '\\s+')}$`) }).count(),
+      1,
+      `${label} in the palette`,
+    );
   }
 
   // Ids from examples/machine-usage.json.
   const minBy = page.locator('g.red-ui-flow-node-group[id="dc8f07edc95391a4"]');
   await minBy.waitFor();
-  const invalid = page.locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))');
+  const invalid = page.locator(
+    '#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))',
+  );
   assert.equal(await invalid.count(), 0, 'the example operators are valid');
 
   await minBy.dblclick();
@@ -48,7 +54,9 @@ test('dd operator editors: palette, expression field by language, validation, pa
   await path.fill('since');
   await page.locator('#node-input-name').fill('');
   await closeTray(page);
-  await page.waitForFunction("document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
+  await page.waitForFunction(
+    "document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0",
+  );
   // Without a name the label shows the path (the label is redrawn after the edit).
   const label = minBy.locator('.red-ui-flow-node-label');
   for (let i = 0; i < 50 && (await label.textContent())?.trim() !== 'min by since'; i++) await page.waitForTimeout(100);
@@ -67,7 +75,11 @@ test('dd operator editors: palette, expression field by language, validation, pa
   await scan.dblclick();
   await page.locator('#node-input-func-editor').waitFor();
   assert.equal(await page.locator('#node-input-initial').inputValue(), '{}');
-  assert.equal(await page.locator('#node-input-initial + .red-ui-typedInput-container .red-ui-typedInput-option-expand').count(), 1, 'a button opening the JSON editor');
+  assert.equal(
+    await page.locator('#node-input-initial + .red-ui-typedInput-container .red-ui-typedInput-option-expand').count(),
+    1,
+    'a button opening the JSON editor',
+  );
   await page.evaluate("$('#node-input-initial').typedInput('value', '{\"open\": ')");
   await screenshot(page, 'dd-scan-editor');
   await closeTray(page);
@@ -76,6 +88,8 @@ test('dd operator editors: palette, expression field by language, validation, pa
   await page.locator('#node-input-func-editor').waitFor();
   await page.evaluate("$('#node-input-initial').typedInput('value', '{}')");
   await closeTray(page);
-  await page.waitForFunction("document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0");
+  await page.waitForFunction(
+    "document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0",
+  );
   assert.deepEqual(pageErrors, []);
 });

@@ -51,7 +51,8 @@ function nodePrototype(): Record<string, Spy> {
 
 function callsOf(method: string, id: string): unknown[][] {
   const spy = nodePrototype()[method];
-  if (!spy || typeof spy.getCalls !== 'function') throw new Error(`Node.prototype.${method} is not spied (call helper.load first)`);
+  if (!spy || typeof spy.getCalls !== 'function')
+    throw new Error(`Node.prototype.${method} is not spied (call helper.load first)`);
   return spy
     .getCalls()
     .filter((c) => c.thisValue?.id === id)

@@ -18,7 +18,19 @@ import ddFlatmap from '../../src/nodes/dd-flatmap';
 import ddDistinct from '../../src/nodes/dd-distinct';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
-const NODES = [ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddScan, ddAggregate, ddFlatmap, ddDistinct];
+const NODES = [
+  ddDataflow,
+  ddFilter,
+  ddMap,
+  ddGroupby,
+  ddMaxby,
+  ddMinby,
+  ddReduce,
+  ddScan,
+  ddAggregate,
+  ddFlatmap,
+  ddDistinct,
+];
 
 /** A valid configuration of every operator type. */
 const VALID: Record<string, Record<string, unknown>> = {
@@ -37,7 +49,18 @@ const VALID: Record<string, Record<string, unknown>> = {
 const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'test dataflow' };
 
 function operator(type: string, config: Record<string, unknown>, extra: Partial<FlowNode> = {}): FlowNode {
-  return { id: 'op', z: 'tab', x: 100, y: 100, type, name: 'my node', dataflow: 'df', wires: [[]], ...config, ...extra };
+  return {
+    id: 'op',
+    z: 'tab',
+    x: 100,
+    y: 100,
+    type,
+    name: 'my node',
+    dataflow: 'df',
+    wires: [[]],
+    ...config,
+    ...extra,
+  };
 }
 
 afterEach(async () => {
@@ -54,7 +77,10 @@ describe('valid configurations', () => {
       assert.ok(helper.getNode('op'), `${type} not created`);
       assert.deepEqual(errorsOf('op'), []);
       // The dataflow has no event source, so it marks its member red instead of running.
-      await eventually(() => statusesOf('op').some((s) => s.text === 'no actyx-subscribe'), 'the dataflow to report on its member');
+      await eventually(
+        () => statusesOf('op').some((s) => s.text === 'no actyx-subscribe'),
+        'the dataflow to report on its member',
+      );
     });
   }
 });
@@ -62,7 +88,10 @@ describe('valid configurations', () => {
 test('every operator without a dataflow reports it clearly', async () => {
   for (const [type, config] of Object.entries(VALID)) {
     await helper.load(NODES, [operator(type, config, { dataflow: '' })]);
-    assert.ok(errorsOf('op').some((e) => e.startsWith('my node: no dataflow selected')), `${type}: ${errorsOf('op')}`);
+    assert.ok(
+      errorsOf('op').some((e) => e.startsWith('my node: no dataflow selected')),
+      `${type}: ${errorsOf('op')}`,
+    );
     assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.text === 'no dataflow'));
     await helper.unload();
   }
@@ -70,31 +99,107 @@ test('every operator without a dataflow reports it clearly', async () => {
 
 describe('bad expressions give a clear error and a red status at deploy', () => {
   const cases: [string, Record<string, unknown>, RegExp, string][] = [
-    ['dd-filter', { language: 'js', condition: 'return record.;' }, /^my node: condition: JavaScript syntax error: /, 'invalid expression'],
-    ['dd-filter', { language: 'jsonata', condition: 'payload.type = ' }, /^my node: condition: JSONata syntax error at position \d+: /, 'invalid expression'],
-    ['dd-filter', { language: 'js', condition: '   ' }, /^my node: condition: the JavaScript is empty$/, 'invalid expression'],
-    ['dd-map', { language: 'jsonata', func: '{"a": }' }, /^my node: function: JSONata syntax error/, 'invalid expression'],
-    ['dd-map', { language: 'python', func: 'return 1' }, /^my node: function: unknown language "python" \(expected js, jsonata\)$/, 'invalid expression'],
-    ['dd-groupby', { keyType: 'path', key: 'payload..machine' }, /^my node: key: invalid property path "payload\.\.machine"/, 'invalid expression'],
+    [
+      'dd-filter',
+      { language: 'js', condition: 'return record.;' },
+      /^my node: condition: JavaScript syntax error: /,
+      'invalid expression',
+    ],
+    [
+      'dd-filter',
+      { language: 'jsonata', condition: 'payload.type = ' },
+      /^my node: condition: JSONata syntax error at position \d+: /,
+      'invalid expression',
+    ],
+    [
+      'dd-filter',
+      { language: 'js', condition: '   ' },
+      /^my node: condition: the JavaScript is empty$/,
+      'invalid expression',
+    ],
+    [
+      'dd-map',
+      { language: 'jsonata', func: '{"a": }' },
+      /^my node: function: JSONata syntax error/,
+      'invalid expression',
+    ],
+    [
+      'dd-map',
+      { language: 'python', func: 'return 1' },
+      /^my node: function: unknown language "python" \(expected js, jsonata\)$/,
+      'invalid expression',
+    ],
+    [
+      'dd-groupby',
+      { keyType: 'path', key: 'payload..machine' },
+      /^my node: key: invalid property path "payload\.\.machine"/,
+      'invalid expression',
+    ],
     ['dd-groupby', { keyType: 'path', key: '' }, /^my node: key: the property path is empty$/, 'invalid expression'],
     ['dd-maxby', { byType: 'js', by: 'return {' }, /^my node: order by: JavaScript syntax error/, 'invalid expression'],
     ['dd-minby', { byType: 'jsonata', by: ']' }, /^my node: order by: JSONata syntax error/, 'invalid expression'],
     ['dd-reduce', { func: 'for (' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
-    ['dd-scan', { initial: '{}', func: 'return state;;}' }, /^my node: step function: JavaScript syntax error/, 'invalid expression'],
-    ['dd-scan', { initial: '{}', func: ' ' }, /^my node: step function: the JavaScript is empty$/, 'invalid expression'],
-    ['dd-scan', { initial: "{'a': 1}", func: 'return state;' }, /^my node: initial state: not valid JSON: /, 'invalid config'],
-    ['dd-scan', { initial: '', func: 'return state;' }, /^my node: initial state: empty; enter a JSON value such as \{\}$/, 'invalid config'],
-    ['dd-aggregate', { aggregate: 'avg' }, /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/, 'invalid expression'],
-    ['dd-aggregate', { aggregate: 'sum', valueType: 'path', value: '' }, /^my node: value to sum: the property path is empty$/, 'invalid expression'],
-    ['dd-flatmap', { language: 'jsonata', func: 'tags[' }, /^my node: function: JSONata syntax error/, 'invalid expression'],
-    ['dd-flatmap', { language: 'js', func: 'return [record' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
+    [
+      'dd-scan',
+      { initial: '{}', func: 'return state;;}' },
+      /^my node: step function: JavaScript syntax error/,
+      'invalid expression',
+    ],
+    [
+      'dd-scan',
+      { initial: '{}', func: ' ' },
+      /^my node: step function: the JavaScript is empty$/,
+      'invalid expression',
+    ],
+    [
+      'dd-scan',
+      { initial: "{'a': 1}", func: 'return state;' },
+      /^my node: initial state: not valid JSON: /,
+      'invalid config',
+    ],
+    [
+      'dd-scan',
+      { initial: '', func: 'return state;' },
+      /^my node: initial state: empty; enter a JSON value such as \{\}$/,
+      'invalid config',
+    ],
+    [
+      'dd-aggregate',
+      { aggregate: 'avg' },
+      /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/,
+      'invalid expression',
+    ],
+    [
+      'dd-aggregate',
+      { aggregate: 'sum', valueType: 'path', value: '' },
+      /^my node: value to sum: the property path is empty$/,
+      'invalid expression',
+    ],
+    [
+      'dd-flatmap',
+      { language: 'jsonata', func: 'tags[' },
+      /^my node: function: JSONata syntax error/,
+      'invalid expression',
+    ],
+    [
+      'dd-flatmap',
+      { language: 'js', func: 'return [record' },
+      /^my node: function: JavaScript syntax error/,
+      'invalid expression',
+    ],
   ];
   for (const [type, config, expected, status] of cases) {
     test(`${type} ${JSON.stringify(config)}`, async () => {
       await helper.load(NODES, [dataflow, operator(type, config)]);
       const errors = errorsOf('op');
-      assert.ok(errors.some((e) => expected.test(e)), `got ${JSON.stringify(errors)}`);
-      assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.shape === 'ring' && s.text === status), JSON.stringify(statusesOf('op')));
+      assert.ok(
+        errors.some((e) => expected.test(e)),
+        `got ${JSON.stringify(errors)}`,
+      );
+      assert.ok(
+        statusesOf('op').some((s) => s.fill === 'red' && s.shape === 'ring' && s.text === status),
+        JSON.stringify(statusesOf('op')),
+      );
     });
   }
 });

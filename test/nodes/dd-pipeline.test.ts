@@ -24,7 +24,22 @@ import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
 import { machineTags } from '../../src/simulator/event-model';
 import { errorsOf, eventually, helper, statusesOf, table, testFolder, type FlowNode } from './dd-helper';
 
-const NODES = [actyxConfig, actyxSubscribe, dbConfig, dbSink, ddDataflow, ddFilter, ddMap, ddGroupby, ddMaxby, ddMinby, ddReduce, ddAggregate, ddFlatmap, ddDistinct];
+const NODES = [
+  actyxConfig,
+  actyxSubscribe,
+  dbConfig,
+  dbSink,
+  ddDataflow,
+  ddFilter,
+  ddMap,
+  ddGroupby,
+  ddMaxby,
+  ddMinby,
+  ddReduce,
+  ddAggregate,
+  ddFlatmap,
+  ddDistinct,
+];
 const folder = testFolder('deltaflow-dd-pipeline-');
 const files = folder.files;
 
@@ -33,7 +48,15 @@ afterEach(async () => {
 });
 after(() => folder.remove());
 
-const col = (name: string, type: string, value: string, key = false) => ({ name, type, source: 'path', value, key, index: false, exclude: false });
+const col = (name: string, type: string, value: string, key = false) => ({
+  name,
+  type,
+  source: 'path',
+  value,
+  key,
+  index: false,
+  exclude: false,
+});
 
 /** A flow with the common config nodes; `nodes` get z/x/y and the dataflow filled in. */
 function flow(logFile: string, dbFile: string, nodes: FlowNode[]): FlowNode[] {
@@ -42,21 +65,38 @@ function flow(logFile: string, dbFile: string, nodes: FlowNode[]): FlowNode[] {
     { id: 'log', type: 'actyx-config', kind: 'embedded', file: logFile },
     { id: 'df', type: 'dd-dataflow', name: 'test dataflow', batchSize: '1000', batchMs: '5', maxInFlight: '2' },
     { id: 'db', type: 'db-config', kind: 'sqlite', filename: dbFile },
-    { id: 'sub', type: 'actyx-subscribe', z: 'tab', x: 0, y: 0, actyx: 'log', query: "'machine'", dataflow: 'df', wires: [nodes.filter((n) => n.input === 'sub').map((n) => n.id)] },
+    {
+      id: 'sub',
+      type: 'actyx-subscribe',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      actyx: 'log',
+      query: "'machine'",
+      dataflow: 'df',
+      wires: [nodes.filter((n) => n.input === 'sub').map((n) => n.id)],
+    },
     ...nodes.map(({ input: _input, ...n }) => ({ z: 'tab', x: 0, y: 0, dataflow: 'df', wires: [[]], ...n })),
   ];
 }
 
-async function publish(logFile: string, events: { machine: string; type: 'started' | 'stopped'; order: string; at: number }[]): Promise<void> {
+async function publish(
+  logFile: string,
+  events: { machine: string; type: 'started' | 'stopped'; order: string; at: number }[],
+): Promise<void> {
   const handle = openSharedEmbeddedLog(logFile);
   try {
-    for (const e of events) await handle.log.publishAs(`${e.machine.toLowerCase()}-0`, [{ tags: machineTags(e.machine), payload: { type: e.type, order: e.order }, timestamp: e.at }]);
+    for (const e of events)
+      await handle.log.publishAs(`${e.machine.toLowerCase()}-0`, [
+        { tags: machineTags(e.machine), payload: { type: e.type, order: e.order }, timestamp: e.at },
+      ]);
   } finally {
     await handle.release();
   }
 }
 
-const MAP_JS = "const m = record.tags.find((t) => t.startsWith('machine:')).slice(8); return { machine: m, type: record.payload.type, order: record.payload.order, at: record.timestamp };";
+const MAP_JS =
+  "const m = record.tags.find((t) => t.startsWith('machine:')).slice(8); return { machine: m, type: record.payload.type, order: record.payload.order, at: record.timestamp };";
 
 test('a dashboard pipeline of dd nodes computes the latest state per machine, shows live status and sends its changes after commits', async () => {
   const { logFile, dbFile } = files();
@@ -67,7 +107,14 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'filter', type: 'dd-filter', input: 'sub', language: 'jsonata', condition: 'payload.type in ["started", "stopped"]', wires: [['map']] },
+      {
+        id: 'filter',
+        type: 'dd-filter',
+        input: 'sub',
+        language: 'jsonata',
+        condition: 'payload.type in ["started", "stopped"]',
+        wires: [['map']],
+      },
       { id: 'map', type: 'dd-map', language: 'js', func: MAP_JS, wires: [['group']] },
       { id: 'group', type: 'dd-groupby', keyType: 'path', key: 'machine', wires: [['latest']] },
       { id: 'latest', type: 'dd-maxby', byType: 'js', by: 'return record.at;', wires: [['sink', 'tap']] },
@@ -80,7 +127,11 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
         database: 'db',
         table: 'dashboard',
         mode: 'keyed',
-        columns: [col('machine', 'text not null', 'machine', true), col('type', 'text', 'type'), col('order_no', 'text', 'order')],
+        columns: [
+          col('machine', 'text not null', 'machine', true),
+          col('type', 'text', 'type'),
+          col('order_no', 'text', 'order'),
+        ],
       },
     ]),
   );
@@ -89,30 +140,36 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
 
   await eventually(() => table(dbFile, 'SELECT * FROM dashboard').length === 2, 'the stored events in the table');
   await publish(logFile, [{ machine: 'Drill1', type: 'stopped', order: '1', at: 3_000_000 }]);
-  await eventually(() => table(dbFile, "SELECT * FROM dashboard WHERE machine = 'Drill1'")[0]?.type === 'stopped', 'the live event in the table');
+  await eventually(
+    () => table(dbFile, "SELECT * FROM dashboard WHERE machine = 'Drill1'")[0]?.type === 'stopped',
+    'the live event in the table',
+  );
   assert.deepEqual(table(dbFile, 'SELECT * FROM dashboard ORDER BY machine'), [
     { machine: 'Drill1', type: 'stopped', order_no: '1' },
     { machine: 'Drill2', type: 'started', order_no: '2' },
   ]);
 
   // After-commit messages of the tapped dd-maxby: the live change is a retraction plus an insertion.
-  await eventually(() => taps.some((m) => m.payload.some((c) => c.value.type === 'stopped')), 'the tap message of the live event');
+  await eventually(
+    () => taps.some((m) => m.payload.some((c) => c.value.type === 'stopped')),
+    'the tap message of the live event',
+  );
   const last = taps.find((m) => m.payload.some((c) => c.value.type === 'stopped'))!;
   assert.ok(last._deltaflow, 'after-commit messages carry the dataflow marker');
-  assert.deepEqual(
-    last.payload.map((c) => [c.value.machine, c.value.type, c.diff]).sort(),
-    [
-      ['Drill1', 'started', -1],
-      ['Drill1', 'stopped', 1],
-    ],
-  );
+  assert.deepEqual(last.payload.map((c) => [c.value.machine, c.value.type, c.diff]).sort(), [
+    ['Drill1', 'started', -1],
+    ['Drill1', 'stopped', 1],
+  ]);
   // A node with a non-dataflow node wired in keeps showing it, whatever the dataflow reports.
   assert.match(errorsOf('extra').join('\n'), /extra filter: input wired from helper .* is not part of a dataflow/);
   assert.ok(statusesOf('extra').length > 1, 'the dataflow reported on the extra node');
   assert.deepEqual(statusesOf('extra').at(-1), { fill: 'red', shape: 'ring', text: 'wrong input wired' });
   // Every operator shows the dataflow live (status updates are throttled); none reported an error.
   for (const id of ['filter', 'map', 'group', 'latest']) {
-    await eventually(() => statusesOf(id).some((s) => s.fill === 'green' && s.text?.startsWith('live') === true), `${id} live: ${JSON.stringify(statusesOf(id))}`);
+    await eventually(
+      () => statusesOf(id).some((s) => s.fill === 'green' && s.text?.startsWith('live') === true),
+      `${id} live: ${JSON.stringify(statusesOf(id))}`,
+    );
     assert.deepEqual(errorsOf(id), []);
   }
 });
@@ -128,28 +185,76 @@ test('grouped operators fed ungrouped records work on one group with key null; r
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'map', type: 'dd-map', input: 'sub', language: 'jsonata', func: '{"order": payload.order, "at": timestamp}', wires: [['count', 'first', 'orders', 'explode']] },
-      { id: 'explode', type: 'dd-flatmap', language: 'js', func: "return [{ order: record.order }, { order: 'any' }];", wires: [['once']] },
+      {
+        id: 'map',
+        type: 'dd-map',
+        input: 'sub',
+        language: 'jsonata',
+        func: '{"order": payload.order, "at": timestamp}',
+        wires: [['count', 'first', 'orders', 'explode']],
+      },
+      {
+        id: 'explode',
+        type: 'dd-flatmap',
+        language: 'js',
+        func: "return [{ order: record.order }, { order: 'any' }];",
+        wires: [['once']],
+      },
       { id: 'once', type: 'dd-distinct', wires: [['distinct']] },
-      { id: 'distinct', type: 'db-sink', database: 'db', table: 'distinct_orders', mode: 'multiset', columns: [col('order_no', 'text', 'order')] },
+      {
+        id: 'distinct',
+        type: 'db-sink',
+        database: 'db',
+        table: 'distinct_orders',
+        mode: 'multiset',
+        columns: [col('order_no', 'text', 'order')],
+      },
       { id: 'count', type: 'dd-aggregate', aggregate: 'count', wires: [['counts']] },
-      { id: 'counts', type: 'db-sink', database: 'db', table: 'counts', mode: 'multiset', columns: [col('k', 'text', 'key'), col('n', 'integer', 'count')] },
+      {
+        id: 'counts',
+        type: 'db-sink',
+        database: 'db',
+        table: 'counts',
+        mode: 'multiset',
+        columns: [col('k', 'text', 'key'), col('n', 'integer', 'count')],
+      },
       { id: 'first', type: 'dd-minby', byType: 'path', by: 'at', wires: [['firsts']] },
-      { id: 'firsts', type: 'db-sink', database: 'db', table: 'firsts', mode: 'multiset', columns: [col('order_no', 'text', 'order'), col('at', 'integer', 'at')] },
+      {
+        id: 'firsts',
+        type: 'db-sink',
+        database: 'db',
+        table: 'firsts',
+        mode: 'multiset',
+        columns: [col('order_no', 'text', 'order'), col('at', 'integer', 'at')],
+      },
       {
         id: 'orders',
         type: 'dd-reduce',
         func: 'outputs.push([{ key, orders: inputs.map(([r, n]) => r.order + "x" + n).join(",") }, 1]);',
         wires: [['reduced']],
       },
-      { id: 'reduced', type: 'db-sink', database: 'db', table: 'reduced', mode: 'multiset', columns: [col('k', 'text', 'key'), col('orders', 'text', 'orders')] },
+      {
+        id: 'reduced',
+        type: 'db-sink',
+        database: 'db',
+        table: 'reduced',
+        mode: 'multiset',
+        columns: [col('k', 'text', 'key'), col('orders', 'text', 'orders')],
+      },
     ]),
   );
-  await eventually(() => table(dbFile, 'SELECT * FROM reduced').length === 1 && table(dbFile, 'SELECT * FROM counts').length === 1, 'the aggregates');
+  await eventually(
+    () => table(dbFile, 'SELECT * FROM reduced').length === 1 && table(dbFile, 'SELECT * FROM counts').length === 1,
+    'the aggregates',
+  );
   assert.deepEqual(table(dbFile, 'SELECT * FROM counts'), [{ k: null, n: 4 }]);
   // flat map: two records per event (8 in all, 'any' four times); distinct: each once.
   await eventually(() => table(dbFile, 'SELECT * FROM distinct_orders').length === 3, 'the distinct orders');
-  assert.deepEqual(table(dbFile, 'SELECT order_no FROM distinct_orders ORDER BY order_no'), [{ order_no: '7' }, { order_no: '8' }, { order_no: 'any' }]);
+  assert.deepEqual(table(dbFile, 'SELECT order_no FROM distinct_orders ORDER BY order_no'), [
+    { order_no: '7' },
+    { order_no: '8' },
+    { order_no: 'any' },
+  ]);
   assert.deepEqual(table(dbFile, 'SELECT * FROM firsts'), [{ order_no: '7', at: 1_000_000 }]);
   // Inputs sorted by the record order ({at, order} compares `at` first), each with its multiplicity.
   assert.deepEqual(table(dbFile, 'SELECT * FROM reduced'), [{ k: null, orders: '7x1,8x1,7x2' }]);
@@ -164,9 +269,31 @@ test('a wrong input kind is a clear error of that node; a throwing function name
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'group', type: 'dd-groupby', input: 'sub', name: 'by machine', keyType: 'js', key: "return record.tags[1];", wires: [['bad']] },
-      { id: 'bad', type: 'dd-filter', name: 'misplaced filter', language: 'js', condition: 'return true;', wires: [['badsink']] },
-      { id: 'badsink', type: 'db-sink', database: 'db', table: 'never', mode: 'multiset', columns: [col('x', 'text', 'x')] },
+      {
+        id: 'group',
+        type: 'dd-groupby',
+        input: 'sub',
+        name: 'by machine',
+        keyType: 'js',
+        key: 'return record.tags[1];',
+        wires: [['bad']],
+      },
+      {
+        id: 'bad',
+        type: 'dd-filter',
+        name: 'misplaced filter',
+        language: 'js',
+        condition: 'return true;',
+        wires: [['badsink']],
+      },
+      {
+        id: 'badsink',
+        type: 'db-sink',
+        database: 'db',
+        table: 'never',
+        mode: 'multiset',
+        columns: [col('x', 'text', 'x')],
+      },
       {
         id: 'thrower',
         type: 'dd-map',
@@ -176,7 +303,14 @@ test('a wrong input kind is a clear error of that node; a throwing function name
         func: "if (record.payload.order === 'boom') throw new Error('cannot handle boom'); return { order: record.payload.order };",
         wires: [['good']],
       },
-      { id: 'good', type: 'db-sink', database: 'db', table: 'good', mode: 'multiset', columns: [col('order_no', 'text', 'order')] },
+      {
+        id: 'good',
+        type: 'db-sink',
+        database: 'db',
+        table: 'good',
+        mode: 'multiset',
+        columns: [col('order_no', 'text', 'order')],
+      },
       { id: 'catch', type: 'catch', z: 'tab', scope: null, uncaught: false, wires: [['caught']] },
       { id: 'caught', type: 'helper' },
     ]),
@@ -187,12 +321,21 @@ test('a wrong input kind is a clear error of that node; a throwing function name
   await eventually(() => table(dbFile, 'SELECT * FROM good').length === 1, 'the good sink');
   assert.deepEqual(table(dbFile, 'SELECT * FROM good'), [{ order_no: '1' }]);
   await eventually(() => errorsOf('bad').length > 0, 'the wrong-input error');
-  assert.match(errorsOf('bad').join('\n'), /misplaced filter: its input is grouped \(from dd-groupby\); this node works on ungrouped records/);
+  assert.match(
+    errorsOf('bad').join('\n'),
+    /misplaced filter: its input is grouped \(from dd-groupby\); this node works on ungrouped records/,
+  );
   await eventually(() => statusesOf('bad').some((s) => s.fill === 'red'), 'a red status on the misplaced node');
   await eventually(() => errorsOf('thrower').some((e) => e.includes('cannot handle boom')), 'the user-function error');
-  assert.match(errorsOf('thrower').find((e) => e.includes('cannot handle boom'))!, /picky map|thrower/);
+  assert.match(
+    errorsOf('thrower').find((e) => e.includes('cannot handle boom'))!,
+    /picky map|thrower/,
+  );
   await eventually(() => caught.some((m) => JSON.stringify(m.error).includes('cannot handle boom')), 'the Catch node');
   const msg = caught.find((m) => JSON.stringify(m.error).includes('cannot handle boom'))!;
   assert.equal((msg.event as { payload: { order: string } }).payload.order, 'boom');
-  await eventually(() => statusesOf('thrower').some((s) => /skipped/.test(s.text ?? '')), 'the skipped count in the status');
+  await eventually(
+    () => statusesOf('thrower').some((s) => /skipped/.test(s.text ?? '')),
+    'the skipped count in the status',
+  );
 });

@@ -30,20 +30,81 @@ afterEach(async () => {
 });
 after(() => folder.remove());
 
-const col = (name: string, type: string, value: string) => ({ name, type, source: 'path', value, key: false, index: false, exclude: false });
-const USAGE_COLUMNS = [col('machine', 'text not null', 'machine'), col('order_no', 'text', 'order'), col('started', 'text', 'started'), col('minutes', 'real', 'minutes')];
+const col = (name: string, type: string, value: string) => ({
+  name,
+  type,
+  source: 'path',
+  value,
+  key: false,
+  index: false,
+  exclude: false,
+});
+const USAGE_COLUMNS = [
+  col('machine', 'text not null', 'machine'),
+  col('order_no', 'text', 'order'),
+  col('started', 'text', 'started'),
+  col('minutes', 'real', 'minutes'),
+];
 
 /** A flow with the common config nodes; `nodes` get z/x/y and the dataflow filled in. */
 function flow(logFile: string, dbFile: string, nodes: FlowNode[], onError: 'skip' | 'stop' = 'skip'): FlowNode[] {
   return [
     { id: 'tab', type: 'tab' },
     { id: 'log', type: 'actyx-config', kind: 'embedded', file: logFile },
-    { id: 'df', type: 'dd-dataflow', name: 'test dataflow', batchSize: '1000', batchMs: '5', maxInFlight: '2', onError },
+    {
+      id: 'df',
+      type: 'dd-dataflow',
+      name: 'test dataflow',
+      batchSize: '1000',
+      batchMs: '5',
+      maxInFlight: '2',
+      onError,
+    },
     { id: 'db', type: 'db-config', kind: 'sqlite', filename: dbFile },
-    { id: 'sub', type: 'actyx-subscribe', z: 'tab', x: 0, y: 0, actyx: 'log', query: "'machine'", dataflow: 'df', wires: [['filter']] },
-    { id: 'filter', type: 'dd-filter', z: 'tab', x: 0, y: 0, dataflow: 'df', language: 'jsonata', condition: 'payload.type in ["started", "stopped"]', wires: [['map']] },
-    { id: 'map', type: 'dd-map', z: 'tab', x: 0, y: 0, dataflow: 'df', language: 'js', func: EXCERPT_JS, wires: [['group']] },
-    { id: 'group', type: 'dd-groupby', z: 'tab', x: 0, y: 0, dataflow: 'df', keyType: 'path', key: 'machine', wires: [nodes.filter((n) => n.input === 'group').map((n) => n.id)] },
+    {
+      id: 'sub',
+      type: 'actyx-subscribe',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      actyx: 'log',
+      query: "'machine'",
+      dataflow: 'df',
+      wires: [['filter']],
+    },
+    {
+      id: 'filter',
+      type: 'dd-filter',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      dataflow: 'df',
+      language: 'jsonata',
+      condition: 'payload.type in ["started", "stopped"]',
+      wires: [['map']],
+    },
+    {
+      id: 'map',
+      type: 'dd-map',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      dataflow: 'df',
+      language: 'js',
+      func: EXCERPT_JS,
+      wires: [['group']],
+    },
+    {
+      id: 'group',
+      type: 'dd-groupby',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      dataflow: 'df',
+      keyType: 'path',
+      key: 'machine',
+      wires: [nodes.filter((n) => n.input === 'group').map((n) => n.id)],
+    },
     { id: 'catch', type: 'catch', z: 'tab', x: 0, y: 0, scope: null, uncaught: false, wires: [['caught']] },
     { id: 'caught', type: 'helper', z: 'tab', x: 0, y: 0 },
     ...nodes.map(({ input: _input, ...n }) => ({ z: 'tab', x: 0, y: 0, dataflow: 'df', wires: [[]], ...n })),
@@ -89,7 +150,12 @@ async function publish(logFile: string, stream: string, events: MachineEvent[]):
   try {
     await handle.log.publishAs(
       stream,
-      events.map((e) => ({ tags: machineTags(e.machine), payload: { type: e.type, order: e.order }, timestamp: Date.UTC(2020, 5, 24, 8) * 1000 + e.minute * 60e6, lamport: e.lamport })),
+      events.map((e) => ({
+        tags: machineTags(e.machine),
+        payload: { type: e.type, order: e.order },
+        timestamp: Date.UTC(2020, 5, 24, 8) * 1000 + e.minute * 60e6,
+        lamport: e.lamport,
+      })),
     );
   } finally {
     await handle.release();
@@ -116,11 +182,33 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'scan', type: 'dd-scan', input: 'group', name: 'pair by scan', initial: '{}', func: PAIR_STEP, wires: [['scanned', 'tap']] },
+      {
+        id: 'scan',
+        type: 'dd-scan',
+        input: 'group',
+        name: 'pair by scan',
+        initial: '{}',
+        func: PAIR_STEP,
+        wires: [['scanned', 'tap']],
+      },
       { id: 'scanned', type: 'db-sink', database: 'db', table: 'usage_scan', mode: 'multiset', columns: USAGE_COLUMNS },
       { id: 'tap', type: 'helper' },
-      { id: 'reduce', type: 'dd-reduce', input: 'group', name: 'pair by reduce', func: PAIR_REDUCE, wires: [['reduced']] },
-      { id: 'reduced', type: 'db-sink', database: 'db', table: 'usage_reduce', mode: 'multiset', columns: USAGE_COLUMNS },
+      {
+        id: 'reduce',
+        type: 'dd-reduce',
+        input: 'group',
+        name: 'pair by reduce',
+        func: PAIR_REDUCE,
+        wires: [['reduced']],
+      },
+      {
+        id: 'reduced',
+        type: 'db-sink',
+        database: 'db',
+        table: 'usage_reduce',
+        mode: 'multiset',
+        columns: USAGE_COLUMNS,
+      },
     ]),
   );
   const taps: { payload: { value: Record<string, unknown>; diff: number }[] }[] = [];
@@ -131,7 +219,10 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
     { machine: 'Drill1', order_no: '2', started: at(40), minutes: 5 },
     { machine: 'Drill2', order_no: '3', started: at(5), minutes: 4 },
   ];
-  await eventually(() => table(dbFile, USAGE_SQL('usage_scan')).length === 3 && table(dbFile, USAGE_SQL('usage_reduce')).length === 3, 'the stored events in both tables');
+  await eventually(
+    () => table(dbFile, USAGE_SQL('usage_scan')).length === 3 && table(dbFile, USAGE_SQL('usage_reduce')).length === 3,
+    'the stored events in both tables',
+  );
   assert.deepEqual(table(dbFile, USAGE_SQL('usage_scan')), expected);
   assert.deepEqual(table(dbFile, USAGE_SQL('usage_reduce')), expected);
 
@@ -144,7 +235,9 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
   // Late: Drill1 was offline; its controller recorded a stop of order 1 at minute 20 (Lamport 20,
   // before the stop at minute 30 that the others saw) and delivers it now. Order 1 now ends at 20,
   // and the stop at minute 30 pairs with nothing.
-  await publish(logFile, 'drill1-offline', [{ machine: 'Drill1', type: 'stopped', order: '1', minute: 20, lamport: 20 }]);
+  await publish(logFile, 'drill1-offline', [
+    { machine: 'Drill1', type: 'stopped', order: '1', minute: 20, lamport: 20 },
+  ]);
   const afterLate = [
     { machine: 'Drill1', order_no: '1', started: at(0), minutes: 20 },
     { machine: 'Drill1', order_no: '2', started: at(40), minutes: 5 },
@@ -152,13 +245,18 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
     { machine: 'Drill2', order_no: '4', started: at(10), minutes: 2 },
   ];
   await eventually(
-    () => JSON.stringify(table(dbFile, USAGE_SQL('usage_scan'))) === JSON.stringify(afterLate) && JSON.stringify(table(dbFile, USAGE_SQL('usage_reduce'))) === JSON.stringify(afterLate),
+    () =>
+      JSON.stringify(table(dbFile, USAGE_SQL('usage_scan'))) === JSON.stringify(afterLate) &&
+      JSON.stringify(table(dbFile, USAGE_SQL('usage_reduce'))) === JSON.stringify(afterLate),
     'the live and the late event in both tables',
   );
   assert.deepEqual(table(dbFile, USAGE_SQL('usage_scan')), table(dbFile, USAGE_SQL('usage_reduce')));
 
   // What left the scan after the start: +order 4, and for the late event −(1, 30 min) +(1, 20 min).
-  await eventually(() => taps.slice(sentBefore).flatMap((m) => m.payload).length >= 3, 'the tap messages of the live events');
+  await eventually(
+    () => taps.slice(sentBefore).flatMap((m) => m.payload).length >= 3,
+    'the tap messages of the live events',
+  );
   const changes = taps
     .slice(sentBefore)
     .flatMap((m) => m.payload)
@@ -169,7 +267,10 @@ test('dd-scan pairs started/stopped into the same rows as dd-reduce, also after 
     ['1', 30, -1],
     ['4', 2, 1],
   ]);
-  await eventually(() => statusesOf('scan').some((s) => s.fill === 'green' && s.text?.startsWith('live') === true), `a live status: ${JSON.stringify(statusesOf('scan'))}`);
+  await eventually(
+    () => statusesOf('scan').some((s) => s.fill === 'green' && s.text?.startsWith('live') === true),
+    `a live status: ${JSON.stringify(statusesOf('scan'))}`,
+  );
   assert.deepEqual(errorsOf('scan'), []);
 });
 
@@ -179,17 +280,34 @@ test('an initial state that is not JSON is named at deploy (error, red status) a
   await helper.load(
     NODES,
     flow(logFile, dbFile, [
-      { id: 'scan', type: 'dd-scan', input: 'group', name: 'bad start', initial: '{"open": ', func: PAIR_STEP, wires: [['sink']] },
+      {
+        id: 'scan',
+        type: 'dd-scan',
+        input: 'group',
+        name: 'bad start',
+        initial: '{"open": ',
+        func: PAIR_STEP,
+        wires: [['sink']],
+      },
       { id: 'sink', type: 'db-sink', database: 'db', table: 'usage', mode: 'multiset', columns: USAGE_COLUMNS },
     ]),
   );
   const caught: { error?: { message?: string; source?: { id?: string } } }[] = [];
   helper.getNode('caught').on('input', (msg) => caught.push(msg as (typeof caught)[number]));
 
-  assert.ok(errorsOf('scan').some((e) => /^bad start: initial state: not valid JSON: /.test(e)), JSON.stringify(errorsOf('scan')));
-  assert.ok(statusesOf('scan').some((s) => s.fill === 'red' && s.shape === 'ring' && s.text === 'invalid config'), JSON.stringify(statusesOf('scan')));
+  assert.ok(
+    errorsOf('scan').some((e) => /^bad start: initial state: not valid JSON: /.test(e)),
+    JSON.stringify(errorsOf('scan')),
+  );
+  assert.ok(
+    statusesOf('scan').some((s) => s.fill === 'red' && s.shape === 'ring' && s.text === 'invalid config'),
+    JSON.stringify(statusesOf('scan')),
+  );
   await eventually(() => caught.some((m) => m.error?.source?.id === 'scan'), 'the Catch node');
-  assert.match(caught.find((m) => m.error?.source?.id === 'scan')!.error!.message!, /bad start: initial state: not valid JSON/);
+  assert.match(
+    caught.find((m) => m.error?.source?.id === 'scan')!.error!.message!,
+    /bad start: initial state: not valid JSON/,
+  );
   await eventually(() => statusesOf('scan').at(-1)?.fill === 'red', 'the dataflow marking the node red');
 });
 
@@ -214,8 +332,23 @@ test('a step that throws names the node and skips that record; a step that retur
         wires: [['sink']],
       },
       { id: 'sink', type: 'db-sink', database: 'db', table: 'usage', mode: 'multiset', columns: USAGE_COLUMNS },
-      { id: 'forgetful', type: 'dd-scan', input: 'group', name: 'forgetful scan', initial: '{"n": 0}', func: 'state.n++;', wires: [['sink2']] },
-      { id: 'sink2', type: 'db-sink', database: 'db', table: 'never', mode: 'multiset', columns: [col('n', 'integer', 'n')] },
+      {
+        id: 'forgetful',
+        type: 'dd-scan',
+        input: 'group',
+        name: 'forgetful scan',
+        initial: '{"n": 0}',
+        func: 'state.n++;',
+        wires: [['sink2']],
+      },
+      {
+        id: 'sink2',
+        type: 'db-sink',
+        database: 'db',
+        table: 'never',
+        mode: 'multiset',
+        columns: [col('n', 'integer', 'n')],
+      },
     ]),
   );
   const caught: { error?: { message?: string; source?: { id?: string } }; payload?: unknown }[] = [];
@@ -223,19 +356,36 @@ test('a step that throws names the node and skips that record; a step that retur
 
   // The stop of order boom is left out: its start stays open, order 1 is written.
   await eventually(() => table(dbFile, 'SELECT * FROM usage').length === 1, 'the good row');
-  assert.deepEqual(table(dbFile, 'SELECT * FROM usage'), [{ machine: 'Drill1', order_no: '1', started: at(0), minutes: 10 }]);
+  assert.deepEqual(table(dbFile, 'SELECT * FROM usage'), [
+    { machine: 'Drill1', order_no: '1', started: at(0), minutes: 10 },
+  ]);
   await eventually(() => errorsOf('scan').some((e) => e.includes('cannot fold boom')), 'the step error');
-  assert.match(errorsOf('scan').find((e) => e.includes('cannot fold boom'))!, /picky scan.*failed on value \{.*"order":"boom".*\} in group "Drill1": cannot fold boom; skipped$/);
+  assert.match(
+    errorsOf('scan').find((e) => e.includes('cannot fold boom'))!,
+    /picky scan.*failed on value \{.*"order":"boom".*\} in group "Drill1": cannot fold boom; skipped$/,
+  );
   await eventually(() => caught.some((m) => m.error?.source?.id === 'scan'), 'the Catch node');
   assert.deepEqual(
     caught.find((m) => m.error?.source?.id === 'scan')!.payload,
-    { lamport: 4, machine: 'Drill1', order: 'boom', timestamp: (Date.UTC(2020, 5, 24, 8) + 25 * 60_000) * 1000, type: 'stopped' },
+    {
+      lamport: 4,
+      machine: 'Drill1',
+      order: 'boom',
+      timestamp: (Date.UTC(2020, 5, 24, 8) + 25 * 60_000) * 1000,
+      type: 'stopped',
+    },
     'the record left out is the message payload',
   );
-  await eventually(() => statusesOf('scan').some((s) => s.fill === 'green' && /1 skipped/.test(s.text ?? '')), 'the skipped count in the status');
+  await eventually(
+    () => statusesOf('scan').some((s) => s.fill === 'green' && /1 skipped/.test(s.text ?? '')),
+    'the skipped count in the status',
+  );
 
   await eventually(() => errorsOf('forgetful').some((e) => e.includes('returned undefined')), 'the missing return');
-  assert.match(errorsOf('forgetful').find((e) => e.includes('returned undefined'))!, /forgetful scan.*return state;/);
+  assert.match(
+    errorsOf('forgetful').find((e) => e.includes('returned undefined'))!,
+    /forgetful scan.*return state;/,
+  );
   assert.deepEqual(table(dbFile, 'SELECT * FROM never'), []);
 });
 
@@ -251,14 +401,28 @@ test('with on error: stop, a throwing step stops the dataflow and names the node
       logFile,
       dbFile,
       [
-        { id: 'scan', type: 'dd-scan', input: 'group', name: 'strict scan', initial: '{}', func: `if (record.order === 'boom') throw new Error('cannot fold boom');\n${PAIR_STEP}`, wires: [['sink']] },
+        {
+          id: 'scan',
+          type: 'dd-scan',
+          input: 'group',
+          name: 'strict scan',
+          initial: '{}',
+          func: `if (record.order === 'boom') throw new Error('cannot fold boom');\n${PAIR_STEP}`,
+          wires: [['sink']],
+        },
         { id: 'sink', type: 'db-sink', database: 'db', table: 'usage', mode: 'multiset', columns: USAGE_COLUMNS },
       ],
       'stop',
     ),
   );
   await eventually(() => errorsOf('scan').some((e) => e.includes('cannot fold boom')), 'the step error');
-  assert.match(errorsOf('scan').find((e) => e.includes('cannot fold boom'))!, /strict scan.*"Drill1": cannot fold boom; the dataflow stopped \(on error: stop\)$/);
-  await eventually(() => statusesOf('scan').some((s) => s.fill === 'red' && s.text === 'error: stopped'), 'the stopped status');
+  assert.match(
+    errorsOf('scan').find((e) => e.includes('cannot fold boom'))!,
+    /strict scan.*"Drill1": cannot fold boom; the dataflow stopped \(on error: stop\)$/,
+  );
+  await eventually(
+    () => statusesOf('scan').some((s) => s.fill === 'red' && s.text === 'error: stopped'),
+    'the stopped status',
+  );
   assert.deepEqual(table(dbFile, 'SELECT * FROM usage'), []);
 });

@@ -96,7 +96,10 @@ test('the audit trail is published as the seed describes it', async () => {
     const events = await readAll(log);
     assert.equal(events.length, AUDIT_TRAIL.length);
     const parts = events.filter((e) => (e.payload as { type: string }).type === 'partsReported');
-    assert.deepEqual(parts.map((e) => (e.payload as { count: number }).count), [27, 13]);
+    assert.deepEqual(
+      parts.map((e) => (e.payload as { count: number }).count),
+      [27, 13],
+    );
     assert.equal(events[0]!.timestamp, auditTime('8:52'));
     assert.equal(events.at(-1)!.timestamp, auditTime('9:27'));
     assert.deepEqual(new Set(events.map((e) => e.stream)), new Set([deviceStream('Fred'), deviceStream('Drill1')]));

@@ -47,14 +47,37 @@ function postgresInspector(): Inspector {
   };
 }
 
-const kinds: { name: string; open: () => SinkDatabase; inspect: () => Inspector; bool: (b: boolean) => unknown; int: (n: number) => unknown }[] = [
-  { name: 'SQLite', open: () => new SqliteDatabase({ filename: sqliteFile }), inspect: sqliteInspector, bool: (b) => (b ? 1 : 0), int: (n) => n },
-  { name: 'PostgreSQL', open: () => new PostgresDatabase(), inspect: postgresInspector, bool: (b) => b, int: (n) => String(n) },
+const kinds: {
+  name: string;
+  open: () => SinkDatabase;
+  inspect: () => Inspector;
+  bool: (b: boolean) => unknown;
+  int: (n: number) => unknown;
+}[] = [
+  {
+    name: 'SQLite',
+    open: () => new SqliteDatabase({ filename: sqliteFile }),
+    inspect: sqliteInspector,
+    bool: (b) => (b ? 1 : 0),
+    int: (n) => n,
+  },
+  {
+    name: 'PostgreSQL',
+    open: () => new PostgresDatabase(),
+    inspect: postgresInspector,
+    bool: (b) => b,
+    int: (n) => String(n),
+  },
 ];
 
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({ name, type, value: { path }, ...extra });
+const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({
+  name,
+  type,
+  value: { path },
+  ...extra,
+});
 const rec = (v: Value, diff: number): readonly [Value, number, number] => [v, diff, 0];
 
 for (const kind of kinds) {
@@ -81,27 +104,58 @@ for (const kind of kinds) {
       });
 
     test('creates the table, its offsets table, its index and the meta table', async () => {
-      const spec = table('multiset', [col('machine', 'text not null', 'm', { index: true }), col('since', 'bigint', 's', { index: true }), col('note', 'text', 'n')]);
+      const spec = table('multiset', [
+        col('machine', 'text not null', 'm', { index: true }),
+        col('since', 'bigint', 's', { index: true }),
+        col('note', 'text', 'n'),
+      ]);
       await db.transaction((tx) => tx.ensureTable(spec));
       await db.transaction((tx) => tx.ensureTable(spec)); // idempotent
       const names =
         kind.name === 'SQLite'
-          ? (await look.query(`SELECT name FROM sqlite_master WHERE name LIKE '${spec.name}%' OR name = 'deltaflow_meta' ORDER BY name`)).map((r) => r.name)
-          : (await look.query(`SELECT relname AS name FROM pg_class WHERE relname LIKE '${spec.name.toLowerCase()}%' OR relname = 'deltaflow_meta' ORDER BY relname`)).map((r) => r.name);
+          ? (
+              await look.query(
+                `SELECT name FROM sqlite_master WHERE name LIKE '${spec.name}%' OR name = 'deltaflow_meta' ORDER BY name`,
+              )
+            ).map((r) => r.name)
+          : (
+              await look.query(
+                `SELECT relname AS name FROM pg_class WHERE relname LIKE '${spec.name.toLowerCase()}%' OR relname = 'deltaflow_meta' ORDER BY relname`,
+              )
+            ).map((r) => r.name);
       assert.ok(names.includes('deltaflow_meta'));
-      const own = names.filter((n) => n !== 'deltaflow_meta' && !String(n).includes('autoindex') && !String(n).endsWith('_pkey'));
+      const own = names.filter(
+        (n) => n !== 'deltaflow_meta' && !String(n).includes('autoindex') && !String(n).endsWith('_pkey'),
+      );
       assert.deepEqual(own, [spec.name, `${spec.name}_index`, `${spec.name}_offsets`].sort());
     });
 
     test('multiset: +2 then -1 leaves one row; NULL-safe delete; deletes only n of several equal rows', async () => {
-      const spec = table('multiset', [col('machine', 'text', 'm', { index: true }), col('orderno', 'text', 'o'), col('n', 'integer', 'n')]);
+      const spec = table('multiset', [
+        col('machine', 'text', 'm', { index: true }),
+        col('orderno', 'text', 'o'),
+        col('n', 'integer', 'n'),
+      ]);
       const a = { m: 'drill', o: null, n: 1 };
       const b = { m: 'drill', o: 'x', n: 1 };
       assert.equal((await write(spec, [rec(a, 2), rec(b, 3)])).length, 5);
       const del = await write(spec, [rec(a, -1), rec(b, -2)]);
-      assert.deepEqual(del.map((c) => [c.op, c.row.orderno]), [['delete', null], ['delete', 'x'], ['delete', 'x']]);
+      assert.deepEqual(
+        del.map((c) => [c.op, c.row.orderno]),
+        [
+          ['delete', null],
+          ['delete', 'x'],
+          ['delete', 'x'],
+        ],
+      );
       const rows = await look.rows(spec.name, '"orderno" NULLS FIRST');
-      assert.deepEqual(rows.map((r) => [r.machine, r.orderno, r.n]), [['drill', null, kind.int(1) === '1' ? 1 : 1], ['drill', 'x', 1]]);
+      assert.deepEqual(
+        rows.map((r) => [r.machine, r.orderno, r.n]),
+        [
+          ['drill', null, kind.int(1) === '1' ? 1 : 1],
+          ['drill', 'x', 1],
+        ],
+      );
       // Deleting more copies than exist deletes what exists and reports exactly that.
       const more = await write(spec, [rec(b, -3)]);
       assert.equal(more.length, 1);
@@ -109,7 +163,8 @@ for (const kind of kinds) {
     });
 
     test('multiset: excluded columns are created but neither written nor matched', async () => {
-      const idType = kind.name === 'SQLite' ? 'integer primary key autoincrement' : 'bigint generated always as identity';
+      const idType =
+        kind.name === 'SQLite' ? 'integer primary key autoincrement' : 'bigint generated always as identity';
       const spec = table('multiset', [col('id', idType, 'id', { exclude: true }), col('v', 'text', 'v')]);
       await write(spec, [rec({ v: 'a', id: 99 }, 2)]);
       const changes = await write(spec, [rec({ v: 'a' }, -1)]);
@@ -127,8 +182,16 @@ for (const kind of kinds) {
         { name: 'upper', type: 'text', value: { fn: (r) => String((r as { s: string }).s).toUpperCase() } },
         { name: 'at', type: 'text', value: { fn: () => new Date(Date.UTC(2024, 4, 6)) } },
       ]);
-      const changes = await write(spec, [rec({ f: true, b: 9007199254740993n as unknown as Value, d: { x: [1] }, s: 'abc' }, 1)]);
-      assert.deepEqual(changes[0].row, { flag: true, big: 9007199254740993n, doc: '{"x":[1]}', upper: 'ABC', at: '2024-05-06T00:00:00.000Z' });
+      const changes = await write(spec, [
+        rec({ f: true, b: 9007199254740993n as unknown as Value, d: { x: [1] }, s: 'abc' }, 1),
+      ]);
+      assert.deepEqual(changes[0].row, {
+        flag: true,
+        big: 9007199254740993n,
+        doc: '{"x":[1]}',
+        upper: 'ABC',
+        at: '2024-05-06T00:00:00.000Z',
+      });
       const [row] = await look.query(`SELECT "flag", CAST("big" AS text) AS big, "doc", "upper" FROM "${spec.name}"`);
       assert.equal(row.flag, kind.bool(true));
       assert.equal(row.big, '9007199254740993');
@@ -137,17 +200,39 @@ for (const kind of kinds) {
     });
 
     test('awkward values survive many-row inserts and upserts exactly (quotes, backslashes, braces, NULL and "NULL", unicode, floats, jsonb)', async () => {
-      const strings = ['a"b', 'back\\slash', '{x,y}', 'NULL', '', 'é😀', 'comma, here', 'line\nbreak', "it's", ' padded '];
+      const strings = [
+        'a"b',
+        'back\\slash',
+        '{x,y}',
+        'NULL',
+        '',
+        'é😀',
+        'comma, here',
+        'line\nbreak',
+        "it's",
+        ' padded ',
+      ];
       const docType = kind.name === 'PostgreSQL' ? 'jsonb' : 'text';
-      const cols = (key: boolean) => [col('s', 'text', 's', { key }), col('n', 'double precision', 'n'), col('maybe', 'text', 'm'), col('doc', docType, 'd')];
+      const cols = (key: boolean) => [
+        col('s', 'text', 's', { key }),
+        col('n', 'double precision', 'n'),
+        col('maybe', 'text', 'm'),
+        col('doc', docType, 'd'),
+      ];
       const multi = table('multiset', cols(false));
       const keyed = table('keyed', cols(true));
       const records = strings.map((s, i) => ({ s, n: i + 0.25, m: i % 3 === 0 ? null : s, d: { s, i } }));
       const batch: Batch = records.map((r) => rec(r as Value, 1));
       for (const spec of [multi, keyed]) {
         await write(spec, batch);
-        if (spec.mode === 'keyed') await write(spec, [...records.slice(0, 3).map((r) => rec(r as Value, -1)), ...records.slice(0, 3).map((r) => rec({ ...r, n: -1 } as Value, 1))]);
-        const rows = await look.query(`SELECT "s", "n", "maybe", CAST("doc" AS text) AS doc FROM "${spec.name}" ORDER BY "n", "s"`);
+        if (spec.mode === 'keyed')
+          await write(spec, [
+            ...records.slice(0, 3).map((r) => rec(r as Value, -1)),
+            ...records.slice(0, 3).map((r) => rec({ ...r, n: -1 } as Value, 1)),
+          ]);
+        const rows = await look.query(
+          `SELECT "s", "n", "maybe", CAST("doc" AS text) AS doc FROM "${spec.name}" ORDER BY "n", "s"`,
+        );
         const expected = records
           .map((r, i) => ({ s: r.s, n: spec.mode === 'keyed' && i < 3 ? -1 : r.n, maybe: r.m, doc: r.d }))
           .sort((a, b) => a.n - b.n || (a.s < b.s ? -1 : a.s > b.s ? 1 : 0));
@@ -164,14 +249,26 @@ for (const kind of kinds) {
     });
 
     test('keyed: retraction + insertion of one key is one update; a retraction alone a delete; an insertion for a stored key an upsert', async () => {
-      const spec = table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's'), col('since', 'bigint', 't', { index: true })]);
+      const spec = table('keyed', [
+        col('machine', 'text', 'm', { key: true }),
+        col('status', 'text', 's'),
+        col('since', 'bigint', 't', { index: true }),
+      ]);
       assert.deepEqual(await write(spec, [rec({ m: 'a', s: 'idle', t: 1 }, 1), rec({ m: 'b', s: 'idle', t: 1 }, 1)]), [
         { op: 'insert', row: { machine: 'a', status: 'idle', since: 1 } },
         { op: 'insert', row: { machine: 'b', status: 'idle', since: 1 } },
       ]);
-      const changes = await write(spec, [rec({ m: 'a', s: 'idle', t: 1 }, -1), rec({ m: 'a', s: 'working', t: 2 }, 1), rec({ m: 'b', s: 'idle', t: 1 }, -1)]);
+      const changes = await write(spec, [
+        rec({ m: 'a', s: 'idle', t: 1 }, -1),
+        rec({ m: 'a', s: 'working', t: 2 }, 1),
+        rec({ m: 'b', s: 'idle', t: 1 }, -1),
+      ]);
       assert.deepEqual(changes, [
-        { op: 'update', row: { machine: 'a', status: 'working', since: 2 }, previous: { machine: 'a', status: 'idle', since: 1 } },
+        {
+          op: 'update',
+          row: { machine: 'a', status: 'working', since: 2 },
+          previous: { machine: 'a', status: 'idle', since: 1 },
+        },
         { op: 'delete', row: { machine: 'b', status: 'idle', since: 1 } },
       ]);
       // Retention forgot the old row of "a": its new row replaces it (upsert), reported with the stored previous row.
@@ -182,15 +279,26 @@ for (const kind of kinds) {
       // A retraction of a key that is not stored changes nothing.
       assert.deepEqual(await write(spec, [rec({ m: 'zz', s: 'idle', t: 1 }, -1)]), []);
       const rows = await look.rows(spec.name, '"machine"');
-      assert.deepEqual(rows.map((r) => [r.machine, r.status, Number(r.since)]), [['a', 'idle', 3]]);
+      assert.deepEqual(
+        rows.map((r) => [r.machine, r.status, Number(r.since)]),
+        [['a', 'idle', 3]],
+      );
     });
 
     test('without a report the same rows are written and no changes are built (keyed and multiset)', async () => {
-      const keyedSpecs = [0, 1].map(() => table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's')]));
+      const keyedSpecs = [0, 1].map(() =>
+        table('keyed', [col('machine', 'text', 'm', { key: true }), col('status', 'text', 's')]),
+      );
       const multiSpecs = [0, 1].map(() => table('multiset', [col('machine', 'text', 'm'), col('status', 'text', 's')]));
       const batches: Batch[] = [
         [rec({ m: 'a', s: 'idle' }, 1), rec({ m: 'b', s: 'idle' }, 1), rec({ m: 'c', s: 'idle' }, 2)],
-        [rec({ m: 'a', s: 'idle' }, -1), rec({ m: 'a', s: 'working' }, 1), rec({ m: 'b', s: 'idle' }, -1), rec({ m: 'zz', s: 'idle' }, -1), rec({ m: 'c', s: 'idle' }, -1)],
+        [
+          rec({ m: 'a', s: 'idle' }, -1),
+          rec({ m: 'a', s: 'working' }, 1),
+          rec({ m: 'b', s: 'idle' }, -1),
+          rec({ m: 'zz', s: 'idle' }, -1),
+          rec({ m: 'c', s: 'idle' }, -1),
+        ],
         [rec({ m: 'b', s: 'working' }, 1), rec({ m: 'a', s: 'idle' }, 1), rec({ m: 'a', s: 'working' }, -1)],
       ];
       for (const batch of batches) {
@@ -202,26 +310,60 @@ for (const kind of kinds) {
             return tx.apply(silent, batch, false);
           });
           assert.deepEqual(none, []);
-          const rowsOf = async (spec: TableSpec) => (await look.rows(spec.name, '"machine", "status"')).map((r) => [r.machine, r.status]);
+          const rowsOf = async (spec: TableSpec) =>
+            (await look.rows(spec.name, '"machine", "status"')).map((r) => [r.machine, r.status]);
           assert.deepEqual(await rowsOf(silent), await rowsOf(reported), `${reported.mode}: same rows`);
         }
       }
-      assert.deepEqual((await look.rows(keyedSpecs[1].name, '"machine"')).map((r) => [r.machine, r.status]), [['a', 'idle'], ['b', 'working']]);
+      assert.deepEqual(
+        (await look.rows(keyedSpecs[1].name, '"machine"')).map((r) => [r.machine, r.status]),
+        [
+          ['a', 'idle'],
+          ['b', 'working'],
+        ],
+      );
     });
 
     test('keyed: two rows for one key in one batch are refused and nothing is written', async () => {
       const spec = table('keyed', [col('id', 'integer', 'id', { key: true }), col('v', 'text', 'v')]);
       await write(spec, [rec({ id: 1, v: 'x' }, 1)]);
-      await assert.rejects(write(spec, [rec({ id: 2, v: 'a' }, 1), rec({ id: 1, v: 'a' }, 1), rec({ id: 1, v: 'b' }, 1)]), SinkDataError);
-      assert.deepEqual((await look.rows(spec.name, '"id"')).map((r) => r.v), ['x']);
+      await assert.rejects(
+        write(spec, [rec({ id: 2, v: 'a' }, 1), rec({ id: 1, v: 'a' }, 1), rec({ id: 1, v: 'b' }, 1)]),
+        SinkDataError,
+      );
+      assert.deepEqual(
+        (await look.rows(spec.name, '"id"')).map((r) => r.v),
+        ['x'],
+      );
     });
 
     test('keyed with a composite key and NULLs in other columns', async () => {
-      const spec = table('keyed', [col('site', 'text', 'site', { key: true }), col('machine', 'text', 'm', { key: true }), col('v', 'double precision', 'v')]);
-      await write(spec, [rec({ site: 's', m: 'a', v: null }, 1), rec({ site: 's', m: 'b', v: 1.5 }, 1), rec({ site: 't', m: 'a', v: 2 }, 1)]);
-      const ch = await write(spec, [rec({ site: 's', m: 'a', v: null }, -1), rec({ site: 's', m: 'a', v: 0.25 }, 1), rec({ site: 't', m: 'a', v: 2 }, -1)]);
-      assert.deepEqual(ch.map((c) => c.op), ['update', 'delete']);
-      assert.deepEqual((await look.rows(spec.name, '"site", "machine"')).map((r) => [r.site, r.machine, r.v]), [['s', 'a', 0.25], ['s', 'b', 1.5]]);
+      const spec = table('keyed', [
+        col('site', 'text', 'site', { key: true }),
+        col('machine', 'text', 'm', { key: true }),
+        col('v', 'double precision', 'v'),
+      ]);
+      await write(spec, [
+        rec({ site: 's', m: 'a', v: null }, 1),
+        rec({ site: 's', m: 'b', v: 1.5 }, 1),
+        rec({ site: 't', m: 'a', v: 2 }, 1),
+      ]);
+      const ch = await write(spec, [
+        rec({ site: 's', m: 'a', v: null }, -1),
+        rec({ site: 's', m: 'a', v: 0.25 }, 1),
+        rec({ site: 't', m: 'a', v: 2 }, -1),
+      ]);
+      assert.deepEqual(
+        ch.map((c) => c.op),
+        ['update', 'delete'],
+      );
+      assert.deepEqual(
+        (await look.rows(spec.name, '"site", "machine"')).map((r) => [r.site, r.machine, r.v]),
+        [
+          ['s', 'a', 0.25],
+          ['s', 'b', 1.5],
+        ],
+      );
     });
 
     test('offsets, fingerprint and watermark round-trip; only changed streams are written; dropTable resets', async () => {
@@ -236,10 +378,27 @@ for (const kind of kinds) {
         await tx.writeState(spec, { offsets: { s1: 10, s2: 20 }, fingerprint: 'f1', watermark: 1_700_000_000_000_000 });
       });
       const stamp = kind.name === 'SQLite' ? 'rowid' : 'xmin::text';
-      const before = await look.query(`SELECT "stream", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`);
-      await db.transaction((tx) => tx.writeState(spec, { offsets: { s1: 10, s2: 25, s3: 1 }, fingerprint: 'f1', watermark: 1_700_000_000_000_001 }));
-      const afterRows = await look.query(`SELECT "stream", "offset", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`);
-      assert.deepEqual(afterRows.map((r) => [r.stream, Number(r.offset)]), [['s1', 10], ['s2', 25], ['s3', 1]]);
+      const before = await look.query(
+        `SELECT "stream", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`,
+      );
+      await db.transaction((tx) =>
+        tx.writeState(spec, {
+          offsets: { s1: 10, s2: 25, s3: 1 },
+          fingerprint: 'f1',
+          watermark: 1_700_000_000_000_001,
+        }),
+      );
+      const afterRows = await look.query(
+        `SELECT "stream", "offset", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`,
+      );
+      assert.deepEqual(
+        afterRows.map((r) => [r.stream, Number(r.offset)]),
+        [
+          ['s1', 10],
+          ['s2', 25],
+          ['s3', 1],
+        ],
+      );
       if (kind.name === 'PostgreSQL') {
         assert.equal(afterRows[0].stamp, before[0].stamp, 'unchanged stream s1 not rewritten');
         assert.notEqual(afterRows[1].stamp, before[1].stamp, 'changed stream s2 rewritten');
@@ -248,7 +407,11 @@ for (const kind of kinds) {
       const other = kind.open();
       try {
         const state = await other.transaction((tx) => tx.readState(spec));
-        assert.deepEqual(state, { offsets: { s1: 10, s2: 25, s3: 1 }, fingerprint: 'f1', watermark: 1_700_000_000_000_001 });
+        assert.deepEqual(state, {
+          offsets: { s1: 10, s2: 25, s3: 1 },
+          fingerprint: 'f1',
+          watermark: 1_700_000_000_000_001,
+        });
         await other.transaction(async (tx) => {
           await tx.dropTable(spec);
           assert.deepEqual(await tx.readState(spec), { offsets: {}, fingerprint: null, watermark: null });
@@ -258,7 +421,11 @@ for (const kind of kinds) {
         await other.close();
       }
       assert.equal((await look.rows(spec.name, '1')).length, 0);
-      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), { offsets: {}, fingerprint: null, watermark: null });
+      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), {
+        offsets: {},
+        fingerprint: null,
+        watermark: null,
+      });
     });
 
     test('a failure mid-transaction rolls back rows, offsets and meta together', async () => {
@@ -294,11 +461,25 @@ for (const kind of kinds) {
           await tx.readState(other);
           await tx.ensureTable(other);
         }),
-        (e: unknown) => e instanceof SinkDatabaseError && e.message.includes(`table "${spec.name}"`) && !e.message.includes(other.name) && !e.retryable,
+        (e: unknown) =>
+          e instanceof SinkDatabaseError &&
+          e.message.includes(`table "${spec.name}"`) &&
+          !e.message.includes(other.name) &&
+          !e.retryable,
       );
-      assert.deepEqual((await look.rows(spec.name, '"v"')).map((r) => r.v), ['kept']);
-      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), { offsets: { s: 1 }, fingerprint: 'f', watermark: 5 });
-      assert.deepEqual((await look.query(`SELECT "offset" FROM "${spec.name}_offsets"`)).map((r) => Number(r.offset)), [1]);
+      assert.deepEqual(
+        (await look.rows(spec.name, '"v"')).map((r) => r.v),
+        ['kept'],
+      );
+      assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), {
+        offsets: { s: 1 },
+        fingerprint: 'f',
+        watermark: 5,
+      });
+      assert.deepEqual(
+        (await look.query(`SELECT "offset" FROM "${spec.name}_offsets"`)).map((r) => Number(r.offset)),
+        [1],
+      );
     });
 
     test('transactions are serialised and close waits for the running one', async () => {
@@ -320,7 +501,10 @@ for (const kind of kinds) {
       const closed = local.close().then(() => order.push('closed'));
       await Promise.all([slow, fast, closed]);
       assert.deepEqual(order, ['a:start', 'a:end', 'b:start', 'b:end', 'closed']);
-      await assert.rejects(local.transaction(async () => 1), /closed/);
+      await assert.rejects(
+        local.transaction(async () => 1),
+        /closed/,
+      );
       assert.equal((await look.rows(spec.name, '"v"')).length, 2);
     });
 
@@ -330,14 +514,23 @@ for (const kind of kinds) {
       for (let i = 0; i < 2345; i++) batch.push([{ a: i, b: i % 3 === 0 ? null : `r${i}` }, 1 + (i % 2), 0]);
       const ins = await write(spec, batch);
       assert.equal(ins.length, 2345 + 1172);
-      const del = await write(spec, batch.filter((_r, i) => i % 5 === 0).map(([v, n]) => rec(v, -n)));
-      assert.equal(del.length, batch.filter((_r, i) => i % 5 === 0).reduce((s, [, n]) => s + n, 0));
+      const del = await write(
+        spec,
+        batch.filter((_r, i) => i % 5 === 0).map(([v, n]) => rec(v, -n)),
+      );
+      assert.equal(
+        del.length,
+        batch.filter((_r, i) => i % 5 === 0).reduce((s, [, n]) => s + n, 0),
+      );
       const [{ c }] = await look.query(`SELECT count(*) AS c FROM "${spec.name}"`);
       assert.equal(Number(c), 2345 + 1172 - del.length);
     });
 
     test('property: a keyed table equals the from-scratch view after every commit, one row per key', async () => {
-      const op = fc.record({ key: fc.integer({ min: 0, max: 7 }), value: fc.option(fc.integer({ min: 0, max: 3 }), { nil: null }) });
+      const op = fc.record({
+        key: fc.integer({ min: 0, max: 7 }),
+        value: fc.option(fc.integer({ min: 0, max: 3 }), { nil: null }),
+      });
       await fc.assert(
         fc.asyncProperty(fc.array(fc.array(op, { maxLength: 8 }), { minLength: 1, maxLength: 6 }), async (steps) => {
           const spec = table('keyed', [col('k', 'integer', 'k', { key: true }), col('v', 'text', 'v')]);
@@ -366,9 +559,15 @@ for (const kind of kinds) {
             // From scratch: consolidate everything written so far.
             const sum = new Map<string, number>();
             for (const [v, d] of all) sum.set(JSON.stringify(v), (sum.get(JSON.stringify(v)) ?? 0) + d);
-            const expected = [...sum].filter(([, n]) => n > 0).map(([v]) => JSON.parse(v) as { k: number; v: string }).sort((x, y) => x.k - y.k);
+            const expected = [...sum]
+              .filter(([, n]) => n > 0)
+              .map(([v]) => JSON.parse(v) as { k: number; v: string })
+              .sort((x, y) => x.k - y.k);
             const rows = await look.rows(spec.name, '"k"');
-            assert.deepEqual(rows.map((r) => ({ k: Number(r.k), v: r.v })), expected);
+            assert.deepEqual(
+              rows.map((r) => ({ k: Number(r.k), v: r.v })),
+              expected,
+            );
             assert.equal(new Set(rows.map((r) => Number(r.k))).size, rows.length);
           }
         }),
@@ -377,7 +576,10 @@ for (const kind of kinds) {
     });
 
     test('property: rolled-back commits leave no trace in rows, offsets or meta', async () => {
-      const step = fc.record({ keys: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }), fail: fc.boolean() });
+      const step = fc.record({
+        keys: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+        fail: fc.boolean(),
+      });
       await fc.assert(
         fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 6 }), async (steps) => {
           const spec = table('keyed', [col('k', 'integer', 'k', { key: true }), col('v', 'integer', 'v')]);
@@ -409,8 +611,14 @@ for (const kind of kinds) {
               }
             }
             const rows = await look.rows(spec.name, '"k"');
-            assert.deepEqual(rows.map((r) => [Number(r.k), Number(r.v)]), [...committed].sort((a, b) => a[0] - b[0]));
-            const lastOk = steps.slice(0, i + 1).map((s, j) => (s.fail ? -1 : j)).reduce((a, b) => Math.max(a, b), -1);
+            assert.deepEqual(
+              rows.map((r) => [Number(r.k), Number(r.v)]),
+              [...committed].sort((a, b) => a[0] - b[0]),
+            );
+            const lastOk = steps
+              .slice(0, i + 1)
+              .map((s, j) => (s.fail ? -1 : j))
+              .reduce((a, b) => Math.max(a, b), -1);
             assert.deepEqual(await db.transaction((tx) => tx.readState(spec)), {
               offsets,
               fingerprint: lastOk < 0 ? null : `f${lastOk}`,
@@ -425,25 +633,31 @@ for (const kind of kinds) {
     test('property: a multiset table equals the from-scratch multiset after every commit', async () => {
       const val = fc.record({ a: fc.constantFrom('x', 'y', null), b: fc.integer({ min: 0, max: 2 }) });
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.array(fc.tuple(val, fc.integer({ min: 1, max: 3 }), fc.boolean()), { maxLength: 6 }), { minLength: 1, maxLength: 5 }), async (steps) => {
-          const spec = table('multiset', [col('a', 'text', 'a', { index: true }), col('b', 'integer', 'b')]);
-          const held = new Map<string, number>();
-          for (const step of steps) {
-            const batch = new Map<string, number>();
-            for (const [v, n, retract] of step) {
-              const key = JSON.stringify(v);
-              const have = (held.get(key) ?? 0) + (batch.get(key) ?? 0);
-              const d = retract ? -Math.min(n, have) : n; // the view never retracts what it does not hold
-              batch.set(key, (batch.get(key) ?? 0) + d);
+        fc.asyncProperty(
+          fc.array(fc.array(fc.tuple(val, fc.integer({ min: 1, max: 3 }), fc.boolean()), { maxLength: 6 }), {
+            minLength: 1,
+            maxLength: 5,
+          }),
+          async (steps) => {
+            const spec = table('multiset', [col('a', 'text', 'a', { index: true }), col('b', 'integer', 'b')]);
+            const held = new Map<string, number>();
+            for (const step of steps) {
+              const batch = new Map<string, number>();
+              for (const [v, n, retract] of step) {
+                const key = JSON.stringify(v);
+                const have = (held.get(key) ?? 0) + (batch.get(key) ?? 0);
+                const d = retract ? -Math.min(n, have) : n; // the view never retracts what it does not hold
+                batch.set(key, (batch.get(key) ?? 0) + d);
+              }
+              const b: Batch = [...batch].filter(([, d]) => d !== 0).map(([v, d]) => [JSON.parse(v) as Value, d, 0]);
+              for (const [v, d] of batch) held.set(v, (held.get(v) ?? 0) + d);
+              await write(spec, b);
+              const expected = [...held].flatMap(([v, n]) => Array.from({ length: n }, () => v)).sort();
+              const rows = await look.rows(spec.name, '1');
+              assert.deepEqual(rows.map((r) => JSON.stringify({ a: r.a, b: Number(r.b) })).sort(), expected);
             }
-            const b: Batch = [...batch].filter(([, d]) => d !== 0).map(([v, d]) => [JSON.parse(v) as Value, d, 0]);
-            for (const [v, d] of batch) held.set(v, (held.get(v) ?? 0) + d);
-            await write(spec, b);
-            const expected = [...held].flatMap(([v, n]) => Array.from({ length: n }, () => v)).sort();
-            const rows = await look.rows(spec.name, '1');
-            assert.deepEqual(rows.map((r) => JSON.stringify({ a: r.a, b: Number(r.b) })).sort(), expected);
-          }
-        }),
+          },
+        ),
         { numRuns: 15 },
       );
     });
@@ -455,19 +669,34 @@ test('PostgreSQL schema option: tables, offsets and meta go to that schema; a mi
   const admin = new pg.Pool({ max: 1 });
   const missing = new PostgresDatabase({ schema });
   try {
-    await assert.rejects(missing.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes(`schema "${schema}" does not exist`) && e.message.includes('CREATE SCHEMA'));
+    await assert.rejects(
+      missing.transaction(async () => undefined),
+      (e: unknown) =>
+        e instanceof SinkDatabaseError &&
+        e.retryable &&
+        e.message.includes(`schema "${schema}" does not exist`) &&
+        e.message.includes('CREATE SCHEMA'),
+    );
     await admin.query(`CREATE SCHEMA "${schema}"`);
     // The same database object recovers once the schema exists (the dataflow retries).
     const name = unique('u');
-    const spec: TableSpec = { name, mode: 'multiset', columns: [col('machine', 'text', 'm'), col('minutes', 'integer', 'n')] };
+    const spec: TableSpec = {
+      name,
+      mode: 'multiset',
+      columns: [col('machine', 'text', 'm'), col('minutes', 'integer', 'n')],
+    };
     await missing.transaction(async (tx) => {
       await tx.ensureTable(spec);
       await tx.apply(spec, [rec({ m: 'Drill1', n: 31 }, 1)]);
       await tx.writeState(spec, { offsets: { 'drill1-0': 7 }, fingerprint: 'f', watermark: 1 });
     });
-    const tables = (await admin.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema])).rows.map((r) => r.table_name);
+    const tables = (
+      await admin.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [schema])
+    ).rows.map((r) => r.table_name);
     assert.deepEqual(tables, ['deltaflow_meta', name, `${name}_offsets`]);
-    assert.deepEqual((await admin.query(`SELECT machine, minutes FROM "${schema}"."${name}"`)).rows, [{ machine: 'Drill1', minutes: 31 }]);
+    assert.deepEqual((await admin.query(`SELECT machine, minutes FROM "${schema}"."${name}"`)).rows, [
+      { machine: 'Drill1', minutes: 31 },
+    ]);
     const publicUsage = await admin.query(`SELECT to_regclass('public."${name}"') AS t`);
     assert.equal(publicUsage.rows[0].t, null, 'nothing was created in public');
     await missing.transaction(async (tx) => assert.deepEqual((await tx.readState(spec)).offsets, { 'drill1-0': 7 }));
@@ -488,10 +717,12 @@ test('SQLite: commits do not checkpoint inline; a worker moves the WAL into the 
     await db.transaction(async (tx) => tx.ensureTable(spec));
     const before = statSync(filename).size;
     // About 100 WAL pages: far below SQLite's automatic checkpoint (1,000 pages).
-    for (let i = 0; i < 20; i++) await db.transaction(async (tx) => void (await tx.apply(spec, [rec({ t: `${i}-${'x'.repeat(20_000)}` }, 1)])));
+    for (let i = 0; i < 20; i++)
+      await db.transaction(async (tx) => void (await tx.apply(spec, [rec({ t: `${i}-${'x'.repeat(20_000)}` }, 1)])));
     if (backgroundCheckpoints) {
       const deadline = Date.now() + 10_000;
-      while (statSync(filename).size < before + 300_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (statSync(filename).size < before + 300_000 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
     } else await new Promise((r) => setTimeout(r, 500));
     sizes.push(statSync(filename).size - before);
     await db.close();
@@ -508,13 +739,29 @@ test('SQLite runs in WAL mode; an unopenable file is a retryable error naming th
   assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
   raw.close();
   const bad = new SqliteDatabase({ filename: join(dir, 'missing-dir', 'x.db') });
-  await assert.rejects(bad.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes('missing-dir'));
+  await assert.rejects(
+    bad.transaction(async () => undefined),
+    (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes('missing-dir'),
+  );
   await bad.close();
 });
 
 test('an unreachable PostgreSQL gives a clear retryable error, not a hang', async () => {
-  const refused = new PostgresDatabase({ host: '127.0.0.1', port: 1, user: 'nobody', database: 'none', connectionTimeoutMs: 2000 });
-  await assert.rejects(refused.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /127\.0\.0\.1:1/.test(e.message) && /ECONNREFUSED|connect/.test(e.message));
+  const refused = new PostgresDatabase({
+    host: '127.0.0.1',
+    port: 1,
+    user: 'nobody',
+    database: 'none',
+    connectionTimeoutMs: 2000,
+  });
+  await assert.rejects(
+    refused.transaction(async () => undefined),
+    (e: unknown) =>
+      e instanceof SinkDatabaseError &&
+      e.retryable &&
+      /127\.0\.0\.1:1/.test(e.message) &&
+      /ECONNREFUSED|connect/.test(e.message),
+  );
   await refused.close();
   // A server that accepts TCP but never answers: the connection timeout ends the wait.
   const net = await import('node:net');
@@ -522,7 +769,10 @@ test('an unreachable PostgreSQL gives a clear retryable error, not a hang', asyn
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const port = (silent.address() as { port: number }).port;
   const hanging = new PostgresDatabase({ host: '127.0.0.1', port, user: 'x', database: 'y', connectionTimeoutMs: 300 });
-  await assert.rejects(hanging.transaction(async () => undefined), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /timeout/i.test(e.message));
+  await assert.rejects(
+    hanging.transaction(async () => undefined),
+    (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /timeout/i.test(e.message),
+  );
   await hanging.close();
   silent.close();
   for (const s of [silent]) s.unref();
@@ -564,7 +814,10 @@ test('SQLite: a transaction waits without blocking while another connection of t
   let unblock!: () => void;
   const blocker = a.transaction(() => new Promise<void>((r) => (unblock = r)));
   await new Promise((r) => setTimeout(r, 10));
-  await assert.rejects(impatient.transaction(async () => 1), (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /locked|busy/i.test(e.message));
+  await assert.rejects(
+    impatient.transaction(async () => 1),
+    (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /locked|busy/i.test(e.message),
+  );
   unblock();
   await blocker;
   await Promise.all([a.close(), b.close(), impatient.close()]);
@@ -581,7 +834,11 @@ test('PostgreSQL: a lock held by another session fails the commit with a retryab
     await other.query(`LOCK TABLE "${spec.name}" IN ACCESS EXCLUSIVE MODE`);
     await assert.rejects(
       db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)])),
-      (e: unknown) => e instanceof SinkDatabaseError && e.retryable && e.message.includes(spec.name) && /lock timeout/.test(e.message),
+      (e: unknown) =>
+        e instanceof SinkDatabaseError &&
+        e.retryable &&
+        e.message.includes(spec.name) &&
+        /lock timeout/.test(e.message),
     );
     await other.query('ROLLBACK');
     await db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)]));

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quoteIdentifier, validateColumnName, validateIdentifier, validateSqlType, validateTableName } from '../../src/sinks/identifiers';
+import {
+  quoteIdentifier,
+  validateColumnName,
+  validateIdentifier,
+  validateSqlType,
+  validateTableName,
+} from '../../src/sinks/identifiers';
 import { SinkConfigError } from '../../src/sinks/errors';
 
 test('plain identifiers pass and are double-quoted', () => {
@@ -28,17 +34,45 @@ test('reserved table and column names are rejected', () => {
     assert.throws(() => validateTableName(t), SinkConfigError, t);
   }
   assert.equal(validateTableName('a'.repeat(55)), 'a'.repeat(55));
-  for (const c of ['rowid', 'ROWID', 'oid', '_rowid_', 'ctid', 'xmin', 'tableoid']) assert.throws(() => validateColumnName(c), /reserved/);
+  for (const c of ['rowid', 'ROWID', 'oid', '_rowid_', 'ctid', 'xmin', 'tableoid'])
+    assert.throws(() => validateColumnName(c), /reserved/);
   // Keywords are fine: every identifier is quoted.
   assert.equal(validateColumnName('order'), 'order');
 });
 
 test('SQL types: an allow-list of letters, digits, spaces, parentheses and commas', () => {
-  for (const t of ['text', 'text not null', 'bigint', 'double precision', 'numeric(10, 2)', 'timestamp with time zone', 'varchar(50)', 'integer primary key autoincrement']) {
+  for (const t of [
+    'text',
+    'text not null',
+    'bigint',
+    'double precision',
+    'numeric(10, 2)',
+    'timestamp with time zone',
+    'varchar(50)',
+    'integer primary key autoincrement',
+  ]) {
     assert.equal(validateSqlType(t, 'c'), t);
   }
   assert.equal(validateSqlType('  text  ', 'c'), 'text');
-  for (const bad of ['text; drop table x', 'text -- comment', "text default 'x'", 'text /* c */', 'int)', '(int', '"text"', '', '   ', 'a'.repeat(101), '1int', 'text, extra integer', 'int), (x']) {
-    assert.throws(() => validateSqlType(bad, 'col'), (e: unknown) => e instanceof SinkConfigError && e.message.includes('column "col"'), bad);
+  for (const bad of [
+    'text; drop table x',
+    'text -- comment',
+    "text default 'x'",
+    'text /* c */',
+    'int)',
+    '(int',
+    '"text"',
+    '',
+    '   ',
+    'a'.repeat(101),
+    '1int',
+    'text, extra integer',
+    'int), (x',
+  ]) {
+    assert.throws(
+      () => validateSqlType(bad, 'col'),
+      (e: unknown) => e instanceof SinkConfigError && e.message.includes('column "col"'),
+      bad,
+    );
   }
 });

@@ -20,7 +20,12 @@ import { liveSqliteWorkers, openWorkerSession } from '../../src/sqlite/sqlite-wo
 const dir = mkdtempSync(join(tmpdir(), 'deltaflow-sqlite-worker-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({ name, type, value: { path }, ...extra });
+const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({
+  name,
+  type,
+  value: { path },
+  ...extra,
+});
 const options = { backgroundCheckpoints: false };
 
 /** The rejection of a promise that must reject. */
@@ -65,10 +70,21 @@ test('errors come back from the worker with the driver message, code and name', 
     const s = await open(join(dir, `errors-${open.name}.db`), options);
     await s.exec('CREATE TABLE t (k INTEGER PRIMARY KEY)');
     await s.run('INSERT INTO t VALUES (?)', [1]);
-    const errors = [await failure(s.run('INSERT INTO t VALUES (?)', [1])), await failure(s.all('SELECT nope FROM t', [])), await failure(s.exec('COMMIT'))];
+    const errors = [
+      await failure(s.run('INSERT INTO t VALUES (?)', [1])),
+      await failure(s.all('SELECT nope FROM t', [])),
+      await failure(s.exec('COMMIT')),
+    ];
     await s.close();
     const missingDir = await failure(Promise.resolve().then(() => open(join(dir, 'missing-dir', 'x.db'), options)));
-    seen.push([...errors, missingDir].map((e) => ({ message: e.message, name: e.name, code: e.code, typeError: e instanceof TypeError })));
+    seen.push(
+      [...errors, missingDir].map((e) => ({
+        message: e.message,
+        name: e.name,
+        code: e.code,
+        typeError: e instanceof TypeError,
+      })),
+    );
   }
   assert.equal(seen[0][0].code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
   assert.match(seen[0][0].message, /UNIQUE constraint failed: t\.k/);
@@ -82,10 +98,15 @@ test('errors come back from the worker with the driver message, code and name', 
 test('while the worker runs a statement this thread keeps running', async () => {
   const s = await openWorkerSession(join(dir, 'busy.db'), options);
   const order: string[] = [];
-  const slow = s.all('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) AS n FROM c', []).then((rows) => {
-    order.push('query');
-    return rows;
-  });
+  const slow = s
+    .all(
+      'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) AS n FROM c',
+      [],
+    )
+    .then((rows) => {
+      order.push('query');
+      return rows;
+    });
   await new Promise((r) => setImmediate(r));
   order.push('this thread');
   assert.deepEqual(await slow, [{ n: 2_000_000 }]);
@@ -96,7 +117,11 @@ test('while the worker runs a statement this thread keeps running', async () => 
 test('the sink: a worker that dies mid-transaction fails it retryably, the next transaction opens a new one', async () => {
   const file = join(dir, 'dies.db');
   const db = new SqliteDatabase({ filename: file, worker: true });
-  const spec: TableSpec = { name: 'rows', mode: 'keyed', columns: [col('k', 'integer', 'k', { key: true }), col('v', 'text', 'v')] };
+  const spec: TableSpec = {
+    name: 'rows',
+    mode: 'keyed',
+    columns: [col('k', 'integer', 'k', { key: true }), col('v', 'text', 'v')],
+  };
   await db.transaction(async (tx) => {
     await tx.ensureTable(spec);
     await tx.apply(spec, [[{ k: 1, v: 'kept' }, 1, 0]]);
@@ -125,7 +150,11 @@ test('the sink: a worker that dies mid-transaction fails it retryably, the next 
 
 test('the sink: by default, with `worker: false` and for `:memory:` (even with `worker: true`) it runs in this thread', async () => {
   const spec: TableSpec = { name: 'm', mode: 'multiset', columns: [col('v', 'text', 'v')] };
-  for (const db of [new SqliteDatabase({ filename: ':memory:', worker: true }), new SqliteDatabase({ filename: join(dir, 'default.db') }), new SqliteDatabase({ filename: join(dir, 'in-thread.db'), worker: false })]) {
+  for (const db of [
+    new SqliteDatabase({ filename: ':memory:', worker: true }),
+    new SqliteDatabase({ filename: join(dir, 'default.db') }),
+    new SqliteDatabase({ filename: join(dir, 'in-thread.db'), worker: false }),
+  ]) {
     const changes = await db.transaction(async (tx) => {
       await tx.ensureTable(spec);
       assert.equal(liveSqliteWorkers().length, 0);

@@ -10,7 +10,8 @@ test('property paths: dots, indexes, quoted keys', () => {
   assert.deepEqual(parsePropertyPath('a.b[0]'), ['a', 'b', 0]);
   assert.deepEqual(parsePropertyPath('a["x y"][12].$z'), ['a', 'x y', 12, '$z']);
   assert.deepEqual(parsePropertyPath("a['it\\'s']"), ['a', "it's"]);
-  for (const bad of ['', '.a', 'a..b', 'a[', 'a[x]', 'a b', 'a.1']) assert.throws(() => parsePropertyPath(bad), SinkConfigError, bad);
+  for (const bad of ['', '.a', 'a..b', 'a[', 'a[x]', 'a b', 'a.1'])
+    assert.throws(() => parsePropertyPath(bad), SinkConfigError, bad);
   const rec = { a: { b: [10, 20] }, 'x y': 1 };
   assert.equal(readPath(rec, parsePropertyPath('a.b[1]')), 20);
   assert.equal(readPath(rec, parsePropertyPath('a.c.d')), undefined);
@@ -30,27 +31,51 @@ test('values convert to bound SQL values', () => {
   assert.equal(toSqlValue({ a: [1, 'b'], n: 3n }), '{"a":[1,"b"],"n":"3"}');
 });
 
-const col = (name: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({ name, type: 'text', value: { path }, ...extra });
+const col = (name: string, path: string, extra: Partial<ColumnSpec> = {}): ColumnSpec => ({
+  name,
+  type: 'text',
+  value: { path },
+  ...extra,
+});
 
 test('table specs are validated as a whole, naming the bad part', () => {
-  const ok: TableSpec = { name: 'dash', mode: 'keyed', columns: [col('machine', 'm', { key: true }), col('status', 's')] };
+  const ok: TableSpec = {
+    name: 'dash',
+    mode: 'keyed',
+    columns: [col('machine', 'm', { key: true }), col('status', 's')],
+  };
   assert.equal(compileTable(ok).keyPositions.length, 1);
   const cases: [TableSpec, RegExp][] = [
     [{ ...ok, columns: [] }, /at least one column/],
     [{ ...ok, columns: [col('machine', 'm'), col('status', 's')] }, /keyed mode needs at least one key column/],
     [{ ...ok, columns: [col('machine', 'm', { key: true }), col('Machine', 's')] }, /duplicate column name "Machine"/],
     [{ ...ok, name: 'x; drop table y' }, /invalid table name "x; drop table y"/],
-    [{ ...ok, columns: [col('machine', 'm', { key: true, exclude: true })] }, /key column "machine" cannot be excluded/],
+    [
+      { ...ok, columns: [col('machine', 'm', { key: true, exclude: true })] },
+      /key column "machine" cannot be excluded/,
+    ],
     [{ ...ok, mode: 'multiset', columns: [col('a', 'a', { key: true })] }, /only keyed mode has keys/],
     [{ ...ok, mode: 'multiset', columns: [col('a', 'a', { exclude: true })] }, /every column is excluded/],
     [{ ...ok, columns: [col('machine', 'm..x', { key: true })] }, /column "machine": invalid property path/],
     [{ ...ok, columns: [{ ...col('machine', 'm', { key: true }), type: 'text;' }] }, /invalid SQL type/],
   ];
-  for (const [spec, re] of cases) assert.throws(() => compileTable(spec), (e: unknown) => e instanceof SinkConfigError && re.test(e.message), String(re));
+  for (const [spec, re] of cases)
+    assert.throws(
+      () => compileTable(spec),
+      (e: unknown) => e instanceof SinkConfigError && re.test(e.message),
+      String(re),
+    );
 });
 
 test('cells are consolidated: records that differ only in unread fields cancel out', () => {
-  const t = compileTable({ name: 'm', mode: 'multiset', columns: [col('a', 'a'), { name: 'u', type: 'text', value: { fn: (r) => String((r as { a: string }).a).toUpperCase() } }] });
+  const t = compileTable({
+    name: 'm',
+    mode: 'multiset',
+    columns: [
+      col('a', 'a'),
+      { name: 'u', type: 'text', value: { fn: (r) => String((r as { a: string }).a).toUpperCase() } },
+    ],
+  });
   const plan = planWrites(t, [
     [{ a: 'x', seen: 1 }, -1, 0],
     [{ a: 'x', seen: 2 }, 1, 0],
@@ -73,7 +98,14 @@ test('keyed plans: one entry per key; two rows for one key in a batch or a NULL 
       { key: [2], next: null, retracted: [2, 'c'] },
     ],
   });
-  assert.throws(() => planWrites(t, [[{ id: 1, v: 'a' }, 1, 0], [{ id: 1, v: 'b' }, 1, 0]]), (e: unknown) => e instanceof SinkDataError && /two rows for key \{"id":1\}/.test(e.message));
+  assert.throws(
+    () =>
+      planWrites(t, [
+        [{ id: 1, v: 'a' }, 1, 0],
+        [{ id: 1, v: 'b' }, 1, 0],
+      ]),
+    (e: unknown) => e instanceof SinkDataError && /two rows for key \{"id":1\}/.test(e.message),
+  );
   assert.throws(() => planWrites(t, [[{ id: 1, v: 'a' }, 2, 0]]), /2 copies of key/);
   assert.throws(() => planWrites(t, [[{ v: 'a' }, 1, 0]]), /key column "id" is NULL/);
 });

@@ -9,7 +9,13 @@ import { Collector, eventId, freePort, streamOrderProblem, tagged, waitFor } fro
 const manifest = { appId: 'com.example.deltaflow-test', displayName: 'DeltaFlow tests', version: '1.0.0' };
 
 function clientFor(fake: FakeActyx, idleTimeoutMs = 3000): ActyxClient {
-  return new ActyxClient({ baseUrl: fake.baseUrl, manifest, idleTimeoutMs, requestTimeoutMs: 2000, backoff: { initialMs: 2, maxMs: 40 } });
+  return new ActyxClient({
+    baseUrl: fake.baseUrl,
+    manifest,
+    idleTimeoutMs,
+    requestTimeoutMs: 2000,
+    backoff: { initialMs: 2, maxMs: 40 },
+  });
 }
 
 /** Runs `body` with a fresh fake Actyx node and a client of it; closes both however it ends. */
@@ -38,7 +44,10 @@ test('subscribe: stored events, caughtUp with the whole present, then live event
     assert.deepEqual(caught, { type: 'caughtUp', offsets: { [fake.localStream]: 7 } });
     fake.publish(tagged(2, ['machine:Drill1', 'machine'], 5));
     await waitFor(() => c.events.length === 7, 'live events');
-    assert.deepEqual(c.events.map((e) => (e.payload as { n: number }).n), [0, 1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(
+      c.events.map((e) => (e.payload as { n: number }).n),
+      [0, 1, 2, 3, 4, 5, 6],
+    );
     assert.deepEqual(c.events[0]!.tags, ['machine', 'machine:Drill1']);
     assert.equal(c.events[0]!.appId, 'com.example.fake');
     await c.stop();
@@ -97,9 +106,16 @@ test('malformed lines are reported with their text and skipped; warnings and unk
     fake.streamFaults.push({ kind: 'malformed', afterEvents: 2, text: injected.join('\n') });
     const c = new Collector(client, "FROM 'a'");
     await waitFor(() => c.caughtUp, 'caughtUp');
-    assert.deepEqual(c.events.map((e) => e.offset), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      c.events.map((e) => e.offset),
+      [0, 1, 2, 3, 4, 5],
+    );
     const bad = c.diagnostics.filter((d) => d.message.includes('malformed'));
-    assert.deepEqual(bad.map((d) => d.detail), [injected[0], injected[3], injected[4]], 'each malformed line reported with its text');
+    assert.deepEqual(
+      bad.map((d) => d.detail),
+      [injected[0], injected[3], injected[4]],
+      'each malformed line reported with its text',
+    );
     assert.match(bad[1]!.message, /without valid lamport, stream, offset and timestamp/);
     assert.ok(c.diagnostics.some((d) => d.severity === 'warning' && d.message === 'Actyx node: slow disk'));
     assert.ok(!c.diagnostics.some((d) => d.message.includes('timeTravel')), 'unknown types are ignored silently');
@@ -113,7 +129,10 @@ test('an error diagnostic is surfaced and the subscription reconnects without lo
     fake.streamFaults.push({ kind: 'error', afterEvents: 3 }, { kind: 'errorObject', afterEvents: 2 });
     const c = new Collector(client, "FROM 'a'");
     await waitFor(() => c.caughtUp, 'caughtUp');
-    assert.deepEqual(c.events.map((e) => e.offset), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(
+      c.events.map((e) => e.offset),
+      [0, 1, 2, 3, 4, 5, 6, 7],
+    );
     assert.ok(c.diagnostics.some((d) => d.severity === 'error' && d.message.includes('injected error')));
     assert.ok(c.diagnostics.some((d) => d.severity === 'error' && d.message.includes('ERR_INTERNAL')));
     assert.equal(fake.streamRequests.length, 3);
@@ -204,7 +223,18 @@ test('no event lost or duplicated across 25+ injected faults (drops, clean ends,
     await waitFor(() => c.caughtUp, 'caughtUp');
     let faults = 0;
     let offlineLamport = 1;
-    const kinds = ['drop', 'end', 'midDrop', 'expire', 'overload', 'restart', 'hang', 'midEnd', 'malformed', 'errorDiag'] as const;
+    const kinds = [
+      'drop',
+      'end',
+      'midDrop',
+      'expire',
+      'overload',
+      'restart',
+      'hang',
+      'midEnd',
+      'malformed',
+      'errorDiag',
+    ] as const;
     for (let round = 0; round < 30; round++) {
       const kind = kinds[round % kinds.length]!;
       switch (kind) {
@@ -226,7 +256,10 @@ test('no event lost or duplicated across 25+ injected faults (drops, clean ends,
           faults += 2;
           break;
         case 'overload':
-          fake.requestFaults.push({ status: 503, code: 'ERR_SERVICE_OVERLOADED' }, { status: 401, code: 'ERR_TOKEN_EXPIRED' });
+          fake.requestFaults.push(
+            { status: 503, code: 'ERR_SERVICE_OVERLOADED' },
+            { status: 401, code: 'ERR_TOKEN_EXPIRED' },
+          );
           fake.interruptStreams('drop');
           faults += 2;
           break;
@@ -271,7 +304,10 @@ test('no event lost or duplicated across 25+ injected faults (drops, clean ends,
     const lateOnes = c.events.filter((e) => e.stream === 'offline-0');
     assert.ok(lateOnes.length > 0);
     const firstLateIndex = c.events.indexOf(lateOnes[0]!);
-    assert.ok(c.events.slice(0, firstLateIndex).some((e: ActyxEvent) => e.lamport > lateOnes[0]!.lamport), 'an older-Lamport event was delivered after newer ones');
+    assert.ok(
+      c.events.slice(0, firstLateIndex).some((e: ActyxEvent) => e.lamport > lateOnes[0]!.lamport),
+      'an older-Lamport event was delivered after newer ones',
+    );
     assert.ok(fake.authCount >= 3, 're-authenticated after expiry and restarts');
     assert.ok(c.diagnostics.some((d) => d.detail !== undefined && d.message.includes('malformed')));
     await c.stop();
@@ -308,8 +344,14 @@ test('publish returns lamport/stream/offset; an expired token is renewed; presen
     assert.equal(first[0]!.offset, 0);
     fake.expireTokens();
     fake.requestFaults.push({ status: 503, code: 'ERR_SERVICE_OVERLOADED' });
-    const second = await client.publish([{ tags: ['p'], payload: { a: 2 } }, { tags: ['p'], payload: { a: 3 } }]);
-    assert.deepEqual(second.map((p) => p.offset), [1, 2]);
+    const second = await client.publish([
+      { tags: ['p'], payload: { a: 2 } },
+      { tags: ['p'], payload: { a: 3 } },
+    ]);
+    assert.deepEqual(
+      second.map((p) => p.offset),
+      [1, 2],
+    );
     assert.ok(second[1]!.lamport > second[0]!.lamport);
     assert.equal(fake.authCount, 2);
     assert.deepEqual(await client.presentOffsets(), { [fake.localStream]: 2 });
@@ -325,7 +367,10 @@ test('an unreachable node: clear errors, the subscription keeps retrying until a
   const port = await freePort();
   const client = new ActyxClient({ host: '127.0.0.1', port, manifest, backoff: { initialMs: 2, maxMs: 10 } });
   try {
-    await assert.rejects(client.presentOffsets(), new RegExp(`cannot reach the Actyx node at http://127.0.0.1:${port}/api/v2: ECONNREFUSED`));
+    await assert.rejects(
+      client.presentOffsets(),
+      new RegExp(`cannot reach the Actyx node at http://127.0.0.1:${port}/api/v2: ECONNREFUSED`),
+    );
     const c = new Collector(client, "FROM 'a'");
     await waitFor(() => c.diagnostics.filter((d) => d.severity === 'error').length >= 3, 'repeated error diagnostics');
     assert.match(c.diagnostics[0]!.message, /ECONNREFUSED/);
@@ -339,10 +384,17 @@ test('an unreachable node: clear errors, the subscription keeps retrying until a
 
 test('a rejected manifest is reported with the node error code', async () => {
   const fake = await FakeActyx.start({ keepAliveMs: 50 });
-  const client = new ActyxClient({ baseUrl: fake.baseUrl, manifest: { appId: 'com.acme.app', displayName: 'x', version: '1' }, backoff: { initialMs: 2, maxMs: 10 } });
+  const client = new ActyxClient({
+    baseUrl: fake.baseUrl,
+    manifest: { appId: 'com.acme.app', displayName: 'x', version: '1' },
+    backoff: { initialMs: 2, maxMs: 10 },
+  });
   try {
     await assert.rejects(client.presentOffsets(), /ERR_MANIFEST_INVALID/);
-    assert.throws(() => new ActyxClient({ baseUrl: fake.baseUrl, manifest: { appId: 'bad id', displayName: 'x', version: '1' } }), /reverse domain/);
+    assert.throws(
+      () => new ActyxClient({ baseUrl: fake.baseUrl, manifest: { appId: 'bad id', displayName: 'x', version: '1' } }),
+      /reverse domain/,
+    );
     assert.throws(() => new ActyxClient({ port: 70000, manifest }), /port/);
   } finally {
     await client.close();

@@ -78,10 +78,24 @@ test('the log has the time index, and a TIME-bounded count of the window is answ
     const db = new Database(file, { readonly: true });
     try {
       const plan = db
-        .prepare(`EXPLAIN QUERY PLAN SELECT min(lamport) FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE (CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END) >= ?`)
+        .prepare(
+          `EXPLAIN QUERY PLAN SELECT min(lamport) FROM deltaflow_log_events INDEXED BY deltaflow_log_events_time WHERE (CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END) >= ?`,
+        )
         .all(BASE) as { detail: string }[];
-      assert.ok(plan.some((p) => /COVERING INDEX deltaflow_log_events_time/.test(p.detail)), JSON.stringify(plan));
-      assert.equal((db.prepare(`SELECT count(*) AS n FROM deltaflow_log_events WHERE (CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END) = ?`).get(BASE) as { n: number }).n, 1);
+      assert.ok(
+        plan.some((p) => /COVERING INDEX deltaflow_log_events_time/.test(p.detail)),
+        JSON.stringify(plan),
+      );
+      assert.equal(
+        (
+          db
+            .prepare(
+              `SELECT count(*) AS n FROM deltaflow_log_events WHERE (CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END) = ?`,
+            )
+            .get(BASE) as { n: number }
+        ).n,
+        1,
+      );
     } finally {
       db.close();
     }
@@ -96,7 +110,14 @@ test('a log written before the time index gets it when opened, and TIME queries 
   const file = join(dir, 'events.sqlite');
   try {
     const old = new EmbeddedLog(file, { foreignWritePollMs: 0 });
-    old.appendSync('a-0', [{ tags: ['x'], payload: 1 }, { tags: ['x'], payload: 2 }], { timestamp: BASE, lamport: 1 });
+    old.appendSync(
+      'a-0',
+      [
+        { tags: ['x'], payload: 1 },
+        { tags: ['x'], payload: 2 },
+      ],
+      { timestamp: BASE, lamport: 1 },
+    );
     old.appendSync('b-0', [{ tags: ['x'], payload: 3 }], { timestamp: BASE + 5_000_000, lamport: 10 });
     await old.close();
     const raw = new Database(file);
@@ -131,7 +152,10 @@ test('a TIME-bounded query does not read the events before its window (a corrupt
     raw.close();
     const present = await log.presentOffsets();
     const recent = await all(log, `FROM 'x' & TIME > ${formatRfc3339Micros(BASE + 1)}`, {}, present);
-    assert.deepEqual(recent.map((e) => e.payload), ['new']);
+    assert.deepEqual(
+      recent.map((e) => e.payload),
+      ['new'],
+    );
     await assert.rejects(all(log, `FROM 'x'`, {}, present), 'the unbounded query reads the corrupt row');
   } finally {
     await log.close();

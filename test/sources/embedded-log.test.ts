@@ -16,8 +16,12 @@ function tempFile(): { file: string; cleanup: () => void } {
   return { file: join(dir, 'events.sqlite'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-
-async function collectQuery(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<ActyxEvent[]> {
+async function collectQuery(
+  log: EmbeddedLog,
+  query: string,
+  lower: Record<string, number>,
+  upper: Record<string, number>,
+): Promise<ActyxEvent[]> {
   const out: ActyxEvent[] = [];
   for await (const e of log.query(query, lower, upper)) out.push(e);
   return out;
@@ -27,16 +31,28 @@ test('offsets are gapless per stream from 0; lamport rises; tags are a sorted se
   const { file, cleanup } = tempFile();
   const log = new EmbeddedLog(file);
   try {
-    const a = await log.publish([{ tags: ['b', 'a', 'b'], payload: { x: 1 } }, { tags: ['a'], payload: null }]);
+    const a = await log.publish([
+      { tags: ['b', 'a', 'b'], payload: { x: 1 } },
+      { tags: ['a'], payload: null },
+    ]);
     const b = await log.publishAs('drill1-0', tagged(3, ['a']), { lamport: 100, timestamp: 5_000_000 });
     const c = await log.publish(tagged(2, ['a']));
-    assert.deepEqual(a.map((p) => p.offset), [0, 1]);
-    assert.deepEqual(b.map((p) => [p.stream, p.offset, p.lamport, p.timestamp]), [
-      ['drill1-0', 0, 100, 5_000_000],
-      ['drill1-0', 1, 101, 5_000_000],
-      ['drill1-0', 2, 102, 5_000_000],
-    ]);
-    assert.deepEqual(c.map((p) => p.offset), [2, 3]);
+    assert.deepEqual(
+      a.map((p) => p.offset),
+      [0, 1],
+    );
+    assert.deepEqual(
+      b.map((p) => [p.stream, p.offset, p.lamport, p.timestamp]),
+      [
+        ['drill1-0', 0, 100, 5_000_000],
+        ['drill1-0', 1, 101, 5_000_000],
+        ['drill1-0', 2, 102, 5_000_000],
+      ],
+    );
+    assert.deepEqual(
+      c.map((p) => p.offset),
+      [2, 3],
+    );
     assert.ok(a[1]!.lamport > a[0]!.lamport);
     assert.ok(c[0]!.lamport > 102, 'the clock moved past the highest stamp seen');
     assert.ok(Math.abs(a[0]!.timestamp / 1000 - Date.now()) < 60_000, 'timestamps in microseconds');
@@ -48,11 +64,26 @@ test('offsets are gapless per stream from 0; lamport rises; tags are a sorted se
     await assert.rejects(log.publishAs('drill1-0', tagged(1, ['a']), { lamport: 50 }), /not above 102/);
     await assert.rejects(log.publish([{ tags: ['a'], payload: 1n }]), /cannot be stored as JSON/);
     await assert.rejects(log.publish([{ tags: [''], payload: {} }]), /tags must be/);
-    const big = Array.from({ length: 150 }, (_, i) => ({ tags: ['a'], payload: { i }, lamport: i === 100 ? 1 : 1000 + i }));
+    const big = Array.from({ length: 150 }, (_, i) => ({
+      tags: ['a'],
+      payload: { i },
+      lamport: i === 100 ? 1 : 1000 + i,
+    }));
     await assert.rejects(log.publishAs('drill1-0', big), /lamport 1 of event 100 is not above 1099/);
-    assert.deepEqual(await log.presentOffsets(), { [log.localStream]: 3, 'drill1-0': 2 }, 'failed publishes leave no trace');
-    const ok = await log.publishAs('drill1-0', big.map((e, i) => ({ ...e, lamport: 1000 + i })));
-    assert.deepEqual(ok.map((p) => p.offset), Array.from({ length: 150 }, (_, i) => 3 + i), 'a large batch gets gapless offsets');
+    assert.deepEqual(
+      await log.presentOffsets(),
+      { [log.localStream]: 3, 'drill1-0': 2 },
+      'failed publishes leave no trace',
+    );
+    const ok = await log.publishAs(
+      'drill1-0',
+      big.map((e, i) => ({ ...e, lamport: 1000 + i })),
+    );
+    assert.deepEqual(
+      ok.map((p) => p.offset),
+      Array.from({ length: 150 }, (_, i) => 3 + i),
+      'a large batch gets gapless offsets',
+    );
   } finally {
     await log.close();
     cleanup();
@@ -159,7 +190,10 @@ test('a late event of an offline device (old Lamport) is delivered live; bounded
     await log.publish(tagged(5, ['s']));
     const c = new Collector(log, "FROM 's'");
     await waitFor(() => c.caughtUp, 'caughtUp');
-    const [late] = await log.publishAs('offline-0', [{ tags: ['s'], payload: { late: true } }], { lamport: 1, timestamp: 1_000_000 });
+    const [late] = await log.publishAs('offline-0', [{ tags: ['s'], payload: { late: true } }], {
+      lamport: 1,
+      timestamp: 1_000_000,
+    });
     await waitFor(() => c.events.length === 6, 'the late event');
     assert.deepEqual(c.events[5]!.payload, { late: true });
     assert.ok(c.events[5]!.lamport < c.events[4]!.lamport);
@@ -168,9 +202,16 @@ test('a late event of an offline device (old Lamport) is delivered live; bounded
     const keys = ordered.map((e) => [e.lamport, e.stream, e.offset] as const);
     const sorted = [...keys].sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2] - y[2]);
     assert.deepEqual(keys, sorted, 'event-key order');
-    assert.ok(ordered.slice(0, 2).some((e) => eventId(e) === eventId(late!)), 'the late event (Lamport 1) sorts among the first');
+    assert.ok(
+      ordered.slice(0, 2).some((e) => eventId(e) === eventId(late!)),
+      'the late event (Lamport 1) sorts among the first',
+    );
     const bounded = await collectQuery(log, "FROM 's'", { [log.localStream]: 1 }, { [log.localStream]: 3 });
-    assert.deepEqual(bounded.map((e) => e.offset), [2, 3], 'lower exclusive, upper inclusive, other streams excluded');
+    assert.deepEqual(
+      bounded.map((e) => e.offset),
+      [2, 3],
+      'lower exclusive, upper inclusive, other streams excluded',
+    );
     await c.stop();
   } finally {
     await log.close();
@@ -183,9 +224,12 @@ test('queries select by tags, appId, TIME and isLocal; a bad query rejects with 
   const log = new EmbeddedLog(file, { appId: 'com.example.mine' });
   try {
     await log.publish([{ tags: ['machine', 'machine:Drill1'], payload: 1 }]);
-    await log.publishAs('dev-0', [{ tags: ['machine', 'machine:Drill2'], payload: 2, appId: 'com.example.other', timestamp: 2_000_000 }]);
+    await log.publishAs('dev-0', [
+      { tags: ['machine', 'machine:Drill2'], payload: 2, appId: 'com.example.other', timestamp: 2_000_000 },
+    ]);
     const present = await log.presentOffsets();
-    const run = async (q: string): Promise<unknown[]> => (await collectQuery(log, q, {}, present)).map((e) => e.payload);
+    const run = async (q: string): Promise<unknown[]> =>
+      (await collectQuery(log, q, {}, present)).map((e) => e.payload);
     assert.deepEqual(await run("'machine:Drill2' | 'machine:Drill1' & 'machine'"), [1, 2]);
     assert.deepEqual(await run('FROM appId(com.example.other)'), [2]);
     assert.deepEqual(await run('FROM appId(me)'), [1]);
@@ -193,7 +237,10 @@ test('queries select by tags, appId, TIME and isLocal; a bad query rejects with 
     // The coordinator routes with the source's context and gets the same selection.
     const context = await log.matchContext();
     const events = await collectQuery(log, 'allEvents', {}, present);
-    assert.deepEqual(events.filter((e) => matchesEvent(parseQuery('isLocal | appId(me)'), e, context)).map((e) => e.payload), [1]);
+    assert.deepEqual(
+      events.filter((e) => matchesEvent(parseQuery('isLocal | appId(me)'), e, context)).map((e) => e.payload),
+      [1],
+    );
     assert.deepEqual(await run('FROM TIME < 1970-01-01T00:00:03Z'), [2]);
     await assert.rejects(collectQuery(log, "FROM 'a' SELECT _.x", {}, present), { name: 'AqlSyntaxError' });
   } finally {
@@ -202,7 +249,7 @@ test('queries select by tags, appId, TIME and isLocal; a bad query rejects with 
   }
 });
 
-test('two log instances on one file see each other\'s events (another connection writing)', async () => {
+test("two log instances on one file see each other's events (another connection writing)", async () => {
   const { file, cleanup } = tempFile();
   const reader = new EmbeddedLog(file, { foreignWritePollMs: 10 });
   const writer = new EmbeddedLog(file);
@@ -244,37 +291,63 @@ test('property: a bounded query returns exactly the matching events between the 
   });
   const boundArb = fc.dictionary(streamArb, fc.integer({ min: -1, max: 12 }));
   await fc.assert(
-    fc.asyncProperty(fc.array(batchArb, { maxLength: 12 }), boundArb, boundArb, fc.constantFrom("'x'", "'y' | 'x' & 'y'", 'allEvents'), async (batches, lower, upper, query) => {
-      const log = new EmbeddedLog(':memory:', { pageSize: 3, foreignWritePollMs: 0 });
-      try {
-        const lamports: Record<string, number> = {};
-        for (const b of batches) {
-          const start = (lamports[b.stream] ?? 0) + b.lamportStep;
-          lamports[b.stream] = start + b.tags.length - 1;
-          log.appendSync(b.stream, b.tags.map((tags) => ({ tags, payload: null })), { lamport: start });
+    fc.asyncProperty(
+      fc.array(batchArb, { maxLength: 12 }),
+      boundArb,
+      boundArb,
+      fc.constantFrom("'x'", "'y' | 'x' & 'y'", 'allEvents'),
+      async (batches, lower, upper, query) => {
+        const log = new EmbeddedLog(':memory:', { pageSize: 3, foreignWritePollMs: 0 });
+        try {
+          const lamports: Record<string, number> = {};
+          for (const b of batches) {
+            const start = (lamports[b.stream] ?? 0) + b.lamportStep;
+            lamports[b.stream] = start + b.tags.length - 1;
+            log.appendSync(
+              b.stream,
+              b.tags.map((tags) => ({ tags, payload: null })),
+              { lamport: start },
+            );
+          }
+          const everything = await collectQuery(log, 'allEvents', {}, await log.presentOffsets());
+          assert.equal(
+            everything.length,
+            batches.reduce((n, b) => n + b.tags.length, 0),
+          );
+          const parsed = parseQuery(query);
+          const expected = everything
+            .filter(
+              (e) =>
+                e.offset > (lower[e.stream] ?? -1) && upper[e.stream] !== undefined && e.offset <= upper[e.stream]!,
+            )
+            .filter((e) => matchesEvent(parsed, e))
+            .map(eventId);
+          const actual = (await collectQuery(log, query, lower, upper)).map(eventId);
+          assert.deepEqual(actual, expected);
+          const keys = everything.map((e) => [e.lamport, e.stream, e.offset] as const);
+          const sorted = [...keys].sort(
+            (x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2] - y[2],
+          );
+          assert.deepEqual(keys, sorted);
+        } finally {
+          await log.close();
         }
-        const everything = await collectQuery(log, 'allEvents', {}, await log.presentOffsets());
-        assert.equal(everything.length, batches.reduce((n, b) => n + b.tags.length, 0));
-        const parsed = parseQuery(query);
-        const expected = everything
-          .filter((e) => e.offset > (lower[e.stream] ?? -1) && upper[e.stream] !== undefined && e.offset <= upper[e.stream]!)
-          .filter((e) => matchesEvent(parsed, e))
-          .map(eventId);
-        const actual = (await collectQuery(log, query, lower, upper)).map(eventId);
-        assert.deepEqual(actual, expected);
-        const keys = everything.map((e) => [e.lamport, e.stream, e.offset] as const);
-        const sorted = [...keys].sort((x, y) => x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0) || x[2] - y[2]);
-        assert.deepEqual(keys, sorted);
-      } finally {
-        await log.close();
-      }
-    }),
+      },
+    ),
     { numRuns: 150 },
   );
 });
 
 test('a page read out of order (SQLite does not promise group_concat order) is put back in order', () => {
-  const e = (lamport: number, stream: string, offset: number) => ({ lamport, stream, offset, timestamp: 0, tags: [], appId: 'a', payload: null });
+  const e = (lamport: number, stream: string, offset: number) => ({
+    lamport,
+    stream,
+    offset,
+    timestamp: 0,
+    tags: [],
+    appId: 'a',
+    payload: null,
+  });
   const text = JSON.stringify([7, e(3, 'b', 0), 5, e(1, 'a', 0), 9, e(3, 'a', 1)]);
   assert.deepEqual(decodePage(text, 'seq').events.map(eventId), ['a/0', 'b/0', 'a/1']);
   assert.equal(decodePage(text, 'seq').lastSeq, 9);
@@ -292,9 +365,15 @@ function bigLog(file: string): void {
     const tagSets = [['machine', 'machine:Drill1'], ['machine', 'machine:Drill2'], ['worker']];
     for (let round = 0; round < 30; round++) {
       for (let s = 0; s < 4; s++) {
-        const events = Array.from({ length: 250 }, (_, i) => ({ tags: tagSets[(i + s) % 3]!, payload: { round, s, i } }));
+        const events = Array.from({ length: 250 }, (_, i) => ({
+          tags: tagSets[(i + s) % 3]!,
+          payload: { round, s, i },
+        }));
         // Streams 1 and 3 write old stamps (devices that were offline), so seq order ≠ key order.
-        log.appendSync(`dev${s}-0`, events, { lamport: round * 1000 + (s % 2 === 1 ? 0 : 500) + s, timestamp: 1_000_000 + round });
+        log.appendSync(`dev${s}-0`, events, {
+          lamport: round * 1000 + (s % 2 === 1 ? 0 : 500) + s,
+          timestamp: 1_000_000 + round,
+        });
       }
     }
   } finally {
@@ -302,7 +381,11 @@ function bigLog(file: string): void {
   }
 }
 
-async function subscribeStored(log: EmbeddedLog, query: string, lower: Record<string, number>): Promise<{ items: unknown[]; workersWhileReading: number }> {
+async function subscribeStored(
+  log: EmbeddedLog,
+  query: string,
+  lower: Record<string, number>,
+): Promise<{ items: unknown[]; workersWhileReading: number }> {
   const abort = new AbortController();
   const items: unknown[] = [];
   const before = readAheadWorkersStarted();
@@ -314,7 +397,12 @@ async function subscribeStored(log: EmbeddedLog, query: string, lower: Record<st
   return { items, workersWhileReading: readAheadWorkersStarted() - before };
 }
 
-async function queryAll(log: EmbeddedLog, query: string, lower: Record<string, number>, upper: Record<string, number>): Promise<{ events: ActyxEvent[]; workersWhileReading: number }> {
+async function queryAll(
+  log: EmbeddedLog,
+  query: string,
+  lower: Record<string, number>,
+  upper: Record<string, number>,
+): Promise<{ events: ActyxEvent[]; workersWhileReading: number }> {
   const events: ActyxEvent[] = [];
   const before = readAheadWorkersStarted();
   for await (const batch of log.queryBatches(query, lower, upper)) events.push(...batch);
@@ -328,7 +416,10 @@ test('read-ahead: subscribe and bounded queries give the same results with and w
   const off = new EmbeddedLog(file, { pageSize: 500, foreignWritePollMs: 0, readAhead: false });
   try {
     const present = await on.presentOffsets();
-    assert.equal(Object.values(present).reduce((n, o) => n + o + 1, 0), 30_000);
+    assert.equal(
+      Object.values(present).reduce((n, o) => n + o + 1, 0),
+      30_000,
+    );
     const lower = { 'dev0-0': 999, 'dev1-0': 4_000, 'dev3-0': -1 };
     const upper = { 'dev0-0': 6_000, 'dev1-0': 7_499, 'dev2-0': 3_000, 'dev3-0': 5_500 };
     for (const [query, lo, hi] of [
@@ -343,7 +434,10 @@ test('read-ahead: subscribe and bounded queries give the same results with and w
       assert.equal(a.workersWhileReading, 1, `${query}: read by a worker`);
       assert.equal(b.workersWhileReading, 0, `${query}: read in-thread`);
     }
-    for (const [query, lo] of [['allEvents', {}], ["'machine:Drill1'", lower]] as const) {
+    for (const [query, lo] of [
+      ['allEvents', {}],
+      ["'machine:Drill1'", lower],
+    ] as const) {
       const a = await subscribeStored(on, query, lo);
       const b = await subscribeStored(off, query, lo);
       assert.deepEqual(a.items, b.items, `${query}: same items, caughtUp last`);
@@ -418,13 +512,26 @@ test('read-ahead: pages sized by their payload text and one page of credit still
   try {
     const seqPage = 'SELECT event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?';
     const seqCursor = 'SELECT seq FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?';
-    const pages = new PagePrefetcher({ file, pageSql: seqPage, cursorSql: seqCursor, cursor: [100], bounds: [29_900], pageSize: 1000, pageBytes: 1_500, aheadBytes: 1 });
+    const pages = new PagePrefetcher({
+      file,
+      pageSql: seqPage,
+      cursorSql: seqCursor,
+      cursor: [100],
+      bounds: [29_900],
+      pageSize: 1000,
+      pageBytes: 1_500,
+      aheadBytes: 1,
+    });
     const decoder = new EventColumnsDecoder();
     const events: ActyxEvent[] = [];
     let pageCount = 0;
     for await (const page of pages) {
       // The first page has a default row count; the next ones are sized from the one before.
-      if (pageCount++ > 0) assert.ok(page.payloads.length < 2 * 1_500, `a page's payload text stays about pageBytes long (${page.payloads.length})`);
+      if (pageCount++ > 0)
+        assert.ok(
+          page.payloads.length < 2 * 1_500,
+          `a page's payload text stays about pageBytes long (${page.payloads.length})`,
+        );
       events.push(...decoder.decode(page));
     }
     assert.ok(pageCount > 500, `many small pages (${pageCount})`);
@@ -435,7 +542,11 @@ test('read-ahead: pages sized by their payload text and one page of credit still
         if (item.type === 'caughtUp') break;
         expected.push(item.event);
       }
-      assert.equal(JSON.stringify(events), JSON.stringify(expected.slice(100, 29_900)), 'seqs 101 … 29,900 in seq order');
+      assert.equal(
+        JSON.stringify(events),
+        JSON.stringify(expected.slice(100, 29_900)),
+        'seqs 101 … 29,900 in seq order',
+      );
     } finally {
       await inThread.close();
     }
@@ -450,10 +561,27 @@ test('read-ahead: a failing worker rejects with the file and the reason', async 
   const { file, cleanup } = tempFile();
   bigLog(file);
   try {
-    const bad = new PagePrefetcher({ file, pageSql: 'SELECT no_such_column FROM deltaflow_log_events', cursorSql: 'SELECT 1', cursor: [], bounds: [], pageSize: 10 });
-    await assert.rejects(bad.next(), (err: Error) => err.message.includes(file) && /failed: .*no such column/.test(err.message));
+    const bad = new PagePrefetcher({
+      file,
+      pageSql: 'SELECT no_such_column FROM deltaflow_log_events',
+      cursorSql: 'SELECT 1',
+      cursor: [],
+      bounds: [],
+      pageSize: 10,
+    });
+    await assert.rejects(
+      bad.next(),
+      (err: Error) => err.message.includes(file) && /failed: .*no such column/.test(err.message),
+    );
     assert.deepEqual(await bad.next(), { value: undefined, done: true });
-    const missing = new PagePrefetcher({ file: `${file}.missing`, pageSql: 'SELECT 1', cursorSql: 'SELECT 1', cursor: [], bounds: [], pageSize: 10 });
+    const missing = new PagePrefetcher({
+      file: `${file}.missing`,
+      pageSql: 'SELECT 1',
+      cursorSql: 'SELECT 1',
+      cursor: [],
+      bounds: [],
+      pageSize: 10,
+    });
     await assert.rejects(missing.next(), /reading ahead in .*missing failed/);
     await bad.stop();
     await missing.stop();
@@ -466,7 +594,8 @@ test('read-ahead: a failing worker rejects with the file and the reason', async 
 test('background checkpoints: appends do not checkpoint inline; a worker moves the WAL into the file, and close() ends it', async () => {
   // Fewer WAL pages than SQLite's automatic checkpoint needs (1,000): only the worker copies them.
   const appendSome = (log: EmbeddedLog) => {
-    for (let i = 0; i < 40; i++) log.appendSync('drill1-0', [{ tags: ['machine'], payload: { i, pad: 'x'.repeat(3000) } }]);
+    for (let i = 0; i < 40; i++)
+      log.appendSync('drill1-0', [{ tags: ['machine'], payload: { i, pad: 'x'.repeat(3000) } }]);
   };
   const withWorker = tempFile();
   const without = tempFile();
@@ -477,8 +606,15 @@ test('background checkpoints: appends do not checkpoint inline; a worker moves t
     const sizeB = statSync(without.file).size;
     appendSome(a);
     appendSome(b);
-    await waitFor(() => statSync(withWorker.file).size > sizeA + 100_000, 'the checkpointed events in the database file');
-    assert.equal(statSync(without.file).size, sizeB, 'without the worker, nothing is checkpointed below 1,000 WAL pages');
+    await waitFor(
+      () => statSync(withWorker.file).size > sizeA + 100_000,
+      'the checkpointed events in the database file',
+    );
+    assert.equal(
+      statSync(without.file).size,
+      sizeB,
+      'without the worker, nothing is checkpointed below 1,000 WAL pages',
+    );
     assert.equal((await collectQuery(a, "'machine'", {}, await a.presentOffsets())).length, 40);
   } finally {
     await a.close();
@@ -488,28 +624,32 @@ test('background checkpoints: appends do not checkpoint inline; a worker moves t
   }
 });
 
-test('background workers (WAL checkpoints, read-ahead) run at a lower priority than the thread that computes', { skip: process.platform !== 'linux' && 'nice values are per thread only on Linux' }, async () => {
-  const niceOf = (task: string): number | null => {
+test(
+  'background workers (WAL checkpoints, read-ahead) run at a lower priority than the thread that computes',
+  { skip: process.platform !== 'linux' && 'nice values are per thread only on Linux' },
+  async () => {
+    const niceOf = (task: string): number | null => {
+      try {
+        const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      } catch {
+        return null; // the thread ended meanwhile
+      }
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-nice-'));
+    const log = new EmbeddedLog(join(dir, 'log.sqlite')); // starts its checkpoint worker
     try {
-      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    } catch {
-      return null; // the thread ended meanwhile
+      log.appendSync('a-0', [{ tags: ['t'], payload: 1 }]);
+      let lowered: string[] = [];
+      for (let i = 0; i < 100 && lowered.length === 0; i++) {
+        lowered = readdirSync('/proc/self/task').filter((t) => niceOf(t) === 10);
+        if (lowered.length === 0) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(lowered.length >= 1, 'a worker thread runs at nice 10');
+      assert.equal(niceOf(String(process.pid)), 0, 'the main thread keeps its priority');
+    } finally {
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
     }
-  };
-  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-nice-'));
-  const log = new EmbeddedLog(join(dir, 'log.sqlite')); // starts its checkpoint worker
-  try {
-    log.appendSync('a-0', [{ tags: ['t'], payload: 1 }]);
-    let lowered: string[] = [];
-    for (let i = 0; i < 100 && lowered.length === 0; i++) {
-      lowered = readdirSync('/proc/self/task').filter((t) => niceOf(t) === 10);
-      if (lowered.length === 0) await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(lowered.length >= 1, 'a worker thread runs at nice 10');
-    assert.equal(niceOf(String(process.pid)), 0, 'the main thread keeps its priority');
-  } finally {
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

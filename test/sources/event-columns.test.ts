@@ -42,7 +42,12 @@ async function queriedEvents(log: EmbeddedLog): Promise<{ events: ActyxEvent[]; 
 /** Reads `file` in both orders with and without read-ahead and asserts the same events, key order included. */
 async function assertSameEvents(file: string, pageSize: number): Promise<ActyxEvent[]> {
   const columns = new EmbeddedLog(file, { pageSize, foreignWritePollMs: 0, backgroundCheckpoints: false });
-  const json = new EmbeddedLog(file, { pageSize, foreignWritePollMs: 0, backgroundCheckpoints: false, readAhead: false });
+  const json = new EmbeddedLog(file, {
+    pageSize,
+    foreignWritePollMs: 0,
+    backgroundCheckpoints: false,
+    readAhead: false,
+  });
   try {
     const a = await storedItems(columns);
     const b = await storedItems(json);
@@ -64,8 +69,26 @@ async function assertSameEvents(file: string, pageSize: number): Promise<ActyxEv
 }
 
 /** Text that trips up naive cutting: quotes, backslashes, the writer's own key texts, braces. */
-const tricky = fc.constantFrom('"', '\\', '\\"', ',"appId":"x"', ',"payload":', '],"appId":', '}', '{"lamport":1', 'ü', '😀', '\u0000', '\u2028', '__proto__');
-const text = fc.oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }), fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }), tricky);
+const tricky = fc.constantFrom(
+  '"',
+  '\\',
+  '\\"',
+  ',"appId":"x"',
+  ',"payload":',
+  '],"appId":',
+  '}',
+  '{"lamport":1',
+  'ü',
+  '😀',
+  '\u0000',
+  '\u2028',
+  '__proto__',
+);
+const text = fc.oneof(
+  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }),
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 6 }),
+  tricky,
+);
 const payload = fc.oneof(
   fc.jsonValue({ stringUnit: 'grapheme', maxDepth: 4 }),
   fc.constantFrom(null, 0, -1.5, 1e21, 2 ** 53 - 1, [], {}, [null, [1, [2]]], { payload: { appId: '},"x":1' } }),
@@ -76,7 +99,10 @@ const payload = fc.oneof(
 // are). No names of Object.prototype either: the log looks streams up in plain-object offset maps,
 // so a stream "toString" is lost by both paths alike (a separate bug, not the columns').
 const streamId = fc
-  .oneof(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }), fc.constantFrom('"', '\\', ',"offset":1', ',"timestamp":', 'ü', '😀', '\u2028'))
+  .oneof(
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 8 }),
+    fc.constantFrom('"', '\\', ',"offset":1', ',"timestamp":', 'ü', '😀', '\u2028'),
+  )
   .filter((s) => !s.includes('\u0000') && !(s in Object.prototype));
 const streams = fc.uniqueArray(streamId, { minLength: 1, maxLength: 40 });
 const batch = (streamCount: number) =>
@@ -93,7 +119,9 @@ const batch = (streamCount: number) =>
 test('property: the columnar read-ahead gives exactly the events of the JSON path, in seq and key order, across pages', async () => {
   await fc.assert(
     fc.asyncProperty(
-      streams.chain((names) => fc.tuple(fc.constant(names), fc.array(batch(names.length), { minLength: 6, maxLength: 30 }))),
+      streams.chain((names) =>
+        fc.tuple(fc.constant(names), fc.array(batch(names.length), { minLength: 6, maxLength: 30 })),
+      ),
       fc.integer({ min: 1, max: 9 }),
       async ([names, batches], pageSize) => {
         const { file, cleanup } = tempFile();
@@ -128,11 +156,12 @@ test('property: the columnar read-ahead gives exactly the events of the JSON pat
   assert.equal(liveReadAheadWorkers(), 0);
 });
 
-test('stored texts in another layout than the writer\'s travel whole and come out as JSON.parse makes them', async () => {
+test("stored texts in another layout than the writer's travel whole and come out as JSON.parse makes them", async () => {
   const { file, cleanup } = tempFile();
   try {
     const log = new EmbeddedLog(file, { foreignWritePollMs: 0, backgroundCheckpoints: false });
-    for (let i = 0; i < 20; i++) log.appendSync('s-0', [{ tags: ['t'], payload: { i } }], { lamport: 10 * i, timestamp: 1_000 + i });
+    for (let i = 0; i < 20; i++)
+      log.appendSync('s-0', [{ tags: ['t'], payload: { i } }], { lamport: 10 * i, timestamp: 1_000 + i });
     await log.close();
     // Rows another program could have written: other key order, whitespace, number forms, extra or missing keys.
     const odd = [
@@ -149,13 +178,22 @@ test('stored texts in another layout than the writer\'s travel whole and come ou
       '{"lamport":310,"stream":"\\u0078","offset":10,"timestamp":1,"tags":["\\u0074"],"appId":"\\u0061","payload":"\\u0062"}',
     ];
     const db = new Database(file);
-    const insert = db.prepare('INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES (?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO deltaflow_log_events (stream, "offset", lamport, event) VALUES (?, ?, ?, ?)',
+    );
     odd.forEach((event, i) => insert.run('x', i, 300 + i, event));
-    db.prepare('INSERT INTO deltaflow_log_streams (stream, last_offset, last_lamport) VALUES (?, ?, ?)').run('x', odd.length - 1, 300 + odd.length - 1);
+    db.prepare('INSERT INTO deltaflow_log_streams (stream, last_offset, last_lamport) VALUES (?, ?, ?)').run(
+      'x',
+      odd.length - 1,
+      300 + odd.length - 1,
+    );
     db.close();
     const events = await assertSameEvents(file, 3);
     assert.equal(events.length, 20 + odd.length);
-    assert.deepEqual(events.slice(20).map((e) => JSON.stringify(e)), odd.map((t) => JSON.stringify(JSON.parse(t))));
+    assert.deepEqual(
+      events.slice(20).map((e) => JSON.stringify(e)),
+      odd.map((t) => JSON.stringify(JSON.parse(t))),
+    );
   } finally {
     cleanup();
   }
@@ -167,7 +205,10 @@ test('the string dictionary starts over when it is full, and pages after that de
     const log = new EmbeddedLog(file, { foreignWritePollMs: 0, backgroundCheckpoints: false });
     // 300 streams, each with its own tag set and app id: far more distinct strings than maxStrings.
     for (let round = 0; round < 3; round++) {
-      for (let s = 0; s < 300; s++) log.appendSync(`dev${s}`, [{ tags: ['machine', `m${s}`], payload: { round, s }, appId: `app${s % 50}` }], { timestamp: round });
+      for (let s = 0; s < 300; s++)
+        log.appendSync(`dev${s}`, [{ tags: ['machine', `m${s}`], payload: { round, s }, appId: `app${s % 50}` }], {
+          timestamp: round,
+        });
     }
     await log.close();
     const json = new EmbeddedLog(file, { foreignWritePollMs: 0, backgroundCheckpoints: false, readAhead: false });

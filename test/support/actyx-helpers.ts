@@ -20,7 +20,10 @@ export class Collector {
   readonly done: Promise<void>;
 
   constructor(source: EventSource, query: string, lowerBound: Record<string, number> = {}) {
-    const iterable = source.subscribe(query, lowerBound, { signal: this.abort.signal, onDiagnostic: (d) => this.diagnostics.push(d) });
+    const iterable = source.subscribe(query, lowerBound, {
+      signal: this.abort.signal,
+      onDiagnostic: (d) => this.diagnostics.push(d),
+    });
     this.done = (async () => {
       try {
         for await (const item of iterable) {

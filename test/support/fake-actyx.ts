@@ -156,7 +156,8 @@ export class FakeActyx {
     const body = req.method === 'POST' ? await readBody(req) : '';
     if (path === '/auth' && req.method === 'POST') return this.auth(body, res);
     const header = req.headers.authorization ?? '';
-    if (!header.startsWith('Bearer ')) return sendError(res, 401, 'ERR_MISSING_AUTH_HEADER', 'missing Authorization header');
+    if (!header.startsWith('Bearer '))
+      return sendError(res, 401, 'ERR_MISSING_AUTH_HEADER', 'missing Authorization header');
     const fault = this.requestFaults.shift();
     if (fault) return sendError(res, fault.status, fault.code, `injected ${fault.code}`);
     if (!this.tokens.has(header.slice(7))) return sendError(res, 401, 'ERR_TOKEN_EXPIRED', 'token expired');
@@ -221,10 +222,12 @@ export class FakeActyx {
     const present = await this.log.presentOffsets();
     let upperBound: OffsetMap | undefined;
     if (path === '/events/query') {
-      if (!['asc', 'desc', 'stream-asc'].includes(json.order as string)) return sendError(res, 400, 'ERR_BAD_REQUEST', 'order is required');
+      if (!['asc', 'desc', 'stream-asc'].includes(json.order as string))
+        return sendError(res, 400, 'ERR_BAD_REQUEST', 'order is required');
       upperBound = (json.upperBound as OffsetMap | undefined) ?? present;
       for (const [stream, hi] of Object.entries(upperBound)) {
-        if (hi > (offsetOf(present, stream) ?? -1)) return sendError(res, 400, 'ERR_BAD_REQUEST', `upper bound ${stream}/${hi} is beyond the present`);
+        if (hi > (offsetOf(present, stream) ?? -1))
+          return sendError(res, 400, 'ERR_BAD_REQUEST', `upper bound ${stream}/${hi} is beyond the present`);
       }
     }
     this.streamRequests.push({ path, query, lowerBound, ...(upperBound ? { upperBound } : {}) });
@@ -274,7 +277,9 @@ export class FakeActyx {
     try {
       if (!(await checkFault())) return;
       if (path === '/events/query') {
-        for await (const batch of this.log.queryBatches(query, lowerBound, upperBound!, { signal: open.abort.signal })) {
+        for await (const batch of this.log.queryBatches(query, lowerBound, upperBound!, {
+          signal: open.abort.signal,
+        })) {
           for (const event of batch) {
             if (!(await write(JSON.stringify({ type: 'event', ...event })))) return;
             written++;
@@ -288,7 +293,8 @@ export class FakeActyx {
       for await (const batch of this.log.subscribeBatches(query, lowerBound, { signal: open.abort.signal })) {
         for (const item of batch) {
           if (open.hang) return;
-          const line = item.type === 'event' ? { type: 'event', ...item.event } : { type: 'offsets', offsets: item.offsets };
+          const line =
+            item.type === 'event' ? { type: 'event', ...item.event } : { type: 'offsets', offsets: item.offsets };
           if (!(await write(JSON.stringify(line)))) return;
           if (item.type === 'event') {
             written++;

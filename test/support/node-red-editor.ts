@@ -21,7 +21,10 @@ export interface OpenEditor {
 }
 
 /** Call at module level; `open()` inside the test starts Node-RED and loads the editor. */
-export function nodeRedEditor(name: string, args: readonly string[] = MACHINE_USAGE_EXAMPLE): { open(): Promise<OpenEditor> } {
+export function nodeRedEditor(
+  name: string,
+  args: readonly string[] = MACHINE_USAGE_EXAMPLE,
+): { open(): Promise<OpenEditor> } {
   const userDir = mkdtempSync(join(tmpdir(), `deltaflow-${name}-`));
   let nodeRed: NodeRedProcess | null = null;
   let browser: Browser | null = null;
@@ -47,7 +50,10 @@ export function nodeRedEditor(name: string, args: readonly string[] = MACHINE_US
  * Clicks a node edit tray's Done (or Cancel) and waits until the tray is gone: while it slides
  * out its fields are still in the page, and a tray opened meanwhile would be filled in through them.
  */
-export async function closeTray(page: Page, button: '#node-dialog-ok' | '#node-dialog-cancel' = '#node-dialog-ok'): Promise<void> {
+export async function closeTray(
+  page: Page,
+  button: '#node-dialog-ok' | '#node-dialog-cancel' = '#node-dialog-ok',
+): Promise<void> {
   await page.locator(button).click();
   await page.locator(button).waitFor({ state: 'detached' });
 }

@@ -28,7 +28,9 @@ interface Totals {
 export type AggregateKind = 'count' | 'sum';
 
 const mustBeNumber: ResultCheck = (r) =>
-  typeof r === 'number' && Number.isFinite(r) ? null : `sum term is not a finite number: ${typeof r === 'number' ? String(r) : typeof r}`;
+  typeof r === 'number' && Number.isFinite(r)
+    ? null
+    : `sum term is not a finite number: ${typeof r === 'number' ? String(r) : typeof r}`;
 
 export class AggregateOperator extends UnaryOperator {
   private readonly groups = new ValueMap<Totals>();
@@ -49,7 +51,9 @@ export class AggregateOperator extends UnaryOperator {
     const batch = input!;
     if (this.insertOnly) rejectRetractions(this.name, batch);
     if (this.term === null) return this.apply(batch, null);
-    return then(evaluateAll(ctx, this.name, this.term, batch.values, mustBeNumber), (terms) => this.apply(batch, terms));
+    return then(evaluateAll(ctx, this.name, this.term, batch.values, mustBeNumber), (terms) =>
+      this.apply(batch, terms),
+    );
   }
 
   private apply(batch: Columns, terms: readonly Evaluated<number>[] | null): Columns | null {

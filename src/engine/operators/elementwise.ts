@@ -12,7 +12,11 @@ import { valueProblem } from '../value-check';
 type UserFn<R> = (value: Value) => MaybePromise<R>;
 
 export class FilterOperator extends StatelessOperator {
-  constructor(name: string, input: number, private readonly fn: UserFn<unknown>) {
+  constructor(
+    name: string,
+    input: number,
+    private readonly fn: UserFn<unknown>,
+  ) {
     super(name, [input]);
   }
 
@@ -51,7 +55,11 @@ export const mustBeValue: ResultCheck = (r) => {
 };
 
 export class MapOperator extends StatelessOperator {
-  constructor(name: string, input: number, private readonly fn: UserFn<Value>) {
+  constructor(
+    name: string,
+    input: number,
+    private readonly fn: UserFn<Value>,
+  ) {
     super(name, [input]);
   }
 
@@ -81,7 +89,11 @@ const mustBeArrayOfValues: ResultCheck = (r) => {
 };
 
 export class FlatMapOperator extends StatelessOperator {
-  constructor(name: string, input: number, private readonly fn: UserFn<readonly Value[]>) {
+  constructor(
+    name: string,
+    input: number,
+    private readonly fn: UserFn<readonly Value[]>,
+  ) {
     super(name, [input]);
   }
 

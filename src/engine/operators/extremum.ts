@@ -24,7 +24,8 @@ export type Direction = 1 | -1;
 type ScoreFn = (value: Value) => MaybePromise<Value>;
 
 const mustBeScore: ResultCheck = (r) => {
-  if (typeof r === 'number') return Number.isFinite(r) ? null : `order value is ${String(r)} (only finite numbers are values)`;
+  if (typeof r === 'number')
+    return Number.isFinite(r) ? null : `order value is ${String(r)} (only finite numbers are values)`;
   const p = valueProblem(r);
   return p === null ? null : `order value is not a JSON value: ${p}`;
 };
@@ -170,7 +171,13 @@ export class ExtremumOperator extends ScoredOperator {
       if (score === SKIP || diffs[i] === 0) continue;
       let g = this.groups.get(keys[i]);
       if (g === undefined) {
-        g = { key: keys[i], tree: new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys), winner: null, stamp: 0, batch: null };
+        g = {
+          key: keys[i],
+          tree: new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys),
+          winner: null,
+          stamp: 0,
+          batch: null,
+        };
         this.groups.set(keys[i], g);
       }
       if (g.stamp !== stamp) {
@@ -203,7 +210,12 @@ export class ExtremumOperator extends ScoredOperator {
     for (const g of touched) {
       const before = g.winner;
       const after = this.winnerOf(g.tree);
-      if (before !== null && after !== null && compareTreeKeys([before.score, before.value], [after.score, after.value]) === 0) continue;
+      if (
+        before !== null &&
+        after !== null &&
+        compareTreeKeys([before.score, before.value], [after.score, after.value]) === 0
+      )
+        continue;
       if (before !== null) push(out, g.key, before.value, -1, after?.time ?? before.time);
       if (after !== null) push(out, g.key, after.value, 1, after.time);
       g.winner = after;

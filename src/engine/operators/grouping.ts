@@ -10,7 +10,11 @@ import type { MaybePromise, Value } from '../types';
 import { mustBeValue } from './elementwise';
 
 export class GroupByOperator extends StatelessOperator {
-  constructor(name: string, input: number, private readonly keyFn: (value: Value) => MaybePromise<Value>) {
+  constructor(
+    name: string,
+    input: number,
+    private readonly keyFn: (value: Value) => MaybePromise<Value>,
+  ) {
     super(name, [input]);
   }
 

@@ -27,7 +27,9 @@ interface ReduceGroup {
   stale: boolean;
 }
 
-type Attempt = { readonly ok: true; readonly outputs: readonly OutputPair[]; readonly diff: readonly OutputPair[] } | { readonly ok: false; readonly error: unknown };
+type Attempt =
+  | { readonly ok: true; readonly outputs: readonly OutputPair[]; readonly diff: readonly OutputPair[] }
+  | { readonly ok: false; readonly error: unknown };
 
 interface Outcome {
   readonly key: Value;
@@ -56,7 +58,12 @@ export class ReduceOperator extends UnaryOperator {
   }
 
   /** The group's new state and output difference, computed without touching the group. */
-  private computeGroup(ctx: StepContext, key: Value, group: ReduceGroup | null, updates: SortedUpdates): MaybePromise<Outcome | null> {
+  private computeGroup(
+    ctx: StepContext,
+    key: Value,
+    group: ReduceGroup | null,
+    updates: SortedUpdates,
+  ): MaybePromise<Outcome | null> {
     const base = group?.inputs ?? NO_INPUTS;
     const baseline = group === null ? [] : group.stale ? this.rebaseline(ctx, key, group) : group.outputs;
     const merged = mergeInputs(base, updates);
@@ -80,7 +87,8 @@ export class ReduceOperator extends UnaryOperator {
     state: SortedInputs,
     outputs: readonly OutputPair[],
   ): MaybePromise<Outcome> {
-    if (j === updates.values.length) return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs).diff };
+    if (j === updates.values.length)
+      return { key, inputs: state, outputs, diff: outputs === before ? [] : diffOutputs(before, outputs).diff };
     const next = mergeInputs(state, updates, j, j + 1);
     return then(this.attempt(key, next, before), (a) => {
       if (a.ok) return this.retryOneByOne(ctx, key, before, updates, j + 1, next, a.outputs);
@@ -94,7 +102,8 @@ export class ReduceOperator extends UnaryOperator {
    * (a silent recompute) only the outputs are checked and kept, no difference is computed.
    */
   private attempt(key: Value, inputs: SortedInputs, before: readonly OutputPair[] | null): MaybePromise<Attempt> {
-    if (inputs.entries.length === 0) return { ok: true, outputs: [], diff: before === null ? [] : diffOutputs(before, []).diff };
+    if (inputs.entries.length === 0)
+      return { ok: true, outputs: [], diff: before === null ? [] : diffOutputs(before, []).diff };
     const pushed: [Value, number][] = [];
     let r: unknown;
     try {

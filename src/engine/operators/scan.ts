@@ -14,7 +14,19 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { applyPatch, CHECKPOINT_EVERY, checkpointAfter, copyFold, emissions, emptyFold, refold, type FoldPatch, type FoldState, type InputChange, type StepFn } from '../fold';
+import {
+  applyPatch,
+  CHECKPOINT_EVERY,
+  checkpointAfter,
+  copyFold,
+  emissions,
+  emptyFold,
+  refold,
+  type FoldPatch,
+  type FoldState,
+  type InputChange,
+  type StepFn,
+} from '../fold';
 import { then, UnaryOperator } from '../operator';
 import { runPerGroup } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
@@ -32,7 +44,9 @@ interface ScanGroup {
   pendingCutoff: number | null;
 }
 
-type Attempt = { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly OutputPair[] } | { readonly ok: false; readonly error: unknown };
+type Attempt =
+  | { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly OutputPair[] }
+  | { readonly ok: false; readonly error: unknown };
 
 /** A group's change: a patch to apply to `fold` in place at commit, or `fold` as it is (already changed, a private copy). */
 interface Outcome {
@@ -81,8 +95,18 @@ export class ScanOperator extends UnaryOperator {
   }
 
   /** The group's output difference and the patch to its fold, computed without changing the fold (compaction aside). */
-  private computeGroup(ctx: StepContext, key: Value, group: ScanGroup | null, updates: SortedUpdates): MaybePromise<Outcome> {
-    const baseline = group === null ? emptyFold(this.initial) : group.pendingCutoff === null ? group.fold : this.applyCompaction(ctx, key, group);
+  private computeGroup(
+    ctx: StepContext,
+    key: Value,
+    group: ScanGroup | null,
+    updates: SortedUpdates,
+  ): MaybePromise<Outcome> {
+    const baseline =
+      group === null
+        ? emptyFold(this.initial)
+        : group.pendingCutoff === null
+          ? group.fold
+          : this.applyCompaction(ctx, key, group);
     return then(baseline, (base) =>
       then(this.attempt(key, base, updates, 0, updates.values.length), (a) => {
         if (a.ok) return { key, fold: base, patch: a.patch, diff: a.diff };
@@ -95,9 +119,19 @@ export class ScanOperator extends UnaryOperator {
   }
 
   /** Applies the updates one at a time to `fold` (a private copy), leaving out those after which the fold fails. */
-  private retryOneByOne(ctx: StepContext, key: Value, before: FoldState, updates: SortedUpdates, j: number, fold: FoldState): MaybePromise<Outcome> {
+  private retryOneByOne(
+    ctx: StepContext,
+    key: Value,
+    before: FoldState,
+    updates: SortedUpdates,
+    j: number,
+    fold: FoldState,
+  ): MaybePromise<Outcome> {
     if (j === updates.values.length) {
-      const diff = diffOutputs(emissions(before.emitted, 0, before.emitted.length), emissions(fold.emitted, 0, fold.emitted.length)).diff;
+      const diff = diffOutputs(
+        emissions(before.emitted, 0, before.emitted.length),
+        emissions(fold.emitted, 0, fold.emitted.length),
+      ).diff;
       return { key, fold, patch: null, diff };
     }
     return then(this.attempt(key, fold, updates, j, j + 1), (a) => {
@@ -108,11 +142,27 @@ export class ScanOperator extends UnaryOperator {
   }
 
   /** Applies updates [from, to) to `base` (not changing it): refolds from the checkpoint before the first of them. */
-  private attempt(key: Value, base: FoldState, updates: SortedUpdates, from: number, to: number): MaybePromise<Attempt> {
+  private attempt(
+    key: Value,
+    base: FoldState,
+    updates: SortedUpdates,
+    from: number,
+    to: number,
+  ): MaybePromise<Attempt> {
     const old = base.values;
     const first = position(old, updates.values[from], true);
     const last = position(old, updates.values[to - 1], false);
-    const region = mergeColumns({ values: old.slice(first, last), mults: base.mults.slice(first, last), times: base.times.slice(first, last), maxTime: -Infinity }, updates, from, to);
+    const region = mergeColumns(
+      {
+        values: old.slice(first, last),
+        mults: base.mults.slice(first, last),
+        times: base.times.slice(first, last),
+        maxTime: -Infinity,
+      },
+      updates,
+      from,
+      to,
+    );
     let maxTime = base.maxTime;
     let removes = false;
     for (let j = from; j < to; j++) removes ||= updates.diffs[j] < 0;
@@ -123,7 +173,14 @@ export class ScanOperator extends UnaryOperator {
       for (let i = 0; i < first; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
       for (let i = last; i < old.length; i++) if (base.times[i] > maxTime) maxTime = base.times[i];
     }
-    const change: InputChange = { from: first, to: last, values: region.values, mults: region.mults, times: region.times, maxTime };
+    const change: InputChange = {
+      from: first,
+      to: last,
+      values: region.values,
+      mults: region.mults,
+      times: region.times,
+      maxTime,
+    };
     // Appended after every input: fold on from the state after the last one.
     const append = first === old.length;
     const kept = append ? base.checkpoints.length : checkpointAfter(base.checkpoints, first);
@@ -131,20 +188,28 @@ export class ScanOperator extends UnaryOperator {
     let result: MaybePromise<FoldPatch>;
     try {
       const state = cloneValue(append ? base.tail : base.checkpoints[kept - 1].state);
-      result = refold({ fold: base, change, every: this.every, start, state, keptCheckpoints: kept, startCheckpoint: null }, key, this.step);
+      result = refold(
+        { fold: base, change, every: this.every, start, state, keptCheckpoints: kept, startCheckpoint: null },
+        key,
+        this.step,
+      );
     } catch (error) {
       return { ok: false, error };
     }
     const check = (patch: FoldPatch): Attempt => {
       try {
         // Validates the changed outputs too, while failure is still an option.
-        const diff = diffOutputs(emissions(base.emitted, start, patch.rejoinedAt), emissions(patch.emitted, 0, patch.emitted.length)).diff;
+        const diff = diffOutputs(
+          emissions(base.emitted, start, patch.rejoinedAt),
+          emissions(patch.emitted, 0, patch.emitted.length),
+        ).diff;
         return { ok: true, patch, diff };
       } catch (error) {
         return { ok: false, error };
       }
     };
-    if (isThenable(result)) return Promise.resolve(result).then(check, (error: unknown): Attempt => ({ ok: false, error }));
+    if (isThenable(result))
+      return Promise.resolve(result).then(check, (error: unknown): Attempt => ({ ok: false, error }));
     return check(result);
   }
 
@@ -164,10 +229,25 @@ export class ScanOperator extends UnaryOperator {
     let prefix = true;
     for (let i = 0; i < older && prefix; i++) prefix = fold.times[i] < cutoff;
     let change: InputChange;
-    if (prefix) change = { from: 0, to: older, values: [], mults: [], times: [], maxTime: older === fold.values.length ? -Infinity : fold.maxTime };
+    if (prefix)
+      change = {
+        from: 0,
+        to: older,
+        values: [],
+        mults: [],
+        times: [],
+        maxTime: older === fold.values.length ? -Infinity : fold.maxTime,
+      };
     else {
       const kept = dropOlderColumns(fold, cutoff) ?? fold;
-      change = { from: 0, to: fold.values.length, values: kept.values, mults: kept.mults, times: kept.times, maxTime: kept.maxTime };
+      change = {
+        from: 0,
+        to: fold.values.length,
+        values: kept.values,
+        mults: kept.mults,
+        times: kept.times,
+        maxTime: kept.maxTime,
+      };
     }
     const keep = (patch: FoldPatch): FoldState => {
       applyPatch(fold, patch);
@@ -178,7 +258,19 @@ export class ScanOperator extends UnaryOperator {
       return fold; // as it was, uncompacted
     };
     try {
-      const r = refold({ fold, change, every: this.every, start: 0, state: cloneValue(this.initial), keptCheckpoints: 0, startCheckpoint: { index: 0, state: this.initial } }, key, this.step);
+      const r = refold(
+        {
+          fold,
+          change,
+          every: this.every,
+          start: 0,
+          state: cloneValue(this.initial),
+          keptCheckpoints: 0,
+          startCheckpoint: { index: 0, state: this.initial },
+        },
+        key,
+        this.step,
+      );
       return isThenable(r) ? Promise.resolve(r).then(keep, failed) : keep(r);
     } catch (error) {
       return failed(error);

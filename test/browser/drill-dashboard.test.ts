@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, screenshot } from './chromium';
+import { launchChromium, screenshot, skipWithoutChromium } from './chromium';
 import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
 
 const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-browser-'));
@@ -65,7 +65,8 @@ async function clickInject(editor: Page, label: string): Promise<void> {
   await node.locator('.red-ui-flow-node-button').click();
 }
 
-test('import the drill dashboard example in the editor, deploy, and watch the dashboard page change', async () => {
+test('import the drill dashboard example in the editor, deploy, and watch the dashboard page change', async (t) => {
+  if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   // An empty Node-RED: no flows, no events.
   nodeRed = await startNodeRed(userDir, ['--examples', '', '--no-simulator', '--no-audit-trail']);
   browser = await launchChromium();

@@ -7,12 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { screenshot } from '../browser/chromium';
+import { screenshot, skipWithoutChromium } from '../browser/chromium';
 import { nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('actyx-editor');
 
-test('actyx editors: palette, subscribe form, config form by kind, signature as password', async () => {
+test('actyx editors: palette, subscribe form, config form by kind, signature as password', async (t) => {
+  if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^subscribe$/ }).waitFor({ timeout: 30_000 });

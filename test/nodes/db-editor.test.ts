@@ -6,12 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { screenshot } from '../browser/chromium';
+import { screenshot, skipWithoutChromium } from '../browser/chromium';
 import { closeTray, nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('db-editor');
 
-test('db-sink editor: column list, validation of names, db-config fields by kind', async () => {
+test('db-sink editor: column list, validation of names, db-config fields by kind', async (t) => {
+  if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   await page
     .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ })

@@ -8,12 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { screenshot } from '../browser/chromium';
+import { screenshot, skipWithoutChromium } from '../browser/chromium';
 import { closeTray, nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('dd-editor');
 
-test('dd operator editors: palette, expression field by language, validation, path label, aggregate fields', async () => {
+test('dd operator editors: palette, expression field by language, validation, path label, aggregate fields', async (t) => {
+  if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^min\s+by$/ }).waitFor({ timeout: 30_000 });

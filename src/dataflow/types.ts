@@ -113,3 +113,49 @@ export interface DataflowDefinition {
   readonly members: readonly DataflowMember[];
   readonly settings: DataflowSettings;
 }
+
+/** What the running dataflow is doing (shown in every member's status). */
+export type DataflowPhase =
+  'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle';
+
+/** Counters for tests, benchmarks and the status line. */
+export interface DataflowStats {
+  readonly phase: DataflowPhase;
+  /** Events read from the source and fed to the engine (including replayed ones). */
+  readonly eventsRead: number;
+  /** Events fed during replay whose outputs were discarded (already in every table). */
+  readonly eventsReplayed: number;
+  /** Events left out because they arrived after the retention window had passed their timestamp. */
+  readonly eventsOutsideWindow: number;
+  /** Batches run through the engine (catching up: steps; one commit may cover several). */
+  readonly batchesComputed: number;
+  readonly batchesCommitted: number;
+  /** Inputs skipped because a user function threw, per member id. */
+  readonly skipped: ReadonlyMap<string, number>;
+  /** The offsets of the last commit. */
+  readonly committedOffsets: OffsetMap;
+  readonly watermark: number | null;
+  /** Sinks dropped and rebuilt at this start, with the reason. */
+  readonly rebuilt: readonly { readonly id: string; readonly reason: string }[];
+  /** Why the dataflow halted (on error: stop, or an unexpected failure); null while fine. */
+  readonly error: string | null;
+  /** Retained engine state entries (`Graph.stateSize`), for metrics and benchmarks. */
+  readonly stateSize: number;
+}
+
+/** A running dataflow (`startDataflow` in coordinator.ts). */
+export interface RunningDataflow {
+  /**
+   * Stops reading, finishes the commits already computed (or abandons one that is retrying: an
+   * uncommitted batch is simply read again at the next start), and resolves when no commit runs.
+   */
+  stop(): Promise<void>;
+  /** Resolves when the dataflow has ended (stopped, halted on an error, or nothing to run). */
+  readonly finished: Promise<void>;
+  stats(): DataflowStats;
+  /**
+   * Resolves once every sink has caught up with the source and the dataflow follows it live (at
+   * once when there is nothing to run); stays pending when the dataflow ends before that.
+   */
+  readonly live: Promise<void>;
+}

@@ -1,0 +1,181 @@
+/**
+ * The commit pipeline of a running dataflow: every database operation runs in order (`dbWork`, the
+ * tail stop() waits for); computed changes are held, then queued as commits; a commit writes every
+ * sink's changes with its offsets in one transaction per database, retried until it succeeds, and
+ * then the db-sinks and taps send. Live, one commit at a time; catching up, a commit gathers
+ * maxInFlight steps' worth, and steps computed while a queued commit waits join it
+ * (pending-commit.ts). Back-pressure: `add` waits while too much is in flight.
+ */
+import type { Batch } from '../engine/types';
+import type { OffsetMap } from '../sources/types';
+import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
+import type { SinkDatabase } from '../sinks/types';
+import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit';
+import type { DataflowContext, Phase } from './context';
+import type { DataflowStatus } from './dataflow-status';
+import { errorText } from './describe';
+import { PendingCommit } from './pending-commit';
+import { Abandoned } from './retry';
+
+/** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
+const HOLD_MS = 1000;
+
+export type DatabaseWrites = [SinkDatabase, SinkWrite[]];
+export type TapChanges = readonly [string, Batch];
+
+export class CommitPipeline {
+  /** Every database operation, in order; stop() awaits it. */
+  private dbTail: Promise<void> = Promise.resolve();
+  /** Commits queued or running. */
+  private inFlight = 0;
+  /** The queued commit that later batches of its phase join; null once it started. */
+  private pending: PendingCommit<Phase> | null = null;
+  /**
+   * Catching up: the commit not queued yet, which the next steps join until it covers maxInFlight
+   * steps' worth. A SQLite table with an index rewrites the index's touched pages in every
+   * transaction: 1,250 rows per transaction cost ≈ 2.9 µs per row, 10,000 ≈ 1.7 µs (BENCHMARKS.md).
+   */
+  private held: { readonly commit: PendingCommit<Phase>; readonly timer: NodeJS.Timeout } | null = null;
+  private wakeCapacity: (() => void) | null = null;
+
+  constructor(
+    private readonly ctx: DataflowContext,
+    private readonly status: DataflowStatus,
+  ) {
+    // A stop or halt wakes a step waiting for capacity (it then sees `stopping`).
+    ctx.abort.signal.addEventListener('abort', () => this.wakeCapacity?.(), { once: true });
+  }
+
+  /**
+   * Joins one step's changes to a commit: the queued one of its phase that has not started, else
+   * the held one, which is queued when live, at the end of a range (`rangeEnd`) or when full. Then
+   * waits while too many commits are pending.
+   */
+  async add(
+    phase: Phase,
+    perDb: readonly DatabaseWrites[],
+    taps: readonly TapChanges[],
+    offsets: OffsetMap,
+    count: number,
+    rangeEnd: boolean,
+  ): Promise<void> {
+    const ctx = this.ctx;
+    const waiting = this.pending;
+    if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, count);
+    else {
+      if (this.held !== null && this.held.commit.phase !== phase) this.queueHeld();
+      if (this.held === null) {
+        const timer = setTimeout(() => this.queueHeld(), HOLD_MS);
+        timer.unref();
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count), timer };
+      } else this.held.commit.join(perDb, taps, offsets, count);
+      const full = this.held.commit.events >= ctx.settings.maxInFlight * ctx.catchUpBatchSize;
+      if (phase.name === 'live' || rangeEnd || full) this.queueHeld();
+    }
+    // Live, one commit at a time: what arrives during a commit goes into the next batch (group
+    // commit). Many small queued commits would add their times up in the latency. Catching up,
+    // a commit gathers maxInFlight steps' worth (or the rest of the range, or what came within
+    // HOLD_MS) before it is queued, and steps join a queued commit that waits (pending-commit.ts).
+    const limit = phase.name === 'live' ? 1 : ctx.settings.maxInFlight;
+    while (!ctx.stopping && (this.inFlight >= limit || (this.pending?.events ?? 0) >= limit * ctx.catchUpBatchSize)) {
+      await new Promise<void>((resolve) => (this.wakeCapacity = resolve));
+      this.wakeCapacity = null;
+    }
+  }
+
+  /** Queues the held commit: it runs after the database work before it. */
+  queueHeld(): void {
+    const held = this.held;
+    if (held === null) return;
+    clearTimeout(held.timer);
+    this.held = null;
+    if (this.ctx.failed !== null) return; // halted: nothing more is committed
+    const { commit } = held;
+    const phase = commit.phase;
+    this.pending = commit;
+    this.inFlight++;
+    void this.dbWork(null, () => {
+      commit.started = true;
+      if (this.pending === commit) this.pending = null;
+      this.wakeCapacity?.();
+      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
+    })
+      .catch((e: unknown) => this.failCommit(e, commit.writes()))
+      .finally(() => {
+        this.inFlight--;
+        this.wakeCapacity?.();
+      });
+  }
+
+  /** Runs database work in order with every other database work (stop() waits for the tail). */
+  dbWork<T>(db: SinkDatabase | null, fn: () => Promise<T>): Promise<T> {
+    const run = this.dbTail.then(() => (db === null ? fn() : this.status.retrying(db.label, fn)));
+    this.dbTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Resolves when the database work queued so far has settled. */
+  async whenCommitted(): Promise<void> {
+    await this.dbTail;
+  }
+
+  private async commit(
+    perDb: readonly DatabaseWrites[],
+    taps: readonly TapChanges[],
+    offsets: OffsetMap,
+    phase: Phase,
+  ): Promise<void> {
+    const ctx = this.ctx;
+    // Every database's transaction settles before this commit counts as done (stop() waits for it).
+    const settled = await Promise.allSettled(
+      perDb.map(([db, writes]) => {
+        const attempts: CommitAttempts = { rows: null };
+        return this.status
+          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts))
+          .then((r) => [writes, r] as const);
+      }),
+    );
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const results = settled.map(
+      (r) => (r as PromiseFulfilledResult<readonly [SinkWrite[], Awaited<ReturnType<typeof commitToDatabase>>]>).value,
+    );
+    if (ctx.retryingDb !== null) {
+      ctx.listener.log('info', `database ${ctx.retryingDb} is reachable again; continuing`);
+      ctx.retryingDb = null;
+    }
+    ctx.committedOffsets = offsets;
+    ctx.batchesCommitted++;
+    for (const [writes, r] of results) {
+      if (r.rows === null) {
+        ctx.listener.log(
+          'warn',
+          `a commit to ${writes[0]?.sink.database.label} had already succeeded before its acknowledgement was lost, and its row changes are unknown: no message is sent for it`,
+        );
+        continue;
+      }
+      for (const w of writes) {
+        const rows = r.rows.get(w.sink.id) ?? [];
+        if (rows.length > 0) ctx.listener.committed(w.sink.id, { rows, offsets });
+      }
+    }
+    for (const [id, batch] of taps)
+      ctx.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
+    this.status.setPhase(phase.name, phase);
+  }
+
+  /** A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written. */
+  private failCommit(e: unknown, perDb: readonly DatabaseWrites[]): void {
+    if (e instanceof Abandoned || this.ctx.stopping) return;
+    const sinks = perDb.flatMap(([, writes]) => writes.map((w) => w.sink));
+    const culprit =
+      e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
+    const blamed = culprit.length > 0 ? culprit : sinks;
+    const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
+    for (const s of blamed) this.ctx.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+    this.status.halt(message, blamed[0]?.id);
+  }
+}

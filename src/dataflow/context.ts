@@ -1,0 +1,80 @@
+/**
+ * The state one running dataflow shares between its parts: start-up (start-up.ts), reading
+ * (reader.ts), processing (processor.ts), the commit pipeline (commit-pipeline.ts) and the status
+ * (dataflow-status.ts). Each part changes only the fields its comment names; the coordinator
+ * (coordinator.ts) creates the context and the parts and runs them.
+ */
+import type { EventSource, OffsetMap } from '../sources/types';
+import type { SinkDatabase } from '../sinks/types';
+import { catchUpBatchSize } from './batcher';
+import type { BuiltDataflow } from './build-graph';
+import { OffsetTracker } from './offsets';
+import type { DataflowDefinition, DataflowListener, DataflowPhase, DataflowSettings, SinkMember } from './types';
+
+/** Which sinks a batch is written to, and whether taps send. Compared by identity: one object per read. */
+export interface Phase {
+  readonly name: 'replaying' | 'catching up' | 'live';
+  /** Sinks whose tables receive this phase's changes; the others already reflect these events. */
+  readonly writing: ReadonlySet<string>;
+  /** The retention cutoff at start: the phase reads only events after it (`TIME >`); null = all. While running, `DataflowContext.cutoff` decides what is fed. */
+  readonly cutoff: number | null;
+  /** Tapped operators send their changes (only for events no earlier run has processed). */
+  readonly taps: boolean;
+}
+
+export class DataflowContext {
+  readonly settings: DataflowSettings;
+  /** Largest step over stored events (catch-up, replay); live steps use `settings.batchSize`. */
+  readonly catchUpBatchSize: number;
+  readonly source: EventSource;
+  /** Aborted when the dataflow stops or halts: reads end, retries stop waiting, waiting steps wake. */
+  readonly abort = new AbortController();
+  /** Set with `abort` (see `end`): nothing more is read, computed or queued. */
+  stopping = false;
+  /** The engine graph and the members that run (set once at start). */
+  built: BuiltDataflow | null = null;
+  /** Sinks per database (one transaction per database and commit); set at start. */
+  databases = new Map<SinkDatabase, SinkMember[]>();
+  /** Each sink's fingerprint (its upstream definition), stored with its offsets. */
+  fingerprints = new Map<string, string>();
+  /** Offsets of the events read so far (reader and processor). */
+  tracker = new OffsetTracker({});
+  /** Greatest event timestamp processed (restored at start; advanced by the processor). */
+  watermark: number | null = null;
+  /** Retention: the cutoff the engine state was compacted to (events at or below it are left out); null = none yet. */
+  cutoff: number | null = null;
+  /** The offsets of the last commit (commit pipeline). */
+  committedOffsets: OffsetMap = {};
+  /** The source's offsets at start, then when live was reached (for "n events behind"). */
+  present: OffsetMap = {};
+  phaseName: DataflowPhase = 'starting';
+  /** Sinks rebuilt at this start, until live (their status says "rebuilding"). */
+  rebuilding = new Set<string>();
+  rebuilt: { id: string; reason: string }[] = [];
+  eventsRead = 0;
+  eventsOutsideWindow = 0;
+  eventsReplayed = 0;
+  batchesComputed = 0;
+  batchesCommitted = 0;
+  /** Inputs skipped per member id. */
+  readonly skipped = new Map<string, number>();
+  /** The database whose commit is being retried (to log when it is reachable again). */
+  retryingDb: string | null = null;
+  /** Why the dataflow halted; null while fine. */
+  failed: Error | null = null;
+
+  constructor(
+    readonly definition: DataflowDefinition,
+    readonly listener: DataflowListener,
+  ) {
+    this.settings = definition.settings;
+    this.catchUpBatchSize = this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize);
+    this.source = definition.source;
+  }
+
+  /** Stops reading and computing (stop() and halt); listeners on `abort.signal` run at once. */
+  end(): void {
+    this.stopping = true;
+    this.abort.abort();
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * How the coordinator names members, values and events in messages and statuses: short enough for
+ * a status line or a log, and with the event's stream, offset and Lamport stamp so it can be found.
+ */
+import type { Value } from '../engine/types';
+import type { ActyxEvent } from '../sources/types';
+import type { DataflowMember } from './types';
+
+export function describeMember(m: DataflowMember): string {
+  return `${m.type} ${m.label} (${m.id})`;
+}
+
+function isEventValue(v: Value): v is { readonly [k: string]: Value } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'stream' in v && 'offset' in v && 'lamport' in v;
+}
+
+export function describeValue(v: Value): string {
+  if (isEventValue(v)) {
+    return `event ${String(v.stream)}/${String(v.offset)} (lamport ${String(v.lamport)}) ${abbreviate(JSON.stringify(v.payload))}`;
+  }
+  return `value ${abbreviate(JSON.stringify(v))}`;
+}
+
+/** What `DataflowListener.error` gets beside the message: the event, when the value is one. */
+export function contextOf(v: Value): { event?: ActyxEvent; value?: Value } {
+  return isEventValue(v) ? { event: v as unknown as ActyxEvent, value: v } : { value: v };
+}
+
+export function abbreviate(s: string | undefined): string {
+  if (s === undefined) return 'undefined';
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Fits a status line. */
+export function shorten(s: string): string {
+  return s.length > 32 ? `${s.slice(0, 31)}…` : s;
+}

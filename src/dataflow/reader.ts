@@ -1,0 +1,121 @@
+/**
+ * Reading: stored events in a range of offsets (replay, catch-up of lower levels), then stored and
+ * live events forever (follow), in batches handed to the processor; a failed read is retried from
+ * the offsets processed so far. The source's diagnostics go to the log and the source nodes' status.
+ */
+import { formatRfc3339Micros, parseQuery, printExpr } from '../sources/aql';
+import type { ActyxEvent, OffsetMap, SubscriptionItem } from '../sources/types';
+import { chunksOf, readInBatches } from './batcher';
+import type { CommitPipeline } from './commit-pipeline';
+import type { DataflowContext, Phase } from './context';
+import type { DataflowStatus } from './dataflow-status';
+import { errorText, shorten } from './describe';
+import { OffsetTracker } from './offsets';
+import type { Processor } from './processor';
+import { Abandoned } from './retry';
+
+export class Reader {
+  constructor(
+    private readonly ctx: DataflowContext,
+    private readonly status: DataflowStatus,
+    private readonly processor: Processor,
+    private readonly commits: CommitPipeline,
+  ) {}
+
+  /** Stored events in (lower, upper], through the engine; sinks in `phase.writing` receive the changes. */
+  async readBounded(query: string, lower: OffsetMap, upper: OffsetMap, phase: Phase): Promise<void> {
+    const ctx = this.ctx;
+    ctx.tracker = new OffsetTracker(lower);
+    this.status.setPhase(phase.name, phase);
+    const text =
+      phase.cutoff === null
+        ? query
+        : `FROM (${printExpr(parseQuery(query).expr)}) & TIME > ${formatRfc3339Micros(phase.cutoff)}`;
+    await this.status.retrying('source', async () => {
+      const from = ctx.tracker.snapshot();
+      const options = { signal: ctx.abort.signal, onDiagnostic: this.onDiagnostic };
+      const chunks = ctx.source.queryBatches
+        ? ctx.source.queryBatches(text, from, upper, options)
+        : chunksOf(ctx.source.query(text, from, upper, options));
+      // Stored events are all available: larger steps save engine work (a reduce recomputes a
+      // touched group once per step) and commits.
+      await readInBatches<ActyxEvent>(
+        chunks,
+        { batchSize: ctx.catchUpBatchSize, batchMs: ctx.settings.batchMs, signal: ctx.abort.signal },
+        (events, end) => this.fatalOnError(this.processor.processBatch(events, end ? upper : null, phase)),
+      );
+    });
+  }
+
+  /** Stored events after the tracker's offsets, then live ones, forever (until stopped); `onLive` when caught up. */
+  async follow(query: string, phase: Phase, onLive: () => void): Promise<void> {
+    const ctx = this.ctx;
+    let current = phase;
+    this.status.setPhase(current.name, current);
+    await this.status.retrying('source', async () => {
+      const from = ctx.tracker.snapshot();
+      const options = { signal: ctx.abort.signal, onDiagnostic: this.onDiagnostic };
+      const chunks = ctx.source.subscribeBatches
+        ? ctx.source.subscribeBatches(query, from, options)
+        : chunksOf(ctx.source.subscribe(query, from, options));
+      await readInBatches<SubscriptionItem>(
+        chunks,
+        {
+          // Large steps until caught up with the stored events, then small ones (latency).
+          batchSize: () => (current.name === 'live' ? ctx.settings.batchSize : ctx.catchUpBatchSize),
+          batchMs: ctx.settings.batchMs,
+          signal: ctx.abort.signal,
+          flushesBatch: (i) => i.type === 'caughtUp',
+        },
+        async (items) => {
+          let caughtUp: OffsetMap | null = null;
+          const events = new Array<ActyxEvent>(items.length); // sized up front, trimmed below
+          let n = 0;
+          for (let i = 0; i < items.length; i++) {
+            const item = items[i] as SubscriptionItem;
+            if (item.type === 'event') events[n++] = item.event;
+            else caughtUp = item.offsets;
+          }
+          events.length = n;
+          await this.fatalOnError(this.processor.processBatch(events, caughtUp, current));
+          if (caughtUp !== null) {
+            // Also after a reconnect: "retrying" gives way to "live" even when no event follows.
+            current = { ...current, name: 'live' };
+            await this.commits.whenCommitted();
+            ctx.present = ctx.tracker.snapshot();
+            this.status.setPhase('live', current);
+            onLive();
+          }
+        },
+      );
+      if (!ctx.stopping) throw new Error('the event subscription ended unexpectedly');
+    });
+  }
+
+  /** Errors of processing (not of reading) are not retried: they would fail again the same way. */
+  private async fatalOnError(work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (e) {
+      if (!(e instanceof Abandoned)) this.status.halt(`dataflow stopped: ${errorText(e)}`);
+      throw new Abandoned();
+    }
+  }
+
+  private readonly onDiagnostic = (d: {
+    severity: 'info' | 'warning' | 'error';
+    message: string;
+    detail?: string;
+  }): void => {
+    const text = d.detail ? `${d.message} (${d.detail})` : d.message;
+    this.ctx.listener.log(d.severity === 'info' ? 'info' : 'warn', `event source: ${text}`);
+    if (d.severity === 'info') return;
+    for (const s of this.ctx.built?.sources ?? []) {
+      this.status.set(s.member.id, {
+        fill: d.severity === 'error' ? 'red' : 'yellow',
+        shape: 'ring',
+        text: shorten(d.message),
+      });
+    }
+  };
+}

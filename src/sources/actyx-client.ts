@@ -12,7 +12,15 @@ import { ActyxHttpError, httpError, manifestProblem, TokenProvider, type AppMani
 import { Backoff, type BackoffOptions } from './backoff';
 import { flattenBatches, sleep } from './batches';
 import { ndjsonLineBatches } from './ndjson';
-import { offsetOf, offsetTable, setOffset, toOffsetMap, type OffsetTable } from './offset-map';
+import {
+  describeShortStreams,
+  offsetOf,
+  offsetTable,
+  setOffset,
+  shortStreams,
+  toOffsetMap,
+  type OffsetTable,
+} from './offset-map';
 import type {
   ActyxEvent,
   EventSource,
@@ -107,8 +115,8 @@ export function parseLine(line: string): Line {
   }
 }
 
-/** Why a stream attempt ended without an exception. */
-type AttemptEnd = 'complete' | 'retry';
+/** How a stream attempt ended without an exception: done, or to be repeated (after a backoff) for the reason given. */
+type AttemptEnd = 'complete' | { readonly retry: string };
 
 /** Thrown inside an attempt to end it and reconnect (the reason was already reported). */
 class Reconnect extends Error {}
@@ -364,7 +372,7 @@ export class ActyxClient implements EventSource {
           failures = 0;
         });
         if (end === 'complete') return;
-        report({ severity: 'warning', message: `${what}: the Actyx node ended the response; reconnecting` });
+        report({ severity: 'warning', message: end.retry });
       } catch (err) {
         if (signal?.aborted || this.closed) return;
         if (!(err instanceof Reconnect)) {
@@ -415,13 +423,14 @@ export class ActyxClient implements EventSource {
         if (lines.length > 0) progress();
         if (items.length > 0) yield items;
       }
-      return 'retry';
+      return { retry: 'subscription: the Actyx node ended the response; reconnecting' };
     });
   }
 
   /**
    * One request's lines, parsed, with events at or below `lower` dropped and `lower` advanced past
-   * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt.
+   * each event handed on; diagnostics reported; an `error` diagnostic ends the attempt. With
+   * `upper` (a bounded query), events of other streams or beyond it are reported and dropped.
    */
   private async *handleLines(
     lower: OffsetTable,
@@ -429,6 +438,7 @@ export class ActyxClient implements EventSource {
     path: string,
     body: unknown,
     signal: AbortSignal,
+    upper?: OffsetMap,
   ): AsyncGenerator<Line[], void, undefined> {
     const report = reporter(options);
     for await (const raw of this.streamLines(path, body, signal)) {
@@ -443,6 +453,13 @@ export class ActyxClient implements EventSource {
               report({
                 severity: 'warning',
                 message: `skipped event ${line.event.stream}/${line.event.offset} delivered twice`,
+              });
+              continue;
+            }
+            if (upper !== undefined && !(line.event.offset <= (offsetOf(upper, line.event.stream) ?? -1))) {
+              report({
+                severity: 'warning',
+                message: `skipped event ${line.event.stream}/${line.event.offset}: beyond the upper bound of the query`,
               });
               continue;
             }
@@ -485,6 +502,12 @@ export class ActyxClient implements EventSource {
     return flattenBatches(this.queryBatches(query, lowerBound, upperBound, options));
   }
 
+  /**
+   * The stored events matching `query` in (lowerBound, upperBound], exactly once each. Complete only
+   * when the node's closing offsets line covers the bound, or every stream has been delivered up to
+   * its bound: a response that ends otherwise (empty, cut mid-stream or mid-line, no offsets line)
+   * is asked again after a backoff from the last event handed on, and reported as incomplete.
+   */
   async *queryBatches(
     query: string,
     lowerBound: OffsetMap,
@@ -495,33 +518,40 @@ export class ActyxClient implements EventSource {
     const signal = options.signal ?? new AbortController().signal;
     const lower = offsetTable(lowerBound);
     let upper: Record<string, number> | null = null;
-    let emptyEnds = 0;
     const client = this;
     const handle = this.handleLines.bind(this);
     yield* this.resilient<readonly ActyxEvent[]>('query', options, async function* (progress) {
-      // An upper bound beyond the node's present is a 400: clamp it (replays ask for stored events only).
+      // An upper bound beyond the node's present is a 400: clamp it (the contract: a bounded query
+      // reads what is stored; a caller that must have every event up to its bound checks the present).
       upper ??= clampToPresent(upperBound, await client.presentOffsets());
       // Streams whose upper bound was reached need not be asked again.
       const open: Record<string, number> = {};
       for (const [s, hi] of Object.entries(upper)) if ((lower[s] ?? -1) < hi) setOffset(open, s, hi);
       if (Object.keys(open).length === 0) return 'complete';
       const request = { query: aql, order: 'asc', lowerBound: pick(lower, open), upperBound: open };
-      let delivered = 0;
-      for await (const lines of handle(lower, options, '/events/query', request, signal)) {
+      let closing: OffsetMap | null = null;
+      for await (const lines of handle(lower, options, '/events/query', request, signal, open)) {
         const events: ActyxEvent[] = [];
-        let complete = false;
         for (const line of lines) {
           if (line.kind === 'event') events.push(line.event);
-          else if (line.kind === 'offsets') complete = true;
+          else if (line.kind === 'offsets') closing = line.offsets;
         }
         if (lines.length > 0) progress();
-        delivered += events.length;
         if (events.length > 0) yield events;
-        if (complete) return 'complete';
+        if (closing !== null) break;
       }
-      // Ended without the closing offsets line: retry; twice in a row with nothing new means done.
-      emptyEnds = delivered === 0 ? emptyEnds + 1 : 0;
-      return emptyEnds >= 2 ? 'complete' : 'retry';
+      if (closing !== null && shortStreams(open, closing).length === 0) return 'complete';
+      // NB: the response ended without the node saying it is complete. Only when every stream was
+      // delivered up to its bound is nothing missing (a query filters, so that is rare).
+      const short = shortStreams(open, toOffsetMap(lower));
+      if (short.length === 0) return 'complete';
+      const why =
+        closing === null
+          ? 'the response ended without the closing offsets line'
+          : `the closing offsets line ${JSON.stringify(closing)} does not cover the upper bound`;
+      return {
+        retry: `query incomplete, retrying: ${why}; read so far: ${describeShortStreams(short)}; asking again after the last event received`,
+      };
     });
   }
 

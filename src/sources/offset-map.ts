@@ -50,3 +50,31 @@ export function offsetTable(map: OffsetMap = {}): OffsetTable {
 export function toOffsetMap(table: OffsetTable): Record<string, number> {
   return { ...table } as Record<string, number>;
 }
+
+/** A stream that one offset map (`have`) does not reach up to the offset another one needs. */
+export interface ShortStream {
+  readonly stream: string;
+  readonly need: number;
+  /** The offset `have` names, or undefined when it names none. */
+  readonly have: number | undefined;
+}
+
+/** The streams of `need` that `have` does not reach (an empty list when `have` covers `need`). */
+export function shortStreams(need: OffsetMap, have: OffsetMap): ShortStream[] {
+  const out: ShortStream[] = [];
+  for (const stream of Object.keys(need)) {
+    const n = need[stream] as number;
+    const h = offsetOf(have, stream);
+    if (h === undefined || h < n) out.push({ stream, need: n, have: h });
+  }
+  return out;
+}
+
+/** `s up to 12 (has 9), t up to 3 (has none), and 4 more streams`, for messages. */
+export function describeShortStreams(short: readonly ShortStream[], limit = 3): string {
+  const named = short
+    .slice(0, limit)
+    .map((s) => `${s.stream} up to ${s.need} (has ${s.have === undefined ? 'none' : s.have})`);
+  const more = short.length - limit;
+  return named.join(', ') + (more > 0 ? `, and ${more} more stream${more === 1 ? '' : 's'}` : '');
+}

@@ -3,19 +3,26 @@
  * /events/offsets, /events/query, /events/subscribe and /events/publish as the reference pages
  * describe (NDJSON with keep-alive lines), backed by an in-memory embedded log, with fault
  * injection: dropped connections, clean ends, silence, 401 ERR_TOKEN_EXPIRED, 503
- * ERR_SERVICE_OVERLOADED, diagnostics, malformed lines and restarts with a new node id.
+ * ERR_SERVICE_OVERLOADED, diagnostics, malformed lines and restarts with a new node id. Bounded
+ * queries can misbehave as proxies and load balancers make them: empty 200 responses, no closing
+ * offsets line, a line cut in the middle, and streams interleaved in any order.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseQuery } from '../../src/sources/aql';
 import { EmbeddedLog, type PublishAsOptions, type PublishAsRequest } from '../../src/sources/embedded-log';
-import type { OffsetMap, PublishedEvent, PublishRequest } from '../../src/sources/types';
+import type { ActyxEvent, OffsetMap, PublishedEvent, PublishRequest } from '../../src/sources/types';
+import { seededRandom } from '../../src/simulator/seeded-random';
 import { offsetOf } from '../../src/sources/offset-map';
 
 /** What happens to one streaming response after it has written `afterEvents` events. */
 export interface StreamFault {
-  readonly kind: 'drop' | 'end' | 'hang' | 'malformed' | 'warning' | 'error' | 'errorObject';
+  /**
+   * `cutLine`: half of the next line, then a clean end (a proxy cutting the response mid-line);
+   * `noOffsets`: a query response that ends without its offsets line (`afterEvents` is ignored).
+   */
+  readonly kind: 'drop' | 'end' | 'hang' | 'malformed' | 'warning' | 'error' | 'errorObject' | 'cutLine' | 'noOffsets';
   readonly afterEvents: number;
   /** The text of a `malformed` line (default: broken JSON). */
   readonly text?: string;
@@ -28,6 +35,20 @@ export interface StreamRequest {
   readonly lowerBound: OffsetMap;
   readonly upperBound?: OffsetMap;
 }
+
+/**
+ * How every /events/query response is answered: `complete` as the node does (events, then the
+ * offsets line); `empty` a 200 with no line at all; `noOffsets` the events without the closing
+ * offsets line.
+ */
+export type QueryAnswer = 'complete' | 'empty' | 'noOffsets';
+
+/**
+ * In which order a query response interleaves the streams (each stream stays in offset order):
+ * `asc` Lamport order as asked; `byStream` one stream after the other, in descending stream-id
+ * order; `shuffled` a random interleaving (seeded per response).
+ */
+export type QueryInterleaving = 'asc' | 'byStream' | 'shuffled';
 
 export interface FakeActyxOptions {
   /** Keep-alive interval in ms (Actyx: 15,000). */
@@ -55,6 +76,12 @@ export class FakeActyx {
   /** Answer for the next /auth requests: each entry is used once. */
   readonly authFaults: Array<{ status: number; code: string }> = [];
   readonly streamRequests: StreamRequest[] = [];
+  /** How query responses end (see QueryAnswer); change it at any time. */
+  queryAnswer: QueryAnswer = 'complete';
+  /** How query responses interleave the streams (see QueryInterleaving). */
+  queryInterleaving: QueryInterleaving = 'asc';
+  /** Seed of the next `shuffled` response (each response takes the next). */
+  shuffleSeed = 1;
   authCount = 0;
   private tokens = new Set<string>();
   private readonly streams = new Set<OpenStream>();
@@ -246,14 +273,20 @@ export class FakeActyx {
     };
     res.on('close', finished);
     let written = 0;
+    /** A `cutLine` fault: the next line is cut in half and the response ends. */
+    let pendingCut = false;
     const write = async (line: string): Promise<boolean> => {
       if (res.writableEnded || res.destroyed) return false;
+      if (pendingCut) {
+        res.end(line.slice(0, Math.max(1, Math.floor(line.length / 2))));
+        return false;
+      }
       if (!res.write(`${line}\n`)) await new Promise<void>((r) => res.once('drain', r).once('close', r));
       return !res.destroyed;
     };
     /** Applies the fault once `written` reaches its threshold; false = stop writing. */
     const checkFault = async (): Promise<boolean> => {
-      if (!fault || written !== fault.afterEvents) return true;
+      if (!fault || fault.kind === 'noOffsets' || written !== fault.afterEvents) return true;
       switch (fault.kind) {
         case 'malformed':
           return write(fault.text ?? '{"type":"event","lamport":');
@@ -267,6 +300,9 @@ export class FakeActyx {
           await write(JSON.stringify({ code: 'ERR_INTERNAL', message: 'injected stream error' }));
           res.end();
           return false;
+        case 'cutLine':
+          pendingCut = true;
+          return true;
         default:
           // Let what was written reach the client first, as when a connection breaks mid-stream.
           await new Promise((r) => setTimeout(r, 20));
@@ -277,16 +313,23 @@ export class FakeActyx {
     try {
       if (!(await checkFault())) return;
       if (path === '/events/query') {
+        if (this.queryAnswer === 'empty') {
+          res.end();
+          return;
+        }
+        const events: ActyxEvent[] = [];
         for await (const batch of this.log.queryBatches(query, lowerBound, upperBound!, {
           signal: open.abort.signal,
         })) {
-          for (const event of batch) {
-            if (!(await write(JSON.stringify({ type: 'event', ...event })))) return;
-            written++;
-            if (!(await checkFault())) return;
-          }
+          for (const event of batch) events.push(event);
         }
-        await write(JSON.stringify({ type: 'offsets', offsets: upperBound }));
+        for (const event of interleave(events, this.queryInterleaving, this.shuffleSeed++)) {
+          if (!(await write(JSON.stringify({ type: 'event', ...event })))) return;
+          written++;
+          if (!(await checkFault())) return;
+        }
+        if (this.queryAnswer === 'complete' && fault?.kind !== 'noOffsets')
+          await write(JSON.stringify({ type: 'offsets', offsets: upperBound }));
         res.end();
         return;
       }
@@ -312,6 +355,29 @@ export class FakeActyx {
     else if (kind === 'end') open.res.end();
     else open.hang = true;
   }
+}
+
+/** `events` (in Lamport order) reordered as `how` says; each stream keeps its offset order. */
+function interleave(events: readonly ActyxEvent[], how: QueryInterleaving, seed: number): ActyxEvent[] {
+  if (how === 'asc') return [...events];
+  const byStream = new Map<string, ActyxEvent[]>();
+  for (const e of events) {
+    const list = byStream.get(e.stream) ?? [];
+    list.push(e);
+    byStream.set(e.stream, list);
+  }
+  const streams = [...byStream.keys()].sort().reverse();
+  if (how === 'byStream') return streams.flatMap((s) => byStream.get(s) as ActyxEvent[]);
+  const random = seededRandom(seed);
+  const queues = streams.map((s) => byStream.get(s) as ActyxEvent[]);
+  const out: ActyxEvent[] = [];
+  while (queues.length > 0) {
+    const i = Math.floor(random() * queues.length);
+    const queue = queues[i] as ActyxEvent[];
+    out.push(queue.shift() as ActyxEvent);
+    if (queue.length === 0) queues.splice(i, 1);
+  }
+  return out;
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {

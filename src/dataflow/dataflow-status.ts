@@ -8,7 +8,7 @@ import type { OperatorError } from '../engine/types';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { BuiltDataflow } from './build-graph';
 import type { DataflowContext, Phase } from './context';
-import { abbreviate, contextOf, describeMember, describeValue, errorText, shorten } from './describe';
+import { abbreviate, contextOf, describeMember, describeValue, errorText, retryingText } from './describe';
 import { eventsBetween } from './offsets';
 import { retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
@@ -129,11 +129,7 @@ export class DataflowStatus {
         }
         if (ctx.phaseName !== 'error') ctx.phaseName = 'retrying';
         for (const m of this.runningMembers())
-          this.set(
-            m.id,
-            { fill: 'yellow', shape: 'ring', text: shorten(`retrying: ${errorText(error)}`) },
-            attempt === 1,
-          );
+          this.set(m.id, { fill: 'yellow', shape: 'ring', text: retryingText(error) }, attempt === 1);
       },
     });
   }

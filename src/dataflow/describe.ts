@@ -3,6 +3,7 @@
  * a status line or a log, and with the event's stream, offset and Lamport stamp so it can be found.
  */
 import type { Value } from '../engine/types';
+import { SinkDatabaseError } from '../sinks/errors';
 import type { ActyxEvent } from '../sources/types';
 import type { DataflowMember } from './types';
 
@@ -38,4 +39,10 @@ export function errorText(e: unknown): string {
 /** Fits a status line. */
 export function shorten(s: string): string {
   return s.length > 32 ? `${s.slice(0, 31)}…` : s;
+}
+
+/** The retrying status: what to set or do when the error says (its hint), else the start of its message. */
+export function retryingText(e: unknown): string {
+  const hint = e instanceof SinkDatabaseError ? e.hint : undefined;
+  return hint ? `retrying: ${hint}` : shorten(`retrying: ${errorText(e)}`);
 }

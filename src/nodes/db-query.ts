@@ -12,6 +12,7 @@ import pg from 'pg';
 import { parseDatabaseSettings } from './db-config';
 import { memberLabel } from './dd-operator';
 import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
+import { postgresProblem, type PostgresProblem } from '../sinks/postgres-problems';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
@@ -22,6 +23,8 @@ const SQLITE_BUSY_LIMIT_MS = 10_000;
 /** One open connection, whatever the database. */
 interface QueryConnection {
   query(sql: string, params: Params): Promise<{ rows?: Record<string, unknown>[]; changes?: number }>;
+  /** What a failure says about the configuration and what to set, if anything. */
+  explain(err: unknown): PostgresProblem | null;
   close(): Promise<void>;
 }
 
@@ -57,6 +60,7 @@ function sqliteConnection(filename: string): QueryConnection {
         }
       }
     },
+    explain: () => null,
     async close() {
       db?.close();
       db = null;
@@ -77,6 +81,7 @@ function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error)
         ? { rows: result.rows as Record<string, unknown>[] }
         : { changes: result.rowCount ?? 0 };
     },
+    explain: (err) => postgresProblem(err, settings),
     close: () => pool.end(),
   };
 }
@@ -131,8 +136,9 @@ export default function (RED: NodeAPI): void {
           const raw = msg.params;
           const params: Params =
             raw === undefined || raw === null ? [] : typeof raw === 'object' ? (raw as Params) : [raw];
+          const current = (connection ??= open());
           Promise.resolve()
-            .then(() => (connection ??= open()).query(sql, params))
+            .then(() => current.query(sql, params))
             .then(
               (result) => {
                 node.status({
@@ -145,8 +151,11 @@ export default function (RED: NodeAPI): void {
                 done();
               },
               (err: unknown) => {
-                node.status({ fill: 'red', shape: 'ring', text: 'query failed' });
-                done(new Error(`${label}: ${err instanceof Error ? err.message : String(err)}`));
+                // A configuration problem (no user, no database, no server, …) says what to set.
+                const problem = current.explain(err);
+                const text = err instanceof Error ? err.message : String(err);
+                node.status({ fill: 'red', shape: 'ring', text: problem ? problem.hint : 'query failed' });
+                done(new Error(`${label}: ${text}${problem ? ` — ${problem.advice}` : ''}`));
               },
             );
         });

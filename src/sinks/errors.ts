@@ -22,16 +22,23 @@ export class SinkDataError extends Error {
   }
 }
 
-/** The database failed; `retryable` is true for connection loss, lock timeouts, serialization failures. */
+/**
+ * The database failed; `retryable` is true for connection loss, lock timeouts, serialization
+ * failures and configuration the user can fix while it runs (a server not up yet, a role, database
+ * or privilege missing). `hint`, when set, says in a few words what to set or do — for a node status.
+ */
 export class SinkDatabaseError extends Error {
+  readonly hint: string | undefined;
+
   constructor(
     readonly database: string,
     readonly table: string | null,
     message: string,
     readonly retryable: boolean,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; hint?: string },
   ) {
     super(`${database}${table ? `, table "${table}"` : ''}: ${message}`, options);
     this.name = 'SinkDatabaseError';
+    this.hint = options?.hint;
   }
 }

@@ -10,6 +10,7 @@ import { SinkDatabaseError } from './errors';
 import { quoteIdentifier, validateIdentifier } from './identifiers';
 import { SqlSinkDatabase, type SqlConnection } from './sql-database';
 import { postgresDialect, type Statement } from './sql-dialect';
+import { postgresProblem, type PostgresProblem } from './postgres-problems';
 
 export interface PostgresOptions {
   /** `postgres://user:password@host:port/database?sslmode=…`; fields below override its parts. */
@@ -55,6 +56,7 @@ export class PostgresDatabase extends SqlSinkDatabase {
   protected readonly dialect = postgresDialect;
   private readonly pool: pg.Pool;
   private readonly schema: string | undefined;
+  private readonly options: PostgresOptions;
   /** The schema was found once: connections need not look again. */
   private schemaChecked = false;
 
@@ -74,6 +76,7 @@ export class PostgresDatabase extends SqlSinkDatabase {
     this.pool = new pg.Pool(config);
     this.pool.on('error', (err) => options.onIdleError?.(err));
     this.schema = options.schema;
+    this.options = options;
     this.label = `PostgreSQL ${describeTarget(options, config.connectionString)}${options.schema ? ` schema ${options.schema}` : ''}`;
   }
 
@@ -95,6 +98,7 @@ export class PostgresDatabase extends SqlSinkDatabase {
           null,
           `schema ${quoteIdentifier(this.schema)} does not exist: create it (CREATE SCHEMA ${quoteIdentifier(this.schema)}) or clear the schema field of the db-config`,
           true,
+          { hint: `no schema ${quoteIdentifier(this.schema)}: create it` },
         );
       }
       this.schemaChecked = true;
@@ -115,6 +119,10 @@ export class PostgresDatabase extends SqlSinkDatabase {
 
   protected async shutdown(): Promise<void> {
     await this.pool.end();
+  }
+
+  protected override explain(err: unknown): PostgresProblem | null {
+    return postgresProblem(err, this.options);
   }
 
   protected isRetryable(err: unknown): boolean {

@@ -67,6 +67,10 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   protected abstract shutdown(): Promise<void>;
   /** Whether a driver error is worth retrying (connection loss, lock timeout, …). */
   protected abstract isRetryable(err: unknown): boolean;
+  /** What a driver error says about the configuration and what to set, if anything (retried). */
+  protected explain(_err: unknown): { readonly hint: string; readonly advice: string } | null {
+    return null;
+  }
 
   /** State known to be committed, per table (null: read it from the database when needed). */
   private readonly committedState = new Map<string, CachedState>();
@@ -136,12 +140,13 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
     if (err instanceof SinkDatabaseError || err instanceof SinkDataError || err instanceof SinkConfigError) return err;
     // A queued statement's failure names its own table (it surfaces in a later call).
     const tag = (err as { tag?: unknown } | null)?.tag;
+    const problem = this.explain(err);
     return new SinkDatabaseError(
       this.label,
       typeof tag === 'string' ? tag : table,
-      describeError(err),
-      this.isRetryable(err),
-      { cause: err },
+      problem ? `${describeError(err)} — ${problem.advice}` : describeError(err),
+      problem !== null || this.isRetryable(err),
+      { cause: err, hint: problem?.hint },
     );
   }
 }

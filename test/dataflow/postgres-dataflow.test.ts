@@ -9,6 +9,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { startDataflow } from '../../src/dataflow/coordinator';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -24,6 +25,7 @@ import {
   pgOffsets,
   pgRows,
   recordingListener,
+  rowText,
   sourceMember,
   sqliteOffsets,
   sqliteRows,
@@ -203,6 +205,65 @@ test('an unreachable PostgreSQL gives the sink a retrying status, reading waits,
     await pgExec(
       `drop table if exists "${dash}", "${dash}_offsets" cascade; delete from deltaflow_meta where table_name = '${dash}'`,
     ).catch(() => undefined);
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a database that does not exist yet: the sink retries with a status naming it and the field, and fills the table once it is created', async () => {
+  const dir = tempDir();
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const name = uniqueName('later_db');
+  const dash = uniqueName('later_dash');
+  const db = new PostgresDatabase({ database: name, connectionTimeoutMs: 2000 });
+  let run: ReturnType<typeof startDataflow> | null = null;
+  let created = false;
+  try {
+    appendEvents(log, drillEvents({ machines: 4, events: 300, seed: 5 }));
+    const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, dash)];
+    const listener = recordingListener();
+    run = startDataflow({ source: log, members: ms, settings: SETTINGS }, listener);
+    const attempts = (): number =>
+      listener.recorded.logs.filter((l) => l.message.includes(`database "${name}"`)).length;
+    // Several attempts, not a halt: the database can be created while the dataflow waits.
+    for (let i = 0; i < 300 && attempts() < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(attempts() >= 3, `retried: ${JSON.stringify(listener.recorded.logs)}`);
+    const sinkStatus = listener.recorded.statuses.filter((s) => s.id === 'dash-sink').at(-1)?.status;
+    assert.deepEqual(sinkStatus, {
+      fill: 'yellow',
+      shape: 'ring',
+      text: `retrying: no database "${name}" (Database field)`,
+    });
+    assert.ok(
+      listener.recorded.errors.some(
+        (e) =>
+          e.id === 'dash-sink' &&
+          e.message.includes(`database "${name}" does not exist — create the database (CREATE DATABASE …)`),
+      ),
+      `the sink says what to do: ${JSON.stringify(listener.recorded.errors)}`,
+    );
+    assert.ok(!listener.recorded.statuses.some((s) => s.status.fill === 'red'), 'nothing is red');
+    assert.equal(run.stats().batchesCommitted, 0);
+
+    await pgExec(`create database "${name}"`);
+    created = true;
+    await run.live;
+    await run.stop();
+    const sink = ms.find((m) => m.role === 'sink');
+    assert.ok(sink && sink.role === 'sink');
+    const client = new pg.Client({ database: name });
+    await client.connect();
+    try {
+      const cols = sink.table.columns.map((c) => `"${c.name}"`).join(', ');
+      const rows = (await client.query(`select ${cols} from "${dash}"`)).rows as Record<string, unknown>[];
+      assert.deepEqual(rows.map(rowText).sort(), (await fromScratch(ms, await allEvents(log))).get('dash-sink'));
+    } finally {
+      await client.end();
+    }
+  } finally {
+    await run?.stop();
+    await db.close();
+    if (created) await pgExec(`drop database if exists "${name}" with (force)`);
     await log.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -89,6 +89,23 @@ test('PostgreSQL: the configured statement with $1 parameters', async () => {
   }
 });
 
+test('PostgreSQL: a database that does not exist gives a status naming it and the field', async () => {
+  await helper.load(
+    [dbConfig, dbQuery],
+    flow({ id: 'db', type: 'db-config', kind: 'postgres', database: 'deltaflow_no_such_db' }, 'SELECT 1'),
+  );
+  const failed = await ask({});
+  assert.equal(failed.ok, false);
+  assert.match(
+    (failed.msg.error as { message: string }).message,
+    /my query: database "deltaflow_no_such_db" does not exist — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
+  );
+  assert.ok(
+    statusesOf('q').some((s) => s.fill === 'red' && s.text === 'no database "deltaflow_no_such_db" (Database field)'),
+    JSON.stringify(statusesOf('q')),
+  );
+});
+
 test('without a database the node reports it at deploy and for every message', async () => {
   await helper.load(
     [dbConfig, dbQuery],

@@ -6,6 +6,7 @@
  */
 import type { SqlValue } from './types';
 import { INDEX_SUFFIX, META_TABLE, OFFSETS_SUFFIX, quoteIdentifier } from './identifiers';
+import { comparedAsText } from './sql-types';
 
 export interface Dialect {
   readonly kind: 'sqlite' | 'postgres';
@@ -286,13 +287,25 @@ export function deleteManyMatchingSql(
       `(${[p.add(j, 'integer'), p.add(r.count, 'integer'), ...nonNull.map((i) => p.add(r.cells[i], types.get(columns[i])))].join(', ')})`,
   );
   const vcols = ['i', 'n', ...nonNull.map((i) => `c${i}`)];
-  const cond = [...nonNull.map((i) => `t.${q(columns[i])} = v.c${i}`), ...nulls.map((c) => `t.${q(c)} IS NULL`)];
+  const cond = [
+    ...nonNull.map((i) => equalCells(`t.${q(columns[i])}`, `v.c${i}`, types.get(columns[i]))),
+    ...nulls.map((c) => `t.${q(c)} IS NULL`),
+  ];
   const sql =
     `WITH v (${vcols.join(', ')}) AS (VALUES ${tuples.join(', ')}), ` +
     `doomed AS MATERIALIZED (SELECT v.i, x.ctid FROM v CROSS JOIN LATERAL (SELECT t.ctid FROM ${q(table)} t WHERE ${cond.join(' AND ')} LIMIT v.n) x), ` +
     `gone AS (DELETE FROM ${q(table)} WHERE ctid = ANY (ARRAY(SELECT ctid FROM doomed)) RETURNING 1) ` +
     `SELECT i AS "#", count(*)::integer AS n FROM doomed GROUP BY i`;
   return { sql, params: p.values };
+}
+
+/**
+ * `column = value` for a column of PostgreSQL type `type`; types without an equality operator
+ * (`json`, …: sql-types.ts) are compared by their text form, which is exact here: both sides are
+ * the same bound text cast to the column's type.
+ */
+function equalCells(column: string, value: string, type: string | undefined): string {
+  return type !== undefined && comparedAsText(type) ? `${column}::text = ${value}::text` : `${column} = ${value}`;
 }
 
 export interface CountedCells {

@@ -7,6 +7,7 @@ import type { Value } from '../engine/types';
 import type { ColumnSpec, SqlValue, TableSpec } from './types';
 import { SinkConfigError } from './errors';
 import { validateColumnName, validateSqlType, validateTableName } from './identifiers';
+import { indexTypeProblem } from './sql-types';
 
 /** A property path split into keys; numbers index arrays. */
 export type PropertyPath = readonly (string | number)[];
@@ -110,6 +111,12 @@ export function compileTable(spec: TableSpec): CompiledTable {
       throw new SinkConfigError(`table "${spec.name}": key column "${c.name}" cannot be excluded`);
     if (c.key && spec.mode !== 'keyed')
       throw new SinkConfigError(`table "${spec.name}": column "${c.name}" is a key, but only keyed mode has keys`);
+    const indexed = c.key ? 'key' : c.index ? 'index' : null;
+    const indexProblem = indexed === null ? null : indexTypeProblem(c.type, indexed);
+    if (indexProblem !== null)
+      throw new SinkConfigError(
+        `table "${spec.name}": ${indexed} column "${c.name}" has type ${c.type.trim()}: ${indexProblem}`,
+      );
     if (c.exclude) continue;
     written.push(c);
     getters.push(columnGetter(spec.name, c));

@@ -6,6 +6,10 @@
  *
  * It uses its own connection (SQLite) or small pool (PostgreSQL) with the db-config's settings, so
  * a slow query never delays a dataflow commit. Values are always bound parameters (`msg.params`).
+ * Exactly one statement runs per message: both databases are asked to prepare it as one (SQLite's
+ * prepare, PostgreSQL's extended protocol), so `SELECT …; DROP TABLE t` in a `msg.topic` built
+ * from outside input is refused, not run. The one opt-in, *script*, runs the node's own SQL field
+ * (never `msg.topic`) as several statements without parameters.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -22,10 +26,23 @@ const SQLITE_BUSY_LIMIT_MS = 10_000;
 
 /** One open connection, whatever the database. */
 interface QueryConnection {
+  /** Runs exactly one statement; several are refused (SeveralStatements). */
   query(sql: string, params: Params): Promise<{ rows?: Record<string, unknown>[]; changes?: number }>;
+  /** Runs a script of several statements, without parameters (the node's opt-in). */
+  script(sql: string): Promise<{ changes: number }>;
   /** What a failure says about the configuration and what to set, if anything. */
   explain(err: unknown): PostgresProblem | null;
   close(): Promise<void>;
+}
+
+/** The SQL of a message held more than one statement. */
+class SeveralStatements extends Error {
+  constructor(cause: unknown) {
+    super(
+      `refused: the SQL holds more than one statement, and db-query runs exactly one per message (values go in msg.params; a fixed script in the node's SQL field runs with "script" ticked): ${cause instanceof Error ? cause.message : String(cause)}`,
+    );
+    this.name = 'SeveralStatements';
+  }
 }
 
 /**
@@ -36,30 +53,43 @@ interface QueryConnection {
 function sqliteConnection(filename: string): QueryConnection {
   let db: Database.Database | null = null;
   const run = (sql: string, params: Params): { rows?: Record<string, unknown>[]; changes?: number } => {
+    const statement = prepare(open(), sql);
+    const args = Array.isArray(params) ? params : [params];
+    if (statement.reader) return { rows: statement.all(...args) as Record<string, unknown>[] };
+    return { changes: statement.run(...args).changes };
+  };
+  const open = (): Database.Database => {
     if (!db) {
       const opened = new Database(filename);
       opened.pragma('busy_timeout = 0');
       db = opened;
       db.pragma('journal_mode = WAL');
     }
-    const statement = db.prepare(sql);
-    const args = Array.isArray(params) ? params : [params];
-    if (statement.reader) return { rows: statement.all(...args) as Record<string, unknown>[] };
-    return { changes: statement.run(...args).changes };
+    return db;
+  };
+  const runScript = (sql: string): { changes: number } => {
+    const conn = open();
+    const total = conn.prepare('SELECT total_changes() AS n').pluck();
+    const before = total.get() as number;
+    conn.exec(sql);
+    return { changes: (total.get() as number) - before };
+  };
+  /** Retries while another connection holds the write lock (asynchronously: see above). */
+  const whenFree = async <T>(work: () => T): Promise<T> => {
+    const giveUp = Date.now() + SQLITE_BUSY_LIMIT_MS;
+    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+      try {
+        return work();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code !== 'string' || !/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() > giveUp) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   };
   return {
-    async query(sql, params) {
-      const giveUp = Date.now() + SQLITE_BUSY_LIMIT_MS;
-      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-        try {
-          return run(sql, params);
-        } catch (err) {
-          const code = (err as { code?: unknown }).code;
-          if (typeof code !== 'string' || !/^SQLITE_(BUSY|LOCKED)/.test(code) || Date.now() > giveUp) throw err;
-          await new Promise((r) => setTimeout(r, wait));
-        }
-      }
-    },
+    query: (sql, params) => whenFree(() => run(sql, params)),
+    script: (sql) => whenFree(() => runScript(sql)),
     explain: () => null,
     async close() {
       db?.close();
@@ -67,6 +97,19 @@ function sqliteConnection(filename: string): QueryConnection {
     },
   };
 }
+
+/** better-sqlite3 refuses to prepare several statements (RangeError "more than one statement"). */
+function prepare(db: Database.Database, sql: string): Database.Statement {
+  try {
+    return db.prepare(sql);
+  } catch (err) {
+    if (err instanceof RangeError && /more than one statement/.test(err.message)) throw new SeveralStatements(err);
+    throw err;
+  }
+}
+
+/** PostgreSQL's answer when the extended protocol is given several statements (SQLSTATE 42601). */
+const PG_SEVERAL_STATEMENTS = /cannot insert multiple commands into a prepared statement/;
 
 function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error) => void): QueryConnection {
   const config: pg.PoolConfig = { ...poolConfig(settings), max: 2, application_name: 'deltaflow-query' };
@@ -76,10 +119,22 @@ function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error)
     async query(sql, params) {
       if (!Array.isArray(params))
         throw new Error('PostgreSQL takes positional parameters: set msg.params to an array for $1, $2, …');
-      const result = await pool.query(sql, params as unknown[]);
+      // NB: the extended protocol (also without parameters) takes exactly one statement; the simple
+      // protocol, which pg uses for a query without values, would run `SELECT 1; DROP TABLE t`.
+      // (queryMode is pg's option since 8.12; its type definitions do not list it.)
+      const query = { text: sql, values: params as unknown[], queryMode: 'extended' } as pg.QueryConfig;
+      const result = await pool.query(query).catch((err: unknown) => {
+        throw err instanceof Error && PG_SEVERAL_STATEMENTS.test(err.message) ? new SeveralStatements(err) : err;
+      });
       return result.command === 'SELECT' || (result.fields?.length ?? 0) > 0
         ? { rows: result.rows as Record<string, unknown>[] }
         : { changes: result.rowCount ?? 0 };
+    },
+    async script(sql) {
+      // The simple protocol runs the statements as one implicit transaction; pg answers one result per statement.
+      const results = (await pool.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
+      const list = Array.isArray(results) ? results : [results];
+      return { changes: list.reduce((n, r) => n + (r.rowCount ?? 0), 0) };
     },
     explain: (err) => postgresProblem(err, settings),
     close: () => pool.end(),
@@ -101,6 +156,8 @@ export default function (RED: NodeAPI): void {
     const node = this;
     const label = memberLabel(config);
     const fixedSql = typeof config.sql === 'string' ? config.sql.trim() : '';
+    // The opt-in for several statements: only the node's own SQL, never msg.topic.
+    const script = config.script === true;
 
     let connection: QueryConnection | null = null;
     let problem: string | null = null;
@@ -109,6 +166,9 @@ export default function (RED: NodeAPI): void {
     const dbNode = dbId ? RED.nodes.getNode(dbId) : null;
     if (!dbDef || !dbNode || dbDef.type !== 'db-config') {
       problem = 'no database selected: choose a db-config node';
+    } else if (script && fixedSql === '') {
+      problem =
+        'script is ticked but the SQL field is empty: a script runs only the SQL written in the node, never msg.topic';
     } else {
       const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', dbNode, undefined);
       const { settings, problems } = parseDatabaseSettings(
@@ -136,9 +196,15 @@ export default function (RED: NodeAPI): void {
           const raw = msg.params;
           const params: Params =
             raw === undefined || raw === null ? [] : typeof raw === 'object' ? (raw as Params) : [raw];
+          const hasParams = Array.isArray(params) ? params.length > 0 : Object.keys(params).length > 0;
+          if (script && hasParams) {
+            node.status({ fill: 'red', shape: 'ring', text: 'query failed' });
+            done(new Error(`${label}: a script takes no parameters (msg.params): run a single statement for values`));
+            return;
+          }
           const current = (connection ??= open());
           Promise.resolve()
-            .then(() => current.query(sql, params))
+            .then(() => (script ? current.script(sql) : current.query(sql, params)))
             .then(
               (result) => {
                 node.status({
@@ -154,7 +220,8 @@ export default function (RED: NodeAPI): void {
                 // A configuration problem (no user, no database, no server, …) says what to set.
                 const problem = current.explain(err);
                 const text = err instanceof Error ? err.message : String(err);
-                node.status({ fill: 'red', shape: 'ring', text: problem ? problem.hint : 'query failed' });
+                const status = err instanceof SeveralStatements ? 'refused: several statements' : 'query failed';
+                node.status({ fill: 'red', shape: 'ring', text: problem ? problem.hint : status });
                 done(new Error(`${label}: ${text}${problem ? ` — ${problem.advice}` : ''}`));
               },
             );

@@ -17,11 +17,22 @@ afterEach(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function flow(db: FlowNode, sql = ''): FlowNode[] {
+function flow(db: FlowNode, sql = '', script = false): FlowNode[] {
   return [
     { id: 'tab', type: 'tab' },
     db,
-    { id: 'q', type: 'db-query', z: 'tab', x: 0, y: 0, name: 'my query', database: db.id, sql, wires: [['out']] },
+    {
+      id: 'q',
+      type: 'db-query',
+      z: 'tab',
+      x: 0,
+      y: 0,
+      name: 'my query',
+      database: db.id,
+      sql,
+      script,
+      wires: [['out']],
+    },
     { id: 'out', type: 'helper', z: 'tab', x: 0, y: 0 },
     { id: 'catch', type: 'catch', z: 'tab', x: 0, y: 0, scope: null, uncaught: false, wires: [['caught']] },
     { id: 'caught', type: 'helper', z: 'tab', x: 0, y: 0 },
@@ -105,6 +116,84 @@ test('PostgreSQL: a database that does not exist gives a status naming it and th
     JSON.stringify(statusesOf('q')),
   );
 });
+
+/** A db-query fed `SELECT …; DROP TABLE t` in msg.topic (a topic built from outside input). */
+async function injection(table: string, exists: () => Promise<boolean>): Promise<void> {
+  const refused = await ask({ topic: `SELECT count(*) AS n FROM ${table}; DROP TABLE ${table}` });
+  assert.equal(refused.ok, false, `answered ${JSON.stringify(refused.msg.payload)}`);
+  assert.match(
+    (refused.msg.error as { message: string }).message,
+    /my query: refused: the SQL holds more than one statement, and db-query runs exactly one per message/,
+  );
+  assert.ok(statusesOf('q').some((s) => s.fill === 'red' && s.text === 'refused: several statements'));
+  assert.equal(await exists(), true, 'the table was not dropped');
+  // One statement with a trailing semicolon is one statement.
+  const one = await ask({ topic: `SELECT count(*) AS n FROM ${table};` });
+  assert.equal(one.ok, true);
+  assert.equal(Number((one.msg.payload as { n: unknown }[])[0]?.n), 2);
+}
+
+test('SQLite: several statements in msg.topic are refused and none runs', async () => {
+  const file = join(dir, 'injection.sqlite');
+  await helper.load([dbConfig, dbQuery], flow({ id: 'db', type: 'db-config', kind: 'sqlite', filename: file }));
+  assert.equal((await ask({ topic: 'CREATE TABLE t (k TEXT)' })).ok, true);
+  assert.equal((await ask({ topic: 'INSERT INTO t VALUES (?), (?)', params: ['a', 'b'] })).ok, true);
+  await injection('t', async () => (await ask({ topic: "SELECT name FROM sqlite_master WHERE name = 't'" })).ok);
+  const listed = await ask({ topic: "SELECT name FROM sqlite_master WHERE name = 't'" });
+  assert.equal((listed.msg.payload as unknown[]).length, 1);
+});
+
+test('PostgreSQL: several statements in msg.topic are refused and none runs (also without parameters)', async () => {
+  const client = new pg.Client();
+  await client.connect();
+  const s = `${schema}_inj`;
+  await client.query(`CREATE SCHEMA ${s}; CREATE TABLE ${s}.t (k text); INSERT INTO ${s}.t VALUES ('a'), ('b')`);
+  try {
+    await helper.load([dbConfig, dbQuery], flow({ id: 'db', type: 'db-config', kind: 'postgres' }));
+    await injection(
+      `${s}.t`,
+      async () => (await client.query(`SELECT to_regclass('${s}.t') IS NOT NULL AS e`)).rows[0].e === true,
+    );
+    const withParams = await ask({ topic: `SELECT $1::int; DROP TABLE ${s}.t`, params: [1] });
+    assert.equal(withParams.ok, false);
+    assert.equal((await client.query(`SELECT count(*)::int AS n FROM ${s}.t`)).rows[0].n, 2);
+  } finally {
+    await client.query(`DROP SCHEMA ${s} CASCADE`);
+    await client.end();
+  }
+});
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  test(`${kind}: the script opt-in runs the node's own SQL as several statements, without parameters`, async () => {
+    const client = kind === 'postgres' ? new pg.Client() : null;
+    await client?.connect();
+    const s = `${schema}_scr`;
+    const prefix = kind === 'postgres' ? `${s}.` : '';
+    await client?.query(`CREATE SCHEMA ${s}`);
+    const db: FlowNode =
+      kind === 'sqlite'
+        ? { id: 'db', type: 'db-config', kind: 'sqlite', filename: join(dir, 'script.sqlite') }
+        : { id: 'db', type: 'db-config', kind: 'postgres' };
+    try {
+      const sql = `CREATE TABLE ${prefix}a (x integer); INSERT INTO ${prefix}a VALUES (1); INSERT INTO ${prefix}a VALUES (2), (3)`;
+      await helper.load([dbConfig, dbQuery], flow(db, sql, true));
+      const ran = await ask({ topic: 'DROP TABLE nothing' });
+      assert.equal(ran.ok, true, JSON.stringify(ran.msg.error));
+      assert.deepEqual(ran.msg.payload, { changes: 3 });
+      const withParams = await ask({ params: [1] });
+      assert.match((withParams.msg.error as { message: string }).message, /a script takes no parameters/);
+      await helper.unload();
+      await helper.load([dbConfig, dbQuery], flow(db, '', true));
+      assert.ok(
+        errorsOf('q').some((e) => /script is ticked but the SQL field is empty/.test(e)),
+        JSON.stringify(errorsOf('q')),
+      );
+    } finally {
+      await client?.query(`DROP SCHEMA ${s} CASCADE`);
+      await client?.end();
+    }
+  });
+}
 
 test('without a database the node reports it at deploy and for every message', async () => {
   await helper.load(

@@ -113,16 +113,34 @@ function installPackage(userDir) {
   }
 }
 
+/**
+ * The nodes of the chosen examples as one flow. Examples share config nodes (the same id in each
+ * file, as Import → Examples reuses them): each is kept once, and must be the same in every file.
+ */
+export function combineExamples(examples) {
+  const byId = new Map();
+  const nodes = [];
+  for (const name of examples) {
+    const file = join(root, 'examples', `${name}.json`);
+    if (!existsSync(file)) throw new Error(`no example ${name} (examples/${name}.json)`);
+    for (const node of JSON.parse(readFileSync(file, 'utf8'))) {
+      const seen = byId.get(node.id);
+      if (seen === undefined) {
+        byId.set(node.id, { name, text: JSON.stringify(node) });
+        nodes.push(node);
+      } else if (seen.text !== JSON.stringify(node)) {
+        throw new Error(`examples ${seen.name} and ${name} define node ${node.id} differently`);
+      }
+    }
+  }
+  return nodes;
+}
+
 /** Writes the example flows as the first flows file (never overwrites an existing one). */
 function deployExamples(userDir, examples) {
   const flowFile = join(userDir, 'flows.json');
   if (existsSync(flowFile)) return false;
-  const nodes = examples.flatMap((name) => {
-    const file = join(root, 'examples', `${name}.json`);
-    if (!existsSync(file)) throw new Error(`no example ${name} (examples/${name}.json)`);
-    return JSON.parse(readFileSync(file, 'utf8'));
-  });
-  writeFileSync(flowFile, JSON.stringify(nodes, null, 2) + '\n');
+  writeFileSync(flowFile, JSON.stringify(combineExamples(examples), null, 2) + '\n');
   return true;
 }
 
@@ -166,8 +184,6 @@ export async function main(argv = process.argv.slice(2)) {
         ? `[${opts.host}]`
         : opts.host;
   const base = `http://${shown}:${port}`;
-  // The ERP bookings example delivers to this Node-RED's stand-in ERP endpoint unless ERP_URL is set.
-  process.env.ERP_URL ??= `${base}/erp/bookings`;
 
   const settings = {
     userDir: opts.userDir,
@@ -253,7 +269,11 @@ export async function main(argv = process.argv.slice(2)) {
       : `DeltaFlow demo: your flows from ${opts.userDir} (npm start -- --fresh starts over with the examples)`,
   );
   console.log(`  Node-RED editor:  ${base}/`);
-  console.log(`  Drill dashboard:  ${base}/drill-dashboard`);
+  // The simulator's shift (8 simulated hours) lasts 8 × 60 × msPerMinute real milliseconds: the page
+  // shows that window, since its timestamps are real time.
+  console.log(
+    `  Drill dashboard:  ${base}/drill-dashboard${opts.simulator ? `?window=${Math.max(1, Math.round((8 * 60 * opts.msPerMinute) / 60000))}m` : ''}`,
+  );
   console.log(
     opts.simulator
       ? '  The factory simulator is publishing events (one drill goes offline for a while and reports late). Ctrl+C stops.'

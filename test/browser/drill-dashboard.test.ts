@@ -1,17 +1,20 @@
 /**
  * A real browser (Debian's chromium through playwright-core) against a real Node-RED: import the
  * drill dashboard example from the editor's Import → Examples menu, deploy it, open the dashboard
- * page the flow serves and watch Drill1's row change when machine events are published (with the
- * example's own inject buttons, clicked in the editor). Screenshots go to test-artifacts/.
+ * page the flow serves and watch Drill1's row, its timeline and its utilisation bar change when
+ * machine events are published (with the example's own inject buttons, clicked in the editor): the
+ * page gets them pushed over a WebSocket. Then the other examples are imported; they reuse the
+ * shared config nodes instead of adding copies. Screenshots go to test-artifacts/.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { launchChromium, screenshot, skipWithoutChromium } from './chromium';
 import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
+import { clickInject, configNodes, deploy, importExample, invalidNodes } from '../support/node-red-editor';
 
 const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-browser-'));
 let nodeRed: NodeRedProcess | null = null;
@@ -25,45 +28,6 @@ after(async () => {
   await nodeRed?.stop();
   rmSync(userDir, { recursive: true, force: true });
 });
-
-/** Imports an example through the editor menu (Import → Examples) and shows its tab. */
-async function importExample(editor: Page, example: string, tab: string, screenshotName?: string): Promise<void> {
-  await editor.locator('#red-ui-header-button-sidemenu').click();
-  await editor.locator('#menu-item-import').click();
-  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
-  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
-  const pkg = dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' });
-  const entry = dialog.locator('.red-ui-treeList-label', { hasText: new RegExp(`^${example}$`) });
-  await pkg.waitFor();
-  if (!(await entry.isVisible())) await pkg.click(); // the package folder remembers being open
-  await entry.click();
-  if (screenshotName) await screenshot(editor, screenshotName);
-  await editor.locator('#red-ui-clipboard-dialog-ok').click();
-  const tabElement = editor
-    .locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) })
-    .first();
-  await tabElement.waitFor();
-  // A click while the import dialog is still closing can be lost: click until the tab is shown.
-  for (let attempt = 0; attempt < 20; attempt++) {
-    await tabElement.click();
-    if (((await tabElement.getAttribute('class')) ?? '').split(/\s+/).includes('active')) return;
-    await editor.waitForTimeout(250);
-  }
-  throw new Error(`the imported tab ${tab} did not become active`);
-}
-
-/** Nodes on the shown tab that carry the red triangle of an invalid configuration. */
-function invalidNodes(editor: Page): Promise<number> {
-  return editor
-    .locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))')
-    .count();
-}
-
-/** Clicks the button of the inject node labelled `label` on the current editor tab. */
-async function clickInject(editor: Page, label: string): Promise<void> {
-  const node = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: label }) });
-  await node.locator('.red-ui-flow-node-button').click();
-}
 
 test('import the drill dashboard example in the editor, deploy, and watch the dashboard page change', async (t) => {
   if (skipWithoutChromium) return t.skip(skipWithoutChromium);
@@ -100,9 +64,9 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   }
 
   // Menu → Import → Examples → @deltaflow/node-red → drill-dashboard → Import.
-  await importExample(editor, 'drill-dashboard', 'Drill dashboard', '1-import-examples-dialog');
+  await importExample(editor, 'drill-dashboard', 'Drill dashboard');
   await editor
-    .locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: 'dashboard entry' }) })
+    .locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^machine event$/ }) })
     .waitFor();
 
   // No imported node is marked invalid (the red triangle).
@@ -111,12 +75,12 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
 
   // Wiring a non-dataflow node (an inject) into a dd node: a notification and the red triangle; unwiring clears it.
   const mapNode = editor.locator('g.red-ui-flow-node-group', {
-    has: editor.locator('text', { hasText: 'dashboard entry' }),
+    has: editor.locator('text', { hasText: /^machine event$/ }),
   });
   // (page scripts as text: the test's own functions are transpiled with helpers the page lacks)
   const link = `(() => {
     const byName = (name) => { let f = null; RED.nodes.eachNode((n) => { if (n.name === name) f = n; }); return f; };
-    return { source: byName('Drill1 starts order 4711'), target: byName('dashboard entry') };
+    return { source: byName('Drill1 starts order 4711'), target: byName('machine event') };
   })()`;
   await editor.evaluate(
     `(() => { const l = ${link}; RED.nodes.addLink({ source: l.source, sourcePort: 0, target: l.target }); })()`,
@@ -168,7 +132,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
       RED.editor.validateNode(node);
       return valid && node.valid === true ? 'valid' : 'invalid';
     };
-    const map = byName('dashboard entry'), group = byName('per machine');
+    const map = byName('machine event'), group = byName('per machine');
     return [
       check(map, { func: 'return (' }),
       check(map, { language: 'jsonata', func: '{"a": }' }),
@@ -180,30 +144,55 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   assert.deepEqual(validity, ['invalid', 'invalid', 'valid', 'invalid', 'valid']);
 
   // Deploy.
-  await editor.locator('#red-ui-header-button-deploy').click();
-  await editor
-    .locator('.red-ui-notification', { hasText: /deployed/i })
-    .first()
-    .waitFor();
+  await deploy(editor);
   await screenshot(editor, '3-deployed');
 
-  // The dashboard page: no table yet (no events), then Drill1 appears and changes.
+  // The dashboard page: connected, no machine yet (no events); then Drill1 appears and its picture
+  // changes with each event, pushed to the page after the dataflow's commits.
   const dashboard = await context.newPage();
-  await dashboard.goto(`${nodeRed.base}/drill-dashboard`);
-  await dashboard.locator('#updated').filter({ hasNotText: 'never' }).waitFor();
+  dashboard.on('pageerror', (err) => consoleErrors.push(`dashboard: ${err.message}`));
+  await dashboard.goto(`${nodeRed.base}/drill-dashboard?window=15m`);
+  await dashboard.locator('#connection', { hasText: 'live' }).waitFor();
+  await dashboard.locator('#timeline text', { hasText: 'No machine events yet.' }).waitFor();
   assert.equal(await dashboard.locator('tr[data-machine="Drill1"]').count(), 0);
 
   await clickInject(editor, 'Drill1 starts order 4711');
   const drill1 = dashboard.locator('tr[data-machine="Drill1"] td').nth(1);
   await drill1.filter({ hasText: 'working on order 4711' }).waitFor();
+  // The timeline gets a bar for the running order; the utilisation bar grows as time passes.
+  const running = dashboard.locator('#timeline g.order[data-machine="Drill1"][data-order="4711"] rect.span.running');
+  await running.waitFor();
+  const bar = dashboard.locator('#utilisation rect.bar[data-machine="Drill1"]');
+  const width = async (): Promise<number> => Number(await bar.getAttribute('width'));
+  await dashboard.waitForFunction(
+    `Number(document.querySelector('#utilisation rect.bar[data-machine="Drill1"]').getAttribute('width')) > 0`,
+  );
   await screenshot(dashboard, '4-dashboard-working');
 
   await clickInject(editor, 'Drill1 stops order 4711');
   await drill1.filter({ hasText: /^idle$/ }).waitFor();
+  // The running bar became a finished one (a row of machine_timeline, pushed after its commit).
+  const finished = dashboard.locator(
+    '#timeline g.order[data-machine="Drill1"][data-order="4711"] rect.span:not(.running)',
+  );
+  await finished.waitFor();
+  assert.equal(await running.count(), 0);
+  assert.ok((await width()) > 0, 'Drill1 worked a while in the window');
+  assert.match(
+    (await dashboard.locator('#timeline g.order[data-machine="Drill1"] title').textContent()) ?? '',
+    /^Drill1: order 4711, .+–.+ \(\d+ s\)$/,
+  );
   await screenshot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
 
-  // The other examples import valid too; the SQLite ones deploy and run without an error.
+  // A second page that opens now gets the same picture from the snapshot of the tables.
+  const second = await context.newPage();
+  await second.goto(`${nodeRed.base}/drill-dashboard?window=15m`);
+  await second.locator('#timeline g.order[data-machine="Drill1"][data-order="4711"] rect.span:not(.running)').waitFor();
+  await second.close();
+
+  // The other examples import valid too; they share the event log and the factory database (same
+  // ids), so Node-RED asks about the existing config nodes and "Import copy" reuses them.
   for (const [example, tab] of [
     ['machine-usage', 'Machine usage'],
     ['erp-bookings', 'ERP bookings'],
@@ -211,14 +200,15 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
     await importExample(editor, example!, tab!);
     assert.equal(await invalidNodes(editor), 0, `${example}: imported nodes are marked invalid`);
   }
-  await editor.locator('#red-ui-header-button-deploy').click();
-  await editor
-    .locator('.red-ui-notification', { hasText: /deployed/i })
-    .first()
-    .waitFor();
+  await deploy(editor);
   await clickInject(editor, 'at start'); // the ERP outbox delivery chain runs once more, on demand
   await importExample(editor, 'postgres-dashboard', 'Drill dashboard (PostgreSQL)');
   assert.equal(await invalidNodes(editor), 0, 'postgres-dashboard: imported nodes are marked invalid');
+  assert.deepEqual(await configNodes(editor, 'actyx-config'), [{ id: 'a02ecdb67df56e7b', name: 'embedded event log' }]);
+  assert.deepEqual((await configNodes(editor, 'db-config')).map((c) => c.name).sort(), [
+    'PostgreSQL (PG* environment)',
+    'factory database',
+  ]);
   await screenshot(editor, '6-all-examples-imported');
 
   // The editor ran without script errors and Node-RED logged no error.

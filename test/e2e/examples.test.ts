@@ -2,7 +2,8 @@
  * End to end: a real Node-RED (the demo script, embedded RED.init/RED.start, temporary user
  * directory) runs every example flow over the seed's audit trail in the embedded event log; the
  * tables must hold exactly the rows the issue names. The ERP delivery must survive a crash between
- * the commit of a booking and its delivery.
+ * the commit of a booking and its delivery, to the stand-in through a link call (no ERP_URL) and
+ * over HTTP (ERP_URL).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import pg from 'pg';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { DEFAULT_LOG_FILE } from '../../src/nodes/actyx-config';
 import { AUDIT_EXPECTED, publishAuditTrail } from '../../src/simulator/audit-trail';
+import net from 'node:net';
 import { startNodeRed, waitFor, type NodeRedProcess } from './node-red-process';
 
 const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
@@ -39,8 +41,17 @@ function tableRows(file: string, table: string, orderBy: string): Record<string,
   }
 }
 
+/** The SQLite examples share one database (their db-config "factory database"). */
+const FACTORY = 'factory.sqlite';
+
 const { dashboard, usage, booking } = AUDIT_EXPECTED;
 const expectedDashboard = [{ machine: dashboard.machine, doing_what: dashboard.doing, since: dashboard.since }];
+// The drill dashboard's table also names the order a machine works on (none: it is idle).
+const expectedDrillDashboard = [{ ...expectedDashboard[0], manufacturing_order: null }];
+// …and its timeline: the order Drill1 worked on, from start to stop.
+const expectedTimeline = [
+  { machine: usage.machine, manufacturing_order: usage.order, started: usage.started, stopped: dashboard.since },
+];
 const expectedUsage = [
   {
     machine: usage.machine,
@@ -111,44 +122,50 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   assert.deepEqual(
     await waitFor(
       'dashboard row',
-      () => tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'),
+      () => tableRows(FACTORY, 'dashboard', 'machine'),
       (r) => r.length > 0,
     ),
-    expectedDashboard,
+    expectedDrillDashboard,
+  );
+  assert.deepEqual(
+    await waitFor(
+      'timeline row',
+      () => tableRows(FACTORY, 'machine_timeline', 'started'),
+      (r) => r.length > 0,
+    ),
+    expectedTimeline,
   );
   assert.deepEqual(
     await waitFor(
       'usage row',
-      () => tableRows('machine-usage.sqlite', 'machine_usage', 'started'),
+      () => tableRows(FACTORY, 'machine_usage', 'started'),
       (r) => r.length > 0,
     ),
     expectedUsage,
   );
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_totals', 'machine'), [
-    { machine: 'Drill1', minutes: 31 },
-  ]);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_first_use', 'machine'), [
+  assert.deepEqual(tableRows(FACTORY, 'machine_totals', 'machine'), [{ machine: 'Drill1', minutes: 31 }]);
+  assert.deepEqual(tableRows(FACTORY, 'machine_first_use', 'machine'), [
     { machine: 'Drill1', manufacturing_order: '4711', started: usage.started },
   ]);
   // 8:56–9:27 split into the hours it touches; the orders each machine worked on.
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_hourly', 'hour'), [
+  assert.deepEqual(tableRows(FACTORY, 'machine_hourly', 'hour'), [
     { machine: 'Drill1', hour: '2020-06-24T08:00:00.000Z', minutes: 4 },
     { machine: 'Drill1', hour: '2020-06-24T09:00:00.000Z', minutes: 27 },
   ]);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_orders', 'machine'), [
+  assert.deepEqual(tableRows(FACTORY, 'machine_orders', 'machine'), [
     { machine: 'Drill1', manufacturing_order: '4711' },
   ]);
   assert.deepEqual(
     await waitFor(
       'booking row',
-      () => tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'),
+      () => tableRows(FACTORY, 'erp_bookings', 'step'),
       (r) => r.length > 0,
     ),
     [expectedBooking],
   );
   const outbox = await waitFor(
     'outbox row',
-    () => tableRows('erp-bookings.sqlite', 'erp_outbox', 'idempotency_key'),
+    () => tableRows(FACTORY, 'erp_outbox', 'idempotency_key'),
     (r) => r.length > 0,
   );
   assert.equal(outbox.length, 1);
@@ -180,10 +197,8 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     await client.end();
   }
 
-  // The data the dashboard pages show, through the flows' HTTP endpoints (db-query nodes).
+  // The PostgreSQL dashboard's JSON endpoint (a db-query node).
   const json = async (path: string) => (await fetch(`${nodeRed!.base}${path}`)).json();
-  assert.deepEqual(await json('/drill-dashboard/status'), expectedDashboard);
-  assert.deepEqual(await json('/drill-dashboard/usage'), expectedUsage);
   assert.deepEqual(await json('/pg-dashboard/status'), expectedDashboard);
   const page = await fetch(`${nodeRed.base}/drill-dashboard`);
   assert.match(page.headers.get('content-type') ?? '', /text\/html/);
@@ -195,14 +210,14 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     () => nodeRed!.errors().some((l) => l.includes('POST booking')),
     (x) => x,
   );
-  assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'), []);
+  assert.deepEqual(tableRows(FACTORY, 'erp_delivered', 'idempotency_key'), []);
   await nodeRed.stop('SIGKILL');
 
-  // Run 2: restart with the stand-in ERP endpoint reachable: the booking is delivered, once marked.
+  // Run 2: restart without ERP_URL: the booking goes to the stand-in ERP through a link call, once marked.
   nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
   const delivered = await waitFor(
     'delivery',
-    () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'),
+    () => tableRows(FACTORY, 'erp_delivered', 'idempotency_key'),
     (r) => r.length > 0,
   );
   assert.deepEqual(
@@ -214,21 +229,28 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   assert.equal((received[key]!.booking as { parts: number }).parts, 40);
 
   // The restart replayed without writing again: still exactly the same rows.
-  assert.deepEqual(tableRows('drill-dashboard.sqlite', 'dashboard', 'machine'), expectedDashboard);
-  assert.deepEqual(tableRows('machine-usage.sqlite', 'machine_usage', 'started'), expectedUsage);
-  assert.deepEqual(tableRows('erp-bookings.sqlite', 'erp_bookings', 'step'), [expectedBooking]);
+  assert.deepEqual(tableRows(FACTORY, 'dashboard', 'machine'), expectedDrillDashboard);
+  assert.deepEqual(tableRows(FACTORY, 'machine_timeline', 'started'), expectedTimeline);
+  assert.deepEqual(tableRows(FACTORY, 'machine_usage', 'started'), expectedUsage);
+  assert.deepEqual(tableRows(FACTORY, 'erp_bookings', 'step'), [expectedBooking]);
   assert.deepEqual(nodeRed.errors(), []);
   await nodeRed.stop('SIGKILL');
 
   // Run 3: as if the crash had come after the delivery but before it was marked: the booking is
-  // delivered again with the same key, and the ERP side books it once (it answers 200, a repeat).
-  const erp = new Database(join(userDir, 'erp-bookings.sqlite'));
+  // delivered again with the same key, now over HTTP (ERP_URL, the stand-in's own endpoint on a
+  // port chosen here), and the ERP side books it once (it answers 200, a repeat).
+  const erp = new Database(join(userDir, FACTORY));
   erp.prepare('DELETE FROM erp_delivered').run();
   erp.close();
-  nodeRed = await startNodeRed(userDir, ['--examples', 'all', '--no-simulator', '--no-audit-trail'], pgEnv);
+  const port = await freePort();
+  nodeRed = await startNodeRed(
+    userDir,
+    ['--examples', 'all', '--no-simulator', '--no-audit-trail', '--port', String(port)],
+    { ...pgEnv, ERP_URL: `http://127.0.0.1:${port}/erp/bookings` },
+  );
   const redelivered = await waitFor(
     'redelivery',
-    () => tableRows('erp-bookings.sqlite', 'erp_delivered', 'idempotency_key'),
+    () => tableRows(FACTORY, 'erp_delivered', 'idempotency_key'),
     (r) => r.length > 0,
   );
   assert.deepEqual(
@@ -240,3 +262,14 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   await nodeRed.stop('SIGTERM');
   nodeRed = null;
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

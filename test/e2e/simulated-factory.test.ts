@@ -59,6 +59,9 @@ const machineOf = (e: ActyxEvent) => e.tags.find((t) => t.startsWith('machine:')
 const payload = (e: ActyxEvent) => e.payload as { type: string; order: string; count?: number; step?: string };
 const sortRows = (rows: Row[]) => [...rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
+/** The SQLite examples share one database (their db-config "factory database"). */
+const FACTORY = 'factory.sqlite';
+
 function expectedDashboard(events: ActyxEvent[]): Row[] {
   const latest = new Map<string, ActyxEvent>();
   for (const e of events) {
@@ -72,10 +75,12 @@ function expectedDashboard(events: ActyxEvent[]): Row[] {
     machine,
     doing_what: payload(e).type === 'started' ? `working on order ${payload(e).order}` : 'idle',
     since: iso(e.timestamp),
+    manufacturing_order: payload(e).type === 'started' ? payload(e).order : null,
   }));
 }
 
-function expectedUsage(events: ActyxEvent[]): Row[] {
+/** Each machine's started/stopped pairs of one order, in causal order: the usage and timeline rows. */
+function expectedUsage(events: ActyxEvent[], timeline = false): Row[] {
   const rows: Row[] = [];
   const byMachine = new Map<string, ActyxEvent[]>();
   for (const e of events) {
@@ -94,7 +99,9 @@ function expectedUsage(events: ActyxEvent[]): Row[] {
           machine,
           manufacturing_order: p.order,
           started: iso(s.timestamp),
-          duration_minutes: Math.round((e.timestamp - s.timestamp) / 600000) / 100,
+          ...(timeline
+            ? { stopped: iso(e.timestamp) }
+            : { duration_minutes: Math.round((e.timestamp - s.timestamp) / 600000) / 100 }),
         });
       }
     }
@@ -130,7 +137,7 @@ test('with the simulator (and a drill delivering late events), the tables equal 
   assert.deepEqual(
     await waitFor(
       'dashboard = from scratch',
-      () => sortRows(tableRows('drill-dashboard.sqlite', 'SELECT * FROM dashboard')),
+      () => sortRows(tableRows(FACTORY, 'SELECT * FROM dashboard')),
       (r) => JSON.stringify(r) === JSON.stringify(dashboard),
     ),
     dashboard,
@@ -138,10 +145,20 @@ test('with the simulator (and a drill delivering late events), the tables equal 
   assert.deepEqual(
     await waitFor(
       'usage = from scratch',
-      () => sortRows(tableRows('machine-usage.sqlite', 'SELECT * FROM machine_usage')),
+      () => sortRows(tableRows(FACTORY, 'SELECT * FROM machine_usage')),
       (r) => JSON.stringify(r) === JSON.stringify(usage),
     ),
     usage,
+  );
+  // The drill dashboard's timeline: the same pairs, with their stop times.
+  const timeline = sortRows(expectedUsage(events, true));
+  assert.deepEqual(
+    await waitFor(
+      'timeline = from scratch',
+      () => sortRows(tableRows(FACTORY, 'SELECT * FROM machine_timeline')),
+      (r) => JSON.stringify(r) === JSON.stringify(timeline),
+    ),
+    timeline,
   );
 
   // ERP: one booking per reported-finished step, with the parts reported for its order.
@@ -156,7 +173,7 @@ test('with the simulator (and a drill delivering late events), the tables equal 
   const bookings = await waitFor(
     'one booking per finished step',
     () =>
-      tableRows('erp-bookings.sqlite', 'SELECT manufacturing_order, step, parts FROM erp_bookings')
+      tableRows(FACTORY, 'SELECT manufacturing_order, step, parts FROM erp_bookings')
         .map((r) => [`${r.manufacturing_order}|${r.step}`, r.parts])
         .sort(),
     (r) => JSON.stringify(r) === JSON.stringify(expectedBookings),

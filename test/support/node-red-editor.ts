@@ -57,3 +57,90 @@ export async function closeTray(
   await page.locator(button).click();
   await page.locator(button).waitFor({ state: 'detached' });
 }
+
+/**
+ * Imports an example as a user does (menu → Import → Examples → @deltaflow/node-red → the example
+ * → Import) and shows its tab. The examples share their config nodes by id: when some already
+ * exist, Node-RED asks, and "Import copy" (what the examples' info texts advise) imports the flow
+ * with new ids while using the existing config nodes.
+ */
+export async function importExample(editor: Page, example: string, tab: string): Promise<void> {
+  await editor.locator('#red-ui-header-button-sidemenu').click();
+  await editor.locator('#menu-item-import').click();
+  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
+  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
+  const pkg = dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' });
+  const entry = dialog.locator('.red-ui-treeList-label', { hasText: new RegExp(`^${example}$`) });
+  await pkg.waitFor();
+  if (!(await entry.isVisible())) await pkg.click(); // the package folder remembers being open
+  await entry.click();
+  await editor.locator('#red-ui-clipboard-dialog-ok').click();
+  const tabElement = editor
+    .locator('.red-ui-tab', { hasText: new RegExp(`^\\s*${tab.replace(/[()]/g, '\\$&')}\\s*$`) })
+    .first();
+  const conflict = editor.locator('.red-ui-notification', { hasText: 'already exist' });
+  await tabElement.or(conflict).first().waitFor();
+  if (await conflict.isVisible()) await conflict.locator('button', { hasText: 'Import copy' }).click();
+  await tabElement.waitFor();
+  // A click while the import dialog is still closing can be lost: click until the tab is shown.
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await tabElement.click();
+    if (((await tabElement.getAttribute('class')) ?? '').split(/\s+/).includes('active')) return;
+    await editor.waitForTimeout(250);
+  }
+  throw new Error(`the imported tab ${tab} did not become active`);
+}
+
+/** Clicks Deploy and waits for Node-RED's confirmation. */
+export async function deploy(editor: Page): Promise<void> {
+  await editor.locator('#red-ui-header-button-deploy').click();
+  await editor
+    .locator('.red-ui-notification', { hasText: /deployed/i })
+    .first()
+    .waitFor();
+}
+
+/** Nodes on the shown tab that carry the red triangle of an invalid configuration. */
+export function invalidNodes(editor: Page): Promise<number> {
+  return editor
+    .locator('#red-ui-workspace-chart g.red-ui-flow-node-group:has(.red-ui-flow-node-error:not(.hide))')
+    .count();
+}
+
+/** Clicks the button of the inject node labelled `label` on the current editor tab. */
+export async function clickInject(editor: Page, label: string): Promise<void> {
+  const node = editor.locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: label }) });
+  await node.locator('.red-ui-flow-node-button').click();
+}
+
+/** What the editor shows of a node: its tab's label, type, name and status. */
+export interface ShownNode {
+  readonly id: string;
+  readonly tab: string;
+  readonly type: string;
+  readonly name: string;
+  readonly status: { fill?: string; shape?: string; text?: string } | null;
+}
+
+/** Every flow node of the editor with the status it shows (config nodes have none). */
+export function shownNodes(editor: Page): Promise<ShownNode[]> {
+  // (page scripts as text: the test's own functions are transpiled with helpers the page lacks)
+  return editor.evaluate(`(() => {
+    const out = [];
+    RED.nodes.eachNode((n) => {
+      const tab = RED.nodes.workspace(n.z);
+      out.push({ id: n.id, tab: tab ? tab.label : '', type: n.type, name: n.name || '',
+        status: n.status && (n.status.text || n.status.fill) ? { fill: n.status.fill, shape: n.status.shape, text: n.status.text } : null });
+    });
+    return out;
+  })()`);
+}
+
+/** The config nodes of a type in the editor (to see that imports reused the shared ones). */
+export function configNodes(editor: Page, type: string): Promise<{ id: string; name: string }[]> {
+  return editor.evaluate(`(() => {
+    const out = [];
+    RED.nodes.eachConfig((n) => { if (n.type === ${JSON.stringify(type)}) out.push({ id: n.id, name: n.name || '' }); });
+    return out;
+  })()`);
+}

@@ -90,6 +90,7 @@ export function parseDatabaseSettings(
     schema: schemaName(config.schema, problems),
     poolSize: wholeNumber(config.poolSize, 'pool size', 1, 100, problems),
     connectionTimeoutMs: (wholeNumber(config.connectTimeout, 'connect timeout', 1, 600, problems) ?? 10) * 1000,
+    statementTimeoutMs: (wholeNumber(config.statementTimeout, 'statement timeout', 1, 86_400, problems) ?? 60) * 1000,
   };
   return { settings: { kind: 'postgres', options }, problems };
 }

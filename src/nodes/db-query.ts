@@ -16,6 +16,7 @@ import pg from 'pg';
 import { parseDatabaseSettings } from './db-config';
 import { memberLabel } from './dd-operator';
 import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
+import { openPool } from '../sinks/postgres-pool';
 import { postgresProblem, type PostgresProblem } from '../sinks/postgres-problems';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
@@ -113,8 +114,8 @@ const PG_SEVERAL_STATEMENTS = /cannot insert multiple commands into a prepared s
 
 function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error) => void): QueryConnection {
   const config: pg.PoolConfig = { ...poolConfig(settings), max: 2, application_name: 'deltaflow-query' };
-  const pool = new pg.Pool(config);
-  pool.on('error', onIdleError);
+  // Its connections' errors are listened to: a server that dies under a query fails that query only.
+  const pool = openPool(config, onIdleError);
   return {
     async query(sql, params) {
       if (!Array.isArray(params))

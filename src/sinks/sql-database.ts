@@ -24,6 +24,16 @@ export interface SqlExecutor {
    * is thrown by the next call that waits, so the transaction fails and rolls back.
    */
   runLater?(statement: sql.Statement, table: string): void;
+  /**
+   * Where the database needs it: a lock on the table's rows and state, taken before the
+   * transaction's first statement on the table and held until the transaction ends. A transaction
+   * whose connection was lost can still be open on the server, its COMMIT on the way (the server
+   * was stopped, the acknowledgement lost): the retry must see its outcome, not race it. It waits
+   * here until that transaction has ended, and only then reads the offsets that say whether its
+   * batch was committed. (SQLite needs none: BEGIN IMMEDIATE excludes every other writer. Another
+   * server database needs one unless its transactions exclude each other in the same way.)
+   */
+  claimTable?(table: string): Promise<void>;
 }
 
 /** One connection for the duration of a transaction. */
@@ -155,6 +165,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
 class SqlSinkTransaction implements SinkTransaction {
   /** State written in this transaction (undefined: dropped), published to the cache after commit. */
   private readonly pending = new Map<string, CachedState | undefined>();
+  private readonly claimed = new Set<string>();
   private metaEnsured = false;
   private ended = false;
 
@@ -170,6 +181,13 @@ class SqlSinkTransaction implements SinkTransaction {
   private async later(statement: sql.Statement, table: string): Promise<void> {
     if (this.exec.runLater) this.exec.runLater(statement, table);
     else await this.exec.run(statement);
+  }
+
+  /** Takes the table's lock (SqlExecutor.claimTable) before this transaction's first statement on it. */
+  private async claim(table: string): Promise<void> {
+    if (!this.exec.claimTable || this.claimed.has(table)) return;
+    this.claimed.add(table);
+    await this.db.step(table, () => (this.exec.claimTable as (t: string) => Promise<void>)(table));
   }
 
   /** This transaction, or an error when its function has already returned. */
@@ -204,6 +222,7 @@ class SqlSinkTransaction implements SinkTransaction {
 
   async ensureTable(spec: TableSpec): Promise<void> {
     compileTable(spec); // validates the whole spec before any DDL
+    await this.claim(spec.name);
     const cols = {
       name: spec.name,
       columns: spec.columns.map((c) => ({ name: c.name, type: c.type.trim() })),
@@ -217,6 +236,7 @@ class SqlSinkTransaction implements SinkTransaction {
   }
 
   async dropTable(spec: TableSpec): Promise<void> {
+    await this.claim(spec.name);
     await this.ensureMeta();
     await this.db.step(spec.name, async () => {
       for (const s of sql.dropTableSql(this.d, spec.name)) await this.exec.run(s);
@@ -241,6 +261,7 @@ class SqlSinkTransaction implements SinkTransaction {
   }
 
   private async queryState(table: string): Promise<CachedState> {
+    await this.claim(table);
     await this.ensureMeta();
     const state = await this.db.step(table, async (): Promise<CachedState> => {
       const offsets: Record<string, number> = {};
@@ -262,6 +283,7 @@ class SqlSinkTransaction implements SinkTransaction {
 
   async writeState(spec: TableSpec, state: SinkState): Promise<void> {
     const table = spec.name;
+    await this.claim(table);
     const before = await this.loadState(table);
     const changed = Object.entries(state.offsets).filter(([s, o]) => offsetOf(before.offsets, s) !== o);
     const removed = Object.keys(before.offsets).filter((s) => offsetOf(state.offsets, s) === undefined);
@@ -285,6 +307,7 @@ class SqlSinkTransaction implements SinkTransaction {
   async apply(spec: TableSpec, changes: Batch, report = true): Promise<readonly RowChange[]> {
     const t = compileTable(spec);
     const plan = planWrites(t, changes);
+    await this.claim(spec.name);
     return this.db.step(spec.name, () =>
       plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report),
     );

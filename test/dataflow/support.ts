@@ -424,9 +424,19 @@ function offsetRows(rows: readonly Record<string, unknown>[]): OffsetMap {
   return out;
 }
 
-export async function pgRows(table: TableSpec): Promise<string[]> {
-  const client = new pg.Client();
+/**
+ * A client of the tests' PostgreSQL (PG* variables) with an `error` listener: a server that dies
+ * under it (the chaos tests kill theirs) fails the pending call, never the test process.
+ */
+export async function pgClient(config: pg.ClientConfig = {}): Promise<pg.Client> {
+  const client = new pg.Client(config);
+  client.on('error', () => undefined); // the pending query, or the next one, fails with the error
   await client.connect();
+  return client;
+}
+
+export async function pgRows(table: TableSpec, config: pg.ClientConfig = {}): Promise<string[]> {
+  const client = await pgClient(config);
   try {
     const cols = table.columns
       .filter((c) => !c.exclude)
@@ -439,9 +449,8 @@ export async function pgRows(table: TableSpec): Promise<string[]> {
   }
 }
 
-export async function pgOffsets(table: string): Promise<OffsetMap> {
-  const client = new pg.Client();
-  await client.connect();
+export async function pgOffsets(table: string, config: pg.ClientConfig = {}): Promise<OffsetMap> {
+  const client = await pgClient(config);
   try {
     const r = await client.query(`select * from "${table}_offsets"`);
     return offsetRows(r.rows as Record<string, unknown>[]);
@@ -450,9 +459,8 @@ export async function pgOffsets(table: string): Promise<OffsetMap> {
   }
 }
 
-export async function pgExec(sql: string): Promise<void> {
-  const client = new pg.Client();
-  await client.connect();
+export async function pgExec(sql: string, config: pg.ClientConfig = {}): Promise<void> {
+  const client = await pgClient(config);
   try {
     await client.query(sql);
   } finally {

@@ -3,9 +3,10 @@
  * engine benchmark and the engine tests:
  * - dashboard: machine events → `{machine, status, order, since}` → group by machine → max by
  *   `since` → one row per machine;
- * - usage: machine events → excerpt `{lamport, machine, payload, timestamp}` (keys chosen so that
- *   `lamport` sorts first: reduce inputs arrive in causal order) → group by machine → reduce
- *   pairing started/stopped per order → one row per completed `(machine, order)` span;
+ * - usage: machine events → excerpt `{lamport, machine, payload, timestamp}` → group by machine →
+ *   reduce pairing started/stopped per order (inputs in causal order: the input's order keys, or
+ *   without them the value order, where `lamport` sorts first) → one row per completed
+ *   `(machine, order)` span;
  * - usage as a scan: the same pairing as an incremental fold, event by event.
  */
 import type { Collection, Multiset } from '../src/engine';

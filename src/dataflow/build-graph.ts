@@ -7,6 +7,7 @@
 import { createGraph } from '../engine';
 import type { Collection, Graph } from '../engine/types';
 import { matchesEvent, parseQuery } from '../sources/aql';
+import { eventOrderKey } from '../sources/event-order';
 import type { ActyxEvent } from '../sources/types';
 import type { DataflowMember, OperatorMember, SinkMember, SourceMember, Stage } from './types';
 
@@ -125,7 +126,10 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
     if (m.role === 'source') {
       try {
         parsed.set(m.id, parseQuery(m.query));
-        stages.set(m.id, { kind: 'collection', collection: graph.input(m.id, { insertOnly: true }) });
+        stages.set(m.id, {
+          kind: 'collection',
+          collection: graph.input(m.id, { insertOnly: true, order: eventOrderKey }),
+        });
       } catch (e) {
         fail(m, `${describe(m)}: invalid query ${JSON.stringify(m.query)}: ${(e as Error).message}`, true);
       }

@@ -37,8 +37,12 @@ export interface Checkpoint {
 
 /** A group's fold; changed in place by `applyPatch` only. */
 export interface FoldState {
-  /** The inputs, consolidated and sorted by value, as columns: value, multiplicity and time of each. */
+  /**
+   * The inputs, consolidated and sorted by (sort key, value), as columns: value, sort key (the
+   * order key, or the order-by value), multiplicity and time of each.
+   */
   readonly values: Value[];
+  readonly orders: Value[];
   readonly mults: number[];
   readonly times: number[];
   maxTime: number;
@@ -62,6 +66,7 @@ export interface InputChange {
   readonly from: number;
   readonly to: number;
   readonly values: readonly Value[];
+  readonly orders: readonly Value[];
   readonly mults: readonly number[];
   readonly times: readonly number[];
   /** The new inputs' greatest time. */
@@ -114,14 +119,29 @@ export function checkpointAfter(checkpoints: readonly Checkpoint[], index: numbe
   return lo;
 }
 
-/** Flattens the emissions of inputs [from, to). */
-export function emissions(emitted: readonly Emission[], from: number, to: number): OutputPair[] {
+/**
+ * Flattens the emissions of inputs [from, to). With `orderOf` (the sort key of emission i), each
+ * output is `[[sort key, value], multiplicity]`: compared as such, two equal values emitted at two
+ * places are two records (see `unwrapOrdered`).
+ */
+export function emissions(
+  emitted: readonly Emission[],
+  from: number,
+  to: number,
+  orderOf: ((i: number) => Value) | null = null,
+): OutputPair[] {
   const out: OutputPair[] = [];
   for (let i = from; i < to; i++) {
     const e = emitted[i] as Emission;
     if (e === null) continue;
-    if (isPair(e)) out.push(e);
-    else for (let k = 0; k < e.length; k++) out.push(e[k] as OutputPair);
+    if (orderOf === null) {
+      if (isPair(e)) out.push(e);
+      else for (let k = 0; k < e.length; k++) out.push(e[k] as OutputPair);
+      continue;
+    }
+    const order = orderOf(i);
+    if (isPair(e)) out.push([[order, e[0]], e[1]]);
+    else for (let k = 0; k < e.length; k++) out.push([[order, (e[k] as OutputPair)[0]], (e[k] as OutputPair)[1]]);
   }
   return out;
 }
@@ -138,10 +158,19 @@ function isPair(e: OutputPair | readonly OutputPair[]): e is OutputPair {
   return typeof e[1] === 'number';
 }
 
+/** New input i's entry in one column of the inputs after `change` (`old`: the column before it; `changed`: the change's). */
+export function inputAfter<T>(change: InputChange, i: number, old: readonly T[], changed: readonly T[]): T {
+  if (i < change.from) return old[i] as T;
+  const end = change.from + changed.length;
+  if (i < end) return changed[i - change.from] as T;
+  return old[i - (changed.length - (change.to - change.from))] as T;
+}
+
 /** A fold with no inputs. */
 export function emptyFold(initial: Value): FoldState {
   return {
     values: [],
+    orders: [],
     mults: [],
     times: [],
     maxTime: -Infinity,
@@ -155,6 +184,7 @@ export function emptyFold(initial: Value): FoldState {
 export function copyFold(fold: FoldState): FoldState {
   return {
     values: fold.values.slice(),
+    orders: fold.orders.slice(),
     mults: fold.mults.slice(),
     times: fold.times.slice(),
     maxTime: fold.maxTime,
@@ -169,6 +199,7 @@ export function applyPatch(fold: FoldState, patch: FoldPatch): void {
   const { inputs } = patch;
   const shift = inputs.values.length - (inputs.to - inputs.from);
   replaceRange(fold.values, inputs.from, inputs.to, inputs.values);
+  replaceRange(fold.orders, inputs.from, inputs.to, inputs.orders);
   replaceRange(fold.mults, inputs.from, inputs.to, inputs.mults);
   replaceRange(fold.times, inputs.from, inputs.to, inputs.times);
   fold.maxTime = inputs.maxTime;

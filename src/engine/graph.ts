@@ -16,6 +16,7 @@ import { ReduceOperator } from './operators/reduce';
 import { ScanOperator } from './operators/scan';
 import { CHECKPOINT_EVERY, type StepFn } from './fold';
 import { isThenable, StepContext } from './step-context';
+import { isValue } from './value-check';
 import {
   RetractionError,
   type Batch,
@@ -23,10 +24,12 @@ import {
   type Collection,
   type Graph,
   type Grouped,
+  type InputOptions,
   type MaybePromise,
   type OperatorOptions,
   type OutputOptions,
   type ReduceFn,
+  type ReduceOptions,
   type ScanFn,
   type ScanOptions,
   type StepOptions,
@@ -43,10 +46,17 @@ export function createGraph(): Graph {
 /** Stands in the operator list for a named input; `step` fills its output directly. */
 class InputNode implements Operator {
   readonly inputs: readonly number[] = [];
+  /** Whether an operator downstream reads order keys: then `order` is called for every input value. */
+  ordered = false;
   constructor(
     readonly name: string,
     readonly insertOnly: boolean,
+    readonly order: ((value: Value) => Value) | null,
   ) {}
+  planOrder(outputOrdered: boolean): boolean {
+    this.ordered = outputOrdered && this.order !== null;
+    return false;
+  }
   run(): Columns | null {
     return null;
   }
@@ -67,9 +77,12 @@ class DataflowGraph implements Graph {
   private running = false;
   private broken: unknown = null;
 
-  input<T extends Value = Value>(name: string, options?: { insertOnly?: boolean }): Collection<T> {
+  input<T extends Value = Value>(name: string, options?: InputOptions<T>): Collection<T> {
     if (this.inputIndex.has(name)) throw new Error(`graph already has an input named ${JSON.stringify(name)}`);
-    const index = this.add(new InputNode(name, options?.insertOnly === true));
+    const order = options?.order;
+    if (order !== undefined && typeof order !== 'function')
+      throw new TypeError(`input ${JSON.stringify(name)}: order must be a function of the input value`);
+    const index = this.add(new InputNode(name, options?.insertOnly === true, (order as (v: Value) => Value) ?? null));
     this.inputIndex.set(name, index);
     return new EngineCollection<T>(this, index, options?.insertOnly === true);
   }
@@ -107,6 +120,7 @@ class DataflowGraph implements Graph {
     this.running = true;
     try {
       const ctx = new StepContext(options?.onError ?? 'skip');
+      if (!this.stepped) this.planOrder();
       const results: (Columns | null)[] = new Array(this.operators.length).fill(null);
       // Inputs are checked completely before any operator runs: a bad batch changes nothing.
       for (const [name, batch] of inputs instanceof Map ? inputs : Object.entries(inputs)) {
@@ -153,6 +167,19 @@ class DataflowGraph implements Graph {
     }
   }
 
+  /**
+   * Decides once, consumers first, which operators carry order keys (Operator.planOrder): only
+   * those upstream of an operator that reads them, so a graph without such an operator computes
+   * none. Outputs do not read them.
+   */
+  private planOrder(): void {
+    const needed = new Array<boolean>(this.operators.length).fill(false);
+    for (let i = this.operators.length - 1; i >= 0; i--) {
+      const op = this.operators[i];
+      if (op.planOrder(needed[i])) for (const j of op.inputs) needed[j] = true;
+    }
+  }
+
   compact(cutoff: number): void {
     if (this.running) throw new Error('compact called while a step is running');
     for (const op of this.operators) op.compact(cutoff);
@@ -169,7 +196,7 @@ function toColumns(input: InputNode, batch: Batch | ColumnBatch): Columns | null
   if (!Array.isArray(batch)) return fromColumnBatch(input, batch as ColumnBatch);
   if (batch.length === 0) return null;
   const n = batch.length;
-  const c: Columns = { values: new Array(n), diffs: new Array(n), times: new Array(n), keys: null };
+  const c: Columns = { values: new Array(n), diffs: new Array(n), times: new Array(n), keys: null, orders: null };
   for (let i = 0; i < n; i++) {
     const u = batch[i];
     if (!Array.isArray(u) || u.length !== 3)
@@ -179,7 +206,37 @@ function toColumns(input: InputNode, batch: Batch | ColumnBatch): Columns | null
     c.diffs[i] = u[1];
     c.times[i] = u[2];
   }
-  return c;
+  return withOrders(input, c);
+}
+
+/** The input's order keys of the values, when the graph needs them; a bad order key fails the step before anything changes. */
+function withOrders(input: InputNode, c: Columns): Columns {
+  if (!input.ordered) return c;
+  const order = input.order as (value: Value) => Value;
+  const n = c.values.length;
+  const orders = new Array<Value>(n);
+  for (let i = 0; i < n; i++) {
+    const o = order(c.values[i]);
+    // NB: order keys are compared with compareValues, which assumes JSON values (checked here, once per input update).
+    if (o === undefined || (typeof o === 'number' && !Number.isFinite(o)) || (typeof o === 'object' && !isOrderKey(o)))
+      throw new TypeError(`input ${input.name}: the order key of update ${i} is not a JSON value: ${String(o)}`);
+    orders[i] = o;
+  }
+  return { values: c.values, diffs: c.diffs, times: c.times, keys: null, orders };
+}
+
+/** Arrays of numbers and strings (the common order key) pass without the general check. */
+function isOrderKey(o: Value): boolean {
+  if (o === null) return true;
+  if (Array.isArray(o)) {
+    for (let i = 0; i < o.length; i++) {
+      const x = o[i];
+      if (typeof x === 'string' || (typeof x === 'number' && Number.isFinite(x))) continue;
+      return isValue(o);
+    }
+    return true;
+  }
+  return isValue(o);
 }
 
 /** A column batch as the first operator's input: checked, and used without copying. */
@@ -198,7 +255,13 @@ function fromColumnBatch(input: InputNode, batch: ColumnBatch): Columns | null {
   const diffs = batch.diffs ?? new Array<number>(n).fill(1);
   for (let i = 0; i < n; i++) checkUpdate(input, i, values[i], diffs[i], times[i]);
   // Operators never change the arrays they receive.
-  return { values: values as Value[], diffs: diffs as number[], times: times as number[], keys: null };
+  return withOrders(input, {
+    values: values as Value[],
+    diffs: diffs as number[],
+    times: times as number[],
+    keys: null,
+    orders: null,
+  });
 }
 
 function checkUpdate(input: InputNode, i: number, value: Value | undefined, diff: unknown, time: unknown): void {
@@ -213,6 +276,17 @@ function checkUpdate(input: InputNode, i: number, value: Value | undefined, diff
 /** User functions typed for the collection's values run on plain values inside the engine. */
 function loosen<R>(fn: (value: never) => R): (value: Value) => R {
   return fn as (value: Value) => R;
+}
+
+/** The `orderBy` option as a function of plain values, or null. */
+function orderByOf<T extends Value>(
+  kind: string,
+  options: ReduceOptions<T> | undefined,
+): ((value: Value) => MaybePromise<Value>) | null {
+  const orderBy = options?.orderBy;
+  if (orderBy === undefined) return null;
+  if (typeof orderBy !== 'function') throw new TypeError(`${kind}: orderBy must be a function of the value`);
+  return loosen(orderBy);
 }
 
 function describe(e: unknown): string {
@@ -312,23 +386,35 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
     return this.extremum('minBy', -1, fn, options);
   }
 
-  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O> {
+  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: ReduceOptions<T>): Grouped<K, O> {
     return this.derive(
       new ReduceOperator(
         this.graph.nameFor('reduce', options),
         this.index,
         fn as unknown as ReduceFn<Value, Value, Value>,
+        orderByOf('reduce', options),
       ),
       false,
     );
   }
 
-  scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions): Grouped<K, O> {
+  scan<S extends Value, O extends Value>(
+    initial: S,
+    step: ScanFn<K, T, S, O>,
+    options?: ScanOptions<T>,
+  ): Grouped<K, O> {
     const every = options?.checkpointEvery ?? CHECKPOINT_EVERY;
     if (!Number.isInteger(every) || every < 1)
       throw new RangeError(`scan: checkpointEvery must be a positive integer, got ${String(every)}`);
     return this.derive(
-      new ScanOperator(this.graph.nameFor('scan', options), this.index, initial, step as unknown as StepFn, every),
+      new ScanOperator(
+        this.graph.nameFor('scan', options),
+        this.index,
+        initial,
+        step as unknown as StepFn,
+        every,
+        orderByOf('scan', options),
+      ),
       false,
     );
   }

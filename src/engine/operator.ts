@@ -12,6 +12,14 @@ export interface Operator {
   readonly name: string;
   /** Indices (in the graph) of the operators feeding this one. */
   readonly inputs: readonly number[];
+  /**
+   * Called once before the first step, consumers before their inputs: `outputOrdered` says
+   * whether an operator downstream reads this operator's order keys. Returns whether this
+   * operator reads its inputs' order keys. An operator that returns false must not read them
+   * (they may be null), and one told false may emit null order keys: whether order keys are
+   * tracked is fixed for the graph's life, so an operator's state never mixes the two.
+   */
+  planOrder(outputOrdered: boolean): boolean;
   run(inputs: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null>;
   /** Forgets retained inputs older than `cutoff` and silently re-baselines outputs. */
   compact(cutoff: number): void;
@@ -24,12 +32,15 @@ export function then<A, B>(x: MaybePromise<A>, f: (a: A) => MaybePromise<B>): Ma
   return isThenable(x) ? Promise.resolve(x).then(f) : f(x as A);
 }
 
-/** The base for operators without state. */
+/** The base for operators without state: their outputs carry their inputs' order keys. */
 export abstract class StatelessOperator implements Operator {
   constructor(
     readonly name: string,
     readonly inputs: readonly number[],
   ) {}
+  planOrder(outputOrdered: boolean): boolean {
+    return outputOrdered;
+  }
   abstract run(inputs: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null>;
   compact(): void {}
   stateSize(): number {
@@ -46,6 +57,7 @@ export abstract class UnaryOperator implements Operator {
   ) {
     this.inputs = [input];
   }
+  abstract planOrder(outputOrdered: boolean): boolean;
   abstract run(inputs: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null>;
   abstract compact(cutoff: number): void;
   abstract stateSize(): number;

@@ -1,46 +1,65 @@
 /**
  * A group's inputs as `reduce` hands them to the user function: consolidated `[value,
- * multiplicity]` pairs sorted by the total order of values, with the time of each pair kept in a
- * parallel array (for retention). Updates are merged into a fresh array so the previous state stays
- * intact until the caller commits: a failing user function leaves nothing half-updated. The pairs
- * are frozen; the arrays are not (freezing large arrays is slow in V8), so the user function gets
- * a copy.
+ * multiplicity]` pairs sorted by (sort key, value), with the sort key (the order key, or the
+ * order-by value) and the time of each pair kept in parallel arrays (for the order and for
+ * retention). A record is identified by (sort key, value): the same value may be there once per
+ * sort key. Updates are merged into a fresh array so the previous state stays intact until the
+ * caller commits: a failing user function leaves nothing half-updated. The pairs are frozen; the
+ * arrays are not (freezing large arrays is slow in V8), so the user function gets a copy.
  */
 import type { Value } from './types';
 import { compareValues } from './value-order';
+
+/** The order of a group's inputs: by sort key, then by value. */
+export function compareInputs(orderA: Value, a: Value, orderB: Value, b: Value): number {
+  if (orderA !== orderB) {
+    const c = compareValues(orderA, orderB);
+    if (c !== 0) return c;
+  }
+  return compareValues(a, b);
+}
 
 export type Entry = readonly [value: Value, multiplicity: number];
 
 export interface SortedInputs {
   readonly entries: readonly Entry[];
+  /** The sort key of each entry. */
+  readonly orders: readonly Value[];
   readonly times: readonly number[];
   readonly maxTime: number;
 }
 
-export const NO_INPUTS: SortedInputs = { entries: [], times: [], maxTime: -Infinity };
+export const NO_INPUTS: SortedInputs = { entries: [], orders: [], times: [], maxTime: -Infinity };
 
-/** Updates of one group, sorted by value and consolidated (no zero diffs, no repeated values). */
+/** Updates of one group, sorted by (sort key, value) and consolidated (no zero diffs, no repeated records). */
 export interface SortedUpdates {
   readonly values: Value[];
+  readonly orders: Value[];
   readonly diffs: number[];
   readonly times: number[];
 }
 
-/** Sorts and consolidates the updates at `indices` of the given columns. */
+/** Sorts and consolidates the updates at `indices` of the given columns (`orders` null: all sort keys null). */
 export function sortUpdates(
   values: readonly Value[],
+  orders: readonly Value[] | null,
   diffs: readonly number[],
   times: readonly number[],
   indices: number[],
 ): SortedUpdates {
-  let ordered = true; // strictly increasing already (the common case: events in Lamport order)
-  for (let j = 1; j < indices.length && ordered; j++)
-    ordered = compareValues(values[indices[j - 1]], values[indices[j]]) < 0;
+  const orderAt = (i: number): Value => (orders === null ? null : orders[i]);
+  let ordered = true; // strictly increasing already (the common case: events in causal order)
+  for (let j = 1; j < indices.length && ordered; j++) {
+    const a = indices[j - 1];
+    const b = indices[j];
+    ordered = compareInputs(orderAt(a), values[a], orderAt(b), values[b]) < 0;
+  }
   if (ordered) {
     // Sized up front (growing by push reallocates), trimmed by the zero diffs left out.
     const n = indices.length;
     const out: SortedUpdates = {
       values: new Array<Value>(n),
+      orders: new Array<Value>(n),
       diffs: new Array<number>(n),
       times: new Array<number>(n),
     };
@@ -49,28 +68,33 @@ export function sortUpdates(
       const i = indices[j] as number;
       if (diffs[i] === 0) continue;
       out.values[m] = values[i] as Value;
+      out.orders[m] = orderAt(i);
       out.diffs[m] = diffs[i] as number;
       out.times[m] = times[i] as number;
       m++;
     }
-    if (m < n) out.values.length = out.diffs.length = out.times.length = m;
+    if (m < n) out.values.length = out.orders.length = out.diffs.length = out.times.length = m;
     return out;
   }
-  const sorted = indices.slice().sort((a, b) => compareValues(values[a], values[b]));
-  const out: SortedUpdates = { values: [], diffs: [], times: [] };
+  const sorted = indices.slice().sort((a, b) => compareInputs(orderAt(a), values[a], orderAt(b), values[b]));
+  const out: SortedUpdates = { values: [], orders: [], diffs: [], times: [] };
   let j = 0;
   while (j < sorted.length) {
     const first = sorted[j];
     let diff = diffs[first];
     let time = times[first];
     let k = j + 1;
-    while (k < sorted.length && compareValues(values[first], values[sorted[k]]) === 0) {
+    while (
+      k < sorted.length &&
+      compareInputs(orderAt(first), values[first], orderAt(sorted[k]), values[sorted[k]]) === 0
+    ) {
       diff += diffs[sorted[k]];
       if (times[sorted[k]] > time) time = times[sorted[k]];
       k++;
     }
     if (diff !== 0) {
       out.values.push(values[first]);
+      out.orders.push(orderAt(first));
       out.diffs.push(diff);
       out.times.push(time);
     }
@@ -86,42 +110,51 @@ export function mergeInputs(
   from = 0,
   to = updates.values.length,
 ): SortedInputs {
-  const { entries, times } = base;
+  const { entries, orders, times } = base;
   let maxTime = base.maxTime;
+  const n = entries.length;
   // Fast path: all updates sort after the existing inputs (appending events in causal order).
-  if (from < to && (entries.length === 0 || compareValues(entries[entries.length - 1][0], updates.values[from]) < 0)) {
+  if (
+    from < to &&
+    (n === 0 || compareInputs(orders[n - 1], entries[n - 1][0], updates.orders[from], updates.values[from]) < 0)
+  ) {
     // Sized up front: growing by push would reallocate (and garbage) the arrays several times.
-    const n = entries.length;
     const e = new Array<Entry>(n + to - from);
+    const o = new Array<Value>(n + to - from);
     const t = new Array<number>(n + to - from);
     for (let i = 0; i < n; i++) {
       e[i] = entries[i] as Entry;
+      o[i] = orders[i] as Value;
       t[i] = times[i] as number;
     }
     for (let j = from; j < to; j++) {
       const time = updates.times[j] as number;
       e[n + j - from] = Object.freeze([updates.values[j] as Value, updates.diffs[j] as number] as const);
+      o[n + j - from] = updates.orders[j] as Value;
       t[n + j - from] = time;
       if (time > maxTime) maxTime = time;
     }
-    return { entries: e, times: t, maxTime };
+    return { entries: e, orders: o, times: t, maxTime };
   }
   const e: Entry[] = [];
+  const o: Value[] = [];
   const t: number[] = [];
   maxTime = mergeSorted(
-    entries.length,
+    n,
     (i) => entries[i][0],
+    (i) => orders[i],
     (i) => entries[i][1],
     (i) => times[i],
     updates,
     from,
     to,
-    (value, multiplicity, time, old) => {
+    (value, order, multiplicity, time, old) => {
       e.push(old >= 0 ? entries[old] : Object.freeze([value, multiplicity] as const));
+      o.push(order);
       t.push(time);
     },
   );
-  return { entries: e, times: t, maxTime };
+  return { entries: e, orders: o, times: t, maxTime };
 }
 
 /**
@@ -130,6 +163,7 @@ export function mergeInputs(
  */
 export interface InputColumns {
   readonly values: readonly Value[];
+  readonly orders: readonly Value[];
   readonly mults: readonly number[];
   readonly times: readonly number[];
   readonly maxTime: number;
@@ -137,36 +171,43 @@ export interface InputColumns {
 
 /** `base` with `updates` [from, to) added, as new arrays (inputs whose multiplicity becomes zero are dropped). */
 export function mergeColumns(base: InputColumns, updates: SortedUpdates, from: number, to: number): InputColumns {
-  const { values, mults, times } = base;
+  const { values, orders, mults, times } = base;
   const n = values.length;
-  if (from < to && (n === 0 || compareValues(values[n - 1], updates.values[from]) < 0)) {
+  if (
+    from < to &&
+    (n === 0 || compareInputs(orders[n - 1], values[n - 1], updates.orders[from], updates.values[from]) < 0)
+  ) {
     let maxTime = base.maxTime;
     for (let j = from; j < to; j++) if (updates.times[j] > maxTime) maxTime = updates.times[j];
     return {
       values: appended(values, updates.values, from, to),
+      orders: appended(orders, updates.orders, from, to),
       mults: appended(mults, updates.diffs, from, to),
       times: appended(times, updates.times, from, to),
       maxTime,
     };
   }
   const v: Value[] = [];
+  const o: Value[] = [];
   const m: number[] = [];
   const t: number[] = [];
   const maxTime = mergeSorted(
     n,
     (i) => values[i],
+    (i) => orders[i],
     (i) => mults[i],
     (i) => times[i],
     updates,
     from,
     to,
-    (value, multiplicity, time) => {
+    (value, order, multiplicity, time) => {
       v.push(value);
+      o.push(order);
       m.push(multiplicity);
       t.push(time);
     },
   );
-  return { values: v, mults: m, times: t, maxTime };
+  return { values: v, orders: o, mults: m, times: t, maxTime };
 }
 
 /** `old` followed by `added` [from, to), as a new array. */
@@ -182,35 +223,37 @@ function appended<T>(old: readonly T[], added: readonly T[], from: number, to: n
 function mergeSorted(
   n: number,
   valueAt: (i: number) => Value,
+  orderAt: (i: number) => Value,
   multAt: (i: number) => number,
   timeAt: (i: number) => number,
   updates: SortedUpdates,
   from: number,
   to: number,
-  out: (value: Value, multiplicity: number, time: number, old: number) => void,
+  out: (value: Value, order: Value, multiplicity: number, time: number, old: number) => void,
 ): number {
   let maxTime = -Infinity;
   let i = 0;
   let j = from;
   while (i < n || j < to) {
-    const c = i === n ? 1 : j === to ? -1 : compareValues(valueAt(i), updates.values[j]);
+    const c = i === n ? 1 : j === to ? -1 : compareInputs(orderAt(i), valueAt(i), updates.orders[j], updates.values[j]);
     let time: number;
     if (c < 0) {
       time = timeAt(i);
-      out(valueAt(i), multAt(i), time, i);
+      out(valueAt(i), orderAt(i), multAt(i), time, i);
       i++;
     } else if (c > 0) {
       time = updates.times[j];
-      out(updates.values[j], updates.diffs[j], time, -1);
+      out(updates.values[j], updates.orders[j], updates.diffs[j], time, -1);
       j++;
     } else {
       const mult = multAt(i) + updates.diffs[j];
       time = Math.max(timeAt(i), updates.times[j]);
       const value = valueAt(i);
+      const order = orderAt(i);
       i++;
       j++;
       if (mult === 0) continue;
-      out(value, mult, time, -1);
+      out(value, order, mult, time, -1);
     }
     if (time > maxTime) maxTime = time;
   }
@@ -228,25 +271,34 @@ export function olderCount(times: readonly number[], cutoff: number): number {
 export function dropOlder(base: SortedInputs, cutoff: number): SortedInputs | null {
   if (olderCount(base.times, cutoff) === 0) return null;
   const e: Entry[] = [];
+  const o: Value[] = [];
   const t: number[] = [];
   let maxTime = -Infinity;
   for (let i = 0; i < base.entries.length; i++) {
     if (base.times[i] < cutoff) continue;
     e.push(base.entries[i]);
+    o.push(base.orders[i]);
     t.push(base.times[i]);
     if (base.times[i] > maxTime) maxTime = base.times[i];
   }
-  return { entries: e, times: t, maxTime };
+  return { entries: e, orders: o, times: t, maxTime };
 }
 
 /** `dropOlder` for inputs kept as columns. */
 export function dropOlderColumns(base: InputColumns, cutoff: number): InputColumns | null {
   if (olderCount(base.times, cutoff) === 0) return null;
-  const kept = { values: [] as Value[], mults: [] as number[], times: [] as number[], maxTime: -Infinity };
+  const kept = {
+    values: [] as Value[],
+    orders: [] as Value[],
+    mults: [] as number[],
+    times: [] as number[],
+    maxTime: -Infinity,
+  };
   for (let i = 0; i < base.values.length; i++) {
     const time = base.times[i];
     if (time < cutoff) continue;
     kept.values.push(base.values[i]);
+    kept.orders.push(base.orders[i]);
     kept.mults.push(base.mults[i]);
     kept.times.push(time);
     if (time > kept.maxTime) kept.maxTime = time;

@@ -28,6 +28,45 @@ export interface ColumnBatch<T extends Value = Value> {
   readonly diffs?: readonly number[];
 }
 
+/**
+ * Order keys.
+ *
+ * Every record in a collection has an order key beside its value: its position, which `reduce`
+ * and `scan` sort a group's records by. An input computes it from each input value
+ * (`InputOptions.order`; the dataflow gives events their causal position `[lamport, stream,
+ * offset]`); without one it is null. The rules:
+ *
+ * - **Identity.** Inside the engine a record is the pair (order key, value): a retraction cancels
+ *   an insertion only when both are equal, and `reduce`/`scan` see two equal values with different
+ *   order keys as two records at two places. Every operator gives its outputs order keys that are
+ *   a function of its inputs, so a retraction always carries the order key its insertion had.
+ * - **Values only**, order keys ignored: `distinct` (a value once however many places it has),
+ *   `count`/`sum`, and the graph's outputs (`Graph.step` consolidates by value; sinks never see
+ *   order keys). So order keys never cause duplicates there.
+ * - **What outputs carry**: `filter`/`map`/`flatMap`/`groupBy`/`concat`/`ungroup`: their input's
+ *   order key. `maxBy`/`minBy`: the winning input record's. `scan`: an output carries the sort key
+ *   of the input whose step emitted it (its order key, or its order-by value with `orderBy`).
+ *   `reduce`, `count`, `sum`, `distinct`: null (a result of the whole group, or of all copies of a
+ *   value, has no one place).
+ * - **Sorting**: `reduce` and `scan` sort a group's records by (order key, value): the value
+ *   order is the tie-break, so results stay a function of the set of records whatever the arrival
+ *   order. `ReduceOptions.orderBy` replaces the order key by a function of the value.
+ * - **Cost**: order keys are computed and carried only where an operator downstream reads them
+ *   (`reduce`/`scan` without `orderBy`, and what feeds them); a graph without one computes none.
+ */
+
+/** Options of `Graph.input`. */
+export interface InputOptions<T extends Value = Value> {
+  /** Insert-only inputs (events of a log) allow O(1)-state aggregates downstream; a retraction is then an error. */
+  readonly insertOnly?: boolean;
+  /**
+   * The order key of an input value (see "Order keys"); called once per input update, and only
+   * when an operator downstream reads order keys. It must be a function of the value (a
+   * retraction must get its insertion's order key). Default: every order key is null.
+   */
+  readonly order?: (value: T) => Value;
+}
+
 /** User functions may be synchronous or return a promise (JSONata evaluates asynchronously). */
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -40,12 +79,13 @@ export interface OperatorOptions {
 export type Multiset<T extends Value = Value> = readonly (readonly [value: T, multiplicity: number])[];
 
 /**
- * `reduce` user function, as in the seed: it sees the group's consolidated inputs (sorted by the
- * total order of values, with multiplicities) and either pushes `[value, multiplicity]` pairs into
- * `outputs` or returns them (both count if it does both; returning `outputs` itself counts once).
- * The engine emits only the difference to the group's previous outputs. It is not called for an
- * empty group (a group without inputs has no outputs). Records order by their sorted keys: to see
- * them in causal order, name the Lamport field so that it sorts first (or use an array).
+ * `reduce` user function, as in the seed: it sees the group's consolidated inputs with
+ * multiplicities, sorted by (order key, value) — for records derived from events their causal
+ * order — or by (`orderBy(value)`, value) with `ReduceOptions.orderBy`; the same value may appear
+ * once per place it has. It either pushes `[value, multiplicity]` pairs into `outputs` or returns
+ * them (both count if it does both; returning `outputs` itself counts once). The engine emits
+ * only the difference to the group's previous outputs. It is not called for an empty group (a
+ * group without inputs has no outputs).
  */
 export type ReduceFn<K extends Value, V extends Value, O extends Value> = (
   key: K,
@@ -55,11 +95,11 @@ export type ReduceFn<K extends Value, V extends Value, O extends Value> = (
 
 /**
  * `scan` step function: the next fold state from the state and one input of the group (inputs come
- * in the total order of values, a value with multiplicity n n times; a value whose multiplicity is
- * not positive — a retraction that arrived before its insertion — is not folded). It may `emit(output,
- * multiplicity = 1)` records; the group's outputs are everything emitted folding from the initial
- * state over all its inputs. The state must be a JSON value; the step may change it in place and
- * return it.
+ * in the order `reduce` sees them, a value with multiplicity n n times; a value whose multiplicity
+ * is not positive — a retraction that arrived before its insertion — is not folded). It may
+ * `emit(output, multiplicity = 1)` records; the group's outputs are everything emitted folding from
+ * the initial state over all its inputs. The state must be a JSON value; the step may change it in
+ * place and return it.
  */
 export type ScanFn<K extends Value, V extends Value, S extends Value, O extends Value> = (
   state: S,
@@ -68,7 +108,17 @@ export type ScanFn<K extends Value, V extends Value, S extends Value, O extends 
   key: K,
 ) => MaybePromise<S>;
 
-export interface ScanOptions extends OperatorOptions {
+/** Options of `reduce` (and `scan`). */
+export interface ReduceOptions<T extends Value = Value> extends OperatorOptions {
+  /**
+   * Sort a group's records by (`orderBy(value)`, value) instead of (order key, value): an explicit
+   * order, e.g. by a timestamp field. A record whose function fails is skipped (reported) like a
+   * failing map. Default: the order keys (for events, their causal order).
+   */
+  readonly orderBy?: (value: T) => MaybePromise<Value>;
+}
+
+export interface ScanOptions<T extends Value = Value> extends ReduceOptions<T> {
   /**
    * Keep a copy of the fold state before every n-th input of a group (default 32): a change
    * refolds at most n − 1 unchanged inputs before it; the copies cost memory.
@@ -110,14 +160,40 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
   maxBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
   /** Like `maxBy` with the smallest `fn(value)`; ties broken by the smallest value. */
   minBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
-  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: OperatorOptions): Grouped<K, O>;
   /**
-   * A left fold per group from `initial` over the group's inputs in the total order of values: the
+   * Per group, `fn` over the group's records sorted by (order key, value) or (`orderBy`, value);
+   * emits the difference of its outputs. The outputs carry null order keys.
+   *
+   * ```ts
+   * // the span of each started/stopped pair of a machine, in causal order
+   * events.groupBy((e) => e.machine).reduce((machine, inputs, outputs) => {
+   *   let start = null;
+   *   for (const [e] of inputs) {
+   *     if (e.type === 'started') start = e.at;
+   *     else if (start !== null) {
+   *       outputs.push([{ machine, start, stop: e.at }, 1]);
+   *       start = null;
+   *     }
+   *   }
+   * });
+   * ```
+   */
+  reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: ReduceOptions<T>): Grouped<K, O>;
+  /**
+   * A left fold per group from `initial` over the group's inputs in `reduce`'s order: the
    * outputs are what `step` emitted. The same result as a `reduce` doing that fold, but a batch
    * only refolds from just before its first changed input until the fold state rejoins the
    * previous fold, so events appended in causal order cost O(1) each instead of O(group).
+   *
+   * ```ts
+   * // a running total per machine, one row per event, ordered by a timestamp field
+   * events.groupBy((e) => e.machine).scan(0, (sum, e, emit) => {
+   *   emit({ machine: e.machine, at: e.at, total: sum + e.parts });
+   *   return sum + e.parts;
+   * }, { orderBy: (e) => e.at });
+   * ```
    */
-  scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions): Grouped<K, O>;
+  scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions<T>): Grouped<K, O>;
   /** `{key, count}` per non-empty group (count = sum of multiplicities). */
   count(options?: OperatorOptions): Grouped<K, { key: K; count: number }>;
   /** `{key, sum}` per non-empty group (sum of `fn(value) × multiplicity`). */
@@ -184,8 +260,8 @@ export interface StepResult {
 
 /** A dataflow graph: build it with `input`, the collection methods and `output`, then `step` it. */
 export interface Graph {
-  /** A named input. `insertOnly` inputs (events of a log) allow O(1)-state aggregates downstream. */
-  input<T extends Value = Value>(name: string, options?: { insertOnly?: boolean }): Collection<T>;
+  /** A named input (see InputOptions: insert-only, order keys). */
+  input<T extends Value = Value>(name: string, options?: InputOptions<T>): Collection<T>;
   /** Registers a named output whose consolidated changes `step` returns (see OutputOptions). */
   output(name: string, collection: Collection, options?: OutputOptions): void;
   /**

@@ -1,6 +1,6 @@
 /**
  * dd-reduce: per group, a JavaScript function `(key, inputs, outputs)` as in the seed: it sees the
- * group's records sorted by the total order of records, with multiplicities, and pushes
+ * group's records in the causal order of their events (then by value), with multiplicities, and pushes
  * `[record, multiplicity]` pairs into `outputs` (or returns them). Only the difference to the
  * group's previous outputs leaves the node.
  */
@@ -14,7 +14,8 @@ export default function (RED: NodeAPI): void {
     const fn = compileReduceFunction(config.func, 'function');
     const what = `${label}'s function`;
     return {
-      definition: { func: String(config.func) },
+      // The order records come in is part of what the node computes (it was the value order once).
+      definition: { func: String(config.func), order: 'causal' },
       build: (inputs) => {
         const reduced = groupedInput(inputs, label, config.id).reduce(
           (key, groupInputs, outputs: [Value, number][]) =>

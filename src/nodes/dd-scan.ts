@@ -1,6 +1,6 @@
 /**
- * dd-scan: per group, a left fold over the group's records in the total order of records — the
- * incremental form of dd-reduce. A JavaScript step `(state, record, emit, key)` returns the next
+ * dd-scan: per group, a left fold over the group's records in the causal order of their events
+ * (then by value) — the incremental form of dd-reduce. A JavaScript step `(state, record, emit, key)` returns the next
  * state and may `emit(row, multiplicity)`; the group's outputs are everything emitted folding from
  * the initial state over all its records. The engine refolds only from just before a changed record
  * until the fold rejoins the previous one, so records appended in causal order cost O(1) each.
@@ -20,7 +20,8 @@ export default function (RED: NodeAPI): void {
     const step = compileScanFunction(config.func, 'step function');
     return {
       // The initial state as written: whitespace changes in it should not rebuild tables, its value should.
-      definition: { initial, func: String(config.func) },
+      // The order records come in is part of what the node computes (it was the value order once).
+      definition: { initial, func: String(config.func), order: 'causal' },
       build: (inputs) => {
         const scanned = groupedInput(inputs, label, config.id).scan(initial, step, { name: config.id });
         return { kind: 'collection', collection: scanned.ungroup({ name: config.id }) };

@@ -20,6 +20,7 @@ import type {
   Stage,
 } from '../../src/dataflow/types';
 import { eventValue } from '../../src/dataflow/coordinator';
+import { eventOrderKey } from '../../src/sources/event-order';
 import { compileTable } from '../../src/sinks/table-spec';
 import { seededRandom } from '../../src/simulator/seeded-random';
 import { dashboardTable, usageTable } from '../../bench/drill-tables';
@@ -303,7 +304,10 @@ function buildGraph(members: readonly DataflowMember[]): {
     if (i < 0) throw new Error('fromScratch: unresolvable members');
     const m = pending.splice(i, 1)[0] as DataflowMember;
     if (m.role === 'source')
-      stages.set(m.id, { kind: 'collection', collection: graph.input(m.id, { insertOnly: true }) });
+      stages.set(m.id, {
+        kind: 'collection',
+        collection: graph.input(m.id, { insertOnly: true, order: eventOrderKey }),
+      });
     else if (m.role === 'operator') stages.set(m.id, m.build(m.inputs.map((x) => stages.get(x) as Stage)));
     else {
       const cols = m.inputs.map((x) => col(stages.get(x) as Stage));

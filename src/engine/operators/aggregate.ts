@@ -1,7 +1,12 @@
 /**
  * `count` and `sum` per group: O(1) state per group (the number of values and the running sum),
  * with or without retractions. Output `{key, count}` / `{key, sum}` for every non-empty group
- * (a group is non-empty while its multiplicities do not add up to zero).
+ * (a group is non-empty while its multiplicities do not add up to zero). Order keys are ignored;
+ * the outputs carry null ones.
+ *
+ * State per group (what a durable copy must keep to continue): the group key, the count (sum of
+ * multiplicities), the sum, and the greatest time seen (`Totals`; the `before*`/`stamp` fields
+ * live within one step only).
  *
  * Sums are exact for integers (up to 2^53); for fractional numbers the running sum can differ from
  * a fresh sum in the last bits after retractions. Neither needs compaction: the totals keep no
@@ -45,6 +50,10 @@ export class AggregateOperator extends UnaryOperator {
     private readonly insertOnly: boolean,
   ) {
     super(name, input);
+  }
+
+  planOrder(): boolean {
+    return false; // totals of values: order keys play no part, and the outputs carry null ones
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {

@@ -1,10 +1,15 @@
 /**
  * `distinct`: each value once (multiplicity 1) per group while its multiplicity is positive. Keeps
  * every distinct value with its multiplicity, indexed by structural identity. The ungrouped form
- * runs with every update in one group.
+ * runs with every update in one group. Identity is the value alone: copies of a value with
+ * different order keys count together, and the outputs carry null order keys.
+ *
+ * State per group (what a durable copy must keep to continue): the group key (null when
+ * ungrouped) and, per distinct value, its multiplicity and its time (`Counted`; the `batch*` and
+ * `stamp` fields live within one step only).
  */
 import type { Columns } from '../columns';
-import { emptyColumns, pushGrouped } from '../columns';
+import { emptyColumns, pushGrouped, ungrouped } from '../columns';
 import { UnaryOperator } from '../operator';
 import type { Value } from '../types';
 import { ValueMap } from '../value-map';
@@ -33,6 +38,10 @@ export class DistinctOperator extends UnaryOperator {
     private readonly grouped: boolean,
   ) {
     super(name, input);
+  }
+
+  planOrder(): boolean {
+    return false;
   }
 
   run([input]: readonly (Columns | null)[]): Columns | null {
@@ -76,7 +85,7 @@ export class DistinctOperator extends UnaryOperator {
       }
     }
     if (out.values.length === 0) return null;
-    return this.grouped ? out : { values: out.values, diffs: out.diffs, times: out.times, keys: null };
+    return this.grouped ? out : ungrouped(out);
   }
 
   compact(cutoff: number): void {

@@ -1,8 +1,9 @@
 /**
- * `filter`, `map` and `flatMap`: one user function call per input update, diffs and times carried
- * through unchanged. Linear, so they need no state and preserve insert-only-ness.
+ * `filter`, `map` and `flatMap`: one user function call per input update, diffs, times and order
+ * keys carried through unchanged (every output of a flatMap gets its input's order key). Linear,
+ * so they need no state and preserve insert-only-ness.
  */
-import type { Columns } from '../columns';
+import { emptyColumns, pushFrom, type Columns } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
 import { StatelessOperator, then } from '../operator';
 import type { StepContext } from '../step-context';
@@ -28,7 +29,6 @@ export class FilterOperator extends StatelessOperator {
 
 /** Keeps the updates whose evaluation is truthy (JavaScript truthiness, as a Node-RED user expects). */
 function select(batch: Columns, keep: readonly Evaluated<unknown>[]): Columns | null {
-  const { values, diffs, times } = batch;
   let all = true;
   for (let i = 0; i < keep.length; i++) {
     if (keep[i] === SKIP || !keep[i]) {
@@ -37,13 +37,11 @@ function select(batch: Columns, keep: readonly Evaluated<unknown>[]): Columns | 
     }
   }
   if (all) return batch;
-  const out: Columns = { values: [], diffs: [], times: [], keys: null };
+  const out = emptyColumns(false, batch.orders !== null);
   for (let i = 0; i < keep.length; i++) {
     const k = keep[i];
     if (k === SKIP || !k) continue;
-    out.values.push(values[i]);
-    out.diffs.push(diffs[i]);
-    out.times.push(times[i]);
+    pushFrom(out, batch, i);
   }
   return out.values.length === 0 ? null : out;
 }
@@ -68,14 +66,16 @@ export class MapOperator extends StatelessOperator {
     return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeValue), (mapped) => {
       let skipped = 0;
       for (let i = 0; i < mapped.length; i++) if (mapped[i] === SKIP) skipped++;
-      if (skipped === 0) return { values: mapped as Value[], diffs: batch.diffs, times: batch.times, keys: null };
-      const out: Columns = { values: [], diffs: [], times: [], keys: null };
+      if (skipped === 0)
+        return { values: mapped as Value[], diffs: batch.diffs, times: batch.times, keys: null, orders: batch.orders };
+      const out = emptyColumns(false, batch.orders !== null);
       for (let i = 0; i < mapped.length; i++) {
         const m = mapped[i];
         if (m === SKIP) continue;
         out.values.push(m);
         out.diffs.push(batch.diffs[i]);
         out.times.push(batch.times[i]);
+        if (out.orders !== null) out.orders.push(batch.orders![i]);
       }
       return out.values.length === 0 ? null : out;
     });
@@ -100,7 +100,7 @@ export class FlatMapOperator extends StatelessOperator {
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
     const batch = input!;
     return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeArrayOfValues), (lists) => {
-      const out: Columns = { values: [], diffs: [], times: [], keys: null };
+      const out = emptyColumns(false, batch.orders !== null);
       for (let i = 0; i < lists.length; i++) {
         const list = lists[i];
         if (list === SKIP) continue;
@@ -108,6 +108,7 @@ export class FlatMapOperator extends StatelessOperator {
           out.values.push(v);
           out.diffs.push(batch.diffs[i]);
           out.times.push(batch.times[i]);
+          if (out.orders !== null) out.orders.push(batch.orders![i]);
         }
       }
       return out.values.length === 0 ? null : out;

@@ -1,11 +1,17 @@
 /**
  * `maxBy` / `minBy` per group. The winner is the value with the greatest (least) `fn(value)`;
- * ties are broken by the total order of values (greatest value for max, least for min), so the
- * result never depends on arrival order. Each group outputs its winner with multiplicity 1.
+ * ties are broken by the total order of values (greatest value for max, least for min), then —
+ * where order keys are tracked — by the order key the same way, so the result never depends on
+ * arrival order. Each group outputs its winner with multiplicity 1 and the winner's order key.
  *
  * Two plans: `MonotonicExtremumOperator` for insert-only input keeps O(1) state per group (the
  * seed's `monotonic_max_by`) and throws RetractionError on a retraction; `ExtremumOperator` keeps
  * a sorted multiset per group (sorted-btree) and handles retractions.
+ *
+ * State per group (what a durable copy must keep to continue): insert-only: the group key and
+ * its winner (value, score, order key, time). With retractions: the group key, every present
+ * (score, value, order key) with its multiplicity and time, sorted (the tree), and the winner last
+ * emitted. Order keys are null unless an operator downstream reads them (`planOrder`).
  */
 import BTree from 'sorted-btree';
 import type { Columns } from '../columns';
@@ -41,15 +47,19 @@ interface MonotonicGroup {
   readonly key: Value;
   value: Value;
   score: Value;
+  order: Value;
   time: number;
-  /** The winner before the current step (NONE for a group new in this step). */
+  /** The winner before the current step (NONE for a group new in this step), and its order key. */
   before: Value | typeof NONE;
+  beforeOrder: Value;
   stamp: number;
 }
 
 /** What both plans share: scores are computed for the whole batch before any group changes. */
 abstract class ScoredOperator extends UnaryOperator {
   protected stamp = 0;
+  /** Whether order keys are tracked (an operator downstream reads them): they then break ties. */
+  protected ordered = false;
 
   constructor(
     name: string,
@@ -59,6 +69,11 @@ abstract class ScoredOperator extends UnaryOperator {
     private readonly insertOnly: boolean,
   ) {
     super(name, input);
+  }
+
+  planOrder(outputOrdered: boolean): boolean {
+    this.ordered = outputOrdered;
+    return outputOrdered;
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
@@ -80,6 +95,7 @@ export class MonotonicExtremumOperator extends ScoredOperator {
   protected apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
     const { values, diffs, times } = batch;
     const keys = batch.keys!;
+    const orders = this.ordered ? batch.orders : null;
     const dir = this.direction;
     const stamp = ++this.stamp;
     const touched: MonotonicGroup[] = [];
@@ -87,9 +103,10 @@ export class MonotonicExtremumOperator extends ScoredOperator {
       const score = scores[i];
       if (score === SKIP || diffs[i] === 0) continue;
       const value = values[i];
+      const order = orders === null ? null : orders[i];
       let g = this.groups.get(keys[i]);
       if (g === undefined) {
-        g = { key: keys[i], value, score, time: times[i], before: NONE, stamp };
+        g = { key: keys[i], value, score, order, time: times[i], before: NONE, beforeOrder: null, stamp };
         this.groups.set(keys[i], g);
         touched.push(g);
         continue;
@@ -97,23 +114,27 @@ export class MonotonicExtremumOperator extends ScoredOperator {
       if (g.stamp !== stamp) {
         g.stamp = stamp;
         g.before = g.value;
+        g.beforeOrder = g.order;
         touched.push(g);
       }
       let c = compareScores(score, g.score) * dir;
       if (c === 0) c = compareValues(value, g.value) * dir;
+      if (c === 0 && order !== g.order) c = compareValues(order, g.order) * dir;
       if (c > 0) {
         g.value = value;
         g.score = score;
+        g.order = order;
         g.time = times[i];
       }
     }
-    const out = emptyColumns(true);
+    const out = emptyColumns(true, this.ordered);
     for (const g of touched) {
-      // The winner is only replaced by a strictly better value, so a new reference means a change.
-      if (g.before === g.value) continue;
-      if (g.before !== NONE) push(out, g.key, g.before, -1, g.time);
-      push(out, g.key, g.value, 1, g.time);
+      // The winner is only replaced by a strictly better record, so new references mean a change.
+      if (g.before === g.value && g.beforeOrder === g.order) continue;
+      if (g.before !== NONE) push(out, g.key, g.before, -1, g.time, g.beforeOrder);
+      push(out, g.key, g.value, 1, g.time, g.order);
       g.before = NONE;
+      g.beforeOrder = null;
     }
     return out.values.length === 0 ? null : out;
   }
@@ -125,7 +146,7 @@ export class MonotonicExtremumOperator extends ScoredOperator {
   }
 }
 
-type TreeKey = readonly [score: Value, value: Value];
+type TreeKey = readonly [score: Value, value: Value, order: Value];
 interface TreeEntry {
   mult: number;
   time: number;
@@ -133,6 +154,7 @@ interface TreeEntry {
 interface Winner {
   readonly score: Value;
   readonly value: Value;
+  readonly order: Value;
   readonly time: number;
 }
 interface MultisetGroup {
@@ -146,12 +168,13 @@ interface MultisetGroup {
 interface BatchChange {
   readonly score: Value;
   readonly value: Value;
+  readonly order: Value;
   diff: number;
   time: number;
 }
 
 function compareTreeKeys(a: TreeKey, b: TreeKey): number {
-  return compareScores(a[0], b[0]) || compareValues(a[1], b[1]);
+  return compareScores(a[0], b[0]) || compareValues(a[1], b[1]) || compareValues(a[2], b[2]);
 }
 
 export class ExtremumOperator extends ScoredOperator {
@@ -164,11 +187,13 @@ export class ExtremumOperator extends ScoredOperator {
   protected apply(batch: Columns, scores: readonly Evaluated<Value>[]): Columns | null {
     const { values, diffs, times } = batch;
     const keys = batch.keys!;
+    const orders = this.ordered ? batch.orders : null;
     const stamp = ++this.stamp;
     const touched: MultisetGroup[] = [];
     for (let i = 0; i < values.length; i++) {
       const score = scores[i];
       if (score === SKIP || diffs[i] === 0) continue;
+      const order = orders === null ? null : orders[i];
       let g = this.groups.get(keys[i]);
       if (g === undefined) {
         g = {
@@ -185,17 +210,19 @@ export class ExtremumOperator extends ScoredOperator {
         g.batch = new ValueMap();
         touched.push(g);
       }
-      const change = g.batch!.get(values[i]);
-      if (change === undefined) g.batch!.set(values[i], { score, value: values[i], diff: diffs[i], time: times[i] });
+      // A record is (value, order key): with order keys, one change per pair.
+      const id: Value = orders === null ? values[i] : [values[i], order];
+      const change = g.batch!.get(id);
+      if (change === undefined) g.batch!.set(id, { score, value: values[i], order, diff: diffs[i], time: times[i] });
       else {
         change.diff += diffs[i];
         if (times[i] > change.time) change.time = times[i];
       }
     }
     for (const g of touched) {
-      for (const { score, value, diff, time } of g.batch!.values()) {
+      for (const { score, value, order, diff, time } of g.batch!.values()) {
         if (diff === 0) continue; // updates that cancel out leave the value (and its time) alone
-        const k: TreeKey = [score, value];
+        const k: TreeKey = [score, value, order];
         const e = g.tree.get(k);
         if (e === undefined) g.tree.set(k, { mult: diff, time });
         else if (e.mult + diff === 0) g.tree.delete(k);
@@ -206,18 +233,18 @@ export class ExtremumOperator extends ScoredOperator {
       }
       g.batch = null;
     }
-    const out = emptyColumns(true);
+    const out = emptyColumns(true, this.ordered);
     for (const g of touched) {
       const before = g.winner;
       const after = this.winnerOf(g.tree);
       if (
         before !== null &&
         after !== null &&
-        compareTreeKeys([before.score, before.value], [after.score, after.value]) === 0
+        compareTreeKeys([before.score, before.value, before.order], [after.score, after.value, after.order]) === 0
       )
         continue;
-      if (before !== null) push(out, g.key, before.value, -1, after?.time ?? before.time);
-      if (after !== null) push(out, g.key, after.value, 1, after.time);
+      if (before !== null) push(out, g.key, before.value, -1, after?.time ?? before.time, before.order);
+      if (after !== null) push(out, g.key, after.value, 1, after.time, after.order);
       g.winner = after;
       if (g.tree.size === 0) this.groups.delete(g.key);
     }
@@ -227,7 +254,7 @@ export class ExtremumOperator extends ScoredOperator {
   /** The best entry with a positive multiplicity (entries can be negative while a retraction waits for its insertion). */
   private winnerOf(tree: BTree<TreeKey, TreeEntry>): Winner | null {
     const entries = this.direction > 0 ? tree.entriesReversed() : tree.entries();
-    for (const [[score, value], e] of entries) if (e.mult > 0) return { score, value, time: e.time };
+    for (const [[score, value, order], e] of entries) if (e.mult > 0) return { score, value, order, time: e.time };
     return null;
   }
 

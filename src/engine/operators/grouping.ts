@@ -2,7 +2,7 @@
  * `groupBy` attaches a key to every update (the stream becomes grouped); `ungroup` drops the keys
  * again. Neither keeps state: the per-group operators in between index by key.
  */
-import type { Columns } from '../columns';
+import { ungrouped, type Columns } from '../columns';
 import { evaluateAll, SKIP } from '../evaluate';
 import { StatelessOperator, then } from '../operator';
 import type { StepContext } from '../step-context';
@@ -23,8 +23,15 @@ export class GroupByOperator extends StatelessOperator {
     return then(evaluateAll(ctx, this.name, this.keyFn, batch.values, mustBeValue), (keys) => {
       let skipped = 0;
       for (let i = 0; i < keys.length; i++) if (keys[i] === SKIP) skipped++;
-      if (skipped === 0) return { values: batch.values, diffs: batch.diffs, times: batch.times, keys: keys as Value[] };
-      const out: Columns = { values: [], diffs: [], times: [], keys: [] };
+      if (skipped === 0)
+        return {
+          values: batch.values,
+          diffs: batch.diffs,
+          times: batch.times,
+          keys: keys as Value[],
+          orders: batch.orders,
+        };
+      const out: Columns = { values: [], diffs: [], times: [], keys: [], orders: batch.orders === null ? null : [] };
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i];
         if (k === SKIP) continue;
@@ -32,6 +39,7 @@ export class GroupByOperator extends StatelessOperator {
         out.values.push(batch.values[i]);
         out.diffs.push(batch.diffs[i]);
         out.times.push(batch.times[i]);
+        if (out.orders !== null) out.orders.push(batch.orders![i]);
       }
       return out.values.length === 0 ? null : out;
     });
@@ -40,7 +48,6 @@ export class GroupByOperator extends StatelessOperator {
 
 export class UngroupOperator extends StatelessOperator {
   run([input]: readonly (Columns | null)[]): Columns | null {
-    const batch = input!;
-    return { values: batch.values, diffs: batch.diffs, times: batch.times, keys: null };
+    return ungrouped(input!);
   }
 }

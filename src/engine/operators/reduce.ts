@@ -1,7 +1,15 @@
 /**
  * `reduce(fn(key, inputs, outputs))` per group, as in the seed: the function sees the group's
- * consolidated inputs sorted by the total order of values, and the engine emits only the
- * difference between its new and its previous outputs. Only groups touched by a batch run.
+ * consolidated inputs sorted by (order key, value) — or (orderBy(value), value) — and the engine
+ * emits only the difference between its new and its previous outputs. Only groups touched by a
+ * batch run. The outputs carry null order keys (a result of the whole group has no one place).
+ *
+ * State per group (what a durable copy must keep to continue): the group key; its inputs as
+ * `[value, multiplicity]` pairs sorted by (sort key, value), with the sort key and the time of
+ * each in parallel arrays (`SortedInputs`); the outputs last emitted (`[value, multiplicity]`
+ * pairs, in the function's order); and `stale` (compaction forgot inputs: recompute the outputs
+ * silently before the next difference). The sort key is the input's order key, or its `orderBy`
+ * value with an explicit order.
  *
  * Failures: under 'stop' the first failure aborts the step. Under 'skip', a group whose function
  * fails on the whole batch is retried with the batch's updates applied one by one in value order;
@@ -12,7 +20,7 @@
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
 import { then, UnaryOperator } from '../operator';
-import { runPerGroup } from './per-group';
+import { runPerGroup, sortKeysOf } from './per-group';
 import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
 import { dropOlder, mergeInputs, NO_INPUTS, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
@@ -45,15 +53,24 @@ export class ReduceOperator extends UnaryOperator {
     name: string,
     input: number,
     private readonly fn: ReduceFn<Value, Value, Value>,
+    private readonly orderBy: ((value: Value) => MaybePromise<Value>) | null = null,
   ) {
     super(name, input);
   }
 
+  planOrder(): boolean {
+    return this.orderBy === null; // the outputs carry null order keys
+  }
+
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
-    return runPerGroup(
-      input!,
-      (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
-      (outcomes) => this.commit(outcomes),
+    const batch = input!;
+    return then(sortKeysOf(ctx, this.name, this.orderBy, batch), (sortKeys) =>
+      runPerGroup(
+        batch,
+        sortKeys,
+        (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
+        (outcomes) => this.commit(outcomes),
+      ),
     );
   }
 

@@ -1,9 +1,18 @@
 /**
- * `scan(initial, step)` per group: a left fold over the group's inputs in the total order of values
- * (the order `reduce` sees them in). Its outputs are what `step` emitted folding from `initial`
- * over all the group's inputs — what a `reduce` doing that fold would output — but each batch only
- * refolds from the checkpoint before its first changed input until the fold rejoins the previous
- * one (see fold.ts), so appending events in causal order costs O(batch), not O(group).
+ * `scan(initial, step)` per group: a left fold over the group's inputs sorted by (order key,
+ * value) or (orderBy(value), value) — the order `reduce` sees them in. Its outputs are what `step`
+ * emitted folding from `initial` over all the group's inputs — what a `reduce` doing that fold
+ * would output — but each batch only refolds from the checkpoint before its first changed input
+ * until the fold rejoins the previous one (see fold.ts), so appending events in causal order
+ * costs O(batch), not O(group). An output carries the sort key of the input whose step emitted it
+ * as its order key: the same value emitted at two places is two records.
+ *
+ * State per group (what a durable copy must keep to continue): the group key and its `FoldState`
+ * — the inputs as columns sorted by (sort key, value): value, sort key, multiplicity, time; what
+ * folding each input emitted (`[value, multiplicity]` pairs; their order key is the input's sort
+ * key); a copy of the fold state before every `checkpointEvery`-th input (index, state); the state
+ * after the last input; the greatest input time — plus `pendingCutoff` (a compaction not applied
+ * yet). The initial state and the step function are the operator's definition, not state.
  *
  * Failures and retention behave as in `reduce`: under 'stop' the first failure aborts the step;
  * under 'skip' a group whose fold fails on the whole batch is retried with the batch's updates
@@ -21,6 +30,7 @@ import {
   copyFold,
   emissions,
   emptyFold,
+  inputAfter,
   refold,
   type FoldPatch,
   type FoldState,
@@ -28,13 +38,13 @@ import {
   type StepFn,
 } from '../fold';
 import { then, UnaryOperator } from '../operator';
-import { runPerGroup } from './per-group';
+import { runPerGroup, sortKeysOf } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
-import { compareValues } from '../value-order';
+import { compareInputs } from '../sorted-inputs';
 import { ValueMap } from '../value-map';
 
 interface ScanGroup {
@@ -56,15 +66,15 @@ interface Outcome {
   readonly diff: readonly OutputPair[];
 }
 
-/** How many inputs sort before `v` (strict = false: before or equal to it). */
-function position(values: readonly Value[], v: Value, strict: boolean): number {
+/** How many inputs sort before (`o`, `v`) (strict = false: before or equal to it). */
+function position(values: readonly Value[], orders: readonly Value[], o: Value, v: Value, strict: boolean): number {
   let lo = 0;
   let hi = values.length;
   // After every input (appending in causal order): one comparison instead of a binary search.
-  if (hi === 0 || compareValues(values[hi - 1], v) < 0) return hi;
+  if (hi === 0 || compareInputs(orders[hi - 1], values[hi - 1], o, v) < 0) return hi;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const c = compareValues(values[mid], v);
+    const c = compareInputs(orders[mid], values[mid], o, v);
     if (c < 0 || (!strict && c === 0)) lo = mid + 1;
     else hi = mid;
   }
@@ -74,6 +84,8 @@ function position(values: readonly Value[], v: Value, strict: boolean): number {
 export class ScanOperator extends UnaryOperator {
   private readonly groups = new ValueMap<ScanGroup>();
   private readonly initial: Value;
+  /** Whether an operator downstream reads the outputs' order keys (then diffs tell places apart). */
+  private ordered = false;
 
   constructor(
     name: string,
@@ -81,17 +93,32 @@ export class ScanOperator extends UnaryOperator {
     initial: Value,
     private readonly step: StepFn,
     private readonly every: number = CHECKPOINT_EVERY,
+    private readonly orderBy: ((value: Value) => MaybePromise<Value>) | null = null,
   ) {
     super(name, input);
     this.initial = cloneValue(initial, `${name}: the initial state`);
   }
 
+  planOrder(outputOrdered: boolean): boolean {
+    this.ordered = outputOrdered;
+    return this.orderBy === null;
+  }
+
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
-    return runPerGroup(
-      input!,
-      (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
-      (outcomes) => this.commit(outcomes),
+    const batch = input!;
+    return then(sortKeysOf(ctx, this.name, this.orderBy, batch), (sortKeys) =>
+      runPerGroup(
+        batch,
+        sortKeys,
+        (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
+        (outcomes) => this.commit(outcomes),
+      ),
     );
+  }
+
+  /** The emissions of `fold`'s inputs [from, to), with their order keys when they are tracked. */
+  private emissionsOf(fold: FoldState, from: number, to: number): OutputPair[] {
+    return emissions(fold.emitted, from, to, this.ordered ? (i) => fold.orders[i] : null);
   }
 
   /** The group's output difference and the patch to its fold, computed without changing the fold (compaction aside). */
@@ -129,8 +156,8 @@ export class ScanOperator extends UnaryOperator {
   ): MaybePromise<Outcome> {
     if (j === updates.values.length) {
       const diff = diffOutputs(
-        emissions(before.emitted, 0, before.emitted.length),
-        emissions(fold.emitted, 0, fold.emitted.length),
+        this.emissionsOf(before, 0, before.emitted.length),
+        this.emissionsOf(fold, 0, fold.emitted.length),
       ).diff;
       return { key, fold, patch: null, diff };
     }
@@ -150,11 +177,12 @@ export class ScanOperator extends UnaryOperator {
     to: number,
   ): MaybePromise<Attempt> {
     const old = base.values;
-    const first = position(old, updates.values[from], true);
-    const last = position(old, updates.values[to - 1], false);
+    const first = position(old, base.orders, updates.orders[from], updates.values[from], true);
+    const last = position(old, base.orders, updates.orders[to - 1], updates.values[to - 1], false);
     const region = mergeColumns(
       {
         values: old.slice(first, last),
+        orders: base.orders.slice(first, last),
         mults: base.mults.slice(first, last),
         times: base.times.slice(first, last),
         maxTime: -Infinity,
@@ -177,6 +205,7 @@ export class ScanOperator extends UnaryOperator {
       from: first,
       to: last,
       values: region.values,
+      orders: region.orders,
       mults: region.mults,
       times: region.times,
       maxTime,
@@ -199,9 +228,10 @@ export class ScanOperator extends UnaryOperator {
     const check = (patch: FoldPatch): Attempt => {
       try {
         // Validates the changed outputs too, while failure is still an option.
+        const newOrder = (k: number): Value => inputAfter(change, start + k, base.orders, change.orders);
         const diff = diffOutputs(
-          emissions(base.emitted, start, patch.rejoinedAt),
-          emissions(patch.emitted, 0, patch.emitted.length),
+          this.emissionsOf(base, start, patch.rejoinedAt),
+          emissions(patch.emitted, 0, patch.emitted.length, this.ordered ? newOrder : null),
         ).diff;
         return { ok: true, patch, diff };
       } catch (error) {
@@ -234,6 +264,7 @@ export class ScanOperator extends UnaryOperator {
         from: 0,
         to: older,
         values: [],
+        orders: [],
         mults: [],
         times: [],
         maxTime: older === fold.values.length ? -Infinity : fold.maxTime,
@@ -244,6 +275,7 @@ export class ScanOperator extends UnaryOperator {
         from: 0,
         to: fold.values.length,
         values: kept.values,
+        orders: kept.orders,
         mults: kept.mults,
         times: kept.times,
         maxTime: kept.maxTime,
@@ -278,7 +310,7 @@ export class ScanOperator extends UnaryOperator {
   }
 
   private commit(outcomes: readonly (Outcome | null)[]): Columns | null {
-    const out = emptyColumns(true);
+    const out = emptyColumns(true, this.ordered);
     for (const o of outcomes) {
       if (o === null) continue;
       if (o.patch !== null) applyPatch(o.fold, o.patch);
@@ -288,7 +320,15 @@ export class ScanOperator extends UnaryOperator {
         if (g) g.fold = o.fold;
         else this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null });
       }
-      for (let i = 0; i < o.diff.length; i++) pushGrouped(out, o.key, o.diff[i]![0], o.diff[i]![1], o.fold.maxTime);
+      for (let i = 0; i < o.diff.length; i++) {
+        const [value, diff] = o.diff[i]!;
+        if (!this.ordered) pushGrouped(out, o.key, value, diff, o.fold.maxTime);
+        else {
+          // [sort key, value] (see emissionsOf)
+          const [order, v] = value as readonly [Value, Value];
+          pushGrouped(out, o.key, v, diff, o.fold.maxTime, order);
+        }
+      }
     }
     return out.values.length === 0 ? null : out;
   }

@@ -16,18 +16,26 @@ function mix(h: number): number {
   return (h ^ (h >>> 16)) | 0;
 }
 
-/** Hash of a string from its length and up to 16 of its code units (the first and the last 8). */
+/**
+ * Hash of a string from its length and its code units: all of them up to HASHED_CHARS, beyond that
+ * the first and the last HASHED_CHARS / 2. (Only the first and last 8 used to count: every ISO
+ * timestamp of the same minute of the hour, `2026-01-05T06:00:00.000Z` … `2026-01-28T17:00:00.000Z`,
+ * had the same hash, and a map keyed by `[machine, hour]` searched one bucket per machine.)
+ */
 function hashString(s: string): number {
   const n = s.length;
   let h = n ^ 0x9e3779b9;
-  if (n <= 16) {
+  if (n <= HASHED_CHARS) {
     for (let i = 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   } else {
-    for (let i = 0; i < 8; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-    for (let i = n - 8; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    for (let i = 0; i < HASHED_CHARS / 2; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    for (let i = n - HASHED_CHARS / 2; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   }
   return mix(h);
 }
+
+/** Characters of a string that its hash reads (see hashString). */
+const HASHED_CHARS = 256;
 
 function hashNumber(x: number): number {
   if ((x | 0) === x) return mix(x ^ 0x27d4eb2f); // integers in int32 (and -0, which becomes 0)

@@ -175,6 +175,15 @@ describe('structural identity', () => {
     assert.throws(() => m.set(NaN, 0), TypeError);
   });
 
+  test('strings that differ only in the middle hash apart (composite keys with ISO timestamps, ids with a common prefix and suffix)', () => {
+    const hours = new Set<number>();
+    for (let h = 0; h < 24 * 28; h++) hours.add(hashValue(['Drill1', new Date(Date.UTC(2026, 0, 1, h)).toISOString()]));
+    assert.equal(hours.size, 24 * 28, 'every hour of four weeks its own hash');
+    const ids = new Set<number>();
+    for (let i = 0; i < 1000; i++) ids.add(hashValue({ id: `order-0000${String(i).padStart(4, '0')}-2026-suffix` }));
+    assert.equal(ids.size, 1000);
+  });
+
   test('ValueMap.addIfAbsent adds a missing key and returns the present value of a key it has (by structure)', () => {
     const m = new ValueMap<string>();
     assert.equal(m.addIfAbsent({ a: 1, b: [2] }, 'first'), undefined);

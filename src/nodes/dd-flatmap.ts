@@ -2,7 +2,8 @@
 import type { Value } from '../engine/types';
 import type { NodeAPI } from './red';
 import { collectionInput, registerOperatorType } from './dd-operator';
-import { andThen, compileRecordFunction, toValue } from './user-function';
+import { andThen, compileRecordFunction } from './user-function';
+import { toValue } from './user-values';
 
 export default function (RED: NodeAPI): void {
   registerOperatorType(RED, 'dd-flatmap', (node, config, label) => {

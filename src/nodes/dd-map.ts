@@ -1,22 +1,22 @@
 /** dd-map: turns each record into one new record (JavaScript or JSONata). */
 import type { NodeAPI } from './red';
 import { collectionInput, registerOperatorType } from './dd-operator';
-import { andThen, compileRecordFunction, toValue } from './user-function';
+import { andThen, compileRecordFunction } from './user-function';
+import { toValue } from './user-values';
 
 export default function (RED: NodeAPI): void {
   registerOperatorType(RED, 'dd-map', (node, config, label) => {
     const language = config.language ?? 'js';
     const fn = compileRecordFunction(RED, node, { language, text: config.func }, ['js', 'jsonata'], 'function');
+    const what = `${label}'s function`;
+    const value = (r: unknown) => toValue(r, what);
     return {
       definition: { language: String(language), func: String(config.func) },
       build: (inputs) => ({
         kind: 'collection',
-        collection: collectionInput(inputs, label, config.id).map(
-          (record) => andThen(fn(record), (r) => toValue(r, `${label}'s function`)),
-          {
-            name: config.id,
-          },
-        ),
+        collection: collectionInput(inputs, label, config.id).map((record) => andThen(fn(record), value), {
+          name: config.id,
+        }),
       }),
     };
   });

@@ -7,7 +7,8 @@
 import type { Value } from '../engine/types';
 import type { NodeAPI } from './red';
 import { groupedInput, registerOperatorType } from './dd-operator';
-import { andThen, compileReduceFunction, toValue } from './user-function';
+import { andThen, compileReduceFunction } from './user-function';
+import { toValue } from './user-values';
 
 export default function (RED: NodeAPI): void {
   registerOperatorType(RED, 'dd-reduce', (_node, config, label) => {

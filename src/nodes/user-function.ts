@@ -7,6 +7,8 @@
 import type { MaybePromise, Multiset, ReduceFn, ScanFn, Value } from '../engine/types';
 import { readPath } from '../sinks/table-spec';
 import type { Node, NodeAPI } from './red';
+import { BAIL, compileSimpleJsonata } from './jsonata-fast';
+import { readOnly, toValue } from './user-values';
 
 /** How a node's expression is written. */
 export type ExpressionLanguage = 'js' | 'jsonata' | 'path';
@@ -55,7 +57,7 @@ export function compileRecordFunction(
   switch (language as ExpressionLanguage) {
     case 'js': {
       const fn = compileJavaScript(text, ['record'], what);
-      return (record: Value) => fn(deepFreeze(record)) as MaybePromise<unknown>;
+      return (record: Value) => fn(readOnly(record)) as MaybePromise<unknown>;
     }
     case 'jsonata':
       return compileJsonata(RED, node, text, what);
@@ -73,8 +75,8 @@ export function compileReduceFunction(text: unknown, what: string): ReduceFn<Val
   // A fresh inputs array per call: the user may sort or splice it without touching engine state.
   return (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) =>
     fn(
-      deepFreeze(key),
-      inputs.map(([value, n]) => [deepFreeze(value), n]),
+      readOnly(key),
+      inputs.map(([value, n]) => [readOnly(value), n]),
       outputs,
     ) as MaybePromise<void | readonly (readonly [Value, number])[]>;
 }
@@ -82,7 +84,7 @@ export function compileReduceFunction(text: unknown, what: string): ReduceFn<Val
 /**
  * Compiles the body of `function (state, record, emit, key) { … }` for dd-scan. The body returns the
  * next state (it may change `state` in place and return it) and may call `emit(row, multiplicity)`;
- * emitted rows are converted with `toValue` (Dates to strings …). Record and key are read-only.
+ * emitted rows are converted like JSON (Dates to strings …; `toValue`). Record and key are read-only.
  */
 export function compileScanFunction(text: unknown, what: string): ScanFn<Value, Value, Value, Value> {
   const fn = compileJavaScript(nonEmptyBody(text, what), ['state', 'record', 'emit', 'key'], what);
@@ -97,7 +99,7 @@ export function compileScanFunction(text: unknown, what: string): ScanFn<Value, 
         emit(toValue(row, what), multiplicity);
       };
     }
-    return fn(state, deepFreeze(record), userEmit, deepFreeze(key)) as MaybePromise<Value>;
+    return fn(state, readOnly(record), userEmit, readOnly(key)) as MaybePromise<Value>;
   };
 }
 
@@ -123,6 +125,9 @@ function compileJavaScript(body: string, params: readonly string[], what: string
 
 interface PreparedJsonata {
   evaluate?: unknown;
+  ast?: unknown;
+  /** Set by Node-RED when the expression refers to `msg`: it is then evaluated against `{msg: record}`. */
+  _legacyMode?: unknown;
 }
 
 function compileJsonata(RED: NodeAPI, node: Node, text: string, what: string): RecordFunction {
@@ -137,10 +142,21 @@ function compileJsonata(RED: NodeAPI, node: Node, text: string, what: string): R
   if (!expr || typeof (expr as PreparedJsonata).evaluate !== 'function') {
     throw new UserCodeError(`${what}: JSONata expression could not be prepared`);
   }
-  return (record: Value) =>
+  const evaluate = (record: Value): Promise<unknown> =>
     new Promise((resolve, reject) => {
       RED.util.evaluateJSONataExpression(expr, record, (err, result) => (err ? reject(err) : resolve(result)));
     });
+  // Simple expressions are evaluated synchronously; JSONata answers for the rest, and for records
+  // where its sequence semantics come in (see jsonata-fast.ts).
+  const prepared = expr as PreparedJsonata;
+  const fast =
+    typeof prepared.ast === 'function' ? compileSimpleJsonata((prepared as { ast: () => unknown }).ast()) : null;
+  if (fast === null) return evaluate;
+  const legacy = prepared._legacyMode === true;
+  return (record: Value) => {
+    const result = fast(legacy ? { msg: record } : record);
+    return result === BAIL ? evaluate(record) : result;
+  };
 }
 
 function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
@@ -157,75 +173,12 @@ function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
   return (record: Value) => readPath(record, parts);
 }
 
-/**
- * Checks that a user function's result is a JSON-like value the engine can hold, converting what
- * JSON would convert (Dates to ISO strings, undefined properties dropped). Throws a clear error for
- * `undefined`, functions, symbols, bigints, non-finite numbers and cycles.
- */
-export function toValue(result: unknown, what: string): Value {
-  const seen = new Set<object>();
-  const at = (where: string): string => (where === '' ? '' : ` at ${where}`);
-  const convert = (x: unknown, where: string): Value | undefined => {
-    switch (typeof x) {
-      case 'string':
-      case 'boolean':
-        return x;
-      case 'number':
-        if (!Number.isFinite(x)) throw new Error(`${what} produced the non-finite number ${x}${at(where)}`);
-        return x;
-      case 'undefined':
-        return undefined;
-      case 'object': {
-        if (x === null) return null;
-        if (x instanceof Date) return Number.isNaN(x.getTime()) ? null : x.toISOString();
-        if (seen.has(x)) throw new Error(`${what} produced a value that contains itself${at(where)}`);
-        seen.add(x);
-        let out: Value;
-        if (Array.isArray(x)) {
-          let changed = false;
-          const items = x.map((item, i) => {
-            const v = convert(item, `${where}[${i}]`);
-            if (v !== item || v === undefined) changed = true;
-            return v === undefined ? null : v;
-          });
-          out = changed ? items : (x as Value[]);
-        } else {
-          let changed = Object.getPrototypeOf(x) !== Object.prototype && Object.getPrototypeOf(x) !== null;
-          const entries: [string, Value][] = [];
-          for (const [k, item] of Object.entries(x)) {
-            const v = convert(item, `${where}.${k}`);
-            if (v !== item || v === undefined) changed = true;
-            if (v !== undefined) entries.push([k, v]);
-          }
-          out = changed ? Object.fromEntries(entries) : (x as Value);
-        }
-        seen.delete(x);
-        return out;
-      }
-      default:
-        throw new Error(`${what} produced a ${typeof x}${at(where)}, which is not a JSON value`);
-    }
-  };
-  const value = convert(result, '');
-  if (value === undefined) throw new Error(`${what} returned undefined; return a value`);
-  return value;
-}
-
-/** Freezes `x` and everything inside it, so user code cannot change values the engine keeps. */
-export function deepFreeze<T>(x: T): T {
-  if (x !== null && typeof x === 'object' && !Object.isFrozen(x)) {
-    Object.freeze(x);
-    for (const v of Object.values(x)) deepFreeze(v);
-  }
-  return x;
-}
-
 /** Applies `f` to a result that may be a promise, staying synchronous when it is not. */
 export function andThen<T, U>(result: MaybePromise<T>, f: (value: T) => U): MaybePromise<U> {
   return result instanceof Promise ? result.then(f) : f(result);
 }
 
-/** A record function whose result is converted with `toValue`; undefined (a missing property) becomes null. */
+/** A record function whose result is made an engine value with `toValue`; undefined (a missing property) becomes null. */
 export function valueFunction(fn: RecordFunction, what: string): (record: Value) => MaybePromise<Value> {
   return (record) => andThen(fn(record), (r) => (r === undefined ? null : toValue(r, what)));
 }

@@ -6,12 +6,13 @@ import {
   compileRecordFunction,
   compileReduceFunction,
   compileScanFunction,
-  toValue,
   UserCodeError,
   valueFunction,
 } from '../../src/nodes/user-function';
+import { toValue } from '../../src/nodes/user-values';
 import type { Node, NodeAPI } from '../../src/nodes/red';
 import type { Value } from '../../src/engine/types';
+import { createGraph } from '../../src/engine';
 
 const require = createRequire(__filename);
 const RED = { util: require('@node-red/util').util } as NodeAPI;
@@ -153,4 +154,109 @@ test('results are checked and converted like JSON', () => {
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
   assert.throws(() => toValue(cyclic, 'f'), /contains itself/);
+});
+
+test('records are read-only all the way down: writing to the record, its payload or its tags throws and changes nothing', () => {
+  const writes = [
+    'record.lamport = 1; return 1;',
+    'record.payload.order = "x"; return 1;',
+    'record.tags.push("x"); return 1;',
+    'record.payload.list.sort((a, b) => b - a); return 1;',
+    'delete record.appId; return 1;',
+  ];
+  const record = structuredClone(event);
+  for (const text of writes) {
+    const fn = compileRecordFunction(RED, node, { language: 'js', text }, ['js'], 'function');
+    assert.throws(() => fn(record), TypeError, text);
+  }
+  assert.deepEqual(record, event, 'every function saw the record as it was');
+  // The key and inputs of a reduce, the record and key of a scan step, too.
+  const reduce = compileReduceFunction('inputs[0][0].x = 1;', 'function');
+  assert.throws(() => reduce('k', [[{ x: 0 }, 1]], []), TypeError);
+  const scan = compileScanFunction('key.machine = "x"; return state;', 'step function');
+  assert.throws(() => scan({}, 1, () => undefined, { machine: 'Drill1' }), TypeError);
+});
+
+test('results that are not JSON: class instances and Object.prototype become their own properties, deep values convert, a deep cycle is named', () => {
+  class Point {
+    constructor(
+      readonly x: number,
+      readonly y: number,
+    ) {}
+    get sum(): number {
+      return this.x + this.y;
+    }
+  }
+  assert.deepStrictEqual(toValue(new Point(1, 2), 'f'), { x: 1, y: 2 });
+  assert.deepStrictEqual(toValue({ at: [new Point(3, 4)] }, 'f'), { at: [{ x: 3, y: 4 }] });
+  assert.deepStrictEqual(toValue(new Map([[1, 2]]), 'f'), {});
+  const proto = toValue(Object.prototype, 'f');
+  assert.deepStrictEqual(proto, {});
+  assert.notEqual(proto, Object.prototype);
+  // Deeper than the fast check goes: converted by the careful walk, which finds cycles.
+  let deep: unknown = 'leaf';
+  for (let i = 0; i < 100; i++) deep = { next: deep, d: i % 2 === 0 ? undefined : i };
+  assert.deepStrictEqual(toValue(deep, 'f'), JSON.parse(JSON.stringify(deep)));
+  const ring: Record<string, unknown> = {};
+  let inner: Record<string, unknown> = ring;
+  for (let i = 0; i < 80; i++) inner = inner.next = {};
+  inner.next = ring;
+  assert.throws(
+    () => toValue(ring, 'my function'),
+    /my function produced a value that contains itself at (\.next){81}$/,
+  );
+  assert.throws(() => toValue([1, 2n], 'f'), /f produced a bigint at \[1\], which is not a JSON value/);
+  assert.throws(() => toValue({ s: Symbol('s') }, 'f'), /f produced a symbol at \.s/);
+  assert.throws(() => toValue({ n: -Infinity }, 'f'), /non-finite number -Infinity at \.n/);
+});
+
+test('results are checked, not frozen: objects user code returns but does not own stay as they are', () => {
+  const fn = compileRecordFunction(RED, node, { language: 'js', text: 'return Math;' }, ['js'], 'function');
+  toValue(fn(event), 'f'); // accepted (no enumerable properties: the record {})
+  assert.equal(Object.isFrozen(Math), false);
+  assert.equal(Object.isFrozen(Object.prototype), false);
+  const plain = { a: [1, { b: 'x' }] };
+  assert.equal(toValue(plain, 'f'), plain, 'plain JSON is passed through without copying');
+  assert.equal(Object.isFrozen(plain), false);
+});
+
+test('the same object returned twice is the same record twice; once handed to JavaScript it is read-only', async () => {
+  const g = createGraph();
+  const input = g.input('events', { insertOnly: true });
+  // A map that keeps one object across calls (through a global) and returns it for every record.
+  const shared = compileRecordFunction(
+    RED,
+    node,
+    {
+      language: 'js',
+      text: 'const o = (globalThis.__ddSharedResult ??= { n: 0 }); if (record.change) o.n = record.n; return o;',
+    },
+    ['js'],
+    'function',
+  );
+  const mapped = input.map((r) => toValue(shared(r), 'map'), { name: 'shared' });
+  g.output('direct', mapped);
+  const seen = compileRecordFunction(RED, node, { language: 'js', text: 'return true;' }, ['js'], 'condition');
+  g.output(
+    'filtered',
+    mapped.filter((r) => seen(r) as boolean, { name: 'filter' }),
+  );
+  try {
+    const first = await g.step({
+      events: [
+        [{ n: 1 }, 1, 1],
+        [{ n: 2 }, 1, 1],
+      ],
+    });
+    assert.deepEqual(first.outputs.get('direct'), [[{ n: 0 }, 2, 1]]);
+    assert.deepEqual(first.outputs.get('filtered'), [[{ n: 0 }, 2, 1]]);
+    // The filter's JavaScript got the object: it is frozen now, so changing it fails for that record.
+    const second = await g.step({ events: [[{ change: true, n: 5 }, 1, 2]] });
+    assert.equal(second.outputs.size, 0);
+    assert.equal(second.skipped.length, 1);
+    assert.equal(second.skipped[0]!.operator, 'shared');
+    assert.ok(second.skipped[0]!.error instanceof TypeError);
+  } finally {
+    delete (globalThis as { __ddSharedResult?: unknown }).__ddSharedResult;
+  }
 });

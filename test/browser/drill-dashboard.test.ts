@@ -180,7 +180,7 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   assert.ok((await width()) > 0, 'Drill1 worked a while in the window');
   assert.match(
     (await dashboard.locator('#timeline g.order[data-machine="Drill1"] title').textContent()) ?? '',
-    /^Drill1: order 4711, .+–.+ \(\d+ s\)$/,
+    /^Drill1: order 4711, .+–.+ \(\d+ (s|min)\)$/,
   );
   await screenshot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);

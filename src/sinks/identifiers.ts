@@ -1,8 +1,9 @@
 /**
  * SQL identifiers and SQL type texts from user configuration. Identifiers are validated against a
- * strict pattern and always double-quoted; type texts are checked against an allow-list pattern
- * (they are spliced into CREATE TABLE, so nothing that could end a statement or start a comment or
- * a string literal may pass). Values never go through here: they are always bound parameters.
+ * strict pattern and always quoted (double quotes; backticks for MariaDB / MySQL); type texts are
+ * checked against an allow-list pattern (they are spliced into CREATE TABLE, so nothing that could
+ * end a statement or start a comment or a string literal may pass). Values never go through here:
+ * they are always bound parameters.
  */
 import { SinkConfigError } from './errors';
 
@@ -106,4 +107,11 @@ export function quoteIdentifier(name: string): string {
   if (!IDENTIFIER_PATTERN.test(name))
     throw new SinkConfigError(`refusing to quote invalid identifier ${describe(name)}`);
   return `"${name}"`;
+}
+
+/** Backtick-quotes a validated identifier for MariaDB / MySQL (the pattern admits no backtick). */
+export function quoteBacktick(name: string): string {
+  if (!IDENTIFIER_PATTERN.test(name))
+    throw new SinkConfigError(`refusing to quote invalid identifier ${describe(name)}`);
+  return `\`${name}\``;
 }

@@ -1,7 +1,7 @@
 /**
- * What the SQLite and PostgreSQL sinks share: the transaction queue, the SinkTransaction built on
- * a minimal statement executor, the cached state that lets `writeState` write only what changed,
- * and error wrapping. The two database files only add connecting and their driver's calls.
+ * What the SQLite, PostgreSQL and MariaDB sinks share: the transaction queue, the SinkTransaction
+ * built on a minimal statement executor, the cached state that lets `writeState` write only what
+ * changed, and error wrapping. The database files only add connecting and their driver's calls.
  */
 import type { Batch } from '../engine/types';
 import { offsetOf, setOffset } from '../sources/offset-map';
@@ -10,6 +10,7 @@ import type { RowChange, SinkDatabase, SinkState, SinkTransaction, SqlValue, Tab
 import { compileTable, type CompiledTable } from './table-spec';
 import { planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
+import { META_TABLE } from './identifiers';
 import * as sql from './sql-dialect';
 
 /** Runs statements on the connection of the current transaction. */
@@ -68,8 +69,9 @@ export function fromDriverValue(v: unknown): SqlValue {
 }
 
 export abstract class SqlSinkDatabase implements SinkDatabase {
-  abstract readonly kind: 'sqlite' | 'postgres';
+  abstract readonly kind: 'sqlite' | 'postgres' | 'mariadb';
   abstract readonly label: string;
+  /** The dialect of the server connected to (read after `connect`, which may learn it from the server). */
   protected abstract readonly dialect: sql.Dialect;
   /** Opens (or takes from the pool) a connection; throws a SinkDatabaseError when that fails. */
   protected abstract connect(): Promise<SqlConnection>;
@@ -84,7 +86,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
 
   /** State known to be committed, per table (null: read it from the database when needed). */
   private readonly committedState = new Map<string, CachedState>();
-  /** PostgreSQL column types per table (for casts); dropped with the table. */
+  /** Column types per table (PostgreSQL: for casts; MariaDB: for binding); dropped with the table. */
   private readonly columnTypes = new Map<string, Map<string, string>>();
   private tail: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | null = null;
@@ -168,6 +170,8 @@ class SqlSinkTransaction implements SinkTransaction {
   private readonly claimed = new Set<string>();
   private metaEnsured = false;
   private ended = false;
+  /** A table's rows were written in this transaction (see `ddl`). */
+  private rowsWritten: string | null = null;
 
   constructor(
     private readonly db: SqlSinkDatabase,
@@ -214,9 +218,30 @@ class SqlSinkTransaction implements SinkTransaction {
     return this.pending.has(table) ? this.pending.get(table) : this.committed.get(table);
   }
 
+  /**
+   * Runs DDL statements. NB: MariaDB / MySQL commit the open transaction before and after DDL (the
+   * connection starts the next one), so DDL after a table's rows were written would commit them
+   * apart from their offsets. The coordinator runs DDL only while opening its sinks (where state,
+   * but no row, is written); this check keeps it so.
+   */
+  private async ddl(table: string | null, statements: readonly sql.Statement[]): Promise<void> {
+    if (this.d.ddlCommits && this.rowsWritten !== null) {
+      throw new Error(
+        `DDL after rows of table "${this.rowsWritten}" were written in the same transaction: ${this.d.kind} would commit them without their offsets`,
+      );
+    }
+    await this.db.step(table, async () => {
+      for (const s of statements) await this.exec.run(s);
+    });
+  }
+
   private async ensureMeta(): Promise<void> {
     if (this.metaEnsured) return;
-    await this.db.step(null, () => this.exec.run({ sql: sql.createMetaSql(this.d), params: [] }));
+    // Where DDL commits, it runs only when the table is missing: reading state must not commit.
+    const missing =
+      !this.d.ddlCommits ||
+      (await this.db.step(null, () => this.exec.all(sql.tableExistsSql(this.d, META_TABLE)))).length === 0;
+    if (missing) await this.ddl(null, [{ sql: sql.createMetaSql(this.d), params: [] }]);
     this.metaEnsured = true;
   }
 
@@ -230,17 +255,16 @@ class SqlSinkTransaction implements SinkTransaction {
       index: spec.columns.filter((c) => c.index).map((c) => c.name),
     };
     await this.ensureMeta();
-    await this.db.step(spec.name, async () => {
-      for (const s of sql.createTableSql(cols)) await this.exec.run({ sql: s, params: [] });
-    });
+    await this.ddl(
+      spec.name,
+      sql.createTableSql(this.d, cols).map((s) => ({ sql: s, params: [] })),
+    );
   }
 
   async dropTable(spec: TableSpec): Promise<void> {
     await this.claim(spec.name);
     await this.ensureMeta();
-    await this.db.step(spec.name, async () => {
-      for (const s of sql.dropTableSql(this.d, spec.name)) await this.exec.run(s);
-    });
+    await this.ddl(spec.name, sql.dropTableSql(this.d, spec.name));
     this.pending.set(spec.name, undefined);
     this.types.delete(spec.name);
   }
@@ -267,7 +291,7 @@ class SqlSinkTransaction implements SinkTransaction {
       const offsets: Record<string, number> = {};
       const exists = await this.exec.all(sql.tableExistsSql(this.d, table + '_offsets'));
       if (exists.length)
-        for (const r of await this.exec.all(sql.selectOffsetsSql(table)))
+        for (const r of await this.exec.all(sql.selectOffsetsSql(this.d, table)))
           setOffset(offsets, String(r.stream), Number(r.offset));
       const meta = await this.exec.all(sql.selectMetaSql(this.d, table));
       const m = meta[0];
@@ -308,6 +332,7 @@ class SqlSinkTransaction implements SinkTransaction {
     const t = compileTable(spec);
     const plan = planWrites(t, changes);
     await this.claim(spec.name);
+    this.rowsWritten ??= spec.name;
     return this.db.step(spec.name, () =>
       plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report),
     );
@@ -316,7 +341,7 @@ class SqlSinkTransaction implements SinkTransaction {
   private async applyMultiset(t: CompiledTable, plan: MultisetPlan, report: boolean): Promise<RowChange[]> {
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
-    const bind = rowBinder(this.d);
+    const bind = await this.binderFor(table, names);
     const out: RowChange[] = [];
     // Deletes first: a batch never needs a row it deletes, and the table stays smaller for the lookups.
     if (plan.deletes.length) {
@@ -376,10 +401,11 @@ class SqlSinkTransaction implements SinkTransaction {
     const names = t.written.map((c) => c.name);
     const keyNames = t.keyPositions.map((i) => names[i]);
     const types = await this.columnTypesOf(table);
-    const bind = rowBinder(this.d);
+    const bind = await this.binderFor(table, names);
+    const bindKey = await this.binderFor(table, keyNames);
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
-    const keys = report ? plan.entries.map((e) => bind(e.key)) : [];
+    const keys = report ? plan.entries.map((e) => bindKey(e.key)) : [];
     for (const { statement, first } of sql.selectByKeysStatements(this.d, table, names, keyNames, types, keys)) {
       for (const r of await this.exec.all(statement)) {
         const row: Record<string, SqlValue> = {};
@@ -400,7 +426,7 @@ class SqlSinkTransaction implements SinkTransaction {
         const row = t.rowObject(e.next);
         out.push(previous ? { op: 'update', row, previous } : { op: 'insert', row });
       } else if (previous || !report) {
-        deletes.push(bind(e.key));
+        deletes.push(bindKey(e.key));
         if (previous) out.push({ op: 'delete', row: previous });
       }
     });
@@ -411,12 +437,25 @@ class SqlSinkTransaction implements SinkTransaction {
     return out;
   }
 
+  /** Binds the cells of the given columns of `table` as the dialect needs (see sql.rowBinder). */
+  private async binderFor(
+    table: string,
+    columns: readonly string[],
+  ): Promise<(cells: readonly SqlValue[]) => readonly SqlValue[]> {
+    if (!this.d.bindsByColumnType) return sql.rowBinder(this.d, []);
+    const types = await this.columnTypesOf(table);
+    return sql.rowBinder(
+      this.d,
+      columns.map((c) => types.get(c)),
+    );
+  }
+
   private async columnTypesOf(table: string): Promise<ReadonlyMap<string, string>> {
-    if (!this.d.castsValues) return new Map();
+    if (!this.d.castsValues && !this.d.bindsByColumnType) return new Map();
     let types = this.types.get(table);
     if (!types) {
       types = new Map();
-      for (const r of await this.exec.all(sql.columnTypesSql(table))) types.set(String(r.name), String(r.type));
+      for (const r of await this.exec.all(sql.columnTypesSql(this.d, table))) types.set(String(r.name), String(r.type));
       if (types.size === 0) throw new Error(`table does not exist (ensureTable must run first)`);
       this.types.set(table, types);
     }
@@ -432,13 +471,6 @@ function describeError(err: unknown): string {
   const parts = Array.isArray(inner) ? inner.map((x) => (x instanceof Error ? x.message : String(x))) : [];
   const code = (err as { code?: unknown }).code;
   return `could not connect: ${parts.length ? parts.join('; ') : String(code ?? err.name)}`;
-}
-
-/** SQLite binds no booleans: store them as 1/0, as SQLite itself does (the row itself when it has none). */
-function rowBinder(d: sql.Dialect): (cells: readonly SqlValue[]) => readonly SqlValue[] {
-  if (d.kind !== 'sqlite') return (cells) => cells;
-  return (cells) =>
-    cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells;
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

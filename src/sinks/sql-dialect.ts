@@ -1,15 +1,19 @@
 /**
- * SQL text for both databases, parameterised by a small dialect description: placeholder style,
- * parameter limits, how bound values are prepared, whether parameters need casts (PostgreSQL infers
- * no type for a parameter in a VALUES list that is not an INSERT's). Identifiers are quoted here and
- * nowhere else; every value becomes a parameter.
+ * SQL text for the databases (SQLite, PostgreSQL, MariaDB / MySQL), parameterised by a small
+ * dialect description: identifier quoting, placeholder style, parameter limits, how bound values
+ * are prepared, whether parameters need casts (PostgreSQL infers no type for a parameter in a
+ * VALUES list that is not an INSERT's). Identifiers are quoted here and nowhere else; every value
+ * becomes a parameter.
  */
 import type { SqlValue } from './types';
-import { INDEX_SUFFIX, META_TABLE, OFFSETS_SUFFIX, quoteIdentifier } from './identifiers';
+import { INDEX_SUFFIX, META_TABLE, OFFSETS_SUFFIX, quoteBacktick, quoteIdentifier } from './identifiers';
+import { indexPrefixLength, isLongTextType, mariadbBinder, mariadbColumnType, utcDatetime } from './mariadb-types';
 import { comparedAsText } from './sql-types';
 
 export interface Dialect {
-  readonly kind: 'sqlite' | 'postgres';
+  readonly kind: 'sqlite' | 'postgres' | 'mariadb';
+  /** Quotes a validated identifier. */
+  quote(name: string): string;
   /** Placeholder of the n-th parameter (1-based). */
   placeholder(n: number): string;
   /** Most parameters one statement may carry. */
@@ -22,27 +26,95 @@ export interface Dialect {
   readonly castsValues: boolean;
   /** Inserts of many rows as one statement with one array parameter per column (`unnest`). */
   readonly arrayInserts: boolean;
+  /**
+   * DDL commits the open transaction (MariaDB / MySQL): the sink runs no DDL once rows were written
+   * in a transaction, and creates a table only when it is missing.
+   */
+  readonly ddlCommits: boolean;
+  /** Values are bound converted to the kind of their column (MariaDB: the columns' types are read). */
+  readonly bindsByColumnType: boolean;
+  /** Most bytes of text one statement's values may carry (MariaDB: below `max_allowed_packet`). */
+  readonly maxStatementBytes: number;
+  /** Table options after CREATE TABLE's column list (MariaDB: engine, character set, collation). */
+  readonly tableOptions: string;
 }
 
 export const sqliteDialect: Dialect = {
   kind: 'sqlite',
+  quote: quoteIdentifier,
   placeholder: () => '?',
   maxParams: 32766,
   timestampType: 'text',
   batchedMultisetDelete: false,
   castsValues: false,
   arrayInserts: false,
+  ddlCommits: false,
+  bindsByColumnType: false,
+  maxStatementBytes: Infinity,
+  tableOptions: '',
 };
 
 export const postgresDialect: Dialect = {
   kind: 'postgres',
+  quote: quoteIdentifier,
   placeholder: (n) => `$${n}`,
   maxParams: 65535,
   timestampType: 'timestamptz',
   batchedMultisetDelete: true,
   castsValues: true,
   arrayInserts: true,
+  ddlCommits: false,
+  bindsByColumnType: false,
+  maxStatementBytes: Infinity,
+  tableOptions: '',
 };
+
+/**
+ * MariaDB / MySQL, for a server whose binary collation without trailing-space padding is
+ * `collation` (MariaDB `utf8mb4_nopad_bin`, MySQL 8 `utf8mb4_0900_bin`): text compares byte for
+ * byte, so `'a'`, `'A'` and `'a '` are three keys, as in SQLite and PostgreSQL. `maxStatementBytes`
+ * keeps statements below the server's `max_allowed_packet`.
+ */
+export function mariadbDialect(collation: string, maxStatementBytes: number): Dialect {
+  if (!/^[a-z0-9_]+$/.test(collation)) throw new Error(`invalid collation name ${JSON.stringify(collation)}`);
+  return {
+    kind: 'mariadb',
+    quote: quoteBacktick,
+    placeholder: () => '?',
+    // The prepared-statement protocol counts parameters in 16 bits.
+    maxParams: 65535,
+    timestampType: 'DATETIME(6)',
+    batchedMultisetDelete: false,
+    castsValues: false,
+    arrayInserts: false,
+    ddlCommits: true,
+    bindsByColumnType: true,
+    maxStatementBytes,
+    tableOptions: ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`,
+  };
+}
+
+/**
+ * How a row's cells are bound: SQLite binds no booleans (stored as 1/0, as SQLite itself does);
+ * MariaDB converts values to the kind of their column, given the columns' data types
+ * (mariadb-types.ts); PostgreSQL binds them as they are (its casts do the rest). The cells
+ * themselves when nothing changes.
+ */
+export function rowBinder(
+  d: Dialect,
+  dataTypes: readonly (string | undefined)[],
+): (cells: readonly SqlValue[]) => readonly SqlValue[] {
+  if (d.kind === 'mariadb') return mariadbBinder(dataTypes);
+  if (d.kind !== 'sqlite') return (cells) => cells;
+  return (cells) =>
+    cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells;
+}
+
+/** The meta table's `updated_at` value for `date`: ISO-8601, or UTC date-time text where the column is one. */
+export function timestampValue(d: Dialect, date: Date): string {
+  const iso = date.toISOString();
+  return d.kind === 'mariadb' ? utcDatetime(iso) : iso;
+}
 
 /** Most rows per multi-row statement; more gains nothing measurable and makes statements huge. */
 const MAX_ROWS_PER_STATEMENT = 500;
@@ -109,8 +181,9 @@ export function chunkSizes(count: number, paramsPerRow: number, d: Dialect, extr
   return sizes;
 }
 
-const q = quoteIdentifier;
-const list = (names: readonly string[]): string => names.map(q).join(', ');
+const list = (d: Dialect, names: readonly string[]): string => names.map(d.quote).join(', ');
+/** The quoted alias `#` of a row's position among a statement's keys (not an identifier users may write). */
+const positionAlias = (d: Dialect): string => (d.kind === 'mariadb' ? '`#`' : '"#"');
 
 /** The column definitions a table is created with. */
 export interface TableColumns {
@@ -120,28 +193,69 @@ export interface TableColumns {
   readonly index: readonly string[];
 }
 
-export function createTableSql(t: TableColumns): string[] {
+export function createTableSql(d: Dialect, t: TableColumns): string[] {
+  if (d.kind === 'mariadb') return createMariadbTableSql(d, t);
+  const q = d.quote;
   const defs = t.columns.map((c) => `${q(c.name)} ${c.type}`);
-  if (t.keys.length) defs.push(`PRIMARY KEY (${list(t.keys)})`);
+  if (t.keys.length) defs.push(`PRIMARY KEY (${list(d, t.keys)})`);
   const out = [`CREATE TABLE IF NOT EXISTS ${q(t.name)} (${defs.join(', ')})`];
   if (t.index.length)
-    out.push(`CREATE INDEX IF NOT EXISTS ${q(t.name + INDEX_SUFFIX)} ON ${q(t.name)} (${list(t.index)})`);
+    out.push(`CREATE INDEX IF NOT EXISTS ${q(t.name + INDEX_SUFFIX)} ON ${q(t.name)} (${list(d, t.index)})`);
   out.push(
-    `CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} ("stream" text PRIMARY KEY, "offset" bigint NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} (${q('stream')} text PRIMARY KEY, ${q('offset')} bigint NOT NULL)`,
   );
   return out;
 }
 
+/**
+ * MariaDB / MySQL: the column types mapped (mariadb-types.ts), the index inside CREATE TABLE (MySQL
+ * has no CREATE INDEX IF NOT EXISTS), unbounded text columns indexed by a prefix, InnoDB with the
+ * binary collation. Stream names of the offsets table: up to 768 characters (one key's limit).
+ */
+function createMariadbTableSql(d: Dialect, t: TableColumns): string[] {
+  const q = d.quote;
+  const textKeys = t.columns.filter(
+    (c) => t.keys.includes(c.name) && isLongTextType(mariadbColumnType(c.type, 'plain')),
+  );
+  const types = new Map(
+    t.columns.map((c) => [
+      c.name,
+      mariadbColumnType(
+        c.type,
+        t.keys.includes(c.name) ? 'key' : t.index.includes(c.name) ? 'index' : 'plain',
+        textKeys.length,
+      ),
+    ]),
+  );
+  const defs = t.columns.map((c) => `${q(c.name)} ${types.get(c.name)}`);
+  if (t.keys.length) defs.push(`PRIMARY KEY (${list(d, t.keys)})`);
+  if (t.index.length) {
+    const long = t.index.filter((c) => isLongTextType(types.get(c) ?? ''));
+    const prefix = indexPrefixLength(long.length);
+    const parts = t.index.map((c) => (long.includes(c) ? `${q(c)}(${prefix})` : q(c)));
+    defs.push(`INDEX ${q(t.name + INDEX_SUFFIX)} (${parts.join(', ')})`);
+  }
+  return [
+    `CREATE TABLE IF NOT EXISTS ${q(t.name)} (${defs.join(', ')})${d.tableOptions}`,
+    `CREATE TABLE IF NOT EXISTS ${q(t.name + OFFSETS_SUFFIX)} (${q('stream')} VARCHAR(768) NOT NULL PRIMARY KEY, ${q('offset')} BIGINT NOT NULL)${d.tableOptions}`,
+  ];
+}
+
 export function createMetaSql(d: Dialect): string {
-  return `CREATE TABLE IF NOT EXISTS ${q(META_TABLE)} ("table_name" text PRIMARY KEY, "fingerprint" text, "watermark" bigint, "updated_at" ${d.timestampType})`;
+  const q = d.quote;
+  // MariaDB: a key cannot be unbounded text; table names have at most 63 characters.
+  const nameType = d.kind === 'mariadb' ? 'VARCHAR(64)' : 'text';
+  const textType = d.kind === 'mariadb' ? 'LONGTEXT' : 'text';
+  return `CREATE TABLE IF NOT EXISTS ${q(META_TABLE)} (${q('table_name')} ${nameType} PRIMARY KEY, ${q('fingerprint')} ${textType}, ${q('watermark')} bigint, ${q('updated_at')} ${d.timestampType})${d.tableOptions}`;
 }
 
 export function dropTableSql(d: Dialect, table: string): Statement[] {
+  const q = d.quote;
   const p = new Params(d);
   return [
     { sql: `DROP TABLE IF EXISTS ${q(table)}`, params: [] },
     { sql: `DROP TABLE IF EXISTS ${q(table + OFFSETS_SUFFIX)}`, params: [] },
-    { sql: `DELETE FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`, params: p.values },
+    { sql: `DELETE FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${p.add(table)}`, params: p.values },
   ];
 }
 
@@ -165,8 +279,8 @@ export function insertSql(
       for (let c = 0; c < columns.length; c++) marks.push(d.placeholder(n++));
       tuples.push(`(${marks.join(', ')})`);
     }
-    sql = `INSERT INTO ${q(table)} (${list(columns)}) VALUES ${tuples.join(', ')}`;
-    if (conflictKeys) sql += onConflict(columns, conflictKeys);
+    sql = `INSERT INTO ${d.quote(table)} (${list(d, columns)}) VALUES ${tuples.join(', ')}`;
+    if (conflictKeys) sql += onConflict(d, columns, conflictKeys);
     if (insertTexts.size >= 1000) insertTexts.clear();
     insertTexts.set(shape, sql);
   }
@@ -223,34 +337,80 @@ export function insertStatements(
           cast,
         ),
       );
-      let text = `INSERT INTO ${q(table)} (${list(columns)}) SELECT * FROM unnest(${arrays.join(', ')})`;
-      if (conflictKeys) text += onConflict(columns, conflictKeys);
+      let text = `INSERT INTO ${d.quote(table)} (${list(d, columns)}) SELECT * FROM unnest(${arrays.join(', ')})`;
+      if (conflictKeys) text += onConflict(d, columns, conflictKeys);
       out.push({ sql: text, params: p.values });
     }
     return out;
   }
   let at = 0;
-  for (const n of chunkSizes(rows.length, columns.length, d)) {
+  for (const n of byteBounded(rows, chunkSizes(rows.length, columns.length, d), d.maxStatementBytes)) {
     out.push(insertSql(d, table, columns, rows.slice(at, at + n), conflictKeys));
     at += n;
   }
   return out;
 }
 
-function onConflict(columns: readonly string[], conflictKeys: readonly string[]): string {
+/**
+ * The chunk sizes split further where a chunk's values would exceed `maxBytes` (estimated: three
+ * bytes per UTF-16 unit of text, nine per other value), halving to powers of two, so that the
+ * statement texts stay few. A single row larger than the bound goes alone (the server judges it).
+ */
+function byteBounded(rows: readonly (readonly SqlValue[])[], sizes: readonly number[], maxBytes: number): number[] {
+  if (maxBytes === Infinity) return sizes as number[];
+  const out: number[] = [];
+  const fit = (at: number, n: number): void => {
+    if (n > 1 && estimatedBytes(rows, at, n) > maxBytes) {
+      const half = 2 ** Math.floor(Math.log2(n - 1));
+      fit(at, half);
+      fit(at + half, n - half);
+    } else out.push(n);
+  };
+  let at = 0;
+  for (const n of sizes) {
+    fit(at, n);
+    at += n;
+  }
+  return out;
+}
+
+function estimatedBytes(rows: readonly (readonly SqlValue[])[], at: number, n: number): number {
+  let bytes = 0;
+  for (let r = at; r < at + n; r++) {
+    const row = rows[r] as readonly SqlValue[];
+    for (let c = 0; c < row.length; c++) {
+      const v = row[c];
+      bytes += typeof v === 'string' ? 3 * v.length + 9 : 9;
+    }
+  }
+  return bytes;
+}
+
+function onConflict(d: Dialect, columns: readonly string[], conflictKeys: readonly string[]): string {
+  const q = d.quote;
   const rest = columns.filter((c) => !conflictKeys.includes(c));
+  if (d.kind === 'mariadb') {
+    // VALUES(col) is what MariaDB knows (MySQL 8 still takes it, with a deprecation note); a table
+    // of key columns only sets a key to itself: an upsert that changes nothing.
+    const set = rest.length ? rest : conflictKeys.slice(0, 1);
+    return ` ON DUPLICATE KEY UPDATE ${set.map((c) => `${q(c)} = ${rest.length ? `VALUES(${q(c)})` : q(c)}`).join(', ')}`;
+  }
   return (
-    ` ON CONFLICT (${list(conflictKeys)}) DO ` +
+    ` ON CONFLICT (${list(d, conflictKeys)}) DO ` +
     (rest.length ? `UPDATE SET ${rest.map((c) => `${q(c)} = excluded.${q(c)}`).join(', ')}` : 'NOTHING')
   );
 }
 
 /** `col = param`, or `col IS NULL` for a NULL value: NULL-safe equality that indexes can serve. */
-function matchCell(column: string, alias: string, value: SqlValue, param: () => string): string {
-  return value === null ? `${alias}${q(column)} IS NULL` : `${alias}${q(column)} = ${param()}`;
+function matchCell(d: Dialect, column: string, alias: string, value: SqlValue, param: () => string): string {
+  return value === null ? `${alias}${d.quote(column)} IS NULL` : `${alias}${d.quote(column)} = ${param()}`;
 }
 
-/** Deletes up to `count` rows equal to `cells` (one row; SQLite, addressed by rowid). */
+/**
+ * Deletes up to `count` rows equal to `cells` (one row). SQLite: addressed by rowid. MariaDB:
+ * `DELETE … LIMIT` with the NULL-safe `<=>` for every column, so one statement text serves a
+ * table's rows whatever their NULLs (prepared once), and an index on the columns serves it.
+ */
 export function deleteOneMatchingSql(
   d: Dialect,
   table: string,
@@ -258,8 +418,13 @@ export function deleteOneMatchingSql(
   cells: readonly SqlValue[],
   count: number,
 ): Statement {
+  const q = d.quote;
   const p = new Params(d);
-  const where = columns.map((c, i) => matchCell(c, '', cells[i], () => p.add(cells[i]))).join(' AND ');
+  if (d.kind === 'mariadb') {
+    const where = columns.map((c, i) => `${q(c)} <=> ${p.add(cells[i] as SqlValue)}`).join(' AND ');
+    return { sql: `DELETE FROM ${q(table)} WHERE ${where} LIMIT ${p.add(count)}`, params: p.values };
+  }
+  const where = columns.map((c, i) => matchCell(d, c, '', cells[i], () => p.add(cells[i]))).join(' AND ');
   const limit = p.add(count);
   return {
     sql: `DELETE FROM ${q(table)} WHERE rowid IN (SELECT rowid FROM ${q(table)} WHERE ${where} LIMIT ${limit})`,
@@ -279,6 +444,7 @@ export function deleteManyMatchingSql(
   types: ReadonlyMap<string, string>,
   rows: readonly CountedCells[],
 ): Statement {
+  const q = d.quote;
   const p = new Params(d);
   const nonNull = columns.flatMap((c, i) => (rows[0].cells[i] === null ? [] : [i]));
   const nulls = columns.filter((_c, i) => rows[0].cells[i] === null);
@@ -323,22 +489,38 @@ export function selectByKeysSql(
   keys: readonly (readonly SqlValue[])[],
 ): Statement {
   const p = new Params(d);
+  if (d.kind === 'mariadb') {
+    // A derived table of the keys (MySQL's VALUES needs ROW(); UNION ALL reads the same in both).
+    const rows = keys.map((k, j) =>
+      j === 0
+        ? `SELECT ${[`${p.add(j)} AS i`, ...k.map((v, i) => `${p.add(v)} AS k${i}`)].join(', ')}`
+        : `SELECT ${[p.add(j), ...k.map((v) => p.add(v))].join(', ')}`,
+    );
+    const q = d.quote;
+    const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
+    return {
+      sql: `SELECT v.i AS ${positionAlias(d)}, ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM (${rows.join(' UNION ALL ')}) v JOIN ${q(table)} t ON ${on}`,
+      params: p.values,
+    };
+  }
   const tuples = keys.map(
     (k, j) => `(${[p.add(j, 'integer'), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')})`,
   );
-  return { sql: selectJoiningKeys(`VALUES ${tuples.join(', ')}`, table, columns, keyColumns), params: p.values };
+  return { sql: selectJoiningKeys(d, `VALUES ${tuples.join(', ')}`, table, columns, keyColumns), params: p.values };
 }
 
 /** The rows of `table` matching the keys that `source` yields as rows (i, k0, k1, …), with `"#"` = i. */
 function selectJoiningKeys(
+  d: Dialect,
   source: string,
   table: string,
   columns: readonly string[],
   keyColumns: readonly string[],
 ): string {
+  const q = d.quote;
   const vcols = ['i', ...keyColumns.map((_c, i) => `k${i}`)];
   const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
-  return `WITH v (${vcols.join(', ')}) AS (${source}) SELECT v.i AS "#", ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
+  return `WITH v (${vcols.join(', ')}) AS (${source}) SELECT v.i AS ${positionAlias(d)}, ${columns.map((c) => `t.${q(c)}`).join(', ')} FROM v JOIN ${q(table)} t ON ${on}`;
 }
 
 /**
@@ -373,7 +555,7 @@ export function selectByKeysStatements(
       ];
       out.push({
         statement: {
-          sql: selectJoiningKeys(`SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns),
+          sql: selectJoiningKeys(d, `SELECT * FROM unnest(${arrays.join(', ')})`, table, columns, keyColumns),
           params: p.values,
         },
         first: at,
@@ -399,28 +581,54 @@ export function deleteByKeysSql(
 ): Statement {
   const p = new Params(d);
   const tuples = keys.map((k) => `(${k.map((v, i) => p.add(v, types.get(keyColumns[i]))).join(', ')})`);
+  // MariaDB / MySQL: row constructors (MySQL's VALUES needs ROW()).
+  const source = d.kind === 'mariadb' ? tuples.join(', ') : `VALUES ${tuples.join(', ')}`;
   return {
-    sql: `DELETE FROM ${q(table)} WHERE (${list(keyColumns)}) IN (VALUES ${tuples.join(', ')})`,
+    sql: `DELETE FROM ${d.quote(table)} WHERE (${list(d, keyColumns)}) IN (${source})`,
     params: p.values,
   };
 }
 
 export function tableExistsSql(d: Dialect, table: string): Statement {
-  return d.kind === 'sqlite'
-    ? { sql: `SELECT 1 AS "exists" FROM sqlite_master WHERE type = 'table' AND name = ?`, params: [table] }
-    : { sql: `SELECT 1 AS "exists" WHERE to_regclass($1) IS NOT NULL`, params: [q(table)] };
+  if (d.kind === 'sqlite')
+    return { sql: `SELECT 1 AS "exists" FROM sqlite_master WHERE type = 'table' AND name = ?`, params: [table] };
+  if (d.kind === 'mariadb')
+    return {
+      sql: 'SELECT 1 AS `exists` FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+      params: [table],
+    };
+  return { sql: `SELECT 1 AS "exists" WHERE to_regclass($1) IS NOT NULL`, params: [d.quote(table)] };
 }
 
-/** PostgreSQL: the declared type of each column (for the casts of VALUES lists). */
-export function columnTypesSql(table: string): Statement {
+/**
+ * The type of each column: PostgreSQL the declared type (for the casts of VALUES lists), MariaDB
+ * the data type (`varchar`, `datetime`, …, for the conversion of bound values).
+ */
+export function columnTypesSql(d: Dialect, table: string): Statement {
+  if (d.kind === 'mariadb')
+    return {
+      sql: 'SELECT COLUMN_NAME AS `name`, DATA_TYPE AS `type` FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+      params: [table],
+    };
   return {
     sql: `SELECT a.attname AS "name", format_type(a.atttypid, a.atttypmod) AS "type" FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
-    params: [q(table)],
+    params: [d.quote(table)],
   };
 }
 
-export function selectOffsetsSql(table: string): Statement {
-  return { sql: `SELECT "stream", "offset" FROM ${q(table + OFFSETS_SUFFIX)}`, params: [] };
+/**
+ * MariaDB reads a table's state with `FOR UPDATE`: a locking read waits for a transaction that
+ * still holds the rows (a commit whose acknowledgement was lost, still being applied by the
+ * server) and then reads its result, so a retried commit never misses it.
+ */
+const lockingRead = (d: Dialect): string => (d.kind === 'mariadb' ? ' FOR UPDATE' : '');
+
+export function selectOffsetsSql(d: Dialect, table: string): Statement {
+  const q = d.quote;
+  return {
+    sql: `SELECT ${q('stream')}, ${q('offset')} FROM ${q(table + OFFSETS_SUFFIX)}${lockingRead(d)}`,
+    params: [],
+  };
 }
 
 const OFFSET_COLUMN_TYPES: ReadonlyMap<string, string> = new Map([
@@ -458,17 +666,19 @@ export function upsertStateSql(
 }
 
 export function deleteOffsetsSql(d: Dialect, table: string, streams: readonly string[]): Statement {
+  const q = d.quote;
   const p = new Params(d);
   return {
-    sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE "stream" IN (${streams.map((s) => p.add(s)).join(', ')})`,
+    sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)} WHERE ${q('stream')} IN (${streams.map((s) => p.add(s)).join(', ')})`,
     params: p.values,
   };
 }
 
 export function selectMetaSql(d: Dialect, table: string): Statement {
+  const q = d.quote;
   const p = new Params(d);
   return {
-    sql: `SELECT "fingerprint", "watermark" FROM ${q(META_TABLE)} WHERE "table_name" = ${p.add(table)}`,
+    sql: `SELECT ${q('fingerprint')}, ${q('watermark')} FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${p.add(table)}${lockingRead(d)}`,
     params: p.values,
   };
 }
@@ -483,7 +693,7 @@ export function upsertMetaSql(
     d,
     META_TABLE,
     ['table_name', 'fingerprint', 'watermark', 'updated_at'],
-    [[table, fingerprint, watermark, new Date().toISOString()]],
+    [[table, fingerprint, watermark, timestampValue(d, new Date())]],
     ['table_name'],
   );
 }

@@ -1,5 +1,5 @@
 /**
- * The sink interface: a database (SQLite or PostgreSQL) that applies consolidated row changes of
+ * The sink interface: a database (SQLite, PostgreSQL, MariaDB / MySQL) that applies consolidated row changes of
  * one or more tables together with their offset maps in one transaction.
  */
 import type { Batch, Value } from '../engine/types';
@@ -68,9 +68,9 @@ export interface SinkTransaction {
   writeState(spec: TableSpec, state: SinkState): Promise<void>;
 }
 
-/** One db-config: a SQLite file or a PostgreSQL pool. */
+/** One db-config: a SQLite file, a PostgreSQL pool or a MariaDB / MySQL connection. */
 export interface SinkDatabase {
-  readonly kind: 'sqlite' | 'postgres';
+  readonly kind: 'sqlite' | 'postgres' | 'mariadb';
   /** For logs and status: file name or host/database, never a password. */
   readonly label: string;
   /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. Serialised per database. */

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import mysql from 'mysql2/promise';
 import { consolidate, createGraph, type Graph } from '../../src/engine';
 import type { Batch, Collection, Grouped, Update, Value } from '../../src/engine/types';
 import type {
@@ -470,6 +471,63 @@ export async function pgExec(sql: string, config: pg.ClientConfig = {}): Promise
   } finally {
     await client.end();
   }
+}
+
+/** The test MariaDB from the MYSQL_* variables (scripts/test.mjs sets them; a server of its own when none are given). */
+export function mariadbSettings(): mysql.ConnectionOptions {
+  return {
+    host: process.env.MYSQL_HOST ?? '127.0.0.1',
+    port: Number(process.env.MYSQL_PORT ?? 3306),
+    user: process.env.MYSQL_USER ?? 'root',
+    password: process.env.MYSQL_PASSWORD ?? '',
+    database: process.env.MYSQL_DATABASE ?? 'deltaflow_test',
+    supportBigNumbers: true,
+    timezone: 'Z',
+  };
+}
+
+/** Runs `fn` on a connection of its own to the test MariaDB. */
+export async function withMariadb<T>(fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
+  const c = await mysql.createConnection(mariadbSettings());
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function mariadbRows(table: TableSpec): Promise<string[]> {
+  return withMariadb(async (c) => {
+    const cols = table.columns
+      .filter((x) => !x.exclude)
+      .map((x) => `\`${x.name}\``)
+      .join(', ');
+    const [rows] = await c.query(`select ${cols} from \`${table.name}\``);
+    return (rows as Record<string, unknown>[]).map(rowText).sort();
+  });
+}
+
+export async function mariadbOffsets(table: string): Promise<OffsetMap> {
+  return withMariadb(async (c) => {
+    const [rows] = await c.query(`select * from \`${table}_offsets\``);
+    return offsetRows(rows as Record<string, unknown>[]);
+  });
+}
+
+/** Runs one statement on the test MariaDB. */
+export async function mariadbExec(sql: string): Promise<void> {
+  await withMariadb((c) => c.query(sql));
+}
+
+/** Drops a test's tables and their meta rows from the test MariaDB (tables named `<name>` and `<name>_offsets`). */
+export async function mariadbDrop(names: readonly string[]): Promise<void> {
+  await withMariadb(async (c) => {
+    for (const n of names) {
+      await c.query(`drop table if exists \`${n}\``);
+      await c.query(`drop table if exists \`${n}_offsets\``);
+      await c.query('delete from deltaflow_meta where table_name = ?', [n]).catch(() => undefined);
+    }
+  });
 }
 
 /** A unique lower-case suffix for table names (PostgreSQL is shared between test files). */

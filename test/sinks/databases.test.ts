@@ -1,7 +1,7 @@
 /**
- * The SinkDatabase contract against real databases: a SQLite file in a temp dir and the
- * PostgreSQL named by the PG* environment (the test launcher provides one). Every test uses its
- * own table names.
+ * The SinkDatabase contract against real databases: a SQLite file in a temp dir, the PostgreSQL
+ * named by the PG* environment and the MariaDB named by the MYSQL_* environment (the test launcher
+ * provides both). Every test uses its own table names.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,11 +11,14 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import mysql from 'mysql2/promise';
 import type { Batch, Value } from '../../src/engine/types';
 import type { ColumnSpec, SinkDatabase, TableSpec } from '../../src/sinks/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { SinkDatabaseError, SinkDataError } from '../../src/sinks/errors';
+import { mariadbSettings } from '../dataflow/support';
 
 const dir = mkdtempSync(join(tmpdir(), 'deltaflow-sinks-'));
 const sqliteFile = join(dir, 'sink.db');
@@ -47,6 +50,25 @@ function postgresInspector(): Inspector {
   };
 }
 
+/**
+ * MariaDB through mysql2, reading the tests' SQL: double-quoted identifiers become backticks,
+ * `CAST(… AS text)` becomes `CAST(… AS CHAR)`, and `NULLS FIRST` (MariaDB's default order) goes.
+ */
+function mariadbInspector(): Inspector {
+  const pending = mysql.createConnection(mariadbSettings());
+  const translate = (sql: string): string =>
+    sql
+      .replace(/"([A-Za-z_][A-Za-z0-9_]*)"/g, '`$1`')
+      .replace(/ AS text\)/gi, ' AS CHAR)')
+      .replace(/ NULLS FIRST/gi, '');
+  return {
+    rows: async (t, o) =>
+      (await (await pending).query(translate(`SELECT * FROM "${t}" ORDER BY ${o}`)))[0] as Record<string, unknown>[],
+    query: async (sql) => (await (await pending).query(translate(sql)))[0] as Record<string, unknown>[],
+    close: async () => (await pending).end(),
+  };
+}
+
 const kinds: {
   name: string;
   open: () => SinkDatabase;
@@ -67,6 +89,13 @@ const kinds: {
     inspect: postgresInspector,
     bool: (b) => b,
     int: (n) => String(n),
+  },
+  {
+    name: 'MariaDB',
+    open: () => new MariadbDatabase(),
+    inspect: mariadbInspector,
+    bool: (b) => (b ? 1 : 0),
+    int: (n) => n,
   },
 ];
 
@@ -118,11 +147,17 @@ for (const kind of kinds) {
                 `SELECT name FROM sqlite_master WHERE name LIKE '${spec.name}%' OR name = 'deltaflow_meta' ORDER BY name`,
               )
             ).map((r) => r.name)
-          : (
-              await look.query(
-                `SELECT relname AS name FROM pg_class WHERE relname LIKE '${spec.name.toLowerCase()}%' OR relname = 'deltaflow_meta' ORDER BY relname`,
-              )
-            ).map((r) => r.name);
+          : kind.name === 'MariaDB'
+            ? (
+                await look.query(
+                  `SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND (TABLE_NAME LIKE '${spec.name}%' OR TABLE_NAME = 'deltaflow_meta') UNION SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '${spec.name}' AND INDEX_NAME <> 'PRIMARY' ORDER BY name`,
+                )
+              ).map((r) => r.name)
+            : (
+                await look.query(
+                  `SELECT relname AS name FROM pg_class WHERE relname LIKE '${spec.name.toLowerCase()}%' OR relname = 'deltaflow_meta' ORDER BY relname`,
+                )
+              ).map((r) => r.name);
       assert.ok(names.includes('deltaflow_meta'));
       const own = names.filter(
         (n) => n !== 'deltaflow_meta' && !String(n).includes('autoindex') && !String(n).endsWith('_pkey'),
@@ -164,7 +199,11 @@ for (const kind of kinds) {
 
     test('multiset: excluded columns are created but neither written nor matched', async () => {
       const idType =
-        kind.name === 'SQLite' ? 'integer primary key autoincrement' : 'bigint generated always as identity';
+        kind.name === 'SQLite'
+          ? 'integer primary key autoincrement'
+          : kind.name === 'MariaDB'
+            ? 'bigint auto_increment primary key'
+            : 'bigint generated always as identity';
       const spec = table('multiset', [col('id', idType, 'id', { exclude: true }), col('v', 'text', 'v')]);
       await write(spec, [rec({ v: 'a', id: 99 }, 2)]);
       const changes = await write(spec, [rec({ v: 'a' }, -1)]);
@@ -212,7 +251,7 @@ for (const kind of kinds) {
         "it's",
         ' padded ',
       ];
-      const docType = kind.name === 'PostgreSQL' ? 'jsonb' : 'text';
+      const docType = kind.name === 'SQLite' ? 'text' : 'jsonb';
       const cols = (key: boolean) => [
         col('s', 'text', 's', { key }),
         col('n', 'double precision', 'n'),
@@ -377,7 +416,19 @@ for (const kind of kinds) {
         await tx.apply(spec, [rec({ v: 'a' }, 1)]);
         await tx.writeState(spec, { offsets: { s1: 10, s2: 20 }, fingerprint: 'f1', watermark: 1_700_000_000_000_000 });
       });
-      const stamp = kind.name === 'SQLite' ? 'rowid' : 'xmin::text';
+      const stamp = kind.name === 'SQLite' ? 'rowid' : kind.name === 'MariaDB' ? '0' : 'xmin::text';
+      if (kind.name === 'MariaDB') {
+        // MariaDB has no row version to look at: triggers count the rows written instead.
+        await look.query(`CREATE TABLE "${spec.name}_w" (s text)`);
+        for (const [when, row] of [
+          ['INSERT', 'NEW'],
+          ['UPDATE', 'NEW'],
+          ['DELETE', 'OLD'],
+        ])
+          await look.query(
+            `CREATE TRIGGER "${spec.name}_${when}" AFTER ${when} ON "${spec.name}_offsets" FOR EACH ROW INSERT INTO "${spec.name}_w" VALUES (${row}.stream)`,
+          );
+      }
       const before = await look.query(
         `SELECT "stream", ${stamp} AS stamp FROM "${spec.name}_offsets" ORDER BY "stream"`,
       );
@@ -402,6 +453,15 @@ for (const kind of kinds) {
       if (kind.name === 'PostgreSQL') {
         assert.equal(afterRows[0].stamp, before[0].stamp, 'unchanged stream s1 not rewritten');
         assert.notEqual(afterRows[1].stamp, before[1].stamp, 'changed stream s2 rewritten');
+      }
+      if (kind.name === 'MariaDB') {
+        const written = await look.query(`SELECT s FROM "${spec.name}_w" ORDER BY s`);
+        assert.deepEqual(
+          written.map((r) => r.s),
+          ['s2', 's3'],
+          'only the changed and the new stream were written',
+        );
+        await look.query(`DROP TABLE "${spec.name}_w"`);
       }
       // A fresh database object (as after a restart) reads the same state from the database.
       const other = kind.open();

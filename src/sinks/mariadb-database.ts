@@ -1,0 +1,108 @@
+/**
+ * The MariaDB / MySQL sink database, through mysql2 (why not the `mariadb` connector: see
+ * mariadb-connection.ts). One connection per db-config, opened by the first transaction and
+ * replaced when it is lost (transactions are serialised, so one is all a sink uses); InnoDB tables
+ * in utf8mb4 with a binary collation, READ COMMITTED, every value a parameter of a server-side
+ * prepared statement, identifiers in backticks. Lost connections, deadlocks (1213) and lock wait
+ * timeouts (1205) fail the transaction with a retryable error; the dataflow retries with backoff.
+ */
+import { SinkDatabaseError } from './errors';
+import {
+  describeMariadbTarget,
+  driverConfig,
+  isRetryableMariadbError,
+  MariadbConnection,
+  mariadbTarget,
+  type MariadbOptions,
+  type MariadbTarget,
+} from './mariadb-connection';
+import { SqlSinkDatabase, type SqlConnection } from './sql-database';
+import { mariadbDialect, type Dialect, type Statement } from './sql-dialect';
+
+/** Statements that MariaDB / MySQL commit implicitly, before and after them. */
+const DDL = /^\s*(?:CREATE|DROP|ALTER|TRUNCATE|RENAME)\b/i;
+
+export class MariadbDatabase extends SqlSinkDatabase {
+  readonly kind = 'mariadb' as const;
+  readonly label: string;
+  private readonly target: MariadbTarget | null;
+  private readonly problem: string | null;
+  private connection: MariadbConnection | null = null;
+  private serverDialect: Dialect = dialectFor(true, '', 16 << 20);
+
+  constructor(private readonly options: MariadbOptions = {}) {
+    super();
+    let target: MariadbTarget | null = null;
+    let problem: string | null = null;
+    try {
+      target = mariadbTarget(options);
+      if (!target.database) problem = 'no database named: set the Database field, the URL path or MYSQL_DATABASE';
+    } catch (e) {
+      problem = e instanceof Error ? e.message : String(e);
+    }
+    this.target = target;
+    this.problem = problem;
+    this.label = `MariaDB ${target ? describeMariadbTarget(target) : '(invalid settings)'}`;
+  }
+
+  protected get dialect(): Dialect {
+    return this.serverDialect;
+  }
+
+  protected async connect(): Promise<SqlConnection> {
+    if (this.problem !== null || this.target === null)
+      throw new SinkDatabaseError(this.label, null, this.problem ?? 'invalid settings', false);
+    let c = this.connection;
+    if (c === null || c.lost !== null) {
+      this.connection = null;
+      c = await this.step(null, () =>
+        MariadbConnection.open(driverConfig(this.target as MariadbTarget, this.options, 'deltaflow'), this.options),
+      );
+      this.connection = c;
+      this.serverDialect = dialectFor(c.server.mariadb, c.server.version, c.server.maxAllowedPacket);
+    }
+    const conn = c;
+    const run = async (s: Statement): Promise<unknown> => {
+      const result = await conn.query(s.sql, s.params);
+      // NB: DDL committed the transaction (MariaDB / MySQL commit before and after it); the
+      // statements after it form the next one. The shared layer runs no DDL after rows were
+      // written in a transaction (SqlSinkTransaction.ddl checks it).
+      if (DDL.test(s.sql)) await conn.query('START TRANSACTION');
+      return result;
+    };
+    return {
+      begin: async () => void (await conn.query('START TRANSACTION')),
+      commit: async () => void (await conn.query('COMMIT')),
+      rollback: async () => void (await conn.query('ROLLBACK')),
+      release: (broken) => {
+        if (broken && this.connection === conn) {
+          this.connection = null;
+          conn.destroy();
+        }
+      },
+      run: async (s) => Number(((await run(s)) as { affectedRows?: unknown }).affectedRows ?? 0),
+      all: async (s) => (await run(s)) as Record<string, unknown>[],
+    };
+  }
+
+  protected async shutdown(): Promise<void> {
+    const c = this.connection;
+    this.connection = null;
+    await c?.close();
+  }
+
+  protected isRetryable(err: unknown): boolean {
+    return isRetryableMariadbError(err);
+  }
+}
+
+/**
+ * The dialect for a server: MariaDB's binary collation without trailing-space padding is
+ * `utf8mb4_nopad_bin`, MySQL 8's `utf8mb4_0900_bin`; MySQL 5.7 has only `utf8mb4_bin` (which
+ * ignores trailing spaces in comparisons). Statements stay below half of `max_allowed_packet`.
+ */
+function dialectFor(mariadb: boolean, version: string, maxAllowedPacket: number): Dialect {
+  const major = Number(/^(\d+)/.exec(version)?.[1] ?? 0);
+  const collation = mariadb ? 'utf8mb4_nopad_bin' : major >= 8 ? 'utf8mb4_0900_bin' : 'utf8mb4_bin';
+  return mariadbDialect(collation, Math.max(64 << 10, Math.floor(maxAllowedPacket / 2)));
+}

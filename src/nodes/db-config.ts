@@ -1,12 +1,15 @@
 /**
- * `db-config`: the database a set of db-sink nodes writes to — a SQLite file or a PostgreSQL
- * server. Its users share one connection (SQLite) or pool (PostgreSQL), see db-access.ts.
- * Secrets (the password, a connection string that may contain one) are Node-RED credentials.
+ * `db-config`: the database a set of db-sink nodes writes to — a SQLite file, a PostgreSQL server
+ * or a MariaDB / MySQL server. Its users share one connection (SQLite, MariaDB) or pool
+ * (PostgreSQL), see db-access.ts. Secrets (the password, a connection string that may contain one)
+ * are Node-RED credentials.
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import type { SinkDatabase } from '../sinks/types';
 import { SqliteDatabase } from '../sinks/sqlite-database';
 import { PostgresDatabase, type PostgresOptions } from '../sinks/postgres-database';
+import { MariadbDatabase } from '../sinks/mariadb-database';
+import { mariadbTarget, type MariadbOptions } from '../sinks/mariadb-connection';
 import { validateIdentifier } from '../sinks/identifiers';
 import { SharedDatabase, type DatabaseConfigNode } from './db-access';
 import type { Node, NodeAPI, NodeDef } from './red';
@@ -16,7 +19,24 @@ export const DEFAULT_SQLITE_FILE = 'deltaflow.sqlite';
 /** What the db-config node's settings turn into; `problems` are reported and make acquire fail. */
 export type DatabaseSettings =
   | { readonly kind: 'sqlite'; readonly filename: string }
-  | { readonly kind: 'postgres'; readonly options: PostgresOptions };
+  | { readonly kind: 'postgres'; readonly options: PostgresOptions }
+  | { readonly kind: 'mariadb'; readonly options: MariadbOptions };
+
+/** What a db-config node knows after its deploy: its settings (fields as Node-RED substituted them) and their problems. */
+export interface ParsedDatabaseConfig {
+  readonly settings: DatabaseSettings;
+  readonly problems: readonly string[];
+}
+
+/** A deployed db-config node: shares its database (db-access.ts) and tells db-query its settings. */
+export interface DbConfigNode extends DatabaseConfigNode {
+  parsedConfig: ParsedDatabaseConfig;
+}
+
+/** The name a db-config shows when it has none. */
+export function databaseKindName(kind: unknown): string {
+  return kind === 'postgres' ? 'PostgreSQL' : kind === 'mariadb' ? 'MariaDB' : 'SQLite';
+}
 
 const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 
@@ -64,6 +84,7 @@ export function parseDatabaseSettings(
   env: (name: string) => unknown,
 ): { settings: DatabaseSettings; problems: string[] } {
   const problems: string[] = [];
+  if (config.kind === 'mariadb') return parseMariadbSettings(config, credentials, env);
   if (config.kind !== 'postgres') {
     if (config.kind !== undefined && config.kind !== 'sqlite')
       problems.push(`unknown database kind ${JSON.stringify(config.kind)}`);
@@ -71,14 +92,7 @@ export function parseDatabaseSettings(
     const filename = file === ':memory:' || isAbsolute(file) ? file : resolve(join(userDir, file));
     return { settings: { kind: 'sqlite', filename }, problems };
   }
-  const ssl =
-    config.ssl === 'on'
-      ? true
-      : config.ssl === 'on-noverify'
-        ? { rejectUnauthorized: false }
-        : config.ssl === 'off'
-          ? false
-          : undefined;
+  const ssl = sslSetting(config.ssl);
   const options: PostgresOptions = {
     connectionString: credential(credentials.connectionString, env),
     host: text(config.host) || undefined,
@@ -95,11 +109,49 @@ export function parseDatabaseSettings(
   return { settings: { kind: 'postgres', options }, problems };
 }
 
+function sslSetting(raw: unknown): boolean | { rejectUnauthorized: boolean } | undefined {
+  if (raw === 'on') return true;
+  if (raw === 'on-noverify') return { rejectUnauthorized: false };
+  if (raw === 'off') return false;
+  return undefined;
+}
+
+/**
+ * MariaDB / MySQL: the fields, then the URL (credential, `mysql://…`), then MARIADB_URL / MYSQL_URL
+ * and MYSQL_HOST, MYSQL_PORT, MYSQL_DATABASE, MYSQL_USER, MYSQL_PASSWORD. A database must be named
+ * somewhere; a malformed URL is reported.
+ */
+function parseMariadbSettings(
+  config: NodeDef,
+  credentials: Record<string, string | undefined>,
+  env: (name: string) => unknown,
+): { settings: DatabaseSettings; problems: string[] } {
+  const problems: string[] = [];
+  const options: MariadbOptions = {
+    url: credential(credentials.connectionString, env),
+    host: text(config.host) || undefined,
+    port: wholeNumber(config.port, 'port', 1, 65535, problems),
+    database: text(config.database) || undefined,
+    user: text(config.user) || undefined,
+    password: credential(credentials.password, env),
+    ssl: sslSetting(config.ssl),
+    connectionTimeoutMs: (wholeNumber(config.connectTimeout, 'connect timeout', 1, 600, problems) ?? 10) * 1000,
+    statementTimeoutMs: (wholeNumber(config.statementTimeout, 'statement timeout', 1, 86_400, problems) ?? 60) * 1000,
+  };
+  try {
+    if (!mariadbTarget(options).database)
+      problems.push('no database named: set the Database field, the URL path or MYSQL_DATABASE');
+  } catch (e) {
+    problems.push(e instanceof Error ? e.message : String(e));
+  }
+  return { settings: { kind: 'mariadb', options }, problems };
+}
+
 export default function (RED: NodeAPI): void {
-  function DbConfigNode(this: DatabaseConfigNode, config: NodeDef): void {
+  function DbConfigNode(this: DbConfigNode, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const name = text(config.name) || (config.kind === 'postgres' ? 'PostgreSQL' : 'SQLite');
+    const name = text(config.name) || databaseKindName(config.kind);
     const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', node, undefined);
     const { settings, problems } = parseDatabaseSettings(
       config,
@@ -108,14 +160,14 @@ export default function (RED: NodeAPI): void {
       env,
     );
     for (const p of problems) node.error(`db-config ${name}: ${p}`);
+    node.parsedConfig = { settings, problems };
 
-    const open = (): SinkDatabase =>
-      settings.kind === 'sqlite'
-        ? new SqliteDatabase({ filename: settings.filename })
-        : new PostgresDatabase({
-            ...settings.options,
-            onIdleError: (err) => node.warn(`db-config ${name}: idle connection lost: ${err.message}`),
-          });
+    const onIdleError = (err: Error): void => node.warn(`db-config ${name}: idle connection lost: ${err.message}`);
+    const open = (): SinkDatabase => {
+      if (settings.kind === 'sqlite') return new SqliteDatabase({ filename: settings.filename });
+      if (settings.kind === 'mariadb') return new MariadbDatabase({ ...settings.options, onIdleError });
+      return new PostgresDatabase({ ...settings.options, onIdleError });
+    };
     const shared = new SharedDatabase(open);
 
     node.acquire = (claim) => {

@@ -4,23 +4,27 @@
  * keep their own bookkeeping tables (e.g. which bookings were delivered). It never writes the
  * tables a db-sink owns behind the dataflow's back unless the statement says so.
  *
- * It uses its own connection (SQLite) or small pool (PostgreSQL) with the db-config's settings, so
- * a slow query never delays a dataflow commit. Values are always bound parameters (`msg.params`).
- * Exactly one statement runs per message: both databases are asked to prepare it as one (SQLite's
- * prepare, PostgreSQL's extended protocol), so `SELECT …; DROP TABLE t` in a `msg.topic` built
- * from outside input is refused, not run. The one opt-in, *script*, runs the node's own SQL field
- * (never `msg.topic`) as several statements without parameters.
+ * It uses its own connection (SQLite, MariaDB) or small pool (PostgreSQL) with the db-config's
+ * settings, so a slow query never delays a dataflow commit. Values are always bound parameters
+ * (`msg.params`). Exactly one statement runs per message: the databases are asked to prepare it as
+ * one (SQLite's prepare, PostgreSQL's extended protocol, MariaDB's connection without
+ * multipleStatements), so `SELECT …; DROP TABLE t` in a `msg.topic` built from outside input is
+ * refused, not run. The one opt-in, *script*, runs the node's own SQL field (never `msg.topic`) as
+ * several statements without parameters.
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { parseDatabaseSettings } from './db-config';
+import type { DbConfigNode } from './db-config';
 import { memberLabel } from './dd-operator';
 import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
 import { openPool } from '../sinks/postgres-pool';
 import { postgresProblem, type PostgresProblem } from '../sinks/postgres-problems';
+import { driverConfig, MariadbConnection, mariadbTarget, type MariadbOptions } from '../sinks/mariadb-connection';
+import { mariadbProblem } from '../sinks/mariadb-problems';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 type Params = readonly unknown[] | Readonly<Record<string, unknown>>;
+type DatabaseProblem = PostgresProblem;
 
 /** How long a statement keeps retrying while another connection holds the SQLite write lock. */
 const SQLITE_BUSY_LIMIT_MS = 10_000;
@@ -32,7 +36,7 @@ interface QueryConnection {
   /** Runs a script of several statements, without parameters (the node's opt-in). */
   script(sql: string): Promise<{ changes: number }>;
   /** What a failure says about the configuration and what to set, if anything. */
-  explain(err: unknown): PostgresProblem | null;
+  explain(err: unknown): DatabaseProblem | null;
   close(): Promise<void>;
 }
 
@@ -142,13 +146,69 @@ function postgresConnection(settings: PostgresOptions, onIdleError: (err: Error)
   };
 }
 
-/** The flow definition of the node with `id` (config nodes keep no copy of their config). */
-function definitionOf(RED: NodeAPI, id: string): NodeDef | null {
-  let found: NodeDef | null = null;
-  RED.nodes.eachNode((def) => {
-    if (def.id === id) found = def;
-  });
-  return found;
+/**
+ * MariaDB / MySQL: one connection (the statements of concurrent messages run one after another),
+ * opened on first use and replaced when lost. One statement per message: the connection's
+ * multipleStatements is off (`SELECT 1; DROP TABLE t` is a syntax error at the `;`), and statements
+ * with parameters are server-side prepared statements. A script runs on a second connection of its
+ * own, the only one with multipleStatements on.
+ */
+function mariadbConnection(settings: MariadbOptions, onIdleError: (err: Error) => void): QueryConnection {
+  const options: MariadbOptions = { ...settings, onIdleError };
+  const opened: { single: Promise<MariadbConnection> | null; script: Promise<MariadbConnection> | null } = {
+    single: null,
+    script: null,
+  };
+  const connection = async (which: 'single' | 'script'): Promise<MariadbConnection> => {
+    const current = opened[which];
+    const c = current ? await current.catch(() => null) : null;
+    if (c && c.lost === null) return c;
+    const config = driverConfig(mariadbTarget(options), options, 'deltaflow-query');
+    if (which === 'script') config.multipleStatements = true;
+    const next = MariadbConnection.open(config, options);
+    next.catch(() => undefined); // the caller awaits it; a later call opens a new one
+    opened[which] = next;
+    return next;
+  };
+  return {
+    async query(sql, params) {
+      if (!Array.isArray(params))
+        throw new Error('MariaDB takes positional parameters: set msg.params to an array for ?, ?, …');
+      const result = await (await connection('single')).query(sql, params).catch((err: unknown) => {
+        throw severalMariadbStatements(err, sql) ? new SeveralStatements(err) : err;
+      });
+      return Array.isArray(result)
+        ? { rows: result as Record<string, unknown>[] }
+        : { changes: Number((result as { affectedRows?: unknown }).affectedRows ?? 0) };
+    },
+    async script(sql) {
+      const result = await (await connection('script')).query(sql);
+      const list = Array.isArray(result) ? (result as unknown[]) : [result];
+      let changes = 0;
+      for (const r of list)
+        if (r && !Array.isArray(r)) changes += Number((r as { affectedRows?: unknown }).affectedRows ?? 0);
+      return { changes };
+    },
+    explain: (err) => mariadbProblem(err, settings),
+    async close() {
+      const all = [opened.single, opened.script];
+      opened.single = opened.script = null;
+      for (const p of all) await (p ? await p.catch(() => null) : null)?.close();
+    },
+  };
+}
+
+/**
+ * Whether MariaDB's syntax error is the second statement of several: the text it quotes (`near
+ * '…'`) follows a `;` in the SQL.
+ */
+function severalMariadbStatements(err: unknown, sql: string): boolean {
+  const e = err as { errno?: unknown; sqlMessage?: unknown } | null;
+  if (e?.errno !== 1064 || typeof e.sqlMessage !== 'string') return false;
+  const near = /near '([\s\S]*)' at line \d+$/.exec(e.sqlMessage)?.[1];
+  if (!near) return false;
+  const at = sql.lastIndexOf(near.slice(0, 40));
+  return at > 0 && sql.slice(0, at).trimEnd().endsWith(';');
 }
 
 export default function (RED: NodeAPI): void {
@@ -163,30 +223,26 @@ export default function (RED: NodeAPI): void {
     let connection: QueryConnection | null = null;
     let problem: string | null = null;
     const dbId = typeof config.database === 'string' ? config.database : '';
-    const dbDef = dbId ? definitionOf(RED, dbId) : null;
-    const dbNode = dbId ? RED.nodes.getNode(dbId) : null;
-    if (!dbDef || !dbNode || dbDef.type !== 'db-config') {
+    const dbNode = dbId ? (RED.nodes.getNode(dbId) as Partial<DbConfigNode> | null) : null;
+    // The db-config's settings as it parsed them at its deploy, with the ${VAR} values Node-RED
+    // substituted (the flow definition holds the raw text).
+    const parsed = dbNode?.type === 'db-config' ? dbNode.parsedConfig : undefined;
+    if (!parsed) {
       problem = 'no database selected: choose a db-config node';
     } else if (script && fixedSql === '') {
       problem =
         'script is ticked but the SQL field is empty: a script runs only the SQL written in the node, never msg.topic';
     } else {
-      const env = (v: string): unknown => RED.util.evaluateNodeProperty(v, 'env', dbNode, undefined);
-      const { settings, problems } = parseDatabaseSettings(
-        dbDef,
-        dbNode.credentials ?? {},
-        RED.settings.userDir ?? process.cwd(),
-        env,
-      );
+      const { settings, problems } = parsed;
       if (problems.length > 0) problem = `database misconfigured: ${problems.join('; ')}`;
       else {
         // Opened on first use: a missing database at deploy is a per-message error, not a crash.
-        const open = (): QueryConnection =>
-          settings.kind === 'sqlite'
-            ? sqliteConnection(settings.filename)
-            : postgresConnection(settings.options, (err) =>
-                node.warn(`${label}: idle connection lost: ${err.message}`),
-              );
+        const onIdleError = (err: Error): void => node.warn(`${label}: idle connection lost: ${err.message}`);
+        const open = (): QueryConnection => {
+          if (settings.kind === 'sqlite') return sqliteConnection(settings.filename);
+          if (settings.kind === 'mariadb') return mariadbConnection(settings.options, onIdleError);
+          return postgresConnection(settings.options, onIdleError);
+        };
         node.on('input', (msg: NodeMessage, send, done) => {
           const sql = fixedSql || (typeof msg.topic === 'string' ? msg.topic.trim() : '');
           if (sql === '') {

@@ -33,7 +33,11 @@ export interface MariadbOptions {
   readonly ssl?: boolean | { readonly rejectUnauthorized: boolean };
   /** How long connecting may take before it fails, ms (default 10000). */
   readonly connectionTimeoutMs?: number;
-  /** How long one statement may go unanswered before the connection is given up, ms (default 60000). */
+  /**
+   * How long one statement may take, ms (default 60000): MariaDB's `max_statement_time` cancels a
+   * longer one and its `idle_transaction_timeout` ends a transaction left idle that long; when no
+   * answer comes at all 2 s after it (a stopped server, a network gone), the connection is given up.
+   */
   readonly statementTimeoutMs?: number;
   /** How long a statement waits for a row lock held by another session before failing (retryable), ms (default 30000; whole seconds). */
   readonly lockTimeoutMs?: number;
@@ -163,6 +167,9 @@ export interface ServerInfo {
 
 type Abort = (err: Error) => void;
 
+/** How long after the statement timeout a statement without any answer gives its connection up. */
+const NO_ANSWER_GRACE_MS = 2000;
+
 /**
  * One mysql2 connection, promise-based. Every statement is answered or fails within the statement
  * timeout (the connection is then given up: its protocol state is unknown); once lost, the
@@ -186,11 +193,8 @@ export class MariadbConnection {
    */
   static async open(config: mysql.ConnectionOptions, options: MariadbOptions): Promise<MariadbConnection> {
     const raw = mysql.createConnection(config);
-    const c = new MariadbConnection(
-      raw,
-      Math.max(1, Math.floor(options.statementTimeoutMs ?? 60_000)),
-      options.onIdleError,
-    );
+    const statementMs = Math.max(1000, Math.floor(options.statementTimeoutMs ?? 60_000));
+    const c = new MariadbConnection(raw, statementMs + NO_ANSWER_GRACE_MS, options.onIdleError);
     // NB: the listeners are attached where the connection is made, before it can fail: an `error`
     // event without a listener would be an uncaught exception and end the Node-RED process (issue 19).
     raw.on('error', (err: Error) => c.fail(err));
@@ -217,6 +221,14 @@ export class MariadbConnection {
         "SET SESSION time_zone = '+00:00', SESSION innodb_lock_wait_timeout = CAST(? AS UNSIGNED), SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES', 'NO_ENGINE_SUBSTITUTION')",
         [Math.max(1, Math.round((options.lockTimeoutMs ?? 30_000) / 1000))],
       );
+      // MariaDB cancels a statement that runs longer, and ends a transaction left idle that long
+      // (its client gone without the server noticing): its locks do not outlive it. (MySQL has
+      // neither variable; there the client's own timeout applies.)
+      if (c.server.mariadb)
+        await c.query(
+          'SET SESSION max_statement_time = CAST(? AS DECIMAL(12, 3)), SESSION idle_transaction_timeout = CAST(? AS UNSIGNED)',
+          [statementMs / 1000, Math.ceil(statementMs / 1000)],
+        );
       // Each transaction reads only the state of tables it alone writes: no gap locks needed.
       await c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     } catch (e) {
@@ -310,11 +322,11 @@ function connectionClosed(message: string, code = 'PROTOCOL_CONNECTION_LOST'): E
  * (1040, 1203, 1226), shutdown (1053), killed connection (1927), interrupted query (1317), network
  * errors (1158–1161), out of memory or resources (1037, 1041), disk or table full (1021, 1114,
  * 1206), error during commit or rollback (1180, 1181), read-only server (1290, 1792: a failover
- * in progress), inactivity disconnect (4031).
+ * in progress), inactivity disconnect (4031), max_statement_time exceeded (1969).
  */
 const RETRYABLE_ERRNOS = new Set([
   1213, 1205, 1040, 1203, 1226, 1053, 1927, 1317, 1158, 1159, 1160, 1161, 1037, 1041, 1021, 1114, 1206, 1180, 1181,
-  1290, 1792, 4031,
+  1290, 1792, 4031, 1969,
 ]);
 const RETRYABLE_CODES = new Set([
   'ECONNREFUSED',

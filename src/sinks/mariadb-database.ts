@@ -16,6 +16,7 @@ import {
   type MariadbOptions,
   type MariadbTarget,
 } from './mariadb-connection';
+import { mariadbProblem, type MariadbProblem } from './mariadb-problems';
 import { SqlSinkDatabase, type SqlConnection } from './sql-database';
 import { mariadbDialect, type Dialect, type Statement } from './sql-dialect';
 
@@ -89,6 +90,10 @@ export class MariadbDatabase extends SqlSinkDatabase {
     const c = this.connection;
     this.connection = null;
     await c?.close();
+  }
+
+  protected override explain(err: unknown): MariadbProblem | null {
+    return mariadbProblem(err, this.options);
   }
 
   protected isRetryable(err: unknown): boolean {

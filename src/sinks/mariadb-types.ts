@@ -9,9 +9,11 @@
  * | `text`, `varchar`, `character varying` (no length)             | `LONGTEXT`; `VARCHAR(255)` as a key column (shorter when several text key columns share the 3,072-byte key limit); an index on it covers its first 255 characters |
  * | `timestamptz`, `timestamp`, `timestamp with[out] time zone`    | `DATETIME(6)` (UTC)              |
  * | `timestamp(p)`, `timestamptz(p)`, `… with[out] time zone`      | `DATETIME(p)` (UTC)              |
- * | `json`, `jsonb`                                                | `JSON`                           |
+ * | `json`, `jsonb`                                                | `JSON`; `VARCHAR(255)` as a key  |
  * | `real`, `float8`, `double precision`                           | `DOUBLE`                         |
+ * | `numeric`, `decimal` (no precision)                            | `DECIMAL(65, 30)`                |
  * | `bytea`                                                        | `LONGBLOB`                       |
+ * | `time`, `timetz`, `time(p)`, `… with[out] time zone`           | `TIME(6)`, `TIME(p)`             |
  * | `uuid`                                                         | `CHAR(36)`                       |
  * | anything else (`integer`, `bigint`, `boolean`, `numeric(12, 2)`, `varchar(40)`, `date`, `datetime(3)`, `mediumtext`, …) | as written |
  *
@@ -34,13 +36,20 @@ const RULES: readonly { readonly written: RegExp; readonly created: (m: RegExpEx
   },
   { written: /^jsonb?$/i, created: () => 'JSON' },
   { written: /^(?:real|float8|double\s+precision)$/i, created: () => 'DOUBLE' },
+  // MariaDB's NUMERIC without precision is DECIMAL(10, 0): it would round the fraction away.
+  { written: /^(?:numeric|decimal)$/i, created: () => 'DECIMAL(65, 30)' },
   { written: /^bytea$/i, created: () => 'LONGBLOB' },
+  // PostgreSQL's time keeps microseconds; MariaDB's TIME without precision rounds to seconds.
+  {
+    written: /^(?:timetz|time)(?:\s*\(\s*(\d)\s*\))?(?:\s+with(?:out)?\s+time\s+zone)?$/i,
+    created: (m) => `TIME(${m[1] ?? 6})`,
+  },
   { written: /^uuid$/i, created: () => 'CHAR(36)' },
 ];
 
 /** The leading type phrase of a type text: words, with a parenthesised part; the rest are modifiers. */
 const TYPE_PHRASE =
-  /^((?:timestamptz|timestamp)(?:\s*\(\s*\d\s*\))?(?:\s+with(?:out)?\s+time\s+zone)?|double\s+precision|character\s+varying(?:\s*\([^)]*\))?|[A-Za-z][A-Za-z0-9_]*(?:\s*\([^)]*\))?)(.*)$/is;
+  /^((?:timestamptz|timestamp|timetz|time)(?![A-Za-z0-9_])(?:\s*\(\s*\d\s*\))?(?:\s+with(?:out)?\s+time\s+zone)?|double\s+precision|character\s+varying(?:\s*\([^)]*\))?|[A-Za-z][A-Za-z0-9_]*(?:\s*\([^)]*\))?)(.*)$/is;
 
 /** How a column takes part in the table's keys. */
 export type ColumnRole = 'key' | 'index' | 'plain';
@@ -58,7 +67,9 @@ export function mariadbColumnType(type: string, role: ColumnRole, textKeys = 1):
     const hit = rule.written.exec(phrase);
     if (!hit) continue;
     let created = rule.created(hit);
-    if (created === 'LONGTEXT' && role === 'key') created = `VARCHAR(${textKeyLength(textKeys)})`;
+    // A key cannot be unbounded text (nor MariaDB's JSON, which is LONGTEXT): a bounded VARCHAR.
+    if ((created === 'LONGTEXT' || created === 'JSON') && role === 'key')
+      created = `VARCHAR(${textKeyLength(textKeys)})`;
     return created + rest;
   }
   return phrase + rest;
@@ -121,8 +132,9 @@ export function utcDatetime(text: string): string {
   return `${utc.slice(0, 10)} ${utc.slice(11, 19)}${frac}`;
 }
 
-function converterFor(dataType: string | undefined): Converter | null {
-  const t = (dataType ?? '').toLowerCase();
+function converterFor(columnType: string | undefined): Converter | null {
+  // information_schema's COLUMN_TYPE (`varchar(255)`, `int(10) unsigned`): the name before any `(` or space.
+  const t = /^[a-z]+/i.exec(columnType ?? '')?.[0]?.toLowerCase() ?? '';
   if (TEXT_TYPES.has(t)) return toText;
   if (DATETIME_TYPES.has(t)) return toDatetime;
   if (t === 'date') return toDate;
@@ -130,14 +142,14 @@ function converterFor(dataType: string | undefined): Converter | null {
 }
 
 /**
- * A function binding a row's cells for columns of the given information_schema data types
- * (`varchar`, `datetime`, …, in the row's column order); the cells themselves when none needs a
- * conversion, a new array otherwise.
+ * A function binding a row's cells for columns of the given information_schema column types
+ * (`varchar(255)`, `datetime(6)`, …, in the row's column order); the cells themselves when none
+ * needs a conversion, a new array otherwise.
  */
 export function mariadbBinder(
-  dataTypes: readonly (string | undefined)[],
+  columnTypes: readonly (string | undefined)[],
 ): (cells: readonly SqlValue[]) => readonly SqlValue[] {
-  const converters = dataTypes.map(converterFor);
+  const converters = columnTypes.map(converterFor);
   if (converters.every((c) => c === null)) return (cells) => cells;
   return (cells) => {
     let out: SqlValue[] | null = null;

@@ -369,7 +369,9 @@ class SqlSinkTransaction implements SinkTransaction {
       } else {
         for (let i = 0; i < plan.deletes.length; i++) {
           const r = plan.deletes[i];
-          deleted[i] = await this.exec.run(sql.deleteOneMatchingSql(this.d, table, names, bind(r.cells), r.count));
+          deleted[i] = await this.exec.run(
+            sql.deleteOneMatchingSql(this.d, table, names, bind(r.cells), r.count, await this.columnTypesOf(table)),
+          );
         }
       }
       if (report) {

@@ -24,6 +24,12 @@ export interface Dialect {
   readonly batchedMultisetDelete: boolean;
   /** Whether a parameter in a bare VALUES list needs a cast to the column's type. */
   readonly castsValues: boolean;
+  /**
+   * A placeholder compared with (or selected as) a column of `type`, cast where the dialect needs
+   * it: PostgreSQL always (`$1::type`); MariaDB for DECIMAL columns (a number compares with the
+   * stored, rounded DECIMAL only after the same conversion the INSERT made); SQLite never.
+   */
+  castParam(placeholder: string, type: string): string;
   /** Inserts of many rows as one statement with one array parameter per column (`unnest`). */
   readonly arrayInserts: boolean;
   /**
@@ -47,6 +53,7 @@ export const sqliteDialect: Dialect = {
   timestampType: 'text',
   batchedMultisetDelete: false,
   castsValues: false,
+  castParam: (p) => p,
   arrayInserts: false,
   ddlCommits: false,
   bindsByColumnType: false,
@@ -62,6 +69,7 @@ export const postgresDialect: Dialect = {
   timestampType: 'timestamptz',
   batchedMultisetDelete: true,
   castsValues: true,
+  castParam: (p, type) => `${p}::${type}`,
   arrayInserts: true,
   ddlCommits: false,
   bindsByColumnType: false,
@@ -86,6 +94,11 @@ export function mariadbDialect(collation: string, maxStatementBytes: number): Di
     timestampType: 'DATETIME(6)',
     batchedMultisetDelete: false,
     castsValues: false,
+    castParam: (p, type) => {
+      // information_schema's COLUMN_TYPE, e.g. `decimal(10,2)` or `decimal(10,2) unsigned`.
+      const m = /^decimal\((\d+),(\d+)\)/i.exec(type);
+      return m ? `CAST(${p} AS DECIMAL(${m[1]}, ${m[2]}))` : p;
+    },
     arrayInserts: false,
     ddlCommits: true,
     bindsByColumnType: true,
@@ -158,7 +171,7 @@ class Params {
     // Array parameters exist only where the dialect takes them (PostgreSQL's unnest statements).
     this.values.push(Array.isArray(v) ? arrayLiteral(v as readonly SqlValue[]) : v);
     const p = this.d.placeholder(this.values.length);
-    return cast && this.d.castsValues ? `${p}::${cast}` : p;
+    return cast ? this.d.castParam(p, cast) : p;
   }
 }
 
@@ -417,11 +430,12 @@ export function deleteOneMatchingSql(
   columns: readonly string[],
   cells: readonly SqlValue[],
   count: number,
+  types: ReadonlyMap<string, string> = new Map(),
 ): Statement {
   const q = d.quote;
   const p = new Params(d);
   if (d.kind === 'mariadb') {
-    const where = columns.map((c, i) => `${q(c)} <=> ${p.add(cells[i] as SqlValue)}`).join(' AND ');
+    const where = columns.map((c, i) => `${q(c)} <=> ${p.add(cells[i] as SqlValue, types.get(c))}`).join(' AND ');
     return { sql: `DELETE FROM ${q(table)} WHERE ${where} LIMIT ${p.add(count)}`, params: p.values };
   }
   const where = columns.map((c, i) => matchCell(d, c, '', cells[i], () => p.add(cells[i]))).join(' AND ');
@@ -493,8 +507,8 @@ export function selectByKeysSql(
     // A derived table of the keys (MySQL's VALUES needs ROW(); UNION ALL reads the same in both).
     const rows = keys.map((k, j) =>
       j === 0
-        ? `SELECT ${[`${p.add(j)} AS i`, ...k.map((v, i) => `${p.add(v)} AS k${i}`)].join(', ')}`
-        : `SELECT ${[p.add(j), ...k.map((v) => p.add(v))].join(', ')}`,
+        ? `SELECT ${[`${p.add(j)} AS i`, ...k.map((v, i) => `${p.add(v, types.get(keyColumns[i]))} AS k${i}`)].join(', ')}`
+        : `SELECT ${[p.add(j), ...k.map((v, i) => p.add(v, types.get(keyColumns[i])))].join(', ')}`,
     );
     const q = d.quote;
     const on = keyColumns.map((c, i) => `t.${q(c)} = v.k${i}`).join(' AND ');
@@ -602,12 +616,13 @@ export function tableExistsSql(d: Dialect, table: string): Statement {
 
 /**
  * The type of each column: PostgreSQL the declared type (for the casts of VALUES lists), MariaDB
- * the data type (`varchar`, `datetime`, …, for the conversion of bound values).
+ * the column type (`varchar(255)`, `decimal(10,2)`, `datetime(6)`, …, for the conversion of bound
+ * values and the casts of DECIMAL comparisons).
  */
 export function columnTypesSql(d: Dialect, table: string): Statement {
   if (d.kind === 'mariadb')
     return {
-      sql: 'SELECT COLUMN_NAME AS `name`, DATA_TYPE AS `type` FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+      sql: 'SELECT COLUMN_NAME AS `name`, COLUMN_TYPE AS `type` FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
       params: [table],
     };
   return {

@@ -48,7 +48,7 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
     "document.querySelectorAll('g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0",
   );
 
-  // The db-config form shows SQLite or PostgreSQL fields.
+  // The db-config form shows SQLite, PostgreSQL or MariaDB fields.
   await sinkNode.dblclick();
   await page.locator('#node-input-btn-database-edit').click();
   await page.locator('#node-config-input-kind').waitFor();
@@ -59,6 +59,15 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   assert.equal(await page.locator('#node-config-input-password').getAttribute('type'), 'password');
   assert.equal(await page.locator('#node-config-input-ssl').inputValue(), 'default');
   assert.equal(await page.locator('#node-config-input-filename').isVisible(), false);
+  assert.equal(await page.locator('#node-config-input-schema').isVisible(), true);
   await screenshot(page, 'db-config-editor');
+  // MariaDB / MySQL: the server fields, without PostgreSQL's schema and pool size.
+  await page.locator('#node-config-input-kind').selectOption('mariadb');
+  assert.equal(await page.locator('#node-config-input-host').isVisible(), true);
+  assert.equal(await page.locator('#node-config-input-password').isVisible(), true);
+  assert.equal(await page.locator('#node-config-input-schema').isVisible(), false);
+  assert.equal(await page.locator('#node-config-input-poolSize').isVisible(), false);
+  assert.equal(await page.locator('#node-config-input-port').getAttribute('placeholder'), '3306');
+  await screenshot(page, 'db-config-editor-mariadb');
   assert.deepEqual(pageErrors, []);
 });

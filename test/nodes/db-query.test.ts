@@ -1,10 +1,11 @@
-/** db-query in a Node-RED runtime: SQLite and PostgreSQL statements with parameters, errors, configuration problems. */
+/** db-query in a Node-RED runtime: SQLite, PostgreSQL and MariaDB statements with parameters, errors, configuration problems. */
 import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { uniqueName, withMariadb } from '../dataflow/support';
 import dbConfig from '../../src/nodes/db-config';
 import dbQuery from '../../src/nodes/db-query';
 import { errorsOf, helper, statusesOf, type FlowNode } from './dd-helper';
@@ -94,6 +95,16 @@ test('PostgreSQL: the configured statement with $1 parameters', async () => {
     ]);
     const named = await ask({ params: { n: 1 } });
     assert.match((named.msg.error as { message: string }).message, /PostgreSQL takes positional parameters/);
+    // Fields written as ${VAR}: db-query connects with the values Node-RED substituted for the
+    // db-config (it read the raw flow definition before and refused the port "${PGPORT}").
+    await helper.unload();
+    await helper.load(
+      [dbConfig, dbQuery],
+      flow({ id: 'db', type: 'db-config', kind: 'postgres', host: '${PGHOST}', port: '${PGPORT}' }),
+    );
+    const count = { topic: `SELECT count(*)::int AS c FROM ${schema}.t` };
+    const counted = await ask(count);
+    assert.deepEqual(counted.msg.payload, [{ c: 2 }], JSON.stringify(counted.msg.error));
   } finally {
     await client.query(`DROP SCHEMA ${schema} CASCADE`);
     await client.end();
@@ -163,17 +174,17 @@ test('PostgreSQL: several statements in msg.topic are refused and none runs (als
   }
 });
 
-for (const kind of ['sqlite', 'postgres'] as const) {
+for (const kind of ['sqlite', 'postgres', 'mariadb'] as const) {
   test(`${kind}: the script opt-in runs the node's own SQL as several statements, without parameters`, async () => {
     const client = kind === 'postgres' ? new pg.Client() : null;
     await client?.connect();
     const s = `${schema}_scr`;
-    const prefix = kind === 'postgres' ? `${s}.` : '';
+    const prefix = kind === 'postgres' ? `${s}.` : kind === 'mariadb' ? `${s}_` : '';
     await client?.query(`CREATE SCHEMA ${s}`);
     const db: FlowNode =
       kind === 'sqlite'
         ? { id: 'db', type: 'db-config', kind: 'sqlite', filename: join(dir, 'script.sqlite') }
-        : { id: 'db', type: 'db-config', kind: 'postgres' };
+        : { id: 'db', type: 'db-config', kind };
     try {
       const sql = `CREATE TABLE ${prefix}a (x integer); INSERT INTO ${prefix}a VALUES (1); INSERT INTO ${prefix}a VALUES (2), (3)`;
       await helper.load([dbConfig, dbQuery], flow(db, sql, true));
@@ -191,9 +202,71 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     } finally {
       await client?.query(`DROP SCHEMA ${s} CASCADE`);
       await client?.end();
+      if (kind === 'mariadb') await withMariadb((c) => c.query(`DROP TABLE IF EXISTS ${prefix}a`));
     }
   });
 }
+
+test('MariaDB: ? parameters as a prepared statement, several statements refused, connection from ${VAR} fields and MYSQL_*', async () => {
+  const t = uniqueName('dbq');
+  const exists = (): Promise<boolean> =>
+    withMariadb(async (c) => {
+      const [r] = await c.query(
+        'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+        [t],
+      );
+      return (r as unknown[]).length === 1;
+    });
+  try {
+    await helper.load(
+      [dbConfig, dbQuery],
+      // Host and port as ${VAR} (Node-RED substitutes them); user, password and database from MYSQL_*.
+      flow({ id: 'db', type: 'db-config', kind: 'mariadb', host: '${MYSQL_HOST}', port: '${MYSQL_PORT}' }),
+    );
+    const created = await ask({ topic: `CREATE TABLE ${t} (k varchar(100), n int)` });
+    assert.deepEqual(created.msg.payload, { changes: 0 }, JSON.stringify(created.msg.error));
+    assert.deepEqual(
+      (await ask({ topic: `INSERT INTO ${t} VALUES (?, ?), (?, ?)`, params: ['a', 1, "b'; DROP TABLE t; --", 2] })).msg
+        .payload,
+      { changes: 2 },
+    );
+    assert.deepEqual((await ask({ topic: `SELECT k, n FROM ${t} WHERE n >= ? ORDER BY n`, params: [1] })).msg.payload, [
+      { k: 'a', n: 1 },
+      { k: "b'; DROP TABLE t; --", n: 2 },
+    ]);
+    await injection(t, exists);
+    const withParams = await ask({ topic: `SELECT ?; DROP TABLE ${t}`, params: [1] });
+    assert.match(
+      (withParams.msg.error as { message: string }).message,
+      /refused: the SQL holds more than one statement/,
+    );
+    assert.equal(await exists(), true);
+    const named = await ask({ topic: `SELECT * FROM ${t} WHERE n = :n`, params: { n: 1 } });
+    assert.match((named.msg.error as { message: string }).message, /MariaDB takes positional parameters/);
+    // A syntax error that is not a second statement is reported as it is.
+    const typo = await ask({ topic: `SELEC 1` });
+    assert.match((typo.msg.error as { message: string }).message, /my query: You have an error in your SQL syntax/);
+  } finally {
+    await withMariadb((c) => c.query(`DROP TABLE IF EXISTS ${t}`));
+  }
+});
+
+test('MariaDB: a database that does not exist gives a status naming it and the field', async () => {
+  await helper.load(
+    [dbConfig, dbQuery],
+    flow({ id: 'db', type: 'db-config', kind: 'mariadb', database: 'deltaflow_no_such_db' }, 'SELECT 1'),
+  );
+  const failed = await ask({});
+  assert.equal(failed.ok, false);
+  assert.match(
+    (failed.msg.error as { message: string }).message,
+    /my query: Unknown database 'deltaflow_no_such_db' — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
+  );
+  assert.ok(
+    statusesOf('q').some((s) => s.fill === 'red' && s.text === 'no database "deltaflow_no_such_db" (Database field)'),
+    JSON.stringify(statusesOf('q')),
+  );
+});
 
 test('without a database the node reports it at deploy and for every message', async () => {
   await helper.load(

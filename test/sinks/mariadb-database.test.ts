@@ -493,7 +493,12 @@ test('connection settings: fields over the URL over MYSQL_*; the label never hol
   });
   await assert.rejects(
     denied.transaction(async () => undefined),
-    (e: unknown) => e instanceof SinkDatabaseError && !e.retryable && /Access denied/.test(e.message),
+    // A setting the user can fix while the dataflow runs: retried, with a hint naming the setting.
+    (e: unknown) =>
+      e instanceof SinkDatabaseError &&
+      e.retryable &&
+      /Access denied/.test(e.message) &&
+      e.hint === 'access denied: check Password field',
   );
   await denied.close();
 });

@@ -1,6 +1,6 @@
 /**
  * Every supported SQL type (src/sinks/sql-types.ts) in multiset and keyed tables, inserted and
- * retracted, on SQLite and PostgreSQL: a multiset delete finds its row by every cell (so the type
+ * retracted, on SQLite, PostgreSQL and MariaDB: a multiset delete finds its row by every cell (so the type
  * must compare, `json` included), a keyed table updates and deletes by a key of that type.
  */
 import { after, describe, test } from 'node:test';
@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import mysql from 'mysql2/promise';
+import { MariadbDatabase } from '../../src/sinks/mariadb-database';
+import { mariadbSettings } from '../dataflow/support';
 import type { Batch, Value } from '../../src/engine/types';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
@@ -81,6 +84,19 @@ function postgresKind(): Kind {
   };
 }
 
+function mariadbKind(): Kind {
+  const pending = mysql.createConnection(mariadbSettings());
+  return {
+    name: 'MariaDB',
+    open: () => new MariadbDatabase(),
+    ids: async (table) =>
+      ((await (await pending).query(`SELECT id FROM \`${table}\` ORDER BY id`))[0] as { id: string }[]).map(
+        (r) => r.id,
+      ),
+    close: async () => (await pending).end(),
+  };
+}
+
 test('every supported type has samples here', () => {
   assert.deepEqual(Object.keys(SAMPLES).sort(), [...SUPPORTED_SQL_TYPES].sort());
 });
@@ -109,7 +125,7 @@ test('a json column cannot be a key or an index (it cannot be compared): a clear
   );
 });
 
-for (const kind of [sqliteKind(), postgresKind()]) {
+for (const kind of [sqliteKind(), postgresKind(), mariadbKind()]) {
   describe(`${kind.name}: every supported type`, () => {
     const db = kind.open();
     const created: TableSpec[] = [];

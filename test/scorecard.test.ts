@@ -181,35 +181,101 @@ test('D03 dependencies are locked at versions their ranges admit, on the newest 
   }
 });
 
-/**
- * The labels of a form that resources/dd-editor.js generates (`DeltaFlowEditor.expressionForm`),
- * as label markup: Dataflow, the language selector, the expression, Name.
- */
-function generatedFormLabels(html: string): string {
-  const call = /DeltaFlowEditor\.expressionForm\([^{]*\{([^}]*)\}/.exec(html)?.[1];
-  if (!call) return '';
-  const option = (name: string) => new RegExp(`${name}: '([^']*)'`).exec(call)?.[1] ?? '';
-  return ['Dataflow', option('languageLabel'), option('label'), 'Name'].map((l) => `<label>${l}</label>`).join('');
+/** The message catalogs of a language: each node's own, plus core Node-RED's `node-red` namespace. */
+function catalogs(lang: string): (key: string, type: string) => string | undefined {
+  const own = (type: string): Record<string, unknown> => {
+    const file = join(root, 'nodes', 'locales', lang, `${type}.json`);
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  };
+  const coreDir = join(dirnameOf(require.resolve('@node-red/nodes/package.json')), 'locales');
+  const coreFile = existsSync(join(coreDir, lang, 'messages.json'))
+    ? join(coreDir, lang, 'messages.json')
+    : join(coreDir, 'en-US', 'messages.json');
+  const core = JSON.parse(readFileSync(coreFile, 'utf8')) as Record<string, unknown>;
+  const lookup = (tree: Record<string, unknown>, key: string): string | undefined => {
+    let at: unknown = tree;
+    for (const part of key.split('.')) at = (at as Record<string, unknown> | undefined)?.[part];
+    return typeof at === 'string' ? at : undefined;
+  };
+  return (key, type) => {
+    const [ns, k] = key.includes(':') ? (key.split(':') as [string, string]) : [`@deltaflow/node-red/${type}`, key];
+    if (ns === 'node-red') return lookup(core, k);
+    return lookup(own(ns.replace('@deltaflow/node-red/', '')), k);
+  };
 }
 
-test('every field of every editor form is explained in the node help (a <dt> naming its label)', () => {
+function dirnameOf(file: string): string {
+  return file.slice(0, file.lastIndexOf('/'));
+}
+
+const languages = readdirSync(join(root, 'nodes', 'locales'));
+
+test('every field of every editor form is explained in the node help of every language (a <dt> naming its label)', () => {
   const strip = (html: string) =>
     html
       .replace(/<[^>]+>/g, '')
       .replace(/\s+/g, ' ')
       .trim();
   const problems: string[] = [];
-  for (const js of Object.values(pkg['node-red'].nodes)) {
-    const file = js.replace(/\.js$/, '.html');
-    const html = readFileSync(join(root, file), 'utf8');
-    const form = /data-template-name="[^"]+">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? generatedFormLabels(html);
-    const help = /data-help-name="[^"]+">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
-    assert.ok(form && help, `${file}: no form or no help`);
-    const terms = [...help.matchAll(/<dt[^>]*>([\s\S]*?)<\/dt>/g)].map((m) => strip(m[1]!).toLowerCase());
-    for (const m of form.matchAll(/<label[^>]*>([\s\S]*?)<\/label>/g)) {
-      const label = strip(m[1]!);
-      if (label !== '' && !terms.some((t) => t.includes(label.toLowerCase())))
-        problems.push(`${file}: field "${label}"`);
+  assert.ok(languages.includes('en-US'));
+  for (const lang of languages) {
+    const t = catalogs(lang);
+    for (const [type, js] of Object.entries(pkg['node-red'].nodes)) {
+      const file = js.replace(/\.js$/, '.html');
+      const html = readFileSync(join(root, file), 'utf8');
+      const form = /data-template-name="[^"]+">([\s\S]*?)<\/script>/.exec(html)?.[1];
+      const helpFile = join(root, 'nodes', 'locales', lang, `${type}.html`);
+      assert.ok(form, `${file}: no form`);
+      assert.ok(existsSync(helpFile), `no help ${lang}/${type}.html`);
+      const help = readFileSync(helpFile, 'utf8');
+      assert.match(help, new RegExp(`data-help-name="${type}"`));
+      const terms = [...help.matchAll(/<dt[^>]*>([\s\S]*?)<\/dt>/g)].map((m) => strip(m[1]!).toLowerCase());
+      for (const m of form.matchAll(/<label[^>]*>([\s\S]*?)<\/label>/g)) {
+        const key = /data-i18n="([^"]+)"/.exec(m[1]!)?.[1];
+        const label = key ? t(key, type) : strip(m[1]!);
+        if (label === undefined) problems.push(`${lang}/${type}: no text for ${key}`);
+        else if (label !== '' && !terms.some((term) => term.includes(label.toLowerCase())))
+          problems.push(`${lang}/${type}: field "${label}"`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
+});
+
+test("every text key the editor files use is in every language's catalog, and the catalogs have the same keys", () => {
+  const keysOf = (tree: unknown, prefix = ''): string[] =>
+    typeof tree === 'string'
+      ? [prefix]
+      : Object.entries(tree as Record<string, unknown>).flatMap(([k, v]) => keysOf(v, prefix ? `${prefix}.${k}` : k));
+  const problems: string[] = [];
+  const reference = new Map<string, string[]>();
+  for (const type of Object.keys(pkg['node-red'].nodes)) {
+    const file = join(root, 'nodes', 'locales', 'en-US', `${type}.json`);
+    assert.ok(existsSync(file), `no catalog en-US/${type}.json`);
+    reference.set(type, keysOf(JSON.parse(readFileSync(file, 'utf8'))).sort());
+  }
+  const sources = [
+    ...Object.values(pkg['node-red'].nodes).map((js) => js.replace(/\.js$/, '.html')),
+    'resources/dd-editor.js',
+  ].map((f) => [f, readFileSync(join(root, f), 'utf8')] as const);
+  for (const lang of languages) {
+    const t = catalogs(lang);
+    for (const [type, keys] of reference) {
+      const file = join(root, 'nodes', 'locales', lang, `${type}.json`);
+      const own = existsSync(file) ? keysOf(JSON.parse(readFileSync(file, 'utf8'))).sort() : [];
+      if (own.join() !== keys.join()) problems.push(`${lang}/${type}.json: keys differ from en-US`);
+    }
+    for (const [file, text] of sources) {
+      const type = file.replace(/^nodes\/|\.html$/g, '');
+      const used = [
+        ...[...text.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)].map((m) => m[1]!),
+        ...[...text.matchAll(/this\._\('([^']+)'/g)].map((m) => m[1]!),
+      ];
+      for (const key of used) if (t(key, type) === undefined) problems.push(`${lang}: ${file} uses ${key}`);
+    }
+    for (const m of readFileSync(join(root, 'resources', 'dd-editor.js'), 'utf8').matchAll(/\bt\('([^']+)'/g)) {
+      if (t(`@deltaflow/node-red/dd-dataflow:${m[1]}`, 'dd-dataflow') === undefined)
+        problems.push(`${lang}: dd-editor.js uses ${m[1]}`);
     }
   }
   assert.deepEqual(problems, []);

@@ -17,13 +17,17 @@ import {
 } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, memberLabel } from './dd-operator';
 import { compileRecordFunction, UserCodeError } from './user-function';
+import { columnsAreBodies, expressionToBody, fingerprintSource } from './column-javascript';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** A column as the editor stores it in the flow. */
 export interface ColumnConfig {
   readonly name: string;
   readonly type: string;
-  /** `path`: a property path of the record; `js`: a JavaScript expression of `record`. */
+  /**
+   * `path`: a property path of the record; `js`: JavaScript of `record`, a function body (or, in a
+   * node without `columnJs: 'body'`, saved by 0.1.x, an expression).
+   */
   readonly source: 'path' | 'js';
   readonly value: string;
   readonly index?: boolean;
@@ -49,15 +53,18 @@ function asColumns(raw: unknown): ColumnConfig[] {
 
 /**
  * The table a db-sink config describes, validated (SinkConfigError, UserCodeError with a clear
- * message). JavaScript expressions are compiled once here; excluded columns need no value.
+ * message). JavaScript is compiled once here; excluded columns need no value. `definition`: the
+ * columns as the fingerprint sees them (a JavaScript column by its expression where it has one, so
+ * a flow whose expressions the editor turned into bodies keeps its tables).
  */
 export function tableFromConfig(
   RED: NodeAPI,
   node: Node,
   config: NodeDef,
   onFailure: ExpressionFailure,
-): { table: TableSpec; columns: ColumnConfig[] } {
+): { table: TableSpec; columns: ColumnConfig[]; definition: Value } {
   const columns = asColumns(config.columns);
+  const bodies = columnsAreBodies(config.columnJs);
   const mode =
     config.mode === 'keyed'
       ? 'keyed'
@@ -68,11 +75,12 @@ export function tableFromConfig(
     let value: ColumnSpec['value'];
     if (c.exclude) value = { fn: () => null };
     else if (c.source === 'js') {
-      if (c.value.trim() === '') throw new UserCodeError(`column "${c.name}": the JavaScript expression is empty`);
+      if (c.value.trim() === '')
+        throw new UserCodeError(`column "${c.name}": the JavaScript ${bodies ? '' : 'expression '}is empty`);
       const fn = compileRecordFunction(
         RED,
         node,
-        { language: 'js', text: `return (${c.value}\n);` },
+        { language: 'js', text: bodies ? c.value : expressionToBody(c.value) },
         ['js'],
         `column "${c.name}"`,
       );
@@ -95,7 +103,12 @@ export function tableFromConfig(
     columns: specs,
   };
   compileTable(table); // throws SinkConfigError naming the bad part
-  return { table, columns };
+  // NB: a flow saved by 0.1.x (expressions) must keep the definition it had then, or every such
+  // table would be rebuilt on upgrade: test/nodes/js-convention.test.ts checks it.
+  const definition = columns.map((c) =>
+    c.source === 'js' && bodies ? { ...c, ...fingerprintSource(c.value) } : { ...c },
+  ) as unknown as Value;
+  return { table, columns, definition };
 }
 
 export default function (RED: NodeAPI): void {
@@ -146,13 +159,13 @@ export default function (RED: NodeAPI): void {
         fail('no database', 'no database selected: choose a db-config node in the node settings');
         return null;
       }
-      const { table, columns } = built;
+      const { table, definition } = built;
       dataflow.join(node, {
         role: 'sink',
         id: config.id,
         type: 'db-sink',
         label,
-        definition: { table: table.name, mode: table.mode, columns: columns.map((c) => ({ ...c })) },
+        definition: { table: table.name, mode: table.mode, columns: definition },
         database: lease.database,
         table,
         version: typeof config.version === 'string' ? config.version.trim() : String(config.version ?? ''),

@@ -1,4 +1,4 @@
-/** dd-filter: keeps the records for which a condition (JavaScript or JSONata) holds. */
+/** dd-filter: keeps the records for which a condition (JavaScript, JSONata or a property path) is truthy. */
 import type { NodeAPI } from './red';
 import { collectionInput, registerOperatorType } from './dd-operator';
 import { andThen, compileRecordFunction } from './user-function';
@@ -10,7 +10,7 @@ export default function (RED: NodeAPI): void {
       RED,
       node,
       { language, text: config.condition },
-      ['js', 'jsonata'],
+      ['js', 'jsonata', 'path'],
       'condition',
     );
     return {

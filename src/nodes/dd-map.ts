@@ -1,4 +1,4 @@
-/** dd-map: turns each record into one new record (JavaScript or JSONata). */
+/** dd-map: turns each record into one new record (JavaScript, JSONata or a property path). */
 import type { NodeAPI } from './red';
 import { collectionInput, registerOperatorType } from './dd-operator';
 import { andThen, compileRecordFunction } from './user-function';
@@ -7,9 +7,13 @@ import { toValue } from './user-values';
 export default function (RED: NodeAPI): void {
   registerOperatorType(RED, 'dd-map', (node, config, label) => {
     const language = config.language ?? 'js';
-    const fn = compileRecordFunction(RED, node, { language, text: config.func }, ['js', 'jsonata'], 'function');
+    const fn = compileRecordFunction(RED, node, { language, text: config.func }, ['js', 'jsonata', 'path'], 'function');
     const what = `${label}'s function`;
-    const value = (r: unknown) => toValue(r, what);
+    // A property path that is missing gives null, as in dd-groupby; a function must return a value.
+    const value =
+      language === 'path'
+        ? (r: unknown) => toValue(r === undefined ? null : r, what)
+        : (r: unknown) => toValue(r, what);
     return {
       definition: { language: String(language), func: String(config.func) },
       build: (inputs) => ({

@@ -45,19 +45,19 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   await editor.locator('#red-ui-palette-container-dataflow').waitFor();
   // The palette shows the dataflow nodes.
   for (const label of [
-    'filter',
-    'map',
-    'flat map',
-    'distinct',
+    'filter records',
+    'map records',
+    'flat map records',
+    'distinct records',
     'group by',
     'max by',
     'min by',
-    'reduce',
-    'aggregate',
+    'reduce group',
+    'count / sum',
   ]) {
     await editor
       .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', {
-        hasText: new RegExp(`^${label.replace(' ', '\\s*')}$`),
+        hasText: new RegExp(`^${label.replace(/ /g, '\\s*')}$`),
       })
       .first()
       .waitFor();
@@ -94,25 +94,26 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   })()`);
   await mapNode.locator('.red-ui-flow-node-error.hide').waitFor({ state: 'attached' });
 
-  // The edit dialogs: a JavaScript function in the code editor; a property path in a text box.
+  // The edit dialogs: a multi-line JavaScript function shown as a preview (the code editor opens on a
+  // click); a property path in the TypedInput's field.
   await mapNode.dblclick();
-  await editor.locator('#node-input-func-editor').getByText("startsWith('machine:')").first().waitFor();
+  await editor.locator('#node-input-func-typed + .red-ui-typedInput-container .dd-code-preview').waitFor();
   assert.equal(await editor.locator('#node-input-language').inputValue(), 'js');
   await screenshot(editor, '2c-edit-dd-map');
   await editor.locator('#node-dialog-cancel').click();
   await editor
     .locator('g.red-ui-flow-node-group', { has: editor.locator('text', { hasText: /^per machine$/ }) })
     .dblclick();
-  await editor.locator('#node-input-key-path').waitFor();
-  assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
-  assert.equal(await editor.locator('#node-input-key-editor').isVisible(), false);
-  // Switching the language carries the text over into the code editor.
-  await editor.locator('#node-input-keyType').selectOption('jsonata');
-  await editor.locator('#node-input-key-editor').getByText('machine').first().waitFor();
-  assert.equal(await editor.locator('#node-input-key-path').isVisible(), false);
+  const keyField = editor.locator('#node-input-key-typed + .red-ui-typedInput-container input.red-ui-typedInput-input');
+  await keyField.waitFor();
+  assert.equal(await keyField.inputValue(), 'machine');
+  // Switching the kind carries the text over…
+  await editor.evaluate("$('#node-input-key-typed').typedInput('type', 'jsonata')");
+  assert.equal(await editor.locator('#node-input-keyType').inputValue(), 'jsonata');
+  assert.equal(await keyField.inputValue(), 'machine');
   // …and back; Done keeps the configuration.
-  await editor.locator('#node-input-keyType').selectOption('path');
-  assert.equal(await editor.locator('#node-input-key-path').inputValue(), 'machine');
+  await editor.evaluate("$('#node-input-key-typed').typedInput('type', 'path')");
+  assert.equal(await keyField.inputValue(), 'machine');
   await editor.locator('#node-dialog-ok').click();
   await editor.locator('#node-dialog-ok').waitFor({ state: 'detached' });
   const saved = await editor.evaluate(

@@ -16,8 +16,8 @@ test('actyx editors: palette, subscribe form, config form by kind, signature as 
   if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
-  await palette.filter({ hasText: /^subscribe$/ }).waitFor({ timeout: 30_000 });
-  assert.equal(await palette.filter({ hasText: /^publish$/ }).count(), 1);
+  await palette.filter({ hasText: /^events\s+in$/ }).waitFor({ timeout: 30_000 });
+  assert.equal(await palette.filter({ hasText: /^events\s+out$/ }).count(), 1);
 
   const subscribeNode = page.locator('g.red-ui-flow-node-group[id="19116c1b0100a948"]'); // "machine events" in examples/machine-usage.json
   await subscribeNode.waitFor();

@@ -15,7 +15,7 @@ test('db-sink editor: column list, validation of names, db-config fields by kind
   if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   await page
-    .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^db\s+sink$/ })
+    .locator('#red-ui-palette-container-dataflow .red-ui-palette-label', { hasText: /^sql\s+table$/ })
     .waitFor({ timeout: 30_000 });
 
   const sinkNode = page.locator('g.red-ui-flow-node-group', {

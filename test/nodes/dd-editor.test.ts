@@ -1,10 +1,12 @@
 /**
- * The dd operator editors (built by `DeltaFlowEditor.operator` in resources/dd-editor.js) in a real
+ * The dd operator editors (nodes/dd-*.html with the helpers of resources/dd-editor.js) in a real
  * browser against a real Node-RED with the machine-usage example deployed: every operator is in
- * the palette and the example's operators are valid; dd-minby's expression field switches between a
- * property path and a code editor, a bad path marks the node invalid after Done, and without a name
- * the label shows the path; dd-aggregate shows its value fields only for a sum; dd-scan's initial
- * state is a JSON typed input and invalid JSON marks it invalid. No script errors.
+ * the palette under its own label and the example's operators are valid; dd-minby's value is a
+ * TypedInput (record. / JavaScript / JSONata), a bad path marks the node invalid after Done, and
+ * without a name the label shows the path; dd-map's multi-line function is shown as a preview and
+ * edited in Node-RED's code editor, and comes back unchanged; dd-aggregate shows its value only
+ * for a sum; dd-scan's initial state is a JSON typed input and invalid JSON marks it invalid. No
+ * script errors.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,14 +15,24 @@ import { closeTray, nodeRedEditor } from '../support/node-red-editor';
 
 const editor = nodeRedEditor('dd-editor');
 
-test('dd operator editors: palette, expression field by language, validation, path label, aggregate fields', async (t) => {
+test('dd operator editors: palette, expression TypedInput, validation, path label, code editor, aggregate fields', async (t) => {
   if (skipWithoutChromium) return t.skip(skipWithoutChromium);
   const { page, pageErrors } = await editor.open();
   const palette = page.locator('#red-ui-palette-container-dataflow .red-ui-palette-label');
   await palette.filter({ hasText: /^min\s+by$/ }).waitFor({ timeout: 30_000 });
-  for (const label of ['filter', 'map', 'flat map', 'group by', 'reduce', 'scan', 'aggregate', 'max by', 'distinct']) {
+  for (const label of [
+    'filter records',
+    'map records',
+    'flat map records',
+    'group by',
+    'reduce group',
+    'scan group',
+    'count / sum',
+    'max by',
+    'distinct records',
+  ]) {
     assert.equal(
-      await palette.filter({ hasText: new RegExp(`^${label.replace(' ', '\\s+')}$`) }).count(),
+      await palette.filter({ hasText: new RegExp(`^${label.replace(/ /g, '\\s+')}$`) }).count(),
       1,
       `${label} in the palette`,
     );
@@ -35,24 +47,24 @@ test('dd operator editors: palette, expression field by language, validation, pa
   assert.equal(await invalid.count(), 0, 'the example operators are valid');
 
   await minBy.dblclick();
-  const path = page.locator('#node-input-by-path');
-  await path.waitFor();
-  assert.equal(await page.locator('#node-input-byType').inputValue(), 'path');
-  assert.equal(await path.inputValue(), 'started');
-  assert.equal(await page.locator('#node-input-by-editor').isVisible(), false);
-  await page.locator('#node-input-byType').selectOption('js');
-  assert.equal(await page.locator('#node-input-by-editor').isVisible(), true, 'code editor for JavaScript');
-  assert.equal(await path.isVisible(), false);
-  await page.locator('#node-input-byType').selectOption('path');
-  assert.equal(await path.inputValue(), 'started', 'the text moves between the two fields');
-  await path.fill('a..b');
+  const typed = page.locator('#node-input-by-typed');
+  const field = page.locator('#node-input-by-typed + .red-ui-typedInput-container input.red-ui-typedInput-input');
+  await field.waitFor();
+  assert.equal(await page.evaluate("$('#node-input-by-typed').typedInput('type')"), 'path');
+  assert.equal(await field.inputValue(), 'started');
+  assert.equal(await typed.count(), 1);
+  await page.evaluate("$('#node-input-by-typed').typedInput('type', 'js')");
+  assert.equal(await page.locator('#node-input-byType').inputValue(), 'js', 'the type goes into byType');
+  await page.evaluate("$('#node-input-by-typed').typedInput('type', 'path')");
+  assert.equal(await field.inputValue(), 'started', 'the text stays when the type changes');
+  await field.fill('a..b');
   await screenshot(page, 'dd-minby-editor');
   await closeTray(page);
   await minBy.locator('.red-ui-flow-node-error:not(.hide)').waitFor({ timeout: 5000 });
 
   await minBy.dblclick();
-  await path.waitFor();
-  await path.fill('since');
+  await field.waitFor();
+  await field.fill('since');
   await page.locator('#node-input-name').fill('');
   await closeTray(page);
   await page.waitForFunction(
@@ -63,12 +75,28 @@ test('dd operator editors: palette, expression field by language, validation, pa
   for (let i = 0; i < 50 && (await label.textContent())?.trim() !== 'min by since'; i++) await page.waitForTimeout(100);
   assert.equal((await label.textContent())?.trim(), 'min by since');
 
+  // dd-map "excerpt": a multi-line function, shown as a preview and edited in the code editor.
+  const map = page.locator('g.red-ui-flow-node-group[id="63db936de6e93fb1"]');
+  const before = (await page.evaluate("RED.nodes.node('63db936de6e93fb1').func")) as string;
+  assert.ok(before.includes('\n'), 'the example function has several lines');
+  await map.dblclick();
+  const preview = page.locator('#node-input-func-typed + .red-ui-typedInput-container .dd-code-preview');
+  await preview.waitFor();
+  assert.equal((await preview.textContent())?.trim(), before.split('\n')[0]!.trim());
+  await preview.click();
+  await page.locator('#node-input-js').waitFor(); // Node-RED's JavaScript editor tray
+  await page.locator('#node-dialog-ok').last().click();
+  await page.locator('#node-input-js').waitFor({ state: 'detached' });
+  await closeTray(page);
+  assert.equal(await page.evaluate("RED.nodes.node('63db936de6e93fb1').func"), before, 'the code comes back unchanged');
+
   await page.locator('g.red-ui-flow-node-group[id="a084060dc829cda0"]').dblclick(); // "total minutes": sum of a path
   await page.locator('#node-input-aggregate').waitFor();
   assert.equal(await page.locator('#node-input-aggregate').inputValue(), 'sum');
-  assert.equal(await page.locator('#node-input-value-path').inputValue(), 'duration_minutes');
+  const value = page.locator('#node-input-value-typed + .red-ui-typedInput-container');
+  assert.equal(await value.locator('input.red-ui-typedInput-input').inputValue(), 'duration_minutes');
   await page.locator('#node-input-aggregate').selectOption('count');
-  assert.equal(await page.locator('#node-input-value-path').isVisible(), false, 'no value fields for a count');
+  assert.equal(await value.isVisible(), false, 'no value field for a count');
   await closeTray(page, '#node-dialog-cancel');
 
   // dd-scan ("pair started/stopped"): the initial state is a JSON typed input; invalid JSON marks the node invalid.

@@ -126,7 +126,7 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
     [
       'dd-map',
       { language: 'python', func: 'return 1' },
-      /^my node: function: unknown language "python" \(expected js, jsonata\)$/,
+      /^my node: function: unknown language "python" \(expected js, jsonata, path\)$/,
       'invalid expression',
     ],
     [

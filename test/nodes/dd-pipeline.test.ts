@@ -174,6 +174,36 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
   }
 });
 
+test('dd-filter, dd-map and dd-flatmap take a property path too: truthy, the value (null when missing), the elements', async () => {
+  const { logFile, dbFile } = files();
+  await publish(logFile, [
+    { machine: 'Drill1', type: 'started', order: '1', at: 1_000_000 },
+    { machine: 'Drill2', type: 'stopped', order: '', at: 2_000_000 },
+  ]);
+  await helper.load(
+    NODES,
+    flow(logFile, dbFile, [
+      { id: 'filter', type: 'dd-filter', input: 'sub', language: 'path', condition: 'payload.order', wires: [['map']] },
+      { id: 'map', type: 'dd-map', language: 'path', func: 'payload', wires: [['payloads']] },
+      { id: 'missing', type: 'dd-map', input: 'sub', language: 'path', func: 'payload.nothing', wires: [['nulls']] },
+      { id: 'tags', type: 'dd-flatmap', input: 'sub', language: 'path', func: 'tags', wires: [['tagSink']] },
+      {
+        id: 'payloads',
+        type: 'db-sink',
+        database: 'db',
+        table: 'payloads',
+        columns: [col('type', 'text', 'type'), col('order_no', 'text', 'order')],
+      },
+      { id: 'nulls', type: 'db-sink', database: 'db', table: 'nulls', columns: [col('v', 'text', 'v')] },
+      { id: 'tagSink', type: 'db-sink', database: 'db', table: 'tag_rows', columns: [col('tag', 'text', 'x')] },
+    ]),
+  );
+  await eventually(() => table(dbFile, 'SELECT * FROM tag_rows').length === 4, 'every tag of both events');
+  await eventually(() => table(dbFile, 'SELECT * FROM nulls').length === 2, 'one row per event from the missing path');
+  assert.deepEqual(table(dbFile, 'SELECT * FROM payloads'), [{ type: 'started', order_no: '1' }]);
+  for (const id of ['filter', 'map', 'missing', 'tags']) assert.deepEqual(errorsOf(id), []);
+});
+
 test('grouped operators fed ungrouped records work on one group with key null; reduce sees its inputs in causal order with multiplicities', async () => {
   const { logFile, dbFile } = files();
   await publish(logFile, [

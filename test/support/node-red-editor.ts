@@ -20,11 +20,11 @@ export interface OpenEditor {
   readonly pageErrors: string[];
 }
 
-/** Call at module level; `open()` inside the test starts Node-RED and loads the editor. */
+/** Call at module level; `open()` inside the test starts Node-RED (once) and loads the editor. */
 export function nodeRedEditor(
   name: string,
   args: readonly string[] = MACHINE_USAGE_EXAMPLE,
-): { open(): Promise<OpenEditor> } {
+): { open(locale?: string): Promise<OpenEditor> } {
   const userDir = mkdtempSync(join(tmpdir(), `deltaflow-${name}-`));
   let nodeRed: NodeRedProcess | null = null;
   let browser: Browser | null = null;
@@ -34,10 +34,11 @@ export function nodeRedEditor(
     rmSync(userDir, { recursive: true, force: true });
   });
   return {
-    async open() {
-      nodeRed = await startNodeRed(userDir, args);
-      browser = await launchChromium();
-      const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 } })).newPage();
+    /** Loads the editor in a new browser window with the browser language `locale`; the first call starts Node-RED. */
+    async open(locale = 'en-US') {
+      nodeRed ??= await startNodeRed(userDir, args);
+      browser ??= await launchChromium();
+      const page = await (await browser.newContext({ viewport: { width: 1500, height: 950 }, locale })).newPage();
       const pageErrors: string[] = [];
       page.on('pageerror', (err) => pageErrors.push(err.message));
       await page.goto(`${nodeRed.base}/`);

@@ -32,6 +32,40 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 const DEMO_EXAMPLES = ['drill-dashboard', 'machine-usage', 'erp-bookings'];
 
+/** Examples that need a package this one does not bring (FlowFuse Dashboard 2.0 is no dependency). */
+const EXAMPLE_NEEDS = { 'flowfuse-dashboard': '@flowfuse/node-red-dashboard' };
+
+/** Whether Node-RED would find the node package `name` (it loads them from the user directory). */
+function resolvable(name, userDir) {
+  try {
+    createRequire(join(userDir, 'package.json')).resolve(`${name}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The examples to deploy: `all` means every example whose packages are installed (Node-RED would
+ * start no flow at all while a node type is missing); one named explicitly must have them.
+ */
+function chooseExamples(wanted, userDir) {
+  const names =
+    wanted === 'all'
+      ? readdirSync(join(root, 'examples'))
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => f.slice(0, -5))
+      : wanted;
+  const missing = (name) =>
+    EXAMPLE_NEEDS[name] && !resolvable(EXAMPLE_NEEDS[name], userDir) ? EXAMPLE_NEEDS[name] : null;
+  for (const name of names) {
+    const needs = missing(name);
+    if (needs && wanted !== 'all') throw new Error(`example ${name} needs ${needs}: npm install it in ${userDir}`);
+    if (needs) console.log(`Example ${name} left out: it needs ${needs} (npm install it in ${userDir}).`);
+  }
+  return names.filter((name) => !missing(name));
+}
+
 function parseArgs(argv) {
   const opts = {
     host: '127.0.0.1',
@@ -59,12 +93,7 @@ function parseArgs(argv) {
     } else if (a === '--user-dir') opts.userDir = resolve(value());
     else if (a === '--examples') {
       const v = value();
-      opts.examples =
-        v === 'all'
-          ? readdirSync(join(root, 'examples'))
-              .filter((f) => f.endsWith('.json'))
-              .map((f) => f.slice(0, -5))
-          : v.split(',').filter(Boolean);
+      opts.examples = v === 'all' ? 'all' : v.split(',').filter(Boolean);
     } else if (a === '--no-simulator') opts.simulator = false;
     else if (a === '--sim-ms-per-minute') opts.msPerMinute = Number(value());
     else if (a === '--sim-duration-ms') opts.simulateMs = Number(value());
@@ -162,7 +191,8 @@ export async function main(argv = process.argv.slice(2)) {
   if (opts.fresh) rmSync(opts.userDir, { recursive: true, force: true });
   mkdirSync(opts.userDir, { recursive: true });
   installPackage(opts.userDir);
-  const deployed = deployExamples(opts.userDir, opts.examples);
+  const examples = chooseExamples(opts.examples, opts.userDir);
+  const deployed = deployExamples(opts.userDir, examples);
 
   const express = require('express');
   const RED = require('node-red');
@@ -265,7 +295,7 @@ export async function main(argv = process.argv.slice(2)) {
   console.log('');
   console.log(
     deployed
-      ? `DeltaFlow demo: examples deployed (${opts.examples.join(', ')}), user directory ${opts.userDir}`
+      ? `DeltaFlow demo: examples deployed (${examples.join(', ')}), user directory ${opts.userDir}`
       : `DeltaFlow demo: your flows from ${opts.userDir} (npm start -- --fresh starts over with the examples)`,
   );
   console.log(`  Node-RED editor:  ${base}/`);

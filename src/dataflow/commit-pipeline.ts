@@ -6,14 +6,14 @@
  * maxInFlight steps' worth, and steps computed while a queued commit waits join it
  * (pending-commit.ts). Back-pressure: `add` waits while too much is in flight.
  */
+import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import type { OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
 import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { SinkDatabase } from '../sinks/types';
 import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
-import { errorText } from './describe';
 import { PendingCommit } from './pending-commit';
 import { Abandoned } from './retry';
 

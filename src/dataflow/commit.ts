@@ -5,7 +5,7 @@
  */
 import type { Batch } from '../engine/types';
 import type { RowChange, SinkDatabase, SinkState } from '../sinks/types';
-import { offsetsEqual } from './offsets';
+import { offsetsEqual } from '../core/offset-map';
 import type { SinkMember } from './types';
 
 export interface SinkWrite {

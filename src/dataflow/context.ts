@@ -4,11 +4,12 @@
  * (dataflow-status.ts). Each part changes only the fields its comment names; the coordinator
  * (coordinator.ts) creates the context and the parts and runs them.
  */
-import type { EventSource, OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
+import type { EventSource } from '../sources/types';
 import type { SinkDatabase } from '../sinks/types';
 import { catchUpBatchSize } from './batcher';
 import type { BuiltDataflow } from './build-graph';
-import { OffsetTracker } from './offsets';
+import { OffsetTracker } from './offset-tracker';
 import type { DataflowDefinition, DataflowListener, DataflowPhase, DataflowSettings, SinkMember } from './types';
 
 /** Which sinks a batch is written to, and whether taps send. Compared by identity: one object per read. */

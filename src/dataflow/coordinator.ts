@@ -9,13 +9,13 @@
  * (start-up.ts), reading (reader.ts), processing (processor.ts), the commit pipeline
  * (commit-pipeline.ts) and the status (dataflow-status.ts).
  */
+import { errorText } from '../core/message-text';
 import { unionQuery } from '../sources/aql';
 import { buildDataflow } from './build-graph';
 import { sinksByDatabase } from './commit';
 import { CommitPipeline } from './commit-pipeline';
 import { DataflowContext } from './context';
 import { DataflowStatus } from './dataflow-status';
-import { errorText } from './describe';
 import { sinkFingerprint } from './fingerprint';
 import { Processor } from './processor';
 import { Reader } from './reader';

@@ -3,13 +3,14 @@
  * halting on an error that cannot pass, retrying with its warnings, and skipped inputs named with
  * their member and event. Statuses go through the throttled StatusReporter.
  */
+import { abbreviate, errorText } from '../core/message-text';
+import { eventsBetween } from '../core/offset-map';
 import type { SkippedInput } from '../engine/types';
 import type { OperatorError } from '../engine/types';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import type { BuiltDataflow } from './build-graph';
 import type { DataflowContext, Phase } from './context';
-import { abbreviate, contextOf, describeMember, describeValue, errorText, retryingText } from './describe';
-import { eventsBetween } from './offsets';
+import { contextOf, describeMember, describeValue, retryingText } from './describe';
 import { retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
 import type { DataflowMember, DataflowPhase, MemberStatus } from './types';

@@ -2,6 +2,7 @@
  * How the coordinator names members, values and events in messages and statuses: short enough for
  * a status line or a log, and with the event's stream, offset and Lamport stamp so it can be found.
  */
+import { abbreviate, errorText, shortStatus } from '../core/message-text';
 import type { Value } from '../engine/types';
 import { SinkDatabaseError } from '../sinks/errors';
 import type { ActyxEvent } from '../sources/types';
@@ -27,22 +28,8 @@ export function contextOf(v: Value): { event?: ActyxEvent; value?: Value } {
   return isEventValue(v) ? { event: v as unknown as ActyxEvent, value: v } : { value: v };
 }
 
-export function abbreviate(s: string | undefined): string {
-  if (s === undefined) return 'undefined';
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
-}
-
-export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Fits a status line. */
-export function shorten(s: string): string {
-  return s.length > 32 ? `${s.slice(0, 31)}…` : s;
-}
-
 /** The retrying status: what to set or do when the error says (its hint), else the start of its message. */
 export function retryingText(e: unknown): string {
   const hint = e instanceof SinkDatabaseError ? e.hint : undefined;
-  return hint ? `retrying: ${hint}` : shorten(`retrying: ${errorText(e)}`);
+  return hint ? `retrying: ${hint}` : shortStatus(`retrying: ${errorText(e)}`);
 }

@@ -8,7 +8,7 @@
 import { consolidate } from '../engine/consolidate';
 import type { Batch, Update } from '../engine/types';
 import type { SinkDatabase } from '../sinks/types';
-import type { OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
 import type { SinkWrite } from './commit';
 
 export class PendingCommit<P> {

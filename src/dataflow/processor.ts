@@ -5,7 +5,8 @@
  */
 import type { Batch, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
-import type { ActyxEvent, OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
+import type { ActyxEvent } from '../sources/types';
 import { sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
 import type { CommitPipeline, DatabaseWrites, TapChanges } from './commit-pipeline';
 import type { SinkWrite } from './commit';

@@ -3,14 +3,15 @@
  * live events forever (follow), in batches handed to the processor; a failed read is retried from
  * the offsets processed so far. The source's diagnostics go to the log and the source nodes' status.
  */
+import { errorText, shortStatus } from '../core/message-text';
 import { formatRfc3339Micros, parseQuery, printExpr } from '../sources/aql';
-import type { ActyxEvent, OffsetMap, SubscriptionItem } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
+import type { ActyxEvent, SubscriptionItem } from '../sources/types';
 import { chunksOf, readInBatches } from './batcher';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
-import { errorText, shorten } from './describe';
-import { OffsetTracker } from './offsets';
+import { OffsetTracker } from './offset-tracker';
 import type { Processor } from './processor';
 import { Abandoned } from './retry';
 
@@ -114,7 +115,7 @@ export class Reader {
       this.status.set(s.member.id, {
         fill: d.severity === 'error' ? 'red' : 'yellow',
         shape: 'ring',
-        text: shorten(d.message),
+        text: shortStatus(d.message),
       });
     }
   };

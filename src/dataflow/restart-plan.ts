@@ -4,9 +4,8 @@
  * level by level (feeding C1 rebuilds operator state without writing; C2∖C1 is written only to the
  * sinks at C1; …), so no sink ever sees an event twice.
  */
-import type { OffsetMap } from '../sources/types';
+import { covers, type OffsetMap, offsetsEqual, offsetsWeight } from '../core/offset-map';
 import type { SinkState } from '../sinks/types';
-import { covers, offsetsEqual, offsetsWeight } from './offsets';
 
 export interface SinkStart {
   readonly id: string;

@@ -3,12 +3,10 @@
  * missing ones, warn about tables ahead of the source, and turn the restart plan's chain of levels
  * (restart-plan.ts) into the bounded reads that bring every sink up to the greatest level.
  */
-import type { OffsetMap } from '../sources/types';
-import { offsetOf } from '../sources/offset-map';
+import { covers, type OffsetMap, offsetOf } from '../core/offset-map';
 import type { SinkState } from '../sinks/types';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
-import { covers } from './offsets';
 import { planRestart, type Level } from './restart-plan';
 import type { SinkMember } from './types';
 

@@ -4,7 +4,8 @@
  * turns the deployed nodes and their wires into `DataflowMember`s and hands them over.
  */
 import type { Collection, Grouped, Value } from '../engine/types';
-import type { ActyxEvent, EventSource, OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
+import type { ActyxEvent, EventSource } from '../sources/types';
 import type { RowChange, SinkDatabase, TableSpec } from '../sinks/types';
 
 /** What flows along a wire inside the engine: an ungrouped collection or a grouped one. */

@@ -4,13 +4,13 @@
  * credential). The connection is shared by all nodes using this config node (reference-counted
  * `acquire`/`release`, see actyx-connection.ts).
  */
+import { errorText } from '../core/message-text';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { ActyxClient } from '../sources/actyx-client';
 import { openSharedEmbeddedLog } from '../sources/shared-embedded-log';
 import type { EventSource } from '../sources/types';
 import type { ActyxConfigNode } from './actyx-connection';
-import { messageOf } from './actyx-connection';
 import type { NodeAPI, NodeDef } from './red';
 
 /** The embedded log file when none is configured. */
@@ -62,7 +62,7 @@ export default function (RED: NodeAPI): void {
           const handle = openSharedEmbeddedLog(file, appId ? { appId } : {});
           return { source: handle.log, close: () => handle.release() };
         } catch (err) {
-          throw new Error(`cannot open the embedded event log ${file}: ${messageOf(err)}`);
+          throw new Error(`cannot open the embedded event log ${file}: ${errorText(err)}`);
         }
       }
       const client = new ActyxClient({
@@ -88,7 +88,7 @@ export default function (RED: NodeAPI): void {
       try {
         await closing?.close();
       } catch (err) {
-        node.warn(`closing the ${description} failed: ${messageOf(err)}`);
+        node.warn(`closing the ${description} failed: ${errorText(err)}`);
       } finally {
         idle?.();
       }
@@ -99,7 +99,7 @@ export default function (RED: NodeAPI): void {
         try {
           opened = open();
         } catch (err) {
-          node.error(`${description}: ${messageOf(err)}`);
+          node.error(`${description}: ${errorText(err)}`);
           throw err instanceof Error ? err : new Error(String(err));
         }
       }
@@ -122,7 +122,7 @@ export default function (RED: NodeAPI): void {
         const closing = opened;
         opened = null;
         Promise.resolve(closing?.close())
-          .catch((err: unknown) => node.warn(`closing the ${description} failed: ${messageOf(err)}`))
+          .catch((err: unknown) => node.warn(`closing the ${description} failed: ${errorText(err)}`))
           .finally(done);
       }, 12_000);
       idle = () => {

@@ -29,16 +29,6 @@ export function findActyxConfig(RED: NodeAPI, id: unknown): ActyxConfigNode | nu
     : null;
 }
 
-/** A short text for node status (Node-RED shows about 20–30 characters well). */
-export function shortStatus(text: string, max = 32): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-/** The message of anything thrown. */
-export function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** A use of the event source of an actyx-config node. */
 export interface EventSourceLease {
   readonly source: EventSource;

@@ -3,8 +3,9 @@
  * configured tags plus `msg.tags`, in message order. The output message carries what the log
  * assigned (lamport, stream, offset, timestamp); a failed publish reaches Catch nodes.
  */
+import { errorText, shortStatus } from '../core/message-text';
 import type { EventSource, PublishRequest } from '../sources/types';
-import { findActyxConfig, getEventSource, messageOf, shortStatus, type EventSourceLease } from './actyx-connection';
+import { findActyxConfig, getEventSource, type EventSourceLease } from './actyx-connection';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 
 /** Tags from a comma- or newline-separated setting. */
@@ -52,7 +53,7 @@ export function eventsOf(msg: NodeMessage, configTags: readonly string[]): Publi
   try {
     JSON.stringify(payloads);
   } catch (err) {
-    throw new Error(`msg.payload cannot be published as JSON: ${messageOf(err)}`);
+    throw new Error(`msg.payload cannot be published as JSON: ${errorText(err)}`);
   }
   return payloads.map((payload) => ({ tags, payload }));
 }
@@ -69,7 +70,7 @@ export default function (RED: NodeAPI): void {
     try {
       lease = getEventSource(RED, config.actyx);
     } catch (err) {
-      problem = messageOf(err);
+      problem = errorText(err);
       node.error(`${name}: ${problem}`);
       node.status({
         fill: 'red',
@@ -103,8 +104,8 @@ export default function (RED: NodeAPI): void {
           send(msg);
           done();
         } catch (err) {
-          node.status({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${messageOf(err)}`) });
-          done(new Error(`${name}: publishing failed: ${messageOf(err)}`));
+          node.status({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${errorText(err)}`) });
+          done(new Error(`${name}: publishing failed: ${errorText(err)}`));
         }
       });
     });
@@ -112,7 +113,7 @@ export default function (RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       queue
         .then(() => lease?.release())
-        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${messageOf(err)}`))
+        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${errorText(err)}`))
         .finally(done);
     });
   }

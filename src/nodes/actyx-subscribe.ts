@@ -4,11 +4,13 @@
  * Without one it works standalone: one message per event, from the present or from the
  * beginning of the log, reconnecting by itself.
  */
+import { errorText, shortStatus } from '../core/message-text';
 import { formatRfc3339Micros, parseQuery, printExpr, type ParsedQuery } from '../sources/aql';
 import { Backoff } from '../sources/backoff';
 import { sleep, yieldToEventLoop } from '../sources/batches';
-import type { EventSource, OffsetMap, SourceDiagnostic } from '../sources/types';
-import { findActyxConfig, getEventSource, messageOf, shortStatus, type EventSourceLease } from './actyx-connection';
+import type { OffsetMap } from '../core/offset-map';
+import type { EventSource, SourceDiagnostic } from '../sources/types';
+import { findActyxConfig, getEventSource, type EventSourceLease } from './actyx-connection';
 import { findDataflow, leaveDataflow, problemReporter, type DataflowConfigNode } from './dataflow-membership';
 import { memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeStatus } from './red';
@@ -50,7 +52,7 @@ export default function (RED: NodeAPI): void {
       seconds = windowSeconds(config);
       query = withWindow(parseQuery(text), seconds, Date.now() * 1000);
     } catch (err) {
-      fail('invalid query', `invalid query: ${messageOf(err)}`);
+      fail('invalid query', `invalid query: ${errorText(err)}`);
     }
     if (dataflowSet && !dataflow)
       fail('dataflow missing', `the selected dataflow ${String(config.dataflow)} is not deployed`);
@@ -59,7 +61,7 @@ export default function (RED: NodeAPI): void {
     try {
       lease = getEventSource(RED, config.actyx);
     } catch (err) {
-      fail(findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source', messageOf(err));
+      fail(findActyxConfig(RED, config.actyx) ? 'cannot open source' : 'no event source', errorText(err));
     }
     const source: EventSource | null = query !== null && (dataflow || !dataflowSet) ? (lease?.source ?? null) : null;
 
@@ -84,7 +86,7 @@ export default function (RED: NodeAPI): void {
       const leaving = dataflow && source ? leaveDataflow(dataflow, node, name) : Promise.resolve();
       leaving
         .then(() => lease?.release())
-        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${messageOf(err)}`))
+        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${errorText(err)}`))
         .finally(done);
     });
   }
@@ -169,8 +171,8 @@ async function runStandalone(
           break;
         } catch (err) {
           if (signal.aborted) return;
-          const cause = /: ([A-Z][A-Z_]+)$/.exec(messageOf(err))?.[1];
-          onDiagnostic({ severity: 'error', message: messageOf(err), ...(cause ? { detail: cause } : {}) });
+          const cause = /: ([A-Z][A-Z_]+)$/.exec(errorText(err))?.[1];
+          onDiagnostic({ severity: 'error', message: errorText(err), ...(cause ? { detail: cause } : {}) });
           await sleep(backoff.next(), signal);
           if (signal.aborted) return;
         }
@@ -192,8 +194,8 @@ async function runStandalone(
     }
   } catch (err) {
     if (signal.aborted) return;
-    node.error(`${name}: the subscription ended: ${messageOf(err)}`);
-    status.set({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${messageOf(err)}`) }, true);
+    node.error(`${name}: the subscription ended: ${errorText(err)}`);
+    status.set({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${errorText(err)}`) }, true);
   } finally {
     status.stop();
   }

@@ -4,6 +4,7 @@
  * leaves it in its close handler. The config node derives `inputs` from the deployed wires,
  * drives node status, `node.error` (Catch nodes) and the after-commit messages through the `Node`.
  */
+import { errorText } from '../core/message-text';
 import type { DataflowMember } from '../dataflow/types';
 import type { Node, NodeAPI } from './red';
 
@@ -47,6 +48,6 @@ export function problemReporter(node: Node, label: string): (status: string, mes
 /** Leaves the dataflow in a close handler; a failure is logged as a warning and closing goes on. */
 export function leaveDataflow(dataflow: DataflowConfigNode, node: Node, label: string): Promise<void> {
   return dataflow.leave(node).catch((err: unknown) => {
-    node.warn(`${label}: leaving the dataflow failed: ${err instanceof Error ? err.message : String(err)}`);
+    node.warn(`${label}: leaving the dataflow failed: ${errorText(err)}`);
   });
 }

@@ -4,6 +4,7 @@
  * (PostgreSQL), see db-access.ts. Secrets (the password, a connection string that may contain one)
  * are Node-RED credentials.
  */
+import { errorText } from '../core/message-text';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { SinkDatabase } from '../sinks/types';
 import { SqliteDatabase } from '../sinks/sqlite-database';
@@ -60,7 +61,7 @@ function schemaName(raw: unknown, problems: string[]): string | undefined {
   try {
     return validateIdentifier(t, 'schema');
   } catch (e) {
-    problems.push(e instanceof Error ? e.message : String(e));
+    problems.push(errorText(e));
     return undefined;
   }
 }
@@ -178,7 +179,7 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       shared.close().then(done, (err: unknown) => {
-        node.warn(`db-config ${name}: closing failed: ${err instanceof Error ? err.message : String(err)}`);
+        node.warn(`db-config ${name}: closing failed: ${errorText(err)}`);
         done();
       });
     });

@@ -4,6 +4,7 @@
  * creates the table, applies the changes with the offsets in one transaction, and after each commit
  * sends `{payload: RowChange[], offsets, table}` from this node.
  */
+import { errorText } from '../core/message-text';
 import type { Value } from '../engine/types';
 import type { ColumnSpec, TableSpec } from '../sinks/types';
 import { compileTable } from '../sinks/table-spec';
@@ -119,7 +120,7 @@ export default function (RED: NodeAPI): void {
     const fail = problemReporter(node, label);
 
     const reportExpression: ExpressionFailure = (column, record, error) => {
-      const why = error instanceof Error ? error.message : String(error);
+      const why = errorText(error);
       node.error(`${label}: column "${column}": the expression failed on a record, the cell is NULL: ${why}`, {
         payload: record,
       });
@@ -131,10 +132,7 @@ export default function (RED: NodeAPI): void {
       try {
         built = tableFromConfig(RED, node, config, reportExpression);
       } catch (err) {
-        fail(
-          err instanceof UserCodeError ? 'invalid expression' : 'invalid config',
-          err instanceof Error ? err.message : String(err),
-        );
+        fail(err instanceof UserCodeError ? 'invalid expression' : 'invalid config', errorText(err));
         return null;
       }
       const dataflow = findDataflow(RED, config.dataflow);
@@ -149,10 +147,7 @@ export default function (RED: NodeAPI): void {
           owner: `db-sink "${label}" (${config.id})`,
         });
       } catch (err) {
-        fail(
-          err instanceof TableClaimError ? 'table in use' : 'database config error',
-          err instanceof Error ? err.message : String(err),
-        );
+        fail(err instanceof TableClaimError ? 'table in use' : 'database config error', errorText(err));
         return null;
       }
       if (!lease) {

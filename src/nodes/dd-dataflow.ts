@@ -5,6 +5,7 @@
  * the coordinator reports onto the nodes: status, `node.error` (Catch nodes) and after-commit
  * messages. The work itself is in `src/dataflow` (no Node-RED there).
  */
+import { errorText } from '../core/message-text';
 import { startDataflow, type RunningDataflow } from '../dataflow/coordinator';
 import { windowMicros } from '../dataflow/retention';
 import type { DataflowListener, DataflowMember, DataflowSettings, MemberStatus } from '../dataflow/types';
@@ -138,9 +139,7 @@ export default function (RED: NodeAPI): void {
     /** Start/stop steps run one after the other. */
     let lifecycle: Promise<void> = Promise.resolve();
     const serially = (fn: () => Promise<void>): Promise<void> => {
-      lifecycle = lifecycle
-        .then(fn)
-        .catch((e: unknown) => node.error(`dd-dataflow ${name}: ${e instanceof Error ? e.message : String(e)}`));
+      lifecycle = lifecycle.then(fn).catch((e: unknown) => node.error(`dd-dataflow ${name}: ${errorText(e)}`));
       return lifecycle;
     };
 

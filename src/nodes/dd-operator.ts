@@ -4,6 +4,7 @@
  * the dataflow) and turning the wired input stages into the collection or grouped stage an
  * operator needs. Each dd-*.ts file only says how its config becomes engine operators.
  */
+import { errorText } from '../core/message-text';
 import type { Collection, Grouped, Value } from '../engine/types';
 import type { Stage } from '../dataflow/types';
 import {
@@ -58,7 +59,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
     try {
       logic = compile(node, config, label);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorText(err);
       fail(err instanceof UserCodeError ? 'invalid expression' : 'invalid config', message);
       // Still join: the dataflow then reports this node as broken instead of running without it.
       logic = {

@@ -5,6 +5,7 @@
  * the initial state over all its records. The engine refolds only from just before a changed record
  * until the fold rejoins the previous one, so records appended in causal order cost O(1) each.
  */
+import { errorText } from '../core/message-text';
 import type { Value } from '../engine/types';
 import type { NodeAPI } from './red';
 import { groupedInput, registerOperatorType } from './dd-operator';
@@ -37,6 +38,6 @@ export function parseInitialState(text: unknown): Value {
   try {
     return JSON.parse(text) as Value;
   } catch (err) {
-    throw new Error(`initial state: not valid JSON: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`initial state: not valid JSON: ${errorText(err)}`);
   }
 }

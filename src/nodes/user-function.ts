@@ -4,6 +4,7 @@
  * engine calls for every record. Compilation errors are thrown as `UserCodeError` with a message
  * fit for `node.error` and the node status; nothing is compiled per record.
  */
+import { errorText } from '../core/message-text';
 import type { MaybePromise, Multiset, ReduceFn, ScanFn, Value } from '../engine/types';
 import { readPath } from '../sinks/table-spec';
 import type { Node, NodeAPI } from './red';
@@ -118,7 +119,7 @@ function compileJavaScript(body: string, params: readonly string[], what: string
     // Strict mode: writing to the (frozen) record throws instead of silently corrupting engine state.
     fn = new Function(...params, `"use strict";\n${body}`) as CompiledJs;
   } catch (err) {
-    throw new UserCodeError(`${what}: JavaScript syntax error: ${err instanceof Error ? err.message : String(err)}`);
+    throw new UserCodeError(`${what}: JavaScript syntax error: ${errorText(err)}`);
   }
   return fn;
 }
@@ -165,9 +166,7 @@ function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {
   try {
     parts = RED.util.normalisePropertyExpression(path) as (string | number)[];
   } catch (err) {
-    throw new UserCodeError(
-      `${what}: invalid property path ${JSON.stringify(text)}: ${err instanceof Error ? err.message : String(err)}`,
-    );
+    throw new UserCodeError(`${what}: invalid property path ${JSON.stringify(text)}: ${errorText(err)}`);
   }
   // A missing step gives undefined, which the callers turn into null.
   return (record: Value) => readPath(record, parts);

@@ -3,9 +3,9 @@
  * built on a minimal statement executor, the cached state that lets `writeState` write only what
  * changed, and error wrapping. The database files only add connecting and their driver's calls.
  */
+import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import { offsetOf, setOffset } from '../sources/offset-map';
-import type { OffsetMap } from '../sources/types';
+import { type OffsetMap, offsetOf, setOffset } from '../core/offset-map';
 import type { RowChange, SinkDatabase, SinkState, SinkTransaction, SqlValue, TableSpec } from './types';
 import { compileTable, type CompiledTable } from './table-spec';
 import { planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
@@ -470,7 +470,7 @@ function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   if (err.message) return err.message;
   const inner = (err as { errors?: unknown }).errors;
-  const parts = Array.isArray(inner) ? inner.map((x) => (x instanceof Error ? x.message : String(x))) : [];
+  const parts = Array.isArray(inner) ? inner.map((x) => errorText(x)) : [];
   const code = (err as { code?: unknown }).code;
   return `could not connect: ${parts.length ? parts.join('; ') : String(code ?? err.name)}`;
 }

@@ -3,7 +3,7 @@
  * one or more tables together with their offset maps in one transaction.
  */
 import type { Batch, Value } from '../engine/types';
-import type { OffsetMap } from '../sources/types';
+import type { OffsetMap } from '../core/offset-map';
 
 /** What a column cell may hold once converted for the driver. */
 export type SqlValue = null | number | string | boolean | bigint;

@@ -14,18 +14,18 @@ import { flattenBatches, sleep } from './batches';
 import { ndjsonLineBatches } from './ndjson';
 import {
   describeShortStreams,
+  type OffsetMap,
   offsetOf,
   offsetTable,
+  type OffsetTable,
   setOffset,
   shortStreams,
   toOffsetMap,
-  type OffsetTable,
-} from './offset-map';
+} from '../core/offset-map';
 import type {
   ActyxEvent,
   EventSource,
   MatchContext,
-  OffsetMap,
   PublishedEvent,
   PublishRequest,
   SourceDiagnostic,

@@ -21,13 +21,12 @@ import { earliestTimestamp, matchesEvent, parseQuery, type ParsedQuery } from '.
 import { flattenBatches, yieldToEventLoop } from './batches';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { EventColumnsDecoder } from './event-columns';
-import { offsetOf, offsetTable, setOffset, type OffsetTable } from './offset-map';
+import { type OffsetMap, offsetOf, offsetTable, type OffsetTable, setOffset } from '../core/offset-map';
 import { PagePrefetcher } from './page-prefetcher';
 import type {
   ActyxEvent,
   EventSource,
   MatchContext,
-  OffsetMap,
   PublishedEvent,
   PublishRequest,
   SubscribeOptions,

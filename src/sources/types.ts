@@ -2,6 +2,7 @@
  * The event-source interface the rest of the product uses. Two implementations: the Actyx v2
  * HTTP client (`actyx-client.ts`) and the embedded SQLite log (`embedded-log.ts`).
  */
+import type { OffsetMap } from '../core/offset-map';
 
 /** An event as Actyx v2 delivers it. `timestamp` is in microseconds since the Unix epoch. */
 export interface ActyxEvent {
@@ -13,9 +14,6 @@ export interface ActyxEvent {
   readonly appId: string;
   readonly payload: unknown;
 }
-
-/** `{streamId: highest offset}`; a missing stream means "nothing of it yet". */
-export type OffsetMap = Readonly<Record<string, number>>;
 
 /** What a subscription yields: events, and "caught up" once the stored part has been delivered. */
 export type SubscriptionItem =

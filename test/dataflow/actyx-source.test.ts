@@ -13,7 +13,7 @@ import { ActyxClient } from '../../src/sources/actyx-client';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase } from '../../src/sinks/types';
-import type { OffsetMap } from '../../src/sources/types';
+import type { OffsetMap } from '../../src/core/offset-map';
 import { FakeActyx } from '../support/fake-actyx';
 import { waitFor } from '../support/actyx-helpers';
 import {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { readInBatches } from '../../src/dataflow/batcher';
 import { buildDataflow } from '../../src/dataflow/build-graph';
 import { canonicalJson, sinkFingerprint } from '../../src/dataflow/fingerprint';
-import { covers, eventsBetween, mergeOffsets, offsetsEqual } from '../../src/dataflow/offsets';
+import { covers, eventsBetween, mergeOffsets, offsetsEqual } from '../../src/core/offset-map';
 import { PendingCommit } from '../../src/dataflow/pending-commit';
 import { planRestart } from '../../src/dataflow/restart-plan';
 import { retentionCutoff, retentionSegments, windowMicros } from '../../src/dataflow/retention';

@@ -29,8 +29,8 @@ import { dashboardTable, usageTable } from '../../bench/drill-tables';
 export { dashboardTable, usageTable };
 import type { RowChange, SinkDatabase, TableSpec } from '../../src/sinks/types';
 import type { EmbeddedLog } from '../../src/sources/embedded-log';
-import type { ActyxEvent, EventSource, OffsetMap } from '../../src/sources/types';
-import { setOffset } from '../../src/sources/offset-map';
+import { type OffsetMap, setOffset } from '../../src/core/offset-map';
+import type { ActyxEvent, EventSource } from '../../src/sources/types';
 
 export function tempDir(prefix = 'deltaflow-dataflow-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -577,7 +577,7 @@ export async function waitCommitted(
   target: OffsetMap,
   ms = 10_000,
 ): Promise<void> {
-  const { covers } = await import('../../src/dataflow/offsets');
+  const { covers } = await import('../../src/core/offset-map');
   const until = Date.now() + ms;
   while (!covers(run.stats().committedOffsets, target)) {
     if (Date.now() > until)

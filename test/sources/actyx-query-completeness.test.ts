@@ -9,7 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ActyxClient } from '../../src/sources/actyx-client';
-import type { ActyxEvent, OffsetMap, SourceDiagnostic } from '../../src/sources/types';
+import type { OffsetMap } from '../../src/core/offset-map';
+import type { ActyxEvent, SourceDiagnostic } from '../../src/sources/types';
 import { FakeActyx, type QueryInterleaving, type StreamFault } from '../support/fake-actyx';
 import { eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 

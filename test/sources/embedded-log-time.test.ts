@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { formatRfc3339Micros } from '../../src/sources/aql';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
-import type { ActyxEvent, OffsetMap } from '../../src/sources/types';
+import type { OffsetMap } from '../../src/core/offset-map';
+import type { ActyxEvent } from '../../src/sources/types';
 
 const BASE = 1_700_000_000_000_000; // µs
 const id = (e: ActyxEvent) => `${e.stream}/${e.offset}`;

@@ -10,13 +10,14 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import { covers, eventsBetween, mergeOffsets, offsetsEqual, OffsetTracker } from '../../src/dataflow/offsets';
+import { covers, eventsBetween, mergeOffsets, type OffsetMap, offsetsEqual } from '../../src/core/offset-map';
+import { OffsetTracker } from '../../src/dataflow/offset-tracker';
 import type { DataflowMember, DataflowSettings, Stage } from '../../src/dataflow/types';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { TableSpec } from '../../src/sinks/types';
 import { ActyxClient } from '../../src/sources/actyx-client';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
-import type { ActyxEvent, EventSource, OffsetMap, SubscriptionItem } from '../../src/sources/types';
+import type { ActyxEvent, EventSource, SubscriptionItem } from '../../src/sources/types';
 import { eventId, tagged, waitFor, Collector } from '../support/actyx-helpers';
 import { FakeActyx } from '../support/fake-actyx';
 import {

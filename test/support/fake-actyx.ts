@@ -12,9 +12,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { parseQuery } from '../../src/sources/aql';
 import { EmbeddedLog, type PublishAsOptions, type PublishAsRequest } from '../../src/sources/embedded-log';
-import type { ActyxEvent, OffsetMap, PublishedEvent, PublishRequest } from '../../src/sources/types';
+import { type OffsetMap, offsetOf } from '../../src/core/offset-map';
+import type { ActyxEvent, PublishedEvent, PublishRequest } from '../../src/sources/types';
 import { seededRandom } from '../../src/simulator/seeded-random';
-import { offsetOf } from '../../src/sources/offset-map';
 
 /** What happens to one streaming response after it has written `afterEvents` events. */
 export interface StreamFault {

@@ -1,4 +1,7 @@
 /**
+ * Offset maps: `{stream: highest offset}`, what a source has, what a sink's table reflects, what
+ * a commit stores. Sources, sinks and the dataflow all use them, so they live here, below all three.
+ *
  * Reading and writing offset maps by stream name. An `OffsetMap` is a plain object (it is stored
  * and sent as JSON), and a stream may have any name, also that of an Object.prototype property:
  * `map[stream]` would find `toString` or `constructor` on the prototype, `stream in map` likewise,
@@ -14,7 +17,9 @@
  * those returned, `{ ...map }`, and `JSON.parse`/`JSON.stringify` (they create and list an own
  * `__proto__` property like any other).
  */
-import type { OffsetMap } from './types';
+
+/** `{streamId: highest offset}`; a missing stream means "nothing of it yet" (Actyx offsets start at 0). */
+export type OffsetMap = Readonly<Record<string, number>>;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -77,4 +82,48 @@ export function describeShortStreams(short: readonly ShortStream[], limit = 3): 
     .map((s) => `${s.stream} up to ${s.need} (has ${s.have === undefined ? 'none' : s.have})`);
   const more = short.length - limit;
   return named.join(', ') + (more > 0 ? `, and ${more} more stream${more === 1 ? '' : 's'}` : '');
+}
+
+/** True when `a` covers every event `b` covers (per stream a ≥ b). */
+export function covers(a: OffsetMap, b: OffsetMap): boolean {
+  for (const stream of Object.keys(b)) {
+    const ob = b[stream];
+    if (ob === undefined) continue;
+    const oa = offsetOf(a, stream);
+    if (oa === undefined || oa < ob) return false;
+  }
+  return true;
+}
+
+export function offsetsEqual(a: OffsetMap, b: OffsetMap): boolean {
+  return covers(a, b) && covers(b, a);
+}
+
+/** Per-stream maximum of two offset maps. */
+export function mergeOffsets(a: OffsetMap, b: OffsetMap): OffsetMap {
+  const out: Record<string, number> = { ...a };
+  for (const stream of Object.keys(b)) {
+    const o = b[stream];
+    if (o === undefined) continue;
+    const cur = offsetOf(out, stream);
+    if (cur === undefined || cur < o) setOffset(out, stream, o);
+  }
+  return out;
+}
+
+/** Number of events `upper` covers that `lower` does not (offsets count every event of a stream). */
+export function eventsBetween(lower: OffsetMap, upper: OffsetMap): number {
+  let n = 0;
+  for (const stream of Object.keys(upper)) {
+    const u = upper[stream];
+    if (u === undefined) continue;
+    const l = offsetOf(lower, stream) ?? -1;
+    if (u > l) n += u - l;
+  }
+  return n;
+}
+
+/** Sum of (offset + 1) over streams: a total order consistent with `covers`, for sorting. */
+export function offsetsWeight(a: OffsetMap): number {
+  return eventsBetween({}, a);
 }

@@ -3,9 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DrillEvent } from '../../bench/drill-data';
 import { usagePipeline } from '../../bench/drill-pipelines';
-import { show, single } from './run';
-
-type KV = { k: string; v: number };
+import { show, single, type KV } from './run';
 
 function machineEvent(lamport: number, type: 'started' | 'stopped', order: string, timestamp: number): DrillEvent {
   return {
@@ -39,75 +37,6 @@ describe('compact', () => {
       [[{ machine: 'Drill1', order: '4712', started: 400, durationMicros: 50 }, 1]],
       'no retraction of 4711',
     );
-  });
-
-  test('general maxBy: the forgotten winner is replaced silently; later changes are computed from the rest', async () => {
-    const max = single<KV>((c) =>
-      c
-        .groupBy((x) => x.k)
-        .maxBy((x) => x.v)
-        .ungroup(),
-    );
-    await max.step([
-      [{ k: 'a', v: 10 }, 1, 1],
-      [{ k: 'a', v: 3 }, 1, 5],
-    ]);
-    assert.equal(max.graph.stateSize(), 2);
-    max.graph.compact(3);
-    assert.equal(max.graph.stateSize(), 1);
-    assert.deepEqual(show(await max.step([[{ k: 'a', v: 4 }, 1, 6]])), [
-      [{ k: 'a', v: 3 }, -1],
-      [{ k: 'a', v: 4 }, 1],
-    ]);
-    max.graph.compact(100);
-    assert.equal(max.graph.stateSize(), 0);
-    assert.deepEqual(
-      show(await max.step([[{ k: 'a', v: 1 }, 1, 101]])),
-      [[{ k: 'a', v: 1 }, 1]],
-      'an emptied group starts afresh (keyed sinks upsert)',
-    );
-  });
-
-  test('insert-only maxBy keeps O(1) state and needs no compaction', async () => {
-    const max = single<KV>(
-      (c) =>
-        c
-          .groupBy((x) => x.k)
-          .maxBy((x) => x.v)
-          .ungroup(),
-      true,
-    );
-    await max.step([
-      [{ k: 'a', v: 10 }, 1, 1],
-      [{ k: 'b', v: 3 }, 1, 5],
-    ]);
-    max.graph.compact(1000);
-    assert.equal(max.graph.stateSize(), 2);
-    assert.deepEqual(await max.step([[{ k: 'a', v: 9 }, 1, 1001]]), [], 'the old winner still counts');
-  });
-
-  test('distinct forgets old values; count keeps its totals', async () => {
-    const d = single<KV>((c) => c.distinct());
-    await d.step([
-      [{ k: 'a', v: 1 }, 1, 1],
-      [{ k: 'b', v: 1 }, 1, 10],
-    ]);
-    d.graph.compact(5);
-    assert.equal(d.graph.stateSize(), 1);
-    assert.deepEqual(show(await d.step([[{ k: 'b', v: 1 }, 1, 11]])), [], 'b is still known');
-    assert.deepEqual(show(await d.step([[{ k: 'a', v: 1 }, 1, 12]])), [[{ k: 'a', v: 1 }, 1]], 'a was forgotten');
-    const c = single<KV>((x) =>
-      x
-        .groupBy((r) => r.k)
-        .count()
-        .ungroup(),
-    );
-    await c.step([[{ k: 'a', v: 1 }, 1, 1]]);
-    c.graph.compact(5);
-    assert.deepEqual(show(await c.step([[{ k: 'a', v: 2 }, 1, 6]])), [
-      [{ count: 1, key: 'a' }, -1],
-      [{ count: 2, key: 'a' }, 1],
-    ]);
   });
 
   test('compaction emits nothing by itself and the next untouched step stays empty', async () => {

@@ -4,9 +4,8 @@ import assert from 'node:assert/strict';
 import { createGraph, OperatorError, type Multiset, type Value } from '../../src/engine';
 import { evaluateAll, SKIP } from '../../src/engine/evaluate';
 import { StepContext } from '../../src/engine/step-context';
-import { show, single } from './run';
+import { show, single, type KV } from './run';
 
-type KV = { k: string; v: number };
 const boom = (): never => {
   throw new Error('boom');
 };
@@ -98,32 +97,6 @@ describe('skip and stop', () => {
     );
     await assert.rejects(m.step([[{ k: 'a', v: 1 }, 1, 1]]), /rebuild/);
   });
-
-  test('a failing score function leaves the group untouched by that input', async () => {
-    for (const insertOnly of [true, false]) {
-      const max = single<KV>(
-        (c) =>
-          c
-            .groupBy((x) => x.k)
-            .maxBy((x) => (x.v > 100 ? boom() : x.v))
-            .ungroup(),
-        insertOnly,
-      );
-      await max.step([[{ k: 'a', v: 5 }, 1, 1]]);
-      const g = max.graph;
-      const r = await g.step({
-        in: [
-          [{ k: 'a', v: 500 }, 1, 2],
-          [{ k: 'a', v: 6 }, 1, 2],
-        ],
-      });
-      assert.deepEqual(show(r.outputs.get('out')!), [
-        [{ k: 'a', v: 5 }, -1],
-        [{ k: 'a', v: 6 }, 1],
-      ]);
-      assert.equal(r.skipped.length, 1);
-    }
-  });
 });
 
 describe('async user functions', () => {
@@ -195,101 +168,5 @@ describe('async user functions', () => {
     } finally {
       process.off('unhandledRejection', onUnhandled);
     }
-  });
-});
-
-describe('reduce failures', () => {
-  /** Fails whenever the group holds a value with v = 13. */
-  const picky = (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) => {
-    let sum = 0;
-    for (const [x, m] of inputs) {
-      if ((x as KV).v === 13) throw new Error('unlucky');
-      sum += (x as KV).v * m;
-    }
-    outputs.push([{ key, sum }, 1]);
-  };
-
-  test('skip: the failing input is left out of its group deterministically, other inputs and groups go on', async () => {
-    const r = single<KV>((c) =>
-      c
-        .groupBy((x) => x.k)
-        .reduce(picky, { name: 'usage' })
-        .ungroup(),
-    );
-    await r.step([[{ k: 'a', v: 1 }, 1, 1]]);
-    const res = await r.graph.step({
-      in: [
-        [{ k: 'a', v: 13 }, 1, 2],
-        [{ k: 'a', v: 2 }, 1, 2],
-        [{ k: 'a', v: 20 }, 1, 2],
-        [{ k: 'b', v: 5 }, 1, 2],
-      ],
-    });
-    assert.deepEqual(show(res.outputs.get('out')!), [
-      [{ key: 'a', sum: 1 }, -1],
-      [{ key: 'a', sum: 23 }, 1],
-      [{ key: 'b', sum: 5 }, 1],
-    ]);
-    assert.equal(res.skipped.length, 1);
-    assert.equal(res.skipped[0].operator, 'usage');
-    assert.equal(res.skipped[0].value, 'a', 'the group key');
-    assert.deepEqual(res.skipped[0].input, { k: 'a', v: 13 }, 'and the input left out');
-    // the state is as if v=13 never came: retracting 2 works from sum 23
-    assert.deepEqual(show(await r.step([[{ k: 'a', v: 2 }, -1, 3]])), [
-      [{ key: 'a', sum: 21 }, 1],
-      [{ key: 'a', sum: 23 }, -1],
-    ]);
-  });
-
-  test('skip with a single update: the group keeps its state', async () => {
-    const r = single<KV>((c) =>
-      c
-        .groupBy((x) => x.k)
-        .reduce(picky)
-        .ungroup(),
-    );
-    await r.step([[{ k: 'a', v: 1 }, 1, 1]]);
-    const res = await r.graph.step({ in: [[{ k: 'a', v: 13 }, 1, 2]] });
-    assert.equal(res.outputs.size, 0);
-    assert.deepEqual(res.skipped[0].input, { k: 'a', v: 13 });
-    assert.equal(r.graph.stateSize(), 2, 'one input and one output');
-  });
-
-  test('invalid reduce outputs are failures too', async () => {
-    const r = single<KV>((c) =>
-      c
-        .groupBy((x) => x.k)
-        .reduce((key, inputs) => (inputs.length > 1 ? [[{ key, bad: NaN }, 1]] : [[{ key }, 1]]))
-        .ungroup(),
-    );
-    await r.step([[{ k: 'a', v: 1 }, 1, 1]]);
-    const res = await r.graph.step({ in: [[{ k: 'a', v: 2 }, 1, 2]] });
-    assert.equal(res.outputs.size, 0);
-    assert.match((res.skipped[0].error as Error).message, /NaN/);
-  });
-
-  test('stop: OperatorError with the group key, and no group of the batch is committed', async () => {
-    const r = single<KV>((c) =>
-      c
-        .groupBy((x) => x.k)
-        .reduce(picky, { name: 'usage' })
-        .ungroup(),
-    );
-    await assert.rejects(
-      r.step(
-        [
-          [{ k: 'a', v: 1 }, 1, 1],
-          [{ k: 'b', v: 13 }, 1, 1],
-        ],
-        { onError: 'stop' },
-      ),
-      (e: unknown) => {
-        assert.ok(e instanceof OperatorError);
-        assert.equal(e.operator, 'usage');
-        assert.equal(e.value, 'b');
-        return true;
-      },
-    );
-    assert.equal(r.graph.stateSize(), 0, 'group a was computed but not committed');
   });
 });

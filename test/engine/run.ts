@@ -9,6 +9,9 @@ import {
   type Value,
 } from '../../src/engine';
 
+/** The record most unit tests compute with. */
+export type KV = { k: string; v: number };
+
 /** A graph with one input `in` and one output `out` built by `build`. */
 export function single<T extends Value>(
   build: (c: Collection<T>) => Collection,

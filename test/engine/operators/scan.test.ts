@@ -6,18 +6,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { OperatorError, type Collection, type Multiset, type Value } from '../../src/engine';
-import type { DrillEvent } from '../../bench/drill-data';
+import { OperatorError, type Collection, type Multiset, type Value } from '../../../src/engine';
+import type { DrillEvent } from '../../../bench/drill-data';
 import {
   pairStartStop,
   usagePipeline,
   usageScanPipeline,
   type Excerpt,
   type UsageRow,
-} from '../../bench/drill-pipelines';
-import { checkIncremental, RUNS, scenario } from './harness';
-import { ref, type Z } from './reference';
-import { show, single } from './run';
+} from '../../../bench/drill-pipelines';
+import { checkIncremental, RUNS, scenario } from '../harness';
+import { ref, type Z } from '../reference';
+import { show, single } from '../run';
 
 type Rec = { k: string; v: number; s: string };
 const rec: fc.Arbitrary<Rec> = fc.record({

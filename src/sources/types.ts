@@ -4,6 +4,9 @@
  */
 import type { OffsetMap } from '../core/offset-map';
 
+/** The offsets of the source interface; defined in core (sinks and the dataflow use them too). */
+export type { OffsetMap };
+
 /** An event as Actyx v2 delivers it. `timestamp` is in microseconds since the Unix epoch. */
 export interface ActyxEvent {
   readonly lamport: number;

@@ -1,8 +1,9 @@
 /**
- * Crash test: a child process runs the dashboard + usage dataflow over 100,000 events and is killed
- * with SIGKILL at random moments (in up to three rounds certainly while a transaction is open: its
- * rows written, not yet committed); after every restart it resumes. At the end every table equals
- * the from-scratch result row for row and the offsets equal the source's present.
+ * Crash test (SQLite, PostgreSQL, MariaDB): a child process runs the dashboard + usage dataflow over
+ * 100,000 events and is killed with SIGKILL at random moments (in up to three rounds certainly
+ * while a transaction is open: its rows written, not yet committed); after every restart it
+ * resumes. At the end every table equals the from-scratch result row for row and the offsets equal
+ * the source's present.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +23,9 @@ import {
   fromScratch,
   oneByOne,
   pgExec,
+  mariadbDrop,
+  mariadbOffsets,
+  mariadbRows,
   pgOffsets,
   pgRows,
   seeded,
@@ -92,15 +96,18 @@ function spawnWorker(args: readonly string[]): Child {
   return { proc, started, live, commits, opened, lastTx: () => lastTx, exited };
 }
 
-/** Runs KILLS rounds of start + SIGKILL, then a final run to live; returns how many rounds were already live when killed. */
+/**
+ * Runs KILLS rounds of start + SIGKILL, then a final run to live; returns how many rounds were
+ * already live when killed, and how many were killed inside a commit.
+ */
 async function crashLoop(
-  kind: 'sqlite' | 'postgres',
+  kind: 'sqlite' | 'postgres' | 'mariadb',
   logFile: string,
   target: string,
   seed: number,
   progress: () => Promise<number>,
   retention = '',
-): Promise<number> {
+): Promise<{ live: number; insideCommit: number }> {
   const rnd = seeded(seed);
   const seen: number[] = [];
   let liveBeforeKill = 0;
@@ -156,7 +163,7 @@ async function crashLoop(
   await Promise.race([last.live, last.exited.then((c) => assert.fail(`final worker exited with ${c}`))]);
   last.proc.kill('SIGTERM');
   assert.equal(await last.exited, 0);
-  return liveBeforeKill;
+  return { live: liveBeforeKill, insideCommit };
 }
 
 async function expected(
@@ -199,7 +206,7 @@ test('SQLite: SIGKILL at random moments, restart, tables equal the from-scratch 
     const { file: logFile, log } = makeLog(dir);
     const dbFile = join(dir, 'views.sqlite');
     const progress = sqliteProgress(dbFile);
-    const live = await crashLoop('sqlite', logFile, dbFile, 1, progress);
+    const { live } = await crashLoop('sqlite', logFile, dbFile, 1, progress);
     assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
     const { members, rows } = await expected(log, dummyDb, '');
     const present = await log.presentOffsets();
@@ -228,7 +235,7 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
         return 0; // not created yet
       }
     };
-    const live = await crashLoop('postgres', logFile, prefix, 2, progress);
+    const { live } = await crashLoop('postgres', logFile, prefix, 2, progress);
     assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
     const { members, rows } = await expected(log, dummyDb, prefix);
     const present = await log.presentOffsets();
@@ -244,6 +251,37 @@ test('PostgreSQL: SIGKILL at random moments, restart, tables equal the from-scra
     for (const t of ['dashboard', 'usage'])
       await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
     await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('MariaDB: SIGKILL at random moments (three inside a commit), restart, tables equal the from-scratch result', async () => {
+  const dir = tempDir('deltaflow-crash-');
+  const prefix = `${uniqueName('crashm')}_`;
+  try {
+    const { file: logFile, log } = makeLog(dir);
+    const progress = async (): Promise<number> => {
+      try {
+        return Object.values(await mariadbOffsets(`${prefix}usage`)).reduce((a, b) => a + b + 1, 0);
+      } catch {
+        return 0; // not created yet
+      }
+    };
+    const { live, insideCommit } = await crashLoop('mariadb', logFile, prefix, 4, progress);
+    assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
+    assert.ok(insideCommit >= 3, `three kills inside a commit (${insideCommit})`);
+    const { members, rows } = await expected(log, dummyDb, prefix);
+    const present = await log.presentOffsets();
+    for (const m of members) {
+      if (m.role !== 'sink') continue;
+      const actual = await mariadbRows(m.table);
+      assert.ok(actual.length > 0);
+      assertSameRows(actual, rows.get(m.id), `${m.table.name} equals the from-scratch result`);
+      assert.deepEqual(await mariadbOffsets(m.table.name), present, `${m.table.name} offsets equal the present`);
+    }
+    await log.close();
+  } finally {
+    await mariadbDrop([`${prefix}dashboard`, `${prefix}usage`]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 });

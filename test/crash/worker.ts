@@ -1,13 +1,14 @@
 /**
  * The crash test's child process: runs the dashboard (keyed) and usage (multiset) dataflow over an
- * embedded log into SQLite or PostgreSQL until it is killed. Prints one JSON line per milestone.
- * Usage: worker.ts <sqlite|postgres> <log file> <sqlite file or table prefix> [slow|hold|-] [retention µs]
+ * embedded log into SQLite, PostgreSQL or MariaDB until it is killed. Prints one JSON line per milestone.
+ * Usage: worker.ts <sqlite|postgres|mariadb> <log file> <sqlite file or table prefix> [slow|hold|-] [retention µs]
  *   slow: every transaction stays open a few ms longer, so kills often land inside commits;
  *   hold: every transaction stays open 200 ms after its rows are written, announced by a line
  *   {tx: 'open'} ({tx: 'done'} once committed), so the parent can kill inside a commit for sure.
  */
 import { startDataflow } from '../../src/dataflow/coordinator';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
@@ -36,9 +37,14 @@ function lingering(db: SinkDatabase, ms: number, announce = false): SinkDatabase
 async function main(): Promise<void> {
   const [kind, logFile, target, slow, retention] = process.argv.slice(2);
   if (!kind || !logFile || !target)
-    throw new Error('usage: worker.ts <sqlite|postgres> <log> <target> [slow|hold|-] [retention µs]');
+    throw new Error('usage: worker.ts <sqlite|postgres|mariadb> <log> <target> [slow|hold|-] [retention µs]');
   const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
-  const base: SinkDatabase = kind === 'sqlite' ? new SqliteDatabase({ filename: target }) : new PostgresDatabase({});
+  const base: SinkDatabase =
+    kind === 'sqlite'
+      ? new SqliteDatabase({ filename: target })
+      : kind === 'mariadb'
+        ? new MariadbDatabase({})
+        : new PostgresDatabase({});
   const db = slow === 'slow' ? lingering(base, 3) : slow === 'hold' ? lingering(base, 200, true) : base;
   const prefix = kind === 'sqlite' ? '' : target;
   const listener = recordingListener();

@@ -37,6 +37,7 @@ import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, screenshot, skipWithoutChromium } from './chromium';
 import { waitFor } from '../e2e/node-red-process';
+import { withMariadb } from '../dataflow/support';
 import {
   configNodes,
   deploy,
@@ -140,7 +141,12 @@ async function startNodeRed(port: number): Promise<NonNullable<typeof nodeRed>> 
       '--settings',
       join(userDir, 'settings.js'),
     ],
-    { cwd: userDir, env: cleanEnv({ PGOPTIONS: `-c search_path=${schema}` }), stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: userDir,
+      // The PostgreSQL example's tables in a schema of this run, the MariaDB example's in a database of this run.
+      env: cleanEnv({ PGOPTIONS: `-c search_path=${schema}`, MYSQL_DATABASE: schema }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -171,6 +177,7 @@ before(async () => {
   await client.connect();
   await client.query(`CREATE SCHEMA ${schema}`);
   await client.end();
+  await withMariadb((c) => c.query(`CREATE DATABASE \`${schema}\``));
 
   const tarball = await timed('npm pack', async () => {
     // dist/ is built by `npm test` (npm run build) before the tests run.
@@ -245,6 +252,7 @@ after(async () => {
     await client.connect();
     await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await client.end();
+    await withMariadb((c) => c.query(`DROP DATABASE IF EXISTS \`${schema}\``));
   }
 });
 
@@ -253,6 +261,7 @@ const EXAMPLES: readonly (readonly [string, string])[] = [
   ['machine-usage', 'Machine usage'],
   ['erp-bookings', 'ERP bookings'],
   ['postgres-dashboard', 'Drill dashboard (PostgreSQL)'],
+  ['mariadb-dashboard', 'Drill dashboard (MariaDB)'],
 ];
 const FLOWFUSE_EXAMPLE = ['flowfuse-dashboard', 'Drill dashboard (FlowFuse)'] as const;
 

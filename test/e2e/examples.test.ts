@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { withMariadb } from '../dataflow/support';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { DEFAULT_LOG_FILE } from '../../src/nodes/actyx-config';
 import { AUDIT_EXPECTED, publishAuditTrail } from '../../src/simulator/audit-trail';
@@ -20,7 +21,8 @@ import { startNodeRed, waitFor, type NodeRedProcess } from './node-red-process';
 
 const userDir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
 const schema = `e2e_${process.pid}_${Date.now() % 100000}`;
-const pgEnv = { PGOPTIONS: `-c search_path=${schema}` };
+/** The PostgreSQL example's tables in a schema of this run, the MariaDB example's in a database of this run. */
+const pgEnv = { PGOPTIONS: `-c search_path=${schema}`, MYSQL_DATABASE: schema };
 let nodeRed: NodeRedProcess | null = null;
 
 function rows(file: string, sql: string): Record<string, unknown>[] {
@@ -76,6 +78,7 @@ before(async () => {
   await client.connect();
   await client.query(`CREATE SCHEMA ${schema}`);
   await client.end();
+  await withMariadb((c) => c.query(`CREATE DATABASE \`${schema}\``));
   // The seed's audit trail, with its 2020 times, in the log the examples' actyx-config nodes use.
   const log = new EmbeddedLog(join(userDir, DEFAULT_LOG_FILE));
   await publishAuditTrail(log);
@@ -88,6 +91,7 @@ after(async () => {
   await client.connect();
   await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await client.end();
+  await withMariadb((c) => c.query(`DROP DATABASE IF EXISTS \`${schema}\``));
   rmSync(userDir, { recursive: true, force: true });
 });
 
@@ -200,6 +204,29 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
   // The PostgreSQL dashboard's JSON endpoint (a db-query node).
   const json = async (path: string) => (await fetch(`${nodeRed!.base}${path}`)).json();
   assert.deepEqual(await json('/pg-dashboard/status'), expectedDashboard);
+
+  // MariaDB variant: the dashboard row and the timeline, `since`, `started`, `stopped` as DATETIME(6) in UTC.
+  const mariadbRows = await waitFor(
+    'MariaDB dashboard and timeline rows',
+    () =>
+      withMariadb(async (c) => {
+        const [d] = await c.query(
+          `SELECT machine, doing_what, since, manufacturing_order FROM \`${schema}\`.dashboard ORDER BY machine`,
+        );
+        const [t] = await c.query(
+          `SELECT machine, manufacturing_order, started, stopped FROM \`${schema}\`.machine_timeline ORDER BY started`,
+        );
+        return { dashboard: d as unknown[], timeline: t as unknown[] };
+      }).catch(() => ({ dashboard: [], timeline: [] })),
+    (r) => r.dashboard.length > 0 && r.timeline.length > 0,
+  );
+  assert.deepEqual(mariadbRows, {
+    dashboard: [{ ...expectedDashboard[0], since: new Date(dashboard.since), manufacturing_order: null }],
+    timeline: expectedTimeline.map((r) => ({ ...r, started: new Date(r.started), stopped: new Date(r.stopped) })),
+  });
+  // Its JSON endpoints (db-query nodes on the same db-config).
+  assert.deepEqual(await json('/mariadb-dashboard/status'), expectedDrillDashboard);
+  assert.deepEqual(await json('/mariadb-dashboard/timeline'), expectedTimeline);
   const page = await fetch(`${nodeRed.base}/drill-dashboard`);
   assert.match(page.headers.get('content-type') ?? '', /text\/html/);
   assert.match(await page.text(), /<title>Drill dashboard<\/title>/);

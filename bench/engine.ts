@@ -12,7 +12,8 @@
  * Environment: BENCH_EVENTS (1,000,000), BENCH_BATCH (1,000), BENCH_MACHINES (50),
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
- * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_REPEAT (2: comparisons keep the
+ * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_JOIN_EVENTS
+ * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it), BENCH_REPEAT (2: comparisons keep the
  * fastest of that many interleaved runs, to damp noise from other processes), BENCH_CLOCK=cpu
  * (rates per CPU second of the process instead of per wall-clock second: for a machine that other
  * processes keep busy).
@@ -321,6 +322,155 @@ function dataset(count: number): Dataset {
   return { events, ours, peers };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Join: worker events ⋈ machine events by order (what the ERP booking combines), with retractions
+
+const JOIN_EVENTS = intEnv('BENCH_JOIN_EVENTS', 200_000);
+const JOIN_ROUNDS = intEnv('BENCH_JOIN_ROUNDS', 5);
+/** Every n-th batch also retracts all events of the batch five before it. */
+const RETRACT_EVERY = 10;
+
+interface JoinDataset {
+  readonly count: number;
+  readonly ours: Update<DrillEvent>[][];
+  readonly peers: [DrillEvent, number][][];
+  /** Output diffs a minimal join emits, computed naively. */
+  readonly realChanges: number;
+}
+
+const orderOfEvent = (e: DrillEvent): string => (e.payload as { order: string }).order;
+const isWorkerEvent = (e: DrillEvent): boolean => e.tags.includes('worker');
+
+function joinDataset(count: number): JoinDataset {
+  const events = generateDrillEvents({ count, machines: MACHINES, workers: MACHINES, seed: 2 });
+  const ours: Update<DrillEvent>[][] = [];
+  const peers: [DrillEvent, number][][] = [];
+  const slices: DrillEvent[][] = [];
+  for (let from = 0; from < count; from += BATCH) slices.push(events.slice(from, from + BATCH));
+  slices.forEach((slice, i) => {
+    const updates: Update<DrillEvent>[] = slice.map((e) => [e, 1, e.timestamp]);
+    if (i % RETRACT_EVERY === RETRACT_EVERY - 1 && i >= 5)
+      for (const e of slices[i - 5]!) updates.push([e, -1, e.timestamp]);
+    ours.push(updates);
+    peers.push(updates.map(([e, d]): [DrillEvent, number] => [e, d]));
+  });
+  return { count, ours, peers, realChanges: joinRealChanges(ours) };
+}
+
+/** The rows a minimal join output changes per batch: per touched order, pairs before and after. */
+function joinRealChanges(batches: readonly Update<DrillEvent>[][]): number {
+  const sides = { l: new Map<string, Map<DrillEvent, number>>(), r: new Map<string, Map<DrillEvent, number>>() };
+  const rows = (order: string): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const [a, ma] of sides.l.get(order) ?? [])
+      for (const [b, mb] of sides.r.get(order) ?? []) out.set(`${a.lamport}/${b.lamport}`, ma * mb);
+    return out;
+  };
+  let changes = 0;
+  for (const batch of batches) {
+    const touched = new Set(batch.map(([e]) => orderOfEvent(e)));
+    const before = new Map([...touched].map((o) => [o, rows(o)]));
+    for (const [e, d] of batch) {
+      const side = isWorkerEvent(e) ? sides.l : sides.r;
+      const order = orderOfEvent(e);
+      const records = side.get(order) ?? new Map<DrillEvent, number>();
+      side.set(order, records);
+      const m = (records.get(e) ?? 0) + d;
+      if (m === 0) records.delete(e);
+      else records.set(e, m);
+    }
+    for (const o of touched) {
+      const after = rows(o);
+      const old = before.get(o)!;
+      for (const [k, m] of after) if (old.get(k) !== m) changes++;
+      for (const k of old.keys()) if (!after.has(k)) changes++;
+    }
+  }
+  return changes;
+}
+
+function ourJoin(data: JoinDataset): Runner {
+  const g = createGraph();
+  const input = g.input<DrillEvent>('events', { order: eventOrderKey });
+  const steps = input.filter(isWorkerEvent).groupBy(orderOfEvent);
+  const machines = input.filter(isMachineEvent).groupBy(orderOfEvent);
+  g.output('rows', steps.join(machines).ungroup());
+  let diffs = 0;
+  return {
+    async feed(i) {
+      const r = await g.step({ events: data.ours[i] });
+      diffs += r.outputs.get('rows')?.length ?? 0;
+    },
+    diffs: () => diffs,
+  };
+}
+
+function d2tsJoin(data: JoinDataset): Runner {
+  const { D2, MultiSet, MessageType, filter, map, join, output } = d2ts;
+  const graph = new D2({ initialFrontier: 0 });
+  const input = graph.newInput<DrillEvent>();
+  const keyed = (e: DrillEvent): [string, DrillEvent] => [orderOfEvent(e), e];
+  const machines = input.pipe(filter(isMachineEvent), map(keyed));
+  let diffs = 0;
+  input.pipe(
+    filter(isWorkerEvent),
+    map(keyed),
+    join(machines),
+    output((message) => {
+      if (message.type === MessageType.DATA) diffs += message.data.collection.getInner().length;
+    }),
+  );
+  graph.finalize();
+  return {
+    feed(i) {
+      input.sendData(i, new MultiSet(data.peers[i]));
+      input.sendFrontier(i + 1);
+      graph.run();
+    },
+    diffs: () => diffs,
+  };
+}
+
+/** One timed run over all batches: events per second (wall or CPU, see BENCH_CLOCK) and diffs. */
+async function timedJoin(make: () => Runner, data: JoinDataset): Promise<{ rate: number; diffs: number }> {
+  const runner = make();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < data.ours.length; i++) {
+    const r = runner.feed(i);
+    if (r) await r;
+  }
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(c0);
+  const elapsed = CPU_TIME ? (cpu.user + cpu.system) / 1000 : ms;
+  return { rate: (data.count / elapsed) * 1000, diffs: runner.diffs() };
+}
+
+/** Paired rounds (ours, d2ts, ours, d2ts, …): the median of the per-round ratios. */
+async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real: number; rate: number }> {
+  const data = joinDataset(JOIN_EVENTS);
+  console.log(
+    `\n## Join: worker events ⋈ machine events by order (inner), every ${RETRACT_EVERY}th batch retracts an earlier batch; ${fmt(JOIN_EVENTS)} events, ${JOIN_ROUNDS} paired rounds`,
+  );
+  // One whole run of each first: both engines' code optimised before the measured rounds.
+  for (const make of [() => ourJoin(data), () => d2tsJoin(data)]) await timedJoin(make, data);
+  const ratios: number[] = [];
+  let ourDiffs = 0;
+  let rate = 0;
+  for (let round = 0; round < JOIN_ROUNDS; round++) {
+    const a = await timedJoin(() => ourJoin(data), data);
+    const b = await timedJoin(() => d2tsJoin(data), data);
+    ratios.push(a.rate / b.rate);
+    ourDiffs = a.diffs;
+    rate = Math.max(rate, a.rate);
+    console.log(
+      `round ${round + 1}: deltaflow ${fmt(a.rate)} events/s (${fmt(a.diffs)} diffs), d2ts ${fmt(b.rate)} events/s (${fmt(b.diffs)} diffs), ratio ${(a.rate / b.rate).toFixed(2)}×; real changes ${fmt(data.realChanges)}`,
+    );
+  }
+  ratios.sort((x, y) => x - y);
+  return { ratio: ratios[Math.floor(ratios.length / 2)]!, ourDiffs, real: data.realChanges, rate };
+}
+
 async function main(): Promise<void> {
   if (!gc) console.log('warning: run with --expose-gc for retained-heap figures');
   console.log(
@@ -381,6 +531,8 @@ async function main(): Promise<void> {
     data = null;
   }
 
+  const joined = JOIN_ROUNDS > 0 && process.env.BENCH_JOIN !== '0' ? await joinComparison() : null;
+
   console.log('\n## Best runs');
   for (const r of results) print(r);
 
@@ -412,6 +564,16 @@ async function main(): Promise<void> {
     ourRuns.every((r) => r.diffs <= r.realChanges),
     `our output diffs never exceed the real changes: ${ourRuns.map((r) => `${r.pipeline}@${fmt(r.events)} ${fmt(r.diffs)}/${fmt(r.realChanges)}`).join(', ')}`,
   );
+  if (joined !== null) {
+    bar(
+      joined.ratio >= 5,
+      `join ≥ 5× d2ts (median of paired rounds): ${joined.ratio.toFixed(2)}× (${fmt(joined.rate)} events/s)`,
+    );
+    bar(
+      joined.ourDiffs <= joined.real,
+      `join output diffs never exceed the real changes: ${fmt(joined.ourDiffs)}/${fmt(joined.real)}`,
+    );
+  }
 }
 
 main().catch((e: unknown) => {

@@ -17,6 +17,11 @@ export interface Columns {
   readonly keys: Value[] | null;
   /** Order key of each update, or null: all order keys are null (not tracked, or none). */
   readonly orders: Value[] | null;
+  /**
+   * True when no value appears twice and no diff is zero (the graph then returns the batch as an
+   * output without consolidating it). Only set where an operator guarantees it.
+   */
+  readonly consolidated?: boolean;
 }
 
 /** Empty columns to push into; `ordered`: with an order key column. */
@@ -44,7 +49,14 @@ export function pushFrom(out: Columns, from: Columns, i: number): void {
 
 /** The columns as an ungrouped stream (the same arrays). */
 export function ungrouped(c: Columns): Columns {
-  return { values: c.values, diffs: c.diffs, times: c.times, keys: null, orders: c.orders };
+  return {
+    values: c.values,
+    diffs: c.diffs,
+    times: c.times,
+    keys: null,
+    orders: c.orders,
+    consolidated: c.consolidated,
+  };
 }
 
 /** For operators planned as insert-only: a retraction is an error, never a silent wrong answer. */

@@ -12,6 +12,7 @@ import { DistinctOperator } from './operators/distinct';
 import { FilterOperator, FlatMapOperator, MapOperator } from './operators/elementwise';
 import { ExtremumOperator, MonotonicExtremumOperator, type Direction } from './operators/extremum';
 import { GroupByOperator, UngroupOperator } from './operators/grouping';
+import { JoinOperator } from './operators/join';
 import { ReduceOperator } from './operators/reduce';
 import { ScanOperator } from './operators/scan';
 import { CHECKPOINT_EVERY, type StepFn } from './fold';
@@ -25,6 +26,8 @@ import {
   type Graph,
   type Grouped,
   type InputOptions,
+  type JoinOptions,
+  type JoinRow,
   type MaybePromise,
   type OperatorOptions,
   type OutputOptions,
@@ -158,7 +161,7 @@ class DataflowGraph implements Graph {
         const updates: Update[] = [];
         for (let i = 0; i < c.values.length; i++)
           if (!raw || c.diffs[i] !== 0) updates.push([c.values[i], c.diffs[i], c.times[i]]);
-        const batch = raw ? updates : consolidate(updates);
+        const batch = raw || c.consolidated === true ? updates : consolidate(updates);
         if (batch.length > 0) outputs.set(name, batch);
       }
       return { outputs, skipped: ctx.skipped };
@@ -439,6 +442,17 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
       new DistinctOperator(this.graph.nameFor('distinct', options), this.index, true),
       this.insertOnly,
     );
+  }
+
+  join<U extends Value>(other: Grouped<K, U>, options?: JoinOptions): Grouped<K, JoinRow<K, T, U>> {
+    if (!(other instanceof EngineGrouped) || other.graph !== this.graph)
+      throw new Error('join: the other side belongs to another graph');
+    const kind = options?.kind ?? 'inner';
+    if (kind !== 'inner' && kind !== 'left')
+      throw new RangeError(`join: kind must be 'inner' or 'left', got ${JSON.stringify(kind)}`);
+    const op = new JoinOperator(this.graph.nameFor('join', options), this.index, other.index, kind);
+    // An inner join of insert-only sides only ever adds rows.
+    return this.derive(op, kind === 'inner' && this.insertOnly && other.insertOnly);
   }
 
   ungroup(options?: OperatorOptions): Collection<T> {

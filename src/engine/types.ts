@@ -149,6 +149,18 @@ export interface Collection<T extends Value = Value> {
   distinct(options?: OperatorOptions): Collection<T>;
 }
 
+export interface JoinOptions extends OperatorOptions {
+  /** 'inner' (default): matched pairs only; 'left': left outer, unmatched left records with `right: null`. */
+  readonly kind?: 'inner' | 'left';
+}
+
+/** A row of `join`: the key, the left record, the right record (null for an unmatched left record of a left outer join). */
+export type JoinRow<K extends Value = Value, T extends Value = Value, U extends Value = Value> = {
+  readonly key: K;
+  readonly left: T;
+  readonly right: U | null;
+};
+
 /** A collection split into groups by key. Per-group operators only recompute touched groups. */
 export interface Grouped<K extends Value = Value, T extends Value = Value> {
   readonly insertOnly: boolean;
@@ -199,6 +211,21 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
   /** `{key, sum}` per non-empty group (sum of `fn(value) × multiplicity`). */
   sum(fn: (value: T) => MaybePromise<number>, options?: OperatorOptions): Grouped<K, { key: K; sum: number }>;
   distinct(options?: OperatorOptions): Grouped<K, T>;
+  /**
+   * The equi-join with `other` by group key: for each key, every pair of a record of this side
+   * (left) and one of `other` (right) as `{key, left, right}` (multiplicities multiply). `kind:
+   * 'left'` (left outer) also outputs `{key, left, right: null}` for the left records of a key
+   * `other` has no record of. A change costs work in proportion to the records it matches;
+   * retractions on either side retract the rows they joined into. Rows carry the greater order
+   * key of their two records.
+   *
+   * ```ts
+   * const steps = stepEvents.groupBy((s) => s.order);
+   * const spans = machineSpans.groupBy((s) => s.order);
+   * steps.join(spans, { kind: 'left' }).ungroup(); // {key: order, left: step, right: span | null}
+   * ```
+   */
+  join<U extends Value>(other: Grouped<K, U>, options?: JoinOptions): Grouped<K, JoinRow<K, T, U>>;
   /** The groups' values as one collection (the key is dropped; keep it in the value if needed). */
   ungroup(options?: OperatorOptions): Collection<T>;
 }

@@ -1,6 +1,7 @@
 // A private MariaDB server for the tests: Debian's mariadbd on a free port, its data directory in a
-// temporary folder (created with mariadb-install-db, root without a password on 127.0.0.1), stopped
-// and removed at the end. Used by scripts/test.mjs when no MYSQL_* / MARIADB_URL / MYSQL_URL is set,
+// temporary folder (created with mariadb-install-db, root without a password on 127.0.0.1), TLS
+// with a self-signed certificate when openssl is there (for the TLS tests), stopped and removed at
+// the end. Used by scripts/test.mjs when no MYSQL_* / MARIADB_URL / MYSQL_URL is set,
 // and by tests that kill and restart a server of their own (`start` on an existing data directory).
 // Works as root (the server then runs as root: --user=root) and as a normal user.
 import { spawn, spawnSync } from 'node:child_process';
@@ -73,10 +74,41 @@ async function reachable(port, deadline) {
 }
 
 /**
- * Starts mariadbd on `dir` (a folder holding `data`, from installDataDir) and `port`; resolves once
- * it accepts connections. Returns the process and `stop()` (SIGTERM, waits for exit).
+ * A self-signed certificate for localhost in `dir` (cert.pem, key.pem), made with openssl; null when
+ * openssl is not there.
  */
-export async function startServer(dir, port) {
+export function selfSignedCertificate(dir) {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  if (existsSync(cert) && existsSync(key)) return { cert, key };
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '7',
+      '-subj',
+      '/CN=localhost',
+    ],
+    { encoding: 'utf8' },
+  );
+  return r.status === 0 ? { cert, key } : null;
+}
+
+/**
+ * Starts mariadbd on `dir` (a folder holding `data`, from installDataDir) and `port`; resolves once
+ * it accepts connections. With `tls` ({cert, key}) it also accepts TLS connections. Returns the
+ * process and `stop()` (SIGTERM, waits for exit).
+ */
+export async function startServer(dir, port, tls = null) {
   const bin = mariadbBinaries();
   if (bin instanceof Error) throw bin;
   const args = [
@@ -93,6 +125,7 @@ export async function startServer(dir, port) {
     '--innodb-buffer-pool-dump-at-shutdown=OFF',
     '--innodb-buffer-pool-load-at-startup=OFF',
     '--max-connections=500',
+    ...(tls ? [`--ssl-cert=${tls.cert}`, `--ssl-key=${tls.key}`] : []),
     ...(isRoot ? ['--user=root'] : []),
   ];
   const proc = spawn(bin.server, args, { stdio: 'ignore', detached: false });
@@ -133,7 +166,7 @@ export async function startTemporaryMariadb() {
   try {
     installDataDir(dir);
     const port = await freePort();
-    const server = await startServer(dir, port);
+    const server = await startServer(dir, port, selfSignedCertificate(dir));
     const { default: mysql } = await import('mysql2/promise');
     const admin = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', password: '' });
     await admin.query('CREATE DATABASE IF NOT EXISTS deltaflow_test');

@@ -348,6 +348,8 @@ export function isRetryableMariadbError(err: unknown): boolean {
   if (typeof e.errno === 'number' && RETRYABLE_ERRNOS.has(e.errno)) return true;
   if (typeof e.code === 'string' && RETRYABLE_CODES.has(e.code)) return true;
   if (Array.isArray(e.errors)) return e.errors.some(isRetryableMariadbError);
-  // The driver's own connection errors carry no server error number.
-  return e.fatal === true && typeof e.errno !== 'number';
+  // The driver's own connection errors ("Can't add new command when connection is in closed state")
+  // carry no server error number and no code; a TLS failure (a certificate refused) has a code and
+  // needs the configuration changed.
+  return e.fatal === true && typeof e.errno !== 'number' && e.code === undefined;
 }

@@ -7,10 +7,17 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { ColumnSpec, TableSpec } from '../../src/sinks/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
-import { isRetryableMariadbError, mariadbTarget } from '../../src/sinks/mariadb-connection';
+import {
+  driverConfig,
+  isRetryableMariadbError,
+  MariadbConnection,
+  mariadbTarget,
+  type MariadbOptions,
+} from '../../src/sinks/mariadb-connection';
 import { mariadbColumnType, utcDatetime } from '../../src/sinks/mariadb-types';
 import { SinkDatabaseError } from '../../src/sinks/errors';
 import { mariadbDrop, mariadbSettings, uniqueName, withMariadb } from '../dataflow/support';
@@ -501,4 +508,62 @@ test('connection settings: fields over the URL over MYSQL_*; the label never hol
       e.hint === 'access denied: check Password field',
   );
   await denied.close();
+});
+
+test('TLS: "accept any certificate" encrypts, "verify" refuses a self-signed certificate (not retried), ssl-mode=REQUIRED in the URL, off is plain', async () => {
+  // The launcher's server has a self-signed certificate; a given server without TLS is replaced by one of the test's own.
+  const haveSsl = await withMariadb(async (c) => {
+    const [r] = await c.query('SELECT @@have_ssl AS s');
+    return String((r as { s: string }[])[0]?.s);
+  });
+  type Own = { env: Record<string, string>; stop(): Promise<void> };
+  const own: Own | null =
+    haveSsl === 'YES'
+      ? null
+      : await (
+          (await import(join(__dirname, '..', '..', 'scripts', 'mariadb-server.mjs'))) as {
+            startTemporaryMariadb(): Promise<Own>;
+          }
+        ).startTemporaryMariadb();
+  const base = own
+    ? { host: own.env.MYSQL_HOST, port: Number(own.env.MYSQL_PORT), user: 'root', database: 'deltaflow_test' }
+    : {
+        host: String(mariadbSettings().host),
+        port: Number(mariadbSettings().port),
+        user: String(mariadbSettings().user),
+        password: String(mariadbSettings().password ?? ''),
+        database: String(mariadbSettings().database),
+      };
+  /** The session's TLS cipher ('' without TLS), through the sink's own connection code. */
+  const cipher = async (options: MariadbOptions): Promise<string> => {
+    const c = await MariadbConnection.open(driverConfig(mariadbTarget(options), options, 'deltaflow-test'), options);
+    try {
+      const rows = (await c.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")) as { Value: string }[];
+      return String(rows[0]?.Value ?? '');
+    } finally {
+      await c.close();
+    }
+  };
+  try {
+    assert.notEqual(await cipher({ ...base, ssl: { rejectUnauthorized: false } }), '');
+    assert.equal(await cipher({ ...base, ssl: false }), '');
+    const auth = base.user + ('password' in base && base.password ? `:${encodeURIComponent(base.password)}` : '');
+    const url = `mysql://${auth}@${base.host}:${base.port}/${base.database}?ssl-mode=REQUIRED`;
+    assert.notEqual(await cipher({ url }), '');
+    const spec = table('keyed', [col('k', 'text', 'k', { key: true })]);
+    const encrypted = new MariadbDatabase({ url });
+    await encrypted.transaction(async (tx) => {
+      await tx.ensureTable(spec);
+      await tx.apply(spec, [rec({ k: 'over TLS' }, 1)]);
+    });
+    await encrypted.close();
+    const verifying = new MariadbDatabase({ ...base, ssl: true });
+    await assert.rejects(
+      verifying.transaction(async () => undefined),
+      (e: unknown) => e instanceof SinkDatabaseError && !e.retryable && /self[- ]signed|certificate/i.test(e.message),
+    );
+    await verifying.close();
+  } finally {
+    await own?.stop();
+  }
 });

@@ -37,6 +37,11 @@ export class CommitPipeline {
    */
   private held: { readonly commit: PendingCommit<Phase>; readonly timer: NodeJS.Timeout } | null = null;
   private wakeCapacity: (() => void) | null = null;
+  /**
+   * A commit failed or was abandoned: the commits queued after it are not attempted (they would
+   * write later changes without its changes; their events are read again at the next start).
+   */
+  private gaveUp = false;
 
   constructor(
     private readonly ctx: DataflowContext,
@@ -98,9 +103,13 @@ export class CommitPipeline {
       commit.started = true;
       if (this.pending === commit) this.pending = null;
       this.wakeCapacity?.();
+      if (this.gaveUp || this.ctx.failed !== null) throw new Abandoned();
       return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
     })
-      .catch((e: unknown) => this.failCommit(e, commit.writes()))
+      .catch((e: unknown) => {
+        this.gaveUp = true;
+        this.failCommit(e, commit.writes(), commit.events);
+      })
       .finally(() => {
         this.inFlight--;
         this.wakeCapacity?.();
@@ -133,8 +142,11 @@ export class CommitPipeline {
     const settled = await Promise.allSettled(
       perDb.map(([db, writes]) => {
         const attempts: CommitAttempts = { rows: null };
+        // Work computed before a stop is committed: the first attempt runs even while stopping.
         return this.status
-          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts))
+          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts), {
+            attemptWhenStopped: true,
+          })
           .then((r) => [writes, r] as const);
       }),
     );
@@ -167,9 +179,21 @@ export class CommitPipeline {
     this.status.setPhase(phase.name, phase);
   }
 
-  /** A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written. */
-  private failCommit(e: unknown, perDb: readonly DatabaseWrites[]): void {
-    if (e instanceof Abandoned || this.ctx.stopping) return;
+  /**
+   * A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written.
+   * While stopping, a commit that failed its one attempt is logged: its events are read again at
+   * the next start.
+   */
+  private failCommit(e: unknown, perDb: readonly DatabaseWrites[], events: number): void {
+    if (e instanceof Abandoned) return;
+    if (this.ctx.stopping) {
+      const where = [...new Set(perDb.map(([db]) => db.label))].join(', ');
+      this.ctx.listener.log(
+        'warn',
+        `stopping: a commit of ${events.toLocaleString('en-US')} events to ${where} failed: ${errorText(e)}; the tables it did not reach read those events again at the next start`,
+      );
+      return;
+    }
     const sinks = perDb.flatMap(([, writes]) => writes.map((w) => w.sink));
     const culprit =
       e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];

@@ -63,6 +63,8 @@ export class DataflowContext {
   retryingDb: string | null = null;
   /** Why the dataflow halted; null while fine. */
   failed: Error | null = null;
+  /** The engine step running now (processor), settled or null: stop() waits for it. */
+  stepping: Promise<void> | null = null;
 
   constructor(
     readonly definition: DataflowDefinition,

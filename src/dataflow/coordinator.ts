@@ -78,6 +78,8 @@ class Coordinator implements RunningDataflow {
       this.commits.queueHeld(); // computed work is committed, not dropped
       ctx.end();
     }
+    // The step in progress finishes (its result is dropped: its events were not committed).
+    await ctx.stepping;
     await this.commits.whenCommitted();
     if (ctx.phaseName !== 'error') ctx.phaseName = 'stopped';
     this.status.close();

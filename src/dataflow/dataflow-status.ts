@@ -113,12 +113,18 @@ export class DataflowStatus {
   /**
    * Runs `fn` until it succeeds or the dataflow stops (`what` = 'source' or a database's label);
    * each failure is logged, the first also reported to the members it affects, and the status
-   * says retrying. Sink errors a retry cannot fix are thrown at once.
+   * says retrying. Sink errors a retry cannot fix are thrown at once. `attemptWhenStopped`: a
+   * commit computed before a stop is attempted once (see retryWithBackoff).
    */
-  retrying<T>(what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+  retrying<T>(
+    what: string,
+    fn: (attempt: number) => Promise<T>,
+    options: { attemptWhenStopped?: boolean } = {},
+  ): Promise<T> {
     const ctx = this.ctx;
     return retryWithBackoff(fn, {
       isFatal: (e) => what !== 'source' && isPermanentSinkError(e),
+      attemptWhenStopped: options.attemptWhenStopped === true,
       stopped: () => ctx.stopping,
       stopSignal: ctx.abort.signal,
       onRetry: (error, attempt, delay) => {

@@ -113,7 +113,13 @@ export class Processor {
     if (fed > 0) {
       try {
         // Turns of the event loop during long steps: a commit in flight sends its next statement.
-        const result = await built.graph.step(inputs, { onError: ctx.settings.onError, pause: nextTurn });
+        const step = built.graph.step(inputs, { onError: ctx.settings.onError, pause: nextTurn });
+        // NB: stop() waits for `stepping`, so a redeploy never steps the old graph beside the new one.
+        ctx.stepping = step.then(
+          () => undefined,
+          () => undefined,
+        );
+        const result = await step.finally(() => (ctx.stepping = null));
         outputs = result.outputs;
         for (const s of result.skipped) this.status.reportSkipped(s, phase);
       } catch (e) {

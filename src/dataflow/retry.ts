@@ -1,6 +1,7 @@
 /**
  * Retrying with capped exponential backoff, for database commits and source reads: the work is
- * repeated until it succeeds or the dataflow stops (then `Abandoned` is thrown).
+ * repeated until it succeeds or the dataflow stops (then `Abandoned` is thrown; a commit computed
+ * before the stop is still attempted once, see `attemptWhenStopped`).
  */
 
 /** Thrown by `retryWithBackoff` when the dataflow stopped while waiting to retry. */
@@ -21,6 +22,11 @@ export interface RetryOptions {
   readonly maxDelayMs?: number;
   /** Errors that a retry cannot fix (bad data, bad config): rethrown at once. */
   readonly isFatal?: (error: unknown) => boolean;
+  /**
+   * Make the first attempt even when the dataflow is stopping (a commit of work computed before
+   * the stop); it is not retried then: a failure while stopping is thrown as it is.
+   */
+  readonly attemptWhenStopped?: boolean;
 }
 
 export function backoffDelay(attempt: number, firstMs: number, maxMs: number): number {
@@ -45,11 +51,12 @@ export async function retryWithBackoff<T>(fn: (attempt: number) => Promise<T>, o
   const first = options.firstDelayMs ?? 100;
   const max = options.maxDelayMs ?? 5000;
   for (let attempt = 0; ; attempt++) {
-    if (options.stopped()) throw new Abandoned();
+    if (options.stopped() && !(attempt === 0 && options.attemptWhenStopped === true)) throw new Abandoned();
     try {
       return await fn(attempt);
     } catch (e) {
-      if (e instanceof Abandoned || options.stopped()) throw e instanceof Abandoned ? e : new Abandoned();
+      if (e instanceof Abandoned) throw e;
+      if (options.stopped()) throw options.attemptWhenStopped === true ? e : new Abandoned();
       if (options.isFatal?.(e)) throw e;
       const delay = backoffDelay(attempt + 1, first, max);
       options.onRetry(e, attempt + 1, delay);

@@ -147,8 +147,11 @@ export interface DataflowStats {
 /** A running dataflow (`startDataflow` in coordinator.ts). */
 export interface RunningDataflow {
   /**
-   * Stops reading, finishes the commits already computed (or abandons one that is retrying: an
-   * uncommitted batch is simply read again at the next start), and resolves when no commit runs.
+   * Stops reading and computing: no new engine step starts, and a step in progress finishes with
+   * its result dropped. The commits of the work computed before the stop (held or queued) are each
+   * attempted once, in order; a commit that fails (or one that was already retrying) is given up
+   * with a log line, and so are the ones after it: their events are read again at the next start,
+   * as the offsets in the tables say. Resolves when no step and no commit runs any more.
    */
   stop(): Promise<void>;
   /** Resolves when the dataflow has ended (stopped, halted on an error, or nothing to run). */

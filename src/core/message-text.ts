@@ -4,9 +4,19 @@
  * message). The engine words its own errors (it imports nothing outside src/engine).
  */
 
-/** The message of anything thrown (an Error's message, else the value as a string). */
+/** The message of anything thrown: an Error's message; for any other object its `message` (or its JSON), never "[object Object]". */
 export function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  if (e instanceof Error) return e.message;
+  if (typeof e === 'object' && e !== null) {
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === 'string') return message;
+    try {
+      return JSON.stringify(e) ?? String(e);
+    } catch {
+      return String(e);
+    }
+  }
+  return String(e);
 }
 
 /** A short text for a node's status (Node-RED shows about 20–30 characters well). */

@@ -49,8 +49,10 @@ class Coordinator implements RunningDataflow {
     this.reader = new Reader(ctx, this.status, new Processor(ctx, this.status, this.commits), this.commits);
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
     this.finished = this.run().catch((e: unknown) => {
-      if (e instanceof Abandoned || ctx.stopping) return;
-      this.status.halt(`dataflow stopped: ${(e as Error).message ?? String(e)}`);
+      if (e instanceof Abandoned) return;
+      // Not swallowed while stopping either: logged.
+      if (ctx.stopping) ctx.listener.log('warn', `while stopping: ${errorText(e)}`);
+      else this.status.halt(`dataflow stopped: ${errorText(e)}`);
     });
   }
 

@@ -3,7 +3,8 @@
  * halting on an error that cannot pass, retrying with its warnings, and skipped inputs named with
  * their member and event. Statuses go through the throttled StatusReporter.
  */
-import { abbreviate, errorText } from '../core/message-text';
+import { abbreviate, errorText, shortStatus } from '../core/message-text';
+import { RepeatSummary, type RepeatCount } from '../core/repeat-summary';
 import { eventsBetween } from '../core/offset-map';
 import type { SkippedInput } from '../engine/types';
 import type { OperatorError } from '../engine/types';
@@ -15,11 +16,39 @@ import { retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
 import type { DataflowMember, DataflowPhase, MemberStatus } from './types';
 
+/** How often repeated problems are summarised in the log (DataflowDefinition.reportIntervalMs). */
+export const REPORT_INTERVAL_MS = 30_000;
+
 export class DataflowStatus {
   private readonly reporter: StatusReporter;
+  /**
+   * Repeated problems (skipped inputs of one member, retries of one database or the source, source
+   * diagnostics, events ahead of the clock): the first of a kind in full, then a count per
+   * interval; `summaries` words the count of each kind.
+   */
+  private readonly repeats: RepeatSummary;
+  private readonly summaries = new Map<string, (c: RepeatCount) => string>();
 
   constructor(private readonly ctx: DataflowContext) {
     this.reporter = new StatusReporter(ctx.listener);
+    this.repeats = new RepeatSummary({
+      intervalMs: ctx.definition.reportIntervalMs ?? REPORT_INTERVAL_MS,
+      onSummary: (key, count) => {
+        const word = this.summaries.get(key);
+        if (word) ctx.listener.log('warn', word(count));
+      },
+    });
+  }
+
+  /**
+   * One occurrence of a repeated problem: true when it is to be reported in full (the first of its
+   * kind, or the first after a quiet interval); else it is counted, and `summary` words the counts
+   * logged every interval and at the end.
+   */
+  repeated(key: string, text: string, summary: (c: RepeatCount) => string): boolean {
+    const full = this.repeats.occurred(key, text);
+    if (full) this.summaries.set(key, summary);
+    return full;
   }
 
   /** Sets a member's status; `urgent` (errors) shows it at once. */
@@ -27,8 +56,9 @@ export class DataflowStatus {
     this.reporter.set(memberId, status, urgent);
   }
 
-  /** Shows what is pending and ignores later updates (the dataflow stopped). */
+  /** Shows what is pending and ignores later updates (the dataflow stopped); logs the counts of repeated problems. */
   close(): void {
+    this.repeats.close();
     this.reporter.close();
   }
 
@@ -89,6 +119,7 @@ export class DataflowStatus {
     const ctx = this.ctx;
     ctx.phaseName = 'error';
     ctx.failed = new Error(message);
+    this.repeats.close(); // what was counted is logged before the halt
     ctx.listener.log('warn', message);
     for (const m of this.runningMembers()) {
       this.set(
@@ -122,14 +153,28 @@ export class DataflowStatus {
     options: { attemptWhenStopped?: boolean } = {},
   ): Promise<T> {
     const ctx = this.ctx;
-    return retryWithBackoff(fn, {
+    const key = `retry:${what}`;
+    const who = what === 'source' ? 'event source' : `database ${what}`;
+    const attempted = async (attempt: number): Promise<T> => {
+      const result = await fn(attempt);
+      if (attempt > 0) this.repeats.settle((k) => k === key); // its counts before "reachable again"
+      return result;
+    };
+    return retryWithBackoff(attempted, {
       isFatal: (e) => what !== 'source' && isPermanentSinkError(e),
       attemptWhenStopped: options.attemptWhenStopped === true,
       stopped: () => ctx.stopping,
       stopSignal: ctx.abort.signal,
       onRetry: (error, attempt, delay) => {
-        const message = `${what === 'source' ? 'event source' : `database ${what}`} failed (attempt ${attempt}): ${errorText(error)}; retrying in ${delay} ms`;
-        ctx.listener.log('warn', message);
+        const message = `${who} failed (attempt ${attempt}): ${errorText(error)}; retrying in ${delay} ms`;
+        // Logged once, then a count per interval: a database down for an hour is not 700 lines.
+        const full = this.repeated(
+          key,
+          message,
+          (c) =>
+            `${who} still failing: ${c.count} more attempt${c.count === 1 ? '' : 's'} in the last ${c.seconds} s; the latest: ${c.last}`,
+        );
+        if (full) ctx.listener.log('warn', message);
         if (what !== 'source') ctx.retryingDb = what;
         if (attempt === 1) {
           for (const m of this.affectedBy(what)) ctx.listener.error(m.id, message);
@@ -153,9 +198,44 @@ export class DataflowStatus {
       input === undefined
         ? describeValue(value)
         : `${describeValue(input)} in group ${abbreviate(JSON.stringify(value))}`;
-    const message = `${member ? describeMember(member) : `operator ${operator}`} failed on ${what}: ${errorText(error)}; skipped`;
-    if (member) this.ctx.listener.error(member.id, message, contextOf(input === undefined ? value : input));
-    else this.ctx.listener.log('warn', message);
+    const who = member ? describeMember(member) : `operator ${operator}`;
+    const message = `${who} failed on ${what}: ${errorText(error)}; skipped`;
+    // The first in full (log and Catch nodes), then each to the Catch nodes and a count per interval in the log.
+    const full = this.repeated(
+      `skipped:${id}`,
+      message,
+      (c) =>
+        `${who}: ${c.count} more input${c.count === 1 ? '' : 's'} failed in the last ${c.seconds} s and ${c.count === 1 ? 'was' : 'were'} skipped (${c.total} since the first; each also went to Catch nodes); the latest: ${c.last}`,
+    );
+    const context = contextOf(input === undefined ? value : input);
+    if (member) this.ctx.listener.error(member.id, message, context, full ? undefined : { repeat: true });
+    else if (full) this.ctx.listener.log('warn', message);
+  }
+
+  /** A problem the event source reports while it keeps going: logged (repeats summarised), shown on the source nodes. */
+  sourceDiagnostic(d: { severity: 'info' | 'warning' | 'error'; message: string; detail?: string }): void {
+    const ctx = this.ctx;
+    const text = d.detail ? `${d.message} (${d.detail})` : d.message;
+    if (d.severity === 'info') {
+      this.repeats.settle((k) => k.startsWith('source:'));
+      ctx.listener.log('info', `event source: ${text}`);
+      return;
+    }
+    // One kind per message up to its first colon ("query incomplete, retrying", "skipped event …").
+    const kind = d.message.split(':', 1)[0] as string;
+    const full = this.repeated(
+      `source:${d.severity}:${kind}`,
+      text,
+      (c) => `event source: ${c.count} more time${c.count === 1 ? '' : 's'} in the last ${c.seconds} s: ${c.last}`,
+    );
+    if (full) ctx.listener.log('warn', `event source: ${text}`);
+    for (const s of ctx.built?.sources ?? []) {
+      this.set(s.member.id, {
+        fill: d.severity === 'error' ? 'red' : 'yellow',
+        shape: 'ring',
+        text: shortStatus(d.message),
+      });
+    }
   }
 
   /** The members a database or source problem belongs to (its sinks, or the source nodes). */

@@ -3,7 +3,7 @@
  * live events forever (follow), in batches handed to the processor; a failed read is retried from
  * the offsets processed so far. The source's diagnostics go to the log and the source nodes' status.
  */
-import { errorText, shortStatus } from '../core/message-text';
+import { errorText } from '../core/message-text';
 import { formatRfc3339Micros, parseQuery, printExpr } from '../sources/aql';
 import type { OffsetMap } from '../core/offset-map';
 import type { ActyxEvent, SubscriptionItem } from '../sources/types';
@@ -107,16 +107,5 @@ export class Reader {
     severity: 'info' | 'warning' | 'error';
     message: string;
     detail?: string;
-  }): void => {
-    const text = d.detail ? `${d.message} (${d.detail})` : d.message;
-    this.ctx.listener.log(d.severity === 'info' ? 'info' : 'warn', `event source: ${text}`);
-    if (d.severity === 'info') return;
-    for (const s of this.ctx.built?.sources ?? []) {
-      this.status.set(s.member.id, {
-        fill: d.severity === 'error' ? 'red' : 'yellow',
-        shape: 'ring',
-        text: shortStatus(d.message),
-      });
-    }
-  };
+  }): void => this.status.sourceDiagnostic(d);
 }

@@ -69,8 +69,17 @@ export interface MemberStatus {
 /** How the coordinator talks back to the nodes. */
 export interface DataflowListener {
   status(memberId: string, status: MemberStatus): void;
-  /** A problem attributable to one member (and maybe one event); the node calls `node.error`, so Catch nodes see it. */
-  error(memberId: string, message: string, context?: { event?: ActyxEvent; value?: Value }): void;
+  /**
+   * A problem attributable to one member (and maybe one event); the node calls `node.error`, so
+   * Catch nodes see it. `repeat`: one more of a kind already reported in full and summarised in
+   * the log (`log`): it goes to the Catch nodes only, without a log line of its own.
+   */
+  error(
+    memberId: string,
+    message: string,
+    context?: { event?: ActyxEvent; value?: Value },
+    options?: { readonly repeat?: boolean },
+  ): void;
   /** After each commit: the changes a member produced in it (operators: engine updates; sinks: row changes). */
   committed(
     memberId: string,
@@ -113,6 +122,8 @@ export interface DataflowDefinition {
   readonly source: EventSource;
   readonly members: readonly DataflowMember[];
   readonly settings: DataflowSettings;
+  /** How often repeated problems (skipped inputs, retries, …) are summarised in the log, ms (default 30,000). */
+  readonly reportIntervalMs?: number;
 }
 
 /** What the running dataflow is doing (shown in every member's status). */

@@ -62,7 +62,11 @@ export class SharedDatabase {
   /** Claimed table (lower case) → its holder. */
   private readonly tables = new Map<string, string>();
 
-  constructor(private readonly open: () => SinkDatabase) {}
+  /** `onCloseError`: a database that fails to close is reported there (closing goes on). */
+  constructor(
+    private readonly open: () => SinkDatabase,
+    private readonly onCloseError: (err: unknown) => void,
+  ) {}
 
   acquire(claim?: TableClaim): DatabaseLease {
     if (this.closed) throw new Error('the database configuration node is being closed');
@@ -94,7 +98,7 @@ export class SharedDatabase {
     this.users--;
     if (this.users > 0) return this.closing;
     if (this.current === database) this.current = null;
-    const done = database.close().catch(() => undefined);
+    const done = database.close().catch(this.onCloseError);
     this.closing = Promise.all([this.closing, done]).then(() => undefined);
     if (this.idle) this.idle();
     return this.closing;
@@ -106,7 +110,7 @@ export class SharedDatabase {
     if (this.users === 0) {
       const db = this.current;
       this.current = null;
-      if (db) this.closing = Promise.all([this.closing, db.close().catch(() => undefined)]).then(() => undefined);
+      if (db) this.closing = Promise.all([this.closing, db.close().catch(this.onCloseError)]).then(() => undefined);
       return this.closing;
     }
     return new Promise<void>((resolve) => {

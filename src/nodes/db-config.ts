@@ -169,7 +169,9 @@ export default function (RED: NodeAPI): void {
       if (settings.kind === 'mariadb') return new MariadbDatabase({ ...settings.options, onIdleError });
       return new PostgresDatabase({ ...settings.options, onIdleError });
     };
-    const shared = new SharedDatabase(open);
+    const shared = new SharedDatabase(open, (err) =>
+      node.warn(`db-config ${name}: closing the database failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
 
     node.acquire = (claim) => {
       if (problems.length) throw new Error(`database ${name} is misconfigured: ${problems.join('; ')}`);

@@ -295,7 +295,11 @@ export default function (RED: NodeAPI): void {
       const c = connection;
       connection = null;
       if (!c) return done();
-      c.close().then(done, () => done());
+      c.close()
+        .catch((err: unknown) =>
+          node.warn(`${label}: closing the connection failed: ${err instanceof Error ? err.message : String(err)}`),
+        )
+        .finally(done);
     });
   }
   RED.nodes.registerType('db-query', DbQueryNode);

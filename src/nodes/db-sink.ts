@@ -182,10 +182,10 @@ export default function (RED: NodeAPI): void {
       // Release the database only once the dataflow no longer uses this sink (a commit may be running).
       leaveDataflow(joined.dataflow, node, label)
         .then(() => joined.lease.release())
-        .then(
-          () => done(),
-          () => done(),
-        );
+        .catch((err: unknown) =>
+          node.warn(`${label}: releasing the database failed: ${err instanceof Error ? err.message : String(err)}`),
+        )
+        .finally(done);
     });
   }
   RED.nodes.registerType('db-sink', DbSinkNode);

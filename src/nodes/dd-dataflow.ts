@@ -12,6 +12,7 @@ import type { DataflowListener, DataflowMember, DataflowSettings, MemberStatus }
 import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
+import { reportToCatchNodes } from './catch-only';
 
 /** Defaults: live batches close after 5 ms (latency); catch-up steps are 10× `batchSize`, at most 2,500 (see `catchUpBatchSize`). */
 export const DEFAULT_SETTINGS: DataflowSettings = {
@@ -154,15 +155,17 @@ export default function (RED: NodeAPI): void {
         if (badWireMembers.has(id)) return;
         members.get(id)?.node.status(status);
       },
-      error(id, message, context) {
+      error(id, message, context, options) {
         const m = members.get(id);
         const msg: NodeMessage = {
           payload: context?.event ?? context?.value ?? null,
           error: { message, source: { id, type: m?.description.type } },
         };
         if (context?.event) msg.event = context.event;
-        if (m) m.node.error(message, msg);
-        else node.error(message, msg);
+        const target = m?.node ?? node;
+        // A repeat is summarised in the log by the dataflow: Catch nodes still get each one.
+        if (options?.repeat === true) reportToCatchNodes(target, message, msg);
+        else target.error(message, msg);
       },
       committed(id, changes) {
         const m = members.get(id);

@@ -145,7 +145,9 @@ function compileJsonata(RED: NodeAPI, node: Node, text: string, what: string): R
   }
   const evaluate = (record: Value): Promise<unknown> =>
     new Promise((resolve, reject) => {
-      RED.util.evaluateJSONataExpression(expr, record, (err, result) => (err ? reject(err) : resolve(result)));
+      RED.util.evaluateJSONataExpression(expr, record, (err, result) =>
+        err ? reject(jsonataError(err)) : resolve(result),
+      );
     });
   // Simple expressions are evaluated synchronously; JSONata answers for the rest, and for records
   // where its sequence semantics come in (see jsonata-fast.ts).
@@ -158,6 +160,26 @@ function compileJsonata(RED: NodeAPI, node: Node, text: string, what: string): R
     const result = fast(legacy ? { msg: record } : record);
     return result === BAIL ? evaluate(record) : result;
   };
+}
+
+/**
+ * A JSONata evaluation error as an Error that keeps what JSONata says: its message, the position
+ * in the expression, the token there and the error code. (JSONata throws plain objects, which
+ * printed as "[object Object]".)
+ */
+export function jsonataError(err: unknown): Error {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    message?: unknown;
+    position?: unknown;
+    token?: unknown;
+    code?: unknown;
+  };
+  if (err instanceof Error && e.position === undefined) return err;
+  const message = typeof e.message === 'string' && e.message !== '' ? e.message : String(err);
+  const where = typeof e.position === 'number' ? ` at position ${e.position}` : '';
+  const token = typeof e.token === 'string' || typeof e.token === 'number' ? ` (at "${String(e.token)}")` : '';
+  const code = typeof e.code === 'string' ? ` ${e.code}` : '';
+  return new Error(`JSONata error${code}${where}${token}: ${message}`);
 }
 
 function compilePath(RED: NodeAPI, text: string, what: string): RecordFunction {

@@ -222,9 +222,15 @@ test('a database that does not exist yet: the sink retries with a status naming 
     appendEvents(log, drillEvents({ machines: 4, events: 300, seed: 5 }));
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, dash)];
     const listener = recordingListener();
-    run = startDataflow({ source: log, members: ms, settings: SETTINGS }, listener);
+    // Retries after the first are counted, and the counts logged every 50 ms naming the latest attempt.
+    run = startDataflow({ source: log, members: ms, settings: SETTINGS, reportIntervalMs: 50 }, listener);
     const attempts = (): number =>
-      listener.recorded.logs.filter((l) => l.message.includes(`database "${name}"`)).length;
+      Math.max(
+        0,
+        ...listener.recorded.logs
+          .filter((l) => l.message.includes(`database "${name}"`))
+          .map((l) => Number(/\(attempt (\d+)\)/.exec(l.message)?.[1] ?? 0)),
+      );
     // Several attempts, not a halt: the database can be created while the dataflow waits.
     for (let i = 0; i < 300 && attempts() < 3; i++) await new Promise((r) => setTimeout(r, 20));
     assert.ok(attempts() >= 3, `retried: ${JSON.stringify(listener.recorded.logs)}`);

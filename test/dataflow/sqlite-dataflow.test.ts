@@ -839,8 +839,9 @@ test('stop() while the database is retrying resolves at once; nothing is lost at
     const db = new SqliteDatabase({ filename: file });
     const ms: DataflowMember[] = [sourceMember('src', "'machine'", f.log), ...dashboardMembers('src', db, 'dashboard')];
     const listener = recordingListener();
-    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS }, listener);
-    while (!listener.recorded.logs.some((l) => /attempt 3/.test(l.message)))
+    // Retries after the first are counted, and the counts logged every 50 ms, naming the latest attempt.
+    const run = startDataflow({ source: f.log, members: ms, settings: SETTINGS, reportIntervalMs: 50 }, listener);
+    while (!listener.recorded.logs.some((l) => /\(attempt ([3-9]|\d\d+)\)/.test(l.message)))
       await new Promise((r) => setTimeout(r, 10));
     await run.stop(); // must not wait for the database
     await run.finished;

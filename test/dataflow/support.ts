@@ -539,7 +539,7 @@ export function uniqueName(prefix: string): string {
 
 export interface Recorded {
   readonly statuses: { id: string; status: MemberStatus }[];
-  readonly errors: { id: string; message: string; event?: ActyxEvent }[];
+  readonly errors: { id: string; message: string; event?: ActyxEvent; repeat?: boolean }[];
   readonly commits: {
     id: string;
     rows?: readonly RowChange[];
@@ -554,7 +554,8 @@ export function recordingListener(onCommit?: (id: string) => void): DataflowList
   return {
     recorded,
     status: (id, status) => recorded.statuses.push({ id, status }),
-    error: (id, message, context) => recorded.errors.push({ id, message, event: context?.event }),
+    error: (id, message, context, options) =>
+      recorded.errors.push({ id, message, event: context?.event, ...(options?.repeat ? { repeat: true } : {}) }),
     committed: (id, changes) => {
       recorded.commits.push({ id, ...changes });
       onCommit?.(id);

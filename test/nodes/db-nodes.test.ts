@@ -13,6 +13,7 @@ import dbConfig, { parseDatabaseSettings } from '../../src/nodes/db-config';
 import dbSink from '../../src/nodes/db-sink';
 import { SharedDatabase, type DatabaseConfigNode } from '../../src/nodes/db-access';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import type { SinkDatabase } from '../../src/sinks/types';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
 const NODES = [ddDataflow, dbConfig, dbSink];
@@ -210,12 +211,38 @@ test('db-config closes its database only after the last user released it', async
   );
 });
 
+test('SharedDatabase: a database that fails to close is reported, not swallowed', async () => {
+  const reported: unknown[] = [];
+  const failing: SinkDatabase = {
+    kind: 'sqlite',
+    label: 'SQLite failing.sqlite',
+    transaction: () => Promise.reject(new Error('not used')),
+    close: () => Promise.reject(new Error('disk gone')),
+  };
+  const shared = new SharedDatabase(
+    () => failing,
+    (err) => reported.push(err),
+  );
+  await shared.acquire().release(); // the last user: closed
+  const lease = shared.acquire();
+  const closing = shared.close(); // waits for the user
+  await lease.release();
+  await closing;
+  assert.deepEqual(
+    reported.map((e) => (e as Error).message),
+    ['disk gone', 'disk gone'],
+  );
+});
+
 test('SharedDatabase: one database per config, reopened after the last release, close waits for users', async () => {
   let opened = 0;
-  const shared = new SharedDatabase(() => {
-    opened++;
-    return new SqliteDatabase({ filename: join(dir, 'shared.sqlite') });
-  });
+  const shared = new SharedDatabase(
+    () => {
+      opened++;
+      return new SqliteDatabase({ filename: join(dir, 'shared.sqlite') });
+    },
+    (err) => assert.fail(`closing failed: ${String(err)}`),
+  );
   const a = shared.acquire();
   const b = shared.acquire();
   assert.equal(a.database, b.database);

@@ -64,6 +64,11 @@ export function errorsOf(id: string): string[] {
   return callsOf('error', id).map(([e]) => (e instanceof Error ? e.message : String(e)));
 }
 
+/** The texts of every `node.warn` call of node `id` so far. */
+export function warningsOf(id: string): string[] {
+  return callsOf('warn', id).map(([w]) => String(w));
+}
+
 /** Every status node `id` has shown so far. */
 export function statusesOf(id: string): { fill?: string; shape?: string; text?: string }[] {
   return callsOf('status', id).map(([s]) => s as { fill?: string; shape?: string; text?: string });

@@ -14,9 +14,15 @@ export class OffsetTracker {
     this.map = offsetTable(start);
   }
 
-  advance(event: ActyxEvent): void {
+  /**
+   * Takes the event's offset when it is beyond the stream's; returns false (and changes nothing)
+   * for an event at or below it: a repeated event, or one out of its stream's order.
+   */
+  advance(event: ActyxEvent): boolean {
     const cur = this.map[event.stream];
-    if (cur === undefined || cur < event.offset) this.map[event.stream] = event.offset;
+    if (cur !== undefined && cur >= event.offset) return false;
+    this.map[event.stream] = event.offset;
+    return true;
   }
 
   /** Raise to cover `other` as well (caught-up offsets, a replay's upper bound). */

@@ -21,6 +21,9 @@ import { Abandoned } from './retry';
  * changes a value: the event itself is the value, without a copy per event.
  */
 export function eventValue(ev: ActyxEvent): Value {
+  // NB: values are never mutated, so the event needs no copy. The engine's property tests run
+  // every operator on frozen inputs (test/engine/harness.ts), and the nodes hand user functions
+  // frozen values (deepFreeze in src/nodes/user-function.ts).
   return ev as unknown as Value;
 }
 
@@ -47,8 +50,9 @@ export class Processor {
       if (ctx.stopping) return;
       const { from, to, compactTo } = segments[s] as (typeof segments)[number];
       if (compactTo !== null) {
-        // The engine forgets times below its argument; events at the cutoff are outside the window
-        // too (timestamps are integers: both sources reject others).
+        // The engine forgets times below its argument; events at the cutoff are outside the window too.
+        // NB: timestamps are integers (µs), so cutoff + 1 is the least time inside the window. Both
+        // sources reject others, and processSegment checks every event.
         (ctx.built as BuiltDataflow).graph.compact(compactTo + 1);
         ctx.cutoff = compactTo;
       }
@@ -83,7 +87,17 @@ export class Processor {
     let fed = 0;
     for (let i = from; i < to; i++) {
       const ev = events[i] as ActyxEvent;
-      ctx.tracker.advance(ev);
+      // NB: within a stream, events come in offset order and none twice (the EventSource contract):
+      // the offsets committed say which events a table reflects, and a restart resumes after them.
+      if (!ctx.tracker.advance(ev)) {
+        throw new Error(`event source: event ${ev.stream}/${ev.offset} came twice or out of its stream's order`);
+      }
+      // NB: timestamps are integers (compaction and the replay's `TIME >` depend on it).
+      if (!Number.isSafeInteger(ev.timestamp)) {
+        throw new Error(
+          `event source: event ${ev.stream}/${ev.offset} has the timestamp ${ev.timestamp}, not an integer`,
+        );
+      }
       if (cut !== null && ev.timestamp <= cut) {
         if (phase.cutoff === null || ev.timestamp > phase.cutoff) ctx.eventsOutsideWindow++; // (the replay's query leaves the others out already)
         continue;

@@ -41,7 +41,20 @@ import {
   type Value,
 } from './types';
 
-/** Creates an empty graph: add inputs, build collections from them, register outputs, then `step`. */
+/**
+ * Creates an empty graph: add inputs, build collections from them, register outputs, then `step`
+ * it with a batch of updates `[value, diff, time]` per input (or columns `{values, times, diffs?}`);
+ * each output gives the change of its collection, consolidated.
+ * @example
+ * const g = createGraph();
+ * const events = g.input<{ machine: string; state: string }>('events', { insertOnly: true });
+ * g.output('states', events.groupBy((e) => e.machine).count().ungroup());
+ * const first = await g.step({ events: { values: [{ machine: 'a', state: 'on' }], times: [100] } });
+ * first.outputs.get('states'); // → [[{ key: 'a', count: 1 }, 1, 100]]
+ * const second = await g.step({ events: [[{ machine: 'a', state: 'off' }, 1, 200]] });
+ * second.outputs.get('states'); // → [[{ key: 'a', count: 1 }, -1, 200], [{ key: 'a', count: 2 }, 1, 200]]
+ * second.skipped; // → []
+ */
 export function createGraph(): Graph {
   return new DataflowGraph();
 }
@@ -257,7 +270,8 @@ function fromColumnBatch(input: InputNode, batch: ColumnBatch): Columns | null {
   if (n === 0) return null;
   const diffs = batch.diffs ?? new Array<number>(n).fill(1);
   for (let i = 0; i < n; i++) checkUpdate(input, i, values[i], diffs[i], times[i]);
-  // Operators never change the arrays they receive.
+  // NB: operators never change the arrays they receive, so the caller's columns are used without a
+  // copy (the property tests check that a step leaves its input as it was: test/engine/harness.ts).
   return withOrders(input, {
     values: values as Value[],
     diffs: diffs as number[],

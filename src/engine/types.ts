@@ -139,13 +139,69 @@ export interface OutputOptions {
 export interface Collection<T extends Value = Value> {
   /** True when every upstream input is insert-only and no operator on the way can retract. */
   readonly insertOnly: boolean;
+  /**
+   * The values for which `fn` returns true, with their multiplicities and times.
+   * @example
+   * const g = createGraph();
+   * const numbers = g.input<number>('numbers');
+   * g.output('even', numbers.filter((n) => n % 2 === 0));
+   * const { outputs } = await g.step({ numbers: [[1, 1, 10], [2, 1, 11], [4, 1, 12]] });
+   * outputs.get('even'); // → [[2, 1, 11], [4, 1, 12]]
+   */
   filter(fn: (value: T) => MaybePromise<boolean>, options?: OperatorOptions): Collection<T>;
+  /**
+   * `fn(value)` for every value; equal results add up.
+   * @example
+   * const g = createGraph();
+   * const readings = g.input<{ machine: string; temp: number }>('readings');
+   * g.output('machines', readings.map((r) => r.machine));
+   * const { outputs } = await g.step({ readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'a', temp: 75 }, 1, 2]] });
+   * outputs.get('machines'); // → [['a', 2, 2]]
+   */
   map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U>;
+  /**
+   * Every element of the array `fn(value)` returns, with the value's multiplicity and time.
+   * @example
+   * const g = createGraph();
+   * const orders = g.input<{ order: string; items: string[] }>('orders');
+   * g.output('items', orders.flatMap((o) => o.items));
+   * const { outputs } = await g.step({ orders: [[{ order: 'o1', items: ['bolt', 'nut', 'bolt'] }, 1, 5]] });
+   * outputs.get('items'); // → [['bolt', 2, 5], ['nut', 1, 5]]
+   */
   flatMap<U extends Value>(fn: (value: T) => MaybePromise<readonly U[]>, options?: OperatorOptions): Collection<U>;
-  /** Union of this collection and the others (multiplicities add up). */
+  /**
+   * Union of this collection and the others (multiplicities add up).
+   * @example
+   * const g = createGraph();
+   * const a = g.input<string>('a');
+   * const b = g.input<string>('b');
+   * g.output('both', a.concat([b]));
+   * const { outputs } = await g.step({ a: [['x', 1, 1]], b: [['x', 1, 2], ['y', 1, 3]] });
+   * outputs.get('both'); // → [['x', 2, 2], ['y', 1, 3]]
+   */
   concat(others: readonly Collection<T>[], options?: OperatorOptions): Collection<T>;
+  /**
+   * Splits the collection into groups by `keyFn(value)`, for the per-group operators of `Grouped`.
+   * @example
+   * const g = createGraph();
+   * const readings = g.input<{ machine: string; temp: number }>('readings');
+   * g.output('perMachine', readings.groupBy((r) => r.machine).count().ungroup());
+   * const { outputs } = await g.step({
+   *   readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'b', temp: 60 }, 1, 2], [{ machine: 'a', temp: 75 }, 1, 3]],
+   * });
+   * outputs.get('perMachine'); // → [[{ key: 'a', count: 2 }, 1, 3], [{ key: 'b', count: 1 }, 1, 2]]
+   */
   groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T>;
-  /** Each distinct value once (multiplicity 1) while its multiplicity is positive. */
+  /**
+   * Each distinct value once (multiplicity 1) while its multiplicity is positive.
+   * @example
+   * const g = createGraph();
+   * const tags = g.input<string>('tags');
+   * g.output('seen', tags.distinct());
+   * (await g.step({ tags: [['red', 2, 1], ['blue', 1, 2]] })).outputs.get('seen'); // → [['red', 1, 1], ['blue', 1, 2]]
+   * (await g.step({ tags: [['red', -1, 3]] })).outputs.get('seen'); // → undefined
+   * (await g.step({ tags: [['red', -1, 4]] })).outputs.get('seen'); // → [['red', -1, 4]]
+   */
   distinct(options?: OperatorOptions): Collection<T>;
 }
 
@@ -168,18 +224,39 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * The value with the greatest `fn(value)` per group; ties broken by the total order of values
    * (greatest value wins) so results never depend on arrival order. O(1) state per group when the
    * input is insert-only, a sorted multiset per group otherwise.
+   * @example
+   * const g = createGraph();
+   * const readings = g.input<{ machine: string; temp: number }>('readings');
+   * g.output('hottest', readings.groupBy((r) => r.machine).maxBy((r) => r.temp).ungroup());
+   * await g.step({ readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'a', temp: 90 }, 1, 2]] });
+   * const { outputs } = await g.step({ readings: [[{ machine: 'a', temp: 90 }, -1, 3]] });
+   * outputs.get('hottest'); // → [[{ machine: 'a', temp: 90 }, -1, 1], [{ machine: 'a', temp: 70 }, 1, 1]]
    */
   maxBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
-  /** Like `maxBy` with the smallest `fn(value)`; ties broken by the smallest value. */
+  /**
+   * Like `maxBy` with the smallest `fn(value)`; ties broken by the smallest value.
+   * @example
+   * const g = createGraph();
+   * const bids = g.input<{ lot: string; price: number; bidder: string }>('bids');
+   * g.output('lowest', bids.groupBy((b) => b.lot).minBy((b) => b.price).ungroup());
+   * const { outputs } = await g.step({
+   *   bids: [[{ lot: 'l1', price: 5, bidder: 'x' }, 1, 1], [{ lot: 'l1', price: 5, bidder: 'w' }, 1, 2]],
+   * });
+   * outputs.get('lowest'); // → [[{ lot: 'l1', price: 5, bidder: 'w' }, 1, 2]]
+   */
   minBy(fn: (value: T) => MaybePromise<Value>, options?: OperatorOptions): Grouped<K, T>;
   /**
    * Per group, `fn` over the group's records sorted by (order key, value) or (`orderBy`, value);
    * emits the difference of its outputs. The outputs carry null order keys.
-   *
-   * ```ts
+   * @example
+   * const g = createGraph();
+   * // events in causal order: the input's order key is their Lamport stamp
+   * const events = g.input<{ machine: string; type: string; at: number; lamport: number }>('events', {
+   *   order: (e) => e.lamport,
+   * });
    * // the span of each started/stopped pair of a machine, in causal order
-   * events.groupBy((e) => e.machine).reduce((machine, inputs, outputs) => {
-   *   let start = null;
+   * const spans = events.groupBy((e) => e.machine).reduce((machine, inputs, outputs) => {
+   *   let start: number | null = null;
    *   for (const [e] of inputs) {
    *     if (e.type === 'started') start = e.at;
    *     else if (start !== null) {
@@ -188,7 +265,14 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    *     }
    *   }
    * });
-   * ```
+   * g.output('spans', spans.ungroup());
+   * const { outputs } = await g.step({
+   *   events: [
+   *     [{ machine: 'm', type: 'stopped', at: 20, lamport: 2 }, 1, 20],
+   *     [{ machine: 'm', type: 'started', at: 10, lamport: 1 }, 1, 10],
+   *   ],
+   * });
+   * outputs.get('spans'); // → [[{ machine: 'm', start: 10, stop: 20 }, 1, 20]]
    */
   reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: ReduceOptions<T>): Grouped<K, O>;
   /**
@@ -196,20 +280,52 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * outputs are what `step` emitted. The same result as a `reduce` doing that fold, but a batch
    * only refolds from just before its first changed input until the fold state rejoins the
    * previous fold, so events appended in causal order cost O(1) each instead of O(group).
-   *
-   * ```ts
+   * @example
+   * const g = createGraph();
+   * const events = g.input<{ machine: string; at: number; parts: number }>('events');
    * // a running total per machine, one row per event, ordered by a timestamp field
-   * events.groupBy((e) => e.machine).scan(0, (sum, e, emit) => {
+   * const totals = events.groupBy((e) => e.machine).scan(0, (sum, e, emit) => {
    *   emit({ machine: e.machine, at: e.at, total: sum + e.parts });
    *   return sum + e.parts;
    * }, { orderBy: (e) => e.at });
-   * ```
+   * g.output('totals', totals.ungroup());
+   * await g.step({ events: [[{ machine: 'm', at: 2, parts: 5 }, 1, 2]] });
+   * // a late event (at 1) refolds what follows it
+   * const { outputs } = await g.step({ events: [[{ machine: 'm', at: 1, parts: 3 }, 1, 1]] });
+   * outputs.get('totals'); // → 'to be measured'
    */
   scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions<T>): Grouped<K, O>;
-  /** `{key, count}` per non-empty group (count = sum of multiplicities). */
+  /**
+   * `{key, count}` per non-empty group (count = sum of multiplicities).
+   * @example
+   * const g = createGraph();
+   * const logins = g.input<{ user: string }>('logins');
+   * g.output('perUser', logins.groupBy((l) => l.user).count().ungroup());
+   * await g.step({ logins: [[{ user: 'ann' }, 1, 1], [{ user: 'ann' }, 1, 2]] });
+   * (await g.step({ logins: [[{ user: 'ann' }, -2, 3]] })).outputs.get('perUser'); // → [[{ key: 'ann', count: 2 }, -1, 3]]
+   */
   count(options?: OperatorOptions): Grouped<K, { key: K; count: number }>;
-  /** `{key, sum}` per non-empty group (sum of `fn(value) × multiplicity`). */
+  /**
+   * `{key, sum}` per non-empty group (sum of `fn(value) × multiplicity`).
+   * @example
+   * const g = createGraph();
+   * const sales = g.input<{ shop: string; amount: number }>('sales');
+   * g.output('revenue', sales.groupBy((s) => s.shop).sum((s) => s.amount).ungroup());
+   * const { outputs } = await g.step({ sales: [[{ shop: 's', amount: 5 }, 2, 1], [{ shop: 's', amount: 3 }, 1, 2]] });
+   * outputs.get('revenue'); // → [[{ key: 's', sum: 13 }, 1, 2]]
+   */
   sum(fn: (value: T) => MaybePromise<number>, options?: OperatorOptions): Grouped<K, { key: K; sum: number }>;
+  /**
+   * Each distinct value once per group while its multiplicity in the group is positive.
+   * @example
+   * const g = createGraph();
+   * const visits = g.input<{ page: string; user: string }>('visits');
+   * g.output('visitors', visits.groupBy((v) => v.page).distinct().count().ungroup());
+   * const { outputs } = await g.step({
+   *   visits: [[{ page: 'p', user: 'ann' }, 1, 1], [{ page: 'p', user: 'ann' }, 1, 2], [{ page: 'p', user: 'bob' }, 1, 3]],
+   * });
+   * outputs.get('visitors'); // → [[{ key: 'p', count: 2 }, 1, 3]]
+   */
   distinct(options?: OperatorOptions): Grouped<K, T>;
   /**
    * The equi-join with `other` by group key: for each key, every pair of a record of this side
@@ -218,15 +334,27 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * `other` has no record of. A change costs work in proportion to the records it matches;
    * retractions on either side retract the rows they joined into. Rows carry the greater order
    * key of their two records.
-   *
-   * ```ts
-   * const steps = stepEvents.groupBy((s) => s.order);
-   * const spans = machineSpans.groupBy((s) => s.order);
-   * steps.join(spans, { kind: 'left' }).ungroup(); // {key: order, left: step, right: span | null}
-   * ```
+   * @example
+   * const g = createGraph();
+   * const steps = g.input<{ order: number; step: string }>('steps');
+   * const spans = g.input<{ order: number; minutes: number }>('spans');
+   * const joined = steps.groupBy((s) => s.order).join(spans.groupBy((s) => s.order), { kind: 'left' });
+   * g.output('rows', joined.ungroup().map((r) => ({ order: r.key, step: r.left.step, minutes: r.right?.minutes ?? null })));
+   * await g.step({ steps: [[{ order: 4711, step: 'drilling' }, 1, 1]] });
+   * const { outputs } = await g.step({ spans: [[{ order: 4711, minutes: 31 }, 1, 2]] });
+   * outputs.get('rows'); // → 'to be measured'
    */
   join<U extends Value>(other: Grouped<K, U>, options?: JoinOptions): Grouped<K, JoinRow<K, T, U>>;
-  /** The groups' values as one collection (the key is dropped; keep it in the value if needed). */
+  /**
+   * The groups' values as one collection (the key is dropped; keep it in the value if needed).
+   * @example
+   * const g = createGraph();
+   * const readings = g.input<{ machine: string; temp: number }>('readings');
+   * const latest = readings.groupBy((r) => r.machine).maxBy((r) => r.temp);
+   * g.output('rows', latest.ungroup().map((r) => ({ machine: r.machine, max: r.temp })));
+   * const { outputs } = await g.step({ readings: [[{ machine: 'a', temp: 70 }, 1, 1]] });
+   * outputs.get('rows'); // → [[{ machine: 'a', max: 70 }, 1, 1]]
+   */
   ungroup(options?: OperatorOptions): Collection<T>;
 }
 

@@ -7,7 +7,7 @@ import type { OffsetMap } from '../core/offset-map';
 /** The offsets of the source interface; defined in core (sinks and the dataflow use them too). */
 export type { OffsetMap };
 
-/** An event as Actyx v2 delivers it. `timestamp` is in microseconds since the Unix epoch. */
+/** An event as Actyx v2 delivers it. `timestamp` is an integer, microseconds since the Unix epoch. */
 export interface ActyxEvent {
   readonly lamport: number;
   readonly stream: string;
@@ -59,9 +59,9 @@ export interface EventSource {
   /**
    * Events matching `query` (AQL `FROM …` or a plain tag expression) after `lowerBound` (exclusive),
    * first the stored ones, then one `caughtUp`, then live ones, forever, until `signal` aborts or the
-   * consumer stops iterating. Within a stream events come in offset order. Reconnects by itself,
-   * resuming after the last event handed on; never loses or repeats an event. Pulling drives
-   * reading (back-pressure).
+   * consumer stops iterating. Within a stream events come in offset order (the dataflow stops on an
+   * event that repeats or breaks it). Reconnects by itself, resuming after the last event handed
+   * on; never loses or repeats an event. Pulling drives reading (back-pressure).
    */
   subscribe(query: string, lowerBound: OffsetMap, options?: SubscribeOptions): AsyncIterable<SubscriptionItem>;
   /**

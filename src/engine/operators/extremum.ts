@@ -118,6 +118,8 @@ export class MonotonicExtremumOperator extends ScoredOperator {
         touched.push(g);
       }
       let c = compareScores(score, g.score) * dir;
+      // NB: streams interleave arbitrarily, so arrival order must not pick the winner: equal scores
+      // go by the order of values (the property tests shuffle arrival order and batch cuts).
       if (c === 0) c = compareValues(value, g.value) * dir;
       if (c === 0 && order !== g.order) c = compareValues(order, g.order) * dir;
       if (c > 0) {

@@ -155,7 +155,9 @@ export interface Collection<T extends Value = Value> {
    * const g = createGraph();
    * const readings = g.input<{ machine: string; temp: number }>('readings');
    * g.output('machines', readings.map((r) => r.machine));
-   * const { outputs } = await g.step({ readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'a', temp: 75 }, 1, 2]] });
+   * const { outputs } = await g.step({
+   *   readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'a', temp: 75 }, 1, 2]],
+   * });
    * outputs.get('machines'); // → [['a', 2, 2]]
    */
   map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U>;
@@ -187,7 +189,11 @@ export interface Collection<T extends Value = Value> {
    * const readings = g.input<{ machine: string; temp: number }>('readings');
    * g.output('perMachine', readings.groupBy((r) => r.machine).count().ungroup());
    * const { outputs } = await g.step({
-   *   readings: [[{ machine: 'a', temp: 70 }, 1, 1], [{ machine: 'b', temp: 60 }, 1, 2], [{ machine: 'a', temp: 75 }, 1, 3]],
+   *   readings: [
+   *     [{ machine: 'a', temp: 70 }, 1, 1],
+   *     [{ machine: 'b', temp: 60 }, 1, 2],
+   *     [{ machine: 'a', temp: 75 }, 1, 3],
+   *   ],
    * });
    * outputs.get('perMachine'); // → [[{ key: 'a', count: 2 }, 1, 3], [{ key: 'b', count: 1 }, 1, 2]]
    */
@@ -292,7 +298,7 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * await g.step({ events: [[{ machine: 'm', at: 2, parts: 5 }, 1, 2]] });
    * // a late event (at 1) refolds what follows it
    * const { outputs } = await g.step({ events: [[{ machine: 'm', at: 1, parts: 3 }, 1, 1]] });
-   * outputs.get('totals'); // → 'to be measured'
+   * outputs.get('totals')?.map(([row, diff]) => [row.at, row.total, diff]); // → [[2, 5, -1], [1, 3, 1], [2, 8, 1]]
    */
   scan<S extends Value, O extends Value>(initial: S, step: ScanFn<K, T, S, O>, options?: ScanOptions<T>): Grouped<K, O>;
   /**
@@ -302,7 +308,8 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * const logins = g.input<{ user: string }>('logins');
    * g.output('perUser', logins.groupBy((l) => l.user).count().ungroup());
    * await g.step({ logins: [[{ user: 'ann' }, 1, 1], [{ user: 'ann' }, 1, 2]] });
-   * (await g.step({ logins: [[{ user: 'ann' }, -2, 3]] })).outputs.get('perUser'); // → [[{ key: 'ann', count: 2 }, -1, 3]]
+   * const { outputs } = await g.step({ logins: [[{ user: 'ann' }, -2, 3]] });
+   * outputs.get('perUser'); // → [[{ key: 'ann', count: 2 }, -1, 3]]
    */
   count(options?: OperatorOptions): Grouped<K, { key: K; count: number }>;
   /**
@@ -322,7 +329,11 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * const visits = g.input<{ page: string; user: string }>('visits');
    * g.output('visitors', visits.groupBy((v) => v.page).distinct().count().ungroup());
    * const { outputs } = await g.step({
-   *   visits: [[{ page: 'p', user: 'ann' }, 1, 1], [{ page: 'p', user: 'ann' }, 1, 2], [{ page: 'p', user: 'bob' }, 1, 3]],
+   *   visits: [
+   *     [{ page: 'p', user: 'ann' }, 1, 1],
+   *     [{ page: 'p', user: 'ann' }, 1, 2],
+   *     [{ page: 'p', user: 'bob' }, 1, 3],
+   *   ],
    * });
    * outputs.get('visitors'); // → [[{ key: 'p', count: 2 }, 1, 3]]
    */

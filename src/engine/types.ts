@@ -352,8 +352,9 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * const joined = steps.groupBy((s) => s.order).join(spans.groupBy((s) => s.order), { kind: 'left' });
    * g.output('rows', joined.ungroup().map((r) => ({ order: r.key, step: r.left.step, minutes: r.right?.minutes ?? null })));
    * await g.step({ steps: [[{ order: 4711, step: 'drilling' }, 1, 1]] });
+   * // the span arrives: the left-outer row without a right side is replaced
    * const { outputs } = await g.step({ spans: [[{ order: 4711, minutes: 31 }, 1, 2]] });
-   * outputs.get('rows'); // → 'to be measured'
+   * outputs.get('rows'); // → [[{ minutes: 31, order: 4711, step: 'drilling' }, 1, 2], [{ minutes: null, order: 4711, step: 'drilling' }, -1, 1]]
    */
   join<U extends Value>(other: Grouped<K, U>, options?: JoinOptions): Grouped<K, JoinRow<K, T, U>>;
   /**

@@ -41,6 +41,8 @@ export interface MariadbOptions {
   readonly statementTimeoutMs?: number;
   /** How long a statement waits for a row lock held by another session before failing (retryable), ms (default 30000; whole seconds). */
   readonly lockTimeoutMs?: number;
+  /** How long the sink's connection stays open without a transaction, ms (default 30000). */
+  readonly idleCloseMs?: number;
   /** Called when an idle connection is lost (server restart, network loss, wait_timeout); it is replaced when needed. */
   readonly onIdleError?: (err: Error) => void;
 }

@@ -29,6 +29,7 @@ export class MariadbDatabase extends SqlSinkDatabase {
   private readonly target: MariadbTarget | null;
   private readonly problem: string | null;
   private connection: MariadbConnection | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
   private serverDialect: Dialect = dialectFor(true, '', 16 << 20);
 
   constructor(private readonly options: MariadbOptions = {}) {
@@ -53,6 +54,8 @@ export class MariadbDatabase extends SqlSinkDatabase {
   protected async connect(): Promise<SqlConnection> {
     if (this.problem !== null || this.target === null)
       throw new SinkDatabaseError(this.label, null, this.problem ?? 'invalid settings', false);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     let c = this.connection;
     if (c === null || c.lost !== null) {
       this.connection = null;
@@ -79,14 +82,32 @@ export class MariadbDatabase extends SqlSinkDatabase {
         if (broken && this.connection === conn) {
           this.connection = null;
           conn.destroy();
-        }
+        } else if (this.connection === conn) this.closeWhenIdle(conn);
       },
       run: async (s) => Number(((await run(s)) as { affectedRows?: unknown }).affectedRows ?? 0),
       all: async (s) => (await run(s)) as Record<string, unknown>[],
     };
   }
 
+  /**
+   * Closes the connection after `idleCloseMs` without a transaction, as PostgreSQL's pool does: a
+   * dataflow without events holds no server connection, and the server's wait_timeout never ends
+   * one of ours (which would be reported as an idle connection lost).
+   */
+  private closeWhenIdle(conn: MariadbConnection): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.connection !== conn) return;
+      this.connection = null;
+      void conn.close();
+    }, this.options.idleCloseMs ?? 30_000);
+    this.idleTimer.unref();
+  }
+
   protected async shutdown(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     const c = this.connection;
     this.connection = null;
     await c?.close();

@@ -330,9 +330,14 @@ test('an idle connection killed by the server is reported and replaced; one cut 
     port: via.port,
     statementTimeoutMs: 1500,
     onIdleError: (e) => idleErrors.push(e.message),
+    idleCloseMs: 1000,
   });
   try {
+    // Unused for longer than idleCloseMs, the connection is closed (quietly); the next transaction opens one.
     await db.transaction((tx) => tx.ensureTable(spec));
+    for (let i = 0; i < 150 && via.upstreamPorts().size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(via.upstreamPorts().size, 0, 'the idle connection was closed');
+    await db.transaction((tx) => tx.readState(spec));
     assert.equal(await killThrough(via), 1, 'the sink holds one connection');
     for (let i = 0; i < 100 && idleErrors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(idleErrors.length, 1, 'the lost idle connection is reported (an error event with a listener)');

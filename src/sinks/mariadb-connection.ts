@@ -205,7 +205,7 @@ export class MariadbConnection {
       raw.connect((err: unknown) => {
         if (err) {
           c.destroy();
-          reject(err);
+          reject(connectError(err, config));
         } else resolve();
       });
     });
@@ -312,6 +312,26 @@ export class MariadbConnection {
     this.pending.clear();
     if (first && idle && !deliberate) this.onIdleError?.(err);
   }
+}
+
+/**
+ * The driver's `connect ETIMEDOUT` says nothing about where: a server that accepted the connection
+ * but never greeted (stopped, overloaded) or a network that drops packets. The message names it;
+ * the code stays (retryable, and the status hint names the address).
+ */
+function connectError(err: unknown, config: mysql.ConnectionOptions): unknown {
+  const e = err as { code?: unknown } | null;
+  if (!(err instanceof Error) || e?.code !== 'ETIMEDOUT') return err;
+  const where = config.socketPath ?? `${config.host}:${config.port}`;
+  const ms = Number(config.connectTimeout ?? 10_000);
+  const within = ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
+  return Object.assign(
+    new Error(`no answer from the server at ${where} within ${within} while connecting (connect timeout)`),
+    {
+      code: 'ETIMEDOUT',
+      cause: err,
+    },
+  );
 }
 
 /** A connection-level error (no server error number): retryable. */

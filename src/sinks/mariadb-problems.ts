@@ -137,10 +137,18 @@ export function mariadbProblem(err: unknown, options: MariadbOptions, env: Env =
       advice: `the host name is not known (DNS): set ${where('host')}`,
     };
   }
-  if (code === 'ETIMEDOUT' && /connect/i.test(message)) {
+  if ((code === 'ETIMEDOUT' && /connect/i.test(message)) || code === 'PROTOCOL_SEQUENCE_TIMEOUT') {
+    // Connecting, or a statement that got no answer at all (a stopped server, a network gone).
     return {
       hint: `no answer from ${at()}`,
-      advice: `${at()} did not answer in time: check ${where('host')} and ${where('port')}, the network and the server`,
+      advice: `${at()} did not answer in time: check ${where('host')} and ${where('port')}, the network and the server (the connection is replaced and the commit retried)`,
+    };
+  }
+  if (errno === 1969) {
+    return {
+      hint: 'statement timeout: raise Statements',
+      advice:
+        "a statement ran longer than the db-config's statement timeout (MariaDB's max_statement_time) and was cancelled; it is retried — raise the Statements field if it really needs longer",
     };
   }
   if (code === 'HANDSHAKE_NO_SSL_SUPPORT') {

@@ -175,6 +175,21 @@ export function postgresProblem(
       advice: `${at} did not answer in time: check ${where('host')} and ${where('port')}, the network and the server`,
     };
   }
+  // A statement without any answer (postgres-database.ts gives its connection up): as the connect timeout.
+  if (code === 'ETIMEDOUT' && /^no answer from the server/.test(message)) {
+    const at = address({}, options, env);
+    return {
+      hint: `no answer from ${at}`,
+      advice: `${at} did not answer a statement in time: the server is stopped, frozen or overloaded, or the network is down (statements that really take longer need a longer Statements timeout in the db-config)`,
+    };
+  }
+  if (code === '57014' && /statement timeout/i.test(message)) {
+    return {
+      hint: 'statement timeout: see db-config',
+      advice:
+        "a statement ran longer than the db-config's Statements timeout and the server cancelled it: raise the timeout if statements really take that long, or find what makes them slow (a lock held elsewhere, a large table)",
+    };
+  }
   if (/does not support SSL/i.test(message)) {
     return {
       hint: 'server has no SSL: SSL field/PGSSLMODE',

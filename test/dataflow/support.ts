@@ -289,6 +289,14 @@ export function usageMembers(
 
 // ---- from scratch ----------------------------------------------------------------------------
 
+/** Stands in for the database where members only serve a from-scratch computation. */
+export const unusedDatabase: SinkDatabase = {
+  kind: 'sqlite',
+  label: 'unused',
+  transaction: () => Promise.reject(new Error('unused')),
+  close: () => Promise.resolve(),
+};
+
 /** The engine graph of a dataflow's members, outside the coordinator: its sources and sinks. */
 function buildGraph(members: readonly DataflowMember[]): {
   graph: Graph;

@@ -119,7 +119,11 @@ test('PostgreSQL: the statement timeout cancels a statement that waits too long,
     await other.query(`LOCK TABLE "${spec.name}" IN ACCESS EXCLUSIVE MODE`);
     await assert.rejects(
       db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)])),
-      (e: unknown) => e instanceof SinkDatabaseError && e.retryable && /statement timeout/.test(e.message),
+      (e: unknown) =>
+        e instanceof SinkDatabaseError &&
+        e.retryable &&
+        /statement timeout/.test(e.message) &&
+        e.hint === 'statement timeout: see db-config',
     );
     await other.query('ROLLBACK');
     await db.transaction((tx) => tx.apply(spec, [rec({ v: 'x' }, 1)]));

@@ -68,6 +68,17 @@ test('each kind of configuration problem gets a hint naming what to set, other e
     'no answer from db:6000',
   );
   assert.equal(
+    hint(
+      { code: 'ETIMEDOUT', message: 'no answer from the server within 62 s: it is stopped, …' },
+      { host: 'db', port: 6000 },
+    ),
+    'no answer from db:6000',
+  );
+  assert.equal(
+    hint({ code: '57014', message: 'canceling statement due to statement timeout' }),
+    'statement timeout: see db-config',
+  );
+  assert.equal(
     hint({ message: 'The server does not support SSL connections' }),
     'server has no SSL: SSL field/PGSSLMODE',
   );
@@ -75,6 +86,7 @@ test('each kind of configuration problem gets a hint naming what to set, other e
   for (const other of [
     { code: '23505', message: 'duplicate key value violates unique constraint' },
     { code: '40001', message: 'could not serialize access' },
+    { code: '57014', message: 'canceling statement due to user request' },
     new Error('Connection terminated unexpectedly'),
     null,
     'text',

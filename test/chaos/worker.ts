@@ -76,6 +76,8 @@ async function main(): Promise<void> {
     {
       source: log,
       members: crashMembers(log, db, config.prefix),
+      // Retries after the first are logged as counts naming the latest attempt: every 200 ms here.
+      reportIntervalMs: 200,
       settings: {
         batchSize: 1000,
         catchUpBatchSize: 1000,

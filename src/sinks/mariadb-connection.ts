@@ -180,6 +180,8 @@ const NO_ANSWER_GRACE_MS = 2000;
 export class MariadbConnection {
   /** Why the connection is unusable; null while it works. */
   lost: Error | null = null;
+  /** Whether `open` has finished: until then a failure is the attempt's own error, not an idle connection lost. */
+  private opened = false;
   private readonly pending = new Set<Abort>();
   server: ServerInfo = { version: '', mariadb: true, maxAllowedPacket: 16 << 20 };
 
@@ -237,6 +239,7 @@ export class MariadbConnection {
       c.destroy();
       throw e;
     }
+    c.opened = true;
     return c;
   }
 
@@ -310,7 +313,8 @@ export class MariadbConnection {
     const idle = this.pending.size === 0;
     for (const abort of [...this.pending]) abort(err);
     this.pending.clear();
-    if (first && idle && !deliberate) this.onIdleError?.(err);
+    // NB: mysql2 emits a failed connect as an `error` event too, before the connect callback.
+    if (first && idle && !deliberate && this.opened) this.onIdleError?.(err);
   }
 }
 

@@ -477,7 +477,16 @@ test('connection settings: fields over the URL over MYSQL_*; the label never hol
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
   }
-  const refused = new MariadbDatabase({ host: '127.0.0.1', port: 1, database: 'x', connectionTimeoutMs: 2000 });
+  // A connection that fails while it is being made is that attempt's error, never an idle connection lost.
+  const idleErrors: string[] = [];
+  const onIdleError = (e: Error): number => idleErrors.push(e.message);
+  const refused = new MariadbDatabase({
+    host: '127.0.0.1',
+    port: 1,
+    database: 'x',
+    connectionTimeoutMs: 2000,
+    onIdleError,
+  });
   await assert.rejects(
     refused.transaction(async () => undefined),
     (e: unknown) =>
@@ -491,7 +500,13 @@ test('connection settings: fields over the URL over MYSQL_*; the label never hol
   const silent = net.createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const port = (silent.address() as net.AddressInfo).port;
-  const hanging = new MariadbDatabase({ host: '127.0.0.1', port, database: 'x', connectionTimeoutMs: 300 });
+  const hanging = new MariadbDatabase({
+    host: '127.0.0.1',
+    port,
+    database: 'x',
+    connectionTimeoutMs: 300,
+    onIdleError,
+  });
   await assert.rejects(
     hanging.transaction(async () => undefined),
     (e: unknown) =>
@@ -502,6 +517,7 @@ test('connection settings: fields over the URL over MYSQL_*; the label never hol
   );
   await hanging.close();
   silent.close();
+  assert.deepEqual(idleErrors, [], 'failed connection attempts are not reported as idle connections lost');
   const settings = mariadbSettings();
   const denied = new MariadbDatabase({
     host: settings.host,

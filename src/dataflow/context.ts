@@ -8,6 +8,7 @@ import type { OffsetMap } from '../core/offset-map';
 import type { EventSource } from '../sources/types';
 import type { SinkDatabase } from '../sinks/types';
 import { catchUpBatchSize } from './batcher';
+import { DEFAULT_CLOCK_AHEAD_MICROS } from './retention';
 import type { BuiltDataflow } from './build-graph';
 import { OffsetTracker } from './offset-tracker';
 import type { DataflowDefinition, DataflowListener, DataflowPhase, DataflowSettings, SinkMember } from './types';
@@ -21,6 +22,12 @@ export interface Phase {
   readonly cutoff: number | null;
   /** Tapped operators send their changes (only for events no earlier run has processed). */
   readonly taps: boolean;
+  /**
+   * The events are at or below the greatest stored offsets: an earlier run processed them, and the
+   * stored watermark holds its decision on each (retention.ts, the clock bound). They never move
+   * the watermark, whatever the wall clock says now.
+   */
+  readonly decided: boolean;
 }
 
 export class DataflowContext {
@@ -54,6 +61,7 @@ export class DataflowContext {
   rebuilt: { id: string; reason: string }[] = [];
   eventsRead = 0;
   eventsOutsideWindow = 0;
+  eventsAheadOfClock = 0;
   eventsReplayed = 0;
   batchesComputed = 0;
   batchesCommitted = 0;
@@ -73,7 +81,13 @@ export class DataflowContext {
     this.settings = definition.settings;
     this.catchUpBatchSize = this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize);
     this.source = definition.source;
+    this.now = definition.now ?? Date.now;
+    this.clockAheadMicros = this.settings.clockAheadMicros ?? DEFAULT_CLOCK_AHEAD_MICROS;
   }
+
+  /** The wall clock (ms) and how far ahead of it a timestamp may move the watermark (µs). */
+  readonly now: () => number;
+  readonly clockAheadMicros: number;
 
   /** Stops reading and computing (stop() and halt); listeners on `abort.signal` run at once. */
   end(): void {

@@ -63,6 +63,7 @@ class Coordinator implements RunningDataflow {
       eventsRead: ctx.eventsRead,
       eventsReplayed: ctx.eventsReplayed,
       eventsOutsideWindow: ctx.eventsOutsideWindow,
+      eventsAheadOfClock: ctx.eventsAheadOfClock,
       batchesComputed: ctx.batchesComputed,
       batchesCommitted: ctx.batchesCommitted,
       skipped: new Map(ctx.skipped),
@@ -127,6 +128,10 @@ class Coordinator implements RunningDataflow {
     }
     if (ctx.stopping) return;
     const writing = new Set(built.sinks.map((s) => s.id));
-    await this.reader.follow(query, { name: 'catching up', writing, cutoff: null, taps: true }, this.resolveLive);
+    await this.reader.follow(
+      query,
+      { name: 'catching up', writing, cutoff: null, taps: true, decided: false },
+      this.resolveLive,
+    );
   }
 }

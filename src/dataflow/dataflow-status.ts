@@ -12,6 +12,7 @@ import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/erro
 import type { BuiltDataflow } from './build-graph';
 import type { DataflowContext, Phase } from './context';
 import { contextOf, describeMember, describeValue, retryingText } from './describe';
+import { durationText, timeText } from './retention';
 import { retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
 import type { DataflowMember, DataflowPhase, MemberStatus } from './types';
@@ -94,17 +95,15 @@ export class DataflowStatus {
       if (m.role === 'sink' && phase !== undefined && !phase.writing.has(m.id)) {
         status = { fill: 'blue', shape: 'ring', text: 'replaying' };
       } else if (name === 'live') {
-        const n = ctx.skipped.get(m.id) ?? 0;
-        status = { fill: 'green', shape: 'dot', text: n > 0 ? `live, ${n} skipped` : 'live' };
+        status = { fill: 'green', shape: 'dot', text: ['live', ...this.counts(m)].join(', ') };
       } else if (name === 'replaying') {
         status = { fill: 'blue', shape: 'ring', text: 'replaying' };
       } else if (name === 'catching up') {
         const verb = m.role === 'sink' && ctx.rebuilding.has(m.id) ? 'rebuilding' : 'catching up';
-        const n = ctx.skipped.get(m.id) ?? 0;
         status = {
           fill: 'yellow',
           shape: 'ring',
-          text: `${verb} (${behind.toLocaleString('en-US')} events behind${n > 0 ? `, ${n} skipped` : ''})`,
+          text: `${verb} (${[`${behind.toLocaleString('en-US')} events behind`, ...this.counts(m)].join(', ')})`,
         };
       } else {
         status = { fill: 'grey', shape: 'ring', text: name };
@@ -112,6 +111,39 @@ export class DataflowStatus {
       this.set(m.id, status);
     }
     if (name === 'live') ctx.rebuilding.clear();
+  }
+
+  /** What a member's status counts: its skipped inputs; on a source, the events ahead of the clock. */
+  private counts(m: DataflowMember): string[] {
+    const out: string[] = [];
+    const skipped = this.ctx.skipped.get(m.id) ?? 0;
+    if (skipped > 0) out.push(`${skipped} skipped`);
+    if (m.role === 'source' && this.ctx.eventsAheadOfClock > 0)
+      out.push(`${this.ctx.eventsAheadOfClock} ahead of clock`);
+    return out;
+  }
+
+  /**
+   * An event first processed with a timestamp beyond the clock bound (retention.ts): it is
+   * processed, but moves no watermark. Counted (stats, the sources' status), logged once in full
+   * with its stream, offset and timestamp, then as a count per interval. `nowMicros`: the clock.
+   */
+  reportAheadOfClock(
+    ev: { readonly stream: string; readonly offset: number; readonly timestamp: number },
+    nowMicros: number,
+  ): void {
+    const ctx = this.ctx;
+    ctx.eventsAheadOfClock++;
+    const ahead = ctx.clockAheadMicros;
+    const message = `event ${ev.stream}/${ev.offset} has the timestamp ${timeText(ev.timestamp)}, more than ${durationText(ahead)} ahead of the clock (${timeText(nowMicros)}): it is processed, but does not move the retention watermark (is the device's clock wrong?)`;
+    const full = this.repeated(
+      'ahead-of-clock',
+      message,
+      (c) =>
+        `${c.count} more event${c.count === 1 ? '' : 's'} more than ${durationText(ahead)} ahead of the clock in the last ${c.seconds} s (${c.total} since the first), processed without moving the retention watermark; the latest: ${c.last}`,
+    );
+    if (full) ctx.listener.log('warn', message);
+    // The sources' status shows the count from the next commit on (setPhase).
   }
 
   /** Stops the dataflow on an error: every member red, `memberId` (where it happened) as the cause. */

@@ -12,7 +12,7 @@ import type { CommitPipeline, DatabaseWrites, TapChanges } from './commit-pipeli
 import type { SinkWrite } from './commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
-import { retentionSegments } from './retention';
+import { clockBound, retentionSegments } from './retention';
 import { Abandoned } from './retry';
 
 /**
@@ -45,7 +45,8 @@ export class Processor {
    */
   async processBatch(events: readonly ActyxEvent[], endOffsets: OffsetMap | null, phase: Phase): Promise<void> {
     const ctx = this.ctx;
-    const segments = retentionSegments(events, ctx.watermark, ctx.cutoff, ctx.settings.retentionMicros);
+    const bound = this.watermarkBound(phase);
+    const segments = retentionSegments(events, ctx.watermark, ctx.cutoff, ctx.settings.retentionMicros, bound);
     for (let s = 0; s < segments.length; s++) {
       if (ctx.stopping) return;
       const { from, to, compactTo } = segments[s] as (typeof segments)[number];
@@ -56,8 +57,24 @@ export class Processor {
         (ctx.built as BuiltDataflow).graph.compact(compactTo + 1);
         ctx.cutoff = compactTo;
       }
-      await this.processSegment(events, from, to, s === segments.length - 1 ? endOffsets : null, phase);
+      await this.processSegment(events, from, to, s === segments.length - 1 ? endOffsets : null, phase, bound);
     }
+  }
+
+  /**
+   * The greatest timestamp that may move the watermark in this batch (retention.ts, the clock
+   * bound): events an earlier run processed (`phase.decided`) move it no further than the stored
+   * watermark, which holds that run's decisions; new ones no further than the wall clock plus
+   * clockAheadMicros. Without a retention window the watermark decides nothing: no bound.
+   */
+  private watermarkBound(phase: Phase): number {
+    const ctx = this.ctx;
+    if (ctx.settings.retentionMicros === null) return Infinity;
+    // NB: events of a decided phase are at or below the greatest stored offsets, whose run stored
+    // the greatest timestamp it let move the watermark; restartReads marks only those reads decided
+    // (test/dataflow/clock-bound.test.ts restarts at a later clock and compares the rows).
+    if (phase.decided) return ctx.watermark ?? -Infinity;
+    return clockBound(ctx.now(), ctx.clockAheadMicros);
   }
 
   /** Events [from, to) in one engine step, their changes joined to a commit. */
@@ -67,6 +84,7 @@ export class Processor {
     to: number,
     endOffsets: OffsetMap | null,
     phase: Phase,
+    bound: number,
   ): Promise<void> {
     const ctx = this.ctx;
     if (ctx.stopping) return;
@@ -102,7 +120,10 @@ export class Processor {
         if (phase.cutoff === null || ev.timestamp > phase.cutoff) ctx.eventsOutsideWindow++; // (the replay's query leaves the others out already)
         continue;
       }
-      if (ctx.watermark === null || ev.timestamp > ctx.watermark) ctx.watermark = ev.timestamp;
+      if (ev.timestamp > bound) {
+        // Processed as data, but the watermark (and with it the cutoff) stays where it is.
+        if (!phase.decided) this.status.reportAheadOfClock(ev, bound - ctx.clockAheadMicros);
+      } else if (ctx.watermark === null || ev.timestamp > ctx.watermark) ctx.watermark = ev.timestamp;
       const value = eventValue(ev);
       fed++;
       if (single !== null) {

@@ -6,6 +6,7 @@
  */
 import { covers, type OffsetMap, offsetsEqual, offsetsWeight } from '../core/offset-map';
 import type { SinkState } from '../sinks/types';
+import { timeText } from './retention';
 
 export interface SinkStart {
   readonly id: string;
@@ -35,11 +36,25 @@ export interface RestartPlan {
 
 const isEmpty = (o: OffsetMap): boolean => Object.keys(o).length === 0;
 
-export function planRestart(sinks: readonly SinkStart[]): RestartPlan {
+/**
+ * `watermarkBound`: with a retention window, the clock bound now (retention.ts). A table whose
+ * stored watermark is beyond it was written under a cutoff that left events out as outside the
+ * window; it is rebuilt, which corrects the watermark (`text` words the bound for the reason).
+ */
+export function planRestart(
+  sinks: readonly SinkStart[],
+  watermarkBound: { readonly bound: number; readonly text: string } | null = null,
+): RestartPlan {
   const rebuild: Rebuild[] = [];
   const kept: SinkStart[] = [];
   for (const s of sinks) {
-    if (s.state.fingerprint === null) {
+    const w = s.state.watermark;
+    if (watermarkBound !== null && w !== null && w > watermarkBound.bound) {
+      rebuild.push({
+        id: s.id,
+        reason: `its stored retention watermark ${timeText(w)} is beyond the clock bound (${watermarkBound.text}): the window's cutoff of that watermark left later events out, so the table is rebuilt with the watermark corrected`,
+      });
+    } else if (s.state.fingerprint === null) {
       if (isEmpty(s.state.offsets)) kept.push(s);
       else rebuild.push({ id: s.id, reason: 'its table has offsets but no stored fingerprint' });
     } else if (s.state.fingerprint !== s.fingerprint) {

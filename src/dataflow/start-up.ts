@@ -8,6 +8,7 @@ import type { SinkState } from '../sinks/types';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
 import { planRestart, type Level } from './restart-plan';
+import { clockBound, durationText, timeText } from './retention';
 import type { SinkMember } from './types';
 
 /**
@@ -30,12 +31,22 @@ export async function openSinks(
       ),
     ),
   );
+  // With retention, a stored watermark beyond the clock bound is corrected by a rebuild (retention.ts).
+  const now = ctx.now();
+  const bound =
+    ctx.settings.retentionMicros === null
+      ? null
+      : {
+          bound: clockBound(now, ctx.clockAheadMicros),
+          text: `the wall clock ${timeText(Math.floor(now * 1000))} plus ${durationText(ctx.clockAheadMicros)}`,
+        };
   const plan = planRestart(
     sinks.map((s) => ({
       id: s.id,
       state: states.get(s.id) as SinkState,
       fingerprint: ctx.fingerprints.get(s.id) as string,
     })),
+    bound,
   );
   ctx.watermark = plan.watermark;
   ctx.rebuilt = plan.rebuild.map((r) => ({ ...r }));
@@ -115,7 +126,7 @@ export function restartReads(levels: readonly Level[], present: OffsetMap, cutof
     reads.push({
       lower: {},
       upper: lowest.offsets,
-      phase: { name: 'replaying', writing: new Set(), cutoff, taps: false },
+      phase: { name: 'replaying', writing: new Set(), cutoff, taps: false, decided: true },
     });
   }
   const writing = new Set<string>();
@@ -124,7 +135,7 @@ export function restartReads(levels: readonly Level[], present: OffsetMap, cutof
     reads.push({
       lower: (effective[i] as Level).offsets,
       upper: (effective[i + 1] as Level).offsets,
-      phase: { name: 'catching up', writing: new Set(writing), cutoff, taps: false },
+      phase: { name: 'catching up', writing: new Set(writing), cutoff, taps: false, decided: true },
     });
   }
   return reads;

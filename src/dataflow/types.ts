@@ -114,6 +114,13 @@ export interface DataflowSettings {
   readonly maxInFlight: number;
   /** Retention window in µs, or null for none. */
   readonly retentionMicros: number | null;
+  /**
+   * With a retention window: an event more than this many µs ahead of the wall clock when it is
+   * first processed does not move the watermark (it is processed as data, counted and logged), and
+   * a stored watermark beyond the wall clock plus this much is corrected at start by rebuilding the
+   * table. Default DEFAULT_CLOCK_AHEAD_MICROS (10 minutes). See retention.ts.
+   */
+  readonly clockAheadMicros?: number;
   /** A throwing user function: skip the event (default) or stop the dataflow. */
   readonly onError: 'skip' | 'stop';
 }
@@ -124,6 +131,8 @@ export interface DataflowDefinition {
   readonly settings: DataflowSettings;
   /** How often repeated problems (skipped inputs, retries, …) are summarised in the log, ms (default 30,000). */
   readonly reportIntervalMs?: number;
+  /** The wall clock in ms (default Date.now), for the retention's clock bound; tests set it. */
+  readonly now?: () => number;
 }
 
 /** What the running dataflow is doing (shown in every member's status). */
@@ -139,6 +148,8 @@ export interface DataflowStats {
   readonly eventsReplayed: number;
   /** Events left out because they arrived after the retention window had passed their timestamp. */
   readonly eventsOutsideWindow: number;
+  /** Events first processed with a timestamp beyond the clock bound (retention only): they moved no watermark. */
+  readonly eventsAheadOfClock: number;
   /** Batches run through the engine (catching up: steps; one commit may cover several). */
   readonly batchesComputed: number;
   readonly batchesCommitted: number;

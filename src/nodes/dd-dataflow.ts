@@ -7,7 +7,7 @@
  */
 import { errorText } from '../core/message-text';
 import { startDataflow, type RunningDataflow } from '../dataflow/coordinator';
-import { windowMicros } from '../dataflow/retention';
+import { DEFAULT_CLOCK_AHEAD_MICROS, windowMicros } from '../dataflow/retention';
 import type { DataflowListener, DataflowMember, DataflowSettings, MemberStatus } from '../dataflow/types';
 import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
@@ -64,7 +64,16 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
     else retentionMicros = windowMicros(n, unit);
   }
   const onError = config.onError === 'stop' ? 'stop' : 'skip';
-  const settings: DataflowSettings = { batchSize, batchMs, maxInFlight, retentionMicros, onError };
+  // Minutes an event may be ahead of the wall clock and still move the retention watermark.
+  const clockAhead = intField(config, 'clockAhead', 0, 525600, DEFAULT_CLOCK_AHEAD_MICROS / 60e6, problems);
+  const settings: DataflowSettings = {
+    batchSize,
+    batchMs,
+    maxInFlight,
+    retentionMicros,
+    clockAheadMicros: clockAhead * 60e6,
+    onError,
+  };
   // Empty: automatic (catchUpBatchSize of the batch size).
   const catchUp = config.catchUpBatchSize;
   if (catchUp === undefined || catchUp === null || catchUp === '') return { settings, problems };

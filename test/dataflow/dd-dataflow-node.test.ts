@@ -130,9 +130,19 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
     batchMs: 0,
     maxInFlight: 8,
     retentionMicros: 1.5 * 3600e6,
+    clockAheadMicros: 10 * 60e6,
     onError: 'stop',
   });
   assert.deepEqual(ok.problems, []);
+  // The clock bound: minutes, default 10, 0 allowed (the wall clock itself), anything else reported.
+  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', clockAhead: '0' }).settings.clockAheadMicros, 0);
+  assert.equal(
+    parseDataflowSettings({ id: 'x', type: 'dd-dataflow', clockAhead: '90' }).settings.clockAheadMicros,
+    90 * 60e6,
+  );
+  const badClock = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', clockAhead: '-1' });
+  assert.equal(badClock.settings.clockAheadMicros, 10 * 60e6);
+  assert.match(badClock.problems[0] ?? '', /clockAhead must be a whole number from 0 to 525600/);
   const bad = parseDataflowSettings({
     id: 'x',
     type: 'dd-dataflow',

@@ -270,10 +270,13 @@ test('retention segments: every event is computed with the cutoff of the waterma
       fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 60 }),
       fc.option(fc.integer({ min: 0, max: 1000 }), { nil: null }),
       fc.integer({ min: 1, max: 400 }),
-      (times, start, window) => {
+      fc.option(fc.integer({ min: 0, max: 2000 }), { nil: null }),
+      (times, start, window, clockBound) => {
         const events = times.map((timestamp) => ({ timestamp }));
         const cutoff0 = retentionCutoff(start, window);
-        const segments = retentionSegments(events, start, cutoff0, window);
+        // The clock bound: events beyond it are computed but move no watermark (null: no bound).
+        const bound = clockBound ?? Infinity;
+        const segments = retentionSegments(events, start, cutoff0, window, bound);
         // Contiguous, non-empty (but for an empty batch), covering the batch.
         assert.equal(segments[0]?.from, 0);
         assert.equal(segments.at(-1)?.to, events.length);
@@ -290,7 +293,7 @@ test('retention segments: every event is computed with the cutoff of the waterma
           }
           for (let i = s.from; i < s.to; i++) {
             const t = (events[i] as { timestamp: number }).timestamp;
-            if (w === null || t > w) w = t;
+            if (t <= bound && (w === null || t > w)) w = t;
             model = retentionCutoff(w, window);
             assert.equal(
               current,

@@ -16,6 +16,7 @@ import { JoinOperator } from './operators/join';
 import { ReduceOperator } from './operators/reduce';
 import { ScanOperator } from './operators/scan';
 import { CHECKPOINT_EVERY, type StepFn } from './fold';
+import { StateCache, type DurableOp } from './state-cache';
 import { isThenable, StepContext } from './step-context';
 import { isValue } from './value-check';
 import {
@@ -35,8 +36,11 @@ import {
   type ReduceOptions,
   type ScanFn,
   type ScanOptions,
+  type StateStats,
+  type StateStore,
   type StepOptions,
   type StepResult,
+  type StoreOptions,
   type Update,
   type Value,
 } from './types';
@@ -92,6 +96,10 @@ class DataflowGraph implements Graph {
   private stepped = false;
   private running = false;
   private broken: unknown = null;
+  /** With a state store (useStore): the entries in memory, loads, pinning, eviction. */
+  private cache: StateCache | null = null;
+  /** The stateful operators with their state ids, by operator index. */
+  private durableOps: DurableOp[] | null = null;
 
   input<T extends Value = Value>(name: string, options?: InputOptions<T>): Collection<T> {
     if (this.inputIndex.has(name)) throw new Error(`graph already has an input named ${JSON.stringify(name)}`);
@@ -154,6 +162,10 @@ class DataflowGraph implements Graph {
           if (op instanceof InputNode) continue;
           const ins = op.inputs.map((j) => results[j]);
           if (ins.every((c) => c === null)) continue;
+          if (this.cache !== null && op.durable !== undefined) {
+            const loading = this.cache.prepare(this.durableOps![i] as DurableOp, ins);
+            if (loading !== undefined) await loading;
+          }
           let r: MaybePromise<Columns | null> = op.run(ins, ctx);
           if (isThenable(r)) r = await r;
           results[i] = r;
@@ -164,8 +176,10 @@ class DataflowGraph implements Graph {
         }
       } catch (error) {
         this.broken = error;
+        this.cache?.abandon();
         throw error;
       }
+      const state = this.cache?.finish();
       const outputs = new Map<string, Batch>();
       for (const [name, index] of this.outputIndex) {
         const c = results[index];
@@ -177,7 +191,7 @@ class DataflowGraph implements Graph {
         const batch = raw || c.consolidated === true ? updates : consolidate(updates);
         if (batch.length > 0) outputs.set(name, batch);
       }
-      return { outputs, skipped: ctx.skipped };
+      return state === undefined ? { outputs, skipped: ctx.skipped } : { outputs, skipped: ctx.skipped, state };
     } finally {
       this.running = false;
     }
@@ -199,6 +213,50 @@ class DataflowGraph implements Graph {
   compact(cutoff: number): void {
     if (this.running) throw new Error('compact called while a step is running');
     for (const op of this.operators) op.compact(cutoff);
+    this.cache?.compacted(cutoff);
+  }
+
+  useStore(store: StateStore, options: StoreOptions): void {
+    if (this.stepped) throw new Error('useStore: the graph has already run a step');
+    if (this.cache !== null) throw new Error('useStore: the graph already has a state store');
+    if (!Number.isFinite(options.cacheBytes) || options.cacheBytes < 0)
+      throw new RangeError(`useStore: cacheBytes must be a number ≥ 0, got ${String(options.cacheBytes)}`);
+    const ops: DurableOp[] = [];
+    const byIndex: DurableOp[] = [];
+    for (const { index, id } of this.stateIdList()) {
+      const op: DurableOp = { index, id, durable: this.operators[index].durable! };
+      ops.push(op);
+      byIndex[index] = op;
+    }
+    this.durableOps = byIndex;
+    this.cache = new StateCache(store, options, ops);
+  }
+
+  stateIds(): readonly { readonly id: string; readonly operator: string }[] {
+    return this.stateIdList().map(({ index, id }) => ({ id, operator: this.operators[index].name }));
+  }
+
+  /** The stateful operators in build order, each with a unique state id: its name, `name#2`, … for repeats. */
+  private stateIdList(): { index: number; id: string }[] {
+    const used = new Set<string>();
+    const out: { index: number; id: string }[] = [];
+    for (let i = 0; i < this.operators.length; i++) {
+      const op = this.operators[i];
+      if (op.durable === undefined) continue;
+      let id = op.name;
+      for (let n = 2; used.has(id); n++) id = `${op.name}#${n}`;
+      used.add(id);
+      out.push({ index: i, id });
+    }
+    return out;
+  }
+
+  release(step: number): void {
+    this.cache?.release(step);
+  }
+
+  stateStats(): StateStats | null {
+    return this.cache?.stats() ?? null;
   }
 
   stateSize(): number {

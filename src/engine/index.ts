@@ -15,3 +15,5 @@ export { compareValues } from './value-order';
 export { assertValue, isValue, valueProblem } from './value-check';
 export { consolidate } from './consolidate';
 export { createGraph } from './graph';
+export { encodeKey, decodeKey, decodeKeys } from './state-key';
+export { MemoryStateStore } from './memory-store';

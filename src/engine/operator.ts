@@ -5,7 +5,7 @@
  */
 import type { Columns } from './columns';
 import { isThenable, type StepContext } from './step-context';
-import type { MaybePromise } from './types';
+import type { MaybePromise, Value } from './types';
 
 export interface Operator {
   /** For error messages: the user's name, or a generated `kind#n`. */
@@ -25,6 +25,33 @@ export interface Operator {
   compact(cutoff: number): void;
   /** Retained state entries. */
   stateSize(): number;
+  /** How the operator's state is stored per entry, for a state store (stateless operators: absent). */
+  readonly durable?: DurableState;
+}
+
+/**
+ * A stateful operator's state as entries (docs/durable-state.md, "What each operator stores"): a
+ * unit is what one entry holds (a group, or a group's value, or a key's side of a join), named by
+ * its encoded key. The graph loads the units a step touches before `run`, and saves them after it.
+ */
+export interface DurableState {
+  /** Whether entries carry times (retention deletes them), false for totals that forget nothing. */
+  readonly timed: boolean;
+  /**
+   * Adds every unit the step's inputs touch (`run` reads or changes no other unit) to `into`, by
+   * encoded key.
+   */
+  touched(inputs: readonly (Columns | null)[], into: Map<string, Value>): void;
+  /**
+   * Puts a stored entry (what `save` returned as `data`, through JSON) in memory — the unit is not
+   * in memory — and compacts it to `cutoff` when not null (what `compact` did to the units in
+   * memory since the entry was saved).
+   */
+  load(unit: Value, data: unknown, cutoff: number | null): void;
+  /** The unit's state as JSON-able data with its time (null: never forgotten), or null when it holds nothing. */
+  save(unit: Value): { readonly data: unknown; readonly t: number | null } | null;
+  /** Drops the unit from memory (it is stored, and not changed since). */
+  evict(unit: Value): void;
 }
 
 /** Chains `f` after `x`, synchronously unless `x` is a promise. */

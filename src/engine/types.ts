@@ -423,6 +423,70 @@ export interface StepResult {
   readonly outputs: ReadonlyMap<string, Batch>;
   /** Inputs skipped because a user function threw (only with onError 'skip'). */
   readonly skipped: readonly SkippedInput[];
+  /** With a state store (`Graph.useStore`): the step's changed state entries, to commit with its outputs. */
+  readonly state?: StepState;
+}
+
+/**
+ * Durable operator state (docs/durable-state.md): where a graph's operator state is stored. The
+ * host implements it (the dataflow layer: a table beside `deltaflow_meta`); the engine reads
+ * through it the entries a step needs that are not in memory, and hands the host each step's
+ * changed entries (`StepResult.state`) to commit. Keys are `encodeKey` texts (order-preserving);
+ * `op` is a state id (`Graph.stateIds`). A store only ever answers with committed entries: the
+ * engine never reads an entry whose newest text is not committed yet (it keeps those in memory).
+ */
+export interface StateStore {
+  /** The stored texts of the given keys of one operator (undefined: none). */
+  get(op: string, keys: readonly string[]): MaybePromise<readonly (string | undefined)[]>;
+  /** The first (or, with `last`, the last) stored entry with from ≤ k < to. */
+  seek(op: string, from: string, to: string, last: boolean): MaybePromise<readonly [string, string] | undefined>;
+  /** All stored entries with from ≤ k < to, in key order. */
+  range(op: string, from: string, to: string): MaybePromise<readonly (readonly [string, string])[]>;
+}
+
+export interface StoreOptions {
+  /** Bound of the state kept in memory, in bytes of entry text (clean entries beyond it are evicted, least recently used first). */
+  readonly cacheBytes: number;
+  /** false: nothing is stored yet (a miss is a new entry, no read needed). */
+  readonly stored: boolean;
+  /**
+   * The retention cutoff the stored state was committed with (`StepState.cutoff` of the last
+   * committed step); a `compact` to it or below forgets nothing more. Default: none.
+   */
+  readonly cutoff?: number | null;
+}
+
+/** One stored entry: its JSON text and its time (the greatest event time it holds; null: never forgotten). */
+export interface StateEntry {
+  readonly v: string;
+  readonly t: number | null;
+}
+
+/** A step's state changes. */
+export interface StepState {
+  /** The step's number (1, 2, …): `Graph.release(step)` once a commit containing it is durable. */
+  readonly step: number;
+  /** Per state id, the changed entries by key: the new text, or null for a deleted entry. */
+  readonly entries: ReadonlyMap<string, ReadonlyMap<string, StateEntry | null>>;
+  /**
+   * Retention since the previous step (`Graph.compact`): delete the stored entries of these state
+   * ids whose time is below `cutoff` (entries loaded later are compacted as they load).
+   */
+  readonly forget: { readonly cutoff: number; readonly ops: readonly string[] } | null;
+  /** The retention cutoff of the graph at this step (null: none): store it with the state (`StoreOptions.cutoff`). */
+  readonly cutoff: number | null;
+}
+
+/** Statistics of the state in memory with a store. */
+export interface StateStats {
+  /** Entries in memory (including deleted ones kept until their commit is durable). */
+  readonly entries: number;
+  /** Their stored size (text length). */
+  readonly bytes: number;
+  /** Entries read from the store since the graph was created. */
+  readonly loads: number;
+  /** Entries evicted since the graph was created. */
+  readonly evictions: number;
 }
 
 /** A dataflow graph: build it with `input`, the collection methods and `output`, then `step` it. */
@@ -451,6 +515,18 @@ export interface Graph {
   compact(cutoff: number): void;
   /** Rough count of retained state entries (values kept by stateful operators), for metrics and tests. */
   stateSize(): number;
+  /**
+   * Keeps the operators' state in `store` (before the first step): each step loads the entries its
+   * inputs touch that are not in memory, returns its changed entries as `StepResult.state`, and
+   * evicts clean, released entries beyond `cacheBytes`, least recently used first.
+   */
+  useStore(store: StateStore, options: StoreOptions): void;
+  /** The stateful operators' state ids (their names; `name#2`, … for repeats, in build order). */
+  stateIds(): readonly { readonly id: string; readonly operator: string }[];
+  /** The commit containing the state of steps ≤ `step` is durable: their entries may be evicted. */
+  release(step: number): void;
+  /** The state in memory with a store (null without one). */
+  stateStats(): StateStats | null;
 }
 
 function safeJson(v: unknown): string {

@@ -15,7 +15,8 @@
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, UnaryOperator } from '../operator';
+import { then, UnaryOperator, type DurableState } from '../operator';
+import { groupKeys } from './per-group';
 import type { StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { ValueMap } from '../value-map';
@@ -117,4 +118,19 @@ export class AggregateOperator extends UnaryOperator {
   stateSize(): number {
     return this.groups.size;
   }
+
+  /** One entry per group: `[count, sum, time]`, never forgotten (totals keep no inputs). */
+  readonly durable: DurableState = {
+    timed: false,
+    touched: ([input], into) => groupKeys(input, into),
+    load: (key, data) => {
+      const [count, sum, time] = data as [number, number, number];
+      this.groups.set(key, { key, count, sum, time, beforeCount: 0, beforeSum: 0, stamp: 0 });
+    },
+    save: (key) => {
+      const g = this.groups.get(key);
+      return g === undefined ? null : { data: [g.count, g.sum, g.time], t: null };
+    },
+    evict: (key) => this.groups.delete(key),
+  };
 }

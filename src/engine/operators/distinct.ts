@@ -10,7 +10,8 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped, ungrouped } from '../columns';
-import { UnaryOperator } from '../operator';
+import { UnaryOperator, type DurableState } from '../operator';
+import { encodeKey } from '../state-key';
 import type { Value } from '../types';
 import { ValueMap } from '../value-map';
 
@@ -106,4 +107,41 @@ export class DistinctOperator extends UnaryOperator {
     for (const g of this.groups.values()) n += g.values.size;
     return n;
   }
+
+  /** One entry per (group, value), key = group key ⧺ value: `[multiplicity, time]`; its time is the value's. */
+  readonly durable: DurableState = {
+    timed: true,
+    touched: ([input], into) => {
+      const { values, diffs } = input!;
+      const keys = input!.keys;
+      for (let i = 0; i < values.length; i++) {
+        if (diffs[i] === 0) continue;
+        const key = keys === null ? null : keys[i];
+        into.set(encodeKey(key) + encodeKey(values[i]), [key, values[i]]);
+      }
+    },
+    load: (unit, data, cutoff) => {
+      const [key, value] = unit as [Value, Value];
+      const [mult, time] = data as [number, number];
+      if (cutoff !== null && time < cutoff) return; // compaction forgets it
+      let g = this.groups.get(key);
+      if (g === undefined) {
+        g = { key, values: new ValueMap() };
+        this.groups.set(key, g);
+      }
+      g.values.set(value, { value, mult, time, batchDiff: 0, batchTime: time, stamp: 0 });
+    },
+    save: (unit) => {
+      const [key, value] = unit as [Value, Value];
+      const c = this.groups.get(key)?.values.get(value);
+      return c === undefined ? null : { data: [c.mult, c.time], t: c.time };
+    },
+    evict: (unit) => {
+      const [key, value] = unit as [Value, Value];
+      const g = this.groups.get(key);
+      if (g === undefined) return;
+      g.values.delete(value);
+      if (g.values.size === 0) this.groups.delete(key);
+    },
+  };
 }

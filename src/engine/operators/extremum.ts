@@ -17,7 +17,8 @@ import BTree from 'sorted-btree';
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped as push, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, UnaryOperator } from '../operator';
+import { then, UnaryOperator, type DurableState } from '../operator';
+import { groupKeys } from './per-group';
 import type { StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { valueProblem } from '../value-check';
@@ -146,6 +147,21 @@ export class MonotonicExtremumOperator extends ScoredOperator {
   stateSize(): number {
     return this.groups.size;
   }
+
+  /** One entry per group: its winner `[value, score, order, time]`, never forgotten. */
+  readonly durable: DurableState = {
+    timed: false,
+    touched: ([input], into) => groupKeys(input, into),
+    load: (key, data) => {
+      const [value, score, order, time] = data as [Value, Value, Value, number];
+      this.groups.set(key, { key, value, score, order, time, before: NONE, beforeOrder: null, stamp: 0 });
+    },
+    save: (key) => {
+      const g = this.groups.get(key);
+      return g === undefined ? null : { data: [g.value, g.score, g.order, g.time], t: null };
+    },
+    evict: (key) => this.groups.delete(key),
+  };
 }
 
 type TreeKey = readonly [score: Value, value: Value, order: Value];
@@ -263,16 +279,21 @@ export class ExtremumOperator extends ScoredOperator {
   compact(cutoff: number): void {
     const emptied: Value[] = [];
     this.groups.forEach((g, key) => {
-      const old: TreeKey[] = [];
-      g.tree.forEachPair((k, e) => {
-        if (e.time < cutoff) old.push(k);
-      });
-      if (old.length === 0) return;
-      for (const k of old) g.tree.delete(k);
-      g.winner = this.winnerOf(g.tree); // silent re-baseline: nothing is emitted
-      if (g.tree.size === 0) emptied.push(key);
+      if (this.compactGroup(g, cutoff)) emptied.push(key);
     });
     for (const key of emptied) this.groups.delete(key);
+  }
+
+  /** Forgets the group's entries older than `cutoff`; true when it is empty then. */
+  private compactGroup(g: MultisetGroup, cutoff: number): boolean {
+    const old: TreeKey[] = [];
+    g.tree.forEachPair((k, e) => {
+      if (e.time < cutoff) old.push(k);
+    });
+    if (old.length === 0) return false;
+    for (const k of old) g.tree.delete(k);
+    g.winner = this.winnerOf(g.tree); // silent re-baseline: nothing is emitted
+    return g.tree.size === 0;
   }
 
   stateSize(): number {
@@ -280,4 +301,36 @@ export class ExtremumOperator extends ScoredOperator {
     for (const g of this.groups.values()) n += g.tree.size;
     return n;
   }
+
+  /**
+   * One entry per group (pages of a group are later work, docs/durable-state.md): `[winner,
+   * entries]`, the winner last emitted as `[score, value, order, time]` or null, the entries as
+   * `[score, value, order, multiplicity, time]` in tree order; its time is the greatest entry time.
+   */
+  readonly durable: DurableState = {
+    timed: true,
+    touched: ([input], into) => groupKeys(input, into),
+    load: (key, data, cutoff) => {
+      const [w, entries] = data as [[Value, Value, Value, number] | null, [Value, Value, Value, number, number][]];
+      const tree = new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys);
+      for (const [score, value, order, mult, time] of entries) tree.set([score, value, order], { mult, time });
+      const winner = w === null ? null : { score: w[0], value: w[1], order: w[2], time: w[3] };
+      const g: MultisetGroup = { key, tree, winner, stamp: 0, batch: null };
+      if (cutoff !== null && this.compactGroup(g, cutoff)) return;
+      this.groups.set(key, g);
+    },
+    save: (key) => {
+      const g = this.groups.get(key);
+      if (g === undefined) return null;
+      const entries: [Value, Value, Value, number, number][] = [];
+      let t = -Infinity;
+      g.tree.forEachPair(([score, value, order], e) => {
+        entries.push([score, value, order, e.mult, e.time]);
+        if (e.time > t) t = e.time;
+      });
+      const w = g.winner;
+      return { data: [w === null ? null : [w.score, w.value, w.order, w.time], entries], t };
+    },
+    evict: (key) => this.groups.delete(key),
+  };
 }

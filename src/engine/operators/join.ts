@@ -31,7 +31,8 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import type { Operator } from '../operator';
+import type { DurableState, Operator } from '../operator';
+import { encodeKey } from '../state-key';
 import { RecordList, type ListedRecord } from '../record-list';
 import type { JoinRow, Value } from '../types';
 import { ValueMap } from '../value-map';
@@ -256,19 +257,67 @@ export class JoinOperator implements Operator {
     for (const side of [this.left, this.right]) {
       const emptied: Value[] = [];
       side.forEach((s, key) => {
-        const old = s.records.items.filter((r) => r.time < cutoff);
-        for (const r of old) s.records.remove(r);
-        if (s.records.length === 0) emptied.push(key);
+        if (compactSide(s, cutoff)) emptied.push(key);
       });
       for (const key of emptied) side.delete(key);
     }
   }
+
+  /**
+   * One entry per (key, side), key = group key ⧺ `l` or `r`: the side's records of the key as
+   * `[value, order, multiplicity, time]`; its time is the greatest record time. A change of
+   * either side's key reads both sides of it.
+   */
+  readonly durable: DurableState = {
+    timed: true,
+    touched: (inputs, into) => {
+      for (const batch of inputs) {
+        if (batch === null) continue;
+        const keys = batch.keys!;
+        for (let i = 0; i < keys.length; i++) {
+          const k = encodeKey(keys[i]);
+          into.set(k + 'l', [0, keys[i]]);
+          into.set(k + 'r', [1, keys[i]]);
+        }
+      }
+    },
+    load: (unit, data, cutoff) => {
+      const [side, key] = unit as [number, Value];
+      const s: SideKey = { key, records: new RecordList(this.ordered) };
+      for (const [value, order, mult, time] of data as [Value, Value, number, number][])
+        s.records.add({ value, order, mult, time, at: 0, pending: null });
+      if (cutoff !== null && compactSide(s, cutoff)) return;
+      (side === 0 ? this.left : this.right).set(key, s);
+    },
+    save: (unit) => {
+      const [side, key] = unit as [number, Value];
+      const s = (side === 0 ? this.left : this.right).get(key);
+      if (s === undefined) return null;
+      let t = -Infinity;
+      const records = s.records.items.map((r) => {
+        if (r.time > t) t = r.time;
+        return [r.value, r.order, r.mult, r.time];
+      });
+      return { data: records, t };
+    },
+    evict: (unit) => {
+      const [side, key] = unit as [number, Value];
+      (side === 0 ? this.left : this.right).delete(key);
+    },
+  };
 
   stateSize(): number {
     let n = 0;
     for (const side of [this.left, this.right]) for (const s of side.values()) n += s.records.length;
     return n;
   }
+}
+
+/** Forgets the side's records of a key older than `cutoff`; true when none is left. */
+function compactSide(s: SideKey, cutoff: number): boolean {
+  const old = s.records.items.filter((r) => r.time < cutoff);
+  for (const r of old) s.records.remove(r);
+  return s.records.length === 0;
 }
 
 /** The greater of two order keys (a joined row happens where the later of its records does). */

@@ -11,6 +11,7 @@ import { isThenable, type StepContext } from '../step-context';
 import { mustBeValue } from './elementwise';
 import type { MaybePromise, Value } from '../types';
 import { ValueMap } from '../value-map';
+import { encodeKey } from '../state-key';
 
 /**
  * `sortKeys`: the sort key of each update (null: all null); an update whose sort key is SKIP
@@ -61,4 +62,17 @@ export function sortKeysOf(
 ): MaybePromise<readonly Evaluated<Value>[] | null> {
   if (orderBy === null) return batch.orders;
   return evaluateAll(ctx, name, orderBy, batch.values, mustBeValue);
+}
+
+/** The group keys of a grouped batch, by encoded key. */
+export function groupKeys(input: Columns | null, into: Map<string, Value>): void {
+  if (input === null) return;
+  const keys = input.keys!;
+  let last: Value | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    if (k === last) continue; // (consecutive updates of a group often share the key object)
+    last = k;
+    into.set(encodeKey(k), k);
+  }
 }

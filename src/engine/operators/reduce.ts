@@ -19,13 +19,22 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { then, UnaryOperator } from '../operator';
-import { runPerGroup, sortKeysOf } from './per-group';
+import { then, UnaryOperator, type DurableState } from '../operator';
+import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
-import { dropOlder, mergeInputs, NO_INPUTS, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
+import { dropOlder, mergeInputs, NO_INPUTS, type Entry, type SortedInputs, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, Value } from '../types';
 import { ValueMap } from '../value-map';
+
+/** Forgets the group's inputs older than `cutoff` (its outputs are then stale); true when none is left. */
+function compactGroup(g: ReduceGroup, cutoff: number): boolean {
+  const kept = dropOlder(g.inputs, cutoff);
+  if (kept === null) return false;
+  g.inputs = kept;
+  g.stale = true;
+  return kept.entries.length === 0;
+}
 
 interface ReduceGroup {
   readonly key: Value;
@@ -173,14 +182,36 @@ export class ReduceOperator extends UnaryOperator {
   compact(cutoff: number): void {
     const emptied: Value[] = [];
     this.groups.forEach((g, key) => {
-      const kept = dropOlder(g.inputs, cutoff);
-      if (kept === null) return;
-      if (kept.entries.length === 0) emptied.push(key);
-      g.inputs = kept;
-      g.stale = true;
+      if (compactGroup(g, cutoff)) emptied.push(key);
     });
     for (const key of emptied) this.groups.delete(key);
   }
+
+  /**
+   * One entry per group (its inputs in parts are later work, docs/durable-state.md): `[inputs,
+   * sort keys, times, outputs, stale]` — the inputs as `[value, multiplicity]` pairs in order, the
+   * outputs last emitted as pairs; its time is the greatest input time.
+   */
+  readonly durable: DurableState = {
+    timed: true,
+    touched: ([input], into) => groupKeys(input, into),
+    load: (key, data, cutoff) => {
+      const [entries, orders, times, outputs, stale] = data as [Entry[], Value[], number[], OutputPair[], boolean];
+      let maxTime = -Infinity;
+      for (const t of times) if (t > maxTime) maxTime = t;
+      for (const e of entries) Object.freeze(e); // as mergeInputs makes them
+      const g: ReduceGroup = { key, inputs: { entries, orders, times, maxTime }, outputs, stale };
+      if (cutoff !== null && compactGroup(g, cutoff)) return;
+      this.groups.set(key, g);
+    },
+    save: (key) => {
+      const g = this.groups.get(key);
+      if (g === undefined) return null;
+      const { entries, orders, times, maxTime } = g.inputs;
+      return { data: [entries, orders, times, g.outputs, g.stale], t: maxTime };
+    },
+    evict: (key) => this.groups.delete(key),
+  };
 
   stateSize(): number {
     let n = 0;

@@ -33,12 +33,13 @@ import {
   inputAfter,
   refold,
   type FoldPatch,
+  type Emission,
   type FoldState,
   type InputChange,
   type StepFn,
 } from '../fold';
-import { then, UnaryOperator } from '../operator';
-import { runPerGroup, sortKeysOf } from './per-group';
+import { then, UnaryOperator, type DurableState } from '../operator';
+import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
@@ -46,6 +47,16 @@ import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
 import { compareInputs } from '../sorted-inputs';
 import { ValueMap } from '../value-map';
+
+/**
+ * Compaction of one group: a group with nothing retained has no outputs, so forgetting it now is
+ * the silent re-baseline (true: drop it); otherwise the cutoff is applied at its next touch.
+ */
+function compactGroup(g: ScanGroup, cutoff: number): boolean {
+  if (g.fold.maxTime < cutoff) return true;
+  g.pendingCutoff = g.pendingCutoff === null ? cutoff : Math.max(g.pendingCutoff, cutoff);
+  return false;
+}
 
 interface ScanGroup {
   readonly key: Value;
@@ -336,12 +347,57 @@ export class ScanOperator extends UnaryOperator {
   compact(cutoff: number): void {
     const emptied: Value[] = [];
     this.groups.forEach((g, key) => {
-      // A group with nothing retained has no outputs: forgetting it now is the silent re-baseline.
-      if (g.fold.maxTime < cutoff) emptied.push(key);
-      else g.pendingCutoff = g.pendingCutoff === null ? cutoff : Math.max(g.pendingCutoff, cutoff);
+      if (compactGroup(g, cutoff)) emptied.push(key);
     });
     for (const key of emptied) this.groups.delete(key);
   }
+
+  /**
+   * One entry per group (pages of a group are later work, docs/durable-state.md): `[values,
+   * sort keys, multiplicities, times, maxTime, emitted, checkpoints as [index, state], tail,
+   * pendingCutoff]`; its time is the greatest input time.
+   */
+  readonly durable: DurableState = {
+    timed: true,
+    touched: ([input], into) => groupKeys(input, into),
+    load: (key, data, cutoff) => {
+      const [values, orders, mults, times, maxTime, emitted, checkpoints, tail, pendingCutoff] = data as [
+        Value[],
+        Value[],
+        number[],
+        number[],
+        number,
+        Emission[],
+        [number, Value][],
+        Value,
+        number | null,
+      ];
+      const fold: FoldState = {
+        values,
+        orders,
+        mults,
+        times,
+        maxTime,
+        emitted,
+        checkpoints: checkpoints.map(([index, state]) => ({ index, state })),
+        tail,
+      };
+      const g: ScanGroup = { key, fold, pendingCutoff };
+      if (cutoff !== null && compactGroup(g, cutoff)) return;
+      this.groups.set(key, g);
+    },
+    save: (key) => {
+      const g = this.groups.get(key);
+      if (g === undefined) return null;
+      const f = g.fold;
+      const checkpoints = f.checkpoints.map((c) => [c.index, c.state]);
+      return {
+        data: [f.values, f.orders, f.mults, f.times, f.maxTime, f.emitted, checkpoints, f.tail, g.pendingCutoff],
+        t: f.maxTime,
+      };
+    },
+    evict: (key) => this.groups.delete(key),
+  };
 
   stateSize(): number {
     let n = 0;

@@ -1,0 +1,368 @@
+/**
+ * Durable operator state as a property (docs/durable-state.md): a graph whose state lives in a
+ * store — committed every few steps, restarted from the committed state at random points (the
+ * uncommitted steps lost and their events fed again), with a small state cache that evicts and
+ * reloads groups — gives the same results as an uninterrupted run without a store that takes one
+ * event per step. Events arrive out of order (late events: order keys and times not in arrival
+ * order) and with retractions. With retention, the comparison is with an uninterrupted run
+ * without a store that takes the same batches and compacts at the same points.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  createGraph,
+  MemoryStateStore,
+  type Collection,
+  type Graph,
+  type Multiset,
+  type StepState,
+  type Update,
+  type Value,
+} from '../../src/engine';
+import { RUNS } from './harness';
+import { zAdd, zShow, type Z } from './reference';
+
+type Rec = { k: string; v: number; o: number };
+
+const rec: fc.Arbitrary<Rec> = fc.record({
+  k: fc.constantFrom('a', 'b', 'c'),
+  v: fc.integer({ min: 0, max: 4 }),
+  o: fc.integer({ min: 0, max: 30 }), // the order key: arrival order is random, so many events are late
+});
+
+function sortedFold(key: Value, inputs: Multiset<Value>, outputs: [Value, number][]): void {
+  let acc = 0;
+  for (const [r, m] of inputs) acc = (acc * 5 + (r as Rec).v * m + (r as Rec).o) % 997;
+  outputs.push([{ key, acc, n: inputs.length }, 1]);
+}
+
+function foldStep(acc: number, r: Rec, emit: (o: Value) => void, key: Value): number {
+  const next = (acc * 5 + r.v) % 7;
+  if (r.v !== 2) emit({ key, next, o: r.o });
+  return next;
+}
+
+interface Case {
+  readonly name: string;
+  readonly build: (c: Collection<Rec>) => Collection;
+  readonly insertOnly?: boolean;
+}
+
+const byK = (r: Rec): string => r.k;
+const cases: Case[] = [
+  { name: 'distinct', build: (c) => c.map((r) => ({ k: r.k, v: r.v })).distinct() },
+  { name: 'grouped distinct + count', build: (c) => c.groupBy(byK).distinct().count().ungroup() },
+  {
+    name: 'count and sum',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .count()
+        .ungroup()
+        .concat([
+          c
+            .groupBy(byK)
+            .sum((r) => r.v)
+            .ungroup(),
+        ] as never[]),
+  },
+  { name: 'count, insert-only', build: (c) => c.groupBy(byK).count().ungroup(), insertOnly: true },
+  {
+    name: 'maxBy',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .maxBy((r) => r.v)
+        .ungroup(),
+  },
+  {
+    name: 'minBy, insert-only',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .minBy((r) => r.v)
+        .ungroup(),
+    insertOnly: true,
+  },
+  { name: 'reduce (causal order)', build: (c) => c.groupBy(byK).reduce(sortedFold).ungroup() },
+  {
+    name: 'reduce (orderBy)',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .reduce(sortedFold, { orderBy: (r) => -r.o })
+        .ungroup(),
+  },
+  {
+    name: 'scan (causal order, checkpoints every 2)',
+    build: (c) => c.groupBy(byK).scan(0, foldStep, { checkpointEvery: 2 }).ungroup(),
+  },
+  {
+    name: 'scan (orderBy), insert-only',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .scan(0, foldStep, { orderBy: (r) => r.v })
+        .ungroup(),
+    insertOnly: true,
+  },
+  {
+    name: 'join (left outer) of two groupings',
+    build: (c) =>
+      c
+        .filter((r) => r.v < 3)
+        .groupBy((r) => r.v)
+        .join(
+          c.filter((r) => r.v > 0).groupBy((r) => r.v - 1),
+          { kind: 'left' },
+        )
+        .ungroup(),
+  },
+  {
+    name: 'maxBy then count of winners, two operators of one name',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .maxBy((r) => r.v, { name: 'node' })
+        .ungroup()
+        .groupBy((r) => r.v)
+        .count({ name: 'node' })
+        .ungroup(),
+  },
+];
+
+interface Plan {
+  readonly updates: Update<Rec>[];
+  /** Batch boundaries, commit points and restart points, as positions in `updates`. */
+  readonly cuts: number[];
+  readonly commits: Set<number>;
+  readonly restarts: Set<number>;
+  readonly cacheBytes: number;
+  /** Retention: before the batch at a position, compact to a cutoff (increasing). */
+  readonly compactions: Map<number, number>;
+}
+
+function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
+  return fc
+    .record({
+      final: fc.array(fc.tuple(rec, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 20 })), {
+        maxLength: 24,
+      }),
+      noise: insertOnly ? fc.constant([]) : fc.array(fc.tuple(rec, fc.integer({ min: 0, max: 20 })), { maxLength: 10 }),
+      order: fc.array(fc.nat(), { minLength: 40, maxLength: 40 }),
+      cuts: fc.array(fc.nat({ max: 40 }), { maxLength: 10 }),
+      commits: fc.array(fc.nat({ max: 40 }), { maxLength: 6 }),
+      restarts: fc.array(fc.nat({ max: 40 }), { maxLength: 4 }),
+      cacheBytes: fc.constantFrom(0, 40, 200, 1e9),
+      compactions: retention
+        ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
+        : fc.constant([]),
+    })
+    .map(({ final, noise, order, cuts, commits, restarts, cacheBytes, compactions }) => {
+      const updates: Update<Rec>[] = [];
+      for (const [r, m, t] of final) updates.push([r, m, t]);
+      for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
+      // Shuffle (a retraction may arrive before its insertion).
+      for (let i = updates.length - 1; i > 0; i--) {
+        const j = (order[i % order.length] ?? 0) % (i + 1);
+        [updates[i], updates[j]] = [updates[j], updates[i]];
+      }
+      const n = updates.length;
+      const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
+      const sortedCompactions = points(compactions.map(([p]) => p));
+      const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
+      return {
+        updates,
+        cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
+        commits: new Set(points(commits)),
+        restarts: new Set(points(restarts)),
+        cacheBytes,
+        compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
+      };
+    });
+}
+
+function build(c: Case): Graph {
+  const g = createGraph();
+  g.output('out', c.build(g.input<Rec>('in', { insertOnly: c.insertOnly === true, order: (r) => r.o })));
+  return g;
+}
+
+/** The batches [from, to) of the plan. */
+function batchesOf(p: Plan): [number, number][] {
+  const bounds = [0, ...p.cuts.filter((x) => x > 0 && x < p.updates.length), p.updates.length];
+  const out: [number, number][] = [];
+  for (let i = 1; i < bounds.length; i++) if (bounds[i] > bounds[i - 1]) out.push([bounds[i - 1], bounds[i]]);
+  return out;
+}
+
+/** The cutoff in force from position `at` (the greatest compaction at or before it), or null. */
+function cutoffAt(p: Plan, at: number): number | null {
+  let c: number | null = null;
+  for (const [pos, cutoff] of p.compactions) if (pos <= at && (c === null || cutoff > c)) c = cutoff;
+  return c;
+}
+
+/** Uninterrupted, no store: the accumulated outputs, and (with `batches`) the outputs after each batch. */
+async function uninterrupted(
+  c: Case,
+  p: Plan,
+  batches: [number, number][] | null,
+): Promise<{ total: Z; after: Map<number, string> }> {
+  const g = build(c);
+  const total: Z = new Map();
+  const after = new Map<number, string>();
+  let cutoff: number | null = null;
+  const steps = batches ?? p.updates.map((_, i): [number, number] => [i, i + 1]);
+  for (const [from, to] of steps) {
+    if (batches !== null) {
+      const want = cutoffAt(p, from);
+      if (want !== null && want !== cutoff) g.compact((cutoff = want));
+    }
+    const { outputs } = await g.step({ in: p.updates.slice(from, to) }, { onError: 'stop' });
+    for (const [v, d] of outputs.get('out') ?? []) zAdd(total, v, d);
+    after.set(to, JSON.stringify(zShow(total)));
+  }
+  return { total, after };
+}
+
+/** With a store: commits, restarts (losing what is not committed), a small cache. */
+async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number, string>; store: MemoryStateStore }> {
+  const batches = batchesOf(p);
+  const store = new MemoryStateStore();
+  const committed: Z = new Map();
+  const after = new Map<number, string>();
+  let committedAt = 0;
+  let committedCutoff: number | null = null;
+  let pending: { state: StepState; out: readonly Update[]; to: number }[] = [];
+  const restarts = new Set(p.restarts);
+  const start = (stored: boolean): { g: Graph; cutoff: number | null } => {
+    const g = build(c);
+    g.useStore(store, { cacheBytes: p.cacheBytes, stored, cutoff: committedCutoff });
+    return { g, cutoff: committedCutoff };
+  };
+  let run = start(false);
+  const commit = (): void => {
+    for (const x of pending) {
+      store.commit(x.state);
+      for (const [v, d] of x.out) zAdd(committed, v, d);
+      after.set(x.to, JSON.stringify(zShow(committed)));
+      committedAt = x.to;
+      committedCutoff = x.state.cutoff;
+    }
+    if (pending.length > 0) run.g.release(pending[pending.length - 1]!.state.step);
+    pending = [];
+  };
+  let b = 0;
+  while (b < batches.length) {
+    const [from, to] = batches[b]!;
+    const want = cutoffAt(p, from);
+    if (want !== null && want !== run.cutoff) run.g.compact((run.cutoff = want));
+    const r = await run.g.step({ in: p.updates.slice(from, to) }, { onError: 'stop' });
+    assert.ok(r.state !== undefined, 'a step with a store returns its state');
+    pending.push({ state: r.state, out: r.outputs.get('out') ?? [], to });
+    b++;
+    if (p.commits.has(to) || b === batches.length) commit();
+    if (restarts.has(to)) {
+      restarts.delete(to);
+      pending = [];
+      run = start(true);
+      b = batches.findIndex(([f]) => f === committedAt);
+      if (b < 0) b = batches.length;
+      assert.ok(committedAt === p.updates.length || b < batches.length);
+    }
+  }
+  return { total: committed, after, store };
+}
+
+describe('durable state: restarted from the store == uninterrupted', () => {
+  for (const c of cases) {
+    test(`${c.name}: one event per step without a store == batches, commits, restarts, evictions`, async () => {
+      await fc.assert(
+        fc.asyncProperty(plan(false, c.insertOnly === true), async (p) => {
+          const want = await uninterrupted(c, p, null);
+          const got = await durable(c, p);
+          assert.deepEqual(zShow(got.total), zShow(want.total));
+        }),
+        { numRuns: RUNS },
+      );
+    });
+    test(`${c.name}: with retention, == the same batches and compactions without a store`, async () => {
+      await fc.assert(
+        fc.asyncProperty(plan(true, c.insertOnly === true), async (p) => {
+          const want = await uninterrupted(c, p, batchesOf(p));
+          const got = await durable(c, p);
+          for (const [to, text] of got.after) assert.equal(text, want.after.get(to), `outputs after position ${to}`);
+        }),
+        { numRuns: RUNS },
+      );
+    });
+  }
+});
+
+describe('durable state: the store holds what is needed, and reads only what is missing', () => {
+  test('a group evicted is read back; a new graph over a stored state reads only the groups it touches', async () => {
+    const c = cases.find((x) => x.name === 'count and sum')!;
+    const store = new MemoryStateStore();
+    const g = build(c);
+    g.useStore(store, { cacheBytes: 0, stored: false });
+    const r1 = await g.step({
+      in: [
+        [{ k: 'a', v: 1, o: 1 }, 1, 1],
+        [{ k: 'b', v: 2, o: 2 }, 1, 2],
+      ],
+    });
+    store.commit(r1.state!);
+    assert.equal(store.reads, 0, 'nothing stored yet: no reads');
+    assert.deepEqual(g.stateStats(), { entries: 4, bytes: g.stateStats()!.bytes, loads: 0, evictions: 0 });
+    g.release(r1.state!.step);
+    assert.equal(g.stateStats()!.entries, 0, 'released entries beyond the bound (0) are evicted');
+    const r2 = await g.step({ in: [[{ k: 'a', v: 3, o: 3 }, 1, 3]] });
+    assert.equal(store.reads, 2, 'the count and the sum of group a are read back');
+    assert.deepEqual(
+      [...(r2.outputs.get('out') ?? [])]
+        .map(([v, d]) => [v, d])
+        .sort((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)),
+      [
+        [{ key: 'a', count: 1 }, -1],
+        [{ key: 'a', count: 2 }, 1],
+        [{ key: 'a', sum: 1 }, -1],
+        [{ key: 'a', sum: 4 }, 1],
+      ],
+    );
+    assert.deepEqual(
+      g.stateIds().map((s) => s.id),
+      ['count#1', 'sum#1'],
+    );
+  });
+
+  test('an entry pinned by a commit not yet durable is never read back (the store has the older text)', async () => {
+    const c = cases.find((x) => x.name === 'count, insert-only')!;
+    const store = new MemoryStateStore();
+    const g = build(c);
+    g.useStore(store, { cacheBytes: 0, stored: false });
+    const r1 = await g.step({ in: [[{ k: 'a', v: 1, o: 1 }, 1, 1]] });
+    // not committed, not released: the entry stays in memory although the bound is 0
+    const r2 = await g.step({ in: [[{ k: 'a', v: 1, o: 2 }, 1, 2]] });
+    assert.equal(store.reads, 0);
+    assert.deepEqual(
+      r2.outputs.get('out')?.map(([v, d]) => [v, d]),
+      [
+        [{ key: 'a', count: 1 }, -1],
+        [{ key: 'a', count: 2 }, 1],
+      ],
+    );
+    store.commit(r1.state!);
+    store.commit(r2.state!);
+    assert.equal([...store.entries('count#1').values()][0]!.v, '[null,[2,0,2]]');
+  });
+
+  test('two operators of one node get state ids name and name#2', () => {
+    const g = build(cases.find((x) => x.name.startsWith('maxBy then count'))!);
+    assert.deepEqual(g.stateIds(), [
+      { id: 'node', operator: 'node' },
+      { id: 'node#2', operator: 'node' },
+    ]);
+  });
+});

@@ -156,7 +156,7 @@ export function buildDataflow(members: readonly DataflowMember[]): BuiltDataflow
     const inputStages = m.inputs.map((i) => stages.get(i) as Stage);
     try {
       if (m.role === 'operator') {
-        const out = m.build(inputStages);
+        const out = m.build(inputStages, m.inputs);
         stages.set(m.id, out);
         if (m.tap) {
           graph.output(

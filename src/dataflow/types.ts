@@ -38,8 +38,12 @@ export interface SourceMember extends MemberBase {
 /** dd-filter, dd-map, dd-groupby, dd-maxby, …: builds its part of the engine graph. */
 export interface OperatorMember extends MemberBase {
   readonly role: 'operator';
-  /** Builds this node's operators on its inputs; throws an Error with a clear message for a wrong input kind. */
-  build(inputs: readonly Stage[]): Stage;
+  /**
+   * Builds this node's operators on its inputs (`inputIds[i]` is the member `inputs[i]` comes from,
+   * so a node with two roles of input, dd-join, can tell them apart); throws an Error with a clear
+   * message for a wrong input kind.
+   */
+  build(inputs: readonly Stage[], inputIds: readonly string[]): Stage;
   /** Send the changes this node produced after each commit (it has wires to non-dataflow nodes). */
   readonly tap: boolean;
 }

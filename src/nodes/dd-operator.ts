@@ -1,5 +1,5 @@
 /**
- * What the seven dd-* operator nodes share: registering the node type, joining and leaving the
+ * What the dd-* operator nodes share: registering the node type, joining and leaving the
  * dataflow config node, deploy-time checks (dataflow selected, logic compiles, inputs come from
  * the dataflow) and turning the wired input stages into the collection or grouped stage an
  * operator needs. Each dd-*.ts file only says how its config becomes engine operators.
@@ -21,8 +21,11 @@ import { UserCodeError } from './user-function';
 export interface OperatorLogic {
   /** Everything that defines the computation (texts, languages, paths) — changing it rebuilds downstream tables. */
   readonly definition: Value;
-  /** Builds the engine operators on the wired input stages; throws an Error with a clear message. */
-  build(inputs: readonly Stage[]): Stage;
+  /**
+   * Builds the engine operators on the wired input stages (`inputIds[i]`: the node `inputs[i]` comes
+   * from); throws an Error with a clear message.
+   */
+  build(inputs: readonly Stage[], inputIds: readonly string[]): Stage;
 }
 
 /** Turns a node's config into its logic; throws `UserCodeError` for configuration problems. */
@@ -96,7 +99,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
         label,
         definition: logic.definition,
         tap: hasTap(config, deployed),
-        build: (inputs) => logic.build(inputs),
+        build: (inputs, inputIds) => logic.build(inputs, inputIds),
       });
     }
 

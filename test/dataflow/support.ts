@@ -151,7 +151,7 @@ export function operatorMember(
   id: string,
   inputs: readonly string[],
   definition: Value,
-  build: (inputs: readonly Stage[]) => Stage,
+  build: (inputs: readonly Stage[], inputIds: readonly string[]) => Stage,
   tap = false,
 ): OperatorMember {
   return { role: 'operator', id, type: 'dd-test', label: id, inputs, definition, build, tap };
@@ -317,7 +317,14 @@ function buildGraph(members: readonly DataflowMember[]): {
         kind: 'collection',
         collection: graph.input(m.id, { insertOnly: true, order: eventOrderKey }),
       });
-    else if (m.role === 'operator') stages.set(m.id, m.build(m.inputs.map((x) => stages.get(x) as Stage)));
+    else if (m.role === 'operator')
+      stages.set(
+        m.id,
+        m.build(
+          m.inputs.map((x) => stages.get(x) as Stage),
+          m.inputs,
+        ),
+      );
     else {
       const cols = m.inputs.map((x) => col(stages.get(x) as Stage));
       graph.output(m.id, cols.length === 1 ? (cols[0] as Collection) : (cols[0] as Collection).concat(cols.slice(1)));

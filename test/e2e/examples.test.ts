@@ -148,6 +148,10 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     expectedUsage,
   );
   assert.deepEqual(tableRows(FACTORY, 'machine_totals', 'machine'), [{ machine: 'Drill1', minutes: 31 }]);
+  // The median (a dd-reduce) of Drill1's one timespan.
+  assert.deepEqual(tableRows(FACTORY, 'machine_median', 'machine'), [
+    { machine: 'Drill1', median_minutes: 31, timespans: 1 },
+  ]);
   assert.deepEqual(tableRows(FACTORY, 'machine_first_use', 'machine'), [
     { machine: 'Drill1', manufacturing_order: '4711', started: usage.started },
   ]);

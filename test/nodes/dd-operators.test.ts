@@ -16,6 +16,7 @@ import ddScan from '../../src/nodes/dd-scan';
 import ddAggregate from '../../src/nodes/dd-aggregate';
 import ddFlatmap from '../../src/nodes/dd-flatmap';
 import ddDistinct from '../../src/nodes/dd-distinct';
+import ddJoin from '../../src/nodes/dd-join';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
 const NODES = [
@@ -30,6 +31,7 @@ const NODES = [
   ddAggregate,
   ddFlatmap,
   ddDistinct,
+  ddJoin,
 ];
 
 /** A valid configuration of every operator type. */
@@ -44,6 +46,14 @@ const VALID: Record<string, Record<string, unknown>> = {
   'dd-aggregate': { aggregate: 'sum', valueType: 'path', value: 'payload.count' },
   'dd-flatmap': { language: 'js', func: 'return record.tags.map((tag) => ({ tag }));' },
   'dd-distinct': {},
+  'dd-join': {
+    kind: 'left',
+    left: 'steps',
+    leftKeyType: 'path',
+    leftKey: 'order',
+    rightKeyType: 'jsonata',
+    rightKey: 'payload.order',
+  },
 };
 
 const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'test dataflow' };
@@ -173,6 +183,18 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
       'dd-aggregate',
       { aggregate: 'sum', valueType: 'path', value: '' },
       /^my node: value to sum: the property path is empty$/,
+      'invalid expression',
+    ],
+    [
+      'dd-join',
+      { kind: 'outer', leftKeyType: 'path', leftKey: 'order', rightKeyType: 'path', rightKey: 'order' },
+      /^my node: join: unknown kind "outer" \(expected inner or left\)$/,
+      'invalid expression',
+    ],
+    [
+      'dd-join',
+      { kind: 'inner', leftKeyType: 'path', leftKey: 'order', rightKeyType: 'js', rightKey: 'return record.;' },
+      /^my node: right key: JavaScript syntax error/,
       'invalid expression',
     ],
     [

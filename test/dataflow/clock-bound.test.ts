@@ -129,8 +129,9 @@ for (const [kind, open] of [
     const name = uniqueName('clock');
     try {
       // Nine events: eight of a machine one minute apart, one (the second) from a device ten years ahead.
-      const append = (stream: string, lamport: number, timestamp: number): void =>
+      const append = (stream: string, lamport: number, timestamp: number): void => {
         log.appendSync(stream, [{ tags: ['m'], payload: {}, lamport, timestamp }]);
+      };
       append('good-0', 1, T0);
       append('bad-0', 2, T0 + TEN_YEARS);
       for (let i = 1; i < 8; i++) append('good-0', 2 + i, T0 + i * MIN);

@@ -157,7 +157,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
       cacheBytes: fc.constantFrom(0, 40, 200, 1e9),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
-        : fc.constant([]),
+        : fc.constant<[number, number][]>([]),
     })
     .map(({ final, noise, order, cuts, commits, restarts, cacheBytes, compactions }) => {
       const updates: Update<Rec>[] = [];

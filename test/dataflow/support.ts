@@ -435,7 +435,7 @@ export function sqliteOffsets(file: string, table: string): OffsetMap {
   }
 }
 
-function offsetRows(rows: readonly Record<string, unknown>[]): OffsetMap {
+export function offsetRows(rows: readonly Record<string, unknown>[]): OffsetMap {
   const out: Record<string, number> = {};
   for (const r of rows) {
     const vals = Object.values(r);

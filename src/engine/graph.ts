@@ -5,7 +5,7 @@
  */
 import type { Columns } from './columns';
 import { consolidate } from './consolidate';
-import type { Operator } from './operator';
+import { then, type Operator } from './operator';
 import { ConcatOperator } from './operators/concat';
 import { AggregateOperator } from './operators/aggregate';
 import { DistinctOperator } from './operators/distinct';
@@ -17,6 +17,7 @@ import { ReduceOperator } from './operators/reduce';
 import { ScanOperator } from './operators/scan';
 import { CHECKPOINT_EVERY, type StepFn } from './fold';
 import { StateCache, type DurableOp } from './state-cache';
+import { Windowing } from './time-windows';
 import { isThenable, StepContext } from './step-context';
 import { isValue } from './value-check';
 import {
@@ -41,8 +42,11 @@ import {
   type StepOptions,
   type StepResult,
   type StoreOptions,
+  type TopKOptions,
   type Update,
   type Value,
+  type WindowOptions,
+  type WindowRow,
 } from './types';
 
 /**
@@ -426,6 +430,23 @@ class EngineCollection<T extends Value> implements Collection<T> {
   distinct(options?: OperatorOptions): Collection<T> {
     return this.derive(new DistinctOperator(this.graph.nameFor('distinct', options), this.index, false));
   }
+
+  window(options: WindowOptions<T>): Collection<WindowRow<T>> {
+    const windowing = new Windowing(options);
+    const time = options?.time;
+    const end = options.end;
+    if (typeof time !== 'function') throw new TypeError('window: time must be a function of the value');
+    if (end !== undefined && typeof end !== 'function')
+      throw new TypeError('window: end must be a function of the value');
+    const assign = (value: Value): MaybePromise<readonly Value[]> => {
+      const t = (time as (v: Value) => MaybePromise<number>)(value);
+      if (end === undefined) return then(t, (at) => windowing.windowsOf(value, at));
+      return then(t, (from) =>
+        then((end as (v: Value) => MaybePromise<number>)(value), (to) => windowing.split(value, from, to)),
+      );
+    };
+    return this.derive(new FlatMapOperator(this.graph.nameFor('window', options), this.index, assign));
+  }
 }
 
 class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
@@ -525,6 +546,29 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
     const op = new JoinOperator(this.graph.nameFor('join', options), this.index, other.index, kind);
     // An inner join of insert-only sides only ever adds rows.
     return this.derive(op, kind === 'inner' && this.insertOnly && other.insertOnly);
+  }
+
+  topK(n: number, fn: (value: T) => MaybePromise<Value>, options?: TopKOptions): Grouped<K, T> {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`topK: n must be a positive integer, got ${String(n)}`);
+    if (typeof fn !== 'function') throw new TypeError('topK: the function must be a function of the value');
+    const direction = options?.direction ?? 'max';
+    if (direction !== 'max' && direction !== 'min')
+      throw new RangeError(`topK: direction must be 'max' or 'min', got ${JSON.stringify(direction)}`);
+    // The group's records come sorted by (fn(value), value): the greatest are at the end, the
+    // smallest at the start; the value order breaks ties, so the result is a function of the set.
+    const take: ReduceFn<Value, Value, Value> = (_key, inputs, outputs) => {
+      let left = n;
+      const from = direction === 'max' ? inputs.length - 1 : 0;
+      const by = direction === 'max' ? -1 : 1;
+      for (let i = from; left > 0 && i >= 0 && i < inputs.length; i += by) {
+        const [value, multiplicity] = inputs[i]!;
+        if (multiplicity <= 0) continue; // a retraction ahead of its insertion is no record yet
+        const m = Math.min(multiplicity, left);
+        outputs.push([value, m]);
+        left -= m;
+      }
+    };
+    return this.derive(new ReduceOperator(this.graph.nameFor('topK', options), this.index, take, loosen(fn)), false);
   }
 
   ungroup(options?: OperatorOptions): Collection<T> {

@@ -135,6 +135,51 @@ export interface OutputOptions {
   readonly consolidate?: boolean;
 }
 
+/** The calendar units of `Collection.window`. */
+export type WindowUnit = 'minute' | 'hour' | 'day' | 'week' | 'month';
+
+/** Options of `Collection.window`: where a record is in time, and the calendar of windows in a time zone. */
+export interface WindowOptions<T extends Value = Value> extends OperatorOptions {
+  /** The record's event time in µs since the epoch (an event's timestamp); with `end`, the start of its timespan. */
+  readonly time: (value: T) => MaybePromise<number>;
+  /**
+   * The end (µs, exclusive) of the record's timespan: the record goes into every window the span
+   * overlaps, with the part inside (`from`, `to`). Default: the record is an instant.
+   */
+  readonly end?: (value: T) => MaybePromise<number>;
+  readonly unit: WindowUnit;
+  /** Units per window (default 1). Minutes and hours must divide a day: 15 minutes, 8 hours, … */
+  readonly size?: number;
+  /** Sliding windows: one begins every `slide` units (`size` a multiple of it). Default `size`: tumbling windows. */
+  readonly slide?: number;
+  /**
+   * The local time of day (HH:MM, default 00:00) the windows are aligned to: 8 hours from 06:00 are
+   * the shifts 06–14, 14–22, 22–06; 1 day from 06:00 production days. Weeks begin on Monday, months
+   * on the 1st, at that time.
+   */
+  readonly start?: string;
+  /** The IANA time zone of the calendar (default UTC): boundaries are local times, DST-correct. */
+  readonly timeZone?: string;
+}
+
+/**
+ * A row of `window`: the window `[start, end)` (µs), the record, and for a timespan the part of it
+ * inside the window, `[from, to)`.
+ */
+export type WindowRow<T extends Value = Value> = {
+  readonly start: number;
+  readonly end: number;
+  readonly value: T;
+  readonly from?: number;
+  readonly to?: number;
+};
+
+/** Options of `Grouped.topK`. */
+export interface TopKOptions extends OperatorOptions {
+  /** 'max' (default): the greatest by the function; 'min': the smallest. */
+  readonly direction?: 'max' | 'min';
+}
+
 /** An ungrouped collection in a graph under construction. */
 export interface Collection<T extends Value = Value> {
   /** True when every upstream input is insert-only and no operator on the way can retract. */
@@ -209,6 +254,24 @@ export interface Collection<T extends Value = Value> {
    * (await g.step({ tags: [['red', -1, 4]] })).outputs.get('seen'); // → [['red', -1, 4]]
    */
   distinct(options?: OperatorOptions): Collection<T>;
+  /**
+   * Event-time windows: each record as `{start, end, value}` once per window of the calendar
+   * (`WindowOptions`: unit, size, slide, start, time zone) that holds its time; with `end`, a
+   * timespan is split over the windows it overlaps (`from`, `to`: the part inside each). Window
+   * bounds are µs; boundaries are local wall-clock times, DST-correct. A pure function of the
+   * record: late events and retractions change the windows they belong to.
+   * @example
+   * const g = createGraph();
+   * const runs = g.input<{ machine: string; from: number; to: number }>('runs');
+   * // minutes worked per shift (06:00, 14:00, 22:00 in Berlin): a run across 14:00 is split
+   * const shifts = runs.window({ time: (r) => r.from, end: (r) => r.to, unit: 'hour', size: 8, start: '06:00', timeZone: 'Europe/Berlin' });
+   * const perShift = shifts.groupBy((w) => [w.value.machine, w.start]).sum((w) => (w.to! - w.from!) / 60e6);
+   * g.output('minutes', perShift.ungroup().map((r) => [new Date((r.key as [string, number])[1] / 1000).toISOString(), r.sum]));
+   * const at = (iso: string) => Date.parse(iso) * 1000;
+   * const { outputs } = await g.step({ runs: [[{ machine: 'm', from: at('2026-06-01T11:30:00Z'), to: at('2026-06-01T12:30:00Z') }, 1, 1]] });
+   * outputs.get('minutes'); // → [[['2026-06-01T04:00:00.000Z', 30], 1, 1], [['2026-06-01T12:00:00.000Z', 30], 1, 1]]
+   */
+  window(options: WindowOptions<T>): Collection<WindowRow<T>>;
 }
 
 export interface JoinOptions extends OperatorOptions {
@@ -357,6 +420,28 @@ export interface Grouped<K extends Value = Value, T extends Value = Value> {
    * outputs.get('rows'); // → [[{ minutes: 31, order: 4711, step: 'drilling' }, 1, 2], [{ minutes: null, order: 4711, step: 'drilling' }, -1, 1]]
    */
   join<U extends Value>(other: Grouped<K, U>, options?: JoinOptions): Grouped<K, JoinRow<K, T, U>>;
+  /**
+   * The `n` records with the greatest `fn(value)` per group (`direction: 'min'`: the smallest),
+   * with their multiplicities (a record with multiplicity 3 counts 3 times); ties broken by the
+   * total order of values like `maxBy`/`minBy`, so the result is a function of the set of records.
+   * Retractions bring in the next ones. Recomputes a touched group (its records are kept sorted).
+   * @example
+   * const g = createGraph();
+   * const stops = g.input<{ line: string; machine: string; minutes: number }>('stops');
+   * const top2 = stops.groupBy((s) => s.line).topK(2, (s) => s.minutes);
+   * g.output('top', top2.ungroup().map((s) => s.machine));
+   * await g.step({
+   *   stops: [
+   *     [{ line: 'l', machine: 'a', minutes: 5 }, 1, 1],
+   *     [{ line: 'l', machine: 'b', minutes: 9 }, 1, 2],
+   *     [{ line: 'l', machine: 'c', minutes: 7 }, 1, 3],
+   *   ],
+   * });
+   * // b's downtime is retracted: a moves up
+   * const { outputs } = await g.step({ stops: [[{ line: 'l', machine: 'b', minutes: 9 }, -1, 4]] });
+   * outputs.get('top'); // → [['b', -1, 3], ['a', 1, 3]]
+   */
+  topK(n: number, fn: (value: T) => MaybePromise<Value>, options?: TopKOptions): Grouped<K, T>;
   /**
    * The groups' values as one collection (the key is dropped; keep it in the value if needed).
    * @example

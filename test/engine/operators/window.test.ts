@@ -319,7 +319,7 @@ describe('window: examples', () => {
 
   test('bad options fail when the graph is built; bad times skip the record with a clear error', async () => {
     const g = createGraph();
-    const input = g.input<{ t: unknown }>('in');
+    const input = g.input<{ t: Value }>('in');
     assert.throws(() => input.window({ time: () => 0, unit: 'hour', timeZone: 'Mars/Olympus' }), /unknown time zone/);
     assert.throws(() => input.window({ time: () => 0, unit: 'hour', size: 7 }), /do not divide a day/);
     assert.throws(() => input.window({ time: () => 0, unit: 'day', size: 3, slide: 2 }), /multiple of slide/);

@@ -42,12 +42,22 @@ import type { ActyxEvent } from '../src/sources/types';
 import { generateDrillEvents, type DrillEvent } from './drill-data';
 import { dashboardPipeline, usagePipeline, usageScanPipeline } from './drill-pipelines';
 import { dashboardTable, usageTable } from './drill-tables';
+import { EXAMPLES, runExampleFlows } from './example-flows';
 
 const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
 const MACHINES = intEnv('BENCH_MACHINES', 50);
 const RETENTION_DAYS = Number(process.env.BENCH_RETENTION_DAYS ?? 2);
 const LIVE_EVENTS = intEnv('BENCH_LIVE_EVENTS', 3_000);
 const WITH_PG = process.env.BENCH_PG !== '0';
+/** Paired rounds of the example flows and the plain-JS views (flows, views, flows, views, …). */
+const ROUNDS = intEnv('BENCH_ROUNDS', 3);
+/** Machines of the many-keys comparison (BENCH_KEYS=0 skips it) and its events. */
+const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
+const KEYS_EVENTS = intEnv('BENCH_KEYS_EVENTS', 200_000);
+/** BENCH_ONLY=flows: only the example flows' rounds (no floors, so no share of the tightest floor). */
+const FLOWS_ONLY = process.env.BENCH_ONLY === 'flows';
+/** The repository (dist/bench/e2e.js is two levels below). */
+const ROOT = join(__dirname, '..', '..');
 /** The usage view as the seed's `reduce` (recomputes a touched machine's window per batch) or as an incremental `scan` (dd-scan). */
 const USAGE = process.env.BENCH_USAGE === 'reduce' ? 'reduce' : 'scan';
 const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipeline : usagePipeline);
@@ -163,10 +173,10 @@ function benchListener(): DataflowListener & { onCommit: ((offsets: OffsetMap) =
 // ---- the log -------------------------------------------------------------------------------
 
 /** Writes the generated history to `file` (run in a child process, see openLog). */
-async function generateLog(file: string): Promise<void> {
+async function generateLog(file: string, count: number, machines: number): Promise<void> {
   const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
   const t0 = performance.now();
-  const events = generateDrillEvents({ count: EVENTS, machines: MACHINES });
+  const events = generateDrillEvents({ count, machines });
   // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
   // Lamport order at that granularity, with few transactions.
   for (let i = 0; i < events.length; i += 10_000) {
@@ -192,30 +202,49 @@ async function generateLog(file: string): Promise<void> {
   await log.close();
   renameSync(`${file}.tmp`, file);
   console.log(
-    `  generated ${EVENTS.toLocaleString('en-US')} events into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `  generated ${count.toLocaleString('en-US')} events of ${machines} machines into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
 
-/** The generated log, cached between runs; the benchmark works on a copy (the live part appends to it). */
-async function openLog(workDir: string): Promise<EmbeddedLog> {
+/** The generated log of `count` events of `machines` machines, cached between runs (generated when missing). */
+function cachedLog(count = EVENTS, machines = MACHINES): string {
   const dir = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `drill-${EVENTS}-${MACHINES}.sqlite`);
+  const file = join(dir, `drill-${count}-${machines}.sqlite`);
   // Generated in a child process: the generator's million event objects would otherwise leave
   // this process a grown heap and a peak RSS that the first (cold) catch-up would be charged with.
   if (!existsSync(file))
-    execFileSync(process.execPath, [__filename], { env: { ...process.env, [GENERATE_ONLY]: file }, stdio: 'inherit' });
+    execFileSync(process.execPath, [__filename], {
+      env: {
+        ...process.env,
+        [GENERATE_ONLY]: file,
+        BENCH_EVENTS: String(count),
+        BENCH_MACHINES: String(machines),
+      },
+      stdio: 'inherit',
+    });
+  return file;
+}
+
+/** A copy of the cached log in `workDir` (a run may append to it), its pages on disk before anything is timed. */
+async function copyOfLog(workDir: string, name: string, count = EVENTS, machines = MACHINES): Promise<string> {
+  const file = cachedLog(count, machines);
   // Opening the cached log brings its schema up to date once (a log from an older version gets
   // its time index here, not in every copy).
   await new EmbeddedLog(file, { foreignWritePollMs: 0 }).close();
-  const copy = join(workDir, 'log.sqlite');
+  const copy = join(workDir, name);
   copyFileSync(file, copy);
   // The copy's 200 MB of dirty pages would otherwise be written back during the first run, and
   // the sink's first fsync waits for them: setup I/O, not catch-up (≈ 0.3–2 s of noise).
   const fd = openSync(copy, 'r+');
   fsyncSync(fd);
   closeSync(fd);
-  return new EmbeddedLog(copy, { foreignWritePollMs: 0 });
+  return copy;
+}
+
+/** The generated log, cached between runs; the benchmark works on a copy (the live part appends to it). */
+async function openLog(workDir: string): Promise<EmbeddedLog> {
+  return new EmbeddedLog(await copyOfLog(workDir, 'log.sqlite'), { foreignWritePollMs: 0 });
 }
 
 // ---- floors ----------------------------------------------------------------------------------
@@ -400,6 +429,130 @@ async function dashboardState(log: EmbeddedLog, present: OffsetMap): Promise<str
   return marks.join(', ');
 }
 
+// ---- the example flows, as the nodes compile them ------------------------------------------------
+
+interface Timed {
+  readonly ms: number;
+  /** CPU time of the whole process (all threads) during the run. */
+  readonly cpuMs: number;
+}
+
+function removeSqlite(...files: string[]): void {
+  for (const f of files) for (const suffix of ['', '-wal', '-shm']) rmSync(f + suffix, { force: true });
+}
+
+/** The example flows (bench/example-flows.ts) catching up with a fresh copy of the log into a fresh SQLite file. */
+async function flowsCatchUp(dir: string, round: string, count = EVENTS, machines = MACHINES): Promise<Timed> {
+  const logFile = await copyOfLog(dir, `flows-log-${round}.sqlite`, count, machines);
+  const dbFile = join(dir, `flows-${round}.sqlite`);
+  rssAfterGc();
+  const cpu0 = process.cpuUsage();
+  const run = await runExampleFlows(ROOT, logFile, dbFile);
+  const cpu = process.cpuUsage(cpu0);
+  await run.stop();
+  removeSqlite(logFile, dbFile);
+  return { ms: run.ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+/** The plain-JS views (dashboard + usage, bench/drill-pipelines.ts) the same way: fresh log copy, fresh SQLite file. */
+async function viewsCatchUp(dir: string, round: string): Promise<Timed> {
+  const logFile = await copyOfLog(dir, `views-log-${round}.sqlite`);
+  const dbFile = join(dir, `views-${round}.sqlite`);
+  const log = new EmbeddedLog(logFile, { foreignWritePollMs: 0 });
+  const db = new SqliteDatabase({ filename: dbFile });
+  rssAfterGc();
+  const cpu0 = process.cpuUsage();
+  const r = await endToEnd(log, db, '');
+  const cpu = process.cpuUsage(cpu0);
+  await r.run.stop();
+  await db.close();
+  await log.close();
+  removeSqlite(logFile, dbFile);
+  return { ms: r.ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
+const perSecond = (n: number, ms: number): number => (n / ms) * 1000;
+
+interface FlowRounds {
+  readonly flows: Timed[];
+  readonly views: Timed[];
+  readonly keys: { few: Timed; many: Timed }[];
+}
+
+/** The example flows as users deploy them beside the plain-JS views, then few against many keys: paired rounds. */
+async function flowsRounds(dir: string): Promise<FlowRounds> {
+  const flows: Timed[] = [];
+  const views: Timed[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    flows.push(await flowsCatchUp(dir, `${r}`));
+    views.push(await viewsCatchUp(dir, `${r}`));
+  }
+  // Many keys: CPU per event of the flows with MANY_KEYS machines against MACHINES.
+  const keys: { few: Timed; many: Timed }[] = [];
+  if (MANY_KEYS > 0)
+    for (let r = 0; r < ROUNDS; r++)
+      keys.push({
+        few: await flowsCatchUp(dir, `few-${r}`, KEYS_EVENTS, MACHINES),
+        many: await flowsCatchUp(dir, `many-${r}`, KEYS_EVENTS, MANY_KEYS),
+      });
+  return { flows, views, keys };
+}
+
+/** Prints the flows' figures with PASS/FAIL against issue 13's bars; `floors` (name, events/s) measured in the same run, if any. */
+function reportFlows(
+  { flows: flowRounds, views: viewRounds, keys: keyRounds }: FlowRounds,
+  floors: [string, number][],
+): void {
+  const [tightName, tightRate] =
+    floors.length > 0 ? floors.reduce((a, b) => (b[1] < a[1] ? b : a)) : ['not measured', NaN];
+  const flowRates = flowRounds.map((t) => perSecond(EVENTS, t.ms));
+  const flowRate = median(flowRates);
+  const flowShare = flowRate / tightRate;
+  console.log(
+    `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 8 tables; SQLite), ${ROUNDS} paired rounds`,
+  );
+  line(
+    'flows: catch-up, per round',
+    flowRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
+  );
+  line(
+    'plain-JS views: catch-up, per round',
+    viewRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
+  );
+  line(
+    'views / flows (median of per-round ratios)',
+    `${median(flowRounds.map((f, i) => f.ms / viewRounds[i]!.ms)).toFixed(2)}×`,
+  );
+  line(
+    'flows: catch-up (median)',
+    `${Math.round(flowRate).toLocaleString('en-US')} events/s  bar ≥ 200,000 events/s: ${verdict(flowRate >= 200_000)}`,
+  );
+  line(`flows / tightest floor (${tightName})`, `${flowShare.toFixed(2)}  bar ≥ 0.45: ${verdict(flowShare >= 0.45)}`);
+  if (keyRounds.length > 0) {
+    const ratios = keyRounds.map(({ few, many }) => many.cpuMs / few.cpuMs);
+    const ratio = median(ratios);
+    line(
+      `flows: CPU per event, ${MANY_KEYS.toLocaleString('en-US')} vs ${MACHINES} machines`,
+      `${keyRounds
+        .map(
+          ({ few, many }) =>
+            `${((many.cpuMs * 1000) / KEYS_EVENTS).toFixed(1)} vs ${((few.cpuMs * 1000) / KEYS_EVENTS).toFixed(1)} µs`,
+        )
+        .join('; ')} (${KEYS_EVENTS.toLocaleString('en-US')} events)`,
+    );
+    line(
+      '  ratio (median of per-round ratios)',
+      `${ratios.map((r) => r.toFixed(2)).join(', ')} → ${ratio.toFixed(2)}×  bar ≤ 2×: ${verdict(ratio <= 2)}`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   console.log(
     `End-to-end benchmark: ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, batch ${SETTINGS.batchSize} / ${SETTINGS.batchMs} ms (catch-up ${CATCH_UP_BATCH}), ${SETTINGS.maxInFlight} in flight, usage as ${USAGE} with retention ${RETENTION_DAYS} days, Node ${process.version}, load average ${loadavg()
@@ -407,6 +560,14 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-e2e-'));
+  if (FLOWS_ONLY) {
+    try {
+      reportFlows(await flowsRounds(dir), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   const log = await openLog(dir);
   const history = await log.presentOffsets();
   const pgDb = (): PostgresDatabase =>
@@ -485,6 +646,8 @@ async function main(): Promise<void> {
     await again.run.stop();
     await againDb.close();
 
+    const flows = await flowsRounds(dir);
+
     console.log('\nSQLite (WAL, synchronous=NORMAL)');
     line(
       'end to end (catch-up, commits per batch)',
@@ -530,6 +693,12 @@ async function main(): Promise<void> {
         `p50 ${pct(pg.lat, 0.5)}, p99 ${pct(pg.lat, 0.99)}, max ${pct(pg.lat, 1)}`,
       );
     }
+    reportFlows(flows, [
+      ['reading + parsing', perSecond(EVENTS, read.ms)],
+      ['engine alone', perSecond(EVENTS, engine.ms)],
+      ['writing the rows alone', perSecond(EVENTS, sqliteWrite)],
+    ]);
+
     console.log('\nDashboard engine state (entries) as the history grows');
     line('dashboard pipeline alone', await dashboardState(log, history));
   } finally {
@@ -539,7 +708,7 @@ async function main(): Promise<void> {
 }
 
 const generateOnly = process.env[GENERATE_ONLY];
-(generateOnly ? generateLog(generateOnly) : main()).catch((e: unknown) => {
+(generateOnly ? generateLog(generateOnly, EVENTS, MACHINES) : main()).catch((e: unknown) => {
   console.error(e);
   process.exit(1);
 });

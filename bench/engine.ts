@@ -1,8 +1,10 @@
 /**
  * Engine benchmark (`npm run bench:engine`): the seed's dashboard and usage pipelines over
  * synthetic drill events (bench/drill-data.ts), run side by side in one process on our engine,
- * @electric-sql/d2mini and @electric-sql/d2ts doing the same work. Prints events/s, retained heap
- * after GC and output diff counts next to the real number of changes, and the ratios.
+ * @electric-sql/d2mini and @electric-sql/d2ts doing the same work. Prints events/s, the state our
+ * engine retains (its own count of state entries, `Graph.stateSize()`; the heap difference after GC
+ * beside it is only indicative), output diff counts next to the real number of changes, the ratios
+ * and PASS/FAIL against each bar.
  *
  * The peers have no insert-only max and no sorted reduce, so they run a keyed `reduce` that scans
  * (dashboard) or sorts and pairs (usage) each touched key's values. Work that grows with the
@@ -13,8 +15,9 @@
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
  * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_JOIN_EVENTS
- * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it), BENCH_REPEAT (2: comparisons keep the
- * fastest of that many interleaved runs, to damp noise from other processes), BENCH_CLOCK=cpu
+ * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it), BENCH_ROUNDS (3: every ratio
+ * against a peer is the median of that many paired rounds — ours, peer, ours, peer … over the same events in this
+ * process — so that both sides of a ratio ran at the same moment of a shared machine), BENCH_CLOCK=cpu
  * (rates per CPU second of the process instead of per wall-clock second: for a machine that other
  * processes keep busy).
  */
@@ -44,7 +47,7 @@ const D2MINI_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2MINI_DASHBOARD_
 const D2TS_DASHBOARD_EVENTS = Math.min(EVENTS, intEnv('BENCH_D2TS_DASHBOARD_EVENTS', 100_000));
 const D2TS_USAGE_EVENTS = Math.min(USAGE_EVENTS, intEnv('BENCH_D2TS_USAGE_EVENTS', USAGE_EVENTS));
 const FULL_USAGE = process.env.BENCH_FULL_USAGE === '1';
-const REPEAT = intEnv('BENCH_REPEAT', 2);
+const ROUNDS = intEnv('BENCH_ROUNDS', 3);
 const CPU_TIME = process.env.BENCH_CLOCK === 'cpu';
 const WARM_UP_BATCHES = 20;
 
@@ -65,6 +68,8 @@ interface Result {
   /** CPU time of the whole process (all threads, GC helpers included) during the run. */
   readonly cpuMs: number;
   readonly heapBytes: number;
+  /** The engine's own count of retained state entries (ours only). */
+  readonly stateEntries: number | null;
   readonly diffs: number;
   readonly realChanges: number;
 }
@@ -73,6 +78,8 @@ interface Result {
 interface Runner {
   feed(batch: number): void | Promise<void>;
   diffs(): number;
+  /** State entries the engine retains (ours only). */
+  stateEntries?(): number;
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -97,6 +104,7 @@ function ours(pipeline: Pipeline, batches: readonly Update<DrillEvent>[][]): Run
       diffs += r.outputs.get('rows')?.length ?? 0;
     },
     diffs: () => diffs,
+    stateEntries: () => g.stateSize(),
   };
 }
 
@@ -240,6 +248,7 @@ async function measure(
   const cpu = process.cpuUsage(c0);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const heapBytes = heapAfterGc() - base;
+  const stateEntries = runner.stateEntries?.() ?? null;
   const diffs = runner.diffs();
   runner = null;
   heapAfterGc();
@@ -250,6 +259,7 @@ async function measure(
     ms,
     cpuMs,
     heapBytes,
+    stateEntries,
     diffs,
     realChanges: realChanges(pipeline, events, count),
   };
@@ -273,14 +283,15 @@ function rate(r: Result): number {
 function print(r: Result): void {
   const excess = r.diffs / Math.max(1, r.realChanges);
   console.log(
-    `${r.pipeline.padEnd(9)} ${r.engine.padEnd(9)} ${fmt(r.events).padStart(9)} events  ${fmt(rate(r)).padStart(10)} events/s  wall ${(r.ms / 1000).toFixed(2).padStart(7)} s  cpu ${(r.cpuMs / 1000).toFixed(2).padStart(7)} s  heap ${mb(r.heapBytes).padStart(10)}  diffs ${fmt(r.diffs).padStart(11)}  real ${fmt(r.realChanges).padStart(9)}  (${excess.toFixed(2)}×)`,
+    `${r.pipeline.padEnd(9)} ${r.engine.padEnd(9)} ${fmt(r.events).padStart(9)} events  ${fmt(rate(r)).padStart(10)} events/s  wall ${(r.ms / 1000).toFixed(2).padStart(7)} s  cpu ${(r.cpuMs / 1000).toFixed(2).padStart(7)} s  state ${r.stateEntries === null ? '-' : fmt(r.stateEntries)} entries (heap ${mb(r.heapBytes)})  diffs ${fmt(r.diffs).padStart(11)}  real ${fmt(r.realChanges).padStart(9)}  (${excess.toFixed(2)}×)`,
   );
 }
 
-function ratio(a: Result | undefined, b: Result | undefined): string {
-  if (!a || !b) return 'n/a';
-  return `${(rate(a) / rate(b)).toFixed(2)}×`;
-}
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 function runnerFor(pipeline: Pipeline, engine: EngineName, data: Dataset): Runner {
   return engine === 'deltaflow'
@@ -474,7 +485,7 @@ async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real
 async function main(): Promise<void> {
   if (!gc) console.log('warning: run with --expose-gc for retained-heap figures');
   console.log(
-    `# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}, best of ${REPEAT} for comparisons; rates per ${CPU_TIME ? 'CPU' : 'wall-clock'} second`,
+    `# Engine benchmark: ${fmt(EVENTS)} drill events, ${MACHINES} machines, batches of ${fmt(BATCH)}, ${ROUNDS} paired rounds per comparison; rates per ${CPU_TIME ? 'CPU' : 'wall-clock'} second`,
   );
   console.log(
     `# Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os
@@ -483,82 +494,72 @@ async function main(): Promise<void> {
       .join(' ')}, ${new Date().toISOString()}`,
   );
   const results: Result[] = [];
-  /** Runs each (engine, count) `repeat` times, interleaved, and keeps the fastest run of each. */
-  const compare = async (
-    pipeline: Pipeline,
-    data: Dataset,
-    runs: readonly (readonly [EngineName, number])[],
-    repeat: number,
-  ) => {
-    const best = new Map<string, Result>();
-    for (const [engine] of runs) await warmUp(pipeline, engine, data);
-    for (let r = 0; r < repeat; r++) {
-      for (const [engine, count] of runs) {
-        const result = await measure(pipeline, engine, count, data.events, () => runnerFor(pipeline, engine, data));
-        const id = `${engine}@${count}`;
-        const prev = best.get(id);
-        if (!prev || rate(result) > rate(prev)) best.set(id, result);
-      }
-    }
-    results.push(...best.values());
+  const measured = async (pipeline: Pipeline, engine: EngineName, count: number, data: Dataset): Promise<Result> => {
+    const r = await measure(pipeline, engine, count, data.events, () => runnerFor(pipeline, engine, data));
+    results.push(r);
+    return r;
   };
-  const find = (pipeline: Pipeline, engine: EngineName, count: number) =>
-    results.find((r) => r.pipeline === pipeline && r.engine === engine && r.events === count);
+  /**
+   * Ours against a peer over the same `count` events in ROUNDS paired rounds (ours, peer, ours, peer, …):
+   * the median of the per-round ratios of events/s.
+   */
+  const paired = async (pipeline: Pipeline, data: Dataset, peer: EngineName, count: number): Promise<number> => {
+    await warmUp(pipeline, 'deltaflow', data);
+    await warmUp(pipeline, peer, data);
+    const ratios: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await measured(pipeline, 'deltaflow', count, data);
+      const b = await measured(pipeline, peer, count, data);
+      ratios.push(rate(a) / rate(b));
+    }
+    console.log(
+      `  ${pipeline} vs ${peer} over ${fmt(count)} events, per round: ${ratios.map((x) => `${x.toFixed(2)}×`).join(', ')} → median ${median(ratios).toFixed(2)}×`,
+    );
+    return median(ratios);
+  };
 
   console.log('\n## Dashboard: filter → map → groupBy machine → maxBy since → ungroup');
   let data: Dataset | null = dataset(EVENTS);
-  const dashboardRuns: [EngineName, number][] = [['deltaflow', EVENTS]];
-  for (const n of new Set([D2MINI_DASHBOARD_EVENTS, D2TS_DASHBOARD_EVENTS]))
-    if (n !== EVENTS) dashboardRuns.push(['deltaflow', n]);
-  await compare('dashboard', data, dashboardRuns, REPEAT);
-  await compare('dashboard', data, [['d2mini', D2MINI_DASHBOARD_EVENTS]], 1);
-  await compare('dashboard', data, [['d2ts', D2TS_DASHBOARD_EVENTS]], REPEAT);
+  await warmUp('dashboard', 'deltaflow', data);
+  const dashRuns: Result[] = [];
+  for (let r = 0; r < ROUNDS; r++) dashRuns.push(await measured('dashboard', 'deltaflow', EVENTS, data));
+  const dashVsMini = await paired('dashboard', data, 'd2mini', D2MINI_DASHBOARD_EVENTS);
+  const dashVsTs = await paired('dashboard', data, 'd2ts', D2TS_DASHBOARD_EVENTS);
   data = null;
 
   console.log('\n## Usage: filter → map to excerpt → groupBy machine → reduce pairing started/stopped → ungroup');
   data = dataset(USAGE_EVENTS);
-  const usageRuns: [EngineName, number][] = [
-    ['deltaflow', USAGE_EVENTS],
-    ['d2mini', USAGE_EVENTS],
-    ['d2ts', D2TS_USAGE_EVENTS],
-  ];
-  if (D2TS_USAGE_EVENTS !== USAGE_EVENTS) usageRuns.push(['deltaflow', D2TS_USAGE_EVENTS]);
-  await compare('usage', data, usageRuns, REPEAT);
+  const usageVsMini = await paired('usage', data, 'd2mini', USAGE_EVENTS);
+  const usageVsTs = await paired('usage', data, 'd2ts', D2TS_USAGE_EVENTS);
   data = null;
   if (FULL_USAGE && USAGE_EVENTS !== EVENTS) {
     data = dataset(EVENTS);
-    await compare('usage', data, [['deltaflow', EVENTS]], 1);
+    await measured('usage', 'deltaflow', EVENTS, data);
     data = null;
   }
 
   const joined = JOIN_ROUNDS > 0 && process.env.BENCH_JOIN !== '0' ? await joinComparison() : null;
 
-  console.log('\n## Best runs');
-  for (const r of results) print(r);
-
   console.log(
-    `\n## Ratios (events/s, same events) and bars (load average now ${os
+    `\n## Ratios (events/s, same events, median of ${ROUNDS} paired rounds) and bars (load average now ${os
       .loadavg()
       .map((x) => x.toFixed(1))
       .join(' ')})`,
   );
-  const dash = find('dashboard', 'deltaflow', EVENTS)!;
-  const dashRate = rate(dash);
-  console.log(
-    `dashboard vs d2mini (${fmt(D2MINI_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2MINI_DASHBOARD_EVENTS), find('dashboard', 'd2mini', D2MINI_DASHBOARD_EVENTS))}`,
+  const dashRate = median(dashRuns.map(rate));
+  const dashState = Math.max(...dashRuns.map((r) => r.stateEntries ?? Infinity));
+  console.log(`dashboard vs d2mini (${fmt(D2MINI_DASHBOARD_EVENTS)} events): ${dashVsMini.toFixed(2)}×`);
+  console.log(`dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${dashVsTs.toFixed(2)}×`);
+  console.log(`usage vs d2mini     (${fmt(USAGE_EVENTS)} events): ${usageVsMini.toFixed(2)}×`);
+  console.log(`usage vs d2ts       (${fmt(D2TS_USAGE_EVENTS)} events): ${usageVsTs.toFixed(2)}×`);
+  const bar = (ok: boolean, text: string) => console.log(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
+  bar(dashRate >= 2_000_000, `dashboard ≥ 2,000,000 events/s (median of ${ROUNDS} runs): ${fmt(dashRate)}`);
+  bar(
+    dashState <= MACHINES,
+    `dashboard state ≤ one entry per machine after ${fmt(EVENTS)} events (the engine's count): ${fmt(dashState)} entries for ${MACHINES} machines`,
   );
-  console.log(
-    `dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${ratio(find('dashboard', 'deltaflow', D2TS_DASHBOARD_EVENTS), find('dashboard', 'd2ts', D2TS_DASHBOARD_EVENTS))}`,
-  );
-  const usageVsMini = ratio(find('usage', 'deltaflow', USAGE_EVENTS), find('usage', 'd2mini', USAGE_EVENTS));
-  const usageVsTs = ratio(find('usage', 'deltaflow', D2TS_USAGE_EVENTS), find('usage', 'd2ts', D2TS_USAGE_EVENTS));
-  console.log(`usage vs d2mini     (${fmt(USAGE_EVENTS)} events): ${usageVsMini}`);
-  console.log(`usage vs d2ts       (${fmt(D2TS_USAGE_EVENTS)} events): ${usageVsTs}`);
-  const bar = (ok: boolean, text: string) => console.log(`${ok ? 'PASS' : 'MISS'}  ${text}`);
-  bar(dashRate >= 2_000_000, `dashboard ≥ 2,000,000 events/s: ${fmt(dashRate)}`);
-  bar(dash.heapBytes < 1048576, `dashboard retained state < 1 MB after ${fmt(EVENTS)} events: ${mb(dash.heapBytes)}`);
-  bar(parseFloat(usageVsTs) >= 5, `usage ≥ 5× d2ts: ${usageVsTs}`);
-  bar(parseFloat(usageVsMini) >= 1.5, `usage ≥ 1.5× d2mini: ${usageVsMini}`);
+  bar(usageVsTs >= 5, `usage ≥ 5× d2ts: ${usageVsTs.toFixed(2)}×`);
+  bar(usageVsMini >= 1.5, `usage ≥ 1.5× d2mini: ${usageVsMini.toFixed(2)}×`);
   const ourRuns = results.filter((r) => r.engine === 'deltaflow');
   bar(
     ourRuns.every((r) => r.diffs <= r.realChanges),

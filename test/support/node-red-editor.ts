@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium } from '../browser/chromium';
+import { launchChromium, screenshot } from '../browser/chromium';
 import { startNodeRed, type NodeRedProcess } from '../e2e/node-red-process';
 
 /** The machine-usage example alone: no simulator, no audit trail. */
@@ -68,11 +68,29 @@ export async function closeTray(
 export async function importExample(editor: Page, example: string, tab: string): Promise<void> {
   await editor.locator('#red-ui-header-button-sidemenu').click();
   await editor.locator('#menu-item-import').click();
-  await editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
-  const dialog = editor.locator('#red-ui-clipboard-dialog-import-tabs-content');
-  const pkg = dialog.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' });
-  const entry = dialog.locator('.red-ui-treeList-label', { hasText: new RegExp(`^${example}$`) });
-  await pkg.waitFor();
+  // The dialog builds every library's tree (each tab's content, hidden until its tab is chosen), so the
+  // package's label exists in the Examples tab before that tab shows: look in that tab only, and click the
+  // tab until its content shows (a click while the dialog is being built can be lost: the Clipboard tab stays).
+  const examplesTab = editor.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' });
+  const examples = editor.locator('#red-ui-clipboard-dialog-import-tab-examples');
+  for (let attempt = 0; attempt < 20 && !(await examples.isVisible()); attempt++) {
+    await examplesTab.click();
+    if (!(await examples.isVisible())) await editor.waitForTimeout(250);
+  }
+  const pkg = examples.locator('.red-ui-treeList-label', { hasText: '@deltaflow/node-red' });
+  const entry = examples.locator('.red-ui-treeList-label', { hasText: new RegExp(`^${example}$`) });
+  try {
+    await pkg.waitFor();
+  } catch (err) {
+    await screenshot(editor, `import-${example}-no-package`).catch(() => undefined);
+    const shown = await editor.evaluate(`(() => ({
+      tabs: [...document.querySelectorAll('#red-ui-clipboard-dialog-import-tabs-content > div')].map((d) => d.id + (d.offsetParent ? ' (shown)' : ' (hidden)')),
+      labels: [...document.querySelectorAll('#red-ui-clipboard-dialog-import-tabs-content .red-ui-treeList-label')].map((l) => l.textContent.trim() + (l.offsetParent ? '' : ' (hidden)')),
+    }))()`);
+    throw new Error(`importing ${example}: the package is not shown in Import → Examples: ${JSON.stringify(shown)}`, {
+      cause: err,
+    });
+  }
   if (!(await entry.isVisible())) await pkg.click(); // the package folder remembers being open
   await entry.click();
   await editor.locator('#red-ui-clipboard-dialog-ok').click();

@@ -15,7 +15,7 @@
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
  * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_JOIN_EVENTS
- * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it), BENCH_ROUNDS (3: every ratio
+ * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it, BENCH_ONLY=join runs only it), BENCH_ROUNDS (3: every ratio
  * against a peer is the median of that many paired rounds — ours, peer, ours, peer … over the same events in this
  * process — so that both sides of a ratio ran at the same moment of a shared machine), BENCH_CLOCK=cpu
  * (rates per CPU second of the process instead of per wall-clock second: for a machine that other
@@ -472,7 +472,7 @@ async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real
     const a = await timedJoin(() => ourJoin(data), data);
     const b = await timedJoin(() => d2tsJoin(data), data);
     ratios.push(a.rate / b.rate);
-    ourDiffs = a.diffs;
+    ourDiffs = Math.max(ourDiffs, a.diffs);
     rate = Math.max(rate, a.rate);
     console.log(
       `round ${round + 1}: deltaflow ${fmt(a.rate)} events/s (${fmt(a.diffs)} diffs), d2ts ${fmt(b.rate)} events/s (${fmt(b.diffs)} diffs), ratio ${(a.rate / b.rate).toFixed(2)}×; real changes ${fmt(data.realChanges)}`,
@@ -480,6 +480,23 @@ async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real
   }
   ratios.sort((x, y) => x - y);
   return { ratio: ratios[Math.floor(ratios.length / 2)]!, ourDiffs, real: data.realChanges, rate };
+}
+
+/** A bar's verdict line. */
+function bar(ok: boolean, text: string): void {
+  console.log(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
+}
+
+/** The join's two bars: ≥ 5× d2ts (median of paired rounds), output diffs never more than the real changes. */
+function joinBars(joined: { ratio: number; ourDiffs: number; real: number; rate: number }): void {
+  bar(
+    joined.ratio >= 5,
+    `join ≥ 5× d2ts (median of paired rounds): ${joined.ratio.toFixed(2)}× (${fmt(joined.rate)} events/s)`,
+  );
+  bar(
+    joined.ourDiffs <= joined.real,
+    `join output diffs never exceed the real changes: ${fmt(joined.ourDiffs)}/${fmt(joined.real)}`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -493,6 +510,10 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(1))
       .join(' ')}, ${new Date().toISOString()}`,
   );
+  if (process.env.BENCH_ONLY === 'join') {
+    joinBars(await joinComparison());
+    return;
+  }
   const results: Result[] = [];
   const measured = async (pipeline: Pipeline, engine: EngineName, count: number, data: Dataset): Promise<Result> => {
     const r = await measure(pipeline, engine, count, data.events, () => runnerFor(pipeline, engine, data));
@@ -552,7 +573,6 @@ async function main(): Promise<void> {
   console.log(`dashboard vs d2ts   (${fmt(D2TS_DASHBOARD_EVENTS)} events): ${dashVsTs.toFixed(2)}×`);
   console.log(`usage vs d2mini     (${fmt(USAGE_EVENTS)} events): ${usageVsMini.toFixed(2)}×`);
   console.log(`usage vs d2ts       (${fmt(D2TS_USAGE_EVENTS)} events): ${usageVsTs.toFixed(2)}×`);
-  const bar = (ok: boolean, text: string) => console.log(`${ok ? 'PASS' : 'FAIL'}  ${text}`);
   bar(dashRate >= 2_000_000, `dashboard ≥ 2,000,000 events/s (median of ${ROUNDS} runs): ${fmt(dashRate)}`);
   bar(
     dashState <= MACHINES,
@@ -565,16 +585,7 @@ async function main(): Promise<void> {
     ourRuns.every((r) => r.diffs <= r.realChanges),
     `our output diffs never exceed the real changes: ${ourRuns.map((r) => `${r.pipeline}@${fmt(r.events)} ${fmt(r.diffs)}/${fmt(r.realChanges)}`).join(', ')}`,
   );
-  if (joined !== null) {
-    bar(
-      joined.ratio >= 5,
-      `join ≥ 5× d2ts (median of paired rounds): ${joined.ratio.toFixed(2)}× (${fmt(joined.rate)} events/s)`,
-    );
-    bar(
-      joined.ourDiffs <= joined.real,
-      `join output diffs never exceed the real changes: ${fmt(joined.ourDiffs)}/${fmt(joined.real)}`,
-    );
-  }
+  if (joined !== null) joinBars(joined);
 }
 
 main().catch((e: unknown) => {

@@ -29,8 +29,13 @@ export class DataflowStatus {
    */
   private readonly repeats: RepeatSummary;
   private readonly summaries = new Map<string, (c: RepeatCount) => string>();
+  /** When this run started (ctx.now), for the time it took to go live. */
+  private readonly startedAt: number;
+  /** The info line "live: …" is logged once per run, the first time it is live. */
+  private liveLogged = false;
 
   constructor(private readonly ctx: DataflowContext) {
+    this.startedAt = ctx.now();
     this.reporter = new StatusReporter(ctx.listener);
     this.repeats = new RepeatSummary({
       intervalMs: ctx.definition.reportIntervalMs ?? REPORT_INTERVAL_MS,
@@ -109,6 +114,17 @@ export class DataflowStatus {
         status = { fill: 'grey', shape: 'ring', text: name };
       }
       this.set(m.id, status);
+    }
+    if (name === 'live' && !this.liveLogged) {
+      // Headless operation: one info line when the run is live, after a first start or a restart.
+      this.liveLogged = true;
+      const seconds = Math.max(0, ctx.now() - this.startedAt) / 1000;
+      const rebuilt = new Set(ctx.rebuilt.map((r) => r.id)).size;
+      ctx.listener.log(
+        'info',
+        `live: caught up with ${ctx.eventsRead.toLocaleString('en-US')} events in ${seconds.toFixed(1)} s` +
+          (rebuilt > 0 ? ` (${rebuilt} ${rebuilt === 1 ? 'table' : 'tables'} rebuilt)` : ''),
+      );
     }
     if (name === 'live') ctx.rebuilding.clear();
   }

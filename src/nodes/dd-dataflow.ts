@@ -137,9 +137,8 @@ export default function (RED: NodeAPI): void {
   function DataflowNode(this: DataflowConfigNode, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const name = memberLabel(config);
     const { settings, problems } = parseDataflowSettings(config);
-    for (const p of problems) node.error(`dd-dataflow ${name}: ${p}`);
+    for (const p of problems) node.error(p); // Node-RED prefixes [dd-dataflow:name]
 
     const members = new Map<string, Joined>();
     const badWireMembers = new Set<string>();
@@ -149,7 +148,7 @@ export default function (RED: NodeAPI): void {
     /** Start/stop steps run one after the other. */
     let lifecycle: Promise<void> = Promise.resolve();
     const serially = (fn: () => Promise<void>): Promise<void> => {
-      lifecycle = lifecycle.then(fn).catch((e: unknown) => node.error(`dd-dataflow ${name}: ${errorText(e)}`));
+      lifecycle = lifecycle.then(fn).catch((e: unknown) => node.error(errorText(e)));
       return lifecycle;
     };
 
@@ -196,7 +195,7 @@ export default function (RED: NodeAPI): void {
         }
       },
       log(level, message) {
-        if (level === 'warn') node.warn(`dd-dataflow ${name}: ${message}`);
+        if (level === 'warn') node.warn(message);
         else node.log(message);
       },
     };
@@ -241,9 +240,7 @@ export default function (RED: NodeAPI): void {
       const source = list.find((m) => m.role === 'source');
       if (!source || source.role !== 'source') {
         for (const m of list) listener.status(m.id, { fill: 'red', shape: 'ring', text: 'no actyx-subscribe' });
-        node.warn(
-          `dd-dataflow ${name}: no actyx-subscribe node uses this dataflow, so there are no events to compute from`,
-        );
+        node.warn('no actyx-subscribe node uses this dataflow, so there are no events to compute from');
         return;
       }
       running = startDataflow({ source: source.source, members: list, settings }, listener);

@@ -18,7 +18,7 @@ import ddDataflow, { parseDataflowSettings, wireInputs } from '../../src/nodes/d
 import ddMap from '../../src/nodes/dd-map';
 import type { NodeAPI } from '../../src/nodes/red';
 import { openSharedEmbeddedLog } from '../../src/sources/shared-embedded-log';
-import { errorsOf, eventually, helper, statusesOf, type FlowNode } from '../nodes/dd-helper';
+import { errorsOf, eventually, helper, logsOf, statusesOf, warningsOf, type FlowNode } from '../nodes/dd-helper';
 import { tempDir } from './support';
 
 const require = createRequire(__filename);
@@ -282,6 +282,29 @@ test('dd-dataflow runs the wired nodes: rows committed, after-commit messages, C
     'rebuilt table',
     10_000,
   );
+});
+
+test('headless log: one info line when live (events, time) at a start and after a restart; warnings without the node name', async () => {
+  run++;
+  const logFile = join(dir, `log-${run}.sqlite`);
+  const dbFile = join(dir, `db-${run}.sqlite`);
+  await publish(logFile, ['1', '2', '3']);
+  await helper.load(NODES, flow(logFile, dbFile));
+  await eventually(() => rows(dbFile).length === 3, 'three rows');
+  const live = (): string[] => logsOf('df').filter((l) => l.startsWith('live'));
+  await eventually(() => live().length === 1, `the live line: ${JSON.stringify(logsOf('df'))}`);
+  assert.match(live()[0]!, /^live: caught up with 3 events in \d+\.\d s$/);
+  // Live events later: no second line.
+  await publish(logFile, ['4']);
+  await eventually(() => rows(dbFile).length === 4, 'the live row');
+  assert.equal(live().length, 1, 'logged once per run');
+  // A restart (full redeploy): caught up again, one more line.
+  await setFlows(flow(logFile, dbFile), 'full');
+  await eventually(() => live().length === 2, `the live line after the restart: ${JSON.stringify(logsOf('df'))}`);
+  assert.match(live()[1]!, /^live: caught up with \d+ events in \d+\.\d s$/);
+  // Node-RED prefixes [dd-dataflow:plant]: the texts do not repeat it.
+  for (const text of [...logsOf('df'), ...warningsOf('df'), ...errorsOf('df')])
+    assert.doesNotMatch(text, /dd-dataflow|plant/, text);
 });
 
 test('a db-sink added by a partial deploy is filled from the history; the other sink writes no row', async () => {

@@ -69,6 +69,11 @@ export function warningsOf(id: string): string[] {
   return callsOf('warn', id).map(([w]) => String(w));
 }
 
+/** The texts of every `node.log` call (info level) of node `id` so far. */
+export function logsOf(id: string): string[] {
+  return callsOf('log', id).map(([l]) => String(l));
+}
+
 /** Every status node `id` has shown so far. */
 export function statusesOf(id: string): { fill?: string; shape?: string; text?: string }[] {
   return callsOf('status', id).map(([s]) => s as { fill?: string; shape?: string; text?: string });

@@ -4,11 +4,13 @@
  * working unchanged: the runtime still reads them as expressions, and the table's fingerprint
  * definition is exactly the one 0.1 computed (so upgrading rebuilds no table). A column the editor
  * turned into a body (`expressionToBody`, in resources/dd-editor.js and src/nodes/column-javascript.ts,
- * which must agree) has that same definition; any other body has its own.
+ * which must agree) has that same definition; any other body has its own. Across nodes: every expression
+ * field offers property path, JavaScript and JSONata (db-sink columns path and JavaScript), and one compiler
+ * (src/nodes/user-function.ts) reads all their JavaScript as a function body.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import { tableFromConfig } from '../../src/nodes/db-sink';
@@ -101,4 +103,40 @@ test('columns written as bodies: statements are allowed, and such a body has its
   assert.equal(build([column('x', 'record.since / 1000')], 'body').cell(0, RECORD), undefined);
   // An expression in a body column is a syntax error only where it is not a statement.
   assert.throws(() => build([column('x', 'return (;')], 'body'), /JavaScript syntax error/);
+});
+
+test('one convention across nodes: every expression field offers the same kinds, and one compiler reads their JavaScript', () => {
+  const nodesDir = join(__dirname, '..', '..', 'nodes');
+  const kinds = new Map<string, string[][]>();
+  for (const file of readdirSync(nodesDir).filter((f) => f.endsWith('.html'))) {
+    const html = readFileSync(join(nodesDir, file), 'utf8');
+    for (const m of html.matchAll(/types:\s*\[([^\]]*)\]/g)) {
+      const types = [...m[1]!.matchAll(/'([a-z]+)'/g)].map((t) => t[1]!);
+      if (types.length === 1 && types[0] === 'json') continue; // dd-scan's initial state: a JSON value, not code
+      kinds.set(file, [...(kinds.get(file) ?? []), types]);
+    }
+  }
+  // Every operator's expression fields: property path, JavaScript and JSONata (in any order).
+  for (const [file, lists] of kinds) {
+    for (const types of lists) {
+      const expected = file === 'db-sink.html' ? ['js', 'path'] : ['js', 'jsonata', 'path'];
+      assert.deepEqual([...types].sort(), expected, `${file}: ${types.join(', ')}`);
+    }
+  }
+  for (const file of ['dd-filter', 'dd-map', 'dd-flatmap', 'dd-groupby', 'dd-join', 'dd-maxby', 'dd-minby']) {
+    assert.ok(kinds.has(`${file}.html`), `${file} has an expression TypedInput`);
+  }
+  for (const file of ['dd-reduce', 'dd-scan', 'dd-aggregate', 'db-sink']) {
+    assert.ok(kinds.has(`${file}.html`), `${file} has an expression TypedInput`);
+  }
+  // The JavaScript of every node is compiled by src/nodes/user-function.ts (a function body, as in the
+  // function node): no other node module compiles code of its own.
+  const srcNodes = join(__dirname, '..', '..', 'src', 'nodes');
+  for (const file of readdirSync(srcNodes).filter((f) => f.endsWith('.ts') && f !== 'user-function.ts')) {
+    const text = readFileSync(join(srcNodes, file), 'utf8');
+    assert.doesNotMatch(text, /new Function\(|\beval\(|vm\.(?:runIn|Script)/, `${file} compiles JavaScript itself`);
+  }
+  // The editor checks JavaScript as the same function body (resources/dd-editor.js, expressionProblem).
+  const editor = readFileSync(join(__dirname, '..', '..', 'resources', 'dd-editor.js'), 'utf8');
+  assert.match(editor, /new Function\(params\.join\(','\), '"use strict";\\n' \+ text\)/);
 });

@@ -185,6 +185,9 @@ test('import the drill dashboard example in the editor, deploy, and watch the da
   );
   await screenshot(dashboard, '5-dashboard-idle');
   assert.equal(await dashboard.locator('tr[data-machine]').count(), 1);
+  // One run, no idle time between two: the top 5 downtime (dd-topk) has no machine yet.
+  assert.equal(await dashboard.locator('#downtime tr[data-downtime]').count(), 0);
+  assert.match((await dashboard.locator('#downtime tbody').textContent()) ?? '', /No downtime yet/);
 
   // A second page that opens now gets the same picture from the snapshot of the tables.
   const second = await context.newPage();

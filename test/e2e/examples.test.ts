@@ -115,6 +115,8 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     'dd-reduce',
     'dd-scan',
     'dd-aggregate',
+    'dd-window',
+    'dd-topk',
     'db-sink',
     'db-query',
     'actyx-subscribe',
@@ -160,6 +162,12 @@ test('every example deployed in a real Node-RED turns the seed audit trail into 
     { machine: 'Drill1', hour: '2020-06-24T08:00:00.000Z', minutes: 4 },
     { machine: 'Drill1', hour: '2020-06-24T09:00:00.000Z', minutes: 27 },
   ]);
+  // 8:56–9:27 UTC is 10:56–11:27 in Berlin (summer time): the early shift, 06:00–14:00 local (dd-window).
+  assert.deepEqual(tableRows(FACTORY, 'machine_shifts', 'shift'), [
+    { machine: 'Drill1', shift: '2020-06-24T06:00:00+02:00', minutes: 31, utilisation: 0.065 },
+  ]);
+  // One run and no stop before it: no idle time yet, so the top-5 downtime (dd-topk) is empty.
+  assert.deepEqual(tableRows(FACTORY, 'downtime_top', 'machine'), []);
   assert.deepEqual(tableRows(FACTORY, 'machine_orders', 'machine'), [
     { machine: 'Drill1', manufacturing_order: '4711' },
   ]);

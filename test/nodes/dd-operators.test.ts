@@ -17,6 +17,8 @@ import ddAggregate from '../../src/nodes/dd-aggregate';
 import ddFlatmap from '../../src/nodes/dd-flatmap';
 import ddDistinct from '../../src/nodes/dd-distinct';
 import ddJoin from '../../src/nodes/dd-join';
+import ddWindow from '../../src/nodes/dd-window';
+import ddTopk from '../../src/nodes/dd-topk';
 import { errorsOf, eventually, helper, statusesOf, type FlowNode } from './dd-helper';
 
 const NODES = [
@@ -32,6 +34,8 @@ const NODES = [
   ddFlatmap,
   ddDistinct,
   ddJoin,
+  ddWindow,
+  ddTopk,
 ];
 
 /** A valid configuration of every operator type. */
@@ -54,6 +58,20 @@ const VALID: Record<string, Record<string, unknown>> = {
     rightKeyType: 'jsonata',
     rightKey: 'payload.order',
   },
+  'dd-window': {
+    timeType: 'path',
+    time: 'timestamp',
+    endType: 'path',
+    end: '',
+    timeUnit: 'us',
+    size: '8',
+    slide: '',
+    unit: 'hour',
+    start: '06:00',
+    timeZone: 'Europe/Berlin',
+    field: 'window',
+  },
+  'dd-topk': { count: '5', direction: 'max', byType: 'path', by: 'sum' },
 };
 
 const dataflow: FlowNode = { id: 'df', type: 'dd-dataflow', name: 'test dataflow' };
@@ -195,6 +213,36 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
       'dd-join',
       { kind: 'inner', leftKeyType: 'path', leftKey: 'order', rightKeyType: 'js', rightKey: 'return record.;' },
       /^my node: right key: JavaScript syntax error/,
+      'invalid expression',
+    ],
+    [
+      'dd-window',
+      { time: 'timestamp', unit: 'hour', size: '8', start: '06:00', timeZone: 'Europe/Berlln' },
+      /^my node: unknown time zone "Europe\/Berlln" \(use an IANA name such as Europe\/Berlin, or UTC\)$/,
+      'invalid expression',
+    ],
+    [
+      'dd-window',
+      { time: 'timestamp', unit: 'hour', size: '7', timeZone: 'UTC' },
+      /^my node: window: 7 hours do not divide a day/,
+      'invalid expression',
+    ],
+    [
+      'dd-window',
+      { timeType: 'js', time: 'return record.;', unit: 'day', size: '1', timeZone: 'UTC' },
+      /^my node: time: JavaScript syntax error/,
+      'invalid expression',
+    ],
+    [
+      'dd-topk',
+      { count: '0', byType: 'path', by: 'sum' },
+      /^my node: count: "0" is not a whole number from 1 to 10000$/,
+      'invalid expression',
+    ],
+    [
+      'dd-topk',
+      { count: '5', direction: 'up', byType: 'path', by: 'sum' },
+      /^my node: direction: unknown "up" \(expected max or min\)$/,
       'invalid expression',
     ],
     [

@@ -10,7 +10,8 @@ import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
-import type { SinkDatabase } from '../sinks/types';
+import { LeaseLostError } from '../sinks/lease-sql';
+import type { LeaseToken, SinkDatabase } from '../sinks/types';
 import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
@@ -144,7 +145,7 @@ export class CommitPipeline {
         const attempts: CommitAttempts = { rows: null };
         // Work computed before a stop is committed: the first attempt runs even while stopping.
         return this.status
-          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts), {
+          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts, this.fenceFor(db)), {
             attemptWhenStopped: true,
           })
           .then((r) => [writes, r] as const);
@@ -179,6 +180,17 @@ export class CommitPipeline {
     this.status.setPhase(phase.name, phase);
   }
 
+  /** The fencing token a transaction on `db` checks (none without a lease). */
+  fenceFor(db: SinkDatabase): LeaseToken | undefined {
+    const fencing = this.ctx.fencing;
+    if (fencing === null) return undefined;
+    const token = fencing.token(db);
+    // NB: with a lease, no transaction runs without its token (LeasedDataflow acquires every
+    // database's lease before it starts the coordinator).
+    if (token === undefined) throw new Error(`no lease held in ${db.label}: nothing is written there`);
+    return token;
+  }
+
   /**
    * A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written.
    * While stopping, a commit that failed its one attempt is logged: its events are read again at
@@ -186,6 +198,8 @@ export class CommitPipeline {
    */
   private failCommit(e: unknown, perDb: readonly DatabaseWrites[], events: number): void {
     if (e instanceof Abandoned) return;
+    // Taken over: the new holder continues from the committed offsets (standby, no halt).
+    if (e instanceof LeaseLostError) return this.ctx.leaseLost(e);
     if (this.ctx.stopping) {
       const where = [...new Set(perDb.map(([db]) => db.label))].join(', ');
       this.ctx.listener.log(

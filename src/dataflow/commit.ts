@@ -1,10 +1,11 @@
 /**
  * One commit: per database, every sink's row changes together with its offsets, fingerprint and
  * watermark in ONE transaction. A retried commit first checks whether an earlier attempt did
- * commit (a lost acknowledgement), so a batch is never applied twice.
+ * commit (a lost acknowledgement), so a batch is never applied twice. With a lease, the
+ * transaction checks the fencing token before anything else (lease-sql.ts).
  */
 import type { Batch } from '../engine/types';
-import type { RowChange, SinkDatabase, SinkState } from '../sinks/types';
+import type { LeaseToken, RowChange, SinkDatabase, SinkState } from '../sinks/types';
 import { offsetsEqual } from '../core/offset-map';
 import type { SinkMember } from './types';
 
@@ -32,8 +33,11 @@ export async function commitToDatabase(
   writes: readonly SinkWrite[],
   isRetry: boolean,
   attempts: CommitAttempts = { rows: null },
+  fence?: LeaseToken,
 ): Promise<DatabaseCommitResult> {
   return database.transaction(async (tx) => {
+    // The fencing check first (issue 14): an instance whose lease was taken over writes nothing.
+    if (fence !== undefined) await tx.fence(fence);
     if (isRetry && writes.length > 0) {
       const first = writes[0] as SinkWrite;
       const stored = await tx.readState(first.sink.table);

@@ -6,7 +6,8 @@
  */
 import type { OffsetMap } from '../core/offset-map';
 import type { EventSource } from '../sources/types';
-import type { SinkDatabase } from '../sinks/types';
+import type { LeaseLostError } from '../sinks/lease-sql';
+import type { LeaseToken, SinkDatabase } from '../sinks/types';
 import { catchUpBatchSize } from './batcher';
 import { DEFAULT_CLOCK_AHEAD_MICROS } from './retention';
 import type { BuiltDataflow } from './build-graph';
@@ -28,6 +29,14 @@ export interface Phase {
    * the watermark, whatever the wall clock says now.
    */
   readonly decided: boolean;
+}
+
+/** The leases a dataflow runs under (leased-dataflow.ts): its tokens, and what to do when one is lost. */
+export interface Fencing {
+  /** The fencing token of a database, checked first in every transaction that writes it. */
+  token(db: SinkDatabase): LeaseToken | undefined;
+  /** A transaction found the lease taken over: the dataflow ends (leaseLost) and goes to standby. */
+  lost(e: LeaseLostError): void;
 }
 
 export class DataflowContext {
@@ -77,6 +86,7 @@ export class DataflowContext {
   constructor(
     readonly definition: DataflowDefinition,
     readonly listener: DataflowListener,
+    readonly fencing: Fencing | null = null,
   ) {
     this.settings = definition.settings;
     this.catchUpBatchSize = this.settings.catchUpBatchSize ?? catchUpBatchSize(this.settings.batchSize);
@@ -88,6 +98,18 @@ export class DataflowContext {
   /** The wall clock (ms) and how far ahead of it a timestamp may move the watermark (µs). */
   readonly now: () => number;
   readonly clockAheadMicros: number;
+
+  /**
+   * The lease was lost: nothing more is committed (queued commits are abandoned: their events are
+   * the new holder's), reading and computing stop, and the fencing owner is told (once).
+   */
+  leaseLost(e: LeaseLostError): void {
+    if (this.failed !== null) return;
+    this.failed = e;
+    this.phaseName = 'standby';
+    this.end();
+    this.fencing?.lost(e);
+  }
 
   /** Stops reading and computing (stop() and halt); listeners on `abort.signal` run at once. */
   end(): void {

@@ -14,7 +14,9 @@ import { unionQuery } from '../sources/aql';
 import { buildDataflow } from './build-graph';
 import { sinksByDatabase } from './commit';
 import { CommitPipeline } from './commit-pipeline';
-import { DataflowContext } from './context';
+import { DataflowContext, type Fencing } from './context';
+import { LeasedDataflow } from './leased-dataflow';
+import { LeaseLostError } from '../sinks/lease-sql';
 import { DataflowStatus } from './dataflow-status';
 import { sinkFingerprint } from './fingerprint';
 import { Processor } from './processor';
@@ -28,8 +30,18 @@ import type { DataflowDefinition, DataflowListener, DataflowStats, RunningDatafl
 export type { DataflowPhase, DataflowStats, RunningDataflow } from './types';
 export { eventValue } from './processor';
 
-/** Starts a dataflow; problems are reported through the listener, never thrown. */
+/**
+ * Starts a dataflow; problems are reported through the listener, never thrown. With a lease and
+ * a sink, it runs only while this instance holds the lease (leased-dataflow.ts).
+ */
 export function startDataflow(definition: DataflowDefinition, listener: DataflowListener): RunningDataflow {
+  if (definition.lease !== undefined && definition.members.some((m) => m.role === 'sink'))
+    return new LeasedDataflow(
+      definition,
+      definition.lease,
+      listener,
+      (fencing) => new Coordinator(definition, listener, fencing),
+    );
   return new Coordinator(definition, listener);
 }
 
@@ -42,14 +54,15 @@ class Coordinator implements RunningDataflow {
   private readonly commits: CommitPipeline;
   private readonly reader: Reader;
 
-  constructor(definition: DataflowDefinition, listener: DataflowListener) {
-    const ctx = (this.ctx = new DataflowContext(definition, listener));
+  constructor(definition: DataflowDefinition, listener: DataflowListener, fencing: Fencing | null = null) {
+    const ctx = (this.ctx = new DataflowContext(definition, listener, fencing));
     this.status = new DataflowStatus(ctx);
     this.commits = new CommitPipeline(ctx, this.status);
     this.reader = new Reader(ctx, this.status, new Processor(ctx, this.status, this.commits), this.commits);
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
     this.finished = this.run().catch((e: unknown) => {
       if (e instanceof Abandoned) return;
+      if (e instanceof LeaseLostError) return ctx.leaseLost(e);
       // Not swallowed while stopping either: logged.
       if (ctx.stopping) ctx.listener.log('warn', `while stopping: ${errorText(e)}`);
       else this.status.halt(`dataflow stopped: ${errorText(e)}`);
@@ -75,6 +88,11 @@ class Coordinator implements RunningDataflow {
     };
   }
 
+  /** The lease was lost (found by its renewal): nothing more is committed; stop() follows. */
+  leaseLost(e: LeaseLostError): void {
+    this.ctx.leaseLost(e);
+  }
+
   async stop(): Promise<void> {
     const ctx = this.ctx;
     if (!ctx.stopping) {
@@ -84,7 +102,7 @@ class Coordinator implements RunningDataflow {
     // The step in progress finishes (its result is dropped: its events were not committed).
     await ctx.stepping;
     await this.commits.whenCommitted();
-    if (ctx.phaseName !== 'error') ctx.phaseName = 'stopped';
+    if (ctx.phaseName !== 'error' && ctx.phaseName !== 'standby') ctx.phaseName = 'stopped';
     this.status.close();
   }
 
@@ -106,6 +124,7 @@ class Coordinator implements RunningDataflow {
     try {
       levels = await openSinks(ctx, this.commits, built.sinks);
     } catch (e) {
+      if (e instanceof LeaseLostError) return ctx.leaseLost(e);
       if (e instanceof Abandoned || ctx.stopping) return;
       const message = `opening the tables failed: ${errorText(e)}; the dataflow stopped`;
       const blamed = built.sinks.filter((s) => errorText(e).includes(`"${s.table.name}"`));

@@ -9,6 +9,7 @@ import { eventsBetween } from '../core/offset-map';
 import type { SkippedInput } from '../engine/types';
 import type { OperatorError } from '../engine/types';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
+import { LeaseLostError } from '../sinks/lease-sql';
 import type { BuiltDataflow } from './build-graph';
 import type { DataflowContext, Phase } from './context';
 import { contextOf, describeMember, describeValue, retryingText } from './describe';
@@ -314,5 +315,10 @@ export class DataflowStatus {
 
 /** Sink errors a retry cannot fix. */
 function isPermanentSinkError(e: unknown): boolean {
-  return e instanceof SinkDataError || e instanceof SinkConfigError || (e instanceof SinkDatabaseError && !e.retryable);
+  return (
+    e instanceof LeaseLostError ||
+    e instanceof SinkDataError ||
+    e instanceof SinkConfigError ||
+    (e instanceof SinkDatabaseError && !e.retryable)
+  );
 }

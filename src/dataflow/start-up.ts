@@ -26,6 +26,8 @@ export async function openSinks(
     [...ctx.databases].map(([db, list]) =>
       commits.dbWork(db, () =>
         db.transaction(async (tx) => {
+          const fence = commits.fenceFor(db);
+          if (fence !== undefined) await tx.fence(fence);
           for (const s of list) states.set(s.id, await tx.readState(s.table));
         }),
       ),
@@ -65,6 +67,10 @@ export async function openSinks(
     [...ctx.databases].map(([db, list]) =>
       commits.dbWork(db, () =>
         db.transaction(async (tx) => {
+          // NB: on MariaDB the DDL below commits the check with it; the lease then protects the
+          // rest of this transaction by time alone (only a rebuild or a new table runs DDL here).
+          const fence = commits.fenceFor(db);
+          if (fence !== undefined) await tx.fence(fence);
           for (const s of list) {
             if (rebuild.has(s.id)) await tx.dropTable(s.table);
             await tx.ensureTable(s.table);

@@ -129,10 +129,25 @@ export interface DataflowSettings {
   readonly onError: 'skip' | 'stop';
 }
 
+/**
+ * One writer per dataflow (issue 14): the dataflow runs only while this instance holds its lease
+ * in every database its sinks write; otherwise it waits as a hot standby (leased-dataflow.ts).
+ */
+export interface DataflowLease {
+  /** The lease's name in the databases: instances running the same dataflow use the same name. */
+  readonly name: string;
+  /** This instance's name, shown by the others as `standby (held by …)`. */
+  readonly instance: string;
+  /** How long a lease lasts without renewal (renewed every third of it), ms. */
+  readonly leaseMs: number;
+}
+
 export interface DataflowDefinition {
   readonly source: EventSource;
   readonly members: readonly DataflowMember[];
   readonly settings: DataflowSettings;
+  /** One writer per dataflow among instances (issue 14); undefined: no lease (a single instance). */
+  readonly lease?: DataflowLease;
   /** How often repeated problems (skipped inputs, retries, …) are summarised in the log, ms (default 30,000). */
   readonly reportIntervalMs?: number;
   /** The wall clock in ms (default Date.now), for the retention's clock bound; tests set it. */
@@ -141,7 +156,7 @@ export interface DataflowDefinition {
 
 /** What the running dataflow is doing (shown in every member's status). */
 export type DataflowPhase =
-  'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle';
+  'starting' | 'replaying' | 'catching up' | 'live' | 'retrying' | 'error' | 'stopped' | 'idle' | 'standby';
 
 /** Counters for tests, benchmarks and the status line. */
 export interface DataflowStats {
@@ -168,6 +183,10 @@ export interface DataflowStats {
   readonly error: string | null;
   /** Retained engine state entries (`Graph.stateSize`), for metrics and benchmarks. */
   readonly stateSize: number;
+  /** With a lease: the instance that holds it as far as this one knows (itself while running; null: unknown). */
+  readonly leaseHolder?: string | null;
+  /** With a lease: how often this instance took it over (acquisitions). */
+  readonly takeovers?: number;
 }
 
 /** A running dataflow (`startDataflow` in coordinator.ts). */

@@ -5,10 +5,17 @@
  * the coordinator reports onto the nodes: status, `node.error` (Catch nodes) and after-commit
  * messages. The work itself is in `src/dataflow` (no Node-RED there).
  */
+import { hostname } from 'node:os';
 import { errorText } from '../core/message-text';
 import { startDataflow, type RunningDataflow } from '../dataflow/coordinator';
 import { DEFAULT_CLOCK_AHEAD_MICROS, windowMicros } from '../dataflow/retention';
-import type { DataflowListener, DataflowMember, DataflowSettings, MemberStatus } from '../dataflow/types';
+import type {
+  DataflowLease,
+  DataflowListener,
+  DataflowMember,
+  DataflowSettings,
+  MemberStatus,
+} from '../dataflow/types';
 import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
@@ -85,6 +92,32 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   return { settings, problems };
 }
 
+/** Default lease time (s): a standby takes over within this long after the holder died. */
+export const DEFAULT_LEASE_SECONDS = 10;
+
+/**
+ * The lease of a dd-dataflow (issue 14): named after the node's id (instances running the same
+ * flows share it) unless `leaseName` is set, held as `instance` (default hostname:pid), lasting
+ * `leaseSeconds` (default 10; 0 = no lease, a single instance). Null when there is no lease.
+ */
+export function parseDataflowLease(config: NodeDef, problems: string[]): DataflowLease | null {
+  const seconds = intField(config, 'leaseSeconds', 0, 3600, DEFAULT_LEASE_SECONDS, problems);
+  if (seconds === 0) return null;
+  const text = (key: string, fallback: string): string => {
+    const raw = config[key];
+    if (raw === undefined || raw === null || String(raw).trim() === '') return fallback;
+    const v = String(raw).trim();
+    if (v.length <= 200) return v;
+    problems.push(`${key} must be at most 200 characters (got ${v.length}); using ${JSON.stringify(fallback)}`);
+    return fallback;
+  };
+  return {
+    name: text('leaseName', config.id),
+    instance: text('instance', `${hostname()}:${process.pid}`),
+    leaseMs: seconds * 1000,
+  };
+}
+
 interface Joined {
   readonly node: Node;
   readonly description: MemberDescription;
@@ -138,6 +171,7 @@ export default function (RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const { settings, problems } = parseDataflowSettings(config);
+    const lease = parseDataflowLease(config, problems);
     for (const p of problems) node.error(p); // Node-RED prefixes [dd-dataflow:name]
 
     const members = new Map<string, Joined>();
@@ -243,7 +277,10 @@ export default function (RED: NodeAPI): void {
         node.warn('no actyx-subscribe node uses this dataflow, so there are no events to compute from');
         return;
       }
-      running = startDataflow({ source: source.source, members: list, settings }, listener);
+      running = startDataflow(
+        { source: source.source, members: list, settings, ...(lease !== null ? { lease } : {}) },
+        listener,
+      );
     };
 
     node.join = (member: Node, description: MemberDescription): void => {

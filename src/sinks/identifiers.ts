@@ -15,6 +15,8 @@ export const OFFSETS_SUFFIX = '_offsets';
 export const INDEX_SUFFIX = '_index';
 /** The shared table holding each sink table's fingerprint and watermark. */
 export const META_TABLE = 'deltaflow_meta';
+/** The dataflows' leases (lease-sql.ts). */
+export const LEASE_TABLE = 'deltaflow_lease';
 /** Longest table name: 63 minus the longest suffix, so `<table>_offsets` is still a valid identifier. */
 export const MAX_TABLE_NAME_LENGTH = 63 - OFFSETS_SUFFIX.length;
 
@@ -57,9 +59,9 @@ export function validateTableName(name: unknown): string {
       `invalid table name ${describe(n)}: names starting with "sqlite_" or "pg_" are reserved by the databases`,
     );
   }
-  if (lower === META_TABLE || lower.endsWith(OFFSETS_SUFFIX)) {
+  if (lower === META_TABLE || lower === LEASE_TABLE || lower.endsWith(OFFSETS_SUFFIX)) {
     throw new SinkConfigError(
-      `invalid table name ${describe(n)}: "${META_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`,
+      `invalid table name ${describe(n)}: "${META_TABLE}", "${LEASE_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`,
     );
   }
   return n;

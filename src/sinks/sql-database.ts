@@ -6,7 +6,18 @@
 import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
 import { type OffsetMap, offsetOf, setOffset } from '../core/offset-map';
-import type { RowChange, SinkDatabase, SinkState, SinkTransaction, SqlValue, TableSpec } from './types';
+import type {
+  LeaseAnswer,
+  LeaseRequest,
+  LeaseToken,
+  RowChange,
+  SinkDatabase,
+  SinkState,
+  SinkTransaction,
+  SqlValue,
+  TableSpec,
+} from './types';
+import { acquireLease, ensureLeaseTable, fenceLease, LeaseLostError, releaseLease } from './lease-sql';
 import { compileTable, type CompiledTable } from './table-spec';
 import { planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
@@ -115,6 +126,9 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       readState: async (spec) => tx.live().readState(spec),
       apply: async (spec, changes, report) => tx.live().apply(spec, changes, report),
       writeState: async (spec, state) => tx.live().writeState(spec, state),
+      acquireLease: async (request) => tx.live().acquireLease(request),
+      fence: async (token) => tx.live().fence(token),
+      releaseLease: async (token) => tx.live().releaseLease(token),
     };
     let broken = false;
     try {
@@ -149,6 +163,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   }
 
   wrap(err: unknown, table: string | null): Error {
+    if (err instanceof LeaseLostError) return err;
     if (err instanceof SinkDatabaseError || err instanceof SinkDataError || err instanceof SinkConfigError) return err;
     // A queued statement's failure names its own table (it surfaces in a later call).
     const tag = (err as { tag?: unknown } | null)?.tag;
@@ -243,6 +258,27 @@ class SqlSinkTransaction implements SinkTransaction {
       (await this.db.step(null, () => this.exec.all(sql.tableExistsSql(this.d, META_TABLE)))).length === 0;
     if (missing) await this.ddl(null, [{ sql: sql.createMetaSql(this.d), params: [] }]);
     this.metaEnsured = true;
+  }
+
+  async acquireLease(request: LeaseRequest): Promise<LeaseAnswer> {
+    await this.ddlAllowed();
+    await this.db.step(null, () => ensureLeaseTable(this.exec, this.d, (t) => sql.tableExistsSql(this.d, t)));
+    return this.db.step(null, () => acquireLease(this.exec, this.d, request));
+  }
+
+  async fence(token: LeaseToken): Promise<void> {
+    // The first statement of a commit (commit.ts): the lease table exists since the acquisition.
+    await this.db.step(null, () => fenceLease(this.exec, this.d, token, this.db.label));
+  }
+
+  async releaseLease(token: LeaseToken): Promise<void> {
+    await this.db.step(null, () => releaseLease(this.exec, this.d, token));
+  }
+
+  /** Throws where DDL would commit rows written in this transaction (see `ddl`). */
+  private async ddlAllowed(): Promise<void> {
+    if (this.d.ddlCommits && this.rowsWritten !== null)
+      throw new Error(`a lease taken after rows of table "${this.rowsWritten}" were written in the same transaction`);
   }
 
   async ensureTable(spec: TableSpec): Promise<void> {

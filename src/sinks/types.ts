@@ -53,6 +53,26 @@ export interface SinkState {
   readonly watermark: number | null;
 }
 
+/** Asks for the lease of a dataflow in one database (lease-sql.ts). */
+export interface LeaseRequest {
+  /** The dataflow's lease name (by default the dd-dataflow node's id). */
+  readonly name: string;
+  /** The instance asking, as others see it in `standby (held by …)`. */
+  readonly holder: string;
+  /** How long the lease lasts without renewal, ms (by the database's clock). */
+  readonly leaseMs: number;
+}
+
+/** A lease held: its epoch is the fencing token every commit transaction checks. */
+export interface LeaseToken extends LeaseRequest {
+  readonly epoch: number;
+}
+
+export type LeaseAnswer =
+  | { readonly held: true; readonly token: LeaseToken }
+  /** Held by someone else (or just taken by someone else: holder null only if it was released meanwhile). */
+  | { readonly held: false; readonly holder: string | null; readonly epoch: number; readonly remainingMs: number };
+
 export interface SinkTransaction {
   /** Creates the table, its `<table>_offsets` table, its index and the meta table if missing. */
   ensureTable(spec: TableSpec): Promise<void>;
@@ -66,6 +86,15 @@ export interface SinkTransaction {
    */
   apply(spec: TableSpec, changes: Batch, report?: boolean): Promise<readonly RowChange[]>;
   writeState(spec: TableSpec, state: SinkState): Promise<void>;
+  /** Takes a dataflow's lease when it is free or expired (creating the lease table if missing). */
+  acquireLease(request: LeaseRequest): Promise<LeaseAnswer>;
+  /**
+   * The fencing check (issue 14), the first statement of a commit transaction: extends the lease
+   * when `token` still holds it, else throws LeaseLostError (lease-sql.ts). Also the renewal.
+   */
+  fence(token: LeaseToken): Promise<void>;
+  /** Gives the lease up (nothing when the token no longer holds it). */
+  releaseLease(token: LeaseToken): Promise<void>;
 }
 
 /** One db-config: a SQLite file, a PostgreSQL pool or a MariaDB / MySQL connection. */

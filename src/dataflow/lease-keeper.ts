@@ -1,0 +1,180 @@
+/**
+ * The leases of one dataflow in the databases its sinks write (issue 14): acquired one database
+ * after the other in the order of their labels (so two instances never hold one each and wait for
+ * each other), renewed in the background every third of the lease time, given up on a clean stop.
+ * A dataflow writes a database only with its epoch there (the fencing token its commits check).
+ */
+import { errorText } from '../core/message-text';
+import { LeaseLostError } from '../sinks/lease-sql';
+import type { LeaseToken, SinkDatabase } from '../sinks/types';
+import type { DataflowLease } from './types';
+
+/** How often a standby looks at most (it looks sooner when the holder's lease is about to end). */
+const MAX_POLL_MS = 1000;
+
+export interface LeaseEvents {
+  /** Not (yet) the holder: who is (null: unknown, `problem` says why). */
+  standby(holder: string | null, problem?: string): void;
+  /** A lease was lost (taken over, or not renewed in time): the dataflow must stop writing. */
+  lost(e: LeaseLostError): void;
+  log(level: 'info' | 'warn', message: string): void;
+}
+
+export class LeaseKeeper {
+  /** One database per label (two db-configs of one database share its one lease row). */
+  private readonly databases: readonly SinkDatabase[];
+  private readonly tokens = new Map<string, LeaseToken>();
+  /** Per label: when the last successful renewal (or the acquisition) started, ms. */
+  private readonly renewedAt = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  /** The last acquisition problem logged (logged again only when it changes). */
+  private lastProblem: string | null = null;
+
+  constructor(
+    databases: Iterable<SinkDatabase>,
+    private readonly lease: DataflowLease,
+    private readonly events: LeaseEvents,
+  ) {
+    const byLabel = new Map<string, SinkDatabase>();
+    for (const db of databases) if (!byLabel.has(db.label)) byLabel.set(db.label, db);
+    this.databases = [...byLabel.values()].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+  }
+
+  /** The fencing token for a database, while held. */
+  token(db: SinkDatabase): LeaseToken | undefined {
+    return this.tokens.get(db.label);
+  }
+
+  get holding(): boolean {
+    return this.tokens.size > 0;
+  }
+
+  /** Waits until the lease is held in every database (true), or `signal` aborts (false). */
+  async acquire(signal: AbortSignal): Promise<boolean> {
+    const pollMs = Math.min(MAX_POLL_MS, this.lease.leaseMs / 3);
+    const request = { name: this.lease.name, holder: this.lease.instance, leaseMs: this.lease.leaseMs };
+    for (const db of this.databases) {
+      while (!this.tokens.has(db.label)) {
+        if (signal.aborted) return false;
+        let wait = pollMs;
+        const started = Date.now();
+        try {
+          const answer = await db.transaction((tx) => tx.acquireLease(request));
+          this.lastProblem = null;
+          if (answer.held) {
+            this.tokens.set(db.label, answer.token);
+            this.renewedAt.set(db.label, started);
+            this.startRenewing();
+            this.events.log(
+              'info',
+              `took the lease of dataflow ${request.name} in ${db.label} as ${request.holder} (epoch ${answer.token.epoch})`,
+            );
+            break;
+          }
+          this.events.standby(answer.holder);
+          // Look again just after the holder's lease would end, or at the next poll.
+          wait = Math.max(25, Math.min(pollMs, answer.remainingMs + 25));
+        } catch (e) {
+          const problem = `${db.label}: ${errorText(e)}`;
+          if (problem !== this.lastProblem)
+            this.events.log('warn', `could not look at the lease of dataflow ${request.name}: ${problem}`);
+          this.lastProblem = problem;
+          this.events.standby(null, errorText(e));
+        }
+        await sleep(wait, signal);
+      }
+    }
+    return true;
+  }
+
+  private startRenewing(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(this.lease.leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  private stopRenewing(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Extends every held lease; a lease taken over, or not renewed for a whole lease time, is lost. */
+  private async renew(): Promise<void> {
+    if (this.renewing) return;
+    this.renewing = true;
+    try {
+      for (const db of this.databases) {
+        const token = this.tokens.get(db.label);
+        if (token === undefined) continue;
+        const started = Date.now();
+        try {
+          await db.transaction((tx) => tx.fence(token));
+          this.renewedAt.set(db.label, started);
+        } catch (e) {
+          if (!this.tokens.has(db.label)) continue; // given up meanwhile
+          if (e instanceof LeaseLostError) return this.lose(e);
+          const since = started - (this.renewedAt.get(db.label) ?? started);
+          if (since + this.lease.leaseMs / 3 >= this.lease.leaseMs)
+            return this.lose(
+              new LeaseLostError(
+                db.label,
+                token,
+                null,
+                null,
+                `not renewed for ${Math.round(since / 100) / 10} s (${errorText(e)}), so another instance may hold it by now`,
+              ),
+            );
+          this.events.log('warn', `renewing the lease of dataflow ${token.name} failed: ${errorText(e)}; retrying`);
+        }
+      }
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private lose(e: LeaseLostError): void {
+    this.stopRenewing();
+    this.events.lost(e);
+  }
+
+  /**
+   * Gives up every lease still held (a clean stop, or after losing one: the others are released
+   * so that the new holder need not wait for them to expire). Failures are logged: those leases
+   * expire by themselves.
+   */
+  async release(): Promise<void> {
+    this.stopRenewing();
+    const held = this.databases.flatMap((db) => {
+      const token = this.tokens.get(db.label);
+      return token === undefined ? [] : [[db, token] as const];
+    });
+    this.tokens.clear();
+    this.renewedAt.clear();
+    await Promise.all(
+      held.map(([db, token]) =>
+        db
+          .transaction((tx) => tx.releaseLease(token))
+          .catch((e: unknown) => {
+            this.events.log(
+              'warn',
+              `could not give up the lease of dataflow ${token.name} in ${db.label}: ${errorText(e)}; it expires within ${token.leaseMs / 1000} s`,
+            );
+          }),
+      ),
+    );
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -28,6 +28,8 @@ export class LeaseKeeper {
   private readonly renewedAt = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private renewing = false;
+  /** This instance waited for another holder (then a takeover is logged). */
+  private waited = false;
   /** The last acquisition problem logged (logged again only when it changes). */
   private lastProblem: string | null = null;
 
@@ -66,12 +68,15 @@ export class LeaseKeeper {
             this.tokens.set(db.label, answer.token);
             this.renewedAt.set(db.label, started);
             this.startRenewing();
-            this.events.log(
-              'info',
-              `took the lease of dataflow ${request.name} in ${db.label} as ${request.holder} (epoch ${answer.token.epoch})`,
-            );
+            // Logged for a takeover only: a single instance's start says nothing about leases.
+            if (this.waited)
+              this.events.log(
+                'info',
+                `took over the lease of dataflow ${request.name} in ${db.label} as ${request.holder} (epoch ${answer.token.epoch})`,
+              );
             break;
           }
+          this.waited = true;
           this.events.standby(answer.holder);
           // Look again just after the holder's lease would end, or at the next poll.
           wait = Math.max(25, Math.min(pollMs, answer.remainingMs + 25));

@@ -66,6 +66,8 @@ export default function (RED: NodeAPI): void {
     const source: EventSource | null = query !== null && (dataflow || !dataflowSet) ? (lease?.source ?? null) : null;
 
     const abort = new AbortController();
+    const failedInDataflow = dataflow !== null && !(source && lease && query !== null);
+    if (failedInDataflow) dataflow?.sourceFailed?.(node, name);
     if (dataflow && source && lease && query !== null) {
       dataflow.join(node, {
         role: 'source',
@@ -83,7 +85,8 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       abort.abort();
-      const leaving = dataflow && source ? leaveDataflow(dataflow, node, name) : Promise.resolve();
+      const leaving =
+        dataflow && (source || failedInDataflow) ? leaveDataflow(dataflow, node, name) : Promise.resolve();
       leaving
         .then(() => lease?.release())
         .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${errorText(err)}`))

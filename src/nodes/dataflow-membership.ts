@@ -20,6 +20,11 @@ export interface DataflowConfigNode extends Node {
   join(node: Node, member: MemberDescription): void;
   /** Removes the node; resolves once the dataflow no longer uses it (a commit may be in flight). */
   leave(node: Node): Promise<void>;
+  /**
+   * A source that could not join (its query is invalid, its event log cannot be opened): the other
+   * members then say that the source failed, not that there is none. Undone by `leave`.
+   */
+  sourceFailed?(node: Node, label: string): void;
 }
 
 /** The dataflow config node named by `id`, or null (the caller reports a clear configuration error). */

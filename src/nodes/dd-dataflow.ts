@@ -175,6 +175,8 @@ export default function (RED: NodeAPI): void {
     for (const p of problems) node.error(p); // Node-RED prefixes [dd-dataflow:name]
 
     const members = new Map<string, Joined>();
+    /** Sources that could not join (an invalid query…), by id: their labels. */
+    const failedSources = new Map<string, string>();
     const badWireMembers = new Set<string>();
     let running: RunningDataflow | null = null;
     let dirty = true;
@@ -272,6 +274,12 @@ export default function (RED: NodeAPI): void {
         ({ description }) => ({ ...description, inputs: inputs.get(description.id) ?? [] }) as DataflowMember,
       );
       const source = list.find((m) => m.role === 'source');
+      if ((!source || source.role !== 'source') && failedSources.size > 0) {
+        // The source reported its own error (once): the others point at it instead of saying there is none.
+        const text = `source failed: ${[...failedSources.values()].join(', ')}`;
+        for (const m of list) listener.status(m.id, { fill: 'red', shape: 'ring', text });
+        return;
+      }
       if (!source || source.role !== 'source') {
         for (const m of list) listener.status(m.id, { fill: 'red', shape: 'ring', text: 'no actyx-subscribe' });
         node.warn('no actyx-subscribe node uses this dataflow, so there are no events to compute from');
@@ -287,7 +295,12 @@ export default function (RED: NodeAPI): void {
       members.set(member.id, { node: member, description });
       dirty = true;
     };
+    node.sourceFailed = (member: Node, label: string): void => {
+      failedSources.set(member.id, label);
+      dirty = true;
+    };
     node.leave = (member: Node): Promise<void> => {
+      if (failedSources.delete(member.id)) dirty = true;
       if (!members.has(member.id)) return lifecycle;
       return serially(async () => {
         await stopRunning();

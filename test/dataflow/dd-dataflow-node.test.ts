@@ -307,6 +307,33 @@ test('headless log: one info line when live (events, time) at a start and after 
     assert.doesNotMatch(text, /dd-dataflow|plant/, text);
 });
 
+test('an invalid query: the source says so once; the other members say the source failed, not that there is none', async () => {
+  run++;
+  const logFile = join(dir, `log-${run}.sqlite`);
+  const dbFile = join(dir, `db-${run}.sqlite`);
+  const nodes = flow(logFile, dbFile).map((n) => (n.id === 'sub' ? { ...n, query: "'machine' &&& FROM" } : n));
+  await helper.load(NODES, nodes);
+  await eventually(
+    () => statusesOf('map').some((s) => /^source failed/.test(s.text ?? '')),
+    `the map's status: ${JSON.stringify(statusesOf('map'))}`,
+  );
+  assert.equal(statusesOf('map').at(-1)?.text, 'source failed: actyx-subscribe sub');
+  assert.equal(statusesOf('sink').at(-1)?.text, 'source failed: actyx-subscribe sub');
+  for (const id of ['map', 'sink'])
+    assert.ok(!statusesOf(id).some((s) => /no actyx-subscribe/.test(s.text ?? '')), JSON.stringify(statusesOf(id)));
+  assert.deepEqual(
+    warningsOf('df').filter((w) => /no actyx-subscribe/.test(w)),
+    [],
+  );
+  // The syntax error: logged once, by the source.
+  assert.equal(errorsOf('sub').filter((e) => /invalid query/.test(e)).length, 1, JSON.stringify(errorsOf('sub')));
+  assert.equal(statusesOf('sub').at(-1)?.text, 'invalid query');
+  // Fixed by a deploy: the dataflow runs.
+  await publish(logFile, ['1']);
+  await setFlows(flow(logFile, dbFile), 'full');
+  await eventually(() => rows(dbFile).length === 1, 'the row after the fix');
+});
+
 test('a db-sink added by a partial deploy is filled from the history; the other sink writes no row', async () => {
   run++;
   const logFile = join(dir, `log-${run}.sqlite`);

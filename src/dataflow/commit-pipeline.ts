@@ -16,6 +16,7 @@ import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit'
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
 import { PendingCommit } from './pending-commit';
+import type { SinkMember } from './types';
 import { Abandoned } from './retry';
 
 /** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
@@ -191,6 +192,17 @@ export class CommitPipeline {
     return token;
   }
 
+  /** For rows the table cannot hold: which nodes produced them (the sink's inputs). */
+  private producers(sink: SinkMember, e: unknown): string {
+    if (!(e instanceof SinkDataError)) return '';
+    const byId = this.ctx.built?.byId;
+    const names = sink.inputs.map((id) => {
+      const m = byId?.get(id);
+      return m ? `${m.label} (${m.type})` : id;
+    });
+    return names.length > 0 ? `; the rows came from ${names.join(', ')}` : '';
+  }
+
   /**
    * A commit that cannot succeed (bad data or schema): name the sinks and halt; nothing was written.
    * While stopping, a commit that failed its one attempt is logged: its events are read again at
@@ -213,7 +225,7 @@ export class CommitPipeline {
       e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
     const blamed = culprit.length > 0 ? culprit : sinks;
     const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
-    for (const s of blamed) this.ctx.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+    for (const s of blamed) this.ctx.listener.error(s.id, `db-sink ${s.label}: ${message}${this.producers(s, e)}`);
     this.status.halt(message, blamed[0]?.id);
   }
 }

@@ -13,6 +13,8 @@ export interface SinkWrite {
   readonly sink: SinkMember;
   readonly changes: Batch;
   readonly state: SinkState;
+  /** See ApplyOptions.replaceStored: true with a retention window. */
+  readonly replaceStored?: boolean;
 }
 
 export interface DatabaseCommitResult {
@@ -55,7 +57,11 @@ export async function commitToDatabase(
     for (const w of writes) {
       rows.set(
         w.sink.id,
-        w.changes.length > 0 ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false) : [],
+        w.changes.length > 0
+          ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false, {
+              replaceStored: w.replaceStored === true,
+            })
+          : [],
       );
       await tx.writeState(w.sink.table, w.state);
     }

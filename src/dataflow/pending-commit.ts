@@ -72,7 +72,7 @@ export class PendingCommit<P> {
   writes(): [SinkDatabase, SinkWrite[]][] {
     return [...this.byDb].map(([db, sinks]) => [
       db,
-      [...sinks.values()].map(({ write, changes }) => ({ sink: write.sink, changes, state: write.state })),
+      [...sinks.values()].map(({ write, changes }) => ({ ...write, changes })),
     ]);
   }
 

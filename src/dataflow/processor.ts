@@ -177,6 +177,10 @@ export class Processor {
           sink: s,
           changes: outputs.get(sinkOutput(s.id)) ?? [],
           state: { offsets, fingerprint: ctx.fingerprints.get(s.id) as string, watermark },
+          // NB: with a retention window a keyed table's stored row may derive from forgotten
+          // events (the view no longer holds it), so a new row for its key replaces it (README,
+          // Retention); without one, the view holds every stored row and a second is an error.
+          replaceStored: ctx.settings.retentionMicros !== null,
         });
       }
       if (writes.length > 0) perDb.push([db, writes]);

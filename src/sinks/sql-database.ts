@@ -7,6 +7,7 @@ import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
 import { type OffsetMap, offsetOf, setOffset } from '../core/offset-map';
 import type {
+  ApplyOptions,
   LeaseAnswer,
   LeaseRequest,
   LeaseToken,
@@ -19,7 +20,7 @@ import type {
 } from './types';
 import { acquireLease, ensureLeaseTable, fenceLease, LeaseLostError, releaseLease } from './lease-sql';
 import { compileTable, type CompiledTable } from './table-spec';
-import { planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
+import { duplicateKey, planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
 import { META_TABLE } from './identifiers';
 import * as sql from './sql-dialect';
@@ -124,7 +125,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       ensureTable: async (spec) => tx.live().ensureTable(spec),
       dropTable: async (spec) => tx.live().dropTable(spec),
       readState: async (spec) => tx.live().readState(spec),
-      apply: async (spec, changes, report) => tx.live().apply(spec, changes, report),
+      apply: async (spec, changes, report, options) => tx.live().apply(spec, changes, report, options),
       writeState: async (spec, state) => tx.live().writeState(spec, state),
       acquireLease: async (request) => tx.live().acquireLease(request),
       fence: async (token) => tx.live().fence(token),
@@ -364,13 +365,20 @@ class SqlSinkTransaction implements SinkTransaction {
     });
   }
 
-  async apply(spec: TableSpec, changes: Batch, report = true): Promise<readonly RowChange[]> {
+  async apply(
+    spec: TableSpec,
+    changes: Batch,
+    report = true,
+    options: ApplyOptions = {},
+  ): Promise<readonly RowChange[]> {
     const t = compileTable(spec);
     const plan = planWrites(t, changes);
     await this.claim(spec.name);
     this.rowsWritten ??= spec.name;
     return this.db.step(spec.name, () =>
-      plan.mode === 'multiset' ? this.applyMultiset(t, plan, report) : this.applyKeyed(t, plan, report),
+      plan.mode === 'multiset'
+        ? this.applyMultiset(t, plan, report)
+        : this.applyKeyed(t, plan, report, options.replaceStored === true),
     );
   }
 
@@ -433,7 +441,12 @@ class SqlSinkTransaction implements SinkTransaction {
     return out;
   }
 
-  private async applyKeyed(t: CompiledTable, plan: KeyedPlan, report: boolean): Promise<RowChange[]> {
+  private async applyKeyed(
+    t: CompiledTable,
+    plan: KeyedPlan,
+    report: boolean,
+    replaceStored: boolean,
+  ): Promise<RowChange[]> {
     if (plan.entries.length === 0) return [];
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
@@ -442,15 +455,26 @@ class SqlSinkTransaction implements SinkTransaction {
     const bind = await this.binderFor(table, names);
     const bindKey = await this.binderFor(table, keyNames);
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
+    // Without a report, only the keys the batch gives a row without retracting one: the view adds
+    // a row for the key, so the table must hold none (see duplicateKey).
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
-    const keys = report ? plan.entries.map((e) => bindKey(e.key)) : [];
+    const lookup: number[] = [];
+    plan.entries.forEach((e, i) => {
+      if (report || (!replaceStored && e.next !== null && e.retracted === null)) lookup.push(i);
+    });
+    const keys = lookup.map((i) => bindKey(plan.entries[i].key));
     for (const { statement, first } of sql.selectByKeysStatements(this.d, table, names, keyNames, types, keys)) {
       for (const r of await this.exec.all(statement)) {
         const row: Record<string, SqlValue> = {};
         for (const n of names) row[n] = fromDriverValue(r[n]);
-        existing[first + Number(r['#'])] = row;
+        existing[lookup[first + Number(r['#'])]] = row;
       }
     }
+    plan.entries.forEach((e, i) => {
+      const stored = existing[i];
+      if (!replaceStored && e.next !== null && e.retracted === null && stored !== undefined)
+        throw duplicateKey(t, e.key, stored, e.next);
+    });
     const out: RowChange[] = [];
     const upserts: (readonly SqlValue[])[] = [];
     const deletes: (readonly SqlValue[])[] = [];

@@ -73,6 +73,17 @@ export type LeaseAnswer =
   /** Held by someone else (or just taken by someone else: holder null only if it was released meanwhile). */
   | { readonly held: false; readonly holder: string | null; readonly epoch: number; readonly remainingMs: number };
 
+/** How `apply` treats a keyed table's stored rows. */
+export interface ApplyOptions {
+  /**
+   * A new row for a key whose stored row the batch does not retract: false (default) — the view
+   * then holds two rows for the key, a SinkDataError naming both, whatever the batching; true —
+   * the stored row is replaced (upsert). A dataflow with a retention window passes true: the
+   * stored row may derive from events it has forgotten, which the view no longer holds.
+   */
+  readonly replaceStored?: boolean;
+}
+
 export interface SinkTransaction {
   /** Creates the table, its `<table>_offsets` table, its index and the meta table if missing. */
   ensureTable(spec: TableSpec): Promise<void>;
@@ -84,7 +95,7 @@ export interface SinkTransaction {
    * when `report` is false (no one listens: the rows are not built, and a keyed table's old rows
    * are not read — upserts and deletes by key need no lookup).
    */
-  apply(spec: TableSpec, changes: Batch, report?: boolean): Promise<readonly RowChange[]>;
+  apply(spec: TableSpec, changes: Batch, report?: boolean, options?: ApplyOptions): Promise<readonly RowChange[]>;
   writeState(spec: TableSpec, state: SinkState): Promise<void>;
   /** Takes a dataflow's lease when it is free or expired (creating the lease table if missing). */
   acquireLease(request: LeaseRequest): Promise<LeaseAnswer>;

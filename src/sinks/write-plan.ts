@@ -94,12 +94,7 @@ export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
     if (diff < 0) {
       entry.retracted.push(cells);
     } else if (diff > 1 || entry.next !== null) {
-      const other = entry.next ?? cells;
-      throw new SinkDataError(
-        name,
-        `keyed table got ${diff > 1 ? `${diff} copies of` : 'two rows for'} key ${describeKey(table, key)} in one batch ` +
-          `(${describeRow(table, other)}${entry.next ? ` and ${describeRow(table, cells)}` : ''}); the upstream logic must produce at most one row per key`,
-      );
+      throw duplicateKey(table, key, entry.next === null ? null : table.rowObject(entry.next), cells, diff);
     } else {
       entry.next = cells;
     }
@@ -108,6 +103,28 @@ export function planWrites(table: CompiledTable, batch: Batch): WritePlan {
   for (const e of byKey.values())
     entries.push({ key: e.key, next: e.next, retracted: e.retracted.length === 1 ? e.retracted[0] : null });
   return { mode: 'keyed', entries };
+}
+
+/**
+ * The view holds two rows for one key of a keyed table (`first`: the other row, null when `second`
+ * comes in `copies` > 1 copies): the same error whether both rows are in one batch or one is
+ * already stored, so the outcome does not depend on how the events were batched.
+ */
+export function duplicateKey(
+  table: CompiledTable,
+  key: readonly SqlValue[],
+  first: Readonly<Record<string, SqlValue>> | null,
+  second: readonly SqlValue[],
+  copies = 1,
+): SinkDataError {
+  const rows =
+    first === null
+      ? `${copies} copies of ${describeRow(table, second)}`
+      : [stringify(first), describeRow(table, second)].sort().join(' and ');
+  return new SinkDataError(
+    table.spec.name,
+    `two rows for key ${describeKey(table, key)} in the view (${rows}), and a keyed table holds one row per key; the upstream logic must produce at most one row per key`,
+  );
 }
 
 function onlyInsertions(batch: Batch): boolean {

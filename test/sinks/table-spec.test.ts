@@ -106,6 +106,9 @@ test('keyed plans: one entry per key; two rows for one key in a batch or a NULL 
       ]),
     (e: unknown) => e instanceof SinkDataError && /two rows for key \{"id":1\}/.test(e.message),
   );
-  assert.throws(() => planWrites(t, [[{ id: 1, v: 'a' }, 2, 0]]), /2 copies of key/);
+  assert.throws(
+    () => planWrites(t, [[{ id: 1, v: 'a' }, 2, 0]]),
+    /two rows for key \{"id":1\} in the view \(2 copies of \{"id":1,"v":"a"\}\)/,
+  );
   assert.throws(() => planWrites(t, [[{ v: 'a' }, 1, 0]]), /key column "id" is NULL/);
 });

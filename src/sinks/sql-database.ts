@@ -5,7 +5,7 @@
  */
 import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import { type OffsetMap, offsetOf, setOffset } from '../core/offset-map';
+import { copyOffsets, offsetOf, setOffset } from '../core/offset-map';
 import type {
   ApplyOptions,
   LeaseAnswer,
@@ -346,8 +346,24 @@ class SqlSinkTransaction implements SinkTransaction {
     const table = spec.name;
     await this.claim(table);
     const before = await this.loadState(table);
-    const changed = Object.entries(state.offsets).filter(([s, o]) => offsetOf(before.offsets, s) !== o);
-    const removed = Object.keys(before.offsets).filter((s) => offsetOf(state.offsets, s) === undefined);
+    // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.
+    const changed: [string, number][] = [];
+    const streams = Object.keys(state.offsets);
+    let added = 0;
+    for (let i = 0; i < streams.length; i++) {
+      const s = streams[i] as string;
+      const o = state.offsets[s] as number;
+      const b = offsetOf(before.offsets, s);
+      if (b === o) continue;
+      changed.push([s, o]);
+      if (b === undefined) added++;
+    }
+    // Streams of `before` missing now: as many as `before` has beyond the streams both share.
+    const beforeStreams = Object.keys(before.offsets);
+    const removed =
+      beforeStreams.length === streams.length - added
+        ? []
+        : beforeStreams.filter((s) => offsetOf(state.offsets, s) === undefined);
     const metaChanged = state.fingerprint !== before.fingerprint || state.watermark !== before.watermark;
     await this.db.step(table, async () => {
       const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;
@@ -359,7 +375,7 @@ class SqlSinkTransaction implements SinkTransaction {
         await this.later(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark), table);
     });
     this.pending.set(table, {
-      offsets: { ...(state.offsets as OffsetMap) },
+      offsets: copyOffsets(state.offsets),
       fingerprint: state.fingerprint,
       watermark: state.watermark,
     });

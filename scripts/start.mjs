@@ -6,8 +6,12 @@
 // events. It prints the editor URL and the dashboard URL.
 //
 //   node scripts/start.mjs [--host 127.0.0.1] [--port 1880] [--user-dir .demo] [--examples drill-dashboard,machine-usage,erp-bookings | all]
-//                          [--no-simulator] [--no-audit-trail] [--fresh]
+//                          [--no-simulator] [--no-audit-trail] [--fresh] [--node-red 4|5]
 //                          [--sim-ms-per-minute 1000] [--sim-duration-ms 0 (= until stopped)]
+//
+// --node-red 5 runs the demo on Node-RED 5 (it needs Node.js ≥ 22.9, with this package's native module
+// better-sqlite3 built for it, as `npm install` under that Node does): the node-red of the package's own
+// dependencies when that is 5.x, otherwise node-red@5 installed once into .tmp/node-red-5.
 //
 // The end-to-end tests run this script too (with a temporary user directory and --port 0).
 import { createRequire } from 'node:module';
@@ -25,6 +29,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
+import { spawnSync } from 'node:child_process';
 
 const root = realpathSync(resolve(new URL('..', import.meta.url).pathname));
 const require = createRequire(join(root, 'package.json'));
@@ -78,6 +83,7 @@ function parseArgs(argv) {
     fresh: false,
     msPerMinute: 1000,
     simulateMs: 0,
+    nodeRed: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -99,7 +105,11 @@ function parseArgs(argv) {
     else if (a === '--sim-duration-ms') opts.simulateMs = Number(value());
     else if (a === '--no-audit-trail') opts.auditTrail = false;
     else if (a === '--fresh') opts.fresh = true;
-    else throw new Error(`unknown option ${a}`);
+    else if (a === '--node-red') {
+      const v = value();
+      if (v !== '4' && v !== '5') throw new Error('--node-red must be 4 or 5');
+      opts.nodeRed = Number(v);
+    } else throw new Error(`unknown option ${a}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('--port must be 0…65535');
   if (!(opts.msPerMinute > 0)) throw new Error('--sim-ms-per-minute must be a positive number');
@@ -173,6 +183,51 @@ function deployExamples(userDir, examples) {
   return true;
 }
 
+const majorOf = (version) => Number(String(version).split('.')[0]);
+
+/**
+ * A require for Node-RED (and the express it brings) of the major asked for: the package's own
+ * node-red when it is that major (or none was asked for), otherwise node-red@<major> installed with
+ * npm into .tmp/node-red-<major> (once).
+ */
+function nodeRedFor(major) {
+  const own = require('node-red/package.json').version;
+  if (major === null || majorOf(own) === major) return require;
+  if (major === 5) {
+    const [maj, min] = process.versions.node.split('.').map(Number);
+    if (maj < 22 || (maj === 22 && min < 9)) {
+      throw new Error(`Node-RED 5 needs Node.js ≥ 22.9; this is ${process.versions.node}`);
+    }
+  }
+  const dir = join(root, '.tmp', `node-red-${major}`);
+  // NB: read from the file, not required — a failed require before the install would be remembered.
+  const installed = () => {
+    try {
+      return (
+        majorOf(JSON.parse(readFileSync(join(dir, 'node_modules', 'node-red', 'package.json'), 'utf8')).version) ===
+        major
+      );
+    } catch {
+      return false;
+    }
+  };
+  if (!installed()) {
+    console.log(`Installing node-red@${major} into ${dir} (once) …`);
+    mkdirSync(dir, { recursive: true });
+    if (!existsSync(join(dir, 'package.json'))) {
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `node-red-${major}`, private: true }) + '\n');
+    }
+    const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', `node-red@${major}`], {
+      cwd: dir,
+      stdio: 'inherit',
+    });
+    if (npm.status !== 0)
+      throw new Error(`npm install node-red@${major} in ${dir} failed (${npm.error ?? npm.status})`);
+    if (!installed()) throw new Error(`npm install node-red@${major} in ${dir} installed no node-red ${major}.x`);
+  }
+  return createRequire(join(dir, 'package.json'));
+}
+
 function listen(server, port, host) {
   return new Promise((resolveListen, reject) => {
     server.once('error', reject);
@@ -194,8 +249,10 @@ export async function main(argv = process.argv.slice(2)) {
   const examples = chooseExamples(opts.examples, opts.userDir);
   const deployed = deployExamples(opts.userDir, examples);
 
-  const express = require('express');
-  const RED = require('node-red');
+  const nodeRedRequire = nodeRedFor(opts.nodeRed);
+  const express = nodeRedRequire('express');
+  const RED = nodeRedRequire('node-red');
+  console.log(`Node-RED ${nodeRedRequire('node-red/package.json').version} on Node.js ${process.versions.node}`);
   const app = express();
   const server = http.createServer(app);
   let port;

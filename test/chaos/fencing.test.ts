@@ -1,0 +1,370 @@
+/**
+ * One writer per dataflow, hot standby (issue 14), with real processes on one SQLite file and on
+ * PostgreSQL: two instances of the same dataflow under a lease while events keep arriving. Over
+ * more than ten takeovers the active instance is SIGKILLed, SIGSTOPped past its lease and resumed
+ * (the zombie must fail to commit and go to standby), or stopped cleanly (it hands over at once);
+ * a new standby replaces the one that died. At the end every table equals the from-scratch result,
+ * and a trigger that logs every committed insert into `applied` (one row per event) shows no event
+ * applied twice.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import type { SinkDatabase } from '../../src/sinks/types';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import {
+  allEvents,
+  appendEvents,
+  assertSameRows,
+  drillEvents,
+  fromScratch,
+  pgClient,
+  pgExec,
+  pgOffsets,
+  pgRows,
+  seeded,
+  sqliteOffsets,
+  sqliteRows,
+  tempDir,
+  uniqueName,
+  unusedDatabase,
+} from '../dataflow/support';
+import { appliedTable, fencingMembers } from './fencing-members';
+import { offsetsEqual, type OffsetMap } from '../../src/core/offset-map';
+
+const worker = join(__dirname, 'fencing-worker.ts');
+const LEASE_MS = 3000;
+const TAKEOVERS = 10;
+const INITIAL = 4000;
+/** More than the rounds take (≈ 650 events/s are appended until the takeovers are done). */
+const LIVE = 100_000;
+
+interface Instance {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  /** Resolves when a line matching `pred` arrives (also one that arrived before `since`). */
+  when(pred: (line: Line) => boolean, since?: number): Promise<Line>;
+  lines: Line[];
+  readonly exited: Promise<number | null>;
+  stderr(): string;
+}
+
+interface Line {
+  readonly started?: boolean;
+  readonly live?: boolean;
+  readonly status?: string;
+  readonly commit?: number;
+  readonly took?: string;
+  readonly lost?: string;
+  readonly at: number;
+  /** Order of arrival over every instance's lines. */
+  readonly seq: number;
+}
+
+let arrivals = 0;
+
+function spawnInstance(kind: string, logFile: string, target: string, name: string): Instance {
+  const proc = spawn(process.execPath, ['--import', 'tsx', worker, kind, logFile, target, name, String(LEASE_MS)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: process.env,
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines: Line[] = [];
+  const waiters: { pred: (l: Line) => boolean; since: number; resolve: (l: Line) => void }[] = [];
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (text) => {
+    const line = { ...(JSON.parse(text) as object), at: lines.length, seq: ++arrivals } as Line;
+    lines.push(line);
+    for (const w of [...waiters])
+      if (line.at >= w.since && w.pred(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    name,
+    proc,
+    lines,
+    exited,
+    stderr: () => stderr,
+    when: (pred, since = 0) => {
+      const found = lines.find((l) => l.at >= since && pred(l));
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve) => waiters.push({ pred, since, resolve }));
+    },
+  };
+}
+
+const took = (l: Line): boolean => l.took !== undefined;
+const committed = (l: Line): boolean => l.commit !== undefined;
+
+/** Rejects after `ms` with `what` (a test that cannot finish says where it stuck, instead of hanging). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms))),
+  ]);
+}
+
+interface Target {
+  readonly kind: 'sqlite' | 'postgres';
+  /** SQLite file or PostgreSQL table prefix (what the worker takes). */
+  readonly target: string;
+  readonly prefix: string;
+  readonly db: () => SinkDatabase;
+  exec(sql: string): Promise<void>;
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  rows(table: ReturnType<typeof appliedTable>): Promise<string[]>;
+  offsets(table: string): Promise<OffsetMap>;
+}
+
+/** `perTick`: events appended every 60 ms (fewer on PostgreSQL, whose takeovers replay slower). */
+async function takeovers(t: Target, dir: string, seed: number, perTick: number): Promise<void> {
+  const rnd = seeded(seed);
+  const logFile = join(dir, 'log.sqlite');
+  const log = new EmbeddedLog(logFile);
+  const events = drillEvents({ machines: 40, events: INITIAL + LIVE, seed });
+  appendEvents(log, events.slice(0, INITIAL), 2000);
+  // The applied table exists before the dataflow runs, with a trigger logging every insert.
+  const setup = t.db();
+  const applied = appliedTable(`${t.prefix}applied`);
+  await setup.transaction((tx) => tx.ensureTable(applied));
+  await setup.close();
+  const logTable = `${t.prefix}applied_log`;
+  if (t.kind === 'sqlite') {
+    await t.exec(`CREATE TABLE "${logTable}" (stream text, event_offset bigint)`);
+    await t.exec(
+      `CREATE TRIGGER "${t.prefix}applied_logged" AFTER INSERT ON "${applied.name}" BEGIN INSERT INTO "${logTable}" VALUES (NEW.stream, NEW.event_offset); END`,
+    );
+  } else {
+    await t.exec(`CREATE TABLE "${logTable}" (stream text, event_offset bigint)`);
+    await t.exec(
+      `CREATE FUNCTION "${t.prefix}applied_fn"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO "${logTable}" VALUES (NEW.stream, NEW.event_offset); RETURN NULL; END $$`,
+    );
+    await t.exec(
+      `CREATE TRIGGER "${t.prefix}applied_logged" AFTER INSERT ON "${applied.name}" FOR EACH ROW EXECUTE FUNCTION "${t.prefix}applied_fn"()`,
+    );
+  }
+
+  let serial = 0;
+  const instances: Instance[] = [];
+  const start = (): Instance => {
+    const i = spawnInstance(t.kind, logFile, t.target, `${t.kind}-instance-${++serial}`);
+    instances.push(i);
+    return i;
+  };
+  // Events keep arriving while the instances take over from each other.
+  let appended = INITIAL;
+  const appender = setInterval(() => {
+    const next = Math.min(events.length, appended + perTick);
+    if (next > appended) appendEvents(log, events.slice(appended, next), 2000);
+    appended = next;
+  }, 60);
+  const actions: string[] = [];
+  try {
+    let active = start();
+    await within(active.when(took), 30_000, 'the first instance takes the lease');
+    let standby = start();
+    await within(
+      standby.when((l) => l.status === `standby (held by ${active.name})`),
+      30_000,
+      'the second instance shows standby (held by the first)',
+    );
+    let done = 0;
+    /** The running instance that took the lease last (as its lines say). */
+    const holder = (): Instance => {
+      const running = instances.filter((i) => i.proc.exitCode === null && i.proc.signalCode === null);
+      const lastTook = (i: Instance): number => Math.max(-1, ...i.lines.filter(took).map((l) => l.seq));
+      return running.reduce((a, b) => (lastTook(b) > lastTook(a) ? b : a));
+    };
+    for (let round = 0; done < TAKEOVERS; round++) {
+      assert.ok(round < TAKEOVERS * 3, `${done} takeovers in ${round} rounds: ${actions.join(', ')}`);
+      // Let the holder commit a little before it goes.
+      await within(active.when(committed, active.lines.length), 30_000, `${active.name} commits`);
+      await new Promise((r) => setTimeout(r, Math.floor(rnd() * 40)));
+      const action = (['kill', 'stop', 'term'] as const)[round % 3] as 'kill' | 'stop' | 'term';
+      const mark = standby.lines.length;
+      if (action === 'kill' || action === 'term') {
+        active.proc.kill(action === 'kill' ? 'SIGKILL' : 'SIGTERM');
+        const code = await active.exited;
+        if (action === 'term') assert.equal(code, 0, 'a clean stop exits normally');
+        await within(standby.when(took, mark), 30_000, `${standby.name} takes over after ${action}`);
+        actions.push(action);
+        [active, standby] = [standby, start()];
+        await within(
+          standby.when((l) => l.status === `standby (held by ${active.name})`),
+          30_000,
+          `${standby.name} shows standby (held by ${active.name})`,
+        );
+      } else {
+        // A zombie: stopped past its lease. Paused inside a transaction, it holds the lock that a
+        // takeover needs (SQLite's write lock, the PostgreSQL lease row): then no takeover happens
+        // until it resumes, and it may continue as the holder.
+        const zombie = active;
+        const zombieMark = zombie.lines.length;
+        zombie.proc.kill('SIGSTOP');
+        const outcome = await Promise.race([
+          standby.when(took, mark).then(() => 'taken'),
+          new Promise((r) => setTimeout(r, LEASE_MS * 5)).then(() => 'held'),
+        ]);
+        if (outcome === 'taken') {
+          // The new holder commits while the zombie is stopped, then the zombie wakes up.
+          await within(standby.when(committed, mark), 30_000, `${standby.name} commits after taking over`);
+          zombie.proc.kill('SIGCONT');
+          const lost = await within(
+            zombie.when((l) => l.lost !== undefined, zombieMark),
+            30_000,
+            `the zombie ${zombie.name} finds its lease lost`,
+          );
+          assert.match(lost.lost as string, /no longer held by .*: taken over by/);
+          actions.push('stop');
+        } else {
+          zombie.proc.kill('SIGCONT');
+          actions.push('stop (paused inside a transaction)');
+          await new Promise((r) => setTimeout(r, LEASE_MS * 3));
+        }
+        // Whoever holds the lease now is active; the other one shows standby.
+        const now = holder();
+        if (now !== zombie) done++;
+        [active, standby] = [now, now === zombie ? standby : zombie];
+        await within(
+          standby.when((l) => l.status === `standby (held by ${active.name})`, 0),
+          30_000,
+          `${standby.name} shows standby (held by ${active.name})`,
+        );
+        continue;
+      }
+      done++;
+    }
+    clearInterval(appender);
+    // The active instance catches up with every event; the standby never wrote.
+    const present = await log.presentOffsets();
+    await within(
+      (async () => {
+        while (!offsetsEqual(await t.offsets(applied.name), present)) await new Promise((r) => setTimeout(r, 100));
+      })(),
+      120_000,
+      'the active instance commits every event',
+    );
+    for (const i of instances) if (i.proc.exitCode === null) i.proc.kill('SIGTERM');
+    for (const i of instances) await i.exited;
+    const members = fencingMembers(log, unusedDatabase, t.prefix);
+    const expected = await fromScratch(members, await allEvents(log));
+    for (const m of members) {
+      if (m.role !== 'sink') continue;
+      assertSameRows(await t.rows(m.table), expected.get(m.id), `${m.table.name} equals the from-scratch result`);
+      assert.deepEqual(await t.offsets(m.table.name), present, `${m.table.name} offsets equal the present`);
+    }
+    const twice = await t.query(
+      `SELECT stream, event_offset, count(*) AS n FROM "${logTable}" GROUP BY stream, event_offset HAVING count(*) > 1`,
+    );
+    assert.deepEqual(twice, [], 'no event applied twice');
+    const [total] = await t.query(`SELECT count(*) AS n FROM "${logTable}"`);
+    assert.equal(Number(total?.n), appended, 'every event applied once');
+    assert.ok(
+      actions.filter((a) => a === 'stop').length >= 1,
+      `a zombie was fenced at least once: ${actions.join(', ')}`,
+    );
+    if (process.env.FENCING_DEBUG) console.log(`# ${t.kind}: ${actions.join(', ')}`);
+  } catch (e) {
+    for (const i of instances) process.stderr.write(`--- ${i.name}\n${i.stderr().slice(-3000)}\n`);
+    throw e;
+  } finally {
+    clearInterval(appender);
+    for (const i of instances) {
+      i.proc.kill('SIGCONT');
+      i.proc.kill('SIGKILL');
+    }
+    await log.close();
+  }
+}
+
+test('SQLite: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the active one, ≥ 10 takeovers: exact tables, no event applied twice', async () => {
+  const dir = tempDir('deltaflow-fencing-');
+  const file = join(dir, 'views.sqlite');
+  const withDb = <T>(fn: (d: Database.Database) => T): T => {
+    const d = new Database(file);
+    try {
+      d.pragma('busy_timeout = 10000');
+      return fn(d);
+    } finally {
+      d.close();
+    }
+  };
+  try {
+    await takeovers(
+      {
+        kind: 'sqlite',
+        target: file,
+        prefix: '',
+        db: () => new SqliteDatabase({ filename: file }),
+        exec: async (sql) => withDb((d) => void d.exec(sql)),
+        query: async (sql) => withDb((d) => d.prepare(sql).all() as Record<string, unknown>[]),
+        rows: async (table) => sqliteRows(file, table),
+        offsets: async (table) => {
+          try {
+            return sqliteOffsets(file, table);
+          } catch {
+            return {};
+          }
+        },
+      },
+      dir,
+      11,
+      40,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('PostgreSQL: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the active one, ≥ 10 takeovers: exact tables, no event applied twice', async () => {
+  const dir = tempDir('deltaflow-fencing-');
+  const prefix = `${uniqueName('fence')}_`;
+  try {
+    await takeovers(
+      {
+        kind: 'postgres',
+        target: prefix,
+        prefix,
+        db: () => new PostgresDatabase({}),
+        exec: (sql) => pgExec(sql),
+        query: async (sql) => {
+          const c = await pgClient();
+          try {
+            return (await c.query(sql)).rows as Record<string, unknown>[];
+          } finally {
+            await c.end();
+          }
+        },
+        rows: (table) => pgRows(table),
+        offsets: async (table) => {
+          try {
+            return await pgOffsets(table);
+          } catch {
+            return {};
+          }
+        },
+      },
+      dir,
+      12,
+      10,
+    );
+  } finally {
+    for (const t of ['dashboard', 'usage', 'applied'])
+      await pgExec(`drop table if exists "${prefix}${t}", "${prefix}${t}_offsets"`).catch(() => undefined);
+    await pgExec(`drop table if exists "${prefix}applied_log"`).catch(() => undefined);
+    await pgExec(`drop function if exists "${prefix}applied_fn"`).catch(() => undefined);
+    await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
+    await pgExec(`delete from deltaflow_lease where dataflow like '${prefix}%'`).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -222,7 +222,9 @@ export class CommitPipeline {
     }
     const sinks = perDb.flatMap(([, writes]) => writes.map((w) => w.sink));
     const culprit =
-      e instanceof SinkDataError || e instanceof SinkDatabaseError ? sinks.filter((s) => s.table.name === e.table) : [];
+      e instanceof SinkDataError || e instanceof SinkDatabaseError
+        ? sinks.filter((s) => s.table.name === e.table || this.ctx.shadows.get(s.id)?.name === e.table)
+        : [];
     const blamed = culprit.length > 0 ? culprit : sinks;
     const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
     for (const s of blamed) this.ctx.listener.error(s.id, `db-sink ${s.label}: ${message}${this.producers(s, e)}`);

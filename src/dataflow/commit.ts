@@ -5,12 +5,14 @@
  * transaction checks the fencing token before anything else (lease-sql.ts).
  */
 import type { Batch } from '../engine/types';
-import type { LeaseToken, RowChange, SinkDatabase, SinkState } from '../sinks/types';
+import type { LeaseToken, RowChange, SinkDatabase, SinkState, TableSpec } from '../sinks/types';
 import { offsetsEqual } from '../core/offset-map';
 import type { SinkMember } from './types';
 
 export interface SinkWrite {
   readonly sink: SinkMember;
+  /** The table written: the sink's, or the shadow table a rebuild fills aside (context.ts, shadows). */
+  readonly table: TableSpec;
   readonly changes: Batch;
   readonly state: SinkState;
   /** See ApplyOptions.replaceStored: true with a retention window. */
@@ -42,7 +44,7 @@ export async function commitToDatabase(
     if (fence !== undefined) await tx.fence(fence);
     if (isRetry && writes.length > 0) {
       const first = writes[0] as SinkWrite;
-      const stored = await tx.readState(first.sink.table);
+      const stored = await tx.readState(first.table);
       if (
         stored.fingerprint === first.state.fingerprint &&
         offsetsEqual(stored.offsets, first.state.offsets) &&
@@ -58,12 +60,12 @@ export async function commitToDatabase(
       rows.set(
         w.sink.id,
         w.changes.length > 0
-          ? await tx.apply(w.sink.table, w.changes, w.sink.reportChanges !== false, {
+          ? await tx.apply(w.table, w.changes, w.sink.reportChanges !== false, {
               replaceStored: w.replaceStored === true,
             })
           : [],
       );
-      await tx.writeState(w.sink.table, w.state);
+      await tx.writeState(w.table, w.state);
     }
     attempts.rows = rows; // what the commit about to be sent makes, should its acknowledgement be lost
     return { rows };

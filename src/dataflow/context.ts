@@ -7,7 +7,7 @@
 import type { OffsetMap } from '../core/offset-map';
 import type { EventSource } from '../sources/types';
 import type { LeaseLostError } from '../sinks/lease-sql';
-import type { LeaseToken, SinkDatabase } from '../sinks/types';
+import type { LeaseToken, SinkDatabase, TableSpec } from '../sinks/types';
 import { catchUpBatchSize } from './batcher';
 import { DEFAULT_CLOCK_AHEAD_MICROS } from './retention';
 import type { BuiltDataflow } from './build-graph';
@@ -68,6 +68,11 @@ export class DataflowContext {
   /** Sinks rebuilt at this start, until live (their status says "rebuilding"). */
   rebuilding = new Set<string>();
   rebuilt: { id: string; reason: string }[] = [];
+  /**
+   * Sinks being rebuilt aside: the shadow table their commits write to until the catch-up ends
+   * and it is swapped in (start-up.ts, reader.ts). Readers keep seeing the old table meanwhile.
+   */
+  shadows = new Map<string, TableSpec>();
   eventsRead = 0;
   eventsOutsideWindow = 0;
   eventsAheadOfClock = 0;

@@ -175,6 +175,7 @@ export class Processor {
         if (!phase.writing.has(s.id)) continue;
         writes.push({
           sink: s,
+          table: ctx.shadows.get(s.id) ?? s.table,
           changes: outputs.get(sinkOutput(s.id)) ?? [],
           state: { offsets, fingerprint: ctx.fingerprints.get(s.id) as string, watermark },
           // NB: with a retention window a keyed table's stored row may derive from forgotten

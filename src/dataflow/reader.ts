@@ -7,6 +7,7 @@ import { errorText } from '../core/message-text';
 import { formatRfc3339Micros, parseQuery, printExpr } from '../sources/aql';
 import type { OffsetMap } from '../core/offset-map';
 import type { ActyxEvent, SubscriptionItem } from '../sources/types';
+import type { TableSpec } from '../sinks/types';
 import { chunksOf, readInBatches } from './batcher';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
@@ -83,6 +84,7 @@ export class Reader {
             // Also after a reconnect: "retrying" gives way to "live" even when no event follows.
             current = { ...current, name: 'live' };
             await this.commits.whenCommitted();
+            await this.swapInShadows();
             ctx.present = ctx.tracker.snapshot();
             this.status.setPhase('live', current);
             onLive();
@@ -91,6 +93,30 @@ export class Reader {
       );
       if (!ctx.stopping) throw new Error('the event subscription ended unexpectedly');
     });
+  }
+
+  /**
+   * Tables rebuilt aside are complete once every commit of the catch-up is done: each shadow is
+   * swapped in, with its offsets and meta, in one transaction per database (retried like a commit);
+   * later commits write to the table itself. A failure halts like a commit that cannot succeed.
+   */
+  private async swapInShadows(): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx.shadows.size === 0 || ctx.failed !== null || ctx.stopping) return;
+    for (const [db, sinks] of ctx.databases) {
+      const swaps = sinks.filter((s) => ctx.shadows.has(s.id));
+      if (swaps.length === 0) continue;
+      await this.fatalOnError(
+        this.commits.dbWork(db, () =>
+          db.transaction(async (tx) => {
+            const fence = this.commits.fenceFor(db);
+            if (fence !== undefined) await tx.fence(fence);
+            for (const s of swaps) await tx.swapIn(s.table, ctx.shadows.get(s.id) as TableSpec);
+          }),
+        ),
+      );
+      for (const s of swaps) ctx.shadows.delete(s.id);
+    }
   }
 
   /** Errors of processing (not of reading) are not retried: they would fail again the same way. */

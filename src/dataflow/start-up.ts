@@ -4,7 +4,8 @@
  * (restart-plan.ts) into the bounded reads that bring every sink up to the greatest level.
  */
 import { covers, type OffsetMap, offsetOf } from '../core/offset-map';
-import type { SinkState } from '../sinks/types';
+import { asideTableName } from '../sinks/identifiers';
+import type { SinkState, TableSpec } from '../sinks/types';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
 import { planRestart, type Level } from './restart-plan';
@@ -62,7 +63,10 @@ export async function openSinks(
       `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`,
     );
   }
-  // Rebuilt sinks are dropped and recreated empty; new ones get their fingerprint at once.
+  // Rebuilt sinks are built aside: a shadow table (dropped first: a stale one of an interrupted
+  // rebuild) is created empty with the new fingerprint and filled by the catch-up, while the old
+  // table stays as it is until the shadow is swapped in (reader.ts). A stale shadow of a kept sink
+  // is dropped. New sinks get their fingerprint at once.
   await Promise.all(
     [...ctx.databases].map(([db, list]) =>
       commits.dbWork(db, () =>
@@ -72,10 +76,13 @@ export async function openSinks(
           const fence = commits.fenceFor(db);
           if (fence !== undefined) await tx.fence(fence);
           for (const s of list) {
-            if (rebuild.has(s.id)) await tx.dropTable(s.table);
-            await tx.ensureTable(s.table);
+            const shadow: TableSpec = { ...s.table, name: asideTableName(s.table.name) };
+            if (rebuild.has(s.id) || (await tx.hasTable(shadow))) await tx.dropTable(shadow);
+            const target = rebuild.has(s.id) ? shadow : s.table;
+            if (rebuild.has(s.id)) ctx.shadows.set(s.id, shadow);
+            await tx.ensureTable(target);
             if (rebuild.has(s.id) || (states.get(s.id) as SinkState).fingerprint === null) {
-              await tx.writeState(s.table, {
+              await tx.writeState(target, {
                 offsets: {},
                 fingerprint: ctx.fingerprints.get(s.id) as string,
                 watermark: null,

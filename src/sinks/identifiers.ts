@@ -44,6 +44,23 @@ export function validateIdentifier(name: unknown, what: string): string {
   return name;
 }
 
+/** Suffixes of the table a rebuild fills aside, and of the replaced table while MariaDB swaps (sql-dialect.ts). */
+export const SHADOW_SUFFIX = '__deltaflow_new';
+export const REPLACED_SUFFIX = '__deltaflow_old';
+
+/**
+ * The name of the table a rebuild of `table` fills before it is swapped in (`<table>__deltaflow_new`),
+ * or of the replaced table (`<table>__deltaflow_old`); a long name is shortened with a hash of the
+ * whole, so the result is still a valid table name.
+ */
+export function asideTableName(table: string, suffix: string = SHADOW_SUFFIX): string {
+  if (table.length + suffix.length <= MAX_TABLE_NAME_LENGTH) return table + suffix;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < table.length; i++) h = Math.imul(h ^ table.charCodeAt(i), 0x01000193) >>> 0;
+  const hash = h.toString(16).padStart(8, '0');
+  return `${table.slice(0, MAX_TABLE_NAME_LENGTH - suffix.length - 9)}_${hash}${suffix}`;
+}
+
 /** Checks a table name: an identifier short enough for its suffixes, not a name the databases or DeltaFlow reserve. */
 export function validateTableName(name: unknown): string {
   validateIdentifier(name, 'table name');

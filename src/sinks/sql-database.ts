@@ -125,6 +125,8 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       ensureTable: async (spec) => tx.live().ensureTable(spec),
       dropTable: async (spec) => tx.live().dropTable(spec),
       readState: async (spec) => tx.live().readState(spec),
+      hasTable: async (spec) => tx.live().hasTable(spec),
+      swapIn: async (spec, shadow) => tx.live().swapIn(spec, shadow),
       apply: async (spec, changes, report, options) => tx.live().apply(spec, changes, report, options),
       writeState: async (spec, state) => tx.live().writeState(spec, state),
       acquireLease: async (request) => tx.live().acquireLease(request),
@@ -304,6 +306,24 @@ class SqlSinkTransaction implements SinkTransaction {
     await this.ddl(spec.name, sql.dropTableSql(this.d, spec.name));
     this.pending.set(spec.name, undefined);
     this.types.delete(spec.name);
+  }
+
+  async hasTable(spec: TableSpec): Promise<boolean> {
+    await this.claim(spec.name);
+    return (await this.db.step(spec.name, () => this.exec.all(sql.tableExistsSql(this.d, spec.name)))).length > 0;
+  }
+
+  async swapIn(spec: TableSpec, shadow: TableSpec): Promise<void> {
+    await this.claim(spec.name);
+    await this.claim(shadow.name);
+    await this.ensureMeta();
+    const state = await this.loadState(shadow.name);
+    const index = spec.columns.filter((c) => c.index).map((c) => c.name);
+    await this.ddl(spec.name, sql.swapTableSql(this.d, spec.name, shadow.name, index));
+    this.pending.set(spec.name, { ...state, offsets: { ...state.offsets } });
+    this.pending.set(shadow.name, undefined);
+    this.types.delete(spec.name);
+    this.types.delete(shadow.name);
   }
 
   /** Always asks the database (the truth after a restart or a lost commit acknowledgement). */

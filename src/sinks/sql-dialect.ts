@@ -6,7 +6,15 @@
  * becomes a parameter.
  */
 import type { SqlValue } from './types';
-import { INDEX_SUFFIX, META_TABLE, OFFSETS_SUFFIX, quoteBacktick, quoteIdentifier } from './identifiers';
+import {
+  asideTableName,
+  INDEX_SUFFIX,
+  META_TABLE,
+  OFFSETS_SUFFIX,
+  quoteBacktick,
+  quoteIdentifier,
+  REPLACED_SUFFIX,
+} from './identifiers';
 import { indexPrefixLength, isLongTextType, mariadbBinder, mariadbColumnType, utcDatetime } from './mariadb-types';
 import { comparedAsText } from './sql-types';
 
@@ -260,6 +268,59 @@ export function createMetaSql(d: Dialect): string {
   const nameType = d.kind === 'mariadb' ? 'VARCHAR(64)' : 'text';
   const textType = d.kind === 'mariadb' ? 'LONGTEXT' : 'text';
   return `CREATE TABLE IF NOT EXISTS ${q(META_TABLE)} (${q('table_name')} ${nameType} PRIMARY KEY, ${q('fingerprint')} ${textType}, ${q('watermark')} bigint, ${q('updated_at')} ${d.timestampType})${d.tableOptions}`;
+}
+
+/**
+ * Replaces `table` by `shadow` (a rebuild built aside), with its offsets table and its meta row.
+ * SQLite and PostgreSQL: in the caller's transaction, so readers see the old table or the new one;
+ * the index keeps the name `<table>_index` (PostgreSQL renames it; SQLite has no ALTER INDEX, so it
+ * is made again). MariaDB: RENAME TABLE swaps all four tables in one atomic statement (DDL commits
+ * on its own); the meta row follows in the next transaction, and the replaced tables are dropped.
+ */
+export function swapTableSql(d: Dialect, table: string, shadow: string, index: readonly string[]): Statement[] {
+  const q = d.quote;
+  const p = new Params(d);
+  const t = p.add(table);
+  const meta = [
+    { sql: `DELETE FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${t}`, params: [table] },
+    (() => {
+      const m = new Params(d);
+      const a = m.add(table);
+      const b = m.add(shadow);
+      return {
+        sql: `UPDATE ${q(META_TABLE)} SET ${q('table_name')} = ${a} WHERE ${q('table_name')} = ${b}`,
+        params: m.values,
+      };
+    })(),
+  ];
+  const plain = (sql: string): Statement => ({ sql, params: [] });
+  if (d.kind === 'mariadb') {
+    const old = asideTableName(table, REPLACED_SUFFIX);
+    return [
+      plain(`DROP TABLE IF EXISTS ${q(old)}, ${q(old + OFFSETS_SUFFIX)}`),
+      plain(
+        `RENAME TABLE ${q(table)} TO ${q(old)}, ${q(table + OFFSETS_SUFFIX)} TO ${q(old + OFFSETS_SUFFIX)}, ` +
+          `${q(shadow)} TO ${q(table)}, ${q(shadow + OFFSETS_SUFFIX)} TO ${q(table + OFFSETS_SUFFIX)}`,
+      ),
+      ...meta,
+      plain(`DROP TABLE IF EXISTS ${q(old)}, ${q(old + OFFSETS_SUFFIX)}`),
+    ];
+  }
+  const out = [
+    plain(`DROP TABLE IF EXISTS ${q(table)}`),
+    plain(`DROP TABLE IF EXISTS ${q(table + OFFSETS_SUFFIX)}`),
+    plain(`ALTER TABLE ${q(shadow)} RENAME TO ${q(table)}`),
+    plain(`ALTER TABLE ${q(shadow + OFFSETS_SUFFIX)} RENAME TO ${q(table + OFFSETS_SUFFIX)}`),
+  ];
+  if (index.length > 0) {
+    if (d.kind === 'postgres')
+      out.push(plain(`ALTER INDEX ${q(shadow + INDEX_SUFFIX)} RENAME TO ${q(table + INDEX_SUFFIX)}`));
+    else {
+      out.push(plain(`DROP INDEX IF EXISTS ${q(shadow + INDEX_SUFFIX)}`));
+      out.push(plain(`CREATE INDEX ${q(table + INDEX_SUFFIX)} ON ${q(table)} (${list(d, index)})`));
+    }
+  }
+  return [...out, ...meta];
 }
 
 export function dropTableSql(d: Dialect, table: string): Statement[] {

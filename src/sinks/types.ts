@@ -90,6 +90,13 @@ export interface SinkTransaction {
   /** Drops the table and its offsets/meta entries (logic change, forced rebuild). */
   dropTable(spec: TableSpec): Promise<void>;
   readState(spec: TableSpec): Promise<SinkState>;
+  /** Whether the table exists (a shadow table left by an interrupted rebuild). */
+  hasTable(spec: TableSpec): Promise<boolean>;
+  /**
+   * Replaces the table by `shadow` (built aside by a rebuild, see identifiers.asideTableName) with
+   * the shadow's offsets and meta, atomically for readers: they see the old table or the new one.
+   */
+  swapIn(spec: TableSpec, shadow: TableSpec): Promise<void>;
   /**
    * Applies a batch of records (equal records may repeat: their diffs add up); returns the row changes actually made, or nothing
    * when `report` is false (no one listens: the rows are not built, and a keyed table's old rows

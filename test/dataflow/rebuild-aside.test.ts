@@ -1,0 +1,193 @@
+/**
+ * Issue 12, point 7: a rebuild is built aside and swapped in atomically with its offsets and meta.
+ * 50,000 events fill a keyed table (primary key and an index); a changed definition rebuilds it.
+ * After every transaction of the rebuilding dataflow a reader reads the table and its offsets in
+ * one statement: it must see the old contents or the new, each complete with the present offsets,
+ * never an empty or partial table. On SQLite, PostgreSQL and MariaDB. A third start with the new
+ * definition rebuilds nothing (the meta went with the swap) and a fourth with the old definition
+ * rebuilds again (the index and key names were freed). On 34efe75 the reader sees a partial table
+ * after the rebuild's first commit (the table was dropped and refilled in place).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { startDataflow } from '../../src/dataflow/coordinator';
+import type { Collection } from '../../src/engine/types';
+import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
+import { MariadbDatabase } from '../../src/sinks/mariadb-database';
+import { PostgresDatabase } from '../../src/sinks/postgres-database';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import type { OffsetMap } from '../../src/core/offset-map';
+import {
+  appendEvents,
+  drillEvents,
+  mariadbDrop,
+  operatorMember,
+  pgClient,
+  pgExec,
+  recordingListener,
+  sinkMember,
+  sourceMember,
+  tempDir,
+  uniqueName,
+  withMariadb,
+} from './support';
+
+const EVENTS = 50_000;
+const SETTINGS: DataflowSettings = {
+  batchSize: 500,
+  batchMs: 1,
+  maxInFlight: 2,
+  retentionMicros: null,
+  onError: 'skip',
+};
+
+const table = (name: string): TableSpec => ({
+  name,
+  mode: 'keyed',
+  columns: [
+    { name: 'stream', type: 'text', value: { path: 'stream' }, key: true },
+    { name: 'off', type: 'bigint', value: { path: 'off' }, key: true },
+    { name: 'v', type: 'text', value: { path: 'v' }, index: true },
+  ],
+});
+
+function members(log: EmbeddedLog, db: SinkDatabase, name: string, variant: string): DataflowMember[] {
+  return [
+    sourceMember('src', "'machine'", log),
+    operatorMember('row', ['src'], { fn: 'row', variant }, ([s]) => ({
+      kind: 'collection',
+      collection: (s as { collection: Collection }).collection.map(
+        (e) => {
+          const ev = e as { stream: string; offset: number };
+          return { stream: ev.stream, off: ev.offset, v: variant };
+        },
+        { name: 'row' },
+      ),
+    })),
+    sinkMember('sink', ['row'], db, table(name)),
+  ];
+}
+
+/** One statement: the row count per `v` and the offsets (a consistent read at every isolation level). */
+const readSql = (q: (n: string) => string, t: string): string =>
+  `SELECT 'row' AS kind, ${q('v')} AS a, COUNT(*) AS n FROM ${q(t)} GROUP BY ${q('v')} ` +
+  `UNION ALL SELECT 'offset', ${q('stream')}, ${q('offset')} FROM ${q(t + '_offsets')}`;
+
+interface Kind {
+  readonly name: string;
+  open(dir: string): SinkDatabase;
+  read(dir: string, t: string): Promise<Record<string, unknown>[]>;
+  drop(t: string): Promise<void>;
+}
+
+const dq = (n: string): string => `"${n}"`;
+const kinds: Kind[] = [
+  {
+    name: 'SQLite',
+    open: (dir) => new SqliteDatabase({ filename: join(dir, 'views.sqlite') }),
+    read: async (dir, t) => {
+      const c = new Database(join(dir, 'views.sqlite'), { readonly: true });
+      try {
+        return c.prepare(readSql(dq, t)).all() as Record<string, unknown>[];
+      } finally {
+        c.close();
+      }
+    },
+    drop: async () => undefined,
+  },
+  {
+    name: 'PostgreSQL',
+    open: () => new PostgresDatabase({}),
+    read: async (_dir, t) => {
+      const c = await pgClient();
+      try {
+        return (await c.query(readSql(dq, t))).rows;
+      } finally {
+        await c.end();
+      }
+    },
+    drop: (t) => pgExec(`drop table if exists "${t}"; drop table if exists "${t}_offsets"`),
+  },
+  {
+    name: 'MariaDB',
+    open: () => new MariadbDatabase(),
+    read: (_dir, t) =>
+      withMariadb(async (c) => (await c.query(readSql((n) => `\`${n}\``, t)))[0] as Record<string, unknown>[]),
+    drop: (t) => mariadbDrop([t]),
+  },
+];
+
+/** What a read shows: the variant all rows have (or a description of a mixed/partial table) and the offsets. */
+function summary(rows: readonly Record<string, unknown>[]): { contents: string; offsets: OffsetMap } {
+  const counts = rows.filter((r) => r.kind === 'row').map((r) => `${Number(r.n)}×${String(r.a)}`);
+  const offsets: Record<string, number> = {};
+  for (const r of rows) if (r.kind === 'offset') offsets[String(r.a)] = Number(r.n);
+  return { contents: counts.sort().join(', ') || 'empty', offsets };
+}
+
+for (const kind of kinds) {
+  test(`${kind.name}: a reader polling during a rebuild of ${EVENTS.toLocaleString('en-US')} events sees the old or the new table, never an empty or partial one`, async () => {
+    const dir = tempDir('deltaflow-aside-');
+    const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+    const name = uniqueName('aside');
+    appendEvents(log, drillEvents({ machines: 7, events: EVENTS, seed: 12 }));
+    const present = await log.presentOffsets();
+    const db = kind.open(dir);
+    const seen: string[] = [];
+    let polling = false;
+    // After every transaction of the dataflow (while `polling`), the reader reads the table.
+    const watched: SinkDatabase = {
+      kind: db.kind,
+      label: db.label,
+      transaction: async (fn) => {
+        const result = await db.transaction(fn);
+        if (polling) {
+          const { contents, offsets } = summary(await kind.read(dir, name));
+          seen.push(contents);
+          assert.ok(
+            contents === `${EVENTS}×old` || contents === `${EVENTS}×new`,
+            `a reader saw ${contents} during the rebuild`,
+          );
+          assert.deepEqual(offsets, present, `the offsets beside ${contents}`);
+        }
+        return result;
+      },
+      close: () => db.close(),
+    };
+    const run = async (variant: string): Promise<readonly { id: string; reason: string }[]> => {
+      const r = startDataflow(
+        { source: log, members: members(log, watched, name, variant), settings: SETTINGS },
+        recordingListener(),
+      );
+      await Promise.race([r.live, r.finished]);
+      const stats = r.stats();
+      await r.stop();
+      assert.equal(stats.error, null);
+      return stats.rebuilt;
+    };
+    try {
+      assert.deepEqual(await run('old'), []);
+      polling = true;
+      assert.equal((await run('new')).length, 1, 'the changed definition rebuilds the table');
+      assert.ok(seen.includes(`${EVENTS}×old`), `the old table was read during the rebuild: ${seen.join('; ')}`);
+      assert.equal(seen[seen.length - 1], `${EVENTS}×new`);
+      assert.deepEqual(await run('new'), [], 'the swapped-in table has its fingerprint');
+      assert.equal((await run('old')).length, 1, 'a second rebuild swaps in again');
+      assert.equal(seen[seen.length - 1], `${EVENTS}×old`);
+      // No table is left aside.
+      const { contents } = summary(await kind.read(dir, name));
+      assert.equal(contents, `${EVENTS}×old`);
+      await assert.rejects(kind.read(dir, `${name}__deltaflow_new`));
+    } finally {
+      await db.close();
+      await log.close();
+      await kind.drop(name);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

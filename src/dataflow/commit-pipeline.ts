@@ -7,7 +7,7 @@
  * (pending-commit.ts). Back-pressure: `add` waits while too much is in flight.
  */
 import { errorText } from '../core/message-text';
-import type { Batch } from '../engine/types';
+import type { Batch, StepState } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import { LeaseLostError } from '../sinks/lease-sql';
@@ -17,6 +17,7 @@ import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
 import { PendingCommit } from './pending-commit';
 import type { SinkMember } from './types';
+import { STATE_FORMAT, StateWrite } from './durable-state';
 import { Abandoned } from './retry';
 
 /** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
@@ -65,17 +66,25 @@ export class CommitPipeline {
     offsets: OffsetMap,
     count: number,
     rangeEnd: boolean,
+    state: StepState | undefined = undefined,
   ): Promise<void> {
     const ctx = this.ctx;
     const waiting = this.pending;
-    if (waiting !== null && waiting.phase === phase && !waiting.started) waiting.join(perDb, taps, offsets, count);
-    else {
+    if (waiting !== null && waiting.phase === phase && !waiting.started) {
+      waiting.join(perDb, taps, offsets, count);
+      waiting.state?.add(state, ctx.watermark);
+    } else {
       if (this.held !== null && this.held.commit.phase !== phase) this.queueHeld();
       if (this.held === null) {
         const timer = setTimeout(() => this.queueHeld(), HOLD_MS);
         timer.unref();
-        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count), timer };
-      } else this.held.commit.join(perDb, taps, offsets, count);
+        const write = ctx.durable === null ? null : new StateWrite(ctx.durable.scope, ctx.stateCutoff, ctx.watermark);
+        write?.add(state, ctx.watermark);
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write), timer };
+      } else {
+        this.held.commit.join(perDb, taps, offsets, count);
+        this.held.commit.state?.add(state, ctx.watermark);
+      }
       const full = this.held.commit.events >= ctx.settings.maxInFlight * ctx.catchUpBatchSize;
       if (phase.name === 'live' || rangeEnd || full) this.queueHeld();
     }
@@ -106,7 +115,7 @@ export class CommitPipeline {
       if (this.pending === commit) this.pending = null;
       this.wakeCapacity?.();
       if (this.gaveUp || this.ctx.failed !== null) throw new Abandoned();
-      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase);
+      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase, commit.state);
     })
       .catch((e: unknown) => {
         this.gaveUp = true;
@@ -138,17 +147,39 @@ export class CommitPipeline {
     taps: readonly TapChanges[],
     offsets: OffsetMap,
     phase: Phase,
+    state: StateWrite | null,
   ): Promise<void> {
     const ctx = this.ctx;
+    const durable = ctx.durable;
+    // Durable state: the level this commit brings the scope to, written in H's transaction.
+    const stateWrite =
+      durable === null || state === null
+        ? null
+        : {
+            scope: durable.scope,
+            level: {
+              format: STATE_FORMAT,
+              fingerprint: durable.fingerprint,
+              offsets,
+              watermark: state.watermark,
+              cutoff: state.cutoff,
+            },
+            changes: state.changes(),
+          };
     // Every database's transaction settles before this commit counts as done (stop() waits for it).
     const settled = await Promise.allSettled(
       perDb.map(([db, writes]) => {
         const attempts: CommitAttempts = { rows: null };
+        const own = durable !== null && db === durable.db ? stateWrite : null;
         // Work computed before a stop is committed: the first attempt runs even while stopping.
         return this.status
-          .retrying(db.label, (attempt) => commitToDatabase(db, writes, attempt > 0, attempts, this.fenceFor(db)), {
-            attemptWhenStopped: true,
-          })
+          .retrying(
+            db.label,
+            (attempt) => commitToDatabase(db, writes, attempt > 0, attempts, this.fenceFor(db), own),
+            {
+              attemptWhenStopped: true,
+            },
+          )
           .then((r) => [writes, r] as const);
       }),
     );
@@ -163,6 +194,11 @@ export class CommitPipeline {
     }
     ctx.committedOffsets = offsets;
     ctx.batchesCommitted++;
+    if (stateWrite !== null && state !== null) {
+      ctx.stateCutoff = state.cutoff;
+      // The entries of the steps in this commit are durable: they may be evicted now.
+      if (state.step > 0) ctx.built?.graph.release(state.step);
+    }
     for (const [writes, r] of results) {
       if (r.rows === null) {
         ctx.listener.log(

@@ -5,7 +5,15 @@
  * transaction checks the fencing token before anything else (lease-sql.ts).
  */
 import type { Batch } from '../engine/types';
-import type { LeaseToken, RowChange, SinkDatabase, SinkState, TableSpec } from '../sinks/types';
+import type {
+  LeaseToken,
+  RowChange,
+  SinkDatabase,
+  SinkState,
+  StateChanges,
+  StateScope,
+  TableSpec,
+} from '../sinks/types';
 import { offsetsEqual } from '../core/offset-map';
 import type { SinkMember } from './types';
 
@@ -32,16 +40,31 @@ export interface CommitAttempts {
   rows: ReadonlyMap<string, readonly RowChange[]> | null;
 }
 
+/** Durable operator state written in the commit (in the state database only). */
+export interface ScopeWrite {
+  readonly scope: string;
+  readonly level: StateScope;
+  readonly changes: StateChanges;
+}
+
 export async function commitToDatabase(
   database: SinkDatabase,
   writes: readonly SinkWrite[],
   isRetry: boolean,
   attempts: CommitAttempts = { rows: null },
   fence?: LeaseToken,
+  state: ScopeWrite | null = null,
 ): Promise<DatabaseCommitResult> {
   return database.transaction(async (tx) => {
     // The fencing check first (issue 14): an instance whose lease was taken over writes nothing.
     if (fence !== undefined) await tx.fence(fence);
+    if (state !== null && (tx.readScope === undefined || tx.writeScope === undefined))
+      throw new Error(`${database.label} cannot hold operator state`);
+    if (isRetry && writes.length === 0 && state !== null) {
+      // A commit of state alone (replaying): the scope's level says whether it went through.
+      const stored = await tx.readScope!(state.scope);
+      if (stored !== null && offsetsEqual(stored.offsets, state.level.offsets)) return { rows: attempts.rows };
+    }
     if (isRetry && writes.length > 0) {
       const first = writes[0] as SinkWrite;
       const stored = await tx.readState(first.table);
@@ -67,6 +90,9 @@ export async function commitToDatabase(
       );
       await tx.writeState(w.table, w.state);
     }
+    // NB: in the same transaction as the rows and offsets above (docs/durable-state.md, "Crash
+    // consistency"); the crash test SIGKILLs inside commits and compares the state's restart.
+    if (state !== null) await tx.writeScope!(state.scope, state.level, state.changes);
     attempts.rows = rows; // what the commit about to be sent makes, should its acknowledgement be lost
     return { rows };
   });

@@ -12,6 +12,7 @@ import { catchUpBatchSize } from './batcher';
 import { DEFAULT_CLOCK_AHEAD_MICROS } from './retention';
 import type { BuiltDataflow } from './build-graph';
 import { OffsetTracker } from './offset-tracker';
+import type { DurableHost } from './durable-state';
 import type { DataflowDefinition, DataflowListener, DataflowPhase, DataflowSettings, SinkMember } from './types';
 
 /** Which sinks a batch is written to, and whether taps send. Compared by identity: one object per read. */
@@ -60,6 +61,10 @@ export class DataflowContext {
   watermark: number | null = null;
   /** Retention: the cutoff the engine state was compacted to (events at or below it are left out); null = none yet. */
   cutoff: number | null = null;
+  /** Durable operator state: where it is stored (set at start); null: in memory, rebuilt by replay. */
+  durable: DurableHost | null = null;
+  /** Durable state: the retention cutoff of the state last committed or loaded (StepState.cutoff). */
+  stateCutoff: number | null = null;
   /** The offsets of the last commit (commit pipeline). */
   committedOffsets: OffsetMap = {};
   /** The source's offsets at start, then when live was reached (for "n events behind"). */

@@ -19,12 +19,15 @@ import { LeasedDataflow } from './leased-dataflow';
 import { LeaseLostError } from '../sinks/lease-sql';
 import { DataflowStatus } from './dataflow-status';
 import { sinkFingerprint } from './fingerprint';
+import { DEFAULT_STATE_CACHE_BYTES, durableHost, scopedStore } from './durable-state';
+import { OffsetTracker } from './offset-tracker';
 import { Processor } from './processor';
 import { Reader } from './reader';
 import { retentionCutoff } from './retention';
 import { Abandoned } from './retry';
 import { openSinks, restartReads, warnIfAhead } from './start-up';
 import type { Level } from './restart-plan';
+import type { OffsetMap } from '../core/offset-map';
 import type { DataflowDefinition, DataflowListener, DataflowStats, RunningDataflow } from './types';
 
 export type { DataflowPhase, DataflowStats, RunningDataflow } from './types';
@@ -60,13 +63,15 @@ class Coordinator implements RunningDataflow {
     this.commits = new CommitPipeline(ctx, this.status);
     this.reader = new Reader(ctx, this.status, new Processor(ctx, this.status, this.commits), this.commits);
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
-    this.finished = this.run().catch((e: unknown) => {
-      if (e instanceof Abandoned) return;
-      if (e instanceof LeaseLostError) return ctx.leaseLost(e);
-      // Not swallowed while stopping either: logged.
-      if (ctx.stopping) ctx.listener.log('warn', `while stopping: ${errorText(e)}`);
-      else this.status.halt(`dataflow stopped: ${errorText(e)}`);
-    });
+    this.finished = this.run()
+      .catch((e: unknown) => {
+        if (e instanceof Abandoned) return;
+        if (e instanceof LeaseLostError) return ctx.leaseLost(e);
+        // Not swallowed while stopping either: logged.
+        if (ctx.stopping) ctx.listener.log('warn', `while stopping: ${errorText(e)}`);
+        else this.status.halt(`dataflow stopped: ${errorText(e)}`);
+      })
+      .finally(() => ctx.durable?.reader.close());
   }
 
   stats(): DataflowStats {
@@ -85,6 +90,9 @@ class Coordinator implements RunningDataflow {
       rebuilt: [...ctx.rebuilt],
       error: ctx.failed?.message ?? null,
       stateSize: ctx.built?.graph.stateSize() ?? 0,
+      durableState: ctx.durable !== null,
+      stateBytes: ctx.built?.graph.stateStats()?.bytes ?? 0,
+      stateLoads: ctx.built?.graph.stateStats()?.loads ?? 0,
     };
   }
 
@@ -102,6 +110,7 @@ class Coordinator implements RunningDataflow {
     // The step in progress finishes (its result is dropped: its events were not committed).
     await ctx.stepping;
     await this.commits.whenCommitted();
+    await ctx.durable?.reader.close();
     if (ctx.phaseName !== 'error' && ctx.phaseName !== 'standby') ctx.phaseName = 'stopped';
     this.status.close();
   }
@@ -119,10 +128,14 @@ class Coordinator implements RunningDataflow {
     ctx.databases = sinksByDatabase(built.sinks);
     for (const s of built.sinks) ctx.fingerprints.set(s.id, sinkFingerprint(s, built.byId));
     this.status.setPhase('starting');
+    const host = durableHost(ctx.definition, built.graph, built.sinks);
+    if (typeof host === 'string') ctx.listener.log('warn', `operator state kept in memory: ${host}`);
+    else if (host !== null) ctx.durable = host;
 
     let levels: Level[];
+    let stateLevel: OffsetMap | null;
     try {
-      levels = await openSinks(ctx, this.commits, built.sinks);
+      ({ levels, stateLevel } = await openSinks(ctx, this.commits, built.sinks));
     } catch (e) {
       if (e instanceof LeaseLostError) return ctx.leaseLost(e);
       if (e instanceof Abandoned || ctx.stopping) return;
@@ -140,8 +153,19 @@ class Coordinator implements RunningDataflow {
     // The stored watermark's cutoff: the replay rebuilds exactly the events the state held.
     const cutoff = retentionCutoff(ctx.watermark, ctx.settings.retentionMicros);
     ctx.cutoff = cutoff;
+    if (ctx.durable !== null) {
+      built.graph.useStore(scopedStore(ctx.durable.reader, ctx.durable.scope), {
+        cacheBytes: ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES,
+        stored: stateLevel !== null,
+        cutoff: ctx.stateCutoff,
+      });
+      // The state as the replay of today's version would hold it: compacted to the stored
+      // watermark's cutoff (entries on disk compact as they load; the next commit forgets them).
+      if (cutoff !== null) built.graph.compact(cutoff + 1);
+      ctx.tracker = new OffsetTracker(stateLevel ?? {});
+    }
     const query = unionQuery(built.sources.map((s) => s.member.query));
-    for (const read of restartReads(levels, ctx.present, cutoff)) {
+    for (const read of restartReads(levels, ctx.present, cutoff, stateLevel)) {
       if (ctx.stopping) return;
       await this.reader.readBounded(query, read.lower, read.upper, read.phase);
     }

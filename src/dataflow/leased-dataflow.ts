@@ -66,6 +66,9 @@ export class LeasedDataflow implements RunningDataflow {
       rebuilt: [],
       error: null,
       stateSize: 0,
+      durableState: false,
+      stateBytes: 0,
+      stateLoads: 0,
       leaseHolder: this.heldBy,
       takeovers: this.takeovers,
     };

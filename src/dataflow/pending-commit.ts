@@ -10,6 +10,7 @@ import type { Batch, Update } from '../engine/types';
 import type { SinkDatabase } from '../sinks/types';
 import type { OffsetMap } from '../core/offset-map';
 import type { SinkWrite } from './commit';
+import type { StateWrite } from './durable-state';
 
 export class PendingCommit<P> {
   /** Set when its transaction begins: from then on, later batches need a commit of their own. */
@@ -25,6 +26,8 @@ export class PendingCommit<P> {
     taps: readonly (readonly [string, Batch])[],
     offsets: OffsetMap,
     events: number,
+    /** Durable operator state: the joined steps' state, written with the rows (null: state in memory). */
+    readonly state: StateWrite | null = null,
   ) {
     this.latestOffsets = offsets;
     this.join(perDb, taps, offsets, events);

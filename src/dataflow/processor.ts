@@ -3,7 +3,7 @@
  * retention, in one step per cutoff it reaches, the state compacted before each — and each step's
  * sink and tap changes, with the offsets and watermark after it, go to the commit pipeline.
  */
-import type { Batch, Value } from '../engine/types';
+import type { Batch, StepState, Value } from '../engine/types';
 import { OperatorError } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 import type { ActyxEvent } from '../sources/types';
@@ -145,6 +145,7 @@ export class Processor {
     if (phase.writing.size === 0 && !phase.taps) ctx.eventsReplayed += fed;
 
     let outputs: ReadonlyMap<string, Batch> = new Map();
+    let state: StepState | undefined;
     if (fed > 0) {
       try {
         // Turns of the event loop during long steps: a commit in flight sends its next statement.
@@ -156,6 +157,7 @@ export class Processor {
         );
         const result = await step.finally(() => (ctx.stepping = null));
         outputs = result.outputs;
+        state = result.state;
         for (const s of result.skipped) this.status.reportSkipped(s, phase);
       } catch (e) {
         if (e instanceof OperatorError) {
@@ -184,12 +186,13 @@ export class Processor {
           replaceStored: ctx.settings.retentionMicros !== null,
         });
       }
-      if (writes.length > 0) perDb.push([db, writes]);
+      // Durable state: every step's state and level go to H, also while replaying (no table written).
+      if (writes.length > 0 || db === ctx.durable?.db) perDb.push([db, writes]);
     }
     const taps: TapChanges[] = phase.taps
       ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0)
       : [];
     if (perDb.length === 0 && taps.length === 0) return;
-    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null);
+    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state);
   }
 }

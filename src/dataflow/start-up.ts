@@ -3,26 +3,37 @@
  * missing ones, warn about tables ahead of the source, and turn the restart plan's chain of levels
  * (restart-plan.ts) into the bounded reads that bring every sink up to the greatest level.
  */
-import { covers, type OffsetMap, offsetOf } from '../core/offset-map';
+import { covers, type OffsetMap, offsetOf, offsetsEqual } from '../core/offset-map';
 import { asideTableName } from '../sinks/identifiers';
-import type { SinkState, TableSpec } from '../sinks/types';
+import type { SinkState, StateScope, TableSpec } from '../sinks/types';
+import { scopeProblem } from './durable-state';
 import type { CommitPipeline } from './commit-pipeline';
 import type { DataflowContext, Phase } from './context';
 import { planRestart, type Level } from './restart-plan';
 import { clockBound, durationText, timeText } from './retention';
 import type { SinkMember } from './types';
 
+/** What openSinks found: the kept sinks' levels, and with durable state the level it continues from. */
+export interface OpenedSinks {
+  readonly levels: Level[];
+  /** Durable state: the stored state's level when it is continued, else null (it starts empty). */
+  readonly stateLevel: OffsetMap | null;
+}
+
 /**
- * Reads every sink's state, then drops the tables to rebuild and creates missing ones (in that
- * order, so a table whose columns changed is dropped before the new columns are created). Sets the
- * context's watermark, `rebuilt` and `rebuilding`; returns the levels of the sinks kept.
+ * Reads every sink's state (and, with durable state, the scope), then drops the tables to rebuild
+ * and creates missing ones (in that order, so a table whose columns changed is dropped before the
+ * new columns are created) and resets a scope that cannot be continued. Sets the context's
+ * watermark, `rebuilt`, `rebuilding` and `stateCutoff`; returns the levels of the sinks kept.
  */
 export async function openSinks(
   ctx: DataflowContext,
   commits: CommitPipeline,
   sinks: readonly SinkMember[],
-): Promise<Level[]> {
+): Promise<OpenedSinks> {
   const states = new Map<string, SinkState>();
+  const durable = ctx.durable;
+  let scope: StateScope | null = null;
   await Promise.all(
     [...ctx.databases].map(([db, list]) =>
       commits.dbWork(db, () =>
@@ -30,6 +41,7 @@ export async function openSinks(
           const fence = commits.fenceFor(db);
           if (fence !== undefined) await tx.fence(fence);
           for (const s of list) states.set(s.id, await tx.readState(s.table));
+          if (durable !== null && db === durable.db) scope = (await tx.readScope?.(durable.scope)) ?? null;
         }),
       ),
     ),
@@ -63,6 +75,16 @@ export async function openSinks(
       `db-sink ${s.label} (${id}): rebuilding table ${s.table.name} in ${s.database.label} from the events, because ${reason}`,
     );
   }
+  // Durable state continues when it is at or below the lowest kept table's level, else it is
+  // rebuilt from the events with the tables (reset in the transaction that drops the rebuilt ones).
+  const lowest = plan.levels[0]?.offsets ?? {};
+  const stored = scope as StateScope | null;
+  const problem = durable === null ? null : scopeProblem(stored, durable.fingerprint, lowest);
+  const stateLevel = durable === null || problem !== null ? null : (stored as StateScope).offsets;
+  ctx.stateCutoff = stateLevel === null ? null : (stored as StateScope).cutoff;
+  if (durable !== null && problem !== null && plan.levels.some((l) => Object.keys(l.offsets).length > 0)) {
+    ctx.listener.log('info', `building the operator state in ${durable.db.label} from the events, because ${problem}`);
+  }
   // Rebuilt sinks are built aside: a shadow table (dropped first: a stale one of an interrupted
   // rebuild) is created empty with the new fingerprint and filled by the catch-up, while the old
   // table stays as it is until the shadow is swapped in (reader.ts). A stale shadow of a kept sink
@@ -75,6 +97,7 @@ export async function openSinks(
           // rest of this transaction by time alone (only a rebuild or a new table runs DDL here).
           const fence = commits.fenceFor(db);
           if (fence !== undefined) await tx.fence(fence);
+          if (durable !== null && db === durable.db && stateLevel === null) await tx.resetScope?.(durable.scope);
           for (const s of list) {
             const shadow: TableSpec = { ...s.table, name: asideTableName(s.table.name) };
             if (rebuild.has(s.id) || (await tx.hasTable(shadow))) await tx.dropTable(shadow);
@@ -93,7 +116,7 @@ export async function openSinks(
       ),
     ),
   );
-  return plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] }));
+  return { levels: plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] })), stateLevel };
 }
 
 /** Tables that reflect events the source does not have (`present`): the log was replaced or reset. */
@@ -130,14 +153,22 @@ export interface BoundedRead {
  * written to the sinks at the levels below (the higher ones already have it). Without levels (no
  * sink kept), the lowest level is the source's present offsets (`present`). `cutoff`: the stored
  * watermark's retention cutoff, so the replay rebuilds exactly the events the state held.
+ * `stateLevel`: durable state continued from this level (at or below the lowest): only the events
+ * after it are replayed (none when it is the lowest level).
  */
-export function restartReads(levels: readonly Level[], present: OffsetMap, cutoff: number | null): BoundedRead[] {
+export function restartReads(
+  levels: readonly Level[],
+  present: OffsetMap,
+  cutoff: number | null,
+  stateLevel: OffsetMap | null = null,
+): BoundedRead[] {
   const effective: Level[] = levels.length > 0 ? [...levels] : [{ offsets: present, sinkIds: [] }];
   const reads: BoundedRead[] = [];
   const lowest = effective[0] as Level;
-  if (Object.keys(lowest.offsets).length > 0) {
+  const from = stateLevel ?? {};
+  if (Object.keys(lowest.offsets).length > 0 && !offsetsEqual(from, lowest.offsets)) {
     reads.push({
-      lower: {},
+      lower: from,
       upper: lowest.offsets,
       phase: { name: 'replaying', writing: new Set(), cutoff, taps: false, decided: true },
     });

@@ -127,6 +127,14 @@ export interface DataflowSettings {
   readonly clockAheadMicros?: number;
   /** A throwing user function: skip the event (default) or stop the dataflow. */
   readonly onError: 'skip' | 'stop';
+  /**
+   * Operator state in the database (docs/durable-state.md): committed with the rows and offsets, so
+   * a restart reads no history older than the state, and memory holds at most `stateCacheBytes`
+   * of it. Default false: state in memory, rebuilt by replaying the history at every start.
+   */
+  readonly durableState?: boolean;
+  /** Durable state: bytes of entry text kept in memory (default DEFAULT_STATE_CACHE_BYTES, 64 MB). */
+  readonly stateCacheBytes?: number;
 }
 
 /**
@@ -143,6 +151,8 @@ export interface DataflowLease {
 }
 
 export interface DataflowDefinition {
+  /** The dd-dataflow node's id: the scope of its durable state (default: a hash of its sink ids). */
+  readonly id?: string;
   readonly source: EventSource;
   readonly members: readonly DataflowMember[];
   readonly settings: DataflowSettings;
@@ -187,6 +197,10 @@ export interface DataflowStats {
   readonly leaseHolder?: string | null;
   /** With a lease: how often this instance took it over (acquisitions). */
   readonly takeovers?: number;
+  /** Durable state: whether it is on, its bytes in memory, entries read from the database. */
+  readonly durableState: boolean;
+  readonly stateBytes: number;
+  readonly stateLoads: number;
 }
 
 /** A running dataflow (`startDataflow` in coordinator.ts). */

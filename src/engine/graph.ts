@@ -256,7 +256,10 @@ class DataflowGraph implements Graph {
   }
 
   release(step: number): void {
-    this.cache?.release(step);
+    // NB: a host releases when a commit becomes durable, which can be during a step (its pause, or
+    // a load being awaited): evicting then would drop units the step has loaded or changed before
+    // it serialises them. The step's finish() evicts (test/engine/durable-release.test.ts).
+    this.cache?.release(step, !this.running);
   }
 
   stateStats(): StateStats | null {

@@ -152,9 +152,10 @@ export class StateCache {
     this.touched.fill(null);
   }
 
-  release(step: number): void {
+  /** Steps ≤ `step` are committed; `evictNow` false while a step runs (its finish() evicts). */
+  release(step: number, evictNow = true): void {
     if (step > this.released) this.released = Math.min(step, this.step);
-    this.evict();
+    if (evictNow) this.evict();
   }
 
   compacted(cutoff: number): void {

@@ -16,6 +16,7 @@ import type {
   DataflowSettings,
   MemberStatus,
 } from '../dataflow/types';
+import { DEFAULT_STATE_CACHE_BYTES } from '../dataflow/durable-state';
 import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
@@ -73,6 +74,9 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   const onError = config.onError === 'stop' ? 'stop' : 'skip';
   // Minutes an event may be ahead of the wall clock and still move the retention watermark.
   const clockAhead = intField(config, 'clockAhead', 0, 525600, DEFAULT_CLOCK_AHEAD_MICROS / 60e6, problems);
+  // Operator state: 'memory' (default: replayed at every start) or 'database' (durable state).
+  const durableState = config.operatorState === 'database';
+  const stateCacheMb = intField(config, 'stateCache', 0, 65536, DEFAULT_STATE_CACHE_BYTES / 1048576, problems);
   const settings: DataflowSettings = {
     batchSize,
     batchMs,
@@ -80,6 +84,8 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
     retentionMicros,
     clockAheadMicros: clockAhead * 60e6,
     onError,
+    durableState,
+    stateCacheBytes: stateCacheMb * 1048576,
   };
   // Empty: automatic (catchUpBatchSize of the batch size).
   const catchUp = config.catchUpBatchSize;
@@ -286,7 +292,7 @@ export default function (RED: NodeAPI): void {
         return;
       }
       running = startDataflow(
-        { source: source.source, members: list, settings, ...(lease !== null ? { lease } : {}) },
+        { id: node.id, source: source.source, members: list, settings, ...(lease !== null ? { lease } : {}) },
         listener,
       );
     };

@@ -105,6 +105,11 @@ export class MariadbDatabase extends SqlSinkDatabase {
     this.idleTimer.unref();
   }
 
+  /** Durable state on MariaDB needs a second connection for reads; not implemented yet. */
+  protected override readConnection(): string {
+    return 'durable operator state is not implemented for MariaDB / MySQL yet';
+  }
+
   protected async shutdown(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;

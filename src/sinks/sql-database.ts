@@ -5,7 +5,7 @@
  */
 import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import { copyOffsets, offsetOf, setOffset } from '../core/offset-map';
+import { copyOffsets, offsetOf, setOffset, type OffsetMap } from '../core/offset-map';
 import type {
   ApplyOptions,
   LeaseAnswer,
@@ -16,6 +16,9 @@ import type {
   SinkState,
   SinkTransaction,
   SqlValue,
+  StateChanges,
+  StateReader,
+  StateScope,
   TableSpec,
 } from './types';
 import { acquireLease, ensureLeaseTable, fenceLease, LeaseLostError, releaseLease } from './lease-sql';
@@ -24,6 +27,7 @@ import { duplicateKey, planWrites, type KeyedPlan, type MultisetPlan } from './w
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
 import { META_TABLE } from './identifiers';
 import * as sql from './sql-dialect';
+import * as stateSql from './state-sql';
 
 /** Runs statements on the connection of the current transaction. */
 export interface SqlExecutor {
@@ -100,6 +104,8 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   private readonly committedState = new Map<string, CachedState>();
   /** Column types per table (PostgreSQL: for casts; MariaDB: for binding); dropped with the table. */
   private readonly columnTypes = new Map<string, Map<string, string>>();
+  /** Each state scope's level known to be committed (writeScope writes only the streams that changed). */
+  private readonly committedLevels = new Map<string, OffsetMap>();
   private tail: Promise<unknown> = Promise.resolve();
   private closing: Promise<void> | null = null;
 
@@ -119,7 +125,14 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
 
   private async runTransaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
     const conn = await this.connect();
-    const tx = new SqlSinkTransaction(this, conn, this.dialect, this.committedState, this.columnTypes);
+    const tx = new SqlSinkTransaction(
+      this,
+      conn,
+      this.dialect,
+      this.committedState,
+      this.columnTypes,
+      this.committedLevels,
+    );
     // After the transaction, `tx` must not reach the connection (it may serve another transaction).
     const guarded: SinkTransaction = {
       ensureTable: async (spec) => tx.live().ensureTable(spec),
@@ -132,6 +145,9 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       acquireLease: async (request) => tx.live().acquireLease(request),
       fence: async (token) => tx.live().fence(token),
       releaseLease: async (token) => tx.live().releaseLease(token),
+      readScope: async (scope) => tx.live().readScope(scope),
+      resetScope: async (scope) => tx.live().resetScope(scope),
+      writeScope: async (scope, level, changes) => tx.live().writeScope(scope, level, changes),
     };
     let broken = false;
     try {
@@ -145,6 +161,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       // the cached state so that the next readState asks the database.
       this.committedState.clear();
       this.columnTypes.clear();
+      this.committedLevels.clear();
       try {
         await conn.rollback();
       } catch {
@@ -154,6 +171,58 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
     } finally {
       conn.release(broken);
     }
+  }
+
+  /**
+   * Durable operator state: a reader of committed entries on a connection of its own, or why this
+   * database cannot give one (docs/durable-state.md, "Reading state outside the commit transaction").
+   */
+  stateReader(): StateReader | string {
+    const opened = this.readConnection();
+    if (typeof opened === 'string') return opened;
+    const d = this.dialect;
+    const run = async (s: sql.Statement): Promise<Record<string, unknown>[]> => {
+      const conn = await opened();
+      return this.step(stateSql.STATE_TABLE, () => conn.all(s));
+    };
+    return {
+      get: async (op, keys) => {
+        const found = new Map<string, string>();
+        for (const s of stateSql.selectEntriesSql(d, op, keys))
+          for (const r of await run(s)) found.set(String(r.k), String(r.v));
+        return keys.map((k) => found.get(k));
+      },
+      seek: async (op, from, to, last) => {
+        const rows = await run(stateSql.selectRangeSql(d, op, from, to, last ? 'last' : 'first'));
+        const r = rows[0];
+        return r === undefined ? undefined : ([String(r.k), String(r.v)] as const);
+      },
+      range: async (op, from, to) =>
+        (await run(stateSql.selectRangeSql(d, op, from, to, null))).map((r) => [String(r.k), String(r.v)] as const),
+      close: async () => {
+        const conn = await opened().catch(() => null);
+        await conn?.close();
+      },
+    };
+  }
+
+  /**
+   * A connection for reading state outside the transactions, opened on first use; or why there is
+   * none. Default: a connection of `connect` without a transaction (a pool's own connection).
+   */
+  protected readConnection(): (() => Promise<ReadConnection>) | string {
+    return () =>
+      Promise.resolve({
+        all: async (s: sql.Statement) => {
+          const conn = await this.connect();
+          try {
+            return await conn.all(s);
+          } finally {
+            conn.release(false);
+          }
+        },
+        close: async () => undefined,
+      });
   }
 
   /** Runs a database call; driver errors become SinkDatabaseErrors naming the database and table. */
@@ -181,6 +250,12 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   }
 }
 
+/** A connection that reads state outside the commit transactions. */
+export interface ReadConnection {
+  all(statement: sql.Statement): Promise<Record<string, unknown>[]>;
+  close(): Promise<void>;
+}
+
 /** A SinkTransaction over one connection; collects state changes and publishes them after commit. */
 class SqlSinkTransaction implements SinkTransaction {
   /** State written in this transaction (undefined: dropped), published to the cache after commit. */
@@ -197,7 +272,12 @@ class SqlSinkTransaction implements SinkTransaction {
     private readonly d: sql.Dialect,
     private readonly committed: Map<string, CachedState>,
     private readonly types: Map<string, Map<string, string>>,
+    private readonly levels: Map<string, OffsetMap>,
   ) {}
+
+  /** Scope levels written or read in this transaction (undefined: deleted), published after commit. */
+  private readonly pendingLevels = new Map<string, OffsetMap | undefined>();
+  private stateEnsured = false;
 
   /** Runs a statement whose result is not needed: queued where the connection can (see SqlExecutor.runLater). */
   private async later(statement: sql.Statement, table: string): Promise<void> {
@@ -223,6 +303,10 @@ class SqlSinkTransaction implements SinkTransaction {
   }
 
   publishState(): void {
+    for (const [scope, level] of this.pendingLevels) {
+      if (level) this.levels.set(scope, level);
+      else this.levels.delete(scope);
+    }
     for (const [table, state] of this.pending) {
       if (state) this.committed.set(table, state);
       else {
@@ -360,6 +444,100 @@ class SqlSinkTransaction implements SinkTransaction {
     });
     this.pending.set(table, state);
     return state;
+  }
+
+  /** The state tables, created when missing (where DDL commits, only then: reading must not commit). */
+  private async ensureStateTables(): Promise<void> {
+    if (this.stateEnsured) return;
+    const missing =
+      !this.d.ddlCommits ||
+      (await this.db.step(null, () => this.exec.all(sql.tableExistsSql(this.d, stateSql.STATE_OFFSETS_TABLE))))
+        .length === 0;
+    if (missing)
+      await this.ddl(
+        stateSql.STATE_TABLE,
+        stateSql.createStateTablesSql(this.d).map((s) => ({ sql: s, params: [] })),
+      );
+    this.stateEnsured = true;
+  }
+
+  async readScope(scope: string): Promise<StateScope | null> {
+    await this.claim(stateSql.STATE_SCOPE_TABLE);
+    await this.ensureMeta();
+    await this.ensureStateTables();
+    return this.db.step(stateSql.STATE_SCOPE_TABLE, async () => {
+      const rows = await this.exec.all(stateSql.selectScopeSql(this.d, scope));
+      const offsets = stateSql.offsetsFromRows(await this.exec.all(stateSql.selectScopeOffsetsSql(this.d, scope)));
+      this.pendingLevels.set(scope, offsets);
+      const r = rows[0];
+      if (r === undefined) return null;
+      return {
+        format: Number(r.format),
+        fingerprint: String(r.fingerprint),
+        offsets,
+        watermark: r.watermark == null ? null : Number(r.watermark),
+        cutoff: r.cutoff == null ? null : Number(r.cutoff),
+      };
+    });
+  }
+
+  async resetScope(scope: string): Promise<void> {
+    await this.claim(stateSql.STATE_SCOPE_TABLE);
+    await this.ensureStateTables();
+    await this.db.step(stateSql.STATE_TABLE, async () => {
+      for (const s of stateSql.deleteScopeSql(this.d, scope)) await this.exec.run(s);
+    });
+    this.pendingLevels.set(scope, {});
+  }
+
+  /**
+   * One commit's state: first what retention forgot, then the changed entries (an entry saved
+   * after the compaction survives it), then the level's changed streams and the scope's row.
+   */
+  async writeScope(scope: string, level: StateScope, changes: StateChanges): Promise<void> {
+    await this.claim(stateSql.STATE_SCOPE_TABLE);
+    const table = stateSql.STATE_TABLE;
+    let before = this.pendingLevels.has(scope) ? this.pendingLevels.get(scope) : this.levels.get(scope);
+    if (before === undefined)
+      before = stateSql.offsetsFromRows(
+        await this.db.step(table, () => this.exec.all(stateSql.selectScopeOffsetsSql(this.d, scope))),
+      );
+    const known = before;
+    await this.db.step(table, async () => {
+      if (changes.forget !== null)
+        for (const op of changes.forget.ops)
+          await this.later(stateSql.forgetSql(this.d, op, changes.forget.cutoff), table);
+      for (const [op, entries] of changes.entries) {
+        const upserts: [string, string, number | null][] = [];
+        const deletes: string[] = [];
+        for (const [k, e] of entries) {
+          // NB: MariaDB's primary key holds at most MARIADB_MAX_KEY bytes of key text (ASCII).
+          if (this.d.kind === 'mariadb' && k.length > stateSql.MARIADB_MAX_KEY)
+            throw new SinkDataError(
+              table,
+              `operator state of ${op}: a group key's stored form has ${k.length} characters, more than MariaDB's key limit of ${stateSql.MARIADB_MAX_KEY} (shorten the group key)`,
+            );
+          if (e === null) deletes.push(k);
+          else upserts.push([k, e.v, e.t]);
+        }
+        if (deletes.length > 0)
+          for (const s of stateSql.deleteEntriesSql(this.d, op, deletes)) await this.later(s, table);
+        if (upserts.length > 0)
+          for (const s of stateSql.upsertEntriesSql(this.d, op, upserts)) await this.later(s, table);
+      }
+      const changed = Object.entries(level.offsets).filter(([s, o]) => offsetOf(known, s) !== o);
+      for (const s of stateSql.upsertScopeOffsetsSql(this.d, scope, changed)) await this.later(s, table);
+      for (const s of stateSql.upsertScopeSql(
+        this.d,
+        scope,
+        level.format,
+        level.fingerprint,
+        level.watermark,
+        level.cutoff,
+      ))
+        await this.later(s, table);
+    });
+    this.pendingLevels.set(scope, { ...level.offsets });
   }
 
   async writeState(spec: TableSpec, state: SinkState): Promise<void> {

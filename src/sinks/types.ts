@@ -2,7 +2,7 @@
  * The sink interface: a database (SQLite, PostgreSQL, MariaDB / MySQL) that applies consolidated row changes of
  * one or more tables together with their offset maps in one transaction.
  */
-import type { Batch, Value } from '../engine/types';
+import type { Batch, StateEntry, StateStore, Value } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 
 /** What a column cell may hold once converted for the driver. */
@@ -113,6 +113,39 @@ export interface SinkTransaction {
   fence(token: LeaseToken): Promise<void>;
   /** Gives the lease up (nothing when the token no longer holds it). */
   releaseLease(token: LeaseToken): Promise<void>;
+  /**
+   * Durable operator state (docs/durable-state.md): the stored scope of a dataflow, null when it
+   * has none (creates the state tables when missing). Absent where the database keeps no state.
+   */
+  readScope?(scope: string): Promise<StateScope | null>;
+  /** Deletes a scope's entries, level and row (the state is rebuilt from the events). */
+  resetScope?(scope: string): Promise<void>;
+  /** Writes a commit's state changes and the scope's level, watermark and cutoff. */
+  writeScope?(scope: string, level: StateScope, changes: StateChanges): Promise<void>;
+}
+
+/** A dataflow's stored operator state: its format, what it was computed by, and its level. */
+export interface StateScope {
+  readonly format: number;
+  /** Fingerprint of the operators that computed it (the dataflow's definition without its sinks). */
+  readonly fingerprint: string;
+  /** The offsets the state reflects (its level). */
+  readonly offsets: OffsetMap;
+  readonly watermark: number | null;
+  /** The retention cutoff the engine had compacted it to (`StepState.cutoff`). */
+  readonly cutoff: number | null;
+}
+
+/** The state entries a commit writes: per operator (`scope/state id`), the new texts or null (deleted). */
+export interface StateChanges {
+  readonly entries: ReadonlyMap<string, ReadonlyMap<string, StateEntry | null>>;
+  /** Delete the entries of these operators with a time below `cutoff` (before writing `entries`). */
+  readonly forget: { readonly cutoff: number; readonly ops: readonly string[] } | null;
+}
+
+/** Reads a scope's committed entries outside the commit transactions (StateStore); `close` when done. */
+export interface StateReader extends StateStore {
+  close(): Promise<void>;
 }
 
 /** One db-config: a SQLite file, a PostgreSQL pool or a MariaDB / MySQL connection. */
@@ -122,5 +155,11 @@ export interface SinkDatabase {
   readonly label: string;
   /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. Serialised per database. */
   transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T>;
+  /**
+   * Durable operator state: a reader of committed entries on a connection of its own (ops are
+   * `scope/state id`), or a reason why this database cannot hold state (then the dataflow keeps
+   * its state in memory). Absent: no durable state.
+   */
+  stateReader?(): StateReader | string;
   close(): Promise<void>;
 }

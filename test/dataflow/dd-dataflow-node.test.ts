@@ -132,8 +132,17 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
     retentionMicros: 1.5 * 3600e6,
     clockAheadMicros: 10 * 60e6,
     onError: 'stop',
+    durableState: false,
+    stateCacheBytes: 64 * 1048576,
   });
   assert.deepEqual(ok.problems, []);
+  // Operator state: in memory unless 'database'; the cache in MB (default 64), anything else reported.
+  const durable = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', operatorState: 'database', stateCache: '8' });
+  assert.equal(durable.settings.durableState, true);
+  assert.equal(durable.settings.stateCacheBytes, 8 * 1048576);
+  const badCache = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', stateCache: '-1' });
+  assert.equal(badCache.settings.stateCacheBytes, 64 * 1048576);
+  assert.match(badCache.problems[0] ?? '', /stateCache must be a whole number from 0 to 65536/);
   // The clock bound: minutes, default 10, 0 allowed (the wall clock itself), anything else reported.
   assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', clockAhead: '0' }).settings.clockAheadMicros, 0);
   assert.equal(

@@ -1,0 +1,157 @@
+/**
+ * Durable operator state, the dataflow's side (docs/durable-state.md): where the state lives (the
+ * state database H and the scope), whether a stored scope can be continued, and the state a commit
+ * writes (the engine's step states merged, with the level the commit reaches).
+ */
+import { createHash } from 'node:crypto';
+import { covers, type OffsetMap } from '../core/offset-map';
+import type { Graph, StateEntry, StateStore, StepState } from '../engine/types';
+import type { SinkDatabase, StateChanges, StateReader, StateScope } from '../sinks/types';
+import { canonicalJson } from './fingerprint';
+import type { DataflowDefinition, DataflowMember, SinkMember } from './types';
+
+/** The stored state's format version: a scope of another format is rebuilt from the events. */
+export const STATE_FORMAT = 1;
+
+/** Default of DataflowSettings.stateCacheBytes: 64 MB of entry text in memory. */
+export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Where a dataflow's operator state is stored. */
+export interface DurableHost {
+  /** The state database H (the one database of the dataflow's sinks). */
+  readonly db: SinkDatabase;
+  /** The scope: the dd-dataflow node's id, else a hash of its sink ids. */
+  readonly scope: string;
+  /** Fingerprint of what computes the state (everything but the sinks, the retention window, the state ids). */
+  readonly fingerprint: string;
+  readonly reader: StateReader;
+}
+
+/**
+ * The state host of a dataflow, or why its state stays in memory (null: durable state is off).
+ * NB: one database only — a commit to several databases runs their transactions in parallel, and
+ * the state would need H committed last (docs/durable-state.md, "Sinks in two databases").
+ */
+export function durableHost(
+  definition: DataflowDefinition,
+  graph: Graph,
+  sinks: readonly SinkMember[],
+): DurableHost | string | null {
+  if (definition.settings.durableState !== true) return null;
+  if (sinks.length === 0) return 'the dataflow has no db-sink to hold its state';
+  const dbs = new Set(sinks.map((s) => s.database));
+  if (dbs.size > 1) return 'its db-sinks write to more than one database (durable state needs them in one)';
+  const db = sinks[0]!.database;
+  if (db.stateReader === undefined) return `${db.label} cannot hold operator state`;
+  const reader = db.stateReader();
+  if (typeof reader === 'string') return reader;
+  const scope =
+    definition.id ??
+    `dataflow-${createHash('sha256')
+      .update(
+        sinks
+          .map((s) => s.id)
+          .sort()
+          .join('\n'),
+      )
+      .digest('hex')
+      .slice(0, 16)}`;
+  return { db, scope, fingerprint: operatorsFingerprint(definition, graph), reader };
+}
+
+/** What computes the state: every member but the sinks, the retention window, the state ids. */
+export function operatorsFingerprint(definition: DataflowDefinition, graph: Graph): string {
+  const members = definition.members
+    .filter((m) => m.role !== 'sink')
+    .map((m: DataflowMember) => ({
+      id: m.id,
+      type: m.type,
+      inputs: [...m.inputs].sort(),
+      definition: m.definition,
+      query: m.role === 'source' ? m.query : null,
+    }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return createHash('sha256')
+    .update(
+      canonicalJson({
+        members,
+        retention: definition.settings.retentionMicros,
+        states: graph.stateIds(),
+      }),
+    )
+    .digest('hex');
+}
+
+/**
+ * Whether the stored scope can be continued: same format and fingerprint, and a level at or
+ * below the lowest kept table's offsets (`lowest`). Else the reason it is rebuilt.
+ */
+export function scopeProblem(stored: StateScope | null, fingerprint: string, lowest: OffsetMap): string | null {
+  if (stored === null) return 'there is no stored operator state';
+  if (stored.format !== STATE_FORMAT)
+    return `the stored state has format ${stored.format}, this version writes ${STATE_FORMAT}`;
+  if (stored.fingerprint !== fingerprint) return 'the operators (or the retention window) changed';
+  if (!covers(lowest, stored.offsets)) return 'the stored state is ahead of a table (a table was added or rebuilt)';
+  return null;
+}
+
+/** The engine's view of the scope's entries: state ids become `scope/state id`. */
+export function scopedStore(reader: StateStore, scope: string): StateStore {
+  const op = (id: string): string => `${scope}/${id}`;
+  return {
+    get: (id, keys) => reader.get(op(id), keys),
+    seek: (id, from, to, last) => reader.seek(op(id), from, to, last),
+    range: (id, from, to) => reader.range(op(id), from, to),
+  };
+}
+
+/** The state of the steps joined into one commit. */
+export class StateWrite {
+  /** The newest step in it (`Graph.release` once committed); 0: none. */
+  step = 0;
+  private readonly entries = new Map<string, Map<string, StateEntry | null>>();
+  private forget: { cutoff: number; ops: Set<string> } | null = null;
+  cutoff: number | null;
+
+  constructor(
+    private readonly scope: string,
+    cutoff: number | null,
+    /** The dataflow's watermark after the newest step. */
+    public watermark: number | null,
+  ) {
+    this.cutoff = cutoff;
+  }
+
+  /** Adds a later step's state: its entries replace earlier texts of the same keys. */
+  add(state: StepState | undefined, watermark: number | null): void {
+    this.watermark = watermark;
+    if (state === undefined) return;
+    this.step = state.step;
+    this.cutoff = state.cutoff;
+    if (state.forget !== null) {
+      // Merged forgets delete below the greater cutoff: the entries of earlier steps that this
+      // removes carry an older cutoff in their text and are compacted anyway when they load.
+      if (this.forget === null) this.forget = { cutoff: state.forget.cutoff, ops: new Set(state.forget.ops) };
+      else {
+        this.forget.cutoff = Math.max(this.forget.cutoff, state.forget.cutoff);
+        for (const op of state.forget.ops) this.forget.ops.add(op);
+      }
+    }
+    for (const [id, changed] of state.entries) {
+      const op = `${this.scope}/${id}`;
+      let m = this.entries.get(op);
+      if (m === undefined) this.entries.set(op, (m = new Map()));
+      for (const [k, e] of changed) m.set(k, e);
+    }
+  }
+
+  changes(): StateChanges {
+    return {
+      entries: this.entries,
+      forget:
+        this.forget === null
+          ? null
+          : { cutoff: this.forget.cutoff, ops: [...this.forget.ops].map((id) => `${this.scope}/${id}`) },
+    };
+  }
+}

@@ -7,6 +7,7 @@
 import { errorText } from '../core/message-text';
 import { LeaseLostError } from '../sinks/lease-sql';
 import type { LeaseToken, SinkDatabase } from '../sinks/types';
+import { sleep } from './retry';
 import type { DataflowLease } from './types';
 
 /** How often a standby looks at most (it looks sooner when the holder's lease is about to end). */
@@ -169,17 +170,4 @@ export class LeaseKeeper {
       ),
     );
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

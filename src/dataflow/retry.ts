@@ -33,7 +33,8 @@ export function backoffDelay(attempt: number, firstMs: number, maxMs: number): n
   return Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);

@@ -172,25 +172,18 @@ export function upsertEntriesSql(
 }
 
 export function deleteEntriesSql(d: Dialect, op: string, keys: readonly string[]): Statement[] {
-  const q = d.quote;
-  const out: Statement[] = [];
-  let at = 0;
-  for (const n of chunkSizes(keys.length, 1, d, 1)) {
-    const p = params(d);
-    const o = p.add(op);
-    const marks = keys.slice(at, at + n).map((k) => p.add(k));
-    at += n;
-    out.push({
-      sql: `DELETE FROM ${q(STATE_TABLE)} WHERE ${q('op')} = ${o} AND ${q('k')} IN (${marks.join(', ')})`,
-      params: p.values,
-    });
-  }
-  return out;
+  return entriesByKeySql(d, op, keys, `DELETE FROM ${d.quote(STATE_TABLE)}`);
 }
 
 /** The stored entries of the given keys of one operator, in statements of at most 500 keys. */
 export function selectEntriesSql(d: Dialect, op: string, keys: readonly string[]): Statement[] {
   const q = d.quote;
+  return entriesByKeySql(d, op, keys, `SELECT ${q('k')}, ${q('v')} FROM ${q(STATE_TABLE)}`);
+}
+
+/** `head` (a DELETE or SELECT of the state table) for the given keys of one operator, in chunks of bound keys. */
+function entriesByKeySql(d: Dialect, op: string, keys: readonly string[], head: string): Statement[] {
+  const q = d.quote;
   const out: Statement[] = [];
   let at = 0;
   for (const n of chunkSizes(keys.length, 1, d, 1)) {
@@ -198,10 +191,7 @@ export function selectEntriesSql(d: Dialect, op: string, keys: readonly string[]
     const o = p.add(op);
     const marks = keys.slice(at, at + n).map((k) => p.add(k));
     at += n;
-    out.push({
-      sql: `SELECT ${q('k')}, ${q('v')} FROM ${q(STATE_TABLE)} WHERE ${q('op')} = ${o} AND ${q('k')} IN (${marks.join(', ')})`,
-      params: p.values,
-    });
+    out.push({ sql: `${head} WHERE ${q('op')} = ${o} AND ${q('k')} IN (${marks.join(', ')})`, params: p.values });
   }
   return out;
 }

@@ -319,7 +319,19 @@ test('a waiting commit joins later batches: changes appended in order, the newes
   const state = (n: number) => ({ offsets: { 'a-0': n }, fingerprint: 'f', watermark: n });
   const commit = new PendingCommit(
     'catching up',
-    [[db, [{ sink: sink as SinkMember, changes: [[{ m: 1, v: 'x' }, 1, 1]], state: state(1) }]]],
+    [
+      [
+        db,
+        [
+          {
+            sink: sink as SinkMember,
+            table: (sink as SinkMember).table,
+            changes: [[{ m: 1, v: 'x' }, 1, 1]],
+            state: state(1),
+          },
+        ],
+      ],
+    ],
     [['tap', [['t1', 1, 1]]]],
     { 'a-0': 1 },
     10,
@@ -331,6 +343,7 @@ test('a waiting commit joins later batches: changes appended in order, the newes
         [
           {
             sink: sink as SinkMember,
+            table: (sink as SinkMember).table,
             changes: [
               [{ m: 1, v: 'x' }, -1, 2],
               [{ m: 1, v: 'y' }, 1, 2],

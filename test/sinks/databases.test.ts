@@ -419,7 +419,13 @@ for (const kind of kinds) {
     test('streams that are gone from the offsets are deleted, also when as many come as go', async () => {
       const spec = table('multiset', [col('v', 'text', 'v')]);
       await db.transaction((tx) => tx.ensureTable(spec));
-      for (const offsets of [{ s1: 10, s2: 25, s3: 1 }, { s1: 10, s2: 25, s4: 0 }, { s2: 26 }, { s1: 3, s5: 4 }]) {
+      const maps: Record<string, number>[] = [
+        { s1: 10, s2: 25, s3: 1 },
+        { s1: 10, s2: 25, s4: 0 },
+        { s2: 26 },
+        { s1: 3, s5: 4 },
+      ];
+      for (const offsets of maps) {
         await db.transaction((tx) => tx.writeState(spec, { offsets, fingerprint: 'f1', watermark: 1 }));
         const fresh = kind.open();
         try {

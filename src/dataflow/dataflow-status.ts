@@ -16,10 +16,13 @@ import { contextOf, describeMember, describeValue, retryingText } from './descri
 import { durationText, timeText } from './retention';
 import { retryWithBackoff } from './retry';
 import { StatusReporter } from './status-reporter';
-import type { DataflowMember, DataflowPhase, MemberStatus } from './types';
+import type { DataflowMember, DataflowPhase, MemberStatus, SinkMember } from './types';
 
 /** How often repeated problems are summarised in the log (DataflowDefinition.reportIntervalMs). */
 export const REPORT_INTERVAL_MS = 30_000;
+
+/** How often a rebuild logs its progress, ms of ctx.now(). */
+export const REBUILD_PROGRESS_MS = 5_000;
 
 export class DataflowStatus {
   private readonly reporter: StatusReporter;
@@ -34,9 +37,12 @@ export class DataflowStatus {
   private readonly startedAt: number;
   /** The info line "live: …" is logged once per run, the first time it is live. */
   private liveLogged = false;
+  /** When the last rebuild progress line was logged (ms, ctx.now()). */
+  private progressLoggedAt: number;
 
   constructor(private readonly ctx: DataflowContext) {
     this.startedAt = ctx.now();
+    this.progressLoggedAt = this.startedAt;
     this.reporter = new StatusReporter(ctx.listener);
     this.repeats = new RepeatSummary({
       intervalMs: ctx.definition.reportIntervalMs ?? REPORT_INTERVAL_MS,
@@ -116,6 +122,7 @@ export class DataflowStatus {
       }
       this.set(m.id, status);
     }
+    if (name === 'catching up' && ctx.rebuilding.size > 0) this.logRebuildProgress(behind);
     if (name === 'live' && !this.liveLogged) {
       // Headless operation: one info line when the run is live, after a first start or a restart.
       this.liveLogged = true;
@@ -128,6 +135,27 @@ export class DataflowStatus {
       );
     }
     if (name === 'live') ctx.rebuilding.clear();
+  }
+
+  /**
+   * Headless operation: while tables are rebuilt, an info line every REBUILD_PROGRESS_MS
+   * ("rebuilding dashboard, usage: 120,000 of 1,000,000 events"): of the events present, those the
+   * dataflow has committed.
+   */
+  private logRebuildProgress(behind: number): void {
+    const ctx = this.ctx;
+    const now = ctx.now();
+    if (now - this.progressLoggedAt < REBUILD_PROGRESS_MS) return;
+    this.progressLoggedAt = now;
+    const tables = ctx.definition.members
+      .filter((m): m is SinkMember => m.role === 'sink' && ctx.rebuilding.has(m.id))
+      .map((m) => m.table.name);
+    const total = eventsBetween({}, ctx.present);
+    const done = Math.max(0, total - behind);
+    ctx.listener.log(
+      'info',
+      `rebuilding ${tables.join(', ')}: ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} events`,
+    );
   }
 
   /** What a member's status counts: its skipped inputs; on a source, the events ahead of the clock. */

@@ -172,7 +172,7 @@ const NEEDS_ESCAPE = /[\\"]/;
 const ESCAPED = /[\\"]/g;
 
 /** Collects parameters and hands out their placeholders. */
-class Params {
+export class Params {
   readonly values: SqlParam[] = [];
   constructor(private readonly d: Dialect) {}
   add(v: SqlParam, cast?: string): string {
@@ -697,7 +697,7 @@ export function columnTypesSql(d: Dialect, table: string): Statement {
  * still holds the rows (a commit whose acknowledgement was lost, still being applied by the
  * server) and then reads its result, so a retried commit never misses it.
  */
-const lockingRead = (d: Dialect): string => (d.kind === 'mariadb' ? ' FOR UPDATE' : '');
+export const lockingRead = (d: Dialect): string => (d.kind === 'mariadb' ? ' FOR UPDATE' : '');
 
 export function selectOffsetsSql(d: Dialect, table: string): Statement {
   const q = d.quote;

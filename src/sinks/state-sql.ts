@@ -5,8 +5,15 @@
  * names are constants, quoted; every value is a parameter; one statement per query.
  */
 import { setOffset, type OffsetMap } from '../core/offset-map';
-import type { SqlValue } from './types';
-import { chunkSizes, insertStatements, timestampValue, type Dialect, type Statement } from './sql-dialect';
+import {
+  chunkSizes,
+  insertStatements,
+  lockingRead,
+  Params,
+  timestampValue,
+  type Dialect,
+  type Statement,
+} from './sql-dialect';
 
 export const STATE_TABLE = 'deltaflow_state';
 export const STATE_SCOPE_TABLE = 'deltaflow_state_scope';
@@ -58,34 +65,20 @@ export function createStateTablesSql(d: Dialect): string[] {
   ];
 }
 
-/** Collects parameters and hands out the dialect's placeholders. */
-function params(d: Dialect): { values: SqlValue[]; add: (v: SqlValue) => string } {
-  const values: SqlValue[] = [];
-  return {
-    values,
-    add: (v) => {
-      values.push(v);
-      return d.placeholder(values.length);
-    },
-  };
-}
-
-const locking = (d: Dialect): string => (d.kind === 'mariadb' ? ' FOR UPDATE' : '');
-
 export function selectScopeSql(d: Dialect, scope: string): Statement {
   const q = d.quote;
-  const p = params(d);
+  const p = new Params(d);
   return {
-    sql: `SELECT ${q('format')}, ${q('fingerprint')}, ${q('watermark')}, ${q('cutoff')} FROM ${q(STATE_SCOPE_TABLE)} WHERE ${q('scope')} = ${p.add(scope)}${locking(d)}`,
+    sql: `SELECT ${q('format')}, ${q('fingerprint')}, ${q('watermark')}, ${q('cutoff')} FROM ${q(STATE_SCOPE_TABLE)} WHERE ${q('scope')} = ${p.add(scope)}${lockingRead(d)}`,
     params: p.values,
   };
 }
 
 export function selectScopeOffsetsSql(d: Dialect, scope: string): Statement {
   const q = d.quote;
-  const p = params(d);
+  const p = new Params(d);
   return {
-    sql: `SELECT ${q('stream')}, ${q('offset')} FROM ${q(STATE_OFFSETS_TABLE)} WHERE ${q('scope')} = ${p.add(scope)}${locking(d)}`,
+    sql: `SELECT ${q('stream')}, ${q('offset')} FROM ${q(STATE_OFFSETS_TABLE)} WHERE ${q('scope')} = ${p.add(scope)}${lockingRead(d)}`,
     params: p.values,
   };
 }
@@ -128,9 +121,9 @@ export function upsertScopeOffsetsSql(
 export function deleteScopeSql(d: Dialect, scope: string): Statement[] {
   const q = d.quote;
   const [from, to] = opRange(scope);
-  const a = params(d);
-  const b = params(d);
-  const c = params(d);
+  const a = new Params(d);
+  const b = new Params(d);
+  const c = new Params(d);
   return [
     {
       sql: `DELETE FROM ${q(STATE_TABLE)} WHERE ${q('op')} >= ${a.add(from)} AND ${q('op')} < ${a.add(to)}`,
@@ -149,7 +142,7 @@ export function opRange(scope: string): [string, string] {
 /** The entries of one operator with a time below `cutoff` (retention forgot them). */
 export function forgetSql(d: Dialect, op: string, cutoff: number): Statement {
   const q = d.quote;
-  const p = params(d);
+  const p = new Params(d);
   return {
     sql: `DELETE FROM ${q(STATE_TABLE)} WHERE ${q('op')} = ${p.add(op)} AND ${q('t')} < ${p.add(cutoff)}`,
     params: p.values,
@@ -187,7 +180,7 @@ function entriesByKeySql(d: Dialect, op: string, keys: readonly string[], head: 
   const out: Statement[] = [];
   let at = 0;
   for (const n of chunkSizes(keys.length, 1, d, 1)) {
-    const p = params(d);
+    const p = new Params(d);
     const o = p.add(op);
     const marks = keys.slice(at, at + n).map((k) => p.add(k));
     at += n;
@@ -205,7 +198,7 @@ export function selectRangeSql(
   seek: 'first' | 'last' | null,
 ): Statement {
   const q = d.quote;
-  const p = params(d);
+  const p = new Params(d);
   const order = seek === 'last' ? 'DESC' : 'ASC';
   return {
     sql: `SELECT ${q('k')}, ${q('v')} FROM ${q(STATE_TABLE)} WHERE ${q('op')} = ${p.add(op)} AND ${q('k')} >= ${p.add(from)} AND ${q('k')} < ${p.add(to)} ORDER BY ${q('k')} ${order}${seek === null ? '' : ' LIMIT 1'}`,

@@ -45,6 +45,8 @@ export class CommitPipeline {
    * write later changes without its changes; their events are read again at the next start).
    */
   private gaveUp = false;
+  /** Commits held, queued or running, oldest first (for the lag in seconds). */
+  private readonly open: PendingCommit<Phase>[] = [];
 
   constructor(
     private readonly ctx: DataflowContext,
@@ -67,11 +69,13 @@ export class CommitPipeline {
     count: number,
     rangeEnd: boolean,
     state: StepState | undefined = undefined,
+    oldestMicros = Infinity,
   ): Promise<void> {
     const ctx = this.ctx;
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) {
       waiting.join(perDb, taps, offsets, count);
+      waiting.spans(oldestMicros);
       waiting.state?.add(state, ctx.watermark);
     } else {
       if (this.held !== null && this.held.commit.phase !== phase) this.queueHeld();
@@ -81,10 +85,12 @@ export class CommitPipeline {
         const write = ctx.durable === null ? null : new StateWrite(ctx.durable.scope, ctx.stateCutoff, ctx.watermark);
         write?.add(state, ctx.watermark);
         this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write), timer };
+        this.open.push(this.held.commit);
       } else {
         this.held.commit.join(perDb, taps, offsets, count);
         this.held.commit.state?.add(state, ctx.watermark);
       }
+      this.held.commit.spans(oldestMicros);
       const full = this.held.commit.events >= ctx.settings.maxInFlight * ctx.catchUpBatchSize;
       if (phase.name === 'live' || rangeEnd || full) this.queueHeld();
     }
@@ -105,8 +111,11 @@ export class CommitPipeline {
     if (held === null) return;
     clearTimeout(held.timer);
     this.held = null;
-    if (this.ctx.failed !== null) return; // halted: nothing more is committed
     const { commit } = held;
+    if (this.ctx.failed !== null) {
+      this.open.splice(this.open.indexOf(commit), 1);
+      return; // halted: nothing more is committed
+    }
     const phase = commit.phase;
     this.pending = commit;
     this.inFlight++;
@@ -122,9 +131,20 @@ export class CommitPipeline {
         this.failCommit(e, commit.writes(), commit.events);
       })
       .finally(() => {
+        this.open.splice(this.open.indexOf(commit), 1);
         this.inFlight--;
         this.wakeCapacity?.();
       });
+  }
+
+  /**
+   * The least event timestamp (µs) of the work computed and not committed yet (held, queued or
+   * running commits); null when there is none.
+   */
+  oldestUncommittedMicros(): number | null {
+    let oldest = Infinity;
+    for (const c of this.open) if (c.oldestMicros < oldest) oldest = c.oldestMicros;
+    return oldest === Infinity ? null : oldest;
   }
 
   /** Runs database work in order with every other database work (stop() waits for the tail). */

@@ -27,10 +27,10 @@ import { retentionCutoff } from './retention';
 import { Abandoned } from './retry';
 import { openSinks, restartReads, warnIfAhead } from './start-up';
 import type { Level } from './restart-plan';
-import type { OffsetMap } from '../core/offset-map';
-import type { DataflowDefinition, DataflowListener, DataflowStats, RunningDataflow } from './types';
+import { eventsBetween, mergeOffsets, type OffsetMap } from '../core/offset-map';
+import type { DataflowDefinition, DataflowLag, DataflowListener, DataflowStats, RunningDataflow } from './types';
 
-export type { DataflowPhase, DataflowStats, RunningDataflow } from './types';
+export type { DataflowLag, DataflowPhase, DataflowStats, RunningDataflow } from './types';
 export { eventValue } from './processor';
 
 /**
@@ -94,6 +94,15 @@ class Coordinator implements RunningDataflow {
       stateBytes: ctx.built?.graph.stateStats()?.bytes ?? 0,
       stateLoads: ctx.built?.graph.stateStats()?.loads ?? 0,
     };
+  }
+
+  lag(): DataflowLag | null {
+    const ctx = this.ctx;
+    if (ctx.phaseName === 'stopped' || ctx.phaseName === 'standby') return null;
+    const known = mergeOffsets(ctx.present, ctx.tracker.snapshot());
+    const oldest = this.commits.oldestUncommittedMicros();
+    const seconds = oldest === null ? 0 : Math.max(0, (ctx.now() * 1000 - oldest) / 1e6);
+    return { events: eventsBetween(ctx.committedOffsets, known), seconds };
   }
 
   /** The lease was lost (found by its renewal): nothing more is committed; stop() follows. */

@@ -13,7 +13,14 @@ import type { LeaseLostError } from '../sinks/lease-sql';
 import type { Fencing } from './context';
 import { LeaseKeeper } from './lease-keeper';
 import type { SinkDatabase } from '../sinks/types';
-import type { DataflowDefinition, DataflowLease, DataflowListener, DataflowStats, RunningDataflow } from './types';
+import type {
+  DataflowDefinition,
+  DataflowLag,
+  DataflowLease,
+  DataflowListener,
+  DataflowStats,
+  RunningDataflow,
+} from './types';
 
 /** What runs while the lease is held (the coordinator, given the fencing it commits under). */
 export type StartHolder = (fencing: Fencing) => RunningDataflow & { leaseLost(e: LeaseLostError): void };
@@ -72,6 +79,10 @@ export class LeasedDataflow implements RunningDataflow {
       leaseHolder: this.heldBy,
       takeovers: this.takeovers,
     };
+  }
+
+  lag(): DataflowLag | null {
+    return this.holder?.lag() ?? null;
   }
 
   /** Stops the dataflow (its computed work is committed, see RunningDataflow.stop) and gives the lease up. */

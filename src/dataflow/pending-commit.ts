@@ -19,6 +19,8 @@ export class PendingCommit<P> {
   private readonly tapChanges = new Map<string, Update[]>();
   private latestOffsets: OffsetMap;
   private eventCount = 0;
+  /** The least event timestamp (µs) of the batches joined (Infinity: none known), for the lag in seconds. */
+  oldestMicros = Infinity;
 
   constructor(
     readonly phase: P,
@@ -60,6 +62,11 @@ export class PendingCommit<P> {
     }
     this.latestOffsets = offsets;
     this.eventCount += events;
+  }
+
+  /** A joined batch's least event timestamp (µs). */
+  spans(oldestMicros: number): void {
+    if (oldestMicros < this.oldestMicros) this.oldestMicros = oldestMicros;
   }
 
   /** Events of the batches joined so far (bounds the changes held in memory). */

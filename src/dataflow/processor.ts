@@ -103,8 +103,10 @@ export class Processor {
         ? (inputs.get((built.sources[0] as (typeof built.sources)[number]).member.id) ?? null)
         : null;
     let fed = 0;
+    let oldest = Infinity; // the least timestamp, for the lag in seconds
     for (let i = from; i < to; i++) {
       const ev = events[i] as ActyxEvent;
+      if (ev.timestamp < oldest) oldest = ev.timestamp;
       // NB: within a stream, events come in offset order and none twice (the EventSource contract):
       // the offsets committed say which events a table reflects, and a restart resumes after them.
       if (!ctx.tracker.advance(ev)) {
@@ -193,6 +195,6 @@ export class Processor {
       ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0)
       : [];
     if (perDb.length === 0 && taps.length === 0) return;
-    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state);
+    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state, oldest);
   }
 }

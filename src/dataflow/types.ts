@@ -203,6 +203,12 @@ export interface DataflowStats {
   readonly stateLoads: number;
 }
 
+/** See RunningDataflow.lag. */
+export interface DataflowLag {
+  readonly events: number;
+  readonly seconds: number;
+}
+
 /** A running dataflow (`startDataflow` in coordinator.ts). */
 export interface RunningDataflow {
   /**
@@ -216,6 +222,13 @@ export interface RunningDataflow {
   /** Resolves when the dataflow has ended (stopped, halted on an error, or nothing to run). */
   readonly finished: Promise<void>;
   stats(): DataflowStats;
+  /**
+   * How far the tables are behind, while this instance runs the dataflow (null: standby, stopped):
+   * `events` the source holds (as far as known: at start, then as read) that are not committed yet;
+   * `seconds` the age (by the wall clock, from its timestamp) of the oldest event read and not
+   * committed yet, 0 when there is none. Costs O(streams): for metrics, not per event.
+   */
+  lag(): DataflowLag | null;
   /**
    * Resolves once every sink has caught up with the source and the dataflow follows it live (at
    * once when there is nothing to run); stays pending when the dataflow ends before that.

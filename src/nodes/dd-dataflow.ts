@@ -21,6 +21,8 @@ import type { DataflowConfigNode, MemberDescription } from './dataflow-membershi
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
 import { reportToCatchNodes } from './catch-only';
+import { registerMetricsEndpoint } from './metrics-endpoint';
+import type { DataflowMetricsRow } from '../dataflow/metrics';
 
 /** Defaults: live batches close after 5 ms (latency); catch-up steps are 10× `batchSize`, at most 2,500 (see `catchUpBatchSize`). */
 export const DEFAULT_SETTINGS: DataflowSettings = {
@@ -98,6 +100,11 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   return { settings, problems };
 }
 
+/** This instance's name unless set: hostname:pid. */
+export function defaultInstance(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
 /** Default lease time (s): a standby takes over within this long after the holder died. */
 export const DEFAULT_LEASE_SECONDS = 10;
 
@@ -119,7 +126,7 @@ export function parseDataflowLease(config: NodeDef, problems: string[]): Dataflo
   };
   return {
     name: text('leaseName', config.id),
-    instance: text('instance', `${hostname()}:${process.pid}`),
+    instance: text('instance', defaultInstance()),
     leaseMs: seconds * 1000,
   };
 }
@@ -173,6 +180,7 @@ export function wireInputs(
 }
 
 export default function (RED: NodeAPI): void {
+  const metrics = registerMetricsEndpoint(RED);
   function DataflowNode(this: DataflowConfigNode, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -185,6 +193,16 @@ export default function (RED: NodeAPI): void {
     const failedSources = new Map<string, string>();
     const badWireMembers = new Set<string>();
     let running: RunningDataflow | null = null;
+    /** Errors reported to the nodes (metrics). */
+    let errors = 0;
+    const metricsRow = (): DataflowMetricsRow => ({
+      dataflow: node.id,
+      name: typeof config.name === 'string' && config.name !== '' ? config.name : node.id,
+      instance: lease?.instance ?? defaultInstance(),
+      running,
+      errors,
+    });
+    metrics.add(node.id, metricsRow);
     let dirty = true;
     let closed = false;
     /** Start/stop steps run one after the other. */
@@ -206,6 +224,7 @@ export default function (RED: NodeAPI): void {
         members.get(id)?.node.status(status);
       },
       error(id, message, context, options) {
+        errors++;
         const m = members.get(id);
         const msg: NodeMessage = {
           payload: context?.event ?? context?.value ?? null,
@@ -319,6 +338,7 @@ export default function (RED: NodeAPI): void {
     RED.events.on('flows:started', onFlowsStarted);
     node.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
+      metrics.remove(node.id, metricsRow);
       RED.events.removeListener('flows:started', onFlowsStarted);
       void serially(stopRunning).then(done);
     });

@@ -96,5 +96,7 @@ export interface NodeAPI {
   };
   httpNode?: unknown;
   httpAdmin?: unknown;
+  /** Admin API authentication: middleware that lets a request through only with `permission`. */
+  auth?: { needsPermission(permission: string): (req: unknown, res: unknown, next: (err?: unknown) => void) => void };
   _(key: string, substitutions?: Record<string, unknown>): string;
 }

@@ -4,7 +4,7 @@
  * real runtime) with the package's own node modules, so every dd-* node compiles its JavaScript,
  * JSONata and paths exactly as in a deployment. Only the surroundings change: the actyx-config
  * nodes read the benchmark's embedded log, the db-config nodes write to the benchmark's SQLite
- * file, and every node that is not a dataflow member (debug, function, http, websocket, …) becomes
+ * file (or, given db-config fields, to the benchmark's MariaDB database), and every node that is not a dataflow member (debug, function, http, websocket, …) becomes
  * a node that drops its input — a db-sink whose output was wired stays wired, so it still reports
  * its changes as in the example.
  *
@@ -33,6 +33,9 @@ interface Helper {
 /** The example flows this benchmark runs (the two views of issue 13's measurements). */
 export const EXAMPLES = ['drill-dashboard', 'machine-usage'] as const;
 
+/** Where the db-config nodes point: a SQLite file's path, or the db-config fields of another database. */
+export type BenchDatabase = string | { readonly kind: 'mariadb'; readonly [field: string]: string };
+
 const MEMBER_MODULES = [
   'actyx-config',
   'actyx-subscribe',
@@ -50,6 +53,8 @@ const MEMBER_MODULES = [
   'dd-aggregate',
   'dd-flatmap',
   'dd-distinct',
+  'dd-window',
+  'dd-topk',
 ];
 
 /** A node type that takes any input and does nothing (stands in for the examples' non-dataflow nodes). */
@@ -71,16 +76,22 @@ function nodeRedHelper(): Helper {
 }
 
 /** The example flows with the benchmark's log and database, non-members replaced by drains. */
-export function exampleFlows(root: string, logFile: string, dbFile: string): FlowNode[] {
+export function exampleFlows(
+  root: string,
+  logFile: string,
+  db: BenchDatabase,
+  examples: readonly string[] = EXAMPLES,
+): FlowNode[] {
   const out: FlowNode[] = [];
   const seen = new Set<string>();
-  for (const name of EXAMPLES) {
+  const dbConfig = typeof db === 'string' ? { kind: 'sqlite', filename: db } : db;
+  for (const name of examples) {
     const nodes = JSON.parse(readFileSync(join(root, 'examples', `${name}.json`), 'utf8')) as FlowNode[];
     for (const n of nodes) {
       if (seen.has(n.id)) continue; // config nodes shared by both examples
       seen.add(n.id);
       if (n.type === 'actyx-config') out.push({ id: n.id, type: n.type, kind: 'embedded', file: logFile });
-      else if (n.type === 'db-config') out.push({ id: n.id, type: n.type, kind: 'sqlite', filename: dbFile });
+      else if (n.type === 'db-config') out.push({ ...dbConfig, id: n.id, type: n.type });
       else if (n.type === 'tab' || n.type === 'dd-dataflow' || MEMBER_MODULES.includes(n.type)) out.push(n);
       else out.push({ id: n.id, type: 'bench-drain', z: n.z, wires: [] });
     }
@@ -97,9 +108,14 @@ export interface FlowsRun {
 }
 
 /** Loads the example flows and waits until every db-sink is live; rejects on a node error. */
-export async function runExampleFlows(root: string, logFile: string, dbFile: string): Promise<FlowsRun> {
+export async function runExampleFlows(
+  root: string,
+  logFile: string,
+  db: BenchDatabase,
+  examples: readonly string[] = EXAMPLES,
+): Promise<FlowsRun> {
   const h = nodeRedHelper();
-  const flow = exampleFlows(root, logFile, dbFile);
+  const flow = exampleFlows(root, logFile, db, examples);
   const sinkIds = flow.filter((n) => n.type === 'db-sink').map((n) => n.id);
   const modules = MEMBER_MODULES.map(
     (m) => (require(join(root, 'dist', 'src', 'nodes', `${m}.js`)) as { default: (RED: NodeAPI) => void }).default,

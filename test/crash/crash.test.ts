@@ -3,14 +3,22 @@
  * 100,000 events and is killed with SIGKILL at random moments (in up to three rounds certainly
  * while a transaction is open: its rows written, not yet committed); after every restart it
  * resumes. At the end every table equals the from-scratch result row for row and the offsets equal
- * the source's present.
+ * the source's present. With the operators' state in the database (SQLite), also after every kill:
+ * the state's level equals the tables' offsets, the tables equal the from-scratch result at that
+ * level, a copy of the database taken inside a commit continues from its state to the from-scratch
+ * result reading only the events after it, and no restart replays history.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
+import { startDataflow } from '../../src/dataflow/coordinator';
+import type { OffsetMap } from '../../src/core/offset-map';
+import { SqliteDatabase } from '../../src/sinks/sqlite-database';
+import type { ActyxEvent } from '../../src/sources/types';
 import type { DataflowMember } from '../../src/dataflow/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { SinkDatabase } from '../../src/sinks/types';
@@ -21,6 +29,7 @@ import {
   assertSameRows,
   drillEvents,
   fromScratch,
+  offsetRows,
   oneByOne,
   pgExec,
   mariadbDrop,
@@ -28,11 +37,13 @@ import {
   mariadbRows,
   pgOffsets,
   pgRows,
+  recordingListener,
   seeded,
   sqliteOffsets,
   sqliteRows,
   tempDir,
   uniqueName,
+  waitCommitted,
 } from '../dataflow/support';
 import { crashMembers } from './members';
 
@@ -50,6 +61,10 @@ interface Child {
   opened(n: number): Promise<void>;
   /** The last transaction line of a hold worker: 'open' while a transaction has written its rows and not committed. */
   lastTx(): 'open' | 'done' | null;
+  /** The greatest `eventsReplayed` of the commit lines (durable state: 0), and whether every commit line had durable state. */
+  replayed(): { max: number; commits: number; durable: boolean };
+  /** The worker's stats once live. */
+  liveStats(): { replayed: number; read: number } | null;
   exited: Promise<number | null>;
 }
 
@@ -68,10 +83,26 @@ function spawnWorker(args: readonly string[]): Child {
   const commitWaiters: { n: number; resolve: () => void }[] = [];
   let openCount = 0;
   let lastTx: 'open' | 'done' | null = null;
+  let liveStats: { replayed: number; read: number } | null = null;
+  const replayed = { max: 0, commits: 0, durable: true };
   const openWaiters: { n: number; resolve: () => void }[] = [];
   createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    const msg = JSON.parse(line) as { started?: boolean; live?: boolean; commit?: number; tx?: 'open' | 'done' };
+    const msg = JSON.parse(line) as {
+      started?: boolean;
+      live?: boolean;
+      stats?: { replayed: number; read: number };
+      commit?: number;
+      replayed?: number;
+      durable?: boolean;
+      tx?: 'open' | 'done';
+    };
     if (msg.tx !== undefined) lastTx = msg.tx;
+    if (msg.stats !== undefined) liveStats = msg.stats;
+    if (msg.commit !== undefined) {
+      replayed.commits++;
+      replayed.max = Math.max(replayed.max, msg.replayed ?? 0);
+      replayed.durable &&= msg.durable === true;
+    }
     if (msg.tx === 'open') {
       openCount++;
       for (const w of openWaiters.filter((x) => x.n <= openCount)) w.resolve();
@@ -93,7 +124,35 @@ function spawnWorker(args: readonly string[]): Child {
       resolve(code ?? (signal === 'SIGKILL' ? null : -1));
     }),
   );
-  return { proc, started, live, commits, opened, lastTx: () => lastTx, exited };
+  return {
+    proc,
+    started,
+    live,
+    commits,
+    opened,
+    lastTx: () => lastTx,
+    replayed: () => ({ ...replayed }),
+    liveStats: () => liveStats,
+    exited,
+  };
+}
+
+interface LoopOptions {
+  /** Retention window in µs ('' none). */
+  readonly retention?: string;
+  /** Operator state in the database: every worker must commit with it and replay no history. */
+  readonly durable?: boolean;
+  /** Events in the log (default EVENTS). */
+  readonly events?: number;
+  /** Checks the database after each kill (round number, whether the kill was inside a commit for sure). */
+  readonly afterKill?: (round: number, insideCommit: boolean) => Promise<void>;
+}
+
+/** With durable state: the worker committed with it, and no restart replayed history (only new events read). */
+function assertNoReplay(child: Child, round: string): void {
+  const r = child.replayed();
+  assert.ok(r.durable, `${round}: the worker kept its operator state in the database`);
+  assert.equal(r.max, 0, `${round}: a restart from the stored state replayed no history`);
 }
 
 /**
@@ -106,8 +165,10 @@ async function crashLoop(
   target: string,
   seed: number,
   progress: () => Promise<number>,
-  retention = '',
+  options: LoopOptions = {},
 ): Promise<{ live: number; insideCommit: number }> {
+  const retention = options.retention ?? '';
+  const extra = options.durable ? ['durable'] : [];
   const rnd = seeded(seed);
   const seen: number[] = [];
   let liveBeforeKill = 0;
@@ -116,7 +177,7 @@ async function crashLoop(
   for (let i = 0; i < KILLS; i++) {
     if (i % 4 === 1) {
       // Inside a commit for sure: the transaction has written its rows and holds for 200 ms.
-      const child = spawnWorker([kind, logFile, target, 'hold', retention]);
+      const child = spawnWorker([kind, logFile, target, 'hold', retention, ...extra]);
       const outcome = await Promise.race([
         child.opened(2 + Math.floor(rnd() * 4)).then(() => 'due'),
         child.live.then(() => 'live'),
@@ -126,14 +187,17 @@ async function crashLoop(
       child.proc.kill('SIGKILL');
       await child.exited;
       // (A round may reach live first, near the end of the history: then it is killed while live.)
+      const inside = outcome === 'due' && child.lastTx() === 'open';
       if (outcome === 'due') {
         holdKills++;
-        if (child.lastTx() === 'open') insideCommit++;
+        if (inside) insideCommit++;
       }
+      if (options.durable) assertNoReplay(child, `round ${i}`);
       seen.push(await progress());
+      await options.afterKill?.(i, inside);
       continue;
     }
-    const child = spawnWorker([kind, logFile, target, i % 2 === 0 ? 'slow' : '-', retention]);
+    const child = spawnWorker([kind, logFile, target, i % 2 === 0 ? 'slow' : '-', retention, ...extra]);
     // A random moment: right at start (opening tables, replaying) in some rounds, otherwise a few
     // ms after a random number of new commits (inside the next batch's computation or commit).
     const commits = i % 4 === 3 ? 0 : 1 + Math.floor(rnd() * 6);
@@ -148,7 +212,9 @@ async function crashLoop(
     await new Promise((r) => setTimeout(r, Math.floor(rnd() * 15)));
     child.proc.kill('SIGKILL');
     await child.exited;
+    if (options.durable) assertNoReplay(child, `round ${i}`);
     seen.push(await progress());
+    await options.afterKill?.(i, false);
   }
   if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(', ')}`);
   assert.ok(holdKills >= 1, 'a hold round was killed before the dataflow was live');
@@ -159,10 +225,21 @@ async function crashLoop(
   );
   // The kills must have interrupted real work: committed progress grew across rounds, stepwise.
   assert.ok(new Set(seen).size >= 4, `committed progress after each kill: ${seen.join(', ')}`);
-  const last = spawnWorker([kind, logFile, target, '-', retention]);
+  const committed = await progress();
+  const last = spawnWorker([kind, logFile, target, '-', retention, ...extra]);
   await Promise.race([last.live, last.exited.then((c) => assert.fail(`final worker exited with ${c}`))]);
   last.proc.kill('SIGTERM');
   assert.equal(await last.exited, 0);
+  if (options.durable) {
+    assertNoReplay(last, 'final run');
+    // Read from the source: exactly the events after the state (the stored ones were not read again).
+    assert.equal(last.liveStats()?.replayed, 0);
+    assert.equal(
+      last.liveStats()?.read,
+      (options.events ?? EVENTS) - committed,
+      'the final run read only the events after the state',
+    );
+  }
   return { live: liveBeforeKill, insideCommit };
 }
 
@@ -182,10 +259,10 @@ const dummyDb: SinkDatabase = {
   close: () => Promise.resolve(),
 };
 
-function makeLog(dir: string): { file: string; log: EmbeddedLog } {
+function makeLog(dir: string, events = EVENTS): { file: string; log: EmbeddedLog } {
   const file = join(dir, 'log.sqlite');
   const log = new EmbeddedLog(file);
-  appendEvents(log, drillEvents({ machines: 50, events: EVENTS, seed: 42 }), 20_000);
+  appendEvents(log, drillEvents({ machines: 50, events, seed: 42 }), 20_000);
   return { file, log };
 }
 
@@ -286,6 +363,135 @@ test('MariaDB: SIGKILL at random moments (three inside a commit), restart, table
   }
 });
 
+/** Events of the durable-state case: fewer, since every kill is checked against a from-scratch run. */
+const DURABLE_EVENTS = 60_000;
+
+/** The level of a state scope in a SQLite file ({} before it exists). */
+function sqliteStateLevel(file: string, scope: string): OffsetMap {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const exists = db.prepare("select 1 from sqlite_master where name = 'deltaflow_state_offsets'").get();
+    if (exists === undefined) return {};
+    const rows = db.prepare('select stream, "offset" from deltaflow_state_offsets where scope = ?').all(scope);
+    return offsetRows(rows as Record<string, unknown>[]);
+  } finally {
+    db.close();
+  }
+}
+
+/** The offsets of a table in a SQLite file ({} before it exists). */
+function sqliteOffsetsOrNone(file: string, table: string): OffsetMap {
+  try {
+    return sqliteOffsets(file, table);
+  } catch {
+    return {};
+  }
+}
+
+/** The events a level covers. */
+function upTo(events: readonly ActyxEvent[], level: OffsetMap): ActyxEvent[] {
+  return events.filter((e) => Object.prototype.hasOwnProperty.call(level, e.stream) && e.offset <= level[e.stream]!);
+}
+
+test('SQLite with the operator state in the database: SIGKILL at random moments (also inside commits); after every kill state level = offsets, tables = from scratch at that level, and restarts read only newer events', async () => {
+  const dir = tempDir('deltaflow-crash-');
+  try {
+    const { file: logFile, log } = makeLog(dir, DURABLE_EVENTS);
+    const dbFile = join(dir, 'views.sqlite');
+    const events = await allEvents(log);
+    const members = crashMembers(log, dummyDb, '');
+    const final = await fromScratch(members, events);
+    let continued = 0;
+    const afterKill = async (round: number, insideCommit: boolean): Promise<void> => {
+      if (!existsSync(dbFile)) return;
+      const level = sqliteStateLevel(dbFile, 'flow');
+      for (const m of members) {
+        if (m.role !== 'sink') continue;
+        // Same transaction: the state's level is exactly every table's offsets.
+        assert.deepEqual(
+          sqliteOffsetsOrNone(dbFile, m.table.name),
+          level,
+          `round ${round}: ${m.table.name} offsets = state level`,
+        );
+      }
+      const expected = await fromScratch(members, upTo(events, level));
+      for (const m of members)
+        if (m.role === 'sink' && Object.keys(level).length > 0)
+          assertSameRows(
+            sqliteRows(dbFile, m.table),
+            expected.get(m.id),
+            `round ${round}: ${m.table.name} at the state's level`,
+          );
+      if (!insideCommit) return;
+      // Killed inside a commit: a copy of the database continues from its state, reading only the
+      // events after it, to the from-scratch result of the whole log.
+      const copy = join(dir, `copy-${round}.sqlite`);
+      copyFileSync(dbFile, copy);
+      if (existsSync(`${dbFile}-wal`)) copyFileSync(`${dbFile}-wal`, `${copy}-wal`);
+      const db = new SqliteDatabase({ filename: copy });
+      try {
+        const copyMembers = crashMembers(log, db, '');
+        const run = startDataflow(
+          {
+            id: 'flow',
+            source: log,
+            members: copyMembers,
+            settings: {
+              batchSize: 1000,
+              catchUpBatchSize: 1000,
+              batchMs: 5,
+              maxInFlight: 2,
+              retentionMicros: null,
+              onError: 'skip',
+              durableState: true,
+              stateCacheBytes: 200_000,
+            },
+          },
+          recordingListener(),
+        );
+        await run.live;
+        await waitCommitted(run, await log.presentOffsets());
+        await run.stop();
+        const stats = run.stats();
+        assert.equal(stats.error, null);
+        assert.equal(stats.durableState, true);
+        assert.equal(stats.eventsReplayed, 0, `round ${round}: the copy replayed no history`);
+        assert.equal(
+          stats.eventsRead,
+          events.length - upTo(events, level).length,
+          `round ${round}: the copy read only newer events`,
+        );
+        for (const m of copyMembers)
+          if (m.role === 'sink')
+            assertSameRows(sqliteRows(copy, m.table), final.get(m.id), `round ${round}: the copy's ${m.table.name}`);
+        continued++;
+      } finally {
+        await db.close();
+      }
+    };
+    const { live, insideCommit } = await crashLoop('sqlite', logFile, dbFile, 5, sqliteProgress(dbFile), {
+      durable: true,
+      events: DURABLE_EVENTS,
+      afterKill,
+    });
+    assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
+    assert.ok(
+      insideCommit >= 1 && continued === insideCommit,
+      `copies continued after kills inside a commit (${continued})`,
+    );
+    const present = await log.presentOffsets();
+    for (const m of members) {
+      if (m.role !== 'sink') continue;
+      assertSameRows(sqliteRows(dbFile, m.table), final.get(m.id), `${m.table.name} equals the from-scratch result`);
+      assert.deepEqual(sqliteOffsets(dbFile, m.table.name), present, `${m.table.name} offsets equal the present`);
+    }
+    assert.deepEqual(sqliteStateLevel(dbFile, 'flow'), present, 'the state level equals the present');
+    await log.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** Events with every 7th late by up to two hours; appended in Lamport order, so every run (and the reference) computes them in the same order. */
 function makeLateLog(dir: string): { file: string; log: EmbeddedLog } {
   const file = join(dir, 'log.sqlite');
@@ -319,7 +525,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
                 return 0; // not created yet
               }
             };
-      await crashLoop(kind, logFile, kind === 'sqlite' ? dbFile : prefix, 3, progress, String(WINDOW));
+      await crashLoop(kind, logFile, kind === 'sqlite' ? dbFile : prefix, 3, progress, { retention: String(WINDOW) });
       const members = crashMembers(log, dummyDb, prefix);
       const reference = await oneByOne(members, await allEvents(log), WINDOW);
       const all = await fromScratch(members, await allEvents(log));

@@ -6,7 +6,8 @@
  */
 import { errorText } from '../core/message-text';
 import { LeaseLostError } from '../sinks/lease-sql';
-import type { LeaseToken, SinkDatabase } from '../sinks/types';
+import type { LeaseAnswer, LeaseToken, SinkDatabase } from '../sinks/types';
+import type { ShareTicket } from './fair-share';
 import { sleep } from './retry';
 import type { DataflowLease } from './types';
 
@@ -14,8 +15,8 @@ import type { DataflowLease } from './types';
 const MAX_POLL_MS = 1000;
 
 export interface LeaseEvents {
-  /** Not (yet) the holder: who is (null: unknown, `problem` says why). */
-  standby(holder: string | null, problem?: string): void;
+  /** Not (yet) the holder: who is (null: unknown, `problem` says why, or `waiting` what it waits for). */
+  standby(holder: string | null, problem?: string, waiting?: string): void;
   /** A lease was lost (taken over, or not renewed in time): the dataflow must stop writing. */
   lost(e: LeaseLostError): void;
   log(level: 'info' | 'warn', message: string): void;
@@ -34,6 +35,11 @@ export class LeaseKeeper {
   /** The last acquisition problem logged (logged again only when it changes). */
   private lastProblem: string | null = null;
 
+  /** The fair share this dataflow's first lease counts in (fair-share.ts); null: taken whenever free. */
+  private share: ShareTicket | null = null;
+  /** The first lease is held and counted in the share. */
+  private counted = false;
+
   constructor(
     databases: Iterable<SinkDatabase>,
     private readonly lease: DataflowLease,
@@ -42,6 +48,16 @@ export class LeaseKeeper {
     const byLabel = new Map<string, SinkDatabase>();
     for (const db of databases) if (!byLabel.has(db.label)) byLabel.set(db.label, db);
     this.databases = [...byLabel.values()].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+  }
+
+  /** The database whose lease is taken first: the one the dataflows are spread by. */
+  get home(): SinkDatabase | undefined {
+    return this.databases[0];
+  }
+
+  /** Takes the first lease only within this instance's fair share. */
+  shareIn(ticket: ShareTicket): void {
+    this.share = ticket;
   }
 
   /** The fencing token for a database, while held. */
@@ -57,14 +73,34 @@ export class LeaseKeeper {
   async acquire(signal: AbortSignal): Promise<boolean> {
     const pollMs = Math.min(MAX_POLL_MS, this.lease.leaseMs / 3);
     const request = { name: this.lease.name, holder: this.lease.instance, leaseMs: this.lease.leaseMs };
+    // The share is known once the instance has counted the others (its first heartbeat).
+    if (this.share !== null) await this.share.counted(signal);
     for (const db of this.databases) {
       while (!this.tokens.has(db.label)) {
         if (signal.aborted) return false;
         let wait = pollMs;
         const started = Date.now();
+        // Over this instance's fair share: only look who holds it (another instance's share).
+        const share = db === this.home ? this.share : null;
+        const allowed = share === null || share.reserve();
         try {
-          const answer = await db.transaction((tx) => tx.acquireLease(request));
+          let answer: LeaseAnswer;
+          try {
+            answer = await db.transaction((tx) => tx.acquireLease(allowed ? request : { ...request, peek: true }));
+          } catch (e) {
+            if (share !== null && allowed) share.settle(false);
+            throw e;
+          }
+          if (share !== null && allowed) {
+            share.settle(answer.held);
+            this.counted = answer.held;
+          }
           this.lastProblem = null;
+          if (!allowed && !(answer.held === false && answer.holder !== null && answer.remainingMs > 0)) {
+            this.events.standby(null, undefined, (share as ShareTicket).describe());
+            await sleep(wait, signal);
+            continue;
+          }
           if (answer.held) {
             this.tokens.set(db.label, answer.token);
             this.renewedAt.set(db.label, started);
@@ -157,6 +193,8 @@ export class LeaseKeeper {
     });
     this.tokens.clear();
     this.renewedAt.clear();
+    if (this.counted) this.share?.released();
+    this.counted = false;
     await Promise.all(
       held.map(([db, token]) =>
         db

@@ -12,6 +12,7 @@
 import type { LeaseLostError } from '../sinks/lease-sql';
 import type { Fencing } from './context';
 import { LeaseKeeper } from './lease-keeper';
+import { FairShare, type ShareTicket } from './fair-share';
 import type { SinkDatabase } from '../sinks/types';
 import type {
   DataflowDefinition,
@@ -36,6 +37,11 @@ export class LeasedDataflow implements RunningDataflow {
   /** The lease was lost while holding it (set by the keeper or a transaction), for the current holder run. */
   private lostSignal: ((e: LeaseLostError) => void) | null = null;
   private shownStandby: string | null = null;
+  /** This dataflow's place among the ones this instance runs on its first database (fair-share.ts). */
+  private share: ShareTicket | null = null;
+  /** Asks the current holder run to give the lease up (the instance is over its fair share). */
+  private giveUpSignal: (() => void) | null = null;
+  private giveUpPending = false;
   private heldBy: string | null = null;
   private takeovers = 0;
 
@@ -48,10 +54,28 @@ export class LeasedDataflow implements RunningDataflow {
     const databases: SinkDatabase[] = [];
     for (const m of definition.members) if (m.role === 'sink') databases.push(m.database);
     this.keeper = new LeaseKeeper(databases, lease, {
-      standby: (holder, problem) => this.showStandby(holder, problem),
+      standby: (holder, problem, waiting) => this.showStandby(holder, problem, waiting),
       lost: (e) => this.lostSignal?.(e),
       log: (level, message) => listener.log(level, message),
     });
+    const home = this.keeper.home;
+    if (home !== undefined) {
+      this.share = FairShare.join(
+        home,
+        lease.instance,
+        lease.leaseMs,
+        {
+          name: lease.name,
+          giveUp: () => {
+            // Asked between taking the lease and starting the holder run: that run gives it up at once.
+            if (this.giveUpSignal !== null) this.giveUpSignal();
+            else this.giveUpPending = true;
+          },
+        },
+        (message) => listener.log('info', message),
+      );
+      this.keeper.shareIn(this.share);
+    }
     this.live = new Promise((resolve) => (this.resolveLive = resolve));
     this.finished = this.run();
   }
@@ -100,13 +124,22 @@ export class LeasedDataflow implements RunningDataflow {
       this.shownStandby = null;
       this.heldBy = this.lease.instance;
       let lost: LeaseLostError | null = null;
+      let givenUp = false;
       const ended = new Promise<void>((resolve) => {
         this.lostSignal = (e) => {
           lost ??= e;
           resolve();
         };
+        this.giveUpSignal = () => {
+          givenUp = true;
+          resolve();
+        };
         this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
       });
+      if (this.giveUpPending) {
+        this.giveUpPending = false;
+        this.giveUpSignal?.();
+      }
       const holder = this.start({
         token: (db) => this.keeper.token(db),
         lost: (e) => this.lostSignal?.(e),
@@ -117,6 +150,7 @@ export class LeasedDataflow implements RunningDataflow {
       // stopped: a standby would only meet the same error.
       await ended;
       this.lostSignal = null;
+      this.giveUpSignal = null;
       if (lost !== null) {
         const e: LeaseLostError = lost;
         holder.leaseLost(e);
@@ -128,20 +162,26 @@ export class LeasedDataflow implements RunningDataflow {
       if (lost !== null) {
         this.heldBy = (lost as LeaseLostError).holder;
         await this.keeper.release();
+      } else if (givenUp && !this.stopping) {
+        // Its work committed (stop above): another instance takes it from the committed offsets.
+        this.heldBy = null;
+        await this.keeper.release();
+        this.listener.log('info', `gave the lease of dataflow ${this.lease.name} up for another instance (fair share)`);
       }
     }
     await this.keeper.release();
+    await this.share?.leave();
     this.holder = null;
   }
 
   /** Every member shows who holds the lease (only when that changes: status is not throttled here). */
-  private showStandby(holder: string | null, problem?: string): void {
+  private showStandby(holder: string | null, problem?: string, waiting?: string): void {
     if (this.stopping) return;
     if (holder !== null) this.heldBy = holder;
     const text =
       holder !== null
         ? `standby (held by ${holder})`
-        : `standby (${problem !== undefined ? `lease unknown: ${problem}` : 'waiting for the lease'})`;
+        : `standby (${problem !== undefined ? `lease unknown: ${problem}` : (waiting ?? 'waiting for the lease')})`;
     if (text === this.shownStandby) return;
     this.shownStandby = text;
     for (const m of this.definition.members)

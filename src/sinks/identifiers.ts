@@ -17,6 +17,8 @@ export const INDEX_SUFFIX = '_index';
 export const META_TABLE = 'deltaflow_meta';
 /** The dataflows' leases (lease-sql.ts). */
 export const LEASE_TABLE = 'deltaflow_lease';
+/** The instances' heartbeats (issue 14, point 3: each knows how many are alive). */
+export const INSTANCE_TABLE = 'deltaflow_instance';
 /** Longest table name: 63 minus the longest suffix, so `<table>_offsets` is still a valid identifier. */
 export const MAX_TABLE_NAME_LENGTH = 63 - OFFSETS_SUFFIX.length;
 
@@ -76,9 +78,9 @@ export function validateTableName(name: unknown): string {
       `invalid table name ${describe(n)}: names starting with "sqlite_" or "pg_" are reserved by the databases`,
     );
   }
-  if (lower === META_TABLE || lower === LEASE_TABLE || lower.endsWith(OFFSETS_SUFFIX)) {
+  if (lower === META_TABLE || lower === LEASE_TABLE || lower === INSTANCE_TABLE || lower.endsWith(OFFSETS_SUFFIX)) {
     throw new SinkConfigError(
-      `invalid table name ${describe(n)}: "${META_TABLE}", "${LEASE_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`,
+      `invalid table name ${describe(n)}: "${META_TABLE}", "${LEASE_TABLE}", "${INSTANCE_TABLE}" and names ending in "${OFFSETS_SUFFIX}" are used by DeltaFlow itself`,
     );
   }
   return n;

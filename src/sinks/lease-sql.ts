@@ -11,9 +11,9 @@
  * already excludes every other writer). A takeover's UPDATE waits for such a commit and then sees
  * the expiry it extended: a commit that passed its check always completes before a takeover.
  */
-import { LEASE_TABLE } from './identifiers';
+import { INSTANCE_TABLE, LEASE_TABLE } from './identifiers';
 import type { Dialect, Statement } from './sql-dialect';
-import type { LeaseAnswer, LeaseRequest, LeaseToken } from './types';
+import type { InstanceHeartbeat, LeaseAnswer, LeaseRequest, LeaseToken } from './types';
 
 /** Runs statements inside the current transaction (see SqlExecutor). */
 interface Executor {
@@ -147,6 +147,8 @@ export async function acquireLease(exec: Executor, d: Dialect, req: LeaseRequest
   let row = await readLease(exec, d, req.name, false);
   if (row !== null && row.holder !== null && row.remainingMs > 0)
     return { held: false, holder: row.holder, epoch: row.epoch, remainingMs: row.remainingMs };
+  if (req.peek === true)
+    return { held: false, holder: row?.holder ?? null, epoch: row?.epoch ?? 0, remainingMs: row?.remainingMs ?? 0 };
   if (row === null) {
     await exec.run(insertLeaseSql(d, req.name));
   }
@@ -182,4 +184,56 @@ export async function fenceLease(exec: Executor, d: Dialect, token: LeaseToken, 
 /** Gives the lease up (a clean stop): a standby takes it at its next look. Nothing when it is no longer held. */
 export async function releaseLease(exec: Executor, d: Dialect, token: LeaseToken): Promise<void> {
   await exec.run(releaseLeaseSql(d, token));
+}
+
+/** `CREATE TABLE IF NOT EXISTS deltaflow_instance (pool, instance, expires_at)`: the heartbeats. */
+export function createInstanceSql(d: Dialect): string {
+  const q = d.quote;
+  const text = d.kind === 'mariadb' ? 'VARCHAR(255)' : 'text';
+  return `CREATE TABLE IF NOT EXISTS ${q(INSTANCE_TABLE)} (${q('pool')} ${text} NOT NULL, ${q('instance')} ${text} NOT NULL, ${q('expires_at')} bigint NOT NULL, PRIMARY KEY (${q('pool')}, ${q('instance')}))${d.tableOptions}`;
+}
+
+/** Creates the heartbeat table when missing (where DDL commits, only then). */
+export async function ensureInstanceTable(
+  exec: Executor,
+  d: Dialect,
+  exists: (table: string) => Statement,
+): Promise<void> {
+  if (d.ddlCommits && (await exec.all(exists(INSTANCE_TABLE))).length > 0) return;
+  await exec.run({ sql: createInstanceSql(d), params: [] });
+}
+
+/**
+ * Writes the instance's heartbeat (expiring after `leaseMs` by the database's clock) and counts
+ * the instances of its pool whose heartbeat has not expired, itself included.
+ */
+export async function announceInstance(exec: Executor, d: Dialect, h: InstanceHeartbeat): Promise<number> {
+  const q = d.quote;
+  const now = nowMsSql(d);
+  const cols = `${q('pool')}, ${q('instance')}, ${q('expires_at')}`;
+  const values = `(${p(d, 1)}, ${p(d, 2)}, ${now} + ${p(d, 3)})`;
+  const upsert =
+    d.kind === 'mariadb'
+      ? `INSERT INTO ${q(INSTANCE_TABLE)} (${cols}) VALUES ${values} ON DUPLICATE KEY UPDATE ${q('expires_at')} = VALUES(${q('expires_at')})`
+      : `INSERT INTO ${q(INSTANCE_TABLE)} (${cols}) VALUES ${values} ON CONFLICT (${q('pool')}, ${q('instance')}) DO UPDATE SET ${q('expires_at')} = excluded.${q('expires_at')}`;
+  await exec.run({ sql: upsert, params: [h.pool, h.instance, h.leaseMs] });
+  // The rows of instances that died (no clean stop) a day ago go.
+  await exec.run({
+    sql: `DELETE FROM ${q(INSTANCE_TABLE)} WHERE ${q('pool')} = ${p(d, 1)} AND ${q('expires_at')} < ${now} - 86400000`,
+    params: [h.pool],
+  });
+  const [row] = await exec.all({
+    sql: `SELECT count(*) AS ${q('n')} FROM ${q(INSTANCE_TABLE)} WHERE ${q('pool')} = ${p(d, 1)} AND ${q('expires_at')} > ${now}`,
+    params: [h.pool],
+  });
+  return Number(row?.n ?? 0);
+}
+
+/** Deletes the instance's heartbeat (a clean stop). */
+export async function leaveInstance(exec: Executor, d: Dialect, pool: string, instance: string): Promise<void> {
+  const q = d.quote;
+  await exec.run({
+    sql: `DELETE FROM ${q(INSTANCE_TABLE)} WHERE ${q('pool')} = ${p(d, 1)} AND ${q('instance')} = ${p(d, 2)}`,
+    params: [pool, instance],
+  });
 }

@@ -8,6 +8,7 @@ import type { Batch } from '../engine/types';
 import { copyOffsets, offsetOf, setOffset, type OffsetMap } from '../core/offset-map';
 import type {
   ApplyOptions,
+  InstanceHeartbeat,
   LeaseAnswer,
   LeaseRequest,
   LeaseToken,
@@ -21,7 +22,16 @@ import type {
   StateScope,
   TableSpec,
 } from './types';
-import { acquireLease, ensureLeaseTable, fenceLease, LeaseLostError, releaseLease } from './lease-sql';
+import {
+  acquireLease,
+  announceInstance,
+  ensureInstanceTable,
+  ensureLeaseTable,
+  fenceLease,
+  leaveInstance,
+  LeaseLostError,
+  releaseLease,
+} from './lease-sql';
 import { compileTable, type CompiledTable } from './table-spec';
 import { duplicateKey, planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
@@ -145,6 +155,8 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       acquireLease: async (request) => tx.live().acquireLease(request),
       fence: async (token) => tx.live().fence(token),
       releaseLease: async (token) => tx.live().releaseLease(token),
+      announceInstance: async (heartbeat) => tx.live().announceInstance(heartbeat),
+      leaveInstance: async (pool, instance) => tx.live().leaveInstance(pool, instance),
       readScope: async (scope) => tx.live().readScope(scope),
       resetScope: async (scope) => tx.live().resetScope(scope),
       writeScope: async (scope, level, changes) => tx.live().writeScope(scope, level, changes),
@@ -360,6 +372,16 @@ class SqlSinkTransaction implements SinkTransaction {
 
   async releaseLease(token: LeaseToken): Promise<void> {
     await this.db.step(null, () => releaseLease(this.exec, this.d, token));
+  }
+
+  async announceInstance(heartbeat: InstanceHeartbeat): Promise<number> {
+    await this.ddlAllowed();
+    await this.db.step(null, () => ensureInstanceTable(this.exec, this.d, (t) => sql.tableExistsSql(this.d, t)));
+    return this.db.step(null, () => announceInstance(this.exec, this.d, heartbeat));
+  }
+
+  async leaveInstance(pool: string, instance: string): Promise<void> {
+    await this.db.step(null, () => leaveInstance(this.exec, this.d, pool, instance));
   }
 
   /** Throws where DDL would commit rows written in this transaction (see `ddl`). */

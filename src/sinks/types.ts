@@ -61,6 +61,20 @@ export interface LeaseRequest {
   readonly holder: string;
   /** How long the lease lasts without renewal, ms (by the database's clock). */
   readonly leaseMs: number;
+  /** Only look who holds it, never take it (an instance over its fair share). */
+  readonly peek?: boolean;
+}
+
+/**
+ * An instance's heartbeat in a pool (issue 14, point 3): the instances running the same set of
+ * leased dataflows on one database, so each knows how many are alive (lease-sql.ts).
+ */
+export interface InstanceHeartbeat {
+  /** The pool's name (the same set of dataflows gives the same name). */
+  readonly pool: string;
+  readonly instance: string;
+  /** How long the heartbeat counts without renewal, ms (the lease time). */
+  readonly leaseMs: number;
 }
 
 /** A lease held: its epoch is the fencing token every commit transaction checks. */
@@ -113,6 +127,10 @@ export interface SinkTransaction {
   fence(token: LeaseToken): Promise<void>;
   /** Gives the lease up (nothing when the token no longer holds it). */
   releaseLease(token: LeaseToken): Promise<void>;
+  /** Writes the instance's heartbeat (creating the table if missing); returns how many instances of its pool are alive. */
+  announceInstance(heartbeat: InstanceHeartbeat): Promise<number>;
+  /** Deletes the instance's heartbeat (a clean stop: the others count one less at once). */
+  leaveInstance(pool: string, instance: string): Promise<void>;
   /**
    * Durable operator state (docs/durable-state.md): the stored scope of a dataflow, null when it
    * has none (creates the state tables when missing). Absent where the database keeps no state.

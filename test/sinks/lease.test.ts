@@ -64,6 +64,31 @@ async function leaseRules(a: SinkDatabase, b: SinkDatabase): Promise<void> {
   await a.transaction((tx) => tx.releaseLease(third));
 }
 
+/** Heartbeats (issue 14, point 3): counted per pool while unexpired, deleted on leave; a peek never takes a lease. */
+async function heartbeatRules(a: SinkDatabase, b: SinkDatabase): Promise<void> {
+  const pool = uniqueName('pool');
+  const beat = (db: SinkDatabase, instance: string, p = pool): Promise<number> =>
+    db.transaction((tx) => tx.announceInstance({ pool: p, instance, leaseMs: LEASE_MS }));
+  assert.equal(await beat(a, 'A'), 1);
+  assert.equal(await beat(b, 'B'), 2);
+  assert.equal(await beat(b, 'B'), 2, 'a renewal is not a second instance');
+  assert.equal(await beat(a, 'C', `${pool}-other`), 1, 'another pool counts apart');
+  await new Promise((r) => setTimeout(r, LEASE_MS + 100));
+  assert.equal(await beat(b, 'B'), 1, "A's heartbeat expired");
+  assert.equal(await beat(a, 'A'), 2);
+  await b.transaction((tx) => tx.leaveInstance(pool, 'B'));
+  assert.equal(await beat(a, 'A'), 1, 'B left');
+  await a.transaction((tx) => tx.leaveInstance(pool, 'A'));
+  await a.transaction((tx) => tx.leaveInstance(`${pool}-other`, 'C'));
+  const name = uniqueName('peek');
+  const peeked = await a.transaction((tx) => tx.acquireLease({ name, holder: 'A', leaseMs: LEASE_MS, peek: true }));
+  assert.equal(peeked.held, false, 'a peek does not take a free lease');
+  const taken = held(await b.transaction((tx) => tx.acquireLease({ name, holder: 'B', leaseMs: LEASE_MS })));
+  const again = await a.transaction((tx) => tx.acquireLease({ name, holder: 'A', leaseMs: LEASE_MS, peek: true }));
+  assert.equal(again.held === false ? again.holder : null, 'B', 'a peek says who holds it');
+  await b.transaction((tx) => tx.releaseLease(taken));
+}
+
 test('SQLite: one lease holder, takeover after expiry or release, the old epoch fenced', async () => {
   const dir = tempDir('deltaflow-lease-');
   const file = join(dir, 'lease.sqlite');
@@ -71,6 +96,7 @@ test('SQLite: one lease holder, takeover after expiry or release, the old epoch 
   const b = new SqliteDatabase({ filename: file });
   try {
     await leaseRules(a, b);
+    await heartbeatRules(a, b);
   } finally {
     await a.close();
     await b.close();
@@ -83,6 +109,7 @@ test('PostgreSQL: one lease holder, takeover after expiry or release, the old ep
   const b = new PostgresDatabase({});
   try {
     await leaseRules(a, b);
+    await heartbeatRules(a, b);
   } finally {
     await a.close();
     await b.close();
@@ -94,6 +121,7 @@ test('MariaDB: one lease holder, takeover after expiry or release, the old epoch
   const b = new MariadbDatabase({});
   try {
     await leaseRules(a, b);
+    await heartbeatRules(a, b);
   } finally {
     await a.close();
     await b.close();

@@ -17,7 +17,7 @@ import {
   type MariadbTarget,
 } from './mariadb-connection';
 import { mariadbProblem, type MariadbProblem } from './mariadb-problems';
-import { SqlSinkDatabase, type SqlConnection } from './sql-database';
+import { SqlSinkDatabase, type ReadConnection, type SqlConnection } from './sql-database';
 import { mariadbDialect, type Dialect, type Statement } from './sql-dialect';
 
 /** Statements that MariaDB / MySQL commit implicitly, before and after them. */
@@ -30,6 +30,10 @@ export class MariadbDatabase extends SqlSinkDatabase {
   private readonly problem: string | null;
   private connection: MariadbConnection | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** Durable state's reads: a second connection, opened on first use (see readConnection). */
+  private reader: Promise<MariadbConnection> | null = null;
+  private readerIdleTimer: NodeJS.Timeout | null = null;
+  private readsInFlight = 0;
   private serverDialect: Dialect = dialectFor(true, '', 16 << 20);
 
   constructor(private readonly options: MariadbOptions = {}) {
@@ -105,9 +109,69 @@ export class MariadbDatabase extends SqlSinkDatabase {
     this.idleTimer.unref();
   }
 
-  /** Durable state on MariaDB needs a second connection for reads; not implemented yet. */
-  protected override readConnection(): string {
-    return 'durable operator state is not implemented for MariaDB / MySQL yet';
+  /**
+   * Durable state is read on a second connection of its own (docs/durable-state.md, "Reading state
+   * outside the commit transaction"), opened on first use, replaced when lost, closed after
+   * `idleCloseMs` without a read. NB: it runs in autocommit with READ COMMITTED (MariadbConnection.open),
+   * so each read is a consistent non-locking read of the last committed state: it neither waits for
+   * nor blocks the commit transaction on the other connection, and never sees its uncommitted rows.
+   */
+  protected override readConnection(): () => Promise<ReadConnection> {
+    const conn: ReadConnection = {
+      all: async (s) => {
+        this.readsInFlight++;
+        let c: MariadbConnection | null = null;
+        try {
+          c = await this.readerConnection();
+          return (await c.query(s.sql, s.params)) as Record<string, unknown>[];
+        } finally {
+          if (--this.readsInFlight === 0 && c !== null) this.closeReaderWhenIdle(c);
+        }
+      },
+      close: () => this.closeReader(),
+    };
+    return () => Promise.resolve(conn);
+  }
+
+  private async readerConnection(): Promise<MariadbConnection> {
+    if (this.problem !== null || this.target === null)
+      throw new SinkDatabaseError(this.label, null, this.problem ?? 'invalid settings', false);
+    if (this.readerIdleTimer) clearTimeout(this.readerIdleTimer);
+    this.readerIdleTimer = null;
+    const current = this.reader;
+    if (current !== null) {
+      const c = await current.catch(() => null);
+      if (c !== null && c.lost === null) return c;
+      if (this.reader === current) this.reader = null;
+    }
+    const target = this.target;
+    const opening = (this.reader ??= MariadbConnection.open(
+      driverConfig(target, this.options, 'deltaflow-state'),
+      this.options,
+    ));
+    return opening;
+  }
+
+  private closeReaderWhenIdle(c: MariadbConnection): void {
+    if (this.readerIdleTimer) clearTimeout(this.readerIdleTimer);
+    this.readerIdleTimer = setTimeout(() => {
+      this.readerIdleTimer = null;
+      void this.reader?.then((r) => {
+        if (r !== c) return;
+        this.reader = null;
+        void c.close();
+      });
+    }, this.options.idleCloseMs ?? 30_000);
+    this.readerIdleTimer.unref();
+  }
+
+  private async closeReader(): Promise<void> {
+    if (this.readerIdleTimer) clearTimeout(this.readerIdleTimer);
+    this.readerIdleTimer = null;
+    const r = this.reader;
+    this.reader = null;
+    const c = await r?.catch(() => null);
+    await c?.close();
   }
 
   protected async shutdown(): Promise<void> {
@@ -115,7 +179,7 @@ export class MariadbDatabase extends SqlSinkDatabase {
     this.idleTimer = null;
     const c = this.connection;
     this.connection = null;
-    await c?.close();
+    await Promise.all([c?.close(), this.closeReader()]);
   }
 
   protected override explain(err: unknown): MariadbProblem | null {

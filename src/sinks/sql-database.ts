@@ -192,7 +192,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
   stateReader(): StateReader | string {
     const opened = this.readConnection();
     if (typeof opened === 'string') return opened;
-    const d = this.dialect;
+    // The dialect as of each read: MariaDB's depends on the server, known once a connection opened.
     const run = async (s: sql.Statement): Promise<Record<string, unknown>[]> => {
       const conn = await opened();
       return this.step(stateSql.STATE_TABLE, () => conn.all(s));
@@ -200,17 +200,19 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
     return {
       get: async (op, keys) => {
         const found = new Map<string, string>();
-        for (const s of stateSql.selectEntriesSql(d, op, keys))
+        for (const s of stateSql.selectEntriesSql(this.dialect, op, keys))
           for (const r of await run(s)) found.set(String(r.k), String(r.v));
         return keys.map((k) => found.get(k));
       },
       seek: async (op, from, to, last) => {
-        const rows = await run(stateSql.selectRangeSql(d, op, from, to, last ? 'last' : 'first'));
+        const rows = await run(stateSql.selectRangeSql(this.dialect, op, from, to, last ? 'last' : 'first'));
         const r = rows[0];
         return r === undefined ? undefined : ([String(r.k), String(r.v)] as const);
       },
       range: async (op, from, to) =>
-        (await run(stateSql.selectRangeSql(d, op, from, to, null))).map((r) => [String(r.k), String(r.v)] as const),
+        (await run(stateSql.selectRangeSql(this.dialect, op, from, to, null))).map(
+          (r) => [String(r.k), String(r.v)] as const,
+        ),
       close: async () => {
         const conn = await opened().catch(() => null);
         await conn?.close();

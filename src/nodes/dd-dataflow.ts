@@ -105,13 +105,19 @@ export function defaultInstance(): string {
   return `${hostname()}:${process.pid}`;
 }
 
-/** Default lease time (s): a standby takes over within this long after the holder died. */
-export const DEFAULT_LEASE_SECONDS = 10;
+/**
+ * Default lease time (s). A standby takes over this long after the holder died, plus its start-up
+ * (the takeover ends with its first commit).
+ * NB: 8, not 10: issue 14 asks for a takeover within 10 s by default, and the lease time alone
+ * already takes that long (bench/fencing.ts measured 10.2 s with 10; `npm run bench:fencing`
+ * checks the bar with this default).
+ */
+export const DEFAULT_LEASE_SECONDS = 8;
 
 /**
  * The lease of a dd-dataflow (issue 14): named after the node's id (instances running the same
  * flows share it) unless `leaseName` is set, held as `instance` (default hostname:pid), lasting
- * `leaseSeconds` (default 10; 0 = no lease, a single instance). Null when there is no lease.
+ * `leaseSeconds` (default 8; 0 = no lease, a single instance). Null when there is no lease.
  */
 export function parseDataflowLease(config: NodeDef, problems: string[]): DataflowLease | null {
   const seconds = intField(config, 'leaseSeconds', 0, 3600, DEFAULT_LEASE_SECONDS, problems);

@@ -283,7 +283,7 @@ export class CommitPipeline {
         : [];
     const blamed = culprit.length > 0 ? culprit : sinks;
     const message = `commit failed and cannot succeed by retrying: ${errorText(e)}; the dataflow stopped (fix the logic or the table, then deploy again)`;
-    for (const s of blamed) this.ctx.listener.error(s.id, `db-sink ${s.label}: ${message}${this.producers(s, e)}`);
+    for (const s of blamed) this.ctx.listener.error(s.id, `${message}${this.producers(s, e)}`);
     this.status.halt(message, blamed[0]?.id);
   }
 }

@@ -150,8 +150,7 @@ class Coordinator implements RunningDataflow {
       if (e instanceof Abandoned || ctx.stopping) return;
       const message = `opening the tables failed: ${errorText(e)}; the dataflow stopped`;
       const blamed = built.sinks.filter((s) => errorText(e).includes(`"${s.table.name}"`));
-      for (const s of blamed.length > 0 ? blamed : built.sinks)
-        ctx.listener.error(s.id, `db-sink ${s.label}: ${message}`);
+      for (const s of blamed.length > 0 ? blamed : built.sinks) ctx.listener.error(s.id, message);
       this.status.halt(message, blamed[0]?.id);
       return;
     }

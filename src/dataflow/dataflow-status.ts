@@ -213,9 +213,11 @@ export class DataflowStatus {
   /** A user function threw with on error: stop. */
   haltOnOperatorError(e: OperatorError): void {
     const member = this.memberFor(e.operator);
-    const message = `${member ? describeMember(member) : `operator ${e.operator}`} failed on ${describeValue(e.value)}: ${errorText(e.cause)}; the dataflow stopped (on error: stop)`;
-    if (member) this.ctx.listener.error(member.id, message, contextOf(e.value));
-    this.halt(message, member?.id);
+    const what = `failed on ${describeValue(e.value)}: ${errorText(e.cause)}; the dataflow stopped (on error: stop)`;
+    const who = member ? describeMember(member) : `operator ${e.operator}`;
+    // The member's own log line needs no name (Node-RED prefixes it); the dataflow's does.
+    if (member) this.ctx.listener.error(member.id, what, contextOf(e.value));
+    this.halt(`${who} ${what}`, member?.id);
   }
 
   /**
@@ -276,7 +278,8 @@ export class DataflowStatus {
         ? describeValue(value)
         : `${describeValue(input)} in group ${abbreviate(JSON.stringify(value))}`;
     const who = member ? describeMember(member) : `operator ${operator}`;
-    const message = `${who} failed on ${what}: ${errorText(error)}; skipped`;
+    const text = `failed on ${what}: ${errorText(error)}; skipped`;
+    const message = `${who} ${text}`;
     // The first in full (log and Catch nodes), then each to the Catch nodes and a count per interval in the log.
     const full = this.repeated(
       `skipped:${id}`,
@@ -285,7 +288,7 @@ export class DataflowStatus {
         `${who}: ${c.count} more input${c.count === 1 ? '' : 's'} failed in the last ${c.seconds} s and ${c.count === 1 ? 'was' : 'were'} skipped (${c.total} since the first; each also went to Catch nodes); the latest: ${c.last}`,
     );
     const context = contextOf(input === undefined ? value : input);
-    if (member) this.ctx.listener.error(member.id, message, context, full ? undefined : { repeat: true });
+    if (member) this.ctx.listener.error(member.id, text, context, full ? undefined : { repeat: true });
     else if (full) this.ctx.listener.log('warn', message);
   }
 

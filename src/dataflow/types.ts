@@ -77,6 +77,7 @@ export interface DataflowListener {
    * A problem attributable to one member (and maybe one event); the node calls `node.error`, so
    * Catch nodes see it. `repeat`: one more of a kind already reported in full and summarised in
    * the log (`log`): it goes to the Catch nodes only, without a log line of its own.
+   * `message` does not name the member: the node's log line is prefixed with its type and name.
    */
   error(
     memberId: string,

@@ -62,8 +62,6 @@ export default function (RED: NodeAPI): void {
   function ActyxPublish(this: Node, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const name =
-      typeof config.name === 'string' && config.name.trim() !== '' ? config.name.trim() : `actyx-publish ${config.id}`;
     const configTags = parseTagList(config.tags);
     let lease: EventSourceLease | null = null;
     let problem: string | null = null;
@@ -71,7 +69,7 @@ export default function (RED: NodeAPI): void {
       lease = getEventSource(RED, config.actyx);
     } catch (err) {
       problem = errorText(err);
-      node.error(`${name}: ${problem}`);
+      node.error(problem);
       node.status({
         fill: 'red',
         shape: 'ring',
@@ -105,7 +103,7 @@ export default function (RED: NodeAPI): void {
           done();
         } catch (err) {
           node.status({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${errorText(err)}`) });
-          done(new Error(`${name}: publishing failed: ${errorText(err)}`));
+          done(new Error(`publishing failed: ${errorText(err)}`));
         }
       });
     });
@@ -113,7 +111,7 @@ export default function (RED: NodeAPI): void {
     node.on('close', (_removed: boolean, done: () => void) => {
       queue
         .then(() => lease?.release())
-        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${errorText(err)}`))
+        .catch((err: unknown) => node.warn(`releasing the event source failed: ${errorText(err)}`))
         .finally(done);
     });
   }

@@ -41,7 +41,7 @@ export default function (RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const name = memberLabel(config);
-    const fail = problemReporter(node, name);
+    const fail = problemReporter(node);
 
     const dataflowSet = typeof config.dataflow === 'string' && config.dataflow !== '';
     const dataflow: DataflowConfigNode | null = dataflowSet ? findDataflow(RED, config.dataflow) : null;
@@ -85,11 +85,10 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       abort.abort();
-      const leaving =
-        dataflow && (source || failedInDataflow) ? leaveDataflow(dataflow, node, name) : Promise.resolve();
+      const leaving = dataflow && (source || failedInDataflow) ? leaveDataflow(dataflow, node) : Promise.resolve();
       leaving
         .then(() => lease?.release())
-        .catch((err: unknown) => node.warn(`${name}: releasing the event source failed: ${errorText(err)}`))
+        .catch((err: unknown) => node.warn(`releasing the event source failed: ${errorText(err)}`))
         .finally(done);
     });
   }
@@ -153,14 +152,14 @@ async function runStandalone(
         true,
       );
       // One log line per distinct problem, not one per retry.
-      if (d.message !== lastError) node.error(`${name}: ${d.message}`);
+      if (d.message !== lastError) node.error(d.message);
       lastError = d.message;
     } else if (d.severity === 'warning') {
-      node.warn(`${name}: ${d.message}${d.detail !== undefined ? `: ${d.detail}` : ''}`);
+      node.warn(`${d.message}${d.detail !== undefined ? `: ${d.detail}` : ''}`);
     } else {
       lastError = '';
       status.set(progress(), true);
-      node.log(`${name}: ${d.message}`);
+      node.log(d.message);
     }
   };
   status.set({ fill: 'yellow', shape: 'ring', text: 'connecting' }, true);
@@ -197,7 +196,7 @@ async function runStandalone(
     }
   } catch (err) {
     if (signal.aborted) return;
-    node.error(`${name}: the subscription ended: ${errorText(err)}`);
+    node.error(`the subscription ended: ${errorText(err)}`);
     status.set({ fill: 'red', shape: 'ring', text: shortStatus(`error: ${errorText(err)}`) }, true);
   } finally {
     status.stop();

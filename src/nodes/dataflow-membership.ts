@@ -40,19 +40,19 @@ export function findDataflow(RED: NodeAPI, id: unknown): DataflowConfigNode | nu
 export const NO_DATAFLOW_SELECTED = 'no dataflow selected: choose a dd-dataflow config node in the node settings';
 
 /**
- * How a member reports a configuration problem: `node.error` with its label (log, Catch nodes) and a
- * red ring with a short `status` text.
+ * How a member reports a configuration problem: `node.error` (log, Catch nodes; Node-RED prefixes the
+ * node's type and name, so the text does not repeat them) and a red ring with a short `status` text.
  */
-export function problemReporter(node: Node, label: string): (status: string, message: string) => void {
+export function problemReporter(node: Node): (status: string, message: string) => void {
   return (status, message) => {
-    node.error(`${label}: ${message}`);
+    node.error(message);
     node.status({ fill: 'red', shape: 'ring', text: status });
   };
 }
 
 /** Leaves the dataflow in a close handler; a failure is logged as a warning and closing goes on. */
-export function leaveDataflow(dataflow: DataflowConfigNode, node: Node, label: string): Promise<void> {
+export function leaveDataflow(dataflow: DataflowConfigNode, node: Node): Promise<void> {
   return dataflow.leave(node).catch((err: unknown) => {
-    node.warn(`${label}: leaving the dataflow failed: ${errorText(err)}`);
+    node.warn(`leaving the dataflow failed: ${errorText(err)}`);
   });
 }

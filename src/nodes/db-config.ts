@@ -160,17 +160,17 @@ export default function (RED: NodeAPI): void {
       RED.settings.userDir ?? process.cwd(),
       env,
     );
-    for (const p of problems) node.error(`db-config ${name}: ${p}`);
+    for (const p of problems) node.error(p);
     node.parsedConfig = { settings, problems };
 
-    const onIdleError = (err: Error): void => node.warn(`db-config ${name}: idle connection lost: ${err.message}`);
+    const onIdleError = (err: Error): void => node.warn(`idle connection lost: ${err.message}`);
     const open = (): SinkDatabase => {
       if (settings.kind === 'sqlite') return new SqliteDatabase({ filename: settings.filename });
       if (settings.kind === 'mariadb') return new MariadbDatabase({ ...settings.options, onIdleError });
       return new PostgresDatabase({ ...settings.options, onIdleError });
     };
     const shared = new SharedDatabase(open, (err) =>
-      node.warn(`db-config ${name}: closing the database failed: ${err instanceof Error ? err.message : String(err)}`),
+      node.warn(`closing the database failed: ${err instanceof Error ? err.message : String(err)}`),
     );
 
     node.acquire = (claim) => {
@@ -181,7 +181,7 @@ export default function (RED: NodeAPI): void {
 
     node.on('close', (_removed: boolean, done: () => void) => {
       shared.close().then(done, (err: unknown) => {
-        node.warn(`db-config ${name}: closing failed: ${errorText(err)}`);
+        node.warn(`closing failed: ${errorText(err)}`);
         done();
       });
     });

@@ -15,7 +15,6 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { DbConfigNode } from './db-config';
-import { memberLabel } from './dd-operator';
 import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
 import { openPool } from '../sinks/postgres-pool';
 import { postgresProblem, type PostgresProblem } from '../sinks/postgres-problems';
@@ -215,7 +214,6 @@ export default function (RED: NodeAPI): void {
   function DbQueryNode(this: Node, config: NodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const label = memberLabel(config);
     const fixedSql = typeof config.sql === 'string' ? config.sql.trim() : '';
     // The opt-in for several statements: only the node's own SQL, never msg.topic.
     const script = config.script === true;
@@ -237,7 +235,7 @@ export default function (RED: NodeAPI): void {
       if (problems.length > 0) problem = `database misconfigured: ${problems.join('; ')}`;
       else {
         // Opened on first use: a missing database at deploy is a per-message error, not a crash.
-        const onIdleError = (err: Error): void => node.warn(`${label}: idle connection lost: ${err.message}`);
+        const onIdleError = (err: Error): void => node.warn(`idle connection lost: ${err.message}`);
         const open = (): QueryConnection => {
           if (settings.kind === 'sqlite') return sqliteConnection(settings.filename);
           if (settings.kind === 'mariadb') return mariadbConnection(settings.options, onIdleError);
@@ -247,7 +245,7 @@ export default function (RED: NodeAPI): void {
           const sql = fixedSql || (typeof msg.topic === 'string' ? msg.topic.trim() : '');
           if (sql === '') {
             node.status({ fill: 'red', shape: 'ring', text: 'no SQL' });
-            done(new Error(`${label}: no SQL statement: set it in the node or in msg.topic`));
+            done(new Error(`no SQL statement: set it in the node or in msg.topic`));
             return;
           }
           const raw = msg.params;
@@ -256,7 +254,7 @@ export default function (RED: NodeAPI): void {
           const hasParams = Array.isArray(params) ? params.length > 0 : Object.keys(params).length > 0;
           if (script && hasParams) {
             node.status({ fill: 'red', shape: 'ring', text: 'query failed' });
-            done(new Error(`${label}: a script takes no parameters (msg.params): run a single statement for values`));
+            done(new Error(`a script takes no parameters (msg.params): run a single statement for values`));
             return;
           }
           const current = (connection ??= open());
@@ -279,16 +277,16 @@ export default function (RED: NodeAPI): void {
                 const text = err instanceof Error ? err.message : String(err);
                 const status = err instanceof SeveralStatements ? 'refused: several statements' : 'query failed';
                 node.status({ fill: 'red', shape: 'ring', text: problem ? problem.hint : status });
-                done(new Error(`${label}: ${text}${problem ? ` — ${problem.advice}` : ''}`));
+                done(new Error(`${text}${problem ? ` — ${problem.advice}` : ''}`));
               },
             );
         });
       }
     }
     if (problem) {
-      node.error(`${label}: ${problem}`);
+      node.error(problem);
       node.status({ fill: 'red', shape: 'ring', text: 'invalid config' });
-      node.on('input', (_msg, _send, done) => done(new Error(`${label}: ${problem}`)));
+      node.on('input', (_msg, _send, done) => done(new Error(problem)));
     }
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -297,7 +295,7 @@ export default function (RED: NodeAPI): void {
       if (!c) return done();
       c.close()
         .catch((err: unknown) =>
-          node.warn(`${label}: closing the connection failed: ${err instanceof Error ? err.message : String(err)}`),
+          node.warn(`closing the connection failed: ${err instanceof Error ? err.message : String(err)}`),
         )
         .finally(done);
     });

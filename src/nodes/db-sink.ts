@@ -117,11 +117,11 @@ export default function (RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const label = memberLabel(config);
-    const fail = problemReporter(node, label);
+    const fail = problemReporter(node);
 
     const reportExpression: ExpressionFailure = (column, record, error) => {
       const why = errorText(error);
-      node.error(`${label}: column "${column}": the expression failed on a record, the cell is NULL: ${why}`, {
+      node.error(`column "${column}": the expression failed on a record, the cell is NULL: ${why}`, {
         payload: record,
       });
     };
@@ -174,16 +174,16 @@ export default function (RED: NodeAPI): void {
     node.on('input', (msg: NodeMessage, _send, done) => {
       // Changes a tapped dd node sent after a commit: the engine already delivered them to this sink.
       if (msg[DATAFLOW_MESSAGE_MARKER] !== undefined) return done();
-      done(new Error(`${label}: db-sink writes what its dataflow computes; messages from other nodes are ignored`));
+      done(new Error(`db-sink writes what its dataflow computes; messages from other nodes are ignored`));
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (!joined) return done();
       // Release the database only once the dataflow no longer uses this sink (a commit may be running).
-      leaveDataflow(joined.dataflow, node, label)
+      leaveDataflow(joined.dataflow, node)
         .then(() => joined.lease.release())
         .catch((err: unknown) =>
-          node.warn(`${label}: releasing the database failed: ${err instanceof Error ? err.message : String(err)}`),
+          node.warn(`releasing the database failed: ${err instanceof Error ? err.message : String(err)}`),
         )
         .finally(done);
     });

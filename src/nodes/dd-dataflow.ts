@@ -232,15 +232,16 @@ export default function (RED: NodeAPI): void {
       error(id, message, context, options) {
         errors++;
         const m = members.get(id);
-        const msg: NodeMessage = {
-          payload: context?.event ?? context?.value ?? null,
-          error: { message, source: { id, type: m?.description.type } },
-        };
+        // NB: `message` does not name the member: Node-RED prefixes the member's log lines with its
+        // type and name. Only when the member is gone does the dataflow's own line name it.
+        const text = m ? message : `${id}: ${message}`;
+        // Node-RED sets msg.error ({message, source: {id, type, name, count}}) for the Catch nodes.
+        const msg: NodeMessage = { payload: context?.event ?? context?.value ?? null };
         if (context?.event) msg.event = context.event;
         const target = m?.node ?? node;
         // A repeat is summarised in the log by the dataflow: Catch nodes still get each one.
-        if (options?.repeat === true) reportToCatchNodes(target, message, msg);
-        else target.error(message, msg);
+        if (options?.repeat === true) reportToCatchNodes(target, text, msg);
+        else target.error(text, msg);
       },
       committed(id, changes) {
         const m = members.get(id);

@@ -56,7 +56,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
     RED.nodes.createNode(this, config);
     const node = this;
     const label = memberLabel(config);
-    const fail = problemReporter(node, label);
+    const fail = problemReporter(node);
 
     let logic: OperatorLogic;
     try {
@@ -111,7 +111,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
       node.status({ fill: 'red', shape: 'ring', text: 'wrong input wired' });
       done(
         new Error(
-          `${label}: received a message that did not come from the dataflow. ` +
+          'received a message that did not come from the dataflow. ' +
             'dd nodes take their input only from actyx-subscribe and other dd nodes of the same dataflow; ' +
             'use actyx-publish to put data into the event log instead.',
         ),
@@ -120,7 +120,7 @@ export function registerOperatorType(RED: NodeAPI, type: string, compile: Operat
 
     node.on('close', (_removed: boolean, done: () => void) => {
       if (!dataflow) return done();
-      void leaveDataflow(dataflow, node, label).then(done);
+      void leaveDataflow(dataflow, node).then(done);
     });
   }
   RED.nodes.registerType(type, OperatorNode);

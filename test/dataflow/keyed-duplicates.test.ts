@@ -132,7 +132,7 @@ for (const kind of kinds) {
         const errors = listener.recorded.errors.filter((e) => e.id === 'sink');
         assert.equal(errors.length, 1, JSON.stringify(listener.recorded.errors));
         const message = (errors[0] as { message: string }).message;
-        assert.match(message, /^db-sink sink: /);
+        assert.match(message, /^commit failed and cannot succeed by retrying: /); // the node is named by errors[0].id
         assert.match(message, new RegExp(`table "${name}": two rows for key \\{"machine":"M1"\\} in the view`));
         assert.match(message, /\{"machine":"M1","status":"idle"\} and \{"machine":"M1","status":"working"\}/);
         assert.match(message, /the rows came from status-map \(dd-test\)/);

@@ -86,7 +86,7 @@ describe('invalid configurations: error naming the problem, red status, no join,
     [
       'injection in the table name',
       { table: 'x; drop table y' },
-      /^dashboard sink: invalid table name "x; drop table y"/,
+      /^invalid table name "x; drop table y"/,
       'invalid config',
     ],
     [

@@ -72,10 +72,10 @@ test('SQLite: statements from msg.topic with positional and named parameters', a
 
   const bad = await ask({ topic: 'SELECT * FROM missing' });
   assert.equal(bad.ok, false);
-  assert.match((bad.msg.error as { message: string }).message, /my query: no such table: missing/);
+  assert.match((bad.msg.error as { message: string }).message, /no such table: missing/);
   assert.ok(statusesOf('q').some((s) => s.fill === 'red' && s.text === 'query failed'));
   const none = await ask({});
-  assert.match((none.msg.error as { message: string }).message, /my query: no SQL statement/);
+  assert.match((none.msg.error as { message: string }).message, /no SQL statement/);
 });
 
 test('PostgreSQL: the configured statement with $1 parameters', async () => {
@@ -120,7 +120,7 @@ test('PostgreSQL: a database that does not exist gives a status naming it and th
   assert.equal(failed.ok, false);
   assert.match(
     (failed.msg.error as { message: string }).message,
-    /my query: database "deltaflow_no_such_db" does not exist — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
+    /database "deltaflow_no_such_db" does not exist — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
   );
   assert.ok(
     statusesOf('q').some((s) => s.fill === 'red' && s.text === 'no database "deltaflow_no_such_db" (Database field)'),
@@ -134,7 +134,7 @@ async function injection(table: string, exists: () => Promise<boolean>): Promise
   assert.equal(refused.ok, false, `answered ${JSON.stringify(refused.msg.payload)}`);
   assert.match(
     (refused.msg.error as { message: string }).message,
-    /my query: refused: the SQL holds more than one statement, and db-query runs exactly one per message/,
+    /refused: the SQL holds more than one statement, and db-query runs exactly one per message/,
   );
   assert.ok(statusesOf('q').some((s) => s.fill === 'red' && s.text === 'refused: several statements'));
   assert.equal(await exists(), true, 'the table was not dropped');
@@ -245,7 +245,7 @@ test('MariaDB: ? parameters as a prepared statement, several statements refused,
     assert.match((named.msg.error as { message: string }).message, /MariaDB takes positional parameters/);
     // A syntax error that is not a second statement is reported as it is.
     const typo = await ask({ topic: `SELEC 1` });
-    assert.match((typo.msg.error as { message: string }).message, /my query: You have an error in your SQL syntax/);
+    assert.match((typo.msg.error as { message: string }).message, /You have an error in your SQL syntax/);
   } finally {
     await withMariadb((c) => c.query(`DROP TABLE IF EXISTS ${t}`));
   }
@@ -260,7 +260,7 @@ test('MariaDB: a database that does not exist gives a status naming it and the f
   assert.equal(failed.ok, false);
   assert.match(
     (failed.msg.error as { message: string }).message,
-    /my query: Unknown database 'deltaflow_no_such_db' — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
+    /Unknown database 'deltaflow_no_such_db' — create the database \(CREATE DATABASE …\) or set another \(Database field\)$/,
   );
   assert.ok(
     statusesOf('q').some((s) => s.fill === 'red' && s.text === 'no database "deltaflow_no_such_db" (Database field)'),
@@ -277,7 +277,7 @@ test('without a database the node reports it at deploy and for every message', a
     ],
   );
   assert.ok(
-    errorsOf('q').some((e) => /^my query: no database selected/.test(e)),
+    errorsOf('q').some((e) => /^no database selected/.test(e)),
     JSON.stringify(errorsOf('q')),
   );
   assert.ok(statusesOf('q').some((s) => s.fill === 'red' && s.text === 'invalid config'));

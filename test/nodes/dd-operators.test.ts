@@ -117,7 +117,7 @@ test('every operator without a dataflow reports it clearly', async () => {
   for (const [type, config] of Object.entries(VALID)) {
     await helper.load(NODES, [operator(type, config, { dataflow: '' })]);
     assert.ok(
-      errorsOf('op').some((e) => e.startsWith('my node: no dataflow selected')),
+      errorsOf('op').some((e) => e.startsWith('no dataflow selected')),
       `${type}: ${errorsOf('op')}`,
     );
     assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.text === 'no dataflow'));
@@ -130,131 +130,106 @@ describe('bad expressions give a clear error and a red status at deploy', () => 
     [
       'dd-filter',
       { language: 'js', condition: 'return record.;' },
-      /^my node: condition: JavaScript syntax error: /,
+      /^condition: JavaScript syntax error: /,
       'invalid expression',
     ],
     [
       'dd-filter',
       { language: 'jsonata', condition: 'payload.type = ' },
-      /^my node: condition: JSONata syntax error at position \d+: /,
+      /^condition: JSONata syntax error at position \d+: /,
       'invalid expression',
     ],
-    [
-      'dd-filter',
-      { language: 'js', condition: '   ' },
-      /^my node: condition: the JavaScript is empty$/,
-      'invalid expression',
-    ],
-    [
-      'dd-map',
-      { language: 'jsonata', func: '{"a": }' },
-      /^my node: function: JSONata syntax error/,
-      'invalid expression',
-    ],
+    ['dd-filter', { language: 'js', condition: '   ' }, /^condition: the JavaScript is empty$/, 'invalid expression'],
+    ['dd-map', { language: 'jsonata', func: '{"a": }' }, /^function: JSONata syntax error/, 'invalid expression'],
     [
       'dd-map',
       { language: 'python', func: 'return 1' },
-      /^my node: function: unknown language "python" \(expected js, jsonata, path\)$/,
+      /^function: unknown language "python" \(expected js, jsonata, path\)$/,
       'invalid expression',
     ],
     [
       'dd-groupby',
       { keyType: 'path', key: 'payload..machine' },
-      /^my node: key: invalid property path "payload\.\.machine"/,
+      /^key: invalid property path "payload\.\.machine"/,
       'invalid expression',
     ],
-    ['dd-groupby', { keyType: 'path', key: '' }, /^my node: key: the property path is empty$/, 'invalid expression'],
-    ['dd-maxby', { byType: 'js', by: 'return {' }, /^my node: order by: JavaScript syntax error/, 'invalid expression'],
-    ['dd-minby', { byType: 'jsonata', by: ']' }, /^my node: order by: JSONata syntax error/, 'invalid expression'],
-    ['dd-reduce', { func: 'for (' }, /^my node: function: JavaScript syntax error/, 'invalid expression'],
+    ['dd-groupby', { keyType: 'path', key: '' }, /^key: the property path is empty$/, 'invalid expression'],
+    ['dd-maxby', { byType: 'js', by: 'return {' }, /^order by: JavaScript syntax error/, 'invalid expression'],
+    ['dd-minby', { byType: 'jsonata', by: ']' }, /^order by: JSONata syntax error/, 'invalid expression'],
+    ['dd-reduce', { func: 'for (' }, /^function: JavaScript syntax error/, 'invalid expression'],
     [
       'dd-scan',
       { initial: '{}', func: 'return state;;}' },
-      /^my node: step function: JavaScript syntax error/,
+      /^step function: JavaScript syntax error/,
       'invalid expression',
     ],
-    [
-      'dd-scan',
-      { initial: '{}', func: ' ' },
-      /^my node: step function: the JavaScript is empty$/,
-      'invalid expression',
-    ],
-    [
-      'dd-scan',
-      { initial: "{'a': 1}", func: 'return state;' },
-      /^my node: initial state: not valid JSON: /,
-      'invalid config',
-    ],
+    ['dd-scan', { initial: '{}', func: ' ' }, /^step function: the JavaScript is empty$/, 'invalid expression'],
+    ['dd-scan', { initial: "{'a': 1}", func: 'return state;' }, /^initial state: not valid JSON: /, 'invalid config'],
     [
       'dd-scan',
       { initial: '', func: 'return state;' },
-      /^my node: initial state: empty; enter a JSON value such as \{\}$/,
+      /^initial state: empty; enter a JSON value such as \{\}$/,
       'invalid config',
     ],
     [
       'dd-aggregate',
       { aggregate: 'avg' },
-      /^my node: aggregate: unknown function "avg" \(expected count or sum\)$/,
+      /^aggregate: unknown function "avg" \(expected count or sum\)$/,
       'invalid expression',
     ],
     [
       'dd-aggregate',
       { aggregate: 'sum', valueType: 'path', value: '' },
-      /^my node: value to sum: the property path is empty$/,
+      /^value to sum: the property path is empty$/,
       'invalid expression',
     ],
     [
       'dd-join',
       { kind: 'outer', leftKeyType: 'path', leftKey: 'order', rightKeyType: 'path', rightKey: 'order' },
-      /^my node: join: unknown kind "outer" \(expected inner or left\)$/,
+      /^join: unknown kind "outer" \(expected inner or left\)$/,
       'invalid expression',
     ],
     [
       'dd-join',
       { kind: 'inner', leftKeyType: 'path', leftKey: 'order', rightKeyType: 'js', rightKey: 'return record.;' },
-      /^my node: right key: JavaScript syntax error/,
+      /^right key: JavaScript syntax error/,
       'invalid expression',
     ],
     [
       'dd-window',
       { time: 'timestamp', unit: 'hour', size: '8', start: '06:00', timeZone: 'Europe/Berlln' },
-      /^my node: unknown time zone "Europe\/Berlln" \(use an IANA name such as Europe\/Berlin, or UTC\)$/,
+      /^unknown time zone "Europe\/Berlln" \(use an IANA name such as Europe\/Berlin, or UTC\)$/,
       'invalid expression',
     ],
     [
       'dd-window',
       { time: 'timestamp', unit: 'hour', size: '7', timeZone: 'UTC' },
-      /^my node: window: 7 hours do not divide a day/,
+      /^window: 7 hours do not divide a day/,
       'invalid expression',
     ],
     [
       'dd-window',
       { timeType: 'js', time: 'return record.;', unit: 'day', size: '1', timeZone: 'UTC' },
-      /^my node: time: JavaScript syntax error/,
+      /^time: JavaScript syntax error/,
       'invalid expression',
     ],
     [
       'dd-topk',
       { count: '0', byType: 'path', by: 'sum' },
-      /^my node: count: "0" is not a whole number from 1 to 10000$/,
+      /^count: "0" is not a whole number from 1 to 10000$/,
       'invalid expression',
     ],
     [
       'dd-topk',
       { count: '5', direction: 'up', byType: 'path', by: 'sum' },
-      /^my node: direction: unknown "up" \(expected max or min\)$/,
+      /^direction: unknown "up" \(expected max or min\)$/,
       'invalid expression',
     ],
-    [
-      'dd-flatmap',
-      { language: 'jsonata', func: 'tags[' },
-      /^my node: function: JSONata syntax error/,
-      'invalid expression',
-    ],
+    ['dd-flatmap', { language: 'jsonata', func: 'tags[' }, /^function: JSONata syntax error/, 'invalid expression'],
     [
       'dd-flatmap',
       { language: 'js', func: 'return [record' },
-      /^my node: function: JavaScript syntax error/,
+      /^function: JavaScript syntax error/,
       'invalid expression',
     ],
   ];
@@ -285,7 +260,7 @@ test('a non-dataflow node wired into a dd node is reported at deploy and when a 
   ];
   await helper.load(NODES, flow);
   assert.ok(
-    errorsOf('op').some((e) => /^my node: input wired from my inject \(helper\) is not part of a dataflow/.test(e)),
+    errorsOf('op').some((e) => /^input wired from my inject \(helper\) is not part of a dataflow/.test(e)),
     JSON.stringify(errorsOf('op')),
   );
   assert.ok(statusesOf('op').some((s) => s.fill === 'red' && s.text === 'wrong input wired'));
@@ -294,7 +269,7 @@ test('a non-dataflow node wired into a dd node is reported at deploy and when a 
   const before = errorsOf('op').length;
   helper.getNode('op').receive({ payload: { hello: 1 } });
   const msg = (await caught) as { error?: { message?: string }; payload?: unknown };
-  assert.match(msg.error?.message ?? '', /^Error: my node: received a message that did not come from the dataflow/);
+  assert.match(msg.error?.message ?? '', /^Error: received a message that did not come from the dataflow/);
   assert.deepEqual(msg.payload, { hello: 1 });
   assert.equal(errorsOf('op').length, before + 1);
 });

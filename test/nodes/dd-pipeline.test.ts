@@ -161,7 +161,7 @@ test('a dashboard pipeline of dd nodes computes the latest state per machine, sh
     ['Drill1', 'stopped', 1],
   ]);
   // A node with a non-dataflow node wired in keeps showing it, whatever the dataflow reports.
-  assert.match(errorsOf('extra').join('\n'), /extra filter: input wired from helper .* is not part of a dataflow/);
+  assert.match(errorsOf('extra').join('\n'), /^input wired from helper .* is not part of a dataflow/);
   assert.ok(statusesOf('extra').length > 1, 'the dataflow reported on the extra node');
   assert.deepEqual(statusesOf('extra').at(-1), { fill: 'red', shape: 'ring', text: 'wrong input wired' });
   // Every operator shows the dataflow live (status updates are throttled); none reported an error.
@@ -360,7 +360,7 @@ test('a wrong input kind is a clear error of that node; a throwing function name
   await eventually(() => errorsOf('thrower').some((e) => e.includes('cannot handle boom')), 'the user-function error');
   assert.match(
     errorsOf('thrower').find((e) => e.includes('cannot handle boom'))!,
-    /picky map|thrower/,
+    /^failed on event .*: cannot handle boom; skipped$/,
   );
   await eventually(() => caught.some((m) => JSON.stringify(m.error).includes('cannot handle boom')), 'the Catch node');
   const msg = caught.find((m) => JSON.stringify(m.error).includes('cannot handle boom'))!;

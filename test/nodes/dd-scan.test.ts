@@ -296,7 +296,7 @@ test('an initial state that is not JSON is named at deploy (error, red status) a
   helper.getNode('caught').on('input', (msg) => caught.push(msg as (typeof caught)[number]));
 
   assert.ok(
-    errorsOf('scan').some((e) => /^bad start: initial state: not valid JSON: /.test(e)),
+    errorsOf('scan').some((e) => /^initial state: not valid JSON: /.test(e)),
     JSON.stringify(errorsOf('scan')),
   );
   assert.ok(
@@ -362,7 +362,7 @@ test('a step that throws names the node and skips that record; a step that retur
   await eventually(() => errorsOf('scan').some((e) => e.includes('cannot fold boom')), 'the step error');
   assert.match(
     errorsOf('scan').find((e) => e.includes('cannot fold boom'))!,
-    /picky scan.*failed on value \{.*"order":"boom".*\} in group "Drill1": cannot fold boom; skipped$/,
+    /^failed on value \{.*"order":"boom".*\} in group "Drill1": cannot fold boom; skipped$/,
   );
   await eventually(() => caught.some((m) => m.error?.source?.id === 'scan'), 'the Catch node');
   assert.deepEqual(
@@ -384,7 +384,7 @@ test('a step that throws names the node and skips that record; a step that retur
   await eventually(() => errorsOf('forgetful').some((e) => e.includes('returned undefined')), 'the missing return');
   assert.match(
     errorsOf('forgetful').find((e) => e.includes('returned undefined'))!,
-    /forgetful scan.*return state;/,
+    /^failed on value .*return state;/,
   );
   assert.deepEqual(table(dbFile, 'SELECT * FROM never'), []);
 });
@@ -418,7 +418,7 @@ test('with on error: stop, a throwing step stops the dataflow and names the node
   await eventually(() => errorsOf('scan').some((e) => e.includes('cannot fold boom')), 'the step error');
   assert.match(
     errorsOf('scan').find((e) => e.includes('cannot fold boom'))!,
-    /strict scan.*"Drill1": cannot fold boom; the dataflow stopped \(on error: stop\)$/,
+    /^failed on value "Drill1": cannot fold boom; the dataflow stopped \(on error: stop\)$/,
   );
   await eventually(
     () => statusesOf('scan').some((s) => s.fill === 'red' && s.text === 'error: stopped'),

@@ -112,9 +112,12 @@ test('a JSONata error on every event: its message and position, the first logged
   for (const t of texts)
     assert.match(
       t,
-      /^dd-map sum map \(map\) failed on event drill1-0\/\d+ .*: JSONata error T2001 at position 20 \(at "\+"\): The left side of the "\+" operator must evaluate to a number; skipped$/,
+      /^failed on event drill1-0\/\d+ .*: JSONata error T2001 at position 20 \(at "\+"\): The left side of the "\+" operator must evaluate to a number; skipped$/,
     );
   assert.equal(new Set(caught.map((m) => (m.event as { offset: number }).offset)).size, EVENTS);
+  // The text does not repeat the node's name (Node-RED prefixes its log lines); msg.error.source names it.
+  for (const m of caught)
+    assert.deepEqual((m.error as { source: unknown }).source, { id: 'map', type: 'dd-map', name: 'sum map', count: 1 });
   // node.error (which logs when no Catch node takes it) only for the first one: the rest are counted.
   assert.equal(errorsOf('map').length, 1, JSON.stringify(errorsOf('map')));
   await eventually(

@@ -110,13 +110,27 @@ export async function importExample(editor: Page, example: string, tab: string):
   throw new Error(`the imported tab ${tab} did not become active`);
 }
 
-/** Clicks Deploy and waits for Node-RED's confirmation. */
+/**
+ * Clicks Deploy, waits for Node-RED's confirmation and then until the deployed flows have started.
+ * NB: Node-RED (4.1 and 5) answers the deploy request, and the editor says "Successfully deployed",
+ * before it has started the new flows: it starts them afterwards and then sends the editor the
+ * `notification/runtime-deploy` event with the new revision. Until then an `http in` node's page
+ * is not served yet ("Cannot GET /drill-dashboard" on a loaded machine, in the Node 22 job): so this
+ * waits for that event with the revision the editor got back (RED.nodes.version()).
+ */
 export async function deploy(editor: Page): Promise<void> {
+  // (page scripts as text: the test's own functions are transpiled with helpers the page lacks)
+  await editor.evaluate(`(() => {
+    if (window.__deltaflowStarted) return;
+    window.__deltaflowStarted = [];
+    RED.comms.subscribe('notification/runtime-deploy', (topic, msg) => window.__deltaflowStarted.push(msg.revision));
+  })()`);
   await editor.locator('#red-ui-header-button-deploy').click();
   await editor
     .locator('.red-ui-notification', { hasText: /deployed/i })
     .first()
     .waitFor();
+  await editor.waitForFunction(`window.__deltaflowStarted.includes(RED.nodes.version())`);
 }
 
 /** Nodes on the shown tab that carry the red triangle of an invalid configuration. */

@@ -49,6 +49,8 @@ const MACHINES = intEnv('BENCH_MACHINES', 50);
 const ROUNDS = intEnv('BENCH_ROUNDS', 3);
 const EXAMPLES = (process.env.BENCH_EXAMPLES || 'mariadb-dashboard,machine-usage').split(',').map((s) => s.trim());
 const BAR = 0.4;
+/** BENCH_ONLY=flows or views: one line only (for profiling). */
+const ONLY = process.env.BENCH_ONLY || '';
 /** Rows per bare INSERT statement (the sink's own limit for multi-row statements). */
 const ROWS_PER_INSERT = 500;
 /** The repository root (this file runs from dist/bench). */
@@ -372,7 +374,7 @@ async function main(): Promise<void> {
     );
     cachedLog();
     const verdicts: string[] = [];
-    for (const kind of ['flows', 'views'] as const) {
+    for (const kind of (['flows', 'views'] as const).filter((k) => !ONLY || k === ONLY)) {
       const title =
         kind === 'flows'
           ? `example flows (${EXAMPLES.join(' + ')}) as the nodes compile them`

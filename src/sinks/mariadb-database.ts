@@ -3,7 +3,8 @@
  * mariadb-connection.ts). One connection per db-config, opened by the first transaction and
  * replaced when it is lost (transactions are serialised, so one is all a sink uses); InnoDB tables
  * in utf8mb4 with a binary collation, READ COMMITTED, every value a parameter of a server-side
- * prepared statement, identifiers in backticks. Lost connections, deadlocks (1213) and lock wait
+ * prepared statement, identifiers in backticks; a transaction's writes are queued (Pipeline) so that
+ * the sink builds the next statement while the server runs the last. Lost connections, deadlocks (1213) and lock wait
  * timeouts (1205) fail the transaction with a retryable error; the dataflow retries with backoff.
  */
 import { SinkDatabaseError } from './errors';
@@ -78,18 +79,33 @@ export class MariadbDatabase extends SqlSinkDatabase {
       if (DDL.test(s.sql)) await conn.query('START TRANSACTION');
       return result;
     };
+    const writes = new Pipeline(run);
     return {
       begin: async () => void (await conn.query('START TRANSACTION')),
-      commit: async () => void (await conn.query('COMMIT')),
-      rollback: async () => void (await conn.query('ROLLBACK')),
+      // NB: COMMIT only once every queued write has succeeded (Pipeline.barrier throws the first failure).
+      commit: async () => {
+        await writes.barrier();
+        await conn.query('COMMIT');
+      },
+      rollback: async () => {
+        await writes.settled();
+        await conn.query('ROLLBACK');
+      },
       release: (broken) => {
         if (broken && this.connection === conn) {
           this.connection = null;
           conn.destroy();
         } else if (this.connection === conn) this.closeWhenIdle(conn);
       },
-      run: async (s) => Number(((await run(s)) as { affectedRows?: unknown }).affectedRows ?? 0),
-      all: async (s) => (await run(s)) as Record<string, unknown>[],
+      run: async (s) => {
+        await writes.barrier();
+        return Number(((await run(s)) as { affectedRows?: unknown }).affectedRows ?? 0);
+      },
+      all: async (s) => {
+        await writes.barrier();
+        return (await run(s)) as Record<string, unknown>[];
+      },
+      runLater: (s, table) => writes.add(s, table),
     };
   }
 
@@ -188,6 +204,52 @@ export class MariadbDatabase extends SqlSinkDatabase {
 
   protected isRetryable(err: unknown): boolean {
     return isRetryableMariadbError(err);
+  }
+}
+
+/**
+ * A transaction's writes whose results are not needed (SqlExecutor.runLater): sent one after the
+ * other as soon as the previous one is answered, while the sink builds the next ones — the sink's
+ * work on a commit overlaps the server's instead of alternating with it. The first failure stops
+ * the queue (nothing after it is sent) and is thrown, tagged with its table, by `barrier`, which
+ * every statement whose result is awaited (reads, COMMIT) passes first: a transaction whose write
+ * failed is never committed, and reads see every write queued before them. At most `MAX_QUEUED`
+ * statements wait at a time (bounded memory; each one's statement timeout starts when it is sent).
+ */
+class Pipeline {
+  private static readonly MAX_QUEUED = 16;
+  private tail: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private failure: Error | null = null;
+
+  constructor(private readonly run: (s: Statement) => Promise<unknown>) {}
+
+  /** Queues `s`; resolves at once, or once the queue has room again. */
+  async add(s: Statement, table: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.queued >= Pipeline.MAX_QUEUED) await this.barrier();
+    this.queued++;
+    this.tail = this.tail.then(async () => {
+      this.queued--;
+      if (this.failure) return;
+      try {
+        await this.run(s);
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        this.failure = Object.assign(err, { tag: table });
+      }
+    });
+  }
+
+  /** Waits for every queued statement; throws the first failure (and again at every later call). */
+  async barrier(): Promise<void> {
+    await this.tail;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for every queued statement, failed or not (before a ROLLBACK). */
+  async settled(): Promise<void> {
+    await this.tail;
   }
 }
 

@@ -48,9 +48,10 @@ export interface SqlExecutor {
   /**
    * Where the connection can: queues a statement whose result is not needed without waiting for it
    * (a worker connection takes a transaction's writes in one go). Its failure, tagged with `table`,
-   * is thrown by the next call that waits, so the transaction fails and rolls back.
+   * is thrown by the next call that waits, so the transaction fails and rolls back. A promise when
+   * the queue is full: it resolves once there is room again (or rejects with an earlier failure).
    */
-  runLater?(statement: sql.Statement, table: string): void;
+  runLater?(statement: sql.Statement, table: string): void | Promise<void>;
   /**
    * Where the database needs it: a lock on the table's rows and state, taken before the
    * transaction's first statement on the table and held until the transaction ends. A transaction
@@ -295,7 +296,7 @@ class SqlSinkTransaction implements SinkTransaction {
 
   /** Runs a statement whose result is not needed: queued where the connection can (see SqlExecutor.runLater). */
   private async later(statement: sql.Statement, table: string): Promise<void> {
-    if (this.exec.runLater) this.exec.runLater(statement, table);
+    if (this.exec.runLater) await this.exec.runLater(statement, table);
     else await this.exec.run(statement);
   }
 

@@ -297,6 +297,56 @@ test('DDL after rows were written in a transaction is refused before it runs: no
   }
 });
 
+test('a queued write that fails is never committed: the commit fails naming its table, none of the transaction stays', async () => {
+  // The writes of a transaction are queued (mariadb-database.ts, Pipeline): the failure of one
+  // (a value too long for varchar(4) in strict mode) surfaces only at the next awaited statement,
+  // here the COMMIT (the tables' column types and state are known from the first transaction, so
+  // nothing is read in between), which must then not be sent.
+  const good = table('multiset', [col('v', 'text', 'v')]);
+  const bad = table('multiset', [col('v', 'varchar(4)', 'v')]);
+  const db = new MariadbDatabase();
+  const count = (name: string): Promise<number> =>
+    withMariadb(async (c) => {
+      const [rows] = await c.query(`SELECT count(*) AS n FROM \`${name}\``);
+      return Number((rows as { n: number }[])[0]?.n);
+    });
+  try {
+    await db.transaction(async (tx) => {
+      await tx.ensureTable(good);
+      await tx.ensureTable(bad);
+    });
+    await db.transaction(async (tx) => {
+      for (const t of [good, bad]) {
+        await tx.apply(t, [rec({ v: 'one' }, 1)], false);
+        await tx.writeState(t, { offsets: { s: 1 }, fingerprint: 'f', watermark: 1 });
+      }
+    });
+    const many = Array.from({ length: 1200 }, (_v, i) => rec({ v: `row ${i}` }, 1));
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.apply(good, many, false);
+        await tx.writeState(good, { offsets: { s: 2 }, fingerprint: 'f', watermark: 2 });
+        await tx.apply(bad, [rec({ v: 'ok' }, 1), rec({ v: 'far too long' }, 1)], false);
+        await tx.writeState(bad, { offsets: { s: 2 }, fingerprint: 'f', watermark: 2 });
+      }),
+      (e: unknown) => e instanceof SinkDatabaseError && e.message.includes(bad.name) && /too long/i.test(e.message),
+    );
+    for (const t of [good, bad]) {
+      assert.equal(await count(t.name), 1, `${t.name}: nothing of the failed transaction committed`);
+      assert.deepEqual((await db.transaction((tx) => tx.readState(t))).offsets, { s: 1 });
+    }
+    // The connection serves the next transaction.
+    await db.transaction(async (tx) => {
+      await tx.apply(good, [rec({ v: 'next' }, 1)], false);
+      await tx.writeState(good, { offsets: { s: 3 }, fingerprint: 'f', watermark: 3 });
+    });
+    assert.equal(await count(good.name), 2);
+    assert.deepEqual((await db.transaction((tx) => tx.readState(good))).offsets, { s: 3 });
+  } finally {
+    await db.close();
+  }
+});
+
 test('a batch larger than max_allowed_packet is split into statements that fit', async () => {
   const spec = table('multiset', [col('i', 'integer', 'i'), col('blob', 'text', 'b')]);
   const db = new MariadbDatabase();

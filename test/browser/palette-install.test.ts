@@ -1,7 +1,7 @@
 /**
  * The package as a palette user gets it: `npm pack`, the tarball installed with npm into a fresh
- * Node-RED user directory, Node-RED 4.1 (this repository's, started with its own `red.js` and a
- * settings file of the user directory) on a free port. In Chromium, every example is imported
+ * Node-RED user directory, the repository's Node-RED (4.1; 5 in the Node 22 job, scripts/ci-node22.sh),
+ * started with its own `red.js` and a settings file of the user directory, on a free port. In Chromium, every example is imported
  * through the editor's Import → Examples menu, as a user would (Import copy where Node-RED says the
  * shared config nodes exist), and deployed; then every node's status is checked: none red, every
  * dataflow node live, the dashboard page's WebSocket and queries green. The FlowFuse Dashboard 2.0

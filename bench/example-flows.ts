@@ -75,12 +75,16 @@ function nodeRedHelper(): Helper {
   return helper;
 }
 
-/** The example flows with the benchmark's log and database, non-members replaced by drains. */
+/**
+ * The example flows with the benchmark's log and database, non-members replaced by drains;
+ * `dataflow` overrides fields of every dd-dataflow node (e.g. `operatorState: 'database'`).
+ */
 export function exampleFlows(
   root: string,
   logFile: string,
   db: BenchDatabase,
   examples: readonly string[] = EXAMPLES,
+  dataflow: Readonly<Record<string, string>> = {},
 ): FlowNode[] {
   const out: FlowNode[] = [];
   const seen = new Set<string>();
@@ -92,7 +96,8 @@ export function exampleFlows(
       seen.add(n.id);
       if (n.type === 'actyx-config') out.push({ id: n.id, type: n.type, kind: 'embedded', file: logFile });
       else if (n.type === 'db-config') out.push({ ...dbConfig, id: n.id, type: n.type });
-      else if (n.type === 'tab' || n.type === 'dd-dataflow' || MEMBER_MODULES.includes(n.type)) out.push(n);
+      else if (n.type === 'dd-dataflow') out.push({ ...n, ...dataflow });
+      else if (n.type === 'tab' || MEMBER_MODULES.includes(n.type)) out.push(n);
       else out.push({ id: n.id, type: 'bench-drain', z: n.z, wires: [] });
     }
   }
@@ -113,9 +118,10 @@ export async function runExampleFlows(
   logFile: string,
   db: BenchDatabase,
   examples: readonly string[] = EXAMPLES,
+  dataflow: Readonly<Record<string, string>> = {},
 ): Promise<FlowsRun> {
   const h = nodeRedHelper();
-  const flow = exampleFlows(root, logFile, db, examples);
+  const flow = exampleFlows(root, logFile, db, examples, dataflow);
   const sinkIds = flow.filter((n) => n.type === 'db-sink').map((n) => n.id);
   const modules = MEMBER_MODULES.map(
     (m) => (require(join(root, 'dist', 'src', 'nodes', `${m}.js`)) as { default: (RED: NodeAPI) => void }).default,

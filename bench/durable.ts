@@ -1,0 +1,263 @@
+/**
+ * Durable operator state on the example flows (`npm run bench:durable`, issue 13's bars): the
+ * example flows as the nodes compile them (bench/example-flows.ts, SQLite) with the dd-dataflow
+ * setting *Operator state* `in memory` (A) and `in the database` (B), in paired rounds (A, B, A,
+ * B …) on fresh copies of the generated log. Per round and mode, each phase in a process of its
+ * own (so that its peak RSS is its own):
+ *
+ * - catch-up: from an empty database to every db-sink live — events/s, peak RSS, RSS after it;
+ * - restart → live: the same flows started again on the database the catch-up left (a clean stop
+ *   before) — the time from loading the flows to every db-sink live, and its peak RSS.
+ *
+ * Beside them, the floor of the same run: reading and parsing the log alone. PASS/FAIL against
+ * the bars: restart → live ≤ 1 s, peak RSS ≤ 400 MB, catch-up ≥ 200,000 events/s and ≥ 0.45 of
+ * the floor (bench:e2e measures the other floors). The issue's bars are without retention window:
+ * the examples' windows are removed unless BENCH_WINDOW=keep.
+ *
+ * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_ROUNDS (1), BENCH_STATE_CACHE_MB
+ * (the node's default, 64), BENCH_WINDOW (keep: the examples' retention windows), BENCH_LOG_DIR
+ * (where bench:e2e caches the generated log).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { EmbeddedLog } from '../src/sources/embedded-log';
+import { EXAMPLES, runExampleFlows } from './example-flows';
+
+const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
+const MACHINES = intEnv('BENCH_MACHINES', 50);
+const ROUNDS = intEnv('BENCH_ROUNDS', 1);
+const CACHE_MB = process.env.BENCH_STATE_CACHE_MB ?? '';
+const KEEP_WINDOW = process.env.BENCH_WINDOW === 'keep';
+/** The repository (dist/bench/durable.js is two levels below). */
+const ROOT = join(__dirname, '..', '..');
+/** Set in a child process: the phase it runs (JSON of Phase). */
+const PHASE = 'BENCH_DURABLE_PHASE';
+
+const RESTART_BAR_MS = 1000;
+const RSS_BAR = 400 * 1048576;
+const RATE_BAR = 200_000;
+const FLOOR_SHARE_BAR = 0.45;
+
+type Mode = 'memory' | 'database';
+
+interface Phase {
+  readonly kind: 'flows' | 'read';
+  readonly log: string;
+  readonly db: string;
+  readonly mode: Mode;
+}
+
+interface Result {
+  readonly ms: number;
+  readonly cpuMs: number;
+  /** Peak RSS of the process (bytes). */
+  readonly peakRss: number;
+  /** RSS after the phase, after GC (bytes). */
+  readonly rss: number;
+}
+
+function intEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  return v === undefined || v === '' ? fallback : Math.max(1, Math.floor(Number(v)));
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+function rssAfterGc(): number {
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().rss;
+}
+const mb = (b: number): string => `${(b / 1048576).toFixed(0)} MB`;
+const perSecond = (n: number, ms: number): number => (n / ms) * 1000;
+const rate = (n: number, ms: number): string => `${Math.round(perSecond(n, ms)).toLocaleString('en-US')} events/s`;
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const line = (label: string, text: string): void => console.log(`  ${label.padEnd(46)} ${text}`);
+const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** The dd-dataflow fields of a mode (and without the examples' retention windows unless kept). */
+function dataflowFields(mode: Mode): Record<string, string> {
+  return {
+    operatorState: mode,
+    ...(CACHE_MB !== '' ? { stateCache: CACHE_MB } : {}),
+    ...(KEEP_WINDOW ? {} : { retention: '' }),
+  };
+}
+
+// ---- child: one phase ------------------------------------------------------------------------
+
+async function runPhase(phase: Phase): Promise<Result> {
+  rssAfterGc();
+  const cpu0 = process.cpuUsage();
+  let ms: number;
+  if (phase.kind === 'read') {
+    const log = new EmbeddedLog(phase.log, { foreignWritePollMs: 0 });
+    const present = await log.presentOffsets();
+    const t0 = performance.now();
+    let n = 0;
+    for await (const e of log.query('allEvents', {}, present)) if (e.offset >= 0) n++;
+    ms = performance.now() - t0;
+    await log.close();
+    if (n !== EVENTS) throw new Error(`read ${n} events, expected ${EVENTS}`);
+  } else {
+    const run = await runExampleFlows(ROOT, phase.log, phase.db, EXAMPLES, dataflowFields(phase.mode));
+    ms = run.ms;
+    await run.stop();
+  }
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    peakRss: process.resourceUsage().maxRSS * 1024,
+    rss: rssAfterGc(),
+  };
+}
+
+// ---- parent ----------------------------------------------------------------------------------
+
+/** Runs one phase in a process of its own and returns its result line. */
+function inChild(phase: Phase): Result {
+  const r = spawnSync(process.execPath, ['--expose-gc', __filename], {
+    env: { ...process.env, [PHASE]: JSON.stringify(phase) },
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
+  const out = /^RESULT (.*)$/m.exec(r.stdout ?? '');
+  if (r.status !== 0 || out === null)
+    throw new Error(`phase ${JSON.stringify(phase)} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
+  return JSON.parse(out[1]!) as Result;
+}
+
+/** bench:e2e's cached log (generated by it when missing). */
+function cachedLog(): string {
+  const cache = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
+  mkdirSync(cache, { recursive: true });
+  const file = join(cache, `drill-${EVENTS}-${MACHINES}.sqlite`);
+  if (!existsSync(file))
+    execFileSync(process.execPath, [join(__dirname, 'e2e.js')], {
+      env: {
+        ...process.env,
+        BENCH_GENERATE_ONLY: file,
+        BENCH_EVENTS: String(EVENTS),
+        BENCH_MACHINES: String(MACHINES),
+      },
+      stdio: 'inherit',
+    });
+  return file;
+}
+
+/** A fresh copy of the log, its pages on disk before anything is timed. */
+function copyOfLog(source: string, copy: string): string {
+  copyFileSync(source, copy);
+  const fd = openSync(copy, 'r+');
+  fsyncSync(fd);
+  closeSync(fd);
+  return copy;
+}
+
+function removeSqlite(...files: string[]): void {
+  for (const f of files) for (const suffix of ['', '-wal', '-shm']) rmSync(f + suffix, { force: true });
+}
+
+interface Round {
+  readonly catchUp: Result;
+  readonly restart: Result;
+}
+
+function round(dir: string, source: string, mode: Mode, r: number): Round {
+  const log = copyOfLog(source, join(dir, `log-${mode}-${r}.sqlite`));
+  const db = join(dir, `views-${mode}-${r}.sqlite`);
+  try {
+    const catchUp = inChild({ kind: 'flows', log, db, mode });
+    const restart = inChild({ kind: 'flows', log, db, mode });
+    return { catchUp, restart };
+  } finally {
+    removeSqlite(log, db);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const source = cachedLog();
+  await new EmbeddedLog(source, { foreignWritePollMs: 0 }).close(); // (schema up to date once, not per copy)
+  const dir = mkdtempSync(join(tmpdir(), 'deltaflow-durable-bench-'));
+  try {
+    const floorLog = copyOfLog(source, join(dir, 'floor-log.sqlite'));
+    const floor = inChild({ kind: 'read', log: floorLog, db: '', mode: 'memory' });
+    removeSqlite(floorLog);
+    const rounds: { memory: Round; database: Round }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const memory = round(dir, source, 'memory', r);
+      const database = round(dir, source, 'database', r);
+      rounds.push({ memory, database });
+      console.log(
+        `  round ${r + 1}: in memory catch-up ${seconds(memory.catchUp.ms)}, restart ${seconds(memory.restart.ms)}; in the database catch-up ${seconds(database.catchUp.ms)}, restart ${seconds(database.restart.ms)}`,
+      );
+    }
+    const floorRate = perSecond(EVENTS, floor.ms);
+    const show = (mode: Mode): void => {
+      const rs = rounds.map((x) => x[mode]);
+      console.log(`\nOperator state ${mode === 'memory' ? 'in memory' : 'in the database'}`);
+      line(
+        'catch-up, per round',
+        rs.map((x) => `${rate(EVENTS, x.catchUp.ms)} (CPU ${seconds(x.catchUp.cpuMs)})`).join('; '),
+      );
+      line(
+        'peak RSS during catch-up; RSS after it',
+        rs.map((x) => `${mb(x.catchUp.peakRss)}; ${mb(x.catchUp.rss)}`).join(' | '),
+      );
+      line('restart → live, per round', rs.map((x) => seconds(x.restart.ms)).join('; '));
+      line('peak RSS of the restart', rs.map((x) => mb(x.restart.peakRss)).join('; '));
+    };
+    show('memory');
+    show('database');
+    const db = rounds.map((x) => x.database);
+    const catchUpRate = median(db.map((x) => perSecond(EVENTS, x.catchUp.ms)));
+    const restartMs = median(db.map((x) => x.restart.ms));
+    const peak = Math.max(...db.map((x) => Math.max(x.catchUp.peakRss, x.restart.peakRss)));
+    console.log(`\nBars (operator state in the database, ${EVENTS.toLocaleString('en-US')} events of history)`);
+    line('floor: reading + parsing the log alone', rate(EVENTS, floor.ms));
+    line(
+      'restart → live (median)',
+      `${seconds(restartMs)}  bar ≤ ${seconds(RESTART_BAR_MS)}: ${verdict(restartMs <= RESTART_BAR_MS)}`,
+    );
+    line('peak RSS, catch-up and restart', `${mb(peak)}  bar ≤ ${mb(RSS_BAR)}: ${verdict(peak <= RSS_BAR)}`);
+    line(
+      'catch-up (median)',
+      `${Math.round(catchUpRate).toLocaleString('en-US')} events/s  bar ≥ ${RATE_BAR.toLocaleString('en-US')}: ${verdict(catchUpRate >= RATE_BAR)}`,
+    );
+    line(
+      'catch-up / reading floor',
+      `${(catchUpRate / floorRate).toFixed(2)}  bar ≥ ${FLOOR_SHARE_BAR}: ${verdict(catchUpRate / floorRate >= FLOOR_SHARE_BAR)}`,
+    );
+    line(
+      'in the database / in memory: catch-up time',
+      `${median(rounds.map((x) => x.database.catchUp.ms / x.memory.catchUp.ms)).toFixed(2)}× (median of per-round ratios)`,
+    );
+    line(
+      'in the database / in memory: restart time',
+      `${median(rounds.map((x) => x.database.restart.ms / x.memory.restart.ms)).toFixed(2)}× (median of per-round ratios)`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const phase = process.env[PHASE];
+(phase
+  ? runPhase(JSON.parse(phase) as Phase).then((r) => void process.stdout.write(`RESULT ${JSON.stringify(r)}\n`))
+  : main()
+).catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -186,6 +186,8 @@ export class CommitPipeline {
             },
             changes: state.changes(),
           };
+    // Started before any transaction's fencing check: a successful commit extended the lease from then on.
+    const startedMs = Date.now();
     // Every database's transaction settles before this commit counts as done (stop() waits for it).
     const settled = await Promise.allSettled(
       perDb.map(([db, writes]) => {
@@ -212,6 +214,7 @@ export class CommitPipeline {
       ctx.listener.log('info', `database ${ctx.retryingDb} is reachable again; continuing`);
       ctx.retryingDb = null;
     }
+    for (const [db] of perDb) ctx.fencing?.confirmed?.(db, startedMs);
     ctx.committedOffsets = offsets;
     ctx.batchesCommitted++;
     if (stateWrite !== null && state !== null) {

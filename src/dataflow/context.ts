@@ -38,6 +38,8 @@ export interface Fencing {
   token(db: SinkDatabase): LeaseToken | undefined;
   /** A transaction found the lease taken over: the dataflow ends (leaseLost) and goes to standby. */
   lost(e: LeaseLostError): void;
+  /** A commit that checked the lease in `db` succeeded: it extended the lease as a renewal does (started at `startedMs`). */
+  confirmed?(db: SinkDatabase, startedMs: number): void;
 }
 
 export class DataflowContext {

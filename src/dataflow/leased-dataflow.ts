@@ -143,6 +143,7 @@ export class LeasedDataflow implements RunningDataflow {
       const holder = this.start({
         token: (db) => this.keeper.token(db),
         lost: (e) => this.lostSignal?.(e),
+        confirmed: (db, startedMs) => this.keeper.confirmed(db, startedMs),
       });
       this.holder = holder;
       void holder.live.then(() => this.resolveLive());

@@ -86,6 +86,10 @@ async function heartbeatRules(a: SinkDatabase, b: SinkDatabase): Promise<void> {
   const taken = held(await b.transaction((tx) => tx.acquireLease({ name, holder: 'B', leaseMs: LEASE_MS })));
   const again = await a.transaction((tx) => tx.acquireLease({ name, holder: 'A', leaseMs: LEASE_MS, peek: true }));
   assert.equal(again.held === false ? again.holder : null, 'B', 'a peek says who holds it');
+  // A fence extends the expiry as a renewal does (the keeper skips renewals while commits fence).
+  await b.transaction((tx) => tx.fence({ ...taken, leaseMs: 600_000 }));
+  const extended = await a.transaction((tx) => tx.acquireLease({ name, holder: 'A', leaseMs: LEASE_MS, peek: true }));
+  assert.ok(!extended.held && extended.remainingMs > 60_000, `extended by the fence: ${JSON.stringify(extended)}`);
   await b.transaction((tx) => tx.releaseLease(taken));
 }
 

@@ -25,7 +25,7 @@ import { Processor } from './processor';
 import { Reader } from './reader';
 import { retentionCutoff } from './retention';
 import { Abandoned } from './retry';
-import { openSinks, restartReads, warnIfAhead } from './start-up';
+import { bringForwardAside, openSinks, restartReads, warnIfAhead } from './start-up';
 import type { Level } from './restart-plan';
 import { eventsBetween, mergeOffsets, type OffsetMap } from '../core/offset-map';
 import type { DataflowDefinition, DataflowLag, DataflowListener, DataflowStats, RunningDataflow } from './types';
@@ -143,21 +143,29 @@ class Coordinator implements RunningDataflow {
 
     let levels: Level[];
     let stateLevel: OffsetMap | null;
-    try {
-      ({ levels, stateLevel } = await openSinks(ctx, this.commits, built.sinks));
-    } catch (e) {
+    const openingFailed = (e: unknown): void => {
       if (e instanceof LeaseLostError) return ctx.leaseLost(e);
       if (e instanceof Abandoned || ctx.stopping) return;
       const message = `opening the tables failed: ${errorText(e)}; the dataflow stopped`;
       const blamed = built.sinks.filter((s) => errorText(e).includes(`"${s.table.name}"`));
       for (const s of blamed.length > 0 ? blamed : built.sinks) ctx.listener.error(s.id, message);
       this.status.halt(message, blamed[0]?.id);
-      return;
+    };
+    try {
+      ({ levels, stateLevel } = await openSinks(ctx, this.commits, built.sinks));
+    } catch (e) {
+      return openingFailed(e);
     }
     if (ctx.stopping) return;
     ctx.present = await this.status.retrying('source', () => ctx.source.presentOffsets());
     if (ctx.stopping) return;
     warnIfAhead(ctx, ctx.present, levels, built.sinks);
+    try {
+      await bringForwardAside(ctx, this.commits, levels, ctx.present);
+    } catch (e) {
+      return openingFailed(e);
+    }
+    if (ctx.stopping) return;
     // The stored watermark's cutoff: the replay rebuilds exactly the events the state held.
     const cutoff = retentionCutoff(ctx.watermark, ctx.settings.retentionMicros);
     ctx.cutoff = cutoff;

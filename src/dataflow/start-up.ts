@@ -119,6 +119,48 @@ export async function openSinks(
   return { levels: plan.levels.map((l) => ({ offsets: l.offsets, sinkIds: [...l.sinkIds] })), stateLevel };
 }
 
+/**
+ * Kept tables behind the source's present offsets (`present`) are brought forward aside, like a
+ * rebuild: each is copied with its offsets and meta into its shadow table (start-up dropped any
+ * stale one), in one transaction per table, and the catch-up writes the copy while readers keep
+ * seeing the table as it was; the copy is swapped in when the catch-up ends (reader.ts). A table
+ * whose offsets cover the present (nothing to bring forward) is not copied: restart stays instant;
+ * nor is a new one (no offsets yet).
+ * Returns the sinks brought forward aside.
+ */
+export async function bringForwardAside(
+  ctx: DataflowContext,
+  commits: CommitPipeline,
+  levels: readonly Level[],
+  present: OffsetMap,
+): Promise<string[]> {
+  const behind = new Set<string>();
+  for (const level of levels) {
+    // A new table (no offsets: nothing a reader could have relied on) fills in place, so what a
+    // stop commits of its catch-up stays (the shadow of an interrupted catch-up is dropped).
+    if (Object.keys(level.offsets).length === 0 || covers(level.offsets, present)) continue;
+    for (const id of level.sinkIds) if (!ctx.shadows.has(id)) behind.add(id);
+  }
+  if (behind.size === 0) return [];
+  // One transaction per table: on MariaDB the next shadow's CREATE TABLE would commit the rows
+  // copied before it (SqlSinkTransaction.ddl refuses that). NB: each copy is consistent on its own:
+  // only this dataflow writes the table (the lease), and it writes nothing before the copies.
+  for (const [db, list] of ctx.databases)
+    for (const s of list.filter((x) => behind.has(x.id)))
+      await commits.dbWork(db, () =>
+        db.transaction(async (tx) => {
+          // NB: on MariaDB the shadow's CREATE TABLE commits the fence check with it (as in openSinks).
+          const fence = commits.fenceFor(db);
+          if (fence !== undefined) await tx.fence(fence);
+          await tx.copyTable(s.table, { ...s.table, name: asideTableName(s.table.name) });
+        }),
+      );
+  for (const [, list] of ctx.databases)
+    for (const s of list)
+      if (behind.has(s.id)) ctx.shadows.set(s.id, { ...s.table, name: asideTableName(s.table.name) });
+  return [...behind];
+}
+
 /** Tables that reflect events the source does not have (`present`): the log was replaced or reset. */
 export function warnIfAhead(
   ctx: DataflowContext,

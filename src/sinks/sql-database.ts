@@ -151,6 +151,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       readState: async (spec) => tx.live().readState(spec),
       hasTable: async (spec) => tx.live().hasTable(spec),
       swapIn: async (spec, shadow) => tx.live().swapIn(spec, shadow),
+      copyTable: async (spec, shadow) => tx.live().copyTable(spec, shadow),
       apply: async (spec, changes, report, options) => tx.live().apply(spec, changes, report, options),
       writeState: async (spec, state) => tx.live().writeState(spec, state),
       acquireLease: async (request) => tx.live().acquireLease(request),
@@ -433,6 +434,20 @@ class SqlSinkTransaction implements SinkTransaction {
     this.pending.set(shadow.name, undefined);
     this.types.delete(spec.name);
     this.types.delete(shadow.name);
+  }
+
+  async copyTable(spec: TableSpec, shadow: TableSpec): Promise<void> {
+    await this.claim(spec.name);
+    await this.claim(shadow.name);
+    const state = await this.queryState(spec.name);
+    await this.ensureTable(shadow); // DDL first: where it commits, nothing of the copy is written yet
+    const columns = spec.columns.map((c) => c.name);
+    await this.db.step(shadow.name, async () => {
+      for (const s of sql.copyTableSql(this.d, spec.name, shadow.name, columns)) await this.exec.run(s);
+      await this.exec.run(sql.upsertMetaSql(this.d, shadow.name, state.fingerprint, state.watermark));
+    });
+    this.rowsWritten ??= shadow.name;
+    this.pending.set(shadow.name, { ...state, offsets: copyOffsets(state.offsets) });
   }
 
   /** Always asks the database (the truth after a restart or a lost commit acknowledgement). */

@@ -323,6 +323,24 @@ export function swapTableSql(d: Dialect, table: string, shadow: string, index: r
   return [...out, ...meta];
 }
 
+/**
+ * Copies `table`'s rows and offsets into `shadow` (created empty with the same columns just
+ * before): a table brought forward from its own offsets is caught up aside, in the copy, while
+ * readers keep seeing the original. Column names are validated identifiers, quoted.
+ */
+export function copyTableSql(d: Dialect, table: string, shadow: string, columns: readonly string[]): Statement[] {
+  const q = d.quote;
+  const cols = list(d, columns);
+  const offsetCols = list(d, ['stream', 'offset']);
+  return [
+    { sql: `INSERT INTO ${q(shadow)} (${cols}) SELECT ${cols} FROM ${q(table)}`, params: [] },
+    {
+      sql: `INSERT INTO ${q(shadow + OFFSETS_SUFFIX)} (${offsetCols}) SELECT ${offsetCols} FROM ${q(table + OFFSETS_SUFFIX)}`,
+      params: [],
+    },
+  ];
+}
+
 export function dropTableSql(d: Dialect, table: string): Statement[] {
   const q = d.quote;
   const p = new Params(d);

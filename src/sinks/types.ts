@@ -112,6 +112,12 @@ export interface SinkTransaction {
    */
   swapIn(spec: TableSpec, shadow: TableSpec): Promise<void>;
   /**
+   * Creates `shadow` (missing: see identifiers.asideTableName) as a copy of the table with its
+   * offsets and meta, for a table brought forward aside; later writes to `shadow` and swapIn
+   * replace the table by it. Where DDL commits (MariaDB), call it before any row is written.
+   */
+  copyTable(spec: TableSpec, shadow: TableSpec): Promise<void>;
+  /**
    * Applies a batch of records (equal records may repeat: their diffs add up); returns the row changes actually made, or nothing
    * when `report` is false (no one listens: the rows are not built, and a keyed table's old rows
    * are not read — upserts and deletes by key need no lookup).

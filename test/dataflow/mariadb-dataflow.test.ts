@@ -112,7 +112,8 @@ test('MariaDB: restart writes nothing; a sink added later is filled from the his
     const more = startDataflow({ source: log, members: both(), settings: SETTINGS }, recordingListener());
     await more.live;
     await more.stop();
-    assert.ok((await dashWrites()) > 0);
+    // (Brought forward aside and swapped in: the write-counting triggers went with the old table.)
+    assert.deepEqual(await mariadbOffsets(dash), await log.presentOffsets());
     await expectTables(log, both());
   } finally {
     await db.close();

@@ -114,7 +114,6 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
       'create table usage_writes (n integer); insert into usage_writes values (0); create trigger usage_trg after insert on usage begin update usage_writes set n = n + 1; end; create trigger usage_trg_d after delete on usage begin update usage_writes set n = n + 1; end;',
     );
     db.close();
-    const before = await pgCount();
     const listener = recordingListener();
     const caughtUp = startDataflow({ source: log, members: both(), settings: SETTINGS }, listener);
     await caughtUp.live;
@@ -127,7 +126,8 @@ test('PostgreSQL and SQLite sinks in one dataflow: restart writes nothing, a sin
       'the SQLite table was not touched',
     );
     check.close();
-    assert.ok((await pgCount()) > before, 'the PostgreSQL table was brought forward');
+    // (Brought forward aside and swapped in: the write-counting trigger went with the old table.)
+    assert.deepEqual(await pgOffsets(dash), present, 'the PostgreSQL table was brought forward');
     const expected = await fromScratch(both(), await allEvents(log));
     const members = both();
     for (const m of members) {

@@ -191,3 +191,118 @@ for (const kind of kinds) {
     }
   });
 }
+
+/**
+ * A kept table brought forward from its own offsets is caught up aside too: first a table behind
+ * the present (30,000 events appended while its dataflow was stopped), then a table behind another
+ * table of its dataflow (it was left out of a run). After every transaction the reader reads both
+ * tables: each must show its old contents with its old offsets or its new contents with the
+ * present offsets, nothing in between. A restart with nothing to bring forward copies no table.
+ * On d847aa8 (brought forward in place) the reader sees the table part-way through.
+ */
+const BEFORE = 5_000;
+const LAG = 30_000;
+
+function twoSinks(log: EmbeddedLog, db: SinkDatabase, names: Record<'a' | 'b', string>, which: ('a' | 'b')[]) {
+  const all = members(log, db, names.a, 'v');
+  const sinks = which.map((w) => sinkMember(w, ['row'], db, table(names[w])));
+  return [...all.filter((m) => m.role !== 'sink'), ...sinks];
+}
+
+for (const kind of kinds) {
+  test(`${kind.name}: a reader polling while kept tables are brought forward by ${LAG.toLocaleString('en-US')} events (behind the present, behind another table) sees the old or the new contents`, async () => {
+    const dir = tempDir('deltaflow-forward-');
+    const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+    const names = { a: uniqueName('fwd_a'), b: uniqueName('fwd_b') };
+    const events = drillEvents({ machines: 7, events: BEFORE + LAG, seed: 21 });
+    appendEvents(log, events.slice(0, BEFORE));
+    const before = await log.presentOffsets();
+    const db = kind.open(dir);
+    /** What each table may show while polling: its contents and offsets. */
+    const allowed = new Map<string, { contents: string; offsets: OffsetMap }[]>();
+    const seen = new Map<string, string[]>();
+    const violations: string[] = [];
+    let copies = 0;
+    const watched: SinkDatabase = {
+      kind: db.kind,
+      label: db.label,
+      transaction: async (fn) => {
+        const result = await db.transaction((tx) =>
+          fn({
+            ...tx,
+            copyTable: async (spec, shadow) => {
+              copies++;
+              await tx.copyTable(spec, shadow);
+            },
+          }),
+        );
+        for (const [t, states] of allowed) {
+          const read = summary(await kind.read(dir, t));
+          (seen.get(t) ?? seen.set(t, []).get(t))?.push(read.contents);
+          if (
+            !states.some(
+              (s) => s.contents === read.contents && JSON.stringify(s.offsets) === JSON.stringify(sorted(read.offsets)),
+            )
+          )
+            violations.push(`${t}: ${read.contents} at ${JSON.stringify(read.offsets)}`);
+        }
+        return result;
+      },
+      close: () => db.close(),
+    };
+    const run = async (which: ('a' | 'b')[]): Promise<void> => {
+      copies = 0;
+      const r = startDataflow(
+        { source: log, members: twoSinks(log, watched, names, which), settings: SETTINGS },
+        recordingListener(),
+      );
+      await Promise.race([r.live, r.finished]);
+      const stats = r.stats();
+      await r.stop();
+      assert.equal(stats.error, null);
+      assert.deepEqual(stats.rebuilt, [], 'nothing is rebuilt');
+    };
+    try {
+      await run(['a', 'b']);
+      appendEvents(log, events.slice(BEFORE));
+      const present = await log.presentOffsets();
+      const old = { contents: `${BEFORE}×v`, offsets: sorted(before) };
+      const now = { contents: `${BEFORE + LAG}×v`, offsets: sorted(present) };
+      allowed.set(names.a, [old, now]);
+      await run(['a']);
+      assert.deepEqual(violations, [], 'what the reader saw while the table was brought forward');
+      assert.equal(copies, 1, 'the table behind the present is copied aside');
+      assert.equal(seen.get(names.a)?.[0], old.contents, 'the reader saw the old table during the catch-up');
+      assert.equal(seen.get(names.a)?.at(-1), now.contents);
+      // b is behind a: the restart's bounded read brings it forward to a's offsets.
+      allowed.set(names.a, [now]);
+      allowed.set(names.b, [old, now]);
+      seen.clear();
+      await run(['a', 'b']);
+      assert.equal(copies, 1, 'only the table behind is copied aside');
+      assert.deepEqual(violations, [], 'what the reader saw while the table behind another was brought forward');
+      assert.equal(seen.get(names.b)?.[0], old.contents, 'the reader saw the old table during the catch-up');
+      assert.equal(seen.get(names.b)?.at(-1), now.contents);
+      // Nothing to bring forward: no copy.
+      allowed.set(names.b, [now]);
+      await run(['a', 'b']);
+      assert.equal(copies, 0, 'a restart with the tables at the present copies nothing');
+      assert.deepEqual(violations, []);
+      allowed.clear();
+      for (const t of [names.a, names.b]) await assert.rejects(kind.read(dir, `${t}__deltaflow_new`));
+    } finally {
+      await db.close();
+      await log.close();
+      for (const t of [names.a, names.b]) await kind.drop(t);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+function sorted(o: OffsetMap): OffsetMap {
+  return Object.fromEntries(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, o[k] as number]),
+  );
+}

@@ -16,9 +16,11 @@
  *
  * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_ROUNDS (1), BENCH_STATE_CACHE_MB
  * (the node's default, 64), BENCH_WINDOW (keep: the examples' retention windows), BENCH_LOG_DIR
- * (where bench:e2e caches the generated log).
+ * (where bench:e2e caches the generated log), BENCH_PHASE_TIMEOUT_S (900: a phase still running
+ * then is stopped and reported as not finished, a FAIL).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +33,7 @@ const MACHINES = intEnv('BENCH_MACHINES', 50);
 const ROUNDS = intEnv('BENCH_ROUNDS', 1);
 const CACHE_MB = process.env.BENCH_STATE_CACHE_MB ?? '';
 const KEEP_WINDOW = process.env.BENCH_WINDOW === 'keep';
+const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 900) * 1000;
 /** The repository (dist/bench/durable.js is two levels below). */
 const ROOT = join(__dirname, '..', '..');
 /** Set in a child process: the phase it runs (JSON of Phase). */
@@ -69,10 +72,11 @@ function rssAfterGc(): number {
   if (gc) for (let i = 0; i < 3; i++) gc();
   return process.memoryUsage().rss;
 }
-const mb = (b: number): string => `${(b / 1048576).toFixed(0)} MB`;
+const mb = (b: number): string => (Number.isFinite(b) ? `${(b / 1048576).toFixed(0)} MB` : '—');
 const perSecond = (n: number, ms: number): number => (n / ms) * 1000;
 const rate = (n: number, ms: number): string => `${Math.round(perSecond(n, ms)).toLocaleString('en-US')} events/s`;
-const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const seconds = (ms: number): string =>
+  Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : `not finished within ${PHASE_TIMEOUT_MS / 1000} s`;
 const line = (label: string, text: string): void => console.log(`  ${label.padEnd(46)} ${text}`);
 const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
 const median = (xs: readonly number[]): number => {
@@ -121,13 +125,19 @@ async function runPhase(phase: Phase): Promise<Result> {
 
 // ---- parent ----------------------------------------------------------------------------------
 
+/** A phase that did not finish within BENCH_PHASE_TIMEOUT_S: its time is reported as Infinity. */
+const NOT_FINISHED: Result = { ms: Infinity, cpuMs: Infinity, peakRss: Infinity, rss: Infinity };
+
 /** Runs one phase in a process of its own and returns its result line. */
 function inChild(phase: Phase): Result {
   const r = spawnSync(process.execPath, ['--expose-gc', __filename], {
     env: { ...process.env, [PHASE]: JSON.stringify(phase) },
     encoding: 'utf8',
     maxBuffer: 64 << 20,
+    timeout: PHASE_TIMEOUT_MS,
+    killSignal: 'SIGKILL',
   });
+  if (r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return NOT_FINISHED;
   const out = /^RESULT (.*)$/m.exec(r.stdout ?? '');
   if (r.status !== 0 || out === null)
     throw new Error(`phase ${JSON.stringify(phase)} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
@@ -170,12 +180,31 @@ interface Round {
   readonly restart: Result;
 }
 
+/** The stored operator state: entries and their text's size ('' without state tables). */
+function storedState(file: string): string {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'deltaflow_state'").get() === undefined) return '';
+    const r = db.prepare('SELECT count(*) AS n, coalesce(sum(length(v)), 0) AS bytes FROM deltaflow_state').get() as {
+      n: number;
+      bytes: number;
+    };
+    return `, stored state ${r.n.toLocaleString('en-US')} entries, ${mb(r.bytes)}`;
+  } finally {
+    db.close();
+  }
+}
+
 function round(dir: string, source: string, mode: Mode, r: number): Round {
   const log = copyOfLog(source, join(dir, `log-${mode}-${r}.sqlite`));
   const db = join(dir, `views-${mode}-${r}.sqlite`);
   try {
     const catchUp = inChild({ kind: 'flows', log, db, mode });
-    const restart = inChild({ kind: 'flows', log, db, mode });
+    console.log(
+      `  round ${r + 1}, ${mode}: catch-up ${seconds(catchUp.ms)}, peak RSS ${mb(catchUp.peakRss)}${Number.isFinite(catchUp.ms) ? storedState(db) : ''}`,
+    );
+    const restart = Number.isFinite(catchUp.ms) ? inChild({ kind: 'flows', log, db, mode }) : NOT_FINISHED;
+    console.log(`  round ${r + 1}, ${mode}: restart → live ${seconds(restart.ms)}, peak RSS ${mb(restart.peakRss)}`);
     return { catchUp, restart };
   } finally {
     removeSqlite(log, db);
@@ -200,9 +229,6 @@ async function main(): Promise<void> {
       const memory = round(dir, source, 'memory', r);
       const database = round(dir, source, 'database', r);
       rounds.push({ memory, database });
-      console.log(
-        `  round ${r + 1}: in memory catch-up ${seconds(memory.catchUp.ms)}, restart ${seconds(memory.restart.ms)}; in the database catch-up ${seconds(database.catchUp.ms)}, restart ${seconds(database.restart.ms)}`,
-      );
     }
     const floorRate = perSecond(EVENTS, floor.ms);
     const show = (mode: Mode): void => {

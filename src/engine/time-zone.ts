@@ -31,6 +31,8 @@ export class TimeZone {
   private readonly begins = new Map<number, number>();
   /** The zone's offset (ms) per bucket of BUCKET ms, by bucket number; NaN: it changes inside (bounded: cleared when full). */
   private readonly offsets = new Map<number, number>();
+  /** iso() results by instant (bounded: cleared when full). */
+  private readonly isos = new Map<number, string>();
 
   /** Throws a RangeError naming the zone when the runtime does not know it. */
   constructor(readonly name: string) {
@@ -153,6 +155,17 @@ export class TimeZone {
 
   /** Instant `ms` as local ISO 8601 with its offset, e.g. `2026-03-29T06:00:00+02:00` (`.123` when not whole seconds). */
   iso(ms: number): string {
+    // Windows' starts and ends repeat for every record in them: their texts are kept (bounded).
+    let text = this.isos.get(ms);
+    if (text === undefined) {
+      text = this.isoOf(ms);
+      if (this.isos.size >= 4096) this.isos.clear();
+      this.isos.set(ms, text);
+    }
+    return text;
+  }
+
+  private isoOf(ms: number): string {
     const w = this.wall(ms);
     const text = new Date(w).toISOString();
     const local = text.endsWith('.000Z') ? text.slice(0, -5) : text.slice(0, -1);

@@ -10,8 +10,9 @@
 #   and node-red@5 is installed (--no-save): this checkout, its node_modules and package-lock.json
 #   stay as they are for the main job.
 # - .ci/run runs it as CI's second job after the main one (npm test, npm run test:chaos on the machine's
-#   Node with node-red 4.1); both must pass. It took 10–11 minutes on the shared 2-core machine
-#   at a load of 12–16 (3–5 min preparing, mostly compiling better-sqlite3; 6–7 min tests).
+#   Node with node-red 4.1); both must pass. On the shared 2-core machine it took 5.5 minutes at
+#   a load of 5–9 (1.5 min preparing, mostly compiling better-sqlite3; 4 min tests) and 10–11
+#   minutes at a load of 12–16 (3–5 min preparing, 6–7 min tests).
 # - It runs the subset below with Node 22 first on the PATH: every node type in a Node-RED runtime
 #   (test/nodes/, the dd-dataflow node), the editor tests in Chromium, the examples in a real
 #   Node-RED (test/e2e/), the crash test (test/crash/), the browser tests (an example imported in

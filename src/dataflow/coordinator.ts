@@ -161,7 +161,7 @@ class Coordinator implements RunningDataflow {
     if (ctx.stopping) return;
     warnIfAhead(ctx, ctx.present, levels, built.sinks);
     try {
-      await bringForwardAside(ctx, this.commits, levels, ctx.present);
+      await bringForwardAside(ctx, this.commits, levels);
     } catch (e) {
       return openingFailed(e);
     }

@@ -120,25 +120,27 @@ export async function openSinks(
 }
 
 /**
- * Kept tables behind the source's present offsets (`present`) are brought forward aside, like a
- * rebuild: each is copied with its offsets and meta into its shadow table (start-up dropped any
- * stale one), in one transaction per table, and the catch-up writes the copy while readers keep
- * seeing the table as it was; the copy is swapped in when the catch-up ends (reader.ts). A table
- * whose offsets cover the present (nothing to bring forward) is not copied: restart stays instant;
- * nor is a new one (no offsets yet).
+ * Kept tables behind the other tables of their dataflow (below the greatest level) are brought
+ * forward aside, like a rebuild: each is copied with its offsets and meta into its shadow table
+ * (start-up dropped any stale one), in one transaction per table, and the catch-up writes the copy
+ * while readers keep seeing the table as it was; the copy is swapped in when the catch-up ends
+ * (reader.ts). Not copied: the tables at the greatest level, which are brought forward to the
+ * source's present in place, commit by commit, as live processing moves them (a copy would make
+ * every restart pay for the table's size, and an interrupted catch-up would lose its progress:
+ * the next start drops the stale shadow); a new table (no offsets: nothing a reader relied on);
+ * and, with the operator state in the database, every table (an interrupted catch-up aside would
+ * leave the state ahead of the table, so the next start would rebuild the state from all events).
  * Returns the sinks brought forward aside.
  */
 export async function bringForwardAside(
   ctx: DataflowContext,
   commits: CommitPipeline,
   levels: readonly Level[],
-  present: OffsetMap,
 ): Promise<string[]> {
   const behind = new Set<string>();
-  for (const level of levels) {
-    // A new table (no offsets: nothing a reader could have relied on) fills in place, so what a
-    // stop commits of its catch-up stays (the shadow of an interrupted catch-up is dropped).
-    if (Object.keys(level.offsets).length === 0 || covers(level.offsets, present)) continue;
+  if (ctx.durable !== null) return [];
+  for (const level of levels.slice(0, -1)) {
+    if (Object.keys(level.offsets).length === 0) continue;
     for (const id of level.sinkIds) if (!ctx.shadows.has(id)) behind.add(id);
   }
   if (behind.size === 0) return [];

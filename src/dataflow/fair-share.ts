@@ -78,7 +78,9 @@ class Pool {
   private schedule(ms: number): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.tick(), ms);
-    this.timer.unref();
+    // The first heartbeat is awaited by the dataflows' start (a short wait that keeps the process
+    // alive); the renewals after it keep no process alive.
+    if (this.live !== null) this.timer.unref();
   }
 
   /** The pool's name: a hash of its dataflows' lease names. */

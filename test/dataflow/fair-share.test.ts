@@ -40,7 +40,10 @@ const until = async (check: () => boolean, what: string): Promise<void> => {
   }
 };
 
-test('fair share: up to ceil(dataflows / instances), the excess given up once after a join, the heartbeat deleted at the end', async () => {
+test('fair share: up to ceil(dataflows / instances), the excess given up once after a join, the heartbeat deleted at the end', async (t) => {
+  // The pool's timers are unref'd (they keep no process alive): this one keeps the test's alive.
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keepAlive));
   const db = fakeDatabase(`fake-${process.pid}-${Date.now()}`);
   db.alive = 2;
   const gaveUp: string[] = [];

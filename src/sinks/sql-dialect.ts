@@ -51,6 +51,12 @@ export interface Dialect {
   readonly maxStatementBytes: number;
   /** Table options after CREATE TABLE's column list (MariaDB: engine, character set, collation). */
   readonly tableOptions: string;
+  /**
+   * A batch's rows beyond its full chunks go in ONE statement of any row count (MariaDB: every
+   * statement is a round trip, and a new row count costs at most one more, its prepare), instead
+   * of one statement per power of two (SQLite, PostgreSQL: few distinct texts, cached).
+   */
+  readonly remainderInOneStatement: boolean;
 }
 
 export const sqliteDialect: Dialect = {
@@ -67,6 +73,7 @@ export const sqliteDialect: Dialect = {
   bindsByColumnType: false,
   maxStatementBytes: Infinity,
   tableOptions: '',
+  remainderInOneStatement: false,
 };
 
 export const postgresDialect: Dialect = {
@@ -83,6 +90,7 @@ export const postgresDialect: Dialect = {
   bindsByColumnType: false,
   maxStatementBytes: Infinity,
   tableOptions: '',
+  remainderInOneStatement: false,
 };
 
 /**
@@ -112,6 +120,7 @@ export function mariadbDialect(collation: string, maxStatementBytes: number): Di
     bindsByColumnType: true,
     maxStatementBytes,
     tableOptions: ` ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=${collation}`,
+    remainderInOneStatement: true,
   };
 }
 
@@ -185,7 +194,11 @@ export class Params {
 
 /**
  * Splits `count` rows into statement sizes: full chunks, then the remainder as powers of two, so
- * that only a few distinct statement texts exist (prepared once, reused).
+ * that only a few distinct statement texts exist (prepared once, reused) — or, where the dialect
+ * says so (`remainderInOneStatement`), as one statement.
+ *
+ * @example chunkSizes(1234, 4, sqliteDialect) // [500, 500, 128, 64, 32, 8, 2]
+ * @example chunkSizes(1234, 4, mariadbDialect('utf8mb4_nopad_bin', 1 << 23)) // [500, 500, 234]
  */
 export function chunkSizes(count: number, paramsPerRow: number, d: Dialect, extraParams = 0): number[] {
   const max = Math.max(
@@ -198,7 +211,9 @@ export function chunkSizes(count: number, paramsPerRow: number, d: Dialect, extr
     sizes.push(max);
     rest -= max;
   }
-  for (let bit = 1 << 30; bit >= 1; bit >>>= 1) if (rest & bit) sizes.push(bit);
+  if (d.remainderInOneStatement) {
+    if (rest > 0) sizes.push(rest);
+  } else for (let bit = 1 << 30; bit >= 1; bit >>>= 1) if (rest & bit) sizes.push(bit);
   return sizes;
 }
 

@@ -13,18 +13,7 @@
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
-import { execFileSync } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  renameSync,
-  rmSync,
-} from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,8 +21,8 @@ import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator
 import { catchUpBatchSize } from '../src/dataflow/batcher';
 import { covers, type OffsetMap } from '../src/core/offset-map';
 import { retentionSegments } from '../src/dataflow/retention';
-import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
-import { createGraph, type Batch, type Collection, type Update } from '../src/engine';
+import type { DataflowListener, DataflowSettings } from '../src/dataflow/types';
+import { createGraph, type Batch, type Update } from '../src/engine';
 import { PostgresDatabase } from '../src/sinks/postgres-database';
 import { SqliteDatabase } from '../src/sinks/sqlite-database';
 import type { SinkDatabase } from '../src/sinks/types';
@@ -42,6 +31,7 @@ import type { ActyxEvent } from '../src/sources/types';
 import { generateDrillEvents, type DrillEvent } from './drill-data';
 import { dashboardPipeline, usagePipeline, usageScanPipeline } from './drill-pipelines';
 import { dashboardTable, usageTable } from './drill-tables';
+import { cachedDrillLog, drillMembers, GENERATE_ONLY } from './drill-members';
 import { EXAMPLES, runExampleFlows } from './example-flows';
 
 const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
@@ -61,8 +51,6 @@ const ROOT = join(__dirname, '..', '..');
 /** The usage view as the seed's `reduce` (recomputes a touched machine's window per batch) or as an incremental `scan` (dd-scan). */
 const USAGE = process.env.BENCH_USAGE === 'reduce' ? 'reduce' : 'scan';
 const usageOf = (kind: 'scan' | 'reduce') => (kind === 'scan' ? usageScanPipeline : usagePipeline);
-/** Set (to the file) in the child process that only generates the log. */
-const GENERATE_ONLY = 'BENCH_GENERATE_ONLY';
 const BATCH = intEnv('BENCH_BATCH', 10_000);
 /** Catch-up steps: the coordinator's default (10× the live batch size, at most 2,500) unless BENCH_CATCH_UP_BATCH is set. */
 const CATCH_UP_BATCH = intEnv('BENCH_CATCH_UP_BATCH', catchUpBatchSize(BATCH));
@@ -90,69 +78,6 @@ const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).t
 const line = (label: string, text: string): void => console.log(`  ${label.padEnd(44)} ${text}`);
 
 // ---- the dataflow --------------------------------------------------------------------------
-
-function collection(s: Stage | undefined): Collection<DrillEvent> {
-  if (s?.kind !== 'collection') throw new Error('expected ungrouped input');
-  return s.collection as unknown as Collection<DrillEvent>;
-}
-
-function members(
-  log: EmbeddedLog,
-  db: SinkDatabase,
-  prefix: string,
-  withUsage = true,
-  usage: 'scan' | 'reduce' = USAGE,
-): DataflowMember[] {
-  const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
-    role: 'operator',
-    id,
-    type: 'dd-bench',
-    label: id,
-    inputs: ['src'],
-    definition: { pipeline: id },
-    tap: false,
-    build: ([s]) => ({ kind: 'collection', collection: build(collection(s)) as Collection }),
-  });
-  return [
-    {
-      role: 'source',
-      id: 'src',
-      type: 'actyx-subscribe',
-      label: 'src',
-      inputs: [],
-      definition: null,
-      query: "'machine'",
-      source: log,
-      sourceId: 'log',
-    },
-    op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
-    op('usage', usageOf(usage) as (c: Collection<DrillEvent>) => Collection),
-    {
-      role: 'sink',
-      id: 'dashboard-sink',
-      type: 'db-sink',
-      label: 'dashboard',
-      inputs: ['dashboard'],
-      definition: null,
-      database: db,
-      table: dashboardTable(`${prefix}dashboard`),
-      version: '',
-    },
-    // As in a flow where only the dashboard's db-sink has its output wired (the latency is measured on it).
-    {
-      role: 'sink',
-      id: 'usage-sink',
-      type: 'db-sink',
-      label: 'usage',
-      inputs: ['usage'],
-      definition: null,
-      database: db,
-      table: usageTable(`${prefix}usage`),
-      version: '',
-      reportChanges: false,
-    },
-  ].filter((m) => withUsage || !m.id.startsWith('usage')) as DataflowMember[];
-}
 
 /** A listener that records commit times per sink (for latency) and prints problems. */
 function benchListener(): DataflowListener & { onCommit: ((offsets: OffsetMap) => void) | null } {
@@ -207,24 +132,7 @@ async function generateLog(file: string, count: number, machines: number): Promi
 }
 
 /** The generated log of `count` events of `machines` machines, cached between runs (generated when missing). */
-function cachedLog(count = EVENTS, machines = MACHINES): string {
-  const dir = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `drill-${count}-${machines}.sqlite`);
-  // Generated in a child process: the generator's million event objects would otherwise leave
-  // this process a grown heap and a peak RSS that the first (cold) catch-up would be charged with.
-  if (!existsSync(file))
-    execFileSync(process.execPath, [__filename], {
-      env: {
-        ...process.env,
-        [GENERATE_ONLY]: file,
-        BENCH_EVENTS: String(count),
-        BENCH_MACHINES: String(machines),
-      },
-      stdio: 'inherit',
-    });
-  return file;
-}
+const cachedLog = (count = EVENTS, machines = MACHINES): string => cachedDrillLog(count, machines);
 
 /** A copy of the cached log in `workDir` (a run may append to it), its pages on disk before anything is timed. */
 async function copyOfLog(workDir: string, name: string, count = EVENTS, machines = MACHINES): Promise<string> {
@@ -355,7 +263,7 @@ async function endToEnd(
   const listener = benchListener();
   const t0 = performance.now();
   const run = startDataflow(
-    { source: log, members: members(log, db, prefix, withUsage, usage), settings: SETTINGS },
+    { source: log, members: drillMembers(log, db, { prefix, withUsage, usage }), settings: SETTINGS },
     listener,
   );
   await Promise.race([

@@ -22,15 +22,12 @@ import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { covers, type OffsetMap } from '../src/core/offset-map';
 import { startDataflow, type RunningDataflow } from '../src/dataflow/coordinator';
-import type { DataflowListener, DataflowMember, DataflowSettings, Stage } from '../src/dataflow/types';
-import type { Collection } from '../src/engine';
+import type { DataflowListener, DataflowSettings } from '../src/dataflow/types';
 import { DEFAULT_LEASE_SECONDS } from '../src/nodes/dd-dataflow';
 import { SqliteDatabase } from '../src/sinks/sqlite-database';
-import type { SinkDatabase } from '../src/sinks/types';
 import { EmbeddedLog } from '../src/sources/embedded-log';
 import { generateDrillEvents, type DrillEvent } from './drill-data';
-import { dashboardPipeline, usageScanPipeline } from './drill-pipelines';
-import { dashboardTable, usageTable } from './drill-tables';
+import { drillMembers } from './drill-members';
 
 function intEnv(name: string, fallback: number): number {
   const v = process.env[name];
@@ -184,62 +181,6 @@ async function takeoverTimes(): Promise<number[]> {
 
 // ---- 2. steady-state cost -------------------------------------------------------------------------
 
-function collection(s: Stage | undefined): Collection<DrillEvent> {
-  if (s?.kind !== 'collection') throw new Error('expected ungrouped input');
-  return s.collection as unknown as Collection<DrillEvent>;
-}
-
-function members(log: EmbeddedLog, db: SinkDatabase): DataflowMember[] {
-  const op = (id: string, build: (c: Collection<DrillEvent>) => Collection): DataflowMember => ({
-    role: 'operator',
-    id,
-    type: 'dd-bench',
-    label: id,
-    inputs: ['src'],
-    definition: { pipeline: id },
-    tap: false,
-    build: ([s]) => ({ kind: 'collection', collection: build(collection(s)) as Collection }),
-  });
-  return [
-    {
-      role: 'source',
-      id: 'src',
-      type: 'actyx-subscribe',
-      label: 'src',
-      inputs: [],
-      definition: null,
-      query: "'machine'",
-      source: log,
-      sourceId: 'log',
-    },
-    op('dashboard', dashboardPipeline as (c: Collection<DrillEvent>) => Collection),
-    op('usage', usageScanPipeline as (c: Collection<DrillEvent>) => Collection),
-    {
-      role: 'sink',
-      id: 'dashboard-sink',
-      type: 'db-sink',
-      label: 'dashboard',
-      inputs: ['dashboard'],
-      definition: null,
-      database: db,
-      table: dashboardTable('dashboard'),
-      version: '',
-    },
-    {
-      role: 'sink',
-      id: 'usage-sink',
-      type: 'db-sink',
-      label: 'usage',
-      inputs: ['usage'],
-      definition: null,
-      database: db,
-      table: usageTable('usage'),
-      version: '',
-      reportChanges: false,
-    },
-  ] as DataflowMember[];
-}
-
 interface SteadyRun {
   readonly catchUpMs: number;
   readonly p99: number;
@@ -266,7 +207,7 @@ async function steadyRun(baseLog: string, dir: string, n: number, leased: boolea
   const run: RunningDataflow = startDataflow(
     {
       source: log,
-      members: members(log, db),
+      members: drillMembers(log, db),
       settings: SETTINGS,
       ...(leased ? { lease: { name: `bench-${n}`, instance: 'bench', leaseMs: LEASE_MS } } : {}),
     },

@@ -1,11 +1,15 @@
 /**
- * One writer per dataflow, hot standby (issue 14), with real processes on one SQLite file and on
- * PostgreSQL: two instances of the same dataflow under a lease while events keep arriving. Over
- * more than ten takeovers the active instance is SIGKILLed, SIGSTOPped past its lease and resumed
- * (the zombie must fail to commit and go to standby), or stopped cleanly (it hands over at once);
- * a new standby replaces the one that died. At the end every table equals the from-scratch result,
- * and a trigger that logs every committed insert into `applied` (one row per event) shows no event
- * applied twice.
+ * One writer per dataflow, hot standby (issue 14), with real processes on one SQLite file (two
+ * instances) and on PostgreSQL (three instances: a takeover has two candidates) of the same
+ * dataflow under a lease while events keep arriving. Over more than ten takeovers the active
+ * instance is SIGKILLed, SIGSTOPped past its lease and resumed (the zombie must fail to commit and
+ * go to standby), stopped cleanly (it hands over at once), or, on PostgreSQL, loses its database
+ * connection (its sessions ended by pg_terminate_backend and kept from reconnecting past the lease:
+ * a standby takes over, the old active commits nothing more and finds its lease lost); a new standby
+ * replaces the one that died. Then a rolling redeploy under the same load: the active one stopped
+ * cleanly and started again as a standby, in turn, four times. At the end every table equals the
+ * from-scratch result, and a trigger that logs every committed insert into `applied` (one row per
+ * event) shows no event applied twice and every event applied once.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import Database from 'better-sqlite3';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -44,6 +49,8 @@ const TAKEOVERS = 10;
 const INITIAL = 4000;
 /** More than the rounds take (≈ 650 events/s are appended until the takeovers are done). */
 const LIVE = 100_000;
+/** Clean stops of the rolling redeploy (each instance in turn, then started again). */
+const REDEPLOYS = 4;
 
 interface Instance {
   readonly name: string;
@@ -69,10 +76,17 @@ interface Line {
 
 let arrivals = 0;
 
-function spawnInstance(kind: string, logFile: string, target: string, name: string): Instance {
+/** The environment of a worker that reaches PostgreSQL through a proxy on `port` (no DATABASE_URL: it would win). */
+function proxied(port: number): NodeJS.ProcessEnv {
+  const { DATABASE_URL: _url, ...env } = process.env;
+  return { ...env, PGHOST: '127.0.0.1', PGPORT: String(port) };
+}
+
+function spawnInstance(kind: string, logFile: string, target: string, name: string, pgPort?: number): Instance {
   const proc = spawn(process.execPath, ['--import', 'tsx', worker, kind, logFile, target, name, String(LEASE_MS)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: process.env,
+    // Only this worker reaches PostgreSQL through its own proxy (the test's PG* settings otherwise).
+    env: pgPort === undefined ? process.env : proxied(pgPort),
   });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -102,6 +116,62 @@ function spawnInstance(kind: string, logFile: string, target: string, name: stri
   };
 }
 
+/**
+ * One worker's way to PostgreSQL: forwards its connections, knows their ports on the server's side
+ * (`client_port` in pg_stat_activity), and can refuse new ones for a while (a network partition).
+ */
+class PartitionProxy {
+  private readonly server: Server;
+  private readonly pairs = new Set<[Socket, Socket]>();
+  private refusing = false;
+
+  private constructor(server: Server) {
+    this.server = server;
+    server.on('connection', (client) => {
+      client.on('error', () => undefined);
+      if (this.refusing) return void client.destroy();
+      const upstream = connect(Number(process.env.PGPORT ?? 5432), process.env.PGHOST ?? '127.0.0.1');
+      upstream.on('error', () => undefined);
+      const pair: [Socket, Socket] = [client, upstream];
+      this.pairs.add(pair);
+      const end = (): void => {
+        this.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', end);
+      upstream.on('close', end);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+  }
+
+  static async open(): Promise<PartitionProxy> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return new PartitionProxy(server);
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number }).port;
+  }
+
+  /** The worker's sessions as the server sees them: the proxy's local ports. */
+  clientPorts(): number[] {
+    return [...this.pairs].map(([, up]) => up.localPort).filter((p): p is number => p !== undefined);
+  }
+
+  refuse(on: boolean): void {
+    this.refusing = on;
+  }
+
+  close(): void {
+    this.refusing = true;
+    for (const [c, u] of this.pairs) (c.destroy(), u.destroy());
+    this.server.close();
+  }
+}
+
 const took = (l: Line): boolean => l.took !== undefined;
 const committed = (l: Line): boolean => l.commit !== undefined;
 
@@ -126,8 +196,22 @@ interface Target {
   offsets(table: string): Promise<OffsetMap>;
 }
 
-/** `perTick`: events appended every 60 ms (fewer on PostgreSQL, whose takeovers replay slower). */
-async function takeovers(t: Target, dir: string, seed: number, perTick: number): Promise<void> {
+type Action = 'kill' | 'stop' | 'term' | 'drop';
+
+const alive = (i: Instance): boolean => i.proc.exitCode === null && i.proc.signalCode === null;
+
+/**
+ * `perTick`: events appended every 60 ms (fewer on PostgreSQL, whose takeovers replay slower);
+ * `count`: instances running at once; `cycle`: the takeover actions, in turn.
+ */
+async function takeovers(
+  t: Target,
+  dir: string,
+  seed: number,
+  perTick: number,
+  count: number,
+  cycle: readonly Action[],
+): Promise<void> {
   const rnd = seeded(seed);
   const logFile = join(dir, 'log.sqlite');
   const log = new EmbeddedLog(logFile);
@@ -156,11 +240,21 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
 
   let serial = 0;
   const instances: Instance[] = [];
-  const start = (): Instance => {
-    const i = spawnInstance(t.kind, logFile, t.target, `${t.kind}-instance-${++serial}`);
+  const proxies = new Map<Instance, PartitionProxy>();
+  /** A new instance (`name`: a redeploy of that one). Each gets its own proxy where connections are dropped. */
+  const start = async (name = `${t.kind}-instance-${++serial}`): Promise<Instance> => {
+    const proxy = cycle.includes('drop') ? await PartitionProxy.open() : undefined;
+    const i = spawnInstance(t.kind, logFile, t.target, name, proxy?.port);
+    if (proxy) proxies.set(i, proxy);
     instances.push(i);
     return i;
   };
+  const showsStandby = (s: Instance, holder: Instance, since = 0): Promise<Line> =>
+    within(
+      s.when((l) => l.status === `standby (held by ${holder.name})`, since),
+      30_000,
+      `${s.name} shows standby (held by ${holder.name})`,
+    );
   // Events keep arriving while the instances take over from each other.
   let appended = INITIAL;
   const appender = setInterval(() => {
@@ -170,40 +264,79 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
   }, 60);
   const actions: string[] = [];
   try {
-    let active = start();
+    let active = await start();
     await within(active.when(took), 30_000, 'the first instance takes the lease');
-    let standby = start();
-    await within(
-      standby.when((l) => l.status === `standby (held by ${active.name})`),
-      30_000,
-      'the second instance shows standby (held by the first)',
-    );
+    let standbys: Instance[] = [];
+    for (let k = 1; k < count; k++) standbys.push(await start());
+    for (const s of standbys) await showsStandby(s, active);
+    /** The standby that takes the lease first after `marks` (its line counts before the action). */
+    const tookOver = (marks: Map<Instance, number>): Promise<[Instance, Line]> =>
+      Promise.race(standbys.map((s) => s.when(took, marks.get(s)).then((l): [Instance, Line] => [s, l])));
+    const markAll = (): Map<Instance, number> => new Map(standbys.map((s) => [s, s.lines.length]));
     let done = 0;
     /** The running instance that took the lease last (as its lines say). */
     const holder = (): Instance => {
-      const running = instances.filter((i) => i.proc.exitCode === null && i.proc.signalCode === null);
       const lastTook = (i: Instance): number => Math.max(-1, ...i.lines.filter(took).map((l) => l.seq));
-      return running.reduce((a, b) => (lastTook(b) > lastTook(a) ? b : a));
+      return instances.filter(alive).reduce((a, b) => (lastTook(b) > lastTook(a) ? b : a));
     };
     for (let round = 0; done < TAKEOVERS; round++) {
       assert.ok(round < TAKEOVERS * 3, `${done} takeovers in ${round} rounds: ${actions.join(', ')}`);
       // Let the holder commit a little before it goes.
       await within(active.when(committed, active.lines.length), 30_000, `${active.name} commits`);
       await new Promise((r) => setTimeout(r, Math.floor(rnd() * 40)));
-      const action = (['kill', 'stop', 'term'] as const)[round % 3] as 'kill' | 'stop' | 'term';
-      const mark = standby.lines.length;
+      const action = cycle[round % cycle.length] as Action;
+      const marks = markAll();
       if (action === 'kill' || action === 'term') {
         active.proc.kill(action === 'kill' ? 'SIGKILL' : 'SIGTERM');
         const code = await active.exited;
         if (action === 'term') assert.equal(code, 0, 'a clean stop exits normally');
-        await within(standby.when(took, mark), 30_000, `${standby.name} takes over after ${action}`);
-        actions.push(action);
-        [active, standby] = [standby, start()];
-        await within(
-          standby.when((l) => l.status === `standby (held by ${active.name})`),
+        const [next] = await within(
+          tookOver(marks),
           30_000,
-          `${standby.name} shows standby (held by ${active.name})`,
+          `a standby takes over from ${active.name} after ${action}`,
         );
+        actions.push(action);
+        active = next;
+        standbys = [...standbys.filter((s) => s !== next), await start()];
+        for (const s of standbys) await showsStandby(s, active, marks.get(s));
+      } else if (action === 'drop') {
+        // The active instance loses its database connection: its sessions are ended on the server
+        // (pg_terminate_backend, found by their client ports) and its proxy refuses new ones past the
+        // lease (a connection back at once would renew the lease: no takeover, which is right too).
+        // On SQLite there is no connection to drop (the file is opened in the process).
+        const old = active;
+        const proxy = proxies.get(old) as PartitionProxy;
+        const oldMark = old.lines.length;
+        proxy.refuse(true);
+        const ports = proxy.clientPorts();
+        assert.ok(ports.length > 0, `${old.name} has sessions to end`);
+        const ended = await t.query(
+          `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+            WHERE application_name = 'deltaflow' AND client_port IN (${ports.map(Number).join(', ')})`,
+        );
+        assert.ok(
+          ended.some((r) => r.ended === true),
+          `${old.name}'s sessions were ended: ${JSON.stringify(ended)}`,
+        );
+        const [next, tookLine] = await within(
+          tookOver(marks),
+          30_000,
+          `a standby takes over from ${old.name} after its connection was lost`,
+        );
+        await within(next.when(committed, marks.get(next)), 30_000, `${next.name} commits after taking over`);
+        proxy.refuse(false);
+        const lost = await within(
+          old.when((l) => l.lost !== undefined, oldMark),
+          30_000,
+          `${old.name} finds its lease lost after its connection was back`,
+        );
+        assert.match(lost.lost as string, /no longer held by/);
+        actions.push('drop');
+        active = next;
+        standbys = [...standbys.filter((s) => s !== next), old];
+        for (const s of standbys) await showsStandby(s, active, s === old ? oldMark : marks.get(s));
+        const late = old.lines.filter((l) => committed(l) && l.seq > tookLine.seq);
+        assert.deepEqual(late, [], `${old.name} commits nothing after ${next.name} took over (fenced)`);
       } else {
         // A zombie: stopped past its lease. Paused inside a transaction, it holds the lock that a
         // takeover needs (SQLite's write lock, the PostgreSQL lease row): then no takeover happens
@@ -212,12 +345,13 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
         const zombieMark = zombie.lines.length;
         zombie.proc.kill('SIGSTOP');
         const outcome = await Promise.race([
-          standby.when(took, mark).then(() => 'taken'),
-          new Promise((r) => setTimeout(r, LEASE_MS * 5)).then(() => 'held'),
+          tookOver(marks),
+          new Promise((r) => setTimeout(r, LEASE_MS * 5)).then(() => 'held' as const),
         ]);
-        if (outcome === 'taken') {
+        if (outcome !== 'held') {
           // The new holder commits while the zombie is stopped, then the zombie wakes up.
-          await within(standby.when(committed, mark), 30_000, `${standby.name} commits after taking over`);
+          const [next] = outcome;
+          await within(next.when(committed, marks.get(next)), 30_000, `${next.name} commits after taking over`);
           zombie.proc.kill('SIGCONT');
           const lost = await within(
             zombie.when((l) => l.lost !== undefined, zombieMark),
@@ -231,18 +365,30 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
           actions.push('stop (paused inside a transaction)');
           await new Promise((r) => setTimeout(r, LEASE_MS * 3));
         }
-        // Whoever holds the lease now is active; the other one shows standby.
+        // Whoever holds the lease now is active; the others show standby.
         const now = holder();
         if (now !== zombie) done++;
-        [active, standby] = [now, now === zombie ? standby : zombie];
-        await within(
-          standby.when((l) => l.status === `standby (held by ${active.name})`, 0),
-          30_000,
-          `${standby.name} shows standby (held by ${active.name})`,
-        );
+        active = now;
+        standbys = instances.filter((i) => alive(i) && i !== now);
+        for (const s of standbys) await showsStandby(s, active);
         continue;
       }
       done++;
+    }
+    // A rolling redeploy under the same load: the active instance stops cleanly (a standby takes
+    // over at once: the lease is released), and starts again (the same instance name) as a standby.
+    for (let r = 0; r < REDEPLOYS; r++) {
+      await within(active.when(committed, active.lines.length), 30_000, `${active.name} commits`);
+      const marks = markAll();
+      const name = active.name;
+      const stopped = Date.now();
+      active.proc.kill('SIGTERM');
+      assert.equal(await active.exited, 0, 'a clean stop exits normally');
+      const [next] = await within(tookOver(marks), 30_000, `a standby takes over from ${name} (redeploy)`);
+      actions.push(`redeploy ${name} (${Date.now() - stopped} ms)`);
+      active = next;
+      standbys = [...standbys.filter((s) => s !== next), await start(name)];
+      for (const s of standbys) await showsStandby(s, active, marks.get(s));
     }
     clearInterval(appender);
     // The active instance catches up with every event; the standby never wrote.
@@ -273,6 +419,8 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
       actions.filter((a) => a === 'stop').length >= 1,
       `a zombie was fenced at least once: ${actions.join(', ')}`,
     );
+    if (cycle.includes('drop'))
+      assert.ok(actions.includes('drop'), `a lost connection was fenced at least once: ${actions.join(', ')}`);
     if (process.env.FENCING_DEBUG) console.log(`# ${t.kind}: ${actions.join(', ')}`);
   } catch (e) {
     for (const i of instances) process.stderr.write(`--- ${i.name}\n${i.stderr().slice(-3000)}\n`);
@@ -283,11 +431,12 @@ async function takeovers(t: Target, dir: string, seed: number, perTick: number):
       i.proc.kill('SIGCONT');
       i.proc.kill('SIGKILL');
     }
+    for (const p of proxies.values()) p.close();
     await log.close();
   }
 }
 
-test('SQLite: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the active one, ≥ 10 takeovers: exact tables, no event applied twice', async () => {
+test('SQLite: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the active one, ≥ 10 takeovers, then a rolling redeploy: exact tables, every event applied once', async () => {
   const dir = tempDir('deltaflow-fencing-');
   const file = join(dir, 'views.sqlite');
   const withDb = <T>(fn: (d: Database.Database) => T): T => {
@@ -320,13 +469,16 @@ test('SQLite: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the acti
       dir,
       11,
       40,
+      2,
+      // No lost connection on SQLite: the file is opened in the process, there is none to drop.
+      ['kill', 'stop', 'term'],
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('PostgreSQL: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the active one, ≥ 10 takeovers: exact tables, no event applied twice', async () => {
+test('PostgreSQL: three instances, SIGKILL / SIGSTOP (zombie) / clean stop / lost connection of the active one, ≥ 10 takeovers, then a rolling redeploy: exact tables, every event applied once', async () => {
   const dir = tempDir('deltaflow-fencing-');
   const prefix = `${uniqueName('fence')}_`;
   try {
@@ -357,6 +509,8 @@ test('PostgreSQL: two instances, SIGKILL / SIGSTOP (zombie) / clean stop of the 
       dir,
       12,
       10,
+      3,
+      ['kill', 'stop', 'term', 'drop'],
     );
   } finally {
     for (const t of ['dashboard', 'usage', 'applied'])

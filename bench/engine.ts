@@ -15,7 +15,7 @@
  * BENCH_USAGE_EVENTS (prefix for the three-way usage comparison), BENCH_D2MINI_DASHBOARD_EVENTS,
  * BENCH_D2TS_DASHBOARD_EVENTS, BENCH_D2TS_USAGE_EVENTS (prefixes for the slower peers),
  * BENCH_FULL_USAGE=1 to also run our usage pipeline over all events (minutes: see BENCHMARKS.md), BENCH_JOIN_EVENTS
- * (200,000) and BENCH_JOIN_ROUNDS (5) for the join against d2ts's (BENCH_JOIN=0 skips it, BENCH_ONLY=join runs only it), BENCH_ROUNDS (3: every ratio
+ * (400,000) and BENCH_JOIN_ROUNDS (7) for the join against d2ts's (BENCH_JOIN=0 skips it, BENCH_ONLY=join runs only it), BENCH_ROUNDS (3: every ratio
  * against a peer is the median of that many paired rounds — ours, peer, ours, peer … over the same events in this
  * process — so that both sides of a ratio ran at the same moment of a shared machine), BENCH_CLOCK=cpu
  * (rates per CPU second of the process instead of per wall-clock second: for a machine that other
@@ -336,8 +336,10 @@ function dataset(count: number): Dataset {
 // ---------------------------------------------------------------------------------------------
 // Join: worker events ⋈ machine events by order (what the ERP booking combines), with retractions
 
-const JOIN_EVENTS = intEnv('BENCH_JOIN_EVENTS', 200_000);
-const JOIN_ROUNDS = intEnv('BENCH_JOIN_ROUNDS', 5);
+// Why these defaults: a round of 200,000 events took ~0.2 s of ours on a shared 2-core machine, and single rounds swung
+// 2.4–5.2×; 400,000 events and 7 rounds (GC before each side) keep one side's noise from deciding the median.
+const JOIN_EVENTS = intEnv('BENCH_JOIN_EVENTS', 400_000);
+const JOIN_ROUNDS = intEnv('BENCH_JOIN_ROUNDS', 7);
 /** Every n-th batch also retracts all events of the batch five before it. */
 const RETRACT_EVERY = 10;
 
@@ -444,6 +446,8 @@ function d2tsJoin(data: JoinDataset): Runner {
 
 /** One timed run over all batches: events per second (wall or CPU, see BENCH_CLOCK) and diffs. */
 async function timedJoin(make: () => Runner, data: JoinDataset): Promise<{ rate: number; diffs: number }> {
+  // The previous side's garbage is collected before this side's clock starts, not charged to it.
+  heapAfterGc();
   const runner = make();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -463,7 +467,7 @@ async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real
   console.log(
     `\n## Join: worker events ⋈ machine events by order (inner), every ${RETRACT_EVERY}th batch retracts an earlier batch; ${fmt(JOIN_EVENTS)} events, ${JOIN_ROUNDS} paired rounds`,
   );
-  // One whole run of each first: both engines' code optimised before the measured rounds.
+  // One whole run of each first (discarded): both engines' code optimised before the measured rounds.
   for (const make of [() => ourJoin(data), () => d2tsJoin(data)]) await timedJoin(make, data);
   const ratios: number[] = [];
   let ourDiffs = 0;
@@ -478,8 +482,13 @@ async function joinComparison(): Promise<{ ratio: number; ourDiffs: number; real
       `round ${round + 1}: deltaflow ${fmt(a.rate)} events/s (${fmt(a.diffs)} diffs), d2ts ${fmt(b.rate)} events/s (${fmt(b.diffs)} diffs), ratio ${(a.rate / b.rate).toFixed(2)}×; real changes ${fmt(data.realChanges)}`,
     );
   }
-  ratios.sort((x, y) => x - y);
-  return { ratio: ratios[Math.floor(ratios.length / 2)]!, ourDiffs, real: data.realChanges, rate };
+  console.log(
+    `load average after the rounds ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
+  return { ratio: median(ratios), ourDiffs, real: data.realChanges, rate };
 }
 
 /** A bar's verdict line. */

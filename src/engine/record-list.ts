@@ -16,7 +16,7 @@ export interface ListedRecord {
 }
 
 /** Beyond this many records the list keeps a hash map beside it. */
-const SCAN_LIMIT = 16;
+export const SCAN_LIMIT = 16;
 
 export class RecordList<R extends ListedRecord> {
   readonly items: R[] = [];

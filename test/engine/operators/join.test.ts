@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createGraph, type Collection, type Grouped, type Update, type Value } from '../../../src/engine';
+import { SCAN_LIMIT } from '../../../src/engine/record-list';
 import { assertConsolidated, RUNS } from '../harness';
 import { refCompare, refKey, zAdd, zMinus, zShow, type Z } from '../reference';
 import { show } from '../run';
@@ -244,6 +245,42 @@ describe('join: examples', () => {
       out.map(([v, d]) => [v, d]),
       [[{ key: '1', left: a, right: b }, 2]],
     );
+  });
+
+  test(`a key with more changes in one batch than a record list scans (SCAN_LIMIT ${SCAN_LIMIT}): repeats summed, cancellations dropped, retractions matched`, async () => {
+    const g = graph('left');
+    const n = 3 * SCAN_LIMIT;
+    const s = Array.from({ length: 2 * n }, (_, i) => ({ order: '1', step: `s${i}` }));
+    const m = { order: '1', machine: 'Drill1' };
+    const row = (i: number): Value => ({ key: '1', left: s[i], right: m });
+    const sorted = (xs: [Value, number][]) => [...xs].sort((a, b) => refCompare(a[0], b[0]));
+    // s0 twice, s1 inserted and retracted in the same batch (cancels: no row), the others once.
+    const first: Update<Value>[] = s.slice(0, n).map((x) => [x, 1, 0]);
+    first.push([s[0], 1, 0], [s[1], -1, 0]);
+    assert.deepEqual(
+      sorted(await step(g, first, [[m, 1, 0]])),
+      sorted([[row(0), 2], ...s.slice(2, n).map((_, i): [Value, number] => [row(i + 2), 1])]),
+    );
+    // Retract s0 (both copies) and s2 … s(n/3 - 1), retract and re-add s1 (not there: cancels), add s(n) … s(2n - 1).
+    const second: Update<Value>[] = [
+      [s[0], -1, 0],
+      [s[1], -1, 0],
+      [s[0], -1, 0],
+      [s[1], 1, 0],
+    ];
+    second.push(
+      ...s.slice(2, n / 3).map((x): Update<Value> => [x, -1, 0]),
+      ...s.slice(n).map((x): Update<Value> => [x, 1, 0]),
+    );
+    assert.deepEqual(
+      sorted(await step(g, second, [])),
+      sorted([
+        [row(0), -2],
+        ...s.slice(2, n / 3).map((_, i): [Value, number] => [row(i + 2), -1]),
+        ...s.slice(n).map((_, i): [Value, number] => [row(n + i), 1]),
+      ]),
+    );
+    assert.equal(g.stateSize(), 1 + (n - n / 3) + n);
   });
 
   test('compaction forgets old records of both sides silently; later records join only what is retained', async () => {

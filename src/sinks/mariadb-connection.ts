@@ -193,9 +193,16 @@ export class MariadbConnection {
 
   /**
    * Connects and prepares the session (UTC, READ COMMITTED, strict SQL mode, lock wait timeout);
-   * rejects with the driver's error.
+   * rejects with the driver's error. `transactional`: the session runs with autocommit off, so its
+   * first statement starts a transaction and every one after it stays in that transaction until
+   * COMMIT or ROLLBACK (the sink's writer: no START TRANSACTION round trip per commit); otherwise
+   * each statement commits by itself (db-query, durable state's reader).
    */
-  static async open(config: mysql.ConnectionOptions, options: MariadbOptions): Promise<MariadbConnection> {
+  static async open(
+    config: mysql.ConnectionOptions,
+    options: MariadbOptions,
+    transactional = false,
+  ): Promise<MariadbConnection> {
     const raw = mysql.createConnection(config);
     const statementMs = Math.max(1000, Math.floor(options.statementTimeoutMs ?? 60_000));
     const c = new MariadbConnection(raw, statementMs + NO_ANSWER_GRACE_MS, options.onIdleError);
@@ -235,6 +242,8 @@ export class MariadbConnection {
         );
       // Each transaction reads only the state of tables it alone writes: no gap locks needed.
       await c.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      // Last: until here no statement may open a transaction (SET TRANSACTION must not run in one).
+      if (transactional) await c.query('SET SESSION autocommit = 0');
     } catch (e) {
       c.destroy();
       throw e;

@@ -297,6 +297,50 @@ test('DDL after rows were written in a transaction is refused before it runs: no
   }
 });
 
+test('autocommit off: no START TRANSACTION round trip, yet the writes stay invisible until COMMIT and a failure rolls all back', async () => {
+  // The sink's session runs with autocommit off (MariadbConnection.open, transactional): its first
+  // statement starts the transaction. Every statement the sink sends is recorded here.
+  const spec = table('multiset', [col('v', 'text', 'v')]);
+  const db = new MariadbDatabase();
+  const sent: string[] = [];
+  const query = MariadbConnection.prototype.query;
+  MariadbConnection.prototype.query = function (this: MariadbConnection, sql: string, params?: readonly unknown[]) {
+    sent.push(sql);
+    return query.call(this, sql, params);
+  };
+  const count = (): Promise<number> =>
+    withMariadb(async (c) => {
+      const [rows] = await c.query(`SELECT count(*) AS n FROM \`${spec.name}\``);
+      return Number((rows as { n: number }[])[0]?.n);
+    });
+  try {
+    await db.transaction((tx) => tx.ensureTable(spec));
+    await db.transaction(async (tx) => {
+      await tx.apply(spec, [rec({ v: 'one' }, 1)], false);
+      await tx.writeState(spec, { offsets: { s: 1 }, fingerprint: 'f', watermark: 1 });
+      await tx.readState(spec); // waits for the queued writes
+      assert.equal(await count(), 0, 'written, not yet committed: invisible to another session');
+    });
+    assert.equal(await count(), 1);
+    await assert.rejects(
+      db.transaction(async (tx) => {
+        await tx.apply(spec, [rec({ v: 'two' }, 1)], false);
+        await tx.writeState(spec, { offsets: { s: 2 }, fingerprint: 'f', watermark: 2 });
+        await tx.readState(spec);
+        throw new Error('the flow failed');
+      }),
+      /the flow failed/,
+    );
+    assert.equal(await count(), 1, 'rolled back');
+    assert.deepEqual((await db.transaction((tx) => tx.readState(spec))).offsets, { s: 1 });
+    assert.ok(sent.includes('COMMIT') && sent.includes('ROLLBACK'), sent.join('\n'));
+    assert.ok(!sent.some((s) => /START TRANSACTION|^\s*BEGIN/i.test(s)), 'no START TRANSACTION sent');
+  } finally {
+    MariadbConnection.prototype.query = query;
+    await db.close();
+  }
+});
+
 test('a queued write that fails is never committed: the commit fails naming its table, none of the transaction stays', async () => {
   // The writes of a transaction are queued (mariadb-database.ts, Pipeline): the failure of one
   // (a value too long for varchar(4) in strict mode) surfaces only at the next awaited statement,

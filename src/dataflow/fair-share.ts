@@ -48,7 +48,8 @@ class Pool {
   live: number | null = null;
   private leaseMs: number;
   private timer: NodeJS.Timeout | null = null;
-  private announcing = false;
+  /** The heartbeat transaction in flight, if any (a clean stop waits for it: see remove). */
+  private announcing: Promise<void> | null = null;
   /** The pool name last announced (deleted when the dataflows change). */
   private announced: string | null = null;
   /** Settles after the first heartbeat was attempted. */
@@ -103,8 +104,9 @@ class Pool {
   private async tick(): Promise<void> {
     this.timer = null;
     if (this.members.size === 0) return;
-    if (!this.announcing) {
-      this.announcing = true;
+    if (this.announcing === null) {
+      let done!: () => void;
+      this.announcing = new Promise((resolve) => (done = resolve));
       const pool = this.name();
       const previous = this.announced;
       try {
@@ -117,7 +119,8 @@ class Pool {
       } catch (e) {
         this.log(`could not write the heartbeat of instance ${this.instance} in ${this.db.label}: ${errorText(e)}`);
       } finally {
-        this.announcing = false;
+        this.announcing = null;
+        done();
         this.firstTicked();
       }
     }
@@ -147,6 +150,11 @@ class Pool {
     if (this.members.size > 0) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    // NB: a heartbeat may be in flight (a renewal, or the first one); deleting before it commits
+    // would leave its row behind for a whole lease time, so the others would count this instance
+    // as live. Wait for it, then delete what it announced.
+    while (this.announcing !== null) await this.announcing;
+    if (this.members.size > 0) return; // a dataflow joined again meanwhile (a redeploy)
     const announced = this.announced;
     this.announced = null;
     if (announced === null) return;

@@ -83,3 +83,40 @@ test('fair share: up to ceil(dataflows / instances), the excess given up once af
   for (const t of tickets) await t.leave();
   assert.deepEqual(db.left, ['A'], 'the last one to leave deletes the heartbeat');
 });
+
+test('a clean stop while a heartbeat is in flight: the heartbeat is deleted after it, not left for a lease time', async (t) => {
+  const keepAlive = setInterval(() => undefined, 1000);
+  t.after(() => clearInterval(keepAlive));
+  const db = fakeDatabase(`fake-${process.pid}-${Date.now()}-inflight`);
+  // The database's rows: a heartbeat written by announceInstance, deleted by leaveInstance.
+  const rows = new Set<string>();
+  let hold: (() => void) | null = null;
+  let held!: () => void;
+  const heldNow = new Promise<void>((resolve) => (held = resolve));
+  const inner = db.transaction.bind(db);
+  db.transaction = (<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> =>
+    inner((tx) =>
+      fn({
+        announceInstance: async (h: InstanceHeartbeat) => {
+          // The first heartbeat commits only when the test lets it: the member leaves meanwhile.
+          await new Promise<void>((resolve) => {
+            hold = resolve;
+            held();
+          });
+          rows.add(h.instance);
+          return tx.announceInstance(h);
+        },
+        leaveInstance: async (pool: string, instance: string) => {
+          rows.delete(instance);
+          return tx.leaveInstance(pool, instance);
+        },
+      } as unknown as SinkTransaction),
+    )) as SinkDatabase['transaction'];
+  const ticket = FairShare.join(db, 'B', 300, { name: 'd0', giveUp: () => undefined }, () => undefined);
+  await heldNow;
+  const left = ticket.leave();
+  (hold as unknown as () => void)();
+  await left;
+  assert.deepEqual([...rows], [], 'no heartbeat row left behind');
+  assert.deepEqual(db.left, ['B']);
+});

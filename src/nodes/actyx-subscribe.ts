@@ -67,7 +67,7 @@ export default function (RED: NodeAPI): void {
 
     const abort = new AbortController();
     const failedInDataflow = dataflow !== null && !(source && lease && query !== null);
-    if (failedInDataflow) dataflow?.sourceFailed?.(node, name);
+    if (failedInDataflow) dataflow.sourceFailed?.(node, name);
     if (dataflow && source && lease && query !== null) {
       dataflow.join(node, {
         role: 'source',
@@ -80,7 +80,7 @@ export default function (RED: NodeAPI): void {
         sourceId: lease.config.id,
       });
     } else if (!dataflowSet && source && query !== null) {
-      void runStandalone(node, name, source, query, config.start === 'beginning', abort.signal);
+      void runStandalone(node, source, query, config.start === 'beginning', abort.signal);
     }
 
     node.on('close', (_removed: boolean, done: () => void) => {
@@ -127,7 +127,6 @@ class StatusThrottle {
 /** Standalone mode: one message per event, until the node closes; never crashes the runtime. */
 async function runStandalone(
   node: Node,
-  name: string,
   source: EventSource,
   query: string,
   fromBeginning: boolean,

@@ -18,11 +18,11 @@ const SCALE: Readonly<Record<string, number>> = { us: 1, ms: 1000, s: 1_000_000 
 /** ISO 8601 date and time with Z or an offset (a time without one would depend on the server's zone). */
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/i;
 
-function whole(config: NodeDef, field: string, what: string, fallback: string): number | undefined {
+function whole(config: NodeDef, field: string, fallback: string): number | undefined {
   const text = String(config[field] ?? fallback).trim();
   if (text === '') return undefined;
   if (!/^\d+$/.test(text) || Number(text) < 1)
-    throw new UserCodeError(`${what}: ${JSON.stringify(text)} is not a whole number of at least 1`);
+    throw new UserCodeError(`${field}: ${JSON.stringify(text)} is not a whole number of at least 1`);
   return Number(text);
 }
 
@@ -43,8 +43,8 @@ export default function (RED: NodeAPI): void {
     const unit = String(config.unit ?? 'hour') as WindowUnit;
     if (!UNITS.includes(unit))
       throw new UserCodeError(`unit: unknown ${JSON.stringify(config.unit)} (expected ${UNITS.join(', ')})`);
-    const size = whole(config, 'size', 'size', '1') ?? 1;
-    const slide = whole(config, 'slide', 'slide', '');
+    const size = whole(config, 'size', '1') ?? 1;
+    const slide = whole(config, 'slide', '');
     const start = String(config.start ?? '00:00').trim() || '00:00';
     const timeZone = String(config.timeZone ?? 'UTC').trim() || 'UTC';
     const timeUnit = String(config.timeUnit ?? 'us');

@@ -12,7 +12,7 @@
  * the expiry it extended: a commit that passed its check always completes before a takeover.
  */
 import { INSTANCE_TABLE, LEASE_TABLE } from './identifiers';
-import type { Dialect, Statement } from './sql-dialect';
+import { tableExistsSql, type Dialect, type Statement } from './sql-dialect';
 import type { InstanceHeartbeat, LeaseAnswer, LeaseRequest, LeaseToken } from './types';
 
 /** Runs statements inside the current transaction (see SqlExecutor). */
@@ -57,9 +57,8 @@ export function nowMsSql(d: Dialect): string {
 /** `CREATE TABLE IF NOT EXISTS deltaflow_lease (…)`. */
 export function createLeaseSql(d: Dialect): string {
   const q = d.quote;
-  const nameType = d.kind === 'mariadb' ? 'VARCHAR(255)' : 'text';
-  const holderType = d.kind === 'mariadb' ? 'VARCHAR(255)' : 'text';
-  return `CREATE TABLE IF NOT EXISTS ${q(LEASE_TABLE)} (${q('dataflow')} ${nameType} PRIMARY KEY, ${q('holder')} ${holderType}, ${q('epoch')} bigint NOT NULL, ${q('expires_at')} bigint NOT NULL)${d.tableOptions}`;
+  const text = d.kind === 'mariadb' ? 'VARCHAR(255)' : 'text';
+  return `CREATE TABLE IF NOT EXISTS ${q(LEASE_TABLE)} (${q('dataflow')} ${text} PRIMARY KEY, ${q('holder')} ${text}, ${q('epoch')} bigint NOT NULL, ${q('expires_at')} bigint NOT NULL)${d.tableOptions}`;
 }
 
 function p(d: Dialect, n: number): string {
@@ -127,14 +126,15 @@ async function readLease(exec: Executor, d: Dialect, name: string, lock: boolean
   };
 }
 
-/** Creates the lease table when missing (where DDL commits, only then: see ensureMeta). */
-export async function ensureLeaseTable(
-  exec: Executor,
-  d: Dialect,
-  exists: (table: string) => Statement,
-): Promise<void> {
-  if (d.ddlCommits && (await exec.all(exists(LEASE_TABLE))).length > 0) return;
-  await exec.run({ sql: createLeaseSql(d), params: [] });
+/** Creates `table` with `create` when missing (where DDL commits, only then: see ensureMeta). */
+async function ensureTable(exec: Executor, d: Dialect, table: string, create: string): Promise<void> {
+  if (d.ddlCommits && (await exec.all(tableExistsSql(d, table))).length > 0) return;
+  await exec.run({ sql: create, params: [] });
+}
+
+/** Creates the lease table when missing. */
+export async function ensureLeaseTable(exec: Executor, d: Dialect): Promise<void> {
+  await ensureTable(exec, d, LEASE_TABLE, createLeaseSql(d));
 }
 
 /**
@@ -193,14 +193,9 @@ export function createInstanceSql(d: Dialect): string {
   return `CREATE TABLE IF NOT EXISTS ${q(INSTANCE_TABLE)} (${q('pool')} ${text} NOT NULL, ${q('instance')} ${text} NOT NULL, ${q('expires_at')} bigint NOT NULL, PRIMARY KEY (${q('pool')}, ${q('instance')}))${d.tableOptions}`;
 }
 
-/** Creates the heartbeat table when missing (where DDL commits, only then). */
-export async function ensureInstanceTable(
-  exec: Executor,
-  d: Dialect,
-  exists: (table: string) => Statement,
-): Promise<void> {
-  if (d.ddlCommits && (await exec.all(exists(INSTANCE_TABLE))).length > 0) return;
-  await exec.run({ sql: createInstanceSql(d), params: [] });
+/** Creates the heartbeat table when missing. */
+export async function ensureInstanceTable(exec: Executor, d: Dialect): Promise<void> {
+  await ensureTable(exec, d, INSTANCE_TABLE, createInstanceSql(d));
 }
 
 /**

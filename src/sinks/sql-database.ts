@@ -365,7 +365,7 @@ class SqlSinkTransaction implements SinkTransaction {
 
   async acquireLease(request: LeaseRequest): Promise<LeaseAnswer> {
     await this.ddlAllowed();
-    await this.db.step(null, () => ensureLeaseTable(this.exec, this.d, (t) => sql.tableExistsSql(this.d, t)));
+    await this.db.step(null, () => ensureLeaseTable(this.exec, this.d));
     return this.db.step(null, () => acquireLease(this.exec, this.d, request));
   }
 
@@ -380,7 +380,7 @@ class SqlSinkTransaction implements SinkTransaction {
 
   async announceInstance(heartbeat: InstanceHeartbeat): Promise<number> {
     await this.ddlAllowed();
-    await this.db.step(null, () => ensureInstanceTable(this.exec, this.d, (t) => sql.tableExistsSql(this.d, t)));
+    await this.db.step(null, () => ensureInstanceTable(this.exec, this.d));
     return this.db.step(null, () => announceInstance(this.exec, this.d, heartbeat));
   }
 

@@ -11,7 +11,7 @@ import type { Batch, StepState } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import { LeaseLostError } from '../sinks/lease-sql';
-import type { LeaseToken, SinkDatabase } from '../sinks/types';
+import type { LeaseToken, SinkDatabase, SinkTransaction } from '../sinks/types';
 import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
@@ -249,6 +249,12 @@ export class CommitPipeline {
     // database's lease before it starts the coordinator).
     if (token === undefined) throw new Error(`no lease held in ${db.label}: nothing is written there`);
     return token;
+  }
+
+  /** Checks the lease first in a transaction on `db` (nothing without a lease). */
+  async fenceIn(db: SinkDatabase, tx: SinkTransaction): Promise<void> {
+    const fence = this.fenceFor(db);
+    if (fence !== undefined) await tx.fence(fence);
   }
 
   /** For rows the table cannot hold: which nodes produced them (the sink's inputs). */

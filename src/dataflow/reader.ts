@@ -109,8 +109,7 @@ export class Reader {
       await this.fatalOnError(
         this.commits.dbWork(db, () =>
           db.transaction(async (tx) => {
-            const fence = this.commits.fenceFor(db);
-            if (fence !== undefined) await tx.fence(fence);
+            await this.commits.fenceIn(db, tx);
             for (const s of swaps) await tx.swapIn(s.table, ctx.shadows.get(s.id) as TableSpec);
           }),
         ),

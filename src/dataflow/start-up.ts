@@ -38,8 +38,7 @@ export async function openSinks(
     [...ctx.databases].map(([db, list]) =>
       commits.dbWork(db, () =>
         db.transaction(async (tx) => {
-          const fence = commits.fenceFor(db);
-          if (fence !== undefined) await tx.fence(fence);
+          await commits.fenceIn(db, tx);
           for (const s of list) states.set(s.id, await tx.readState(s.table));
           if (durable !== null && db === durable.db) scope = (await tx.readScope?.(durable.scope)) ?? null;
         }),
@@ -95,8 +94,7 @@ export async function openSinks(
         db.transaction(async (tx) => {
           // NB: on MariaDB the DDL below commits the check with it; the lease then protects the
           // rest of this transaction by time alone (only a rebuild or a new table runs DDL here).
-          const fence = commits.fenceFor(db);
-          if (fence !== undefined) await tx.fence(fence);
+          await commits.fenceIn(db, tx);
           if (durable !== null && db === durable.db && stateLevel === null) await tx.resetScope?.(durable.scope);
           for (const s of list) {
             const shadow: TableSpec = { ...s.table, name: asideTableName(s.table.name) };
@@ -152,8 +150,7 @@ export async function bringForwardAside(
       await commits.dbWork(db, () =>
         db.transaction(async (tx) => {
           // NB: on MariaDB the shadow's CREATE TABLE commits the fence check with it (as in openSinks).
-          const fence = commits.fenceFor(db);
-          if (fence !== undefined) await tx.fence(fence);
+          await commits.fenceIn(db, tx);
           await tx.copyTable(s.table, { ...s.table, name: asideTableName(s.table.name) });
         }),
       );

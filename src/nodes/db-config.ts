@@ -169,9 +169,7 @@ export default function (RED: NodeAPI): void {
       if (settings.kind === 'mariadb') return new MariadbDatabase({ ...settings.options, onIdleError });
       return new PostgresDatabase({ ...settings.options, onIdleError });
     };
-    const shared = new SharedDatabase(open, (err) =>
-      node.warn(`closing the database failed: ${err instanceof Error ? err.message : String(err)}`),
-    );
+    const shared = new SharedDatabase(open, (err) => node.warn(`closing the database failed: ${errorText(err)}`));
 
     node.acquire = (claim) => {
       if (problems.length) throw new Error(`database ${name} is misconfigured: ${problems.join('; ')}`);

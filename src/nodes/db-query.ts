@@ -14,6 +14,7 @@
  */
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { errorText } from '../core/message-text';
 import type { DbConfigNode } from './db-config';
 import { poolConfig, type PostgresOptions } from '../sinks/postgres-database';
 import { openPool } from '../sinks/postgres-pool';
@@ -294,9 +295,7 @@ export default function (RED: NodeAPI): void {
       connection = null;
       if (!c) return done();
       c.close()
-        .catch((err: unknown) =>
-          node.warn(`closing the connection failed: ${err instanceof Error ? err.message : String(err)}`),
-        )
+        .catch((err: unknown) => node.warn(`closing the connection failed: ${errorText(err)}`))
         .finally(done);
     });
   }

@@ -182,9 +182,7 @@ export default function (RED: NodeAPI): void {
       // Release the database only once the dataflow no longer uses this sink (a commit may be running).
       leaveDataflow(joined.dataflow, node)
         .then(() => joined.lease.release())
-        .catch((err: unknown) =>
-          node.warn(`releasing the database failed: ${err instanceof Error ? err.message : String(err)}`),
-        )
+        .catch((err: unknown) => node.warn(`releasing the database failed: ${errorText(err)}`))
         .finally(done);
     });
   }

@@ -9,6 +9,7 @@
  * // scrape_configs: [{ job_name: 'node-red', metrics_path: '/deltaflow/metrics', bearer_token: '…' }]
  * // curl -H 'Authorization: Bearer …' http://node-red:1880/deltaflow/metrics
  */
+import { errorText } from '../core/message-text';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../core/prometheus-text';
 import { dataflowMetrics, type DataflowMetricsRow } from '../dataflow/metrics';
 import type { NodeAPI } from './red';
@@ -62,7 +63,7 @@ export function registerMetricsEndpoint(RED: NodeAPI): MetricsRegistry {
     try {
       res.set('Content-Type', PROMETHEUS_CONTENT_TYPE).send(registry.text());
     } catch (e) {
-      RED.log.error(`${METRICS_PATH}: ${e instanceof Error ? e.message : String(e)}`);
+      RED.log.error(`${METRICS_PATH}: ${errorText(e)}`);
       res.status(500).send('metrics failed, see the Node-RED log\n');
     }
   });

@@ -33,7 +33,7 @@ import {
   releaseLease,
 } from './lease-sql';
 import { compileTable, type CompiledTable } from './table-spec';
-import { duplicateKey, planWrites, type KeyedPlan, type MultisetPlan } from './write-plan';
+import { duplicateKey, planWrites, type KeyedEntry, type KeyedPlan, type MultisetPlan } from './write-plan';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from './errors';
 import { META_TABLE } from './identifiers';
 import * as sql from './sql-dialect';
@@ -711,10 +711,12 @@ class SqlSinkTransaction implements SinkTransaction {
     // The rows now stored for the batch's keys: decides insert vs update, and gives `previous`.
     // Without a report, only the keys the batch gives a row without retracting one: the view adds
     // a row for the key, so the table must hold none (see duplicateKey).
+    const mustBeNew = (e: KeyedEntry): e is KeyedEntry & { next: readonly SqlValue[] } =>
+      !replaceStored && e.next !== null && e.retracted === null;
     const existing = new Array<Record<string, SqlValue> | undefined>(plan.entries.length);
     const lookup: number[] = [];
     plan.entries.forEach((e, i) => {
-      if (report || (!replaceStored && e.next !== null && e.retracted === null)) lookup.push(i);
+      if (report || mustBeNew(e)) lookup.push(i);
     });
     const keys = lookup.map((i) => bindKey(plan.entries[i].key));
     for (const { statement, first } of sql.selectByKeysStatements(this.d, table, names, keyNames, types, keys)) {
@@ -726,8 +728,7 @@ class SqlSinkTransaction implements SinkTransaction {
     }
     plan.entries.forEach((e, i) => {
       const stored = existing[i];
-      if (!replaceStored && e.next !== null && e.retracted === null && stored !== undefined)
-        throw duplicateKey(t, e.key, stored, e.next);
+      if (mustBeNew(e) && stored !== undefined) throw duplicateKey(t, e.key, stored, e.next);
     });
     const out: RowChange[] = [];
     const upserts: (readonly SqlValue[])[] = [];

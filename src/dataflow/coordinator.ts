@@ -76,6 +76,7 @@ class Coordinator implements RunningDataflow {
 
   stats(): DataflowStats {
     const ctx = this.ctx;
+    const state = ctx.built?.graph.stateStats() ?? null;
     return {
       phase: ctx.phaseName,
       eventsRead: ctx.eventsRead,
@@ -91,8 +92,8 @@ class Coordinator implements RunningDataflow {
       error: ctx.failed?.message ?? null,
       stateSize: ctx.built?.graph.stateSize() ?? 0,
       durableState: ctx.durable !== null,
-      stateBytes: ctx.built?.graph.stateStats()?.bytes ?? 0,
-      stateLoads: ctx.built?.graph.stateStats()?.loads ?? 0,
+      stateBytes: state?.bytes ?? 0,
+      stateLoads: state?.loads ?? 0,
     };
   }
 

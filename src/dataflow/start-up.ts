@@ -97,7 +97,7 @@ export async function openSinks(
           await commits.fenceIn(db, tx);
           if (durable !== null && db === durable.db && stateLevel === null) await tx.resetScope?.(durable.scope);
           for (const s of list) {
-            const shadow: TableSpec = { ...s.table, name: asideTableName(s.table.name) };
+            const shadow = shadowOf(s.table);
             if (rebuild.has(s.id) || (await tx.hasTable(shadow))) await tx.dropTable(shadow);
             const target = rebuild.has(s.id) ? shadow : s.table;
             if (rebuild.has(s.id)) ctx.shadows.set(s.id, shadow);
@@ -128,20 +128,19 @@ export async function openSinks(
  * the next start drops the stale shadow); a new table (no offsets: nothing a reader relied on);
  * and, with the operator state in the database, every table (an interrupted catch-up aside would
  * leave the state ahead of the table, so the next start would rebuild the state from all events).
- * Returns the sinks brought forward aside.
  */
 export async function bringForwardAside(
   ctx: DataflowContext,
   commits: CommitPipeline,
   levels: readonly Level[],
-): Promise<string[]> {
+): Promise<void> {
+  if (ctx.durable !== null) return;
   const behind = new Set<string>();
-  if (ctx.durable !== null) return [];
   for (const level of levels.slice(0, -1)) {
     if (Object.keys(level.offsets).length === 0) continue;
     for (const id of level.sinkIds) if (!ctx.shadows.has(id)) behind.add(id);
   }
-  if (behind.size === 0) return [];
+  if (behind.size === 0) return;
   // One transaction per table: on MariaDB the next shadow's CREATE TABLE would commit the rows
   // copied before it (SqlSinkTransaction.ddl refuses that). NB: each copy is consistent on its own:
   // only this dataflow writes the table (the lease), and it writes nothing before the copies.
@@ -151,13 +150,16 @@ export async function bringForwardAside(
         db.transaction(async (tx) => {
           // NB: on MariaDB the shadow's CREATE TABLE commits the fence check with it (as in openSinks).
           await commits.fenceIn(db, tx);
-          await tx.copyTable(s.table, { ...s.table, name: asideTableName(s.table.name) });
+          await tx.copyTable(s.table, shadowOf(s.table));
         }),
       );
   for (const [, list] of ctx.databases)
-    for (const s of list)
-      if (behind.has(s.id)) ctx.shadows.set(s.id, { ...s.table, name: asideTableName(s.table.name) });
-  return [...behind];
+    for (const s of list) if (behind.has(s.id)) ctx.shadows.set(s.id, shadowOf(s.table));
+}
+
+/** The shadow table a sink is rebuilt or brought forward in (swapped in when the catch-up ends). */
+function shadowOf(table: TableSpec): TableSpec {
+  return { ...table, name: asideTableName(table.name) };
 }
 
 /** Tables that reflect events the source does not have (`present`): the log was replaced or reset. */

@@ -8,7 +8,7 @@ import { groupedInput, registerOperatorType } from './dd-operator';
 import { compileRecordFunction, UserCodeError, valueFunction } from './user-function';
 
 /** N from the config: a positive integer (at most 10000), or a UserCodeError saying so. */
-export function topCount(config: NodeDef): number {
+function topCount(config: NodeDef): number {
   const text = String(config.count ?? '').trim();
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 1 || n > 10_000)

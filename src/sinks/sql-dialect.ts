@@ -294,19 +294,14 @@ export function createMetaSql(d: Dialect): string {
  */
 export function swapTableSql(d: Dialect, table: string, shadow: string, index: readonly string[]): Statement[] {
   const q = d.quote;
-  const p = new Params(d);
-  const t = p.add(table);
+  const del = new Params(d);
+  const ren = new Params(d);
   const meta = [
-    { sql: `DELETE FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${t}`, params: [table] },
-    (() => {
-      const m = new Params(d);
-      const a = m.add(table);
-      const b = m.add(shadow);
-      return {
-        sql: `UPDATE ${q(META_TABLE)} SET ${q('table_name')} = ${a} WHERE ${q('table_name')} = ${b}`,
-        params: m.values,
-      };
-    })(),
+    { sql: `DELETE FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${del.add(table)}`, params: del.values },
+    {
+      sql: `UPDATE ${q(META_TABLE)} SET ${q('table_name')} = ${ren.add(table)} WHERE ${q('table_name')} = ${ren.add(shadow)}`,
+      params: ren.values,
+    },
   ];
   const plain = (sql: string): Statement => ({ sql, params: [] });
   if (d.kind === 'mariadb') {

@@ -152,16 +152,17 @@ export class LeasedDataflow implements RunningDataflow {
       await ended;
       this.lostSignal = null;
       this.giveUpSignal = null;
-      if (lost !== null) {
-        const e: LeaseLostError = lost;
-        holder.leaseLost(e);
-        this.listener.log('warn', e.message);
+      // Set by lostSignal while awaiting (the compiler still narrows `lost` to its initial null).
+      const lostError = lost as LeaseLostError | null;
+      if (lostError !== null) {
+        holder.leaseLost(lostError);
+        this.listener.log('warn', lostError.message);
       }
       await holder.stop();
       this.holder = null;
       // Leases still held in other databases are given up, so the new holder need not wait for them.
-      if (lost !== null) {
-        this.heldBy = (lost as LeaseLostError).holder;
+      if (lostError !== null) {
+        this.heldBy = lostError.holder;
         await this.keeper.release();
       } else if (givenUp && !this.stopping) {
         // Its work committed (stop above): another instance takes it from the committed offsets.

@@ -57,7 +57,6 @@ class Pool {
   private firstTicked!: () => void;
 
   constructor(
-    readonly key: string,
     /** The database of the dataflow that joined last (a redeployed db-config brings a new one). */
     private db: SinkDatabase,
     readonly instance: string,
@@ -234,7 +233,7 @@ export const FairShare = {
   ): ShareTicket {
     const key = `${db.label}\u0000${instance}`;
     let pool = pools.get(key);
-    if (pool === undefined) pools.set(key, (pool = new Pool(key, db, instance, leaseMs, log)));
+    if (pool === undefined) pools.set(key, (pool = new Pool(db, instance, leaseMs, log)));
     const state: MemberState = { member, holding: false, reserved: false, yielding: false };
     pool.add(state, leaseMs, db);
     const joined = pool;

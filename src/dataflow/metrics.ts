@@ -13,7 +13,7 @@ import type { MetricFamily, MetricSample } from '../core/prometheus-text';
 import type { DataflowPhase, RunningDataflow } from './types';
 
 /** Every phase, so each dataflow has one `deltaflow_dataflow_state` sample per phase (1: the current one). */
-export const PHASES: readonly DataflowPhase[] = [
+const PHASES: readonly DataflowPhase[] = [
   'live',
   'catching up',
   'standby',

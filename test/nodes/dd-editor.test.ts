@@ -65,14 +65,21 @@ test('dd operator editors: palette, expression TypedInput, validation, path labe
   await minBy.dblclick();
   await field.waitFor();
   await field.fill('since');
-  await page.locator('#node-input-name').fill('');
+  const name = page.locator('#node-input-name');
+  // NB: the tray fills its inputs while it opens; clear the name only once it holds the example's.
+  await page.waitForFunction("document.querySelector('#node-input-name')?.value === 'first use'");
+  await name.fill('');
   await closeTray(page);
+  await page.waitForFunction("RED.nodes.node('dc8f07edc95391a4').name === ''");
   await page.waitForFunction(
     "document.querySelectorAll('#red-ui-workspace-chart g.red-ui-flow-node-group .red-ui-flow-node-error:not(.hide)').length === 0",
   );
   // Without a name the label shows the path (the label is redrawn after the edit).
   const label = minBy.locator('.red-ui-flow-node-label');
-  for (let i = 0; i < 50 && (await label.textContent())?.trim() !== 'min by since'; i++) await page.waitForTimeout(100);
+  for (let i = 0; i < 50 && (await label.textContent())?.trim() !== 'min by since'; i++) {
+    await page.evaluate('RED.view.redraw(true)');
+    await page.waitForTimeout(100);
+  }
   assert.equal((await label.textContent())?.trim(), 'min by since');
 
   // dd-map "excerpt": a multi-line function, shown as a preview and edited in the code editor.

@@ -281,9 +281,14 @@ for (const kind of kinds) {
       assert.equal(seen.get(names.b)?.at(-1), now.contents);
       // Nothing to bring forward: no copy.
       allowed.set(names.b, [now]);
+      seen.clear();
       await run(['a', 'b']);
       assert.equal(copies, 0, 'a restart with the tables at the present copies nothing');
       assert.deepEqual(violations, []);
+      // Not vacuous: the reader read both tables after the restart's transactions.
+      for (const t of [names.a, names.b])
+        assert.ok((seen.get(t)?.length ?? 0) > 0, `the reader read ${t} during the restart at the present`);
+      assert.deepEqual([...new Set(seen.get(names.b))], [now.contents]);
       allowed.clear();
       for (const t of [names.a, names.b]) await assert.rejects(kind.read(dir, `${t}__deltaflow_new`));
     } finally {

@@ -423,17 +423,70 @@ class SqlSinkTransaction implements SinkTransaction {
     return (await this.db.step(spec.name, () => this.exec.all(sql.tableExistsSql(this.d, spec.name)))).length > 0;
   }
 
+  /**
+   * A shadow with the table's schema (columns, key, index: tableShapeSql) swaps its contents in: its
+   * rows, offsets and meta go into the table as DML (swapContentsSql), so the table keeps its
+   * triggers, grants, indexes and views; then the shadow is dropped. A changed schema replaces the
+   * table by the shadow (swapTableSql); on PostgreSQL a view on the table stops that, named in the
+   * error (retried: the swap goes on once the view is dropped).
+   */
   async swapIn(spec: TableSpec, shadow: TableSpec): Promise<void> {
     await this.claim(spec.name);
     await this.claim(shadow.name);
     await this.ensureMeta();
     const state = await this.loadState(shadow.name);
-    const index = spec.columns.filter((c) => c.index).map((c) => c.name);
-    await this.ddl(spec.name, sql.swapTableSql(this.d, spec.name, shadow.name, index));
+    // NB: a shadow always has a meta row until it is swapped in (start-up and copyTable write one).
+    // None: this swap was committed already — on MariaDB by the DROP below, before a later statement
+    // of the same transaction failed and the transaction was retried — and only the shadow is left.
+    if (state.fingerprint === null) {
+      await this.ddl(shadow.name, sql.dropTableSql(this.d, shadow.name));
+      return;
+    }
+    if (await this.sameShape(spec.name, shadow.name)) {
+      const columns = spec.columns.map((c) => c.name);
+      await this.db.step(spec.name, async () => {
+        for (const s of sql.swapContentsSql(this.d, spec.name, shadow.name, columns)) await this.exec.run(s);
+      });
+      // NB: where DDL commits (MariaDB), this DROP commits the whole swap above with it.
+      await this.ddl(shadow.name, sql.dropTableSql(this.d, shadow.name));
+    } else {
+      if (this.d.kind === 'postgres') await this.refuseDependentViews(spec.name);
+      const index = spec.columns.filter((c) => c.index).map((c) => c.name);
+      await this.ddl(spec.name, sql.swapTableSql(this.d, spec.name, shadow.name, index));
+      this.types.delete(spec.name);
+    }
     this.pending.set(spec.name, { ...state, offsets: { ...state.offsets } });
     this.pending.set(shadow.name, undefined);
-    this.types.delete(spec.name);
     this.types.delete(shadow.name);
+  }
+
+  /** Whether `table` and `shadow` have the same columns, key and index (tableShapeSql). */
+  private async sameShape(table: string, shadow: string): Promise<boolean> {
+    const shape = async (t: string): Promise<string[]> =>
+      (await this.db.step(t, () => this.exec.all(sql.tableShapeSql(this.d, t))))
+        .map((r) => JSON.stringify([String(r.kind), String(r.name), String(r.detail), Number(r.pos)]))
+        .sort();
+    const [a, b] = [await shape(table), await shape(shadow)];
+    return a.length > 0 && a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+
+  /** PostgreSQL does not drop a table that a view reads: says which views stop the swap, and what to do. */
+  private async refuseDependentViews(table: string): Promise<void> {
+    const rows = await this.db.step(table, () => this.exec.all(sql.dependentViewsSql(this.d, table)));
+    if (rows.length === 0) return;
+    const views = rows.map((r) => String(r.view));
+    const named = views.map((v) => `"${v}"`).join(', ');
+    throw new SinkDatabaseError(
+      this.db.label,
+      table,
+      `the rebuilt table cannot be swapped in: its columns, key or index changed, so it must replace table "${table}" ` +
+        `(DROP TABLE, then RENAME), and PostgreSQL does not drop a table that a view reads — ` +
+        `${views.length === 1 ? 'view' : 'views'} ${named} ${views.length === 1 ? 'reads' : 'read'} it. ` +
+        `Drop ${views.length === 1 ? 'the view' : 'the views'} (the swap is retried and goes on once ${views.length === 1 ? 'it is' : 'they are'} gone) ` +
+        `and create ${views.length === 1 ? 'it' : 'them'} again after the swap.`,
+      true,
+      { hint: `view ${named} blocks the swap` },
+    );
   }
 
   async copyTable(spec: TableSpec, shadow: TableSpec): Promise<void> {

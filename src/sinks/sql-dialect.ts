@@ -285,24 +285,105 @@ export function createMetaSql(d: Dialect): string {
   return `CREATE TABLE IF NOT EXISTS ${q(META_TABLE)} (${q('table_name')} ${nameType} PRIMARY KEY, ${q('fingerprint')} ${textType}, ${q('watermark')} bigint, ${q('updated_at')} ${d.timestampType})${d.tableOptions}`;
 }
 
-/**
- * Replaces `table` by `shadow` (a rebuild built aside), with its offsets table and its meta row.
- * SQLite and PostgreSQL: in the caller's transaction, so readers see the old table or the new one;
- * the index keeps the name `<table>_index` (PostgreSQL renames it; SQLite has no ALTER INDEX, so it
- * is made again). MariaDB: RENAME TABLE swaps all four tables in one atomic statement (DDL commits
- * on its own); the meta row follows in the next transaction, and the replaced tables are dropped.
- */
-export function swapTableSql(d: Dialect, table: string, shadow: string, index: readonly string[]): Statement[] {
+/** The meta statements of a swap: the table's row goes, the shadow's row becomes the table's. */
+function moveMetaSql(d: Dialect, table: string, shadow: string): Statement[] {
   const q = d.quote;
   const del = new Params(d);
   const ren = new Params(d);
-  const meta = [
+  return [
     { sql: `DELETE FROM ${q(META_TABLE)} WHERE ${q('table_name')} = ${del.add(table)}`, params: del.values },
     {
       sql: `UPDATE ${q(META_TABLE)} SET ${q('table_name')} = ${ren.add(table)} WHERE ${q('table_name')} = ${ren.add(shadow)}`,
       params: ren.values,
     },
   ];
+}
+
+/**
+ * Puts the contents of `shadow` (a rebuild or a copy built aside, with the same columns, key and
+ * index as `table`) into `table`, with its offsets and its meta row, as plain DML in the caller's
+ * transaction: the table itself stays, with its triggers, grants, indexes and the views on it, and
+ * readers see the old rows or the new ones (MVCC; SQLite: WAL). The shadow is not dropped here.
+ * NB: DELETE, not TRUNCATE: TRUNCATE commits by itself on MariaDB, and on PostgreSQL it locks
+ * readers out until the commit and shows a snapshot taken before it an empty table. The table's row
+ * triggers fire for every row deleted and inserted.
+ *
+ * @example swapContentsSql(sqliteDialect, 'v', 'v__deltaflow_new', ['k', 'n']).map((s) => s.sql)
+ * // DELETE FROM "v"; DELETE FROM "v_offsets"; INSERT INTO "v" ("k", "n") SELECT "k", "n" FROM
+ * // "v__deltaflow_new"; the same for "v_offsets"; then the meta row moves (moveMetaSql)
+ */
+export function swapContentsSql(d: Dialect, table: string, shadow: string, columns: readonly string[]): Statement[] {
+  const q = d.quote;
+  return [
+    { sql: `DELETE FROM ${q(table)}`, params: [] },
+    { sql: `DELETE FROM ${q(table + OFFSETS_SUFFIX)}`, params: [] },
+    ...copyTableSql(d, shadow, table, columns),
+    ...moveMetaSql(d, table, shadow),
+  ];
+}
+
+/**
+ * What decides whether a contents swap is possible: one row per column (name, type and
+ * nullability, position in the primary key) and per column of the table's own index
+ * `<table>_index` (position in it). Equal rows for the table and its shadow mean the same schema.
+ * Rows: `kind` ('column' | 'index'), `name`, `detail`, `pos`.
+ */
+export function tableShapeSql(d: Dialect, table: string): Statement {
+  const index = table + INDEX_SUFFIX;
+  if (d.kind === 'sqlite')
+    return {
+      sql:
+        `SELECT 'column' AS kind, name, type || CASE WHEN "notnull" THEN ' not null' ELSE '' END AS detail, pk AS pos FROM pragma_table_info(?) ` +
+        `UNION ALL SELECT 'index', name, '', seqno FROM pragma_index_info(?)`,
+      params: [table, index],
+    };
+  if (d.kind === 'mariadb')
+    return {
+      sql:
+        "SELECT 'column' AS `kind`, COLUMN_NAME AS `name`, CONCAT(COLUMN_TYPE, ' ', IS_NULLABLE) AS `detail`, 0 AS `pos` " +
+        'FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ' +
+        "UNION ALL SELECT IF(INDEX_NAME = 'PRIMARY', 'key', 'index'), COLUMN_NAME, COALESCE(SUB_PART, ''), SEQ_IN_INDEX " +
+        "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME IN ('PRIMARY', ?)",
+      params: [table, table, index],
+    };
+  return {
+    sql:
+      `SELECT 'column' AS kind, a.attname AS name, format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END AS detail, ` +
+      `COALESCE(array_position(i.indkey::int2[], a.attnum), 0) AS pos ` +
+      `FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary ` +
+      `WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ` +
+      `UNION ALL SELECT 'index', a.attname, '', array_position(i.indkey::int2[], a.attnum) ` +
+      `FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indexrelid = to_regclass($2)`,
+    params: [d.quote(table), d.quote(index)],
+  };
+}
+
+/** PostgreSQL: the views and materialized views that read `table` (they keep DROP TABLE from running). Rows: `view`. */
+export function dependentViewsSql(d: Dialect, table: string): Statement {
+  return {
+    sql:
+      `SELECT DISTINCT v.oid::regclass::text AS view FROM pg_depend dep ` +
+      `JOIN pg_rewrite r ON r.oid = dep.objid JOIN pg_class v ON v.oid = r.ev_class ` +
+      `WHERE dep.classid = 'pg_rewrite'::regclass AND dep.refobjid = to_regclass($1) AND v.oid <> dep.refobjid ORDER BY 1`,
+    params: [d.quote(table)],
+  };
+}
+
+/**
+ * Replaces `table` by `shadow` (a rebuild built aside whose schema differs: columns, key or index
+ * changed, so its rows cannot go into the table) with its offsets table and its meta row. The table
+ * is a new one: triggers, grants and indexes of the old one are gone. SQLite and PostgreSQL: in the
+ * caller's transaction, so readers see the old table or the new one; the index keeps the name
+ * `<table>_index` (PostgreSQL renames it; SQLite has no ALTER INDEX, so it is made again). SQLite
+ * renames with `legacy_alter_table` on, so a view on the table (which it would otherwise check and
+ * refuse: "error in view …: no such table") reads the new table. PostgreSQL refuses to drop a table
+ * a view reads (see dependentViewsSql). MariaDB: RENAME TABLE swaps all four tables in one atomic
+ * statement (DDL commits on its own); the meta row follows in the next transaction, and the
+ * replaced tables are dropped.
+ */
+export function swapTableSql(d: Dialect, table: string, shadow: string, index: readonly string[]): Statement[] {
+  const q = d.quote;
+  const meta = moveMetaSql(d, table, shadow);
   const plain = (sql: string): Statement => ({ sql, params: [] });
   if (d.kind === 'mariadb') {
     const old = asideTableName(table, REPLACED_SUFFIX);
@@ -317,10 +398,12 @@ export function swapTableSql(d: Dialect, table: string, shadow: string, index: r
     ];
   }
   const out = [
+    ...(d.kind === 'sqlite' ? [plain('PRAGMA legacy_alter_table = ON')] : []),
     plain(`DROP TABLE IF EXISTS ${q(table)}`),
     plain(`DROP TABLE IF EXISTS ${q(table + OFFSETS_SUFFIX)}`),
     plain(`ALTER TABLE ${q(shadow)} RENAME TO ${q(table)}`),
     plain(`ALTER TABLE ${q(shadow + OFFSETS_SUFFIX)} RENAME TO ${q(table + OFFSETS_SUFFIX)}`),
+    ...(d.kind === 'sqlite' ? [plain('PRAGMA legacy_alter_table = OFF')] : []),
   ];
   if (index.length > 0) {
     if (d.kind === 'postgres')

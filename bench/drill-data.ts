@@ -37,6 +37,12 @@ export interface DrillOptions {
   readonly count: number;
   /** Machines `Drill1` … `DrillN` (default 50). */
   readonly machines?: number;
+  /**
+   * Streams the machines write to (default: one per machine, `drill<m>-0`). Fewer: machine m writes
+   * to stream `drill<((m - 1) mod streams) + 1>-0`, shared with the other machines of that stream
+   * (many keys over few streams; the offsets count the stream's events).
+   */
+  readonly streams?: number;
   /** Workers `Worker1` … `WorkerN` (default 0: machine events only). */
   readonly workers?: number;
   /** PRNG seed (default 1): the same options always give the same events. */
@@ -77,9 +83,25 @@ export function generateDrillEvents(options: DrillOptions): DrillEvent[] {
   let nextOrder = 4711;
   if (machines < 1) throw new RangeError('machines must be at least 1');
 
+  const streams = Math.min(options.streams ?? machines, machines);
+  if (streams < 1) throw new RangeError('streams must be at least 1');
+  // Machines of one stream share its offset counter.
+  const streamOffsets: { offset: number }[] = [];
+  for (let s = 0; s < streams; s++) streamOffsets.push({ offset: 0 });
   const machineDevices: Device[] = [];
-  for (let m = 1; m <= machines; m++)
-    machineDevices.push({ stream: `drill${m}-0`, tags: ['machine', `machine:Drill${m}`], offset: 0 });
+  for (let m = 1; m <= machines; m++) {
+    const shared = streamOffsets[(m - 1) % streams] as { offset: number };
+    machineDevices.push({
+      stream: `drill${((m - 1) % streams) + 1}-0`,
+      tags: ['machine', `machine:Drill${m}`],
+      get offset() {
+        return shared.offset;
+      },
+      set offset(o: number) {
+        shared.offset = o;
+      },
+    });
+  }
   const workerDevices: Device[] = [];
   for (let w = 1; w <= workers; w++)
     workerDevices.push({ stream: `tablet${w}-0`, tags: ['worker', `worker:Worker${w}`], offset: 0 });

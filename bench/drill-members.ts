@@ -80,15 +80,17 @@ export function drillMembers(log: EmbeddedLog, db: SinkDatabase, options: DrillM
 }
 
 /**
- * bench:e2e's generated log of `events` events of `machines` machines, cached between runs in
+ * bench:e2e's generated log of `events` events of `machines` machines (on `streams` streams, default
+ * one per machine: see DrillOptions.streams), cached between runs in
  * BENCH_LOG_DIR (default: the temporary directory's deltaflow-bench). When missing it is generated
  * in a child process (`e2e.js` with BENCH_GENERATE_ONLY): the generator's million event objects would
  * otherwise leave this process a grown heap and a peak RSS that the first catch-up is charged with.
  */
-export function cachedDrillLog(events: number, machines: number): string {
+export function cachedDrillLog(events: number, machines: number, streams = machines): string {
   const dir = process.env.BENCH_LOG_DIR ?? join(tmpdir(), 'deltaflow-bench');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `drill-${events}-${machines}.sqlite`);
+  const shared = streams < machines ? `-${streams}-streams` : '';
+  const file = join(dir, `drill-${events}-${machines}${shared}.sqlite`);
   if (!existsSync(file))
     execFileSync(process.execPath, [join(__dirname, 'e2e.js')], {
       env: {
@@ -96,6 +98,7 @@ export function cachedDrillLog(events: number, machines: number): string {
         [GENERATE_ONLY]: file,
         BENCH_EVENTS: String(events),
         BENCH_MACHINES: String(machines),
+        BENCH_STREAMS: String(streams),
       },
       stdio: 'inherit',
     });

@@ -13,6 +13,7 @@
  * BENCH_LIVE_EVENTS (3,000), BENCH_PG=0 to skip PostgreSQL (PG* env, else 127.0.0.1:5432 user
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
+import Database from 'better-sqlite3';
 import { closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,8 +45,16 @@ const ROUNDS = intEnv('BENCH_ROUNDS', 3);
 /** Machines of the many-keys comparison (BENCH_KEYS=0 skips it) and its events. */
 const MANY_KEYS = Number(process.env.BENCH_KEYS ?? 100_000);
 const KEYS_EVENTS = intEnv('BENCH_KEYS_EVENTS', 200_000);
+/**
+ * BENCH_KEYS_STREAMS: the many-keys rounds also run the BENCH_KEYS machines on this many streams
+ * (the drill log gives every machine its own stream: 100,000 machines are 100,000 streams), to
+ * tell the cost per key from the cost per stream. The bar stays defined on one stream per machine.
+ */
+const KEYS_STREAMS = process.env.BENCH_KEYS_STREAMS ? intEnv('BENCH_KEYS_STREAMS', MACHINES) : null;
 /** BENCH_ONLY=flows: only the example flows' rounds (no floors, so no share of the tightest floor). */
-const FLOWS_ONLY = process.env.BENCH_ONLY === 'flows';
+const FLOWS_ONLY = process.env.BENCH_ONLY === 'flows' || process.env.BENCH_ONLY === 'keys';
+/** BENCH_ONLY=keys: only the many-keys rounds of the example flows. */
+const KEYS_ONLY = process.env.BENCH_ONLY === 'keys';
 /** The repository (dist/bench/e2e.js is two levels below). */
 const ROOT = join(__dirname, '..', '..');
 /** The usage view as the seed's `reduce` (recomputes a touched machine's window per batch) or as an incremental `scan` (dd-scan). */
@@ -98,10 +107,10 @@ function benchListener(): DataflowListener & { onCommit: ((offsets: OffsetMap) =
 // ---- the log -------------------------------------------------------------------------------
 
 /** Writes the generated history to `file` (run in a child process, see openLog). */
-async function generateLog(file: string, count: number, machines: number): Promise<void> {
+async function generateLog(file: string, count: number, machines: number, streams = machines): Promise<void> {
   const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
   const t0 = performance.now();
-  const events = generateDrillEvents({ count, machines });
+  const events = generateDrillEvents({ count, machines, streams });
   // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
   // Lamport order at that granularity, with few transactions.
   for (let i = 0; i < events.length; i += 10_000) {
@@ -127,16 +136,23 @@ async function generateLog(file: string, count: number, machines: number): Promi
   await log.close();
   renameSync(`${file}.tmp`, file);
   console.log(
-    `  generated ${count.toLocaleString('en-US')} events of ${machines} machines into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `  generated ${count.toLocaleString('en-US')} events of ${machines} machines (${streams} streams) into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
 }
 
 /** The generated log of `count` events of `machines` machines, cached between runs (generated when missing). */
-const cachedLog = (count = EVENTS, machines = MACHINES): string => cachedDrillLog(count, machines);
+const cachedLog = (count = EVENTS, machines = MACHINES, streams = machines): string =>
+  cachedDrillLog(count, machines, streams);
 
 /** A copy of the cached log in `workDir` (a run may append to it), its pages on disk before anything is timed. */
-async function copyOfLog(workDir: string, name: string, count = EVENTS, machines = MACHINES): Promise<string> {
-  const file = cachedLog(count, machines);
+async function copyOfLog(
+  workDir: string,
+  name: string,
+  count = EVENTS,
+  machines = MACHINES,
+  streams = machines,
+): Promise<string> {
+  const file = cachedLog(count, machines, streams);
   // Opening the cached log brings its schema up to date once (a log from an older version gets
   // its time index here, not in every copy).
   await new EmbeddedLog(file, { foreignWritePollMs: 0 }).close();
@@ -343,6 +359,9 @@ interface Timed {
   readonly ms: number;
   /** CPU time of the whole process (all threads) during the run. */
   readonly cpuMs: number;
+  /** Rows in the tables after the run, and in their offsets tables (see writtenRows). */
+  readonly rows?: number;
+  readonly offsetRows?: number;
 }
 
 function removeSqlite(...files: string[]): void {
@@ -350,16 +369,46 @@ function removeSqlite(...files: string[]): void {
 }
 
 /** The example flows (bench/example-flows.ts) catching up with a fresh copy of the log into a fresh SQLite file. */
-async function flowsCatchUp(dir: string, round: string, count = EVENTS, machines = MACHINES): Promise<Timed> {
-  const logFile = await copyOfLog(dir, `flows-log-${round}.sqlite`, count, machines);
+async function flowsCatchUp(
+  dir: string,
+  round: string,
+  count = EVENTS,
+  machines = MACHINES,
+  streams = machines,
+): Promise<Timed> {
+  const logFile = await copyOfLog(dir, `flows-log-${round}.sqlite`, count, machines, streams);
   const dbFile = join(dir, `flows-${round}.sqlite`);
   rssAfterGc();
   const cpu0 = process.cpuUsage();
   const run = await runExampleFlows(ROOT, logFile, dbFile);
   const cpu = process.cpuUsage(cpu0);
   await run.stop();
+  const written = writtenRows(dbFile);
   removeSqlite(logFile, dbFile);
-  return { ms: run.ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return { ms: run.ms, cpuMs: (cpu.user + cpu.system) / 1000, ...written };
+}
+
+/**
+ * The rows a catch-up left in the tables and in their offsets tables (one per stream and table),
+ * counted afterwards: the output's size, not every write (a keyed row updated twice counts once).
+ */
+function writtenRows(dbFile: string): { rows: number; offsetRows: number } {
+  const db = new Database(dbFile, { readonly: true });
+  try {
+    let rows = 0;
+    let offsetRows = 0;
+    const tables = db
+      .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'deltaflow%'`)
+      .all();
+    for (const { name } of tables as { name: string }[]) {
+      const n = (db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n;
+      if (name.endsWith('_offsets')) offsetRows += n;
+      else rows += n;
+    }
+    return { rows, offsetRows };
+  } finally {
+    db.close();
+  }
 }
 
 /** The plain-JS views (dashboard + usage, bench/drill-pipelines.ts) the same way: fresh log copy, fresh SQLite file. */
@@ -390,24 +439,28 @@ const perSecond = (n: number, ms: number): number => (n / ms) * 1000;
 interface FlowRounds {
   readonly flows: Timed[];
   readonly views: Timed[];
-  readonly keys: { few: Timed; many: Timed }[];
+  readonly keys: { few: Timed; many: Timed; fewStreams: Timed | null }[];
 }
 
 /** The example flows as users deploy them beside the plain-JS views, then few against many keys: paired rounds. */
 async function flowsRounds(dir: string): Promise<FlowRounds> {
   const flows: Timed[] = [];
   const views: Timed[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
+  for (let r = 0; r < (KEYS_ONLY ? 0 : ROUNDS); r++) {
     flows.push(await flowsCatchUp(dir, `${r}`));
     views.push(await viewsCatchUp(dir, `${r}`));
   }
   // Many keys: CPU per event of the flows with MANY_KEYS machines against MACHINES.
-  const keys: { few: Timed; many: Timed }[] = [];
+  const keys: { few: Timed; many: Timed; fewStreams: Timed | null }[] = [];
   if (MANY_KEYS > 0)
     for (let r = 0; r < ROUNDS; r++)
       keys.push({
         few: await flowsCatchUp(dir, `few-${r}`, KEYS_EVENTS, MACHINES),
         many: await flowsCatchUp(dir, `many-${r}`, KEYS_EVENTS, MANY_KEYS),
+        fewStreams:
+          KEYS_STREAMS === null
+            ? null
+            : await flowsCatchUp(dir, `many-streams-${r}`, KEYS_EVENTS, MANY_KEYS, KEYS_STREAMS),
       });
   return { flows, views, keys };
 }
@@ -425,23 +478,25 @@ function reportFlows(
   console.log(
     `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 8 tables; SQLite), ${ROUNDS} paired rounds`,
   );
-  line(
-    'flows: catch-up, per round',
-    flowRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
-  );
-  line(
-    'plain-JS views: catch-up, per round',
-    viewRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
-  );
-  line(
-    'views / flows (median of per-round ratios)',
-    `${median(flowRounds.map((f, i) => f.ms / viewRounds[i]!.ms)).toFixed(2)}×`,
-  );
-  line(
-    'flows: catch-up (median)',
-    `${Math.round(flowRate).toLocaleString('en-US')} events/s  bar ≥ 200,000 events/s: ${verdict(flowRate >= 200_000)}`,
-  );
-  line(`flows / tightest floor (${tightName})`, `${flowShare.toFixed(2)}  bar ≥ 0.45: ${verdict(flowShare >= 0.45)}`);
+  if (flowRounds.length > 0) {
+    line(
+      'flows: catch-up, per round',
+      flowRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
+    );
+    line(
+      'plain-JS views: catch-up, per round',
+      viewRounds.map((t) => `${rate(EVENTS, t.ms)} (CPU ${(t.cpuMs / 1000).toFixed(1)} s)`).join('; '),
+    );
+    line(
+      'views / flows (median of per-round ratios)',
+      `${median(flowRounds.map((f, i) => f.ms / viewRounds[i]!.ms)).toFixed(2)}×`,
+    );
+    line(
+      'flows: catch-up (median)',
+      `${Math.round(flowRate).toLocaleString('en-US')} events/s  bar ≥ 200,000 events/s: ${verdict(flowRate >= 200_000)}`,
+    );
+    line(`flows / tightest floor (${tightName})`, `${flowShare.toFixed(2)}  bar ≥ 0.45: ${verdict(flowShare >= 0.45)}`);
+  }
   if (keyRounds.length > 0) {
     const ratios = keyRounds.map(({ few, many }) => many.cpuMs / few.cpuMs);
     const ratio = median(ratios);
@@ -458,6 +513,23 @@ function reportFlows(
       '  ratio (median of per-round ratios)',
       `${ratios.map((r) => r.toFixed(2)).join(', ')} → ${ratio.toFixed(2)}×  bar ≤ 2×: ${verdict(ratio <= 2)}`,
     );
+    line(
+      '  load average after the rounds',
+      loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' '),
+    );
+    const stored = (t: Timed): string =>
+      `${t.rows?.toLocaleString('en-US')} rows + ${t.offsetRows?.toLocaleString('en-US')} offsets rows`;
+    const first = keyRounds[0]!;
+    line('  rows in the tables after the catch-up', `${stored(first.many)} vs ${stored(first.few)}`);
+    if (first.fewStreams !== null) {
+      const spread = keyRounds.map(({ few, fewStreams }) => fewStreams!.cpuMs / few.cpuMs);
+      line(
+        `  ${MANY_KEYS.toLocaleString('en-US')} machines on ${KEYS_STREAMS} streams`,
+        `${keyRounds.map(({ fewStreams }) => `${((fewStreams!.cpuMs * 1000) / KEYS_EVENTS).toFixed(1)} µs`).join('; ')} per event; vs ${MACHINES} machines ${spread.map((r) => r.toFixed(2)).join(', ')} → ${median(spread).toFixed(2)}× (not the bar's measure); ${stored(first.fewStreams)}`,
+      );
+    }
   }
 }
 
@@ -616,7 +688,9 @@ async function main(): Promise<void> {
 }
 
 const generateOnly = process.env[GENERATE_ONLY];
-(generateOnly ? generateLog(generateOnly, EVENTS, MACHINES) : main()).catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+(generateOnly ? generateLog(generateOnly, EVENTS, MACHINES, intEnv('BENCH_STREAMS', MACHINES)) : main()).catch(
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -441,12 +441,15 @@ class EngineCollection<T extends Value> implements Collection<T> {
     if (typeof time !== 'function') throw new TypeError('window: time must be a function of the value');
     if (end !== undefined && typeof end !== 'function')
       throw new TypeError('window: end must be a function of the value');
+    // Synchronous times (the common case) make no closure per record; `then` chains promises.
     const assign = (value: Value): MaybePromise<readonly Value[]> => {
       const t = (time as (v: Value) => MaybePromise<number>)(value);
-      if (end === undefined) return then(t, (at) => windowing.windowsOf(value, at));
-      return then(t, (from) =>
-        then((end as (v: Value) => MaybePromise<number>)(value), (to) => windowing.split(value, from, to)),
-      );
+      if (end === undefined)
+        return isThenable(t) ? then(t, (at) => windowing.windowsOf(value, at)) : windowing.windowsOf(value, t);
+      const endOf = end as (v: Value) => MaybePromise<number>;
+      if (isThenable(t)) return then(t, (from) => then(endOf(value), (to) => windowing.split(value, from, to)));
+      const e = endOf(value);
+      return isThenable(e) ? then(e, (to) => windowing.split(value, t, to)) : windowing.split(value, t, e);
     };
     return this.derive(new FlatMapOperator(this.graph.nameFor('window', options), this.index, assign));
   }

@@ -29,13 +29,13 @@ export default function (RED: NodeAPI): void {
       ['path', 'js', 'jsonata'],
       'value to sum',
     );
-    const number = (record: Value) =>
-      andThen(fn(record), (n) => {
-        if (typeof n !== 'number' || !Number.isFinite(n)) {
-          throw new Error(`${label}: the value to sum is ${JSON.stringify(n) ?? 'undefined'}, not a number`);
-        }
-        return n;
-      });
+    const checked = (n: unknown): number => {
+      if (typeof n !== 'number' || !Number.isFinite(n)) {
+        throw new Error(`${label}: the value to sum is ${JSON.stringify(n) ?? 'undefined'}, not a number`);
+      }
+      return n;
+    };
+    const number = (record: Value) => andThen(fn(record), checked);
     return {
       definition: { aggregate, valueType: String(valueType), value: String(config.value) },
       build: (inputs) => ({

@@ -102,9 +102,12 @@ export default function (RED: NodeAPI): void {
     return {
       definition,
       build: (inputs) => {
+        // (The converters are made once, not a closure per record.)
+        const timeMicros = (x: Value): number => micros(x, scale, 'the time');
+        const endMicros = (x: Value): number => micros(x, scale, 'the end');
         const windows = collectionInput(inputs, label, config.id).window({
-          time: (r) => andThen(time(r), (x) => micros(x, scale, 'the time')),
-          end: end === null ? undefined : (r) => andThen(end(r), (x) => micros(x, scale, 'the end')),
+          time: (r) => andThen(time(r), timeMicros),
+          end: end === null ? undefined : (r) => andThen(end(r), endMicros),
           unit,
           size,
           slide,

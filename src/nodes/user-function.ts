@@ -74,12 +74,17 @@ export function compileRecordFunction(
 export function compileReduceFunction(text: unknown, what: string): ReduceFn<Value, Value, Value> {
   const fn = compileJavaScript(nonEmptyBody(text, what), ['key', 'inputs', 'outputs'], what);
   // A fresh inputs array per call: the user may sort or splice it without touching engine state.
-  return (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) =>
-    fn(
-      readOnly(key),
-      inputs.map(([value, n]) => [readOnly(value), n]),
-      outputs,
-    ) as MaybePromise<void | readonly (readonly [Value, number])[]>;
+  // NB: the engine's pairs are frozen (sorted-inputs.ts), so they are handed out as they are (no
+  // pair per input and call); a pair that is not frozen is copied, as every pair used to be.
+  return (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]) => {
+    const n = inputs.length;
+    const copy = new Array<readonly [Value, number]>(n);
+    for (let i = 0; i < n; i++) {
+      const pair = inputs[i]!;
+      copy[i] = Object.isFrozen(pair) ? (readOnly(pair[0]), pair) : [readOnly(pair[0]), pair[1]];
+    }
+    return fn(readOnly(key), copy, outputs) as MaybePromise<void | readonly (readonly [Value, number])[]>;
+  };
 }
 
 /**
@@ -201,5 +206,7 @@ export function andThen<T, U>(result: MaybePromise<T>, f: (value: T) => U): Mayb
 
 /** A record function whose result is made an engine value with `toValue`; undefined (a missing property) becomes null. */
 export function valueFunction(fn: RecordFunction, what: string): (record: Value) => MaybePromise<Value> {
-  return (record) => andThen(fn(record), (r) => (r === undefined ? null : toValue(r, what)));
+  // One converter for every record (a closure per record was a tenth of the flows' garbage).
+  const convert = (r: unknown): Value => (r === undefined ? null : toValue(r, what));
+  return (record) => andThen(fn(record), convert);
 }

@@ -210,9 +210,15 @@ export function mergeColumns(base: InputColumns, updates: SortedUpdates, from: n
   return { values: v, orders: o, mults: m, times: t, maxTime };
 }
 
-/** `old` followed by `added` [from, to), as a new array. */
-function appended<T>(old: readonly T[], added: readonly T[], from: number, to: number): T[] {
-  return old.length === 0 ? added.slice(from, to) : old.concat(added.slice(from, to));
+/**
+ * `old` followed by `added` [from, to): a new array, or `added` itself when that is all of it (a
+ * group's whole batch appended after an empty region: the common case, one copy less per column).
+ */
+function appended<T>(old: readonly T[], added: readonly T[], from: number, to: number): readonly T[] {
+  // NB: columns are never changed after they are built (sortUpdates makes fresh ones per group
+  // and step; a fold reads them and copies them into its own arrays), so they can be shared.
+  if (old.length === 0) return from === 0 && to === added.length ? added : added.slice(from, to);
+  return old.concat(added.slice(from, to));
 }
 
 /**

@@ -49,7 +49,9 @@ export class DistinctOperator extends UnaryOperator {
     const { values, diffs, times } = input!;
     const keys = input!.keys;
     const stamp = ++this.stamp;
-    const touched: [DistinctGroup, Counted][] = [];
+    // The touched values and their groups, in parallel (no pair per value).
+    const touched: Counted[] = [];
+    const touchedGroups: DistinctGroup[] = [];
     for (let i = 0; i < values.length; i++) {
       if (diffs[i] === 0) continue;
       const key = keys === null ? null : keys[i];
@@ -67,13 +69,16 @@ export class DistinctOperator extends UnaryOperator {
         c.stamp = stamp;
         c.batchDiff = 0;
         c.batchTime = times[i];
-        touched.push([g, c]);
+        touched.push(c);
+        touchedGroups.push(g);
       }
       c.batchDiff += diffs[i];
       if (times[i] > c.batchTime) c.batchTime = times[i];
     }
     const out = emptyColumns(true);
-    for (const [g, c] of touched) {
+    for (let t = 0; t < touched.length; t++) {
+      const c = touched[t];
+      const g = touchedGroups[t];
       // A batch is one change per value: updates that cancel out leave the value (and its time) alone.
       const before = c.mult;
       c.mult += c.batchDiff;

@@ -159,28 +159,27 @@ export class TimeZone {
     return best;
   }
 
-  /** Instant `ms` as local ISO 8601 with its offset, e.g. `2026-03-29T06:00:00+02:00` (`.123` when not whole seconds). */
-  iso(ms: number): string {
-    // Windows' starts and ends repeat for every record in them: their texts are kept (bounded).
+  /**
+   * Instant `ms` as local ISO 8601 with its offset, e.g. `2026-03-29T06:00:00+02:00` (`.123` when
+   * not whole seconds). `keep`: the text is kept for the next call with the same instant — for
+   * instants that repeat, such as windows' starts and ends; others (a record's own times) are only
+   * looked up, so they do not crowd the bounded cache out.
+   */
+  iso(ms: number, keep = true): string {
     let text = this.isos.get(ms);
     if (text === undefined) {
       text = this.isoOf(ms);
-      if (this.isos.size >= 4096) this.isos.clear();
-      this.isos.set(ms, text);
+      if (keep) {
+        if (this.isos.size >= 4096) this.isos.clear();
+        this.isos.set(ms, text);
+      }
     }
     return text;
   }
 
   private isoOf(ms: number): string {
     const w = this.wall(ms);
-    const local = this.localText(w);
-    const off = Math.round((w - ms) / 1000);
-    const sign = off < 0 ? '-' : '+';
-    const a = Math.abs(off);
-    const hh = String(Math.floor(a / 3600)).padStart(2, '0');
-    const mm = String(Math.floor(a / 60) % 60).padStart(2, '0');
-    const ss = a % 60 === 0 ? '' : ':' + String(a % 60).padStart(2, '0');
-    return `${local}${sign}${hh}:${mm}${ss}`;
+    return this.localText(w) + offsetText(Math.round((w - ms) / 1000));
   }
 
   /**
@@ -203,12 +202,29 @@ export class TimeZone {
     const minute = Math.floor(t / 60_000) % 60;
     const second = Math.floor(t / 1000) % 60;
     const milli = Math.floor(t % 1000);
-    const hms = `${this.dayText}${two(hour)}:${two(minute)}:${two(second)}`;
+    const hms = this.dayText + TWO_DIGITS[hour] + ':' + TWO_DIGITS[minute] + ':' + TWO_DIGITS[second];
     return milli === 0 ? hms : `${hms}.${String(milli).padStart(3, '0')}`;
   }
 }
 
-/** 0–99 as two digits. */
-function two(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
+/** 0–99 as two digits (texts made once: a text per record and field fed the garbage collector). */
+const TWO_DIGITS: readonly string[] = Array.from({ length: 100 }, (_, n) => (n < 10 ? `0${n}` : String(n)));
+
+/** The texts of offsets (seconds east of UTC) seen so far: a zone has few. */
+const offsetTexts = new Map<number, string>();
+
+/** An offset in seconds as `+HH:MM` (`+HH:MM:SS` when not whole minutes), e.g. `+02:00`, `-03:30`. */
+function offsetText(off: number): string {
+  let text = offsetTexts.get(off);
+  if (text === undefined) {
+    const sign = off < 0 ? '-' : '+';
+    const a = Math.abs(off);
+    const hh = String(Math.floor(a / 3600)).padStart(2, '0');
+    const mm = String(Math.floor(a / 60) % 60).padStart(2, '0');
+    const ss = a % 60 === 0 ? '' : ':' + String(a % 60).padStart(2, '0');
+    text = `${sign}${hh}:${mm}${ss}`;
+    if (offsetTexts.size >= 4096) offsetTexts.clear();
+    offsetTexts.set(off, text);
+  }
+  return text;
 }

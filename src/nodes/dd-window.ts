@@ -93,8 +93,9 @@ export default function (RED: NodeAPI): void {
         throw new Error(`the record is not an object, so it cannot get a ${field} field: ${JSON.stringify(record)}`);
       const window: Record<string, Value> = { start: zone.iso(w.start / 1000), end: zone.iso(w.end / 1000) };
       if (w.from !== undefined && w.to !== undefined) {
-        window.from = zone.iso(Math.floor(w.from / 1000));
-        window.to = zone.iso(Math.floor(w.to / 1000));
+        // A part's own ends are mostly the record's times, not repeating bounds: not kept.
+        window.from = zone.iso(Math.floor(w.from / 1000), false);
+        window.to = zone.iso(Math.floor(w.to / 1000), false);
         window.minutes = (w.to - w.from) / 60e6;
       }
       return { ...record, [field]: window };

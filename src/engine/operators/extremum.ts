@@ -238,9 +238,12 @@ export class ExtremumOperator extends ScoredOperator {
       }
     }
     for (const g of touched) {
-      for (const { score, value, order, diff, time } of g.batch!.values()) {
-        if (diff === 0) continue; // updates that cancel out leave the value (and its time) alone
+      // (forEach, not the values() generator: no iterator result per change.)
+      g.batch!.forEach(({ score, value, order, diff, time }) => {
+        if (diff === 0) return; // updates that cancel out leave the value (and its time) alone
         const k: TreeKey = [score, value, order];
+        // A new record (the common case) is one search of the tree, not a get and a set.
+        if (diff > 0 && g.tree.setIfNotPresent(k, { mult: diff, time })) return;
         const e = g.tree.get(k);
         if (e === undefined) g.tree.set(k, { mult: diff, time });
         else if (e.mult + diff === 0) g.tree.delete(k);
@@ -248,7 +251,7 @@ export class ExtremumOperator extends ScoredOperator {
           e.mult += diff;
           if (time > e.time) e.time = time;
         }
-      }
+      });
       g.batch = null;
     }
     const out = emptyColumns(true, this.ordered);

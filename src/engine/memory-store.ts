@@ -18,18 +18,24 @@ export class MemoryStateStore implements StateStore {
   }
 
   seek(op: string, from: string, to: string, last: boolean): readonly [string, string] | undefined {
-    const all = this.range(op, from, to);
+    const all = this.inRange(op, from, to);
     const e = last ? all[all.length - 1] : all[0];
+    if (e !== undefined) this.reads++;
     return e;
   }
 
   range(op: string, from: string, to: string): readonly (readonly [string, string])[] {
+    const out = this.inRange(op, from, to);
+    this.reads += out.length;
+    return out;
+  }
+
+  private inRange(op: string, from: string, to: string): [string, string][] {
     const m = this.ops.get(op);
     if (m === undefined) return [];
     const out: [string, string][] = [];
     for (const [k, e] of m) if (k >= from && k < to) out.push([k, e.v]);
     out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    this.reads += out.length;
     return out;
   }
 

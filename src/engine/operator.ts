@@ -5,7 +5,7 @@
  */
 import type { Columns } from './columns';
 import { isThenable, type StepContext } from './step-context';
-import type { MaybePromise, Value } from './types';
+import type { MaybePromise, StateEntry, Value } from './types';
 
 export interface Operator {
   /** For error messages: the user's name, or a generated `kind#n`. */
@@ -52,6 +52,43 @@ export interface DurableState {
   save(unit: Value): { readonly data: unknown; readonly t: number | null } | null;
   /** Drops the unit from memory (it is stored, and not changed since). */
   evict(unit: Value): void;
+  /**
+   * Set for an operator whose units are stored as several entries (a group's header and pages,
+   * docs/durable-state.md, "Pages"): the cache does not read its units before `run` (`load` is not
+   * called); the operator reads the entries it needs through the reader, during `run`, and `save`
+   * is replaced by `paged.save`.
+   */
+  readonly paged?: PagedState;
+}
+
+/** The cache's side of a paged operator's entries (`StateCache` implements it per operator). */
+export interface PageReader {
+  /**
+   * Whether the store may hold entries of the unit that are not in memory: false while the
+   * operator is known to have stored nothing, and for a unit the cache holds (in memory, or
+   * deleted or dropped by compaction in a commit not durable yet: its stored entries are stale).
+   */
+  mayLoad(unit: string): boolean;
+  get(keys: readonly string[]): MaybePromise<readonly (string | undefined)[]>;
+  seek(from: string, to: string, last: boolean): MaybePromise<readonly [string, string] | undefined>;
+  range(from: string, to: string): MaybePromise<readonly (readonly [string, string])[]>;
+  /** A stored entry's data, and the cutoff to compact it to (null: none), as for `load`. */
+  open(key: string, text: string): { readonly data: unknown; readonly compactTo: number | null };
+  /** The stored text of an entry's data (as the cache writes entries: with the graph's cutoff). */
+  text(data: unknown): string;
+}
+
+export interface PagedState {
+  /** Called once by the cache, before the first step. */
+  attach(reader: PageReader): void;
+  /**
+   * The unit's entries changed by the step (key: the full entry key; null: delete), and the size
+   * (text length) of what the unit holds in memory afterwards (0: it holds nothing any more);
+   * null when the unit is not in memory and the step did not change it (its updates cancelled out).
+   */
+  save(unit: Value): { readonly entries: ReadonlyMap<string, StateEntry | null>; readonly bytes: number } | null;
+  /** The unit is clean (its entries committed): drop what a next step is unlikely to need; returns its size in memory. */
+  trim(unit: Value): number;
 }
 
 /** Chains `f` after `x`, synchronously unless `x` is a promise. */

@@ -11,7 +11,7 @@
  * times, so an entry saved after a compaction is not compacted again by the same cutoff.
  */
 import type { Columns } from './columns';
-import type { DurableState } from './operator';
+import type { DurableState, PageReader } from './operator';
 import { isThenable } from './step-context';
 import type { MaybePromise, StateEntry, StateStats, StateStore, StepState, StoreOptions, Value } from './types';
 
@@ -47,6 +47,9 @@ export class StateCache {
   private bytes = 0;
   private loads = 0;
   private evictions = 0;
+  /** Units of paged operators saved by a step, to trim once that step is released (in step order). */
+  private readonly trims: { step: number; op: DurableOp; id: string; unit: Value }[] = [];
+  private trimsFrom = 0;
 
   constructor(
     private readonly store: StateStore,
@@ -57,7 +60,40 @@ export class StateCache {
     for (const op of ops) {
       this.mayBeStored[op.index] = options.stored;
       this.ids[op.index] = op.id;
+      op.durable.paged?.attach(this.reader(op));
     }
+  }
+
+  /** What a paged operator reads its entries through (docs/durable-state.md, "Pages"). */
+  private reader(op: DurableOp): PageReader {
+    return {
+      mayLoad: (unit) => this.mayBeStored[op.index] && !this.metas.has(op.index + ' ' + unit),
+      get: (keys) => this.store.get(op.id, keys),
+      seek: (from, to, last) => this.store.seek(op.id, from, to, last),
+      range: (from, to) => this.store.range(op.id, from, to),
+      open: (key, text) => {
+        const { saved, data } = this.parse(op, key, text);
+        this.loads++;
+        return {
+          data,
+          compactTo: this.cutoff !== null && (saved === null || saved < this.cutoff) ? this.cutoff : null,
+        };
+      },
+      text: (data) => JSON.stringify([this.cutoff, data]),
+    };
+  }
+
+  /** An entry's text as `[cutoff, data]`. */
+  private parse(op: DurableOp, key: string, text: string): { saved: number | null; data: unknown } {
+    let entry: unknown;
+    try {
+      entry = JSON.parse(text);
+    } catch (error) {
+      throw new Error(`state of ${op.id}: the entry ${key} is not JSON (${String(error)})`, { cause: error });
+    }
+    if (!Array.isArray(entry) || entry.length !== 2 || !(entry[0] === null || typeof entry[0] === 'number'))
+      throw new Error(`state of ${op.id}: the entry ${key} is not [cutoff, data]`);
+    return { saved: entry[0] as number | null, data: entry[1] };
   }
 
   /** Before operator `op` runs: loads the units its inputs touch that are missing (awaited only then). */
@@ -65,7 +101,8 @@ export class StateCache {
     const touched = new Map<string, Value>();
     op.durable.touched(inputs, touched);
     this.touched[op.index] = touched;
-    if (!this.mayBeStored[op.index]) return;
+    // A paged operator reads what it needs itself, during run (through `reader`).
+    if (!this.mayBeStored[op.index] || op.durable.paged !== undefined) return;
     const keys: string[] = [];
     const units: Value[] = [];
     for (const [key, unit] of touched) {
@@ -86,17 +123,9 @@ export class StateCache {
       for (let j = 0; j < keys.length; j++) {
         const text = found[j];
         if (text === undefined) continue;
-        let entry: unknown;
-        try {
-          entry = JSON.parse(text);
-        } catch (error) {
-          throw new Error(`state of ${op.id}: the entry ${keys[j]} is not JSON (${String(error)})`, { cause: error });
-        }
-        if (!Array.isArray(entry) || entry.length !== 2 || !(entry[0] === null || typeof entry[0] === 'number'))
-          throw new Error(`state of ${op.id}: the entry ${keys[j]} is not [cutoff, data]`);
-        const saved = entry[0] as number | null;
+        const { saved, data } = this.parse(op, keys[j], text);
         const compactTo = this.cutoff !== null && (saved === null || saved < this.cutoff) ? this.cutoff : null;
-        op.durable.load(units[j], entry[1], compactTo);
+        op.durable.load(units[j], data, compactTo);
         this.loads++;
         this.metas.set(op.index + ' ' + keys[j], {
           op: op.index,
@@ -121,9 +150,25 @@ export class StateCache {
       if (touched === null || touched === undefined) continue;
       this.touched[op.index] = null;
       const changed = new Map<string, StateEntry | null>();
+      const paged = op.durable.paged;
       for (const [key, unit] of touched) {
-        const saved = op.durable.save(unit);
         const id = op.index + ' ' + key;
+        if (paged !== undefined) {
+          const saved = paged.save(unit);
+          if (saved === null) continue;
+          const { entries: written, bytes } = saved;
+          const old = this.metas.get(id);
+          if (old !== undefined) {
+            this.bytes -= old.bytes;
+            this.metas.delete(id);
+          }
+          for (const [k, e] of written) changed.set(k, e);
+          this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: bytes === 0 });
+          this.bytes += bytes;
+          if (bytes > 0) this.trims.push({ step, op, id, unit });
+          continue;
+        }
+        const saved = op.durable.save(unit);
         const old = this.metas.get(id);
         if (old !== undefined) {
           this.bytes -= old.bytes;
@@ -164,8 +209,25 @@ export class StateCache {
     this.forgetPending = true;
   }
 
-  /** Evicts clean, released entries while the total is beyond the bound; drops released tombstones. */
+  /**
+   * Trims the paged units of released steps (what they hold beyond what a next step is likely to
+   * need: their entries are committed), then evicts clean, released entries while the total is
+   * beyond the bound; drops released tombstones.
+   */
   private evict(): void {
+    while (this.trimsFrom < this.trims.length && this.trims[this.trimsFrom].step <= this.released) {
+      const t = this.trims[this.trimsFrom++];
+      const m = this.metas.get(t.id);
+      // NB: a unit saved again by a later step is trimmed when that step is released.
+      if (m === undefined || m.deleted || m.pin !== t.step) continue;
+      const bytes = t.op.durable.paged!.trim(t.unit);
+      this.bytes += bytes - m.bytes;
+      m.bytes = bytes;
+    }
+    if (this.trimsFrom > 1024 && this.trimsFrom * 2 > this.trims.length) {
+      this.trims.splice(0, this.trimsFrom);
+      this.trimsFrom = 0;
+    }
     if (this.bytes <= this.options.cacheBytes) return;
     for (const [id, m] of this.metas) {
       if (this.bytes <= this.options.cacheBytes) break;

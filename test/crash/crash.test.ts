@@ -399,7 +399,7 @@ test('SQLite with the operator state in the database: SIGKILL at random moments 
     const { file: logFile, log } = makeLog(dir, DURABLE_EVENTS);
     const dbFile = join(dir, 'views.sqlite');
     const events = await allEvents(log);
-    const members = crashMembers(log, dummyDb, '');
+    const members = crashMembers(log, dummyDb, '', true);
     const final = await fromScratch(members, events);
     let continued = 0;
     const afterKill = async (round: number, insideCommit: boolean): Promise<void> => {
@@ -430,7 +430,7 @@ test('SQLite with the operator state in the database: SIGKILL at random moments 
       if (existsSync(`${dbFile}-wal`)) copyFileSync(`${dbFile}-wal`, `${copy}-wal`);
       const db = new SqliteDatabase({ filename: copy });
       try {
-        const copyMembers = crashMembers(log, db, '');
+        const copyMembers = crashMembers(log, db, '', true);
         const run = startDataflow(
           {
             id: 'flow',

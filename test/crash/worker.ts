@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     {
       id: `${prefix}flow`,
       source: log,
-      members: crashMembers(log, db, prefix),
+      members: crashMembers(log, db, prefix, durable === 'durable'),
       settings: {
         batchSize: 1000,
         catchUpBatchSize: 1000,

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { startDataflow } from '../../src/dataflow/coordinator';
+import { STATE_FORMAT } from '../../src/dataflow/durable-state';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -255,13 +256,29 @@ test('SQLite: a dataflow that kept its state in memory builds the state once, th
     const scope = check.prepare('SELECT format FROM deltaflow_state_scope WHERE scope = ?').get('flow') as
       { format: number } | undefined;
     check.close();
-    assert.equal(scope?.format, 1);
+    assert.equal(scope?.format, STATE_FORMAT);
     // A changed operator: its table is rebuilt and the state with it.
     const changed = await runOnce({ ...base, durableState: true }, 'v2');
     assert.ok(changed.stats.rebuilt.some((r) => r.id === 'usage-sink'));
     assert.ok(changed.logs.some((l) => /building the operator state/.test(l)));
     const again = await runOnce({ ...base, durableState: true }, 'v2');
     assert.equal(again.stats.eventsReplayed, 0);
+    // State of an older format (format 1 stored groups whole, not in pages): built again from the
+    // events, the tables kept; then continued.
+    const old = new Database(file);
+    old.prepare('UPDATE deltaflow_state_scope SET format = 1 WHERE scope = ?').run('flow');
+    old.close();
+    const upgraded = await runOnce({ ...base, durableState: true }, 'v2');
+    assert.ok(
+      upgraded.logs.some((l) => /building the operator state.*format 1/.test(l)),
+      upgraded.logs.join('\n'),
+    );
+    assert.equal(upgraded.stats.eventsReplayed, events.length);
+    const expectedV2 = await fromScratch(members('v2'), await allEvents(log));
+    for (const m of members('v2'))
+      if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expectedV2.get(m.id));
+    const afterUpgrade = await runOnce({ ...base, durableState: true }, 'v2');
+    assert.equal(afterUpgrade.stats.eventsReplayed, 0);
   } finally {
     await db.close();
     await log.close();

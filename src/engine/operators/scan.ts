@@ -33,12 +33,22 @@ import {
   inputAfter,
   refold,
   type FoldPatch,
-  type Emission,
   type FoldState,
   type InputChange,
   type StepFn,
 } from '../fold';
-import { then, UnaryOperator, type DurableState } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
+import { encodeKey } from '../state-key';
+import {
+  dropPages,
+  loadFor,
+  loadGroup,
+  newPageInfo,
+  pagesSize,
+  savePages,
+  trimPages,
+  type PageInfo,
+} from './scan-pages';
 import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type SortedUpdates } from '../sorted-inputs';
@@ -63,6 +73,8 @@ interface ScanGroup {
   fold: FoldState;
   /** A compaction cutoff not applied yet (applied, silently, at the group's next touch). */
   pendingCutoff: number | null;
+  /** With a state store: what the fold holds of the group's stored pages (scan-pages.ts); else null. */
+  readonly info: PageInfo | null;
 }
 
 type Attempt =
@@ -94,6 +106,10 @@ function position(values: readonly Value[], orders: readonly Value[], o: Value, 
 
 export class ScanOperator extends UnaryOperator {
   private readonly groups = new ValueMap<ScanGroup>();
+  /** With a state store: how pages are read (else null). */
+  private reader: PageReader | null = null;
+  /** Groups emptied by the running step, by encoded key: their entries are deleted at its save. */
+  private readonly dropped = new Map<string, PageInfo>();
   private readonly initial: Value;
   /** Whether an operator downstream reads the outputs' order keys (then diffs tell places apart). */
   private ordered = false;
@@ -121,10 +137,38 @@ export class ScanOperator extends UnaryOperator {
       runPerGroup(
         batch,
         sortKeys,
-        (key, updates) => this.computeGroup(ctx, key, this.groups.get(key) ?? null, updates),
+        (key, updates) => then(this.ensure(key, updates), (group) => this.computeGroup(ctx, key, group, updates)),
         (outcomes) => this.commit(outcomes),
       ),
     );
+  }
+
+  /**
+   * The group in memory with what the updates need of it (with a state store: its header and
+   * last page read when it is not in memory, earlier pages when an update lands before them —
+   * scan-pages.ts); null for a new group.
+   */
+  private ensure(key: Value, updates: SortedUpdates): MaybePromise<ScanGroup | null> {
+    const group = this.groups.get(key) ?? null;
+    const reader = this.reader;
+    if (reader === null) return group;
+    const more = (g: ScanGroup): MaybePromise<ScanGroup> => {
+      let whole = g.pendingCutoff !== null;
+      for (let j = 0; j < updates.diffs.length && !whole; j++) whole = updates.diffs[j] < 0;
+      const paged = g as ScanGroup & { info: PageInfo };
+      return then(loadFor(reader, paged, whole ? null : [updates.orders[0], updates.values[0]]), () => g);
+    };
+    if (group !== null) return more(group);
+    const prefix = encodeKey(key);
+    if (!reader.mayLoad(prefix)) return null;
+    return then(loadGroup(reader, prefix), (loaded) => {
+      if (loaded === null) return null;
+      const g: ScanGroup = { key, fold: loaded.fold, pendingCutoff: loaded.pendingCutoff, info: loaded.info };
+      // NB: forgotten by a compaction since it was saved: the store's entries go with its forget.
+      if (g.pendingCutoff !== null && g.fold.maxTime < g.pendingCutoff) return null;
+      this.groups.set(key, g);
+      return more(g);
+    });
   }
 
   /** The emissions of `fold`'s inputs [from, to), with their order keys when they are tracked. */
@@ -262,12 +306,16 @@ export class ScanOperator extends UnaryOperator {
    * stays as it was (reported, retried at the next compaction).
    */
   private applyCompaction(ctx: StepContext, key: Value, group: ScanGroup): MaybePromise<FoldState> {
-    const fold = group.fold;
     const cutoff = group.pendingCutoff as number;
     group.pendingCutoff = null;
+    // Loaded from the store under this compaction, stored pages may be gone anywhere (retention
+    // forgot them), and the checkpoints after a gap hold states that folded its inputs: the fold is
+    // refolded from the initial state over what is left, with no old checkpoint to rejoin.
+    const refoldAll = group.info?.refoldAll === true;
+    const fold: FoldState = refoldAll ? { ...group.fold, checkpoints: [] } : group.fold;
     const older = olderCount(fold.times, cutoff);
-    if (older === 0) return fold;
-    let prefix = true;
+    if (older === 0 && !refoldAll) return fold;
+    let prefix = !refoldAll;
     for (let i = 0; i < older && prefix; i++) prefix = fold.times[i] < cutoff;
     let change: InputChange;
     if (prefix)
@@ -294,11 +342,16 @@ export class ScanOperator extends UnaryOperator {
     }
     const keep = (patch: FoldPatch): FoldState => {
       applyPatch(fold, patch);
+      group.fold = fold;
+      if (group.info !== null) {
+        group.info.refoldAll = false;
+        group.info.dirtyFrom = 0;
+      }
       return fold;
     };
     const failed = (error: unknown): FoldState => {
       ctx.fail(this.name, key, error);
-      return fold; // as it was, uncompacted
+      return group.fold; // as it was, uncompacted
     };
     try {
       const r = refold(
@@ -325,11 +378,18 @@ export class ScanOperator extends UnaryOperator {
     for (const o of outcomes) {
       if (o === null) continue;
       if (o.patch !== null) applyPatch(o.fold, o.patch);
-      if (o.fold.values.length === 0) this.groups.delete(o.key);
-      else {
-        const g = this.groups.get(o.key);
-        if (g) g.fold = o.fold;
-        else this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null });
+      const g = this.groups.get(o.key);
+      const dirty = o.patch === null ? 0 : Math.min(o.patch.start, o.patch.inputs.from);
+      // NB: a fold that is not whole (scan-pages.ts) may be empty while earlier pages hold inputs.
+      if (o.fold.values.length === 0 && (g?.info == null || g.info.whole)) {
+        this.groups.delete(o.key);
+        if (g?.info) this.dropped.set(g.info.prefix, g.info);
+      } else if (g) {
+        g.fold = o.fold;
+        if (g.info !== null) g.info.dirtyFrom = Math.min(g.info.dirtyFrom, dirty);
+      } else {
+        const info = this.reader === null ? null : newPageInfo(encodeKey(o.key));
+        this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null, info });
       }
       for (let i = 0; i < o.diff.length; i++) {
         const [value, diff] = o.diff[i]!;
@@ -353,50 +413,41 @@ export class ScanOperator extends UnaryOperator {
   }
 
   /**
-   * One entry per group (pages of a group are later work, docs/durable-state.md): `[values,
-   * sort keys, multiplicities, times, maxTime, emitted, checkpoints as [index, state], tail,
-   * pendingCutoff]`; its time is the greatest input time.
+   * A header and pages per group (scan-pages.ts, docs/durable-state.md, "Pages"): a step writes
+   * the header and the pages it changed, and reads the pages it needs.
    */
   readonly durable: DurableState = {
     timed: true,
     touched: ([input], into) => groupKeys(input, into),
-    load: (key, data, cutoff) => {
-      const [values, orders, mults, times, maxTime, emitted, checkpoints, tail, pendingCutoff] = data as [
-        Value[],
-        Value[],
-        number[],
-        number[],
-        number,
-        Emission[],
-        [number, Value][],
-        Value,
-        number | null,
-      ];
-      const fold: FoldState = {
-        values,
-        orders,
-        mults,
-        times,
-        maxTime,
-        emitted,
-        checkpoints: checkpoints.map(([index, state]) => ({ index, state })),
-        tail,
-      };
-      const g: ScanGroup = { key, fold, pendingCutoff };
-      if (cutoff !== null && compactGroup(g, cutoff)) return;
-      this.groups.set(key, g);
+    load: () => {
+      throw new Error(`${this.name}: a paged state is read by the operator`);
     },
-    save: (key) => {
-      const g = this.groups.get(key);
-      if (g === undefined) return null;
-      const f = g.fold;
-      const checkpoints = f.checkpoints.map((c) => [c.index, c.state]);
-      return {
-        data: [f.values, f.orders, f.mults, f.times, f.maxTime, f.emitted, checkpoints, f.tail, g.pendingCutoff],
-        t: f.maxTime,
-      };
+    save: () => {
+      throw new Error(`${this.name}: a paged state is saved by paged.save`);
     },
     evict: (key) => this.groups.delete(key),
+    paged: {
+      attach: (reader) => {
+        this.reader = reader;
+      },
+      save: (key) => {
+        const g = this.groups.get(key);
+        if (g === undefined) {
+          const prefix = encodeKey(key);
+          const info = this.dropped.get(prefix);
+          if (info === undefined) return null; // not in memory, not changed (its updates cancelled out)
+          this.dropped.delete(prefix);
+          return { entries: dropPages(info), bytes: 0 };
+        }
+        return savePages(this.reader!, g.fold, g.info!, g.pendingCutoff);
+      },
+      trim: (key) => {
+        const g = this.groups.get(key);
+        if (g === undefined || g.info === null) return 0;
+        g.fold = trimPages(g.fold, g.info);
+        return pagesSize(g.info);
+      },
+    },
   };
 
   stateSize(): number {

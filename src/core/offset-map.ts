@@ -71,6 +71,24 @@ export function copyOffsets(map: OffsetMap): Record<string, number> {
   return out;
 }
 
+/**
+ * How an offset map came about from an earlier one: `base` with the streams of `raised` raised to
+ * the offsets given there (every other stream as in `base`; none removed). The dataflow hands it
+ * with its snapshots (OffsetTracker.step), which are frozen and never change, so that a sink that
+ * stored `base` itself (the same object) writes only `raised` instead of comparing every stream:
+ * with a stream per device, the maps hold many streams and a step raises few of them.
+ *
+ * @example
+ *   // base {a: 3, b: 7}, a step reads a/4 and c/0:
+ *   const delta: OffsetDelta = { base, raised: new Map([['a', 4], ['c', 0]]) }; // offsets {a: 4, b: 7, c: 0}
+ */
+export interface OffsetDelta {
+  /** The earlier snapshot (frozen); null when there is none to refer to. */
+  readonly base: OffsetMap | null;
+  /** The streams raised since `base`, with their offsets now. */
+  readonly raised: ReadonlyMap<string, number>;
+}
+
 /** A stream that one offset map (`have`) does not reach up to the offset another one needs. */
 export interface ShortStream {
   readonly stream: string;

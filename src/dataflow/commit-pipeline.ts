@@ -8,7 +8,7 @@
  */
 import { errorText } from '../core/message-text';
 import type { Batch, StepState } from '../engine/types';
-import type { OffsetMap } from '../core/offset-map';
+import type { OffsetDelta, OffsetMap } from '../core/offset-map';
 import { SinkDatabaseError, SinkDataError } from '../sinks/errors';
 import { LeaseLostError } from '../sinks/lease-sql';
 import type { LeaseToken, SinkDatabase, SinkTransaction } from '../sinks/types';
@@ -70,11 +70,13 @@ export class CommitPipeline {
     rangeEnd: boolean,
     state: StepState | undefined = undefined,
     oldestMicros = Infinity,
+    /** How `offsets` came about from the previous step's (OffsetTracker.step). */
+    delta: OffsetDelta | null = null,
   ): Promise<void> {
     const ctx = this.ctx;
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) {
-      waiting.join(perDb, taps, offsets, count);
+      waiting.join(perDb, taps, offsets, count, delta);
       waiting.spans(oldestMicros);
       waiting.state?.add(state, ctx.watermark);
     } else {
@@ -84,10 +86,10 @@ export class CommitPipeline {
         timer.unref();
         const write = ctx.durable === null ? null : new StateWrite(ctx.durable.scope, ctx.stateCutoff, ctx.watermark);
         write?.add(state, ctx.watermark);
-        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write), timer };
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write, delta), timer };
         this.open.push(this.held.commit);
       } else {
-        this.held.commit.join(perDb, taps, offsets, count);
+        this.held.commit.join(perDb, taps, offsets, count, delta);
         this.held.commit.state?.add(state, ctx.watermark);
       }
       this.held.commit.spans(oldestMicros);

@@ -3,12 +3,16 @@
  * each commit stores with its sinks' changes, so a restart resumes exactly after them. Comparing
  * and combining offset maps: core/offset-map.ts.
  */
-import { type OffsetMap, offsetTable, type OffsetTable, toOffsetMap } from '../core/offset-map';
+import { type OffsetDelta, type OffsetMap, offsetTable, type OffsetTable, toOffsetMap } from '../core/offset-map';
 import type { ActyxEvent } from '../sources/types';
 
 /** Mutable offset map that advances as events are read (a table: `advance` runs per event). */
 export class OffsetTracker {
   private readonly map: OffsetTable;
+  /** The streams raised since the last `step()`, with their offsets (every write to `map` lands here too). */
+  private raised = new Map<string, number>();
+  /** The last `step()`'s snapshot. */
+  private last: OffsetMap | null = null;
 
   constructor(start: OffsetMap) {
     this.map = offsetTable(start);
@@ -22,6 +26,7 @@ export class OffsetTracker {
     const cur = this.map[event.stream];
     if (cur !== undefined && cur >= event.offset) return false;
     this.map[event.stream] = event.offset;
+    this.raised.set(event.stream, event.offset);
     return true;
   }
 
@@ -31,11 +36,29 @@ export class OffsetTracker {
       const o = other[stream];
       if (o === undefined) continue;
       const cur = this.map[stream];
-      if (cur === undefined || cur < o) this.map[stream] = o;
+      if (cur === undefined || cur < o) {
+        this.map[stream] = o;
+        this.raised.set(stream, o);
+      }
     }
   }
 
   snapshot(): OffsetMap {
     return toOffsetMap(this.map);
+  }
+
+  /**
+   * The offsets after a step, frozen, with how they came about from the previous step's (see
+   * OffsetDelta): a commit hands both to its sinks, which then write only the streams raised.
+   * `snapshot()` between steps does not count as a step.
+   */
+  step(): { readonly offsets: OffsetMap; readonly delta: OffsetDelta } {
+    // NB: frozen, so that no holder can change what a sink keeps as its table's stored offsets
+    // (the db-sinks' messages carry the same object to user code).
+    const offsets = Object.freeze(toOffsetMap(this.map));
+    const delta: OffsetDelta = { base: this.last, raised: this.raised };
+    this.raised = new Map();
+    this.last = offsets;
+    return { offsets, delta };
   }
 }

@@ -8,7 +8,7 @@
 import { consolidate } from '../engine/consolidate';
 import type { Batch, Update } from '../engine/types';
 import type { SinkDatabase } from '../sinks/types';
-import type { OffsetMap } from '../core/offset-map';
+import type { OffsetDelta, OffsetMap } from '../core/offset-map';
 import type { SinkWrite } from './commit';
 import type { StateWrite } from './durable-state';
 
@@ -18,6 +18,13 @@ export class PendingCommit<P> {
   private readonly byDb = new Map<SinkDatabase, Map<string, { write: SinkWrite; changes: Update[] }>>();
   private readonly tapChanges = new Map<string, Update[]>();
   private latestOffsets: OffsetMap;
+  /**
+   * How `latestOffsets` came about from the offsets before the first batch (null: unknown): the
+   * batches' deltas joined while each batch continues the one before it.
+   */
+  private delta: OffsetDelta | null;
+  /** The raised streams of `delta` once joined (a map of this commit's own; a batch's is not changed). */
+  private joinedRaised: Map<string, number> | null = null;
   private eventCount = 0;
   /** The least event timestamp (µs) of the batches joined (Infinity: none known), for the lag in seconds. */
   oldestMicros = Infinity;
@@ -30,19 +37,41 @@ export class PendingCommit<P> {
     events: number,
     /** Durable operator state: the joined steps' state, written with the rows (null: state in memory). */
     readonly state: StateWrite | null = null,
+    /** How `offsets` came about (OffsetTracker.step), if known. */
+    delta: OffsetDelta | null = null,
   ) {
     this.latestOffsets = offsets;
-    this.join(perDb, taps, offsets, events);
+    this.delta = delta;
+    this.add(perDb, taps, offsets, events);
   }
 
-  /** Adds a later batch: its changes after the earlier ones, its states and offsets instead of theirs. */
+  /**
+   * Adds a later batch: its changes after the earlier ones, its states and offsets instead of
+   * theirs; `delta`: how its offsets came about from the previous batch's (OffsetTracker.step).
+   */
   join(
     perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
     taps: readonly (readonly [string, Batch])[],
     offsets: OffsetMap,
     events: number,
+    delta: OffsetDelta | null = null,
   ): void {
     if (this.started) throw new Error('a started commit cannot take more changes');
+    if (this.delta !== null && delta !== null && delta.base === this.latestOffsets) {
+      // The batch continues this commit's offsets: its raised streams on top of the earlier ones.
+      const raised = (this.joinedRaised ??= new Map(this.delta.raised));
+      for (const [stream, offset] of delta.raised) raised.set(stream, offset);
+      this.delta = { base: this.delta.base, raised };
+    } else this.delta = null;
+    this.add(perDb, taps, offsets, events);
+  }
+
+  private add(
+    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    taps: readonly (readonly [string, Batch])[],
+    offsets: OffsetMap,
+    events: number,
+  ): void {
     for (const [db, writes] of perDb) {
       let sinks = this.byDb.get(db);
       if (sinks === undefined) this.byDb.set(db, (sinks = new Map()));
@@ -78,11 +107,19 @@ export class PendingCommit<P> {
     return this.latestOffsets;
   }
 
-  /** Per database, every sink's joined changes with its newest state. */
+  /**
+   * Per database, every sink's joined changes with its newest state; a state with this commit's
+   * offsets comes with their delta, when known (SinkState.delta).
+   */
   writes(): [SinkDatabase, SinkWrite[]][] {
+    const delta = this.delta;
     return [...this.byDb].map(([db, sinks]) => [
       db,
-      [...sinks.values()].map(({ write, changes }) => ({ ...write, changes })),
+      [...sinks.values()].map(({ write, changes }) =>
+        delta !== null && write.state.offsets === this.latestOffsets
+          ? { ...write, changes, state: { ...write.state, delta } }
+          : { ...write, changes },
+      ),
     ]);
   }
 

@@ -170,7 +170,7 @@ export class Processor {
       }
     }
     if (ctx.stopping) return;
-    const offsets = ctx.tracker.snapshot();
+    const { offsets, delta } = ctx.tracker.step();
     const watermark = ctx.watermark;
     const perDb: DatabaseWrites[] = [];
     for (const [db, sinks] of ctx.databases) {
@@ -195,6 +195,6 @@ export class Processor {
       ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0)
       : [];
     if (perDb.length === 0 && taps.length === 0) return;
-    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state, oldest);
+    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state, oldest, delta);
   }
 }

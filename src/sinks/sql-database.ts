@@ -637,24 +637,7 @@ class SqlSinkTransaction implements SinkTransaction {
     const table = spec.name;
     await this.claim(table);
     const before = await this.loadState(table);
-    // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.
-    const changed: [string, number][] = [];
-    const streams = Object.keys(state.offsets);
-    let added = 0;
-    for (let i = 0; i < streams.length; i++) {
-      const s = streams[i] as string;
-      const o = state.offsets[s] as number;
-      const b = offsetOf(before.offsets, s);
-      if (b === o) continue;
-      changed.push([s, o]);
-      if (b === undefined) added++;
-    }
-    // Streams of `before` missing now: as many as `before` has beyond the streams both share.
-    const beforeStreams = Object.keys(before.offsets);
-    const removed =
-      beforeStreams.length === streams.length - added
-        ? []
-        : beforeStreams.filter((s) => offsetOf(state.offsets, s) === undefined);
+    const { changed, removed } = offsetChanges(before.offsets, state);
     const metaChanged = state.fingerprint !== before.fingerprint || state.watermark !== before.watermark;
     await this.db.step(table, async () => {
       const both = metaChanged ? sql.upsertStateSql(this.d, table, changed, state.fingerprint, state.watermark) : null;
@@ -666,7 +649,9 @@ class SqlSinkTransaction implements SinkTransaction {
         await this.later(sql.upsertMetaSql(this.d, table, state.fingerprint, state.watermark), table);
     });
     this.pending.set(table, {
-      offsets: copyOffsets(state.offsets),
+      // A snapshot that comes with its delta is frozen (SinkState.delta): kept as it is, it is the
+      // next commit's delta base.
+      offsets: state.delta !== undefined ? state.offsets : copyOffsets(state.offsets),
       fingerprint: state.fingerprint,
       watermark: state.watermark,
     });
@@ -841,6 +826,41 @@ function describeError(err: unknown): string {
   const parts = Array.isArray(inner) ? inner.map((x) => errorText(x)) : [];
   const code = (err as { code?: unknown }).code;
   return `could not connect: ${parts.length ? parts.join('; ') : String(code ?? err.name)}`;
+}
+
+/**
+ * The offsets rows to write for `state` where `stored` is stored: the streams whose offset changed
+ * and the streams gone. When the state says it is `stored` itself with some streams raised
+ * (SinkState.delta, the same object), just those; else every stream is compared.
+ */
+function offsetChanges(
+  stored: OffsetMap,
+  state: SinkState,
+): { changed: (readonly [string, number])[]; removed: string[] } {
+  const delta = state.delta;
+  // NB: `stored` is then the frozen snapshot this database wrote last (kept by identity, never a
+  // copy read back), and the tracker lists every stream it raised after it (offset-tracker.ts).
+  if (delta !== undefined && delta.base !== null && delta.base === stored)
+    return { changed: [...delta.raised], removed: [] };
+  // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.
+  const changed: [string, number][] = [];
+  const streams = Object.keys(state.offsets);
+  let added = 0;
+  for (let i = 0; i < streams.length; i++) {
+    const s = streams[i] as string;
+    const o = state.offsets[s] as number;
+    const b = offsetOf(stored, s);
+    if (b === o) continue;
+    changed.push([s, o]);
+    if (b === undefined) added++;
+  }
+  // Streams of `stored` missing now: as many as `stored` has beyond the streams both share.
+  const storedStreams = Object.keys(stored);
+  const removed =
+    storedStreams.length === streams.length - added
+      ? []
+      : storedStreams.filter((s) => offsetOf(state.offsets, s) === undefined);
+  return { changed, removed };
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

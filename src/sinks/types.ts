@@ -3,7 +3,7 @@
  * one or more tables together with their offset maps in one transaction.
  */
 import type { Batch, StateEntry, StateStore, Value } from '../engine/types';
-import type { OffsetMap } from '../core/offset-map';
+import type { OffsetDelta, OffsetMap } from '../core/offset-map';
 
 /** What a column cell may hold once converted for the driver. */
 export type SqlValue = null | number | string | boolean | bigint;
@@ -51,6 +51,12 @@ export interface SinkState {
   readonly fingerprint: string | null;
   /** Greatest event timestamp (µs) processed, for retention at restart. */
   readonly watermark: number | null;
+  /**
+   * Given only with frozen `offsets` that never change (the dataflow's step snapshots): how they
+   * came about from an earlier snapshot. A sink may keep `offsets` itself instead of a copy and,
+   * when the table's stored offsets are `delta.base` itself, write only `delta.raised`.
+   */
+  readonly delta?: OffsetDelta;
 }
 
 /** Asks for the lease of a dataflow in one database (lease-sql.ts). */

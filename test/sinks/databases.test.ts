@@ -722,6 +722,90 @@ for (const kind of kinds) {
       );
     });
 
+    test('property: offsets given with their delta (SinkState.delta) are stored whole, in every table, also after failed commits and broken chains', async () => {
+      // One commit: streams s0..s5 raised (new ones too); how the offsets come with their delta.
+      const step = fc.record({
+        raise: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+        base: fc.constantFrom('previous', 'none', 'unrelated', 'null'),
+        fail: fc.boolean(),
+      });
+      await fc.assert(
+        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+          const specs = [0, 1].map(() => table('multiset', [col('v', 'integer', 'v')]));
+          await db.transaction(async (tx) => {
+            for (const spec of specs) await tx.ensureTable(spec);
+          });
+          let committed: Readonly<Record<string, number>> = Object.freeze({});
+          let previous: Readonly<Record<string, number>> = committed; // the last offsets written (committed or not)
+          for (let i = 0; i < steps.length; i++) {
+            const { raise, base, fail } = steps[i];
+            const raised = new Map(raise.map((s) => [`s${s}`, (previous[`s${s}`] ?? -1) + 1 + i]));
+            const next = Object.freeze({ ...previous, ...Object.fromEntries(raised) });
+            const delta =
+              base === 'previous'
+                ? { base: previous, raised }
+                : base === 'unrelated'
+                  ? { base: Object.freeze({ ...previous }), raised }
+                  : base === 'null'
+                    ? { base: null, raised }
+                    : undefined;
+            const attempt = db.transaction(async (tx) => {
+              for (const spec of specs) {
+                await tx.apply(spec, [[{ v: i }, 1, 0]]);
+                await tx.writeState(spec, {
+                  offsets: next,
+                  fingerprint: 'f',
+                  watermark: i,
+                  ...(delta ? { delta } : {}),
+                });
+              }
+              if (fail) throw new Error('injected');
+            });
+            if (fail) await assert.rejects(attempt, /injected/);
+            else {
+              await attempt;
+              committed = next;
+            }
+            // A delta is relative to what the caller wrote last; after a failure, to what is stored.
+            previous = committed;
+            for (const spec of specs) {
+              const stored = await look.rows(`${spec.name}_offsets`, '"stream"');
+              assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), committed);
+              assert.deepEqual((await db.transaction((tx) => tx.readState(spec))).offsets, committed);
+            }
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+
+    test('a delta whose base is the stored offsets object itself is taken as it says: only its raised streams are written', async () => {
+      const spec = table('multiset', [col('v', 'integer', 'v')]);
+      const first = Object.freeze({ a: 1, b: 2 });
+      await db.transaction(async (tx) => {
+        await tx.ensureTable(spec);
+        await tx.writeState(spec, {
+          offsets: first,
+          fingerprint: 'f',
+          watermark: 1,
+          delta: { base: null, raised: new Map() },
+        });
+      });
+      // The caller says only `a` was raised since `first`, while its offsets also raise `b`: the sink
+      // trusts the delta (it does not compare every stream), so `b` stays as stored.
+      const second = Object.freeze({ a: 5, b: 9 });
+      await db.transaction((tx) =>
+        tx.writeState(spec, {
+          offsets: second,
+          fingerprint: 'f',
+          watermark: 1,
+          delta: { base: first, raised: new Map([['a', 5]]) },
+        }),
+      );
+      const stored = await look.rows(`${spec.name}_offsets`, '"stream"');
+      assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), { a: 5, b: 2 });
+    });
+
     test('property: a multiset table equals the from-scratch multiset after every commit', async () => {
       const val = fc.record({ a: fc.constantFrom('x', 'y', null), b: fc.integer({ min: 0, max: 2 }) });
       await fc.assert(

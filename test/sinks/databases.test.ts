@@ -36,7 +36,12 @@ function sqliteInspector(): Inspector {
   const db = new Database(sqliteFile);
   return {
     rows: async (t, o) => db.prepare(`SELECT * FROM "${t}" ORDER BY ${o}`).all() as Record<string, unknown>[],
-    query: async (sql) => db.prepare(sql).all() as Record<string, unknown>[],
+    query: async (sql) => {
+      const st = db.prepare(sql);
+      if (st.reader) return st.all() as Record<string, unknown>[];
+      st.run();
+      return [];
+    },
     close: async () => void db.close(),
   };
 }
@@ -448,7 +453,19 @@ for (const kind of kinds) {
         await tx.apply(spec, [rec({ v: 'a' }, 1)]);
         await tx.writeState(spec, { offsets: { s1: 10, s2: 20 }, fingerprint: 'f1', watermark: 1_700_000_000_000_000 });
       });
-      const stamp = kind.name === 'SQLite' ? 'rowid' : kind.name === 'MariaDB' ? '0' : 'xmin::text';
+      const stamp = kind.name === 'PostgreSQL' ? 'xmin::text' : '0';
+      if (kind.name === 'SQLite') {
+        // SQLite's offsets table has no rowid (WITHOUT ROWID): triggers count the rows written.
+        await look.query(`CREATE TABLE "${spec.name}_w" (s text)`);
+        for (const [when, row] of [
+          ['INSERT', 'NEW'],
+          ['UPDATE', 'NEW'],
+          ['DELETE', 'OLD'],
+        ])
+          await look.query(
+            `CREATE TRIGGER "${spec.name}_${when}" AFTER ${when} ON "${spec.name}_offsets" FOR EACH ROW BEGIN INSERT INTO "${spec.name}_w" VALUES (${row}.stream); END`,
+          );
+      }
       if (kind.name === 'MariaDB') {
         // MariaDB has no row version to look at: triggers count the rows written instead.
         await look.query(`CREATE TABLE "${spec.name}_w" (s text)`);
@@ -486,7 +503,7 @@ for (const kind of kinds) {
         assert.equal(afterRows[0].stamp, before[0].stamp, 'unchanged stream s1 not rewritten');
         assert.notEqual(afterRows[1].stamp, before[1].stamp, 'changed stream s2 rewritten');
       }
-      if (kind.name === 'MariaDB') {
+      if (kind.name === 'MariaDB' || kind.name === 'SQLite') {
         const written = await look.query(`SELECT s FROM "${spec.name}_w" ORDER BY s`);
         assert.deepEqual(
           written.map((r) => r.s),
@@ -905,6 +922,42 @@ test('SQLite: commits do not checkpoint inline; a worker moves the WAL into the 
   }
   assert.ok(sizes[0] >= 300_000, `the worker checkpointed the commits into the file (grew ${sizes[0]} bytes)`);
   assert.equal(sizes[1], 0, 'without it nothing is checkpointed below 1,000 WAL pages');
+});
+
+test('SQLite: new offsets tables have no rowid; one made before (with a rowid) is read and written alike', async () => {
+  const file = join(dir, 'offsets-rowid.db');
+  const raw = new Database(file);
+  // As an earlier version created it.
+  raw.exec(
+    `CREATE TABLE "old" ("v" text); CREATE TABLE "old_offsets" ("stream" text PRIMARY KEY, "offset" bigint NOT NULL)`,
+  );
+  raw.exec(`INSERT INTO "old_offsets" VALUES ('s1', 4), ('s2', 7)`);
+  const db = new SqliteDatabase({ filename: file });
+  const spec = (name: string): TableSpec => ({ name, mode: 'multiset', columns: [col('v', 'text', 'v')] });
+  try {
+    await db.transaction(async (tx) => {
+      await tx.ensureTable(spec('old'));
+      await tx.ensureTable(spec('fresh'));
+    });
+    const ddl = (name: string) =>
+      (raw.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).get(name) as { sql: string }).sql;
+    assert.match(ddl('fresh_offsets'), /WITHOUT ROWID$/);
+    assert.doesNotMatch(ddl('old_offsets'), /WITHOUT ROWID/);
+    for (const name of ['old', 'fresh']) {
+      const before = await db.transaction((tx) => tx.readState(spec(name)));
+      const offsets = { ...before.offsets, s2: 9, s3: 0 };
+      await db.transaction((tx) => tx.writeState(spec(name), { offsets, fingerprint: 'f', watermark: 1 }));
+      const other = new SqliteDatabase({ filename: file });
+      try {
+        assert.deepEqual((await other.transaction((tx) => tx.readState(spec(name)))).offsets, offsets);
+      } finally {
+        await other.close();
+      }
+    }
+  } finally {
+    await db.close();
+    raw.close();
+  }
 });
 
 test('SQLite runs in WAL mode; an unopenable file is a retryable error naming the database', async () => {

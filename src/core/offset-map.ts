@@ -156,6 +156,31 @@ export function eventsBetween(lower: OffsetMap, upper: OffsetMap): number {
   return n;
 }
 
+/**
+ * `eventsBetween(lower, upper)` for `lower` = `base` with the streams of `raised` raised (an
+ * OffsetDelta), given `count` = `eventsBetween(base, upper)`: counted over the raised streams
+ * alone, not over every stream of `upper`.
+ *
+ * @example
+ *   // base {a: 1}, upper {a: 5, b: 2}: 4 + 3 = 7 events between; a raised to 3: 2 + 3 = 5
+ *   eventsBetweenRaised(7, { a: 1 }, new Map([['a', 3]]), { a: 5, b: 2 }); // 5
+ */
+export function eventsBetweenRaised(
+  count: number,
+  base: OffsetMap,
+  raised: ReadonlyMap<string, number>,
+  upper: OffsetMap,
+): number {
+  let n = count;
+  for (const [stream, offset] of raised) {
+    const u = offsetOf(upper, stream);
+    if (u === undefined) continue; // a stream `upper` does not name counts nothing, before or after
+    const before = offsetOf(base, stream) ?? -1;
+    n -= Math.max(0, u - before) - Math.max(0, u - offset);
+  }
+  return n;
+}
+
 /** Sum of (offset + 1) over streams: a total order consistent with `covers`, for sorting. */
 export function offsetsWeight(a: OffsetMap): number {
   return eventsBetween({}, a);

@@ -126,7 +126,7 @@ export class CommitPipeline {
       if (this.pending === commit) this.pending = null;
       this.wakeCapacity?.();
       if (this.gaveUp || this.ctx.failed !== null) throw new Abandoned();
-      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase, commit.state);
+      return this.commit(commit.writes(), commit.taps(), commit.offsets, phase, commit.state, commit.offsetsDelta);
     })
       .catch((e: unknown) => {
         this.gaveUp = true;
@@ -170,6 +170,7 @@ export class CommitPipeline {
     offsets: OffsetMap,
     phase: Phase,
     state: StateWrite | null,
+    delta: OffsetDelta | null,
   ): Promise<void> {
     const ctx = this.ctx;
     const durable = ctx.durable;
@@ -239,7 +240,7 @@ export class CommitPipeline {
     }
     for (const [id, batch] of taps)
       ctx.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
-    this.status.setPhase(phase.name, phase);
+    this.status.setPhase(phase.name, phase, delta);
   }
 
   /** The fencing token a transaction on `db` checks (none without a lease). */

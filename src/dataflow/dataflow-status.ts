@@ -5,7 +5,7 @@
  */
 import { abbreviate, errorText, shortStatus } from '../core/message-text';
 import { RepeatSummary, type RepeatCount } from '../core/repeat-summary';
-import { eventsBetween } from '../core/offset-map';
+import { eventsBetween, eventsBetweenRaised, type OffsetDelta, type OffsetMap } from '../core/offset-map';
 import type { SkippedInput } from '../engine/types';
 import type { OperatorError } from '../engine/types';
 import { SinkConfigError, SinkDatabaseError, SinkDataError } from '../sinks/errors';
@@ -37,6 +37,9 @@ export class DataflowStatus {
   private readonly startedAt: number;
   /** The info line "live: …" is logged once per run, the first time it is live. */
   private liveLogged = false;
+  /** The events behind as last counted, and the offsets counted between (see behind()). */
+  private behindAt: { readonly committed: OffsetMap; readonly present: OffsetMap; readonly events: number } | null =
+    null;
   /** When the last rebuild progress line was logged (ms, ctx.now()). */
   private progressLoggedAt: number;
 
@@ -97,11 +100,17 @@ export class DataflowStatus {
     this.ctx.listener.log('info', 'dataflow has no db-sink or tapped node that runs: nothing to compute');
   }
 
-  setPhase(name: DataflowPhase, phase?: Phase): void {
+  /**
+   * Sets every running member's status for the phase; `delta`: how the committed offsets came
+   * about from the previous commit's, after a commit (the events behind are then counted from
+   * the streams it raised instead of every stream).
+   */
+  setPhase(name: DataflowPhase, phase?: Phase, delta: OffsetDelta | null = null): void {
     const ctx = this.ctx;
     if (ctx.phaseName === 'error' || ctx.stopping) return;
     ctx.phaseName = name;
-    const behind = eventsBetween(ctx.committedOffsets, ctx.present);
+    // Only the catching-up status shows it (and rebuild progress, while catching up).
+    const behind = name === 'catching up' ? this.behind(delta) : 0;
     for (const m of this.runningMembers()) {
       let status: MemberStatus;
       if (m.role === 'sink' && phase !== undefined && !phase.writing.has(m.id)) {
@@ -135,6 +144,23 @@ export class DataflowStatus {
       );
     }
     if (name === 'live') ctx.rebuilding.clear();
+  }
+
+  /**
+   * eventsBetween(committed offsets, present): what the last count was, brought forward by the
+   * streams a commit raised when it continues the offsets counted then (`delta.base` is them), else
+   * counted over every stream. With a stream per device there are many streams, a commit raises few.
+   */
+  private behind(delta: OffsetDelta | null): number {
+    const { committedOffsets: committed, present } = this.ctx;
+    const at = this.behindAt;
+    let events: number;
+    if (at !== null && at.present === present && at.committed === committed) events = at.events;
+    else if (at !== null && at.present === present && delta !== null && delta.base === at.committed)
+      events = eventsBetweenRaised(at.events, at.committed, delta.raised, present);
+    else events = eventsBetween(committed, present);
+    this.behindAt = { committed, present, events };
+    return events;
   }
 
   /**

@@ -107,6 +107,11 @@ export class PendingCommit<P> {
     return this.latestOffsets;
   }
 
+  /** How `offsets` came about from the offsets before this commit's first batch, if known. */
+  get offsetsDelta(): OffsetDelta | null {
+    return this.delta;
+  }
+
   /**
    * Per database, every sink's joined changes with its newest state; a state with this commit's
    * offsets comes with their delta, when known (SinkState.delta).

@@ -8,7 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { OffsetDelta, OffsetMap } from '../../src/core/offset-map';
+import {
+  eventsBetween,
+  eventsBetweenRaised,
+  offsetOf,
+  type OffsetDelta,
+  type OffsetMap,
+} from '../../src/core/offset-map';
 import { OffsetTracker } from '../../src/dataflow/offset-tracker';
 import { PendingCommit } from '../../src/dataflow/pending-commit';
 import type { SinkMember } from '../../src/dataflow/types';
@@ -149,5 +155,25 @@ test('property: a commit joining steps has the delta from the offsets before its
       },
     ),
     { numRuns: 300 },
+  );
+});
+
+test('property: the events between, brought forward by a delta, equal the events between counted over every stream', () => {
+  const map = fc.dictionary(fc.constantFrom(...STREAMS), fc.integer({ min: 0, max: 20 }));
+  fc.assert(
+    fc.property(
+      map,
+      map,
+      fc.dictionary(fc.constantFrom(...STREAMS), fc.integer({ min: 1, max: 20 })),
+      (b, upper, up) => {
+        const base = Object.fromEntries(Object.entries(b));
+        // Raised streams go beyond the base's offsets (new streams from -1).
+        const raised = new Map(Object.entries(up).map(([s, by]) => [s, (offsetOf(base, s) ?? -1) + by] as const));
+        const lower = Object.fromEntries(applied(base, raised));
+        const count = eventsBetween(base, upper);
+        assert.equal(eventsBetweenRaised(count, base, raised, upper), eventsBetween(lower, upper));
+      },
+    ),
+    { numRuns: 1000 },
   );
 });

@@ -476,7 +476,7 @@ function reportFlows(
   const flowRate = median(flowRates);
   const flowShare = flowRate / tightRate;
   console.log(
-    `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 8 tables; SQLite), ${ROUNDS} paired rounds`,
+    `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 10 tables; SQLite), ${ROUNDS} paired rounds`,
   );
   if (flowRounds.length > 0) {
     line(

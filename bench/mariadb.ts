@@ -17,7 +17,16 @@
  * way: far less engine work per event, so it shows the MariaDB write path's share more plainly.
  *
  * Beside each round: what the server counted during the catch-up (SHOW GLOBAL STATUS): commits,
- * statements per commit (round trips: the sink sends one statement at a time) and rows written.
+ * statements per commit (round trips: the sink sends one statement at a time) and rows written;
+ * and where the time went: the CPU time of this process (its main thread, which runs the engine,
+ * the sinks and mysql2, and all its threads, GC included; Linux /proc) and of the server (when it is
+ * the benchmark's own mariadbd), for the catch-up and for the floor. A catch-up whose main thread
+ * is busy for most of its wall time waits on our own code, not on the server.
+ *
+ * A second floor, for comparison (the bar stays against the bare one, as issue 17 names it): the
+ * same rows into tables with the sink tables' own keys and indexes (CREATE TABLE … LIKE), the keyed
+ * tables' rows as the same upserts (INSERT … ON DUPLICATE KEY UPDATE) — the server's row work the
+ * sinks cannot avoid.
  *
  * The server: the one the MYSQL_* variables (or MARIADB_URL) name — each round then uses databases
  * of its own, `bench_mariadb_<pid>_…`, dropped at the end, and the server counts include other
@@ -27,7 +36,7 @@
  * (3), BENCH_EXAMPLES (mariadb-dashboard,machine-usage), BENCH_LOG_DIR (the generated log's cache,
  * shared with bench:e2e).
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -63,14 +72,19 @@ const line = (label: string, text: string): void => console.log(`  ${label.padEn
 const q = (name: string): string => `\`${name}\``;
 
 /** The MariaDB to use: MYSQL_* / MARIADB_URL, else a temporary server of our own. */
-async function server(): Promise<{ env: Record<string, string>; own: boolean; stop(): Promise<void> }> {
+async function server(): Promise<{
+  env: Record<string, string>;
+  own: boolean;
+  pid?: number;
+  stop(): Promise<void>;
+}> {
   const given = ['MYSQL_HOST', 'MYSQL_PORT', 'MYSQL_DATABASE', 'MYSQL_USER', 'MARIADB_URL', 'MYSQL_URL'].some(
     (k) => process.env[k],
   );
   if (given) return { env: {}, own: false, stop: async () => undefined };
   // An ES module: import() through Function, which TypeScript's CommonJS output leaves alone.
   const load = new Function('path', 'return import(path)') as (path: string) => Promise<{
-    startTemporaryMariadb(): Promise<{ env: Record<string, string>; stop(): Promise<void> }>;
+    startTemporaryMariadb(): Promise<{ env: Record<string, string>; pid: number; stop(): Promise<void> }>;
   }>;
   const { startTemporaryMariadb } = await load(join(ROOT, 'scripts', 'mariadb-server.mjs'));
   return { ...(await startTemporaryMariadb()), own: true };
@@ -83,6 +97,8 @@ const cachedLog = (): string => cachedDrillLog(EVENTS, MACHINES);
 interface Written {
   readonly columns: string[];
   readonly rows: (readonly unknown[])[];
+  /** The sink's ` ON DUPLICATE KEY UPDATE …` clause for a keyed table ('' for a multiset table): the indexed floor's upserts. */
+  readonly upsert: string;
 }
 
 const INSERT = /^INSERT INTO `([^`]+)` \(([^)]*)\) VALUES /;
@@ -102,7 +118,9 @@ async function recordingInserts<T>(fn: () => Promise<T>): Promise<{ result: T; w
     if (m && !BOOKKEEPING.test(m[1] as string)) {
       const columns = (m[2] as string).split(', ').map((c) => c.replace(/^`|`$/g, ''));
       let w = written.get(m[1] as string);
-      if (w === undefined) written.set(m[1] as string, (w = { columns, rows: [] }));
+      const at = sql.indexOf(' ON DUPLICATE KEY UPDATE ');
+      if (w === undefined)
+        written.set(m[1] as string, (w = { columns, rows: [], upsert: at < 0 ? '' : sql.slice(at) }));
       for (let i = 0; i < params.length; i += columns.length) w.rows.push(params.slice(i, i + columns.length));
     }
     return original.call(this, sql, params);
@@ -146,6 +164,51 @@ function delta(a: Status, b: Status): Status {
   return out;
 }
 
+/**
+ * CPU time (ms, user + system) of a process, or of one of its threads, from /proc (Linux); null
+ * where that cannot be read.
+ */
+function cpuMs(pid: number, thread?: number): number | null {
+  try {
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+    // NB: fields after the command name (which may hold spaces) — utime and stime are the 12th and 13th, in clock ticks (100 Hz).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time spent during a phase: this process (main thread, all threads) and the server (its own mariadbd only). */
+interface Cpu {
+  readonly main: number | null;
+  readonly process: number;
+  readonly server: number | null;
+}
+
+let serverPid: number | undefined;
+
+/** Starts measuring; the returned function gives the CPU time spent since. */
+function cpuMeter(): () => Cpu {
+  const main0 = cpuMs(process.pid, process.pid);
+  const server0 = serverPid === undefined ? null : cpuMs(serverPid);
+  const all0 = process.cpuUsage();
+  return () => {
+    const all = process.cpuUsage(all0);
+    const main = cpuMs(process.pid, process.pid);
+    const server = serverPid === undefined ? null : cpuMs(serverPid);
+    return {
+      main: main0 === null || main === null ? null : main - main0,
+      process: (all.user + all.system) / 1000,
+      server: server0 === null || server === null ? null : server - server0,
+    };
+  };
+}
+
+const seconds = (ms: number | null): string => (ms === null ? '?' : `${(ms / 1000).toFixed(2)} s`);
+const cpuText = (c: Cpu, wallMs: number): string =>
+  `CPU: this process ${seconds(c.process)} (main thread ${seconds(c.main)}${c.main === null ? '' : `, busy ${Math.round((100 * c.main) / wallMs)} % of the wall time`}), server ${seconds(c.server)}`;
+
 /** What a round catches up with: the example flows, or the hand-written views. */
 type Kind = 'flows' | 'views';
 
@@ -156,16 +219,18 @@ async function catchUp(
   round: string,
   database: string,
   conn: mysql.Connection,
-): Promise<{ ms: number; server: Status }> {
+): Promise<{ ms: number; server: Status; cpu: Cpu }> {
   const logFile = join(dir, `log-${round}.sqlite`);
   copyFileSync(cachedLog(), logFile);
   await conn.query(`DROP DATABASE IF EXISTS ${q(database)}`);
   await conn.query(`CREATE DATABASE ${q(database)}`);
   const before = await status(conn);
+  const cpu = cpuMeter();
   const ms = kind === 'flows' ? await flowsCatchUp(logFile, database) : await viewsCatchUp(logFile, database);
+  const spent = cpu();
   const after = await status(conn);
   rmSync(logFile, { force: true });
-  return { ms, server: delta(before, after) };
+  return { ms, server: delta(before, after), cpu: spent };
 }
 
 /** The example flows as the nodes compile them (bench/example-flows.ts), db-configs pointed at `database`. */
@@ -226,11 +291,24 @@ async function viewsCatchUp(logFile: string, database: string): Promise<number> 
   }
 }
 
-/** Plain tables in `to` with the columns of the tables in `from` (their column types, no keys, no index). */
-async function bareTables(c: mysql.Connection, from: string, to: string, tables: readonly string[]): Promise<void> {
+/**
+ * Tables in `to` for the tables in `from`: plain (their column types, no keys, no index), or
+ * `indexed` (CREATE TABLE … LIKE: the same keys and indexes).
+ */
+async function bareTables(
+  c: mysql.Connection,
+  from: string,
+  to: string,
+  tables: readonly string[],
+  indexed: boolean,
+): Promise<void> {
   await c.query(`DROP DATABASE IF EXISTS ${q(to)}`);
   await c.query(`CREATE DATABASE ${q(to)}`);
   for (const t of tables) {
+    if (indexed) {
+      await c.query(`CREATE TABLE ${q(to)}.${q(t)} LIKE ${q(from)}.${q(t)}`);
+      continue;
+    }
     const [cols] = await c.query(
       'SELECT COLUMN_NAME AS n, COLUMN_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION',
       [from, t],
@@ -242,13 +320,18 @@ async function bareTables(c: mysql.Connection, from: string, to: string, tables:
   }
 }
 
-/** The floor: the written rows into the plain tables of `database` as prepared multi-row INSERTs, in `transactions` transactions. */
+/**
+ * The floor: the written rows into the tables of `database` as prepared multi-row INSERTs (with
+ * `upserts`, a keyed table's rows with the sink's ON DUPLICATE KEY UPDATE clause), in `transactions`
+ * transactions. Resolves to its wall time and CPU time.
+ */
 async function bareInserts(
   c: mysql.Connection,
   database: string,
   written: ReadonlyMap<string, Written>,
   transactions: number,
-): Promise<number> {
+  upserts: boolean,
+): Promise<{ ms: number; cpu: Cpu }> {
   const text = new Map<string, string>();
   const statement = (table: string, columns: readonly string[], n: number): string => {
     const shape = `${table}\u0000${n}`;
@@ -256,11 +339,13 @@ async function bareInserts(
     if (s === undefined) {
       const tuple = `(${columns.map(() => '?').join(', ')})`;
       s = `INSERT INTO ${q(database)}.${q(table)} (${columns.map(q).join(', ')}) VALUES ${Array(n).fill(tuple).join(', ')}`;
+      if (upserts) s += written.get(table)?.upsert ?? '';
       text.set(shape, s);
     }
     return s;
   };
   const n = Math.max(1, transactions);
+  const cpu = cpuMeter();
   const t0 = performance.now();
   for (let t = 0; t < n; t++) {
     await c.query('START TRANSACTION');
@@ -274,7 +359,8 @@ async function bareInserts(
     }
     await c.query('COMMIT');
   }
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  return { ms, cpu: cpu() };
 }
 
 const median = (xs: readonly number[]): number => {
@@ -291,6 +377,7 @@ async function main(): Promise<void> {
   );
   const srv = await server();
   Object.assign(process.env, srv.env);
+  serverPid = srv.pid;
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-bench-mariadb-'));
   const conn = await mysql.createConnection({
     host: process.env.MYSQL_HOST ?? '127.0.0.1',
@@ -328,32 +415,47 @@ async function main(): Promise<void> {
         `${count(rowCount)}: ${[...written].map(([t, w]) => `${t} ${count(w.rows.length)}`).join(', ')}`,
       );
       const ratios: number[] = [];
+      const indexedRatios: number[] = [];
       const perCommit: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         // A: the catch-up into a fresh database.
         const db = fresh(`${kind}_r${r}`);
         const a = await catchUp(kind, dir, `${kind}-r${r}`, db, conn);
         const commits = a.server.Com_commit;
-        // B: the same rows, bare, into plain tables.
+        // B: the same rows, bare, into plain tables; then (for comparison) into tables with the sinks' keys and indexes.
         const bare = fresh(`${kind}_r${r}_bare`);
-        await bareTables(conn, db, bare, [...written.keys()]);
-        const floorMs = await bareInserts(conn, bare, written, commits);
-        ratios.push(floorMs / a.ms);
+        await bareTables(conn, db, bare, [...written.keys()], false);
+        const floor = await bareInserts(conn, bare, written, commits, false);
+        const indexed = fresh(`${kind}_r${r}_indexed`);
+        await bareTables(conn, db, indexed, [...written.keys()], true);
+        const indexedFloor = await bareInserts(conn, indexed, written, commits, true);
+        ratios.push(floor.ms / a.ms);
+        indexedRatios.push(indexedFloor.ms / a.ms);
         const s = a.server;
         const statements = s.Questions;
         perCommit.push(statements / Math.max(1, commits));
         line(
           `round ${r + 1}: catch-up / floor`,
-          `${rate(EVENTS, a.ms)} (${(a.ms / 1000).toFixed(2)} s) / ${count((rowCount / floorMs) * 1000)} rows/s (${(floorMs / 1000).toFixed(2)} s) → ${(floorMs / a.ms).toFixed(2)}`,
+          `${rate(EVENTS, a.ms)} (${(a.ms / 1000).toFixed(2)} s) / ${count((rowCount / floor.ms) * 1000)} rows/s (${(floor.ms / 1000).toFixed(2)} s) → ${(floor.ms / a.ms).toFixed(2)}`,
         );
         line(
           '  server during the catch-up',
           `${count(commits)} commits, ${count(statements)} statements (${(statements / Math.max(1, commits)).toFixed(1)} per commit: ${count(s.Com_stmt_execute)} prepared, ${count(s.Com_select)} SELECT), rows ${count(s.Handler_write)} written, ${count(s.Handler_update)} updated, ${count(s.Handler_delete)} deleted, ${count(s.Handler_read_key)} key lookups`,
         );
-        for (const d of [db, bare]) await conn.query(`DROP DATABASE IF EXISTS ${q(d)}`);
+        line('  catch-up', cpuText(a.cpu, a.ms));
+        line('  bare floor', cpuText(floor.cpu, floor.ms));
+        line(
+          '  indexed floor (keys, indexes, upserts)',
+          `${(indexedFloor.ms / 1000).toFixed(2)} s → ${(indexedFloor.ms / a.ms).toFixed(2)}; ${cpuText(indexedFloor.cpu, indexedFloor.ms)}`,
+        );
+        for (const d of [db, bare, indexed]) await conn.query(`DROP DATABASE IF EXISTS ${q(d)}`);
       }
       const m = median(ratios);
       const v = `median ${m.toFixed(2)} (rounds ${ratios.map((x) => x.toFixed(2)).join(', ')}; ${median(perCommit).toFixed(1)} statements per commit)`;
+      line(
+        'catch-up rate ÷ indexed floor rate',
+        `median ${median(indexedRatios).toFixed(2)} (rounds ${indexedRatios.map((x) => x.toFixed(2)).join(', ')}; for comparison)`,
+      );
       if (kind === 'flows') {
         line('catch-up rate ÷ bare-INSERT floor rate', `${v} — ${m >= BAR ? 'PASS' : 'FAIL'} (bar ≥ ${BAR}, issue 17)`);
         verdicts.push(`example flows ${m.toFixed(2)} ${m >= BAR ? 'PASS' : 'FAIL'}`);

@@ -172,6 +172,8 @@ export async function startTemporaryMariadb() {
     await admin.query('CREATE DATABASE IF NOT EXISTS deltaflow_test');
     await admin.end();
     return {
+      /** The server's process id (bench:mariadb reads its CPU time). */
+      pid: server.proc.pid,
       env: {
         MYSQL_HOST: '127.0.0.1',
         MYSQL_PORT: String(port),

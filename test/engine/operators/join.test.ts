@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createGraph, type Collection, type Grouped, type Update, type Value } from '../../../src/engine';
-import { SCAN_LIMIT } from '../../../src/engine/record-list';
+import { SCAN_LIMIT } from '../../../src/engine/operators/join';
 import { assertConsolidated, RUNS } from '../harness';
 import { refCompare, refKey, zAdd, zMinus, zShow, type Z } from '../reference';
 import { show } from '../run';
@@ -22,42 +22,63 @@ const rec: fc.Arbitrary<Rec> = fc.record({
   o: fc.integer({ min: 0, max: 3 }),
 });
 
+/**
+ * Records of few keys with many distinct values: a key's side grows beyond SCAN_LIMIT records (then
+ * found through an index by identity) and shrinks below it again, with records moved on removal.
+ */
+const wideRec: fc.Arbitrary<Rec> = fc.record({
+  k: fc.constantFrom('a', 'b'),
+  v: fc.oneof(
+    fc.integer({ min: 0, max: 2 * SCAN_LIMIT }),
+    fc.integer({ min: 0, max: SCAN_LIMIT }).map((i): Value => ({ y: i })),
+  ),
+  o: fc.integer({ min: 0, max: 1 }),
+});
+
 interface Scenario {
   readonly batches: [Side, Update<Rec>][][];
   readonly restarts: ReadonlySet<number>;
 }
 
-const scenarios: fc.Arbitrary<Scenario> = fc
-  .record({
-    final: fc.array(fc.tuple(fc.constantFrom<Side>('l', 'r'), rec, fc.integer({ min: 1, max: 2 })), { maxLength: 16 }),
-    noise: fc.array(fc.tuple(fc.constantFrom<Side>('l', 'r'), rec, fc.boolean()), { maxLength: 8 }),
-    order: fc.array(fc.nat(), { maxLength: 32 }),
-    cuts: fc.array(fc.nat({ max: 1000 }), { maxLength: 6 }),
-    restarts: fc.array(fc.nat({ max: 6 }), { maxLength: 2 }),
-  })
-  .map(({ final, noise, order, cuts, restarts }) => {
-    const updates: [Side, Update<Rec>][] = [];
-    for (const [side, r, m] of final) updates.push([side, [r, m, r.o]]);
-    // Noise: inserted and retracted, the retraction possibly first.
-    for (const [side, r, first] of noise) {
-      const pair: [Side, Update<Rec>][] = [
-        [side, [r, 1, r.o]],
-        [side, [r, -1, r.o]],
-      ];
-      updates.push(...(first ? pair : pair.reverse()));
-    }
-    const keyed = updates.map((u, i) => [order[i % Math.max(1, order.length)] ?? 0, i, u] as const);
-    keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    const shuffled = keyed.map(([, , u]) => u);
-    const points = [...new Set(cuts.map((c) => c % (shuffled.length + 1)))].sort((a, b) => a - b);
-    const batches: [Side, Update<Rec>][][] = [];
-    let from = 0;
-    for (const p of [...points, shuffled.length]) {
-      batches.push(shuffled.slice(from, p));
-      from = p;
-    }
-    return { batches, restarts: new Set(restarts) };
-  });
+const scenariosOf = (rec: fc.Arbitrary<Rec>, size: number, minLength = 0): fc.Arbitrary<Scenario> =>
+  fc
+    .record({
+      final: fc.array(fc.tuple(fc.constantFrom<Side>('l', 'r'), rec, fc.integer({ min: 1, max: 2 })), {
+        minLength,
+        maxLength: size,
+      }),
+      noise: fc.array(fc.tuple(fc.constantFrom<Side>('l', 'r'), rec, fc.boolean()), {
+        minLength: minLength / 2,
+        maxLength: size / 2,
+      }),
+      order: fc.array(fc.nat(), { maxLength: 2 * size }),
+      cuts: fc.array(fc.nat({ max: 1000 }), { maxLength: 6 }),
+      restarts: fc.array(fc.nat({ max: 6 }), { maxLength: 2 }),
+    })
+    .map(({ final, noise, order, cuts, restarts }) => {
+      const updates: [Side, Update<Rec>][] = [];
+      for (const [side, r, m] of final) updates.push([side, [r, m, r.o]]);
+      // Noise: inserted and retracted, the retraction possibly first.
+      for (const [side, r, first] of noise) {
+        const pair: [Side, Update<Rec>][] = [
+          [side, [r, 1, r.o]],
+          [side, [r, -1, r.o]],
+        ];
+        updates.push(...(first ? pair : pair.reverse()));
+      }
+      const keyed = updates.map((u, i) => [order[i % Math.max(1, order.length)] ?? 0, i, u] as const);
+      keyed.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      const shuffled = keyed.map(([, , u]) => u);
+      const points = [...new Set(cuts.map((c) => c % (shuffled.length + 1)))].sort((a, b) => a - b);
+      const batches: [Side, Update<Rec>][][] = [];
+      let from = 0;
+      for (const p of [...points, shuffled.length]) {
+        batches.push(shuffled.slice(from, p));
+        from = p;
+      }
+      return { batches, restarts: new Set(restarts) };
+    });
+const scenarios = scenariosOf(rec, 16);
 
 /** The join from scratch: `{key, left, right}` per pair of a key, unmatched left records with null. */
 function joined(l: Z, r: Z, kind: 'inner' | 'left'): Z {
@@ -112,9 +133,9 @@ async function check(sc: Scenario, build: Build, reference: (l: Z, r: Z) => Z): 
   assert.deepEqual(zShow(accumulated), zShow(reference(l, r)), 'accumulated output differs from the reference');
 }
 
-const property = (build: Build, reference: (l: Z, r: Z) => Z) =>
+const property = (build: Build, reference: (l: Z, r: Z) => Z, from = scenarios) =>
   fc.assert(
-    fc.asyncProperty(scenarios, (sc) => check(sc, build, reference)),
+    fc.asyncProperty(from, (sc) => check(sc, build, reference)),
     { numRuns: RUNS },
   );
 
@@ -124,6 +145,15 @@ describe('join: incremental equals from scratch (batchings, retractions on eithe
       property(
         (l, r) => l.join(r, { kind }).ungroup(),
         (l, r) => joined(l, r, kind),
+      ));
+  }
+
+  for (const kind of ['inner', 'left'] as const) {
+    test(`${kind} join, keys with more records than SCAN_LIMIT (${SCAN_LIMIT}) on a side`, () =>
+      property(
+        (l, r) => l.join(r, { kind }).ungroup(),
+        (l, r) => joined(l, r, kind),
+        scenariosOf(wideRec, 6 * SCAN_LIMIT, 4 * SCAN_LIMIT),
       ));
   }
 

@@ -27,23 +27,37 @@ export class FilterOperator extends StatelessOperator {
   }
 }
 
+/** Filters of more kept updates than this push them instead of allocating the columns ahead. */
+const PREALLOCATED = 8192;
+
 /** Keeps the updates whose evaluation is truthy (JavaScript truthiness, as a Node-RED user expects). */
 function select(batch: Columns, keep: readonly Evaluated<unknown>[]): Columns | null {
-  let all = true;
-  for (let i = 0; i < keep.length; i++) {
-    if (keep[i] === SKIP || !keep[i]) {
-      all = false;
-      break;
-    }
+  let kept = 0;
+  for (let i = 0; i < keep.length; i++) if (keep[i] !== SKIP && keep[i]) kept++;
+  if (kept === keep.length) return batch;
+  if (kept === 0) return null;
+  // NB: columns of the kept size, written by position (pushing from empty allocated about as much
+  // again as garbage); `new Array(n)` beyond a few thousand slots may not give a fast array.
+  if (kept > PREALLOCATED) {
+    const out = emptyColumns(false, batch.orders !== null);
+    for (let i = 0; i < keep.length; i++) if (keep[i] !== SKIP && keep[i]) pushFrom(out, batch, i);
+    return out;
   }
-  if (all) return batch;
-  const out = emptyColumns(false, batch.orders !== null);
+  const values = new Array<Value>(kept);
+  const diffs = new Array<number>(kept);
+  const times = new Array<number>(kept);
+  const orders = batch.orders === null ? null : new Array<Value>(kept);
+  let w = 0;
   for (let i = 0; i < keep.length; i++) {
     const k = keep[i];
     if (k === SKIP || !k) continue;
-    pushFrom(out, batch, i);
+    values[w] = batch.values[i];
+    diffs[w] = batch.diffs[i];
+    times[w] = batch.times[i];
+    if (orders !== null) orders[w] = batch.orders![i];
+    w++;
   }
-  return out.values.length === 0 ? null : out;
+  return { values, diffs, times, keys: null, orders };
 }
 
 /** Rejects results that are not values (e.g. a map function returning undefined or NaN). */

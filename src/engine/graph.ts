@@ -67,6 +67,9 @@ export function createGraph(): Graph {
   return new DataflowGraph();
 }
 
+/** Output batches of up to this many updates are allocated at their size ahead. */
+const PREALLOCATED_OUTPUTS = 8192;
+
 /** Stands in the operator list for a named input; `step` fills its output directly. */
 class InputNode implements Operator {
   readonly inputs: readonly number[] = [];
@@ -189,9 +192,13 @@ class DataflowGraph implements Graph {
         const c = results[index];
         if (c === null) continue;
         const raw = this.rawOutputs.has(name);
-        const updates: Update[] = [];
-        for (let i = 0; i < c.values.length; i++)
-          if (!raw || c.diffs[i] !== 0) updates.push([c.values[i], c.diffs[i], c.times[i]]);
+        const n = c.values.length;
+        // NB: allocated at the column length and trimmed (pushing from empty made about as much
+        // again as garbage); `new Array(n)` beyond a few thousand slots may not give a fast array.
+        const updates: Update[] = n <= PREALLOCATED_OUTPUTS ? new Array<Update>(n) : [];
+        let w = 0;
+        for (let i = 0; i < n; i++) if (!raw || c.diffs[i] !== 0) updates[w++] = [c.values[i], c.diffs[i], c.times[i]];
+        updates.length = w;
         const batch = raw || c.consolidated === true ? updates : consolidate(updates);
         if (batch.length > 0) outputs.set(name, batch);
       }

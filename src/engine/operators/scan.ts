@@ -312,6 +312,11 @@ export class ScanOperator extends UnaryOperator {
     // forgot them), and the checkpoints after a gap hold states that folded its inputs: the fold is
     // refolded from the initial state over what is left, with no old checkpoint to rejoin.
     const refoldAll = group.info?.refoldAll === true;
+    // NB: every page is saved again (with this cutoff), even when nothing is forgotten: a page
+    // saved before the compaction and loaded later would be compacted again as it loads, and with
+    // it the inputs that arrived after the compaction with older times (the durable property test
+    // with retention fails without this).
+    if (group.info !== null) group.info.dirtyFrom = 0;
     const fold: FoldState = refoldAll ? { ...group.fold, checkpoints: [] } : group.fold;
     const older = olderCount(fold.times, cutoff);
     if (older === 0 && !refoldAll) return fold;

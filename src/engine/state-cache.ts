@@ -10,6 +10,7 @@
  * was older than the cutoff at the moment of `compact`, not inputs that arrive later with older
  * times, so an entry saved after a compaction is not compacted again by the same cutoff.
  */
+import { Bloom } from './bloom';
 import type { Columns } from './columns';
 import type { DurableState, PageReader } from './operator';
 import { isThenable } from './step-context';
@@ -26,6 +27,14 @@ interface Meta {
   deleted: boolean;
 }
 
+/**
+ * What an entry in memory costs beyond its text, in the cache's count (its key, the cache's
+ * record, the operator's structures): measured about 600 bytes of heap for a `distinct` entry of
+ * a two-field record, whose text is 15 characters. Without it, many small entries (one per
+ * distinct value) would grow the heap far beyond the bound.
+ */
+const ENTRY_OVERHEAD = 600;
+
 export interface DurableOp {
   readonly index: number;
   readonly id: string;
@@ -35,8 +44,13 @@ export interface DurableOp {
 export class StateCache {
   /** Entries in memory by `op index + ' ' + key`, least recently used first. */
   private readonly metas = new Map<string, Meta>();
-  /** Per operator index: whether the store may hold entries that are not in memory. */
+  /**
+   * Per operator index: whether the store may hold entries this graph never had in memory (it
+   * started over stored state); else only the keys it evicted may be stored (`evicted`).
+   */
   private readonly mayBeStored: boolean[] = [];
+  /** Per operator index: the keys evicted (a Bloom filter: a key it rules out is new). */
+  private readonly evicted: Bloom[] = [];
   private readonly ids: string[] = [];
   /** Per operator index: the units the running step touches, by key. */
   private readonly touched: (Map<string, Value> | null)[] = [];
@@ -59,6 +73,7 @@ export class StateCache {
     this.cutoff = options.cutoff ?? null;
     for (const op of ops) {
       this.mayBeStored[op.index] = options.stored;
+      this.evicted[op.index] = new Bloom();
       this.ids[op.index] = op.id;
       op.durable.paged?.attach(this.reader(op));
     }
@@ -67,7 +82,7 @@ export class StateCache {
   /** What a paged operator reads its entries through (docs/durable-state.md, "Pages"). */
   private reader(op: DurableOp): PageReader {
     return {
-      mayLoad: (unit) => this.mayBeStored[op.index] && !this.metas.has(op.index + ' ' + unit),
+      mayLoad: (unit) => !this.metas.has(op.index + ' ' + unit) && this.mayHold(op.index, unit),
       get: (keys) => this.store.get(op.id, keys),
       seek: (from, to, last) => this.store.seek(op.id, from, to, last),
       range: (from, to) => this.store.range(op.id, from, to),
@@ -81,6 +96,11 @@ export class StateCache {
       },
       text: (data) => JSON.stringify([this.cutoff, data]),
     };
+  }
+
+  /** Whether the store may hold the key (it is not known to be new). */
+  private mayHold(op: number, key: string): boolean {
+    return this.mayBeStored[op] || this.evicted[op].mayHave(key);
   }
 
   /** An entry's text as `[cutoff, data]`. */
@@ -102,7 +122,7 @@ export class StateCache {
     op.durable.touched(inputs, touched);
     this.touched[op.index] = touched;
     // A paged operator reads what it needs itself, during run (through `reader`).
-    if (!this.mayBeStored[op.index] || op.durable.paged !== undefined) return;
+    if (op.durable.paged !== undefined) return;
     const keys: string[] = [];
     const units: Value[] = [];
     for (const [key, unit] of touched) {
@@ -112,6 +132,7 @@ export class StateCache {
       // `touched` must name every unit `run` reads: the durable property tests (cache bound 0)
       // fail when either is not so.
       if (this.metas.has(op.index + ' ' + key)) continue;
+      if (!this.mayHold(op.index, key)) continue; // new: never stored
       keys.push(key);
       units.push(unit);
     }
@@ -127,14 +148,9 @@ export class StateCache {
         const compactTo = this.cutoff !== null && (saved === null || saved < this.cutoff) ? this.cutoff : null;
         op.durable.load(units[j], data, compactTo);
         this.loads++;
-        this.metas.set(op.index + ' ' + keys[j], {
-          op: op.index,
-          unit: units[j],
-          bytes: text.length,
-          pin: 0,
-          deleted: false,
-        });
-        this.bytes += text.length;
+        const bytes = text.length + ENTRY_OVERHEAD;
+        this.metas.set(op.index + ' ' + keys[j], { op: op.index, unit: units[j], bytes, pin: 0, deleted: false });
+        this.bytes += bytes;
       }
     };
     if (isThenable(texts)) return Promise.resolve(texts).then(load);
@@ -156,7 +172,8 @@ export class StateCache {
         if (paged !== undefined) {
           const saved = paged.save(unit);
           if (saved === null) continue;
-          const { entries: written, bytes } = saved;
+          const written = saved.entries;
+          const bytes = saved.bytes === 0 ? 0 : saved.bytes + ENTRY_OVERHEAD;
           const old = this.metas.get(id);
           if (old !== undefined) {
             this.bytes -= old.bytes;
@@ -173,11 +190,11 @@ export class StateCache {
         if (old !== undefined) {
           this.bytes -= old.bytes;
           this.metas.delete(id); // re-inserted last: most recently used
-        } else if (saved === null && !this.mayBeStored[op.index]) continue; // never stored: nothing to delete
+        } else if (saved === null && !this.mayHold(op.index, key)) continue; // never stored: nothing to delete
         const entry: StateEntry | null =
           saved === null ? null : { v: JSON.stringify([this.cutoff, saved.data]), t: saved.t };
         changed.set(key, entry);
-        const bytes = entry === null ? 0 : entry.v.length;
+        const bytes = entry === null ? 0 : entry.v.length + ENTRY_OVERHEAD;
         this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: entry === null });
         this.bytes += bytes;
       }
@@ -220,7 +237,8 @@ export class StateCache {
       const m = this.metas.get(t.id);
       // NB: a unit saved again by a later step is trimmed when that step is released.
       if (m === undefined || m.deleted || m.pin !== t.step) continue;
-      const bytes = t.op.durable.paged!.trim(t.unit);
+      const trimmed = t.op.durable.paged!.trim(t.unit);
+      const bytes = trimmed === 0 ? 0 : trimmed + ENTRY_OVERHEAD;
       this.bytes += bytes - m.bytes;
       m.bytes = bytes;
     }
@@ -238,7 +256,7 @@ export class StateCache {
       const op = this.ops.find((o) => o.index === m.op)!;
       op.durable.evict(m.unit);
       this.evictions++;
-      this.mayBeStored[m.op] = true;
+      this.evicted[m.op].add(id.slice(id.indexOf(' ') + 1));
     }
   }
 

@@ -530,7 +530,7 @@ export interface StateStore {
 }
 
 export interface StoreOptions {
-  /** Bound of the state kept in memory, in bytes of entry text (clean entries beyond it are evicted, least recently used first). */
+  /** Bound of the state kept in memory, counted as each entry's text length plus 600 bytes (clean entries beyond it are evicted, least recently used first). */
   readonly cacheBytes: number;
   /** false: nothing is stored yet (a miss is a new entry, no read needed). */
   readonly stored: boolean;
@@ -566,7 +566,7 @@ export interface StepState {
 export interface StateStats {
   /** Entries in memory (including deleted ones kept until their commit is durable). */
   readonly entries: number;
-  /** Their stored size (text length). */
+  /** Their size as the cache counts it (text length plus 600 bytes each). */
   readonly bytes: number;
   /** Entries read from the store since the graph was created. */
   readonly loads: number;

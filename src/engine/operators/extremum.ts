@@ -222,8 +222,8 @@ interface Stored {
   headerBytes: number;
 }
 
-/** Rough size in memory of an element kept in a tree (for the state cache's bound). */
-const ELEMENT_BYTES = 64;
+/** Rough size in memory of an element kept in a tree (for the state cache's bound; its key array and entry). */
+const ELEMENT_BYTES = 300;
 /** A trimmed group keeps its tree when it has at most this many elements (then it stays whole). */
 const SMALL_GROUP = 16;
 

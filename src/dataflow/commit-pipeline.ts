@@ -15,7 +15,8 @@ import type { LeaseToken, SinkDatabase, SinkTransaction } from '../sinks/types';
 import { commitToDatabase, type CommitAttempts, type SinkWrite } from './commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
-import { PendingCommit } from './pending-commit';
+import { PendingCommit, type StepWrite } from './pending-commit';
+import type { StepOffsets } from './offset-tracker';
 import type { SinkMember } from './types';
 import { STATE_FORMAT, StateWrite } from './durable-state';
 import { Abandoned } from './retry';
@@ -24,6 +25,8 @@ import { Abandoned } from './retry';
 const HOLD_MS = 1000;
 
 export type DatabaseWrites = [SinkDatabase, SinkWrite[]];
+/** A step's writes per database (their offsets are the commit's: PendingCommit.writes). */
+export type DatabaseStepWrites = [SinkDatabase, StepWrite[]];
 export type TapChanges = readonly [string, Batch];
 
 export class CommitPipeline {
@@ -63,20 +66,18 @@ export class CommitPipeline {
    */
   async add(
     phase: Phase,
-    perDb: readonly DatabaseWrites[],
+    perDb: readonly DatabaseStepWrites[],
     taps: readonly TapChanges[],
-    offsets: OffsetMap,
+    offsets: OffsetMap | StepOffsets,
     count: number,
     rangeEnd: boolean,
     state: StepState | undefined = undefined,
     oldestMicros = Infinity,
-    /** How `offsets` came about from the previous step's (OffsetTracker.step). */
-    delta: OffsetDelta | null = null,
   ): Promise<void> {
     const ctx = this.ctx;
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) {
-      waiting.join(perDb, taps, offsets, count, delta);
+      waiting.join(perDb, taps, offsets, count);
       waiting.spans(oldestMicros);
       waiting.state?.add(state, ctx.watermark);
     } else {
@@ -86,10 +87,10 @@ export class CommitPipeline {
         timer.unref();
         const write = ctx.durable === null ? null : new StateWrite(ctx.durable.scope, ctx.stateCutoff, ctx.watermark);
         write?.add(state, ctx.watermark);
-        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write, delta), timer };
+        this.held = { commit: new PendingCommit(phase, perDb, taps, offsets, count, write), timer };
         this.open.push(this.held.commit);
       } else {
-        this.held.commit.join(perDb, taps, offsets, count, delta);
+        this.held.commit.join(perDb, taps, offsets, count);
         this.held.commit.state?.add(state, ctx.watermark);
       }
       this.held.commit.spans(oldestMicros);
@@ -130,7 +131,7 @@ export class CommitPipeline {
     })
       .catch((e: unknown) => {
         this.gaveUp = true;
-        this.failCommit(e, commit.writes(), commit.events);
+        this.failCommit(e, commit.sinkWrites(), commit.events);
       })
       .finally(() => {
         this.open.splice(this.open.indexOf(commit), 1);
@@ -276,7 +277,7 @@ export class CommitPipeline {
    * While stopping, a commit that failed its one attempt is logged: its events are read again at
    * the next start.
    */
-  private failCommit(e: unknown, perDb: readonly DatabaseWrites[], events: number): void {
+  private failCommit(e: unknown, perDb: readonly DatabaseStepWrites[], events: number): void {
     if (e instanceof Abandoned) return;
     // Taken over: the new holder continues from the committed offsets (standby, no halt).
     if (e instanceof LeaseLostError) return this.ctx.leaseLost(e);

@@ -7,69 +7,54 @@
  */
 import { consolidate } from '../engine/consolidate';
 import type { Batch, Update } from '../engine/types';
-import type { SinkDatabase } from '../sinks/types';
+import type { SinkDatabase, SinkState } from '../sinks/types';
 import type { OffsetDelta, OffsetMap } from '../core/offset-map';
 import type { SinkWrite } from './commit';
 import type { StateWrite } from './durable-state';
+import { StepOffsets } from './offset-tracker';
+
+/** A step's write to a sink: its state's offsets are the commit's (PendingCommit.writes). */
+export type StepWrite = Omit<SinkWrite, 'state'> & { readonly state: Omit<SinkState, 'offsets' | 'delta'> };
 
 export class PendingCommit<P> {
   /** Set when its transaction begins: from then on, later batches need a commit of their own. */
   started = false;
-  private readonly byDb = new Map<SinkDatabase, Map<string, { write: SinkWrite; changes: Update[] }>>();
+  private readonly byDb = new Map<SinkDatabase, Map<string, { write: StepWrite; changes: Update[] }>>();
   private readonly tapChanges = new Map<string, Update[]>();
-  private latestOffsets: OffsetMap;
-  /**
-   * How `latestOffsets` came about from the offsets before the first batch (null: unknown): the
-   * batches' deltas joined while each batch continues the one before it.
-   */
-  private delta: OffsetDelta | null;
-  /** The raised streams of `delta` once joined (a map of this commit's own; a batch's is not changed). */
-  private joinedRaised: Map<string, number> | null = null;
+  /** The newest batch's offsets: a step's (materialized when the commit asks), or given whole. */
+  private latest: OffsetMap | StepOffsets;
   private eventCount = 0;
   /** The least event timestamp (µs) of the batches joined (Infinity: none known), for the lag in seconds. */
   oldestMicros = Infinity;
 
   constructor(
     readonly phase: P,
-    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    perDb: readonly (readonly [SinkDatabase, readonly StepWrite[]])[],
     taps: readonly (readonly [string, Batch])[],
-    offsets: OffsetMap,
+    offsets: OffsetMap | StepOffsets,
     events: number,
     /** Durable operator state: the joined steps' state, written with the rows (null: state in memory). */
     readonly state: StateWrite | null = null,
-    /** How `offsets` came about (OffsetTracker.step), if known. */
-    delta: OffsetDelta | null = null,
   ) {
-    this.latestOffsets = offsets;
-    this.delta = delta;
-    this.add(perDb, taps, offsets, events);
+    this.latest = offsets;
+    this.add(perDb, taps, events);
   }
 
-  /**
-   * Adds a later batch: its changes after the earlier ones, its states and offsets instead of
-   * theirs; `delta`: how its offsets came about from the previous batch's (OffsetTracker.step).
-   */
+  /** Adds a later batch: its changes after the earlier ones, its states and offsets instead of theirs. */
   join(
-    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    perDb: readonly (readonly [SinkDatabase, readonly StepWrite[]])[],
     taps: readonly (readonly [string, Batch])[],
-    offsets: OffsetMap,
+    offsets: OffsetMap | StepOffsets,
     events: number,
-    delta: OffsetDelta | null = null,
   ): void {
     if (this.started) throw new Error('a started commit cannot take more changes');
-    if (this.delta !== null && delta !== null && delta.base === this.latestOffsets) {
-      // The batch continues this commit's offsets: its raised streams on top of the earlier ones.
-      const raised = (this.joinedRaised ??= new Map(this.delta.raised));
-      for (const [stream, offset] of delta.raised) raised.set(stream, offset);
-      this.delta = { base: this.delta.base, raised };
-    } else this.delta = null;
-    this.add(perDb, taps, offsets, events);
+    this.latest = offsets;
+    this.add(perDb, taps, events);
   }
 
   private add(
-    perDb: readonly (readonly [SinkDatabase, readonly SinkWrite[]])[],
+    perDb: readonly (readonly [SinkDatabase, readonly StepWrite[]])[],
     taps: readonly (readonly [string, Batch])[],
-    offsets: OffsetMap,
     events: number,
   ): void {
     for (const [db, writes] of perDb) {
@@ -89,7 +74,6 @@ export class PendingCommit<P> {
       if (list === undefined) this.tapChanges.set(id, batch.slice());
       else for (let i = 0; i < batch.length; i++) list.push(batch[i] as Update);
     }
-    this.latestOffsets = offsets;
     this.eventCount += events;
   }
 
@@ -103,29 +87,44 @@ export class PendingCommit<P> {
     return this.eventCount;
   }
 
-  get offsets(): OffsetMap {
-    return this.latestOffsets;
+  /**
+   * The newest batch's offsets (a step's are materialized here, once: OffsetTracker.offsetsAfter),
+   * and how they came about from the offsets before, when known.
+   */
+  private resolved(): { readonly offsets: OffsetMap; readonly delta: OffsetDelta | null } {
+    const latest = this.latest;
+    return latest instanceof StepOffsets ? latest.materialize() : { offsets: latest, delta: null };
   }
 
-  /** How `offsets` came about from the offsets before this commit's first batch, if known. */
+  get offsets(): OffsetMap {
+    return this.resolved().offsets;
+  }
+
+  /** How `offsets` came about from the offsets materialized before them (the previous commit's), if known. */
   get offsetsDelta(): OffsetDelta | null {
-    return this.delta;
+    return this.resolved().delta;
   }
 
   /**
-   * Per database, every sink's joined changes with its newest state; a state with this commit's
-   * offsets comes with their delta, when known (SinkState.delta).
+   * Per database, every sink's joined changes with its newest state and this commit's offsets
+   * (with their delta, when known: SinkState.delta).
    */
   writes(): [SinkDatabase, SinkWrite[]][] {
-    const delta = this.delta;
+    const { offsets, delta } = this.resolved();
     return [...this.byDb].map(([db, sinks]) => [
       db,
-      [...sinks.values()].map(({ write, changes }) =>
-        delta !== null && write.state.offsets === this.latestOffsets
-          ? { ...write, changes, state: { ...write.state, delta } }
-          : { ...write, changes },
-      ),
+      [...sinks.values()].map(({ write, changes }) => {
+        const { fingerprint, watermark } = write.state;
+        const state: SinkState =
+          delta !== null ? { offsets, fingerprint, watermark, delta } : { offsets, fingerprint, watermark };
+        return { ...write, changes, state };
+      }),
     ]);
+  }
+
+  /** Per database, the sinks' writes as joined, without offsets (what a failed commit reports). */
+  sinkWrites(): [SinkDatabase, StepWrite[]][] {
+    return [...this.byDb].map(([db, sinks]) => [db, [...sinks.values()].map(({ write }) => write)]);
   }
 
   /** Per tapped node, its joined changes, consolidated (a node's output message lists each value once). */

@@ -8,8 +8,8 @@ import { OperatorError } from '../engine/types';
 import type { OffsetMap } from '../core/offset-map';
 import type { ActyxEvent } from '../sources/types';
 import { sinkOutput, tapOutput, type BuiltDataflow } from './build-graph';
-import type { CommitPipeline, DatabaseWrites, TapChanges } from './commit-pipeline';
-import type { SinkWrite } from './commit';
+import type { CommitPipeline, DatabaseStepWrites, TapChanges } from './commit-pipeline';
+import type { StepWrite } from './pending-commit';
 import type { DataflowContext, Phase } from './context';
 import type { DataflowStatus } from './dataflow-status';
 import { clockBound, retentionSegments } from './retention';
@@ -170,18 +170,20 @@ export class Processor {
       }
     }
     if (ctx.stopping) return;
-    const { offsets, delta } = ctx.tracker.step();
+    // The step's offsets: materialized when its commit starts (a commit of several steps copies
+    // the offset map once, not per step).
+    const offsets = ctx.tracker.step();
     const watermark = ctx.watermark;
-    const perDb: DatabaseWrites[] = [];
+    const perDb: DatabaseStepWrites[] = [];
     for (const [db, sinks] of ctx.databases) {
-      const writes: SinkWrite[] = [];
+      const writes: StepWrite[] = [];
       for (const s of sinks) {
         if (!phase.writing.has(s.id)) continue;
         writes.push({
           sink: s,
           table: ctx.shadows.get(s.id) ?? s.table,
           changes: outputs.get(sinkOutput(s.id)) ?? [],
-          state: { offsets, fingerprint: ctx.fingerprints.get(s.id) as string, watermark },
+          state: { fingerprint: ctx.fingerprints.get(s.id) as string, watermark },
           // NB: with a retention window a keyed table's stored row may derive from forgotten
           // events (the view no longer holds it), so a new row for its key replaces it (README,
           // Retention); without one, the view holds every stored row and a second is an error.
@@ -195,6 +197,6 @@ export class Processor {
       ? built.taps.map((t) => [t.id, outputs.get(tapOutput(t.id)) ?? []] as const).filter(([, b]) => b.length > 0)
       : [];
     if (perDb.length === 0 && taps.length === 0) return;
-    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state, oldest, delta);
+    await this.commits.add(phase, perDb, taps, offsets, count, endOffsets !== null, state, oldest);
   }
 }

@@ -1,9 +1,9 @@
 /**
- * Offset deltas (core/offset-map.ts, OffsetDelta): the tracker's step snapshots say which streams
- * each step raised, and a commit joining several steps says which streams it raised since the
- * offsets before its first step. A sink that stored those offsets writes only the raised streams,
- * so a delta that misses a stream would lose it: these properties check the deltas against the
- * full maps.
+ * Offset deltas (core/offset-map.ts, OffsetDelta): a commit's offsets are materialized from the
+ * previous commit's with the streams its steps raised (OffsetTracker.offsetsAfter), and handed to
+ * the sinks with that delta. A sink that stored the previous offsets writes only the raised
+ * streams, so a delta that misses a stream would lose it: these properties check the deltas and
+ * the offsets against a model of every stream.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import {
   type OffsetDelta,
   type OffsetMap,
 } from '../../src/core/offset-map';
-import { OffsetTracker } from '../../src/dataflow/offset-tracker';
+import { OffsetTracker, StepOffsets } from '../../src/dataflow/offset-tracker';
 import { PendingCommit } from '../../src/dataflow/pending-commit';
 import type { SinkMember } from '../../src/dataflow/types';
 import type { SinkDatabase, SinkState } from '../../src/sinks/types';
@@ -58,13 +58,14 @@ const runs = fc.record({
 
 type Run = typeof runs extends fc.Arbitrary<infer T> ? T : never;
 
-/** Runs the tracker over `run`: each step's offsets and delta. */
-function stepsOf(run: Run): { offsets: OffsetMap; delta: OffsetDelta }[] {
+/** Runs the tracker over `run`: the tracker, each step, and the offsets after each step as a model. */
+function stepsOf(run: Run): { tracker: OffsetTracker; steps: StepOffsets[]; model: [string, number][][] } {
   const start: Record<string, number> = {};
   for (const [s, o] of Object.entries(run.start)) Object.defineProperty(start, s, { value: o, enumerable: true });
   const tracker = new OffsetTracker(start);
   const next = new Map(Object.entries(start));
-  const out: { offsets: OffsetMap; delta: OffsetDelta }[] = [];
+  const steps: StepOffsets[] = [];
+  const model: [string, number][][] = [];
   for (const step of run.steps) {
     for (const { stream, skip } of step.events) {
       const offset = (next.get(stream) ?? -1) + 1 + skip;
@@ -79,83 +80,59 @@ function stepsOf(run: Run): { offsets: OffsetMap; delta: OffsetDelta }[] {
       tracker.include(include);
       for (const [s, o] of Object.entries(include)) if (o > (next.get(s) ?? -1)) next.set(s, o);
     }
-    if (step.snapshotBetween) tracker.snapshot(); // the reader's snapshots are not steps
-    out.push(tracker.step());
+    if (step.snapshotBetween) assert.deepEqual(sorted(tracker.snapshot()), [...next].sort()); // not a step
+    steps.push(tracker.step());
+    model.push([...next].sort());
   }
-  return out;
+  return { tracker, steps, model };
 }
 
-test('property: each step snapshot is frozen and is the previous one with its delta applied', () => {
+test("property: commits joining steps get the offsets after their last step, frozen, with the delta from the previous commit's", () => {
+  const db = { kind: 'sqlite', label: 'db' } as SinkDatabase;
+  const sink = { id: 'sink', table: { name: 't', mode: 'multiset', columns: [] } } as unknown as SinkMember;
+  const write = [[db, [{ sink, table: sink.table, changes: [], state: { fingerprint: 'f', watermark: 1 } }]] as const];
   fc.assert(
-    fc.property(runs, (run) => {
-      const steps = stepsOf(run);
-      let previous: OffsetMap | null = null;
-      let before: OffsetMap = Object.fromEntries(Object.entries(run.start));
-      for (const { offsets, delta } of steps) {
+    fc.property(runs, fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 8 }), (run, sizes) => {
+      const { steps, model } = stepsOf(run);
+      let before: OffsetMap | null = null; // the previous commit's offsets
+      let at = 0;
+      for (const size of sizes) {
+        if (at >= steps.length) break;
+        const group = steps.slice(at, at + size);
+        at += group.length;
+        const commit = new PendingCommit('p', write, [], group[0] as StepOffsets, 1);
+        for (const s of group.slice(1)) commit.join(write, [], s, 1);
+        const [[, [w]]] = commit.writes() as unknown as [[SinkDatabase, { state: SinkState }[]]];
+        const { offsets, delta } = w!.state;
         assert.ok(Object.isFrozen(offsets));
-        assert.equal(delta.base, previous);
-        assert.deepEqual(sorted(offsets), applied(before, delta.raised));
-        for (const [s, o] of delta.raised) assert.ok(o > (Object.entries(before).find(([n]) => n === s)?.[1] ?? -1));
-        previous = offsets;
+        assert.deepEqual(sorted(offsets), model[at - 1]);
+        assert.equal(commit.offsets, offsets, 'asked again: the same object');
+        assert.ok(delta !== undefined);
+        assert.equal(commit.offsetsDelta, delta);
+        if (before !== null) assert.equal(delta.base, before, "the base is the previous commit's offsets themselves");
+        assert.ok(delta.base !== null);
+        assert.deepEqual(sorted(offsets), applied(delta.base, delta.raised));
         before = offsets;
       }
+      if (at >= 2) assert.throws(() => (steps[at - 2] as StepOffsets).materialize(), /asked after step/);
     }),
     { numRuns: 300 },
   );
 });
 
-test('property: a commit joining steps has the delta from the offsets before its first step, or none when a step is missing', () => {
+test('a commit given whole offsets (no step) hands them without a delta', () => {
   const db = { kind: 'sqlite', label: 'db' } as SinkDatabase;
   const sink = { id: 'sink', table: { name: 't', mode: 'multiset', columns: [] } } as unknown as SinkMember;
-  fc.assert(
-    fc.property(
-      runs,
-      fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 8 }),
-      fc.option(fc.nat(), { nil: null }),
-      (run, sizes, dropped) => {
-        const steps = stepsOf(run);
-        const drop = dropped === null ? -1 : dropped % steps.length; // a step that joins no commit
-        let at = 0;
-        for (const size of sizes) {
-          if (at >= steps.length) break;
-          const group = steps.slice(at, at + size).map((s, i) => ({ ...s, index: at + i }));
-          at += size;
-          const joined = group.filter((s) => s.index !== drop);
-          if (joined.length === 0) continue;
-          const write = (offsets: OffsetMap) => [
-            [
-              db,
-              [{ sink, table: sink.table, changes: [], state: { offsets, fingerprint: 'f', watermark: 1 } }],
-            ] as const,
-          ];
-          const first = joined[0] as (typeof joined)[number];
-          const commit = new PendingCommit('p', write(first.offsets), [], first.offsets, 1, null, first.delta);
-          for (const s of joined.slice(1)) commit.join(write(s.offsets), [], s.offsets, 1, s.delta);
-          const last = joined[joined.length - 1] as (typeof joined)[number];
-          assert.equal(commit.offsets, last.offsets);
-          const [[, [w]]] = commit.writes() as unknown as [[SinkDatabase, { state: SinkState }[]]];
-          const delta = w?.state.delta;
-          const gap = joined.some((s, i) => i > 0 && s.index !== (joined[i - 1] as (typeof joined)[number]).index + 1);
-          if (gap) {
-            assert.equal(delta, undefined, 'a commit missing a step between its steps has no delta');
-            continue;
-          }
-          assert.ok(delta !== undefined);
-          assert.equal(delta.base, first.delta.base);
-          const before =
-            first.index === 0 ? Object.fromEntries(Object.entries(run.start)) : steps[first.index - 1]!.offsets;
-          assert.deepEqual(sorted(last.offsets), applied(before, delta.raised));
-          // The steps' own maps are left as they were.
-          for (const s of joined)
-            assert.deepEqual(
-              sorted(s.offsets),
-              applied(s.index === 0 ? before : steps[s.index - 1]!.offsets, s.delta.raised),
-            );
-        }
-      },
-    ),
-    { numRuns: 300 },
+  const commit = new PendingCommit(
+    'p',
+    [[db, [{ sink, table: sink.table, changes: [], state: { fingerprint: 'f', watermark: 1 } }]]],
+    [],
+    { a: 1 },
+    1,
   );
+  const [[, [w]]] = commit.writes() as unknown as [[SinkDatabase, { state: SinkState }[]]];
+  assert.deepEqual(w!.state, { offsets: { a: 1 }, fingerprint: 'f', watermark: 1 });
+  assert.equal(commit.offsetsDelta, null);
 });
 
 test('property: the events between, brought forward by a delta, equal the events between counted over every stream', () => {

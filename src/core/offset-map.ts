@@ -74,9 +74,10 @@ export function copyOffsets(map: OffsetMap): Record<string, number> {
 /**
  * How an offset map came about from an earlier one: `base` with the streams of `raised` raised to
  * the offsets given there (every other stream as in `base`; none removed). The dataflow hands it
- * with its snapshots (OffsetTracker.step), which are frozen and never change, so that a sink that
- * stored `base` itself (the same object) writes only `raised` instead of comparing every stream:
- * with a stream per device, the maps hold many streams and a step raises few of them.
+ * with each commit's offsets (OffsetTracker.offsetsAfter: `base` is the previous commit's), which
+ * are frozen and never change, so that a sink that stored `base` itself (the same object) writes
+ * only `raised` instead of comparing every stream: with a stream per device, the maps hold many
+ * streams and a commit raises few of them.
  *
  * @example
  *   // base {a: 3, b: 7}, a step reads a/4 and c/0:

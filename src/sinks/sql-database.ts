@@ -839,7 +839,7 @@ function offsetChanges(
 ): { changed: (readonly [string, number])[]; removed: string[] } {
   const delta = state.delta;
   // NB: `stored` is then the frozen snapshot this database wrote last (kept by identity, never a
-  // copy read back), and the tracker lists every stream it raised after it (offset-tracker.ts).
+  // copy read back), and the tracker lists every stream raised after it (OffsetTracker.offsetsAfter).
   if (delta !== undefined && delta.base !== null && delta.base === stored)
     return { changed: [...delta.raised], removed: [] };
   // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.

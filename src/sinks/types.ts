@@ -52,7 +52,7 @@ export interface SinkState {
   /** Greatest event timestamp (µs) processed, for retention at restart. */
   readonly watermark: number | null;
   /**
-   * Given only with frozen `offsets` that never change (the dataflow's step snapshots): how they
+   * Given only with frozen `offsets` that never change (the dataflow's commit offsets): how they
    * came about from an earlier snapshot. A sink may keep `offsets` itself instead of a copy and,
    * when the table's stored offsets are `delta.base` itself, write only `delta.raised`.
    */

@@ -213,7 +213,10 @@ interface Stored {
   hi: string | null;
   /** Elements changed since the last save, by encoded key. */
   readonly dirty: Map<string, TreeKey>;
-  /** Elements deleted since the last trim: the store may still hold them (their deletion not durable yet). */
+  /**
+   * Elements deleted (or forgotten by a compaction) since the last trim: the store may still hold
+   * them (their deletion not durable yet).
+   */
   readonly gone: Set<string>;
   /** The greatest time of an element ever written: the header's time (retention forgets it with them). */
   maxTime: number;
@@ -532,7 +535,14 @@ export class ExtremumOperator extends ScoredOperator {
     if (st !== null && !st.whole) {
       // Elements not in memory may be forgotten too (the store's entries go with the commit's
       // forget): the winner is found again at the group's next touch.
-      for (const k of old) g.tree.delete(k);
+      // NB: a forgotten element is gone, not just out of memory: its newest text may be in a
+      // commit not yet durable, and the store's older one (of a time the cutoff spares, from
+      // before a deletion) must not be read back. Once the group's saves are durable (trim),
+      // the store's text is the forgotten one and reads skip it by its time.
+      for (const k of old) {
+        g.tree.delete(k);
+        st.gone.add(encodeKey(k as unknown as Value[]));
+      }
       st.stale = true;
       return false;
     }
@@ -580,6 +590,11 @@ export class ExtremumOperator extends ScoredOperator {
           return { entries: out, bytes: 0 };
         }
         const st = g.stored;
+        // NB: a group still stale was touched by no change (its updates had diff 0 or were skipped:
+        // `load` re-baselines every group with changes). Its stored header is older than the
+        // compaction, and must stay so: saved again under the new cutoff, the forgotten winner it
+        // holds would be taken as current when the group is read back.
+        if (st.stale && st.dirty.size === 0) return null;
         for (const [enc, k] of st.dirty) {
           const e = g.tree.get(k);
           out.set(st.prefix + enc, e === undefined ? null : { v: reader.text([e.mult, e.time]), t: e.time });

@@ -186,3 +186,29 @@ export function eventsBetweenRaised(
 export function offsetsWeight(a: OffsetMap): number {
   return eventsBetween({}, a);
 }
+
+/**
+ * What changed from `before` to `next`: the streams whose offset is new or different, and the
+ * streams of `before` that `next` no longer has.
+ *
+ * @example offsetDiff({ a: 1, b: 2 }, { a: 1, b: 3, c: 0 }) // { changed: [['b', 3], ['c', 0]], removed: [] }
+ */
+export function offsetDiff(before: OffsetMap, next: OffsetMap): { changed: [string, number][]; removed: string[] } {
+  // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.
+  const changed: [string, number][] = [];
+  const streams = Object.keys(next);
+  let added = 0;
+  for (let i = 0; i < streams.length; i++) {
+    const s = streams[i] as string;
+    const o = next[s] as number;
+    const b = offsetOf(before, s);
+    if (b === o) continue;
+    changed.push([s, o]);
+    if (b === undefined) added++;
+  }
+  // Streams of `before` missing now: as many as `before` has beyond the streams both share.
+  const beforeStreams = Object.keys(before);
+  const removed =
+    beforeStreams.length === streams.length - added ? [] : beforeStreams.filter((s) => offsetOf(next, s) === undefined);
+  return { changed, removed };
+}

@@ -5,7 +5,7 @@
  */
 import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import { copyOffsets, offsetOf, setOffset, type OffsetMap } from '../core/offset-map';
+import { copyOffsets, offsetDiff, offsetOf, setOffset, type OffsetMap } from '../core/offset-map';
 import type {
   ApplyOptions,
   InstanceHeartbeat,
@@ -476,14 +476,15 @@ class SqlSinkTransaction implements SinkTransaction {
     if (rows.length === 0) return;
     const views = rows.map((r) => String(r.view));
     const named = views.map((v) => `"${v}"`).join(', ');
+    const one = views.length === 1;
     throw new SinkDatabaseError(
       this.db.label,
       table,
       `the rebuilt table cannot be swapped in: its columns, key or index changed, so it must replace table "${table}" ` +
         `(DROP TABLE, then RENAME), and PostgreSQL does not drop a table that a view reads — ` +
-        `${views.length === 1 ? 'view' : 'views'} ${named} ${views.length === 1 ? 'reads' : 'read'} it. ` +
-        `Drop ${views.length === 1 ? 'the view' : 'the views'} (the swap is retried and goes on once ${views.length === 1 ? 'it is' : 'they are'} gone) ` +
-        `and create ${views.length === 1 ? 'it' : 'them'} again after the swap.`,
+        `${one ? 'view' : 'views'} ${named} ${one ? 'reads' : 'read'} it. ` +
+        `Drop ${one ? 'the view' : 'the views'} (the swap is retried and goes on once ${one ? 'it is' : 'they are'} gone) ` +
+        `and create ${one ? 'it' : 'them'} again after the swap.`,
       true,
       { hint: `view ${named} blocks the swap` },
     );
@@ -842,25 +843,7 @@ function offsetChanges(
   // copy read back), and the tracker lists every stream raised after it (OffsetTracker.offsetsAfter).
   if (delta !== undefined && delta.base !== null && delta.base === stored)
     return { changed: [...delta.raised], removed: [] };
-  // Loops, not entries/filter: with a stream per device the maps hold many streams, per table and commit.
-  const changed: [string, number][] = [];
-  const streams = Object.keys(state.offsets);
-  let added = 0;
-  for (let i = 0; i < streams.length; i++) {
-    const s = streams[i] as string;
-    const o = state.offsets[s] as number;
-    const b = offsetOf(stored, s);
-    if (b === o) continue;
-    changed.push([s, o]);
-    if (b === undefined) added++;
-  }
-  // Streams of `stored` missing now: as many as `stored` has beyond the streams both share.
-  const storedStreams = Object.keys(stored);
-  const removed =
-    storedStreams.length === streams.length - added
-      ? []
-      : storedStreams.filter((s) => offsetOf(state.offsets, s) === undefined);
-  return { changed, removed };
+  return offsetDiff(stored, state.offsets);
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

@@ -33,6 +33,7 @@ import {
   inputAfter,
   refold,
   type FoldPatch,
+  type Checkpoint,
   type FoldState,
   type InputChange,
   type StepFn,
@@ -111,6 +112,8 @@ export class ScanOperator extends UnaryOperator {
   /** Groups emptied by the running step, by encoded key: their entries are deleted at its save. */
   private readonly dropped = new Map<string, PageInfo>();
   private readonly initial: Value;
+  /** Every new group's first checkpoint: the initial state before input 0 (shared, never changed). */
+  private readonly start: Checkpoint;
   /** Whether an operator downstream reads the outputs' order keys (then diffs tell places apart). */
   private ordered = false;
 
@@ -124,6 +127,7 @@ export class ScanOperator extends UnaryOperator {
   ) {
     super(name, input);
     this.initial = cloneValue(initial, `${name}: the initial state`);
+    this.start = { index: 0, state: this.initial };
   }
 
   planOrder(outputOrdered: boolean): boolean {
@@ -185,7 +189,7 @@ export class ScanOperator extends UnaryOperator {
   ): MaybePromise<Outcome> {
     const baseline =
       group === null
-        ? emptyFold(this.initial)
+        ? emptyFold(this.start)
         : group.pendingCutoff === null
           ? group.fold
           : this.applyCompaction(ctx, key, group);
@@ -367,7 +371,7 @@ export class ScanOperator extends UnaryOperator {
           start: 0,
           state: cloneValue(this.initial),
           keptCheckpoints: 0,
-          startCheckpoint: { index: 0, state: this.initial },
+          startCheckpoint: this.start,
         },
         key,
         this.step,

@@ -14,10 +14,17 @@ interface Slot<V> {
   value: V;
 }
 
+/**
+ * A hash's entry: its one slot (almost always), or the slots of colliding keys (an array, two or
+ * more). No array per key: with many composite keys (e.g. `[machine, hour]` groups) each would
+ * outlive the young generation for as long as its group lives.
+ */
+type Bucket<V> = Slot<V> | Slot<V>[];
+
 export class ValueMap<V> {
   private readonly primitives = new Map<Primitive, V>();
-  /** Hash → the slots of the composite keys with that hash (almost always one). */
-  private readonly composites = new Map<number, Slot<V>[]>();
+  /** Hash → the slot(s) of the composite keys with that hash. */
+  private readonly composites = new Map<number, Bucket<V>>();
   private compositeCount = 0;
 
   get size(): number {
@@ -28,6 +35,7 @@ export class ValueMap<V> {
     if (typeof key !== 'object' || key === null) return this.primitives.get(checkPrimitive(key));
     const bucket = this.composites.get(hashValue(key));
     if (bucket === undefined) return undefined;
+    if (!Array.isArray(bucket)) return valueEquals(bucket.key, key) ? bucket.value : undefined;
     for (const slot of bucket) if (valueEquals(slot.key, key)) return slot.value;
     return undefined;
   }
@@ -56,8 +64,11 @@ export class ValueMap<V> {
   private addComposite(key: Value, value: V): Slot<V> | undefined {
     const h = hashValue(key);
     const bucket = this.composites.get(h);
-    if (bucket === undefined) this.composites.set(h, [{ key, value }]);
-    else {
+    if (bucket === undefined) this.composites.set(h, { key, value });
+    else if (!Array.isArray(bucket)) {
+      if (valueEquals(bucket.key, key)) return bucket;
+      this.composites.set(h, [bucket, { key, value }]);
+    } else {
       for (const slot of bucket) if (valueEquals(slot.key, key)) return slot;
       bucket.push({ key, value });
     }
@@ -70,10 +81,17 @@ export class ValueMap<V> {
     const h = hashValue(key);
     const bucket = this.composites.get(h);
     if (bucket === undefined) return false;
+    if (!Array.isArray(bucket)) {
+      if (!valueEquals(bucket.key, key)) return false;
+      this.composites.delete(h);
+      this.compositeCount--;
+      return true;
+    }
     for (let i = 0; i < bucket.length; i++) {
       if (!valueEquals(bucket[i].key, key)) continue;
-      if (bucket.length === 1) this.composites.delete(h);
-      else bucket.splice(i, 1);
+      bucket.splice(i, 1);
+      // NB: a bucket array always holds two or more slots (addComposite makes it with two).
+      if (bucket.length === 1) this.composites.set(h, bucket[0]);
       this.compositeCount--;
       return true;
     }
@@ -83,12 +101,18 @@ export class ValueMap<V> {
   /** Visits entries, primitives first, each part in insertion order of its hash bucket. */
   forEach(fn: (value: V, key: Value) => void): void {
     this.primitives.forEach(fn);
-    for (const bucket of this.composites.values()) for (const slot of bucket) fn(slot.value, slot.key);
+    for (const bucket of this.composites.values()) {
+      if (!Array.isArray(bucket)) fn(bucket.value, bucket.key);
+      else for (const slot of bucket) fn(slot.value, slot.key);
+    }
   }
 
   *values(): IterableIterator<V> {
     yield* this.primitives.values();
-    for (const bucket of this.composites.values()) for (const slot of bucket) yield slot.value;
+    for (const bucket of this.composites.values()) {
+      if (!Array.isArray(bucket)) yield bucket.value;
+      else for (const slot of bucket) yield slot.value;
+    }
   }
 
   clear(): void {

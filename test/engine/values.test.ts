@@ -184,6 +184,44 @@ describe('structural identity', () => {
     assert.equal(ids.size, 1000);
   });
 
+  test('ValueMap with colliding hashes (one slot, then two or more) == a Map by canonical key', () => {
+    const keys = collidingKeys(4);
+    const h = hashValue(keys[0]);
+    assert.ok(
+      keys.every((k) => hashValue(k) === h),
+      'NB: the keys collide (else this test misses the bucket arrays)',
+    );
+    const pool: Value[] = [...keys, ['other'], { a: 1 }, 'p'];
+    const op = fc.record({
+      kind: fc.constantFrom('set', 'add', 'delete'),
+      key: fc.nat(pool.length - 1),
+      value: fc.nat(99),
+    });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const m = new ValueMap<number>();
+        const ref = new Map<string, number>();
+        for (const { kind, key, value } of ops) {
+          const k = pool[key];
+          const c = canonicalKey(k);
+          if (kind === 'set') {
+            m.set(k, value);
+            ref.set(c, value);
+          } else if (kind === 'add')
+            assert.equal(m.addIfAbsent(k, value), ref.get(c) ?? (ref.set(c, value), undefined));
+          else assert.equal(m.delete(k), ref.delete(c));
+          assert.equal(m.size, ref.size);
+          for (const p of pool) assert.equal(m.get(p), ref.get(canonicalKey(p)));
+          const seen = new Map<string, number>();
+          m.forEach((v, k2) => seen.set(canonicalKey(k2), v));
+          assert.deepEqual(seen, ref);
+          assert.deepEqual([...m.values()].sort(), [...ref.values()].sort());
+        }
+      }),
+      { numRuns: RUNS * 5 },
+    );
+  });
+
   test('ValueMap.addIfAbsent adds a missing key and returns the present value of a key it has (by structure)', () => {
     const m = new ValueMap<string>();
     assert.equal(m.addIfAbsent({ a: 1, b: [2] }, 'first'), undefined);
@@ -229,3 +267,24 @@ describe('consolidate', () => {
     );
   });
 });
+
+/**
+ * `n` arrays `[x]` of non-integer numbers with one hash: a number's hash is `mix(low word ^
+ * mix(high word))`, so for any high word the low word can be chosen to give the same inner value.
+ */
+function collidingKeys(n: number): Value[] {
+  const mix = (h: number): number => {
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) | 0;
+  };
+  const floats = new Float64Array(1);
+  const words = new Uint32Array(floats.buffer);
+  const keys: Value[] = [];
+  for (let k = 0; keys.length < n; k++) {
+    words[1] = 0x3ff00000 + k; // 1 ≤ x < 2
+    words[0] = (0x12345678 ^ mix(words[1])) >>> 0;
+    if (!Number.isInteger(floats[0])) keys.push([floats[0]]);
+  }
+  return keys;
+}

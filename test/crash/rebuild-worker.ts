@@ -13,7 +13,7 @@ import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { SinkDatabase } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { recordingListener } from '../dataflow/support';
-import { rebuildMembers } from './rebuild-members';
+import { rebuildMembers } from '../dataflow/rebuild-members';
 
 const line = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,64 +14,27 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import type { Collection } from '../../src/engine/types';
-import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
-import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
+import type { SinkDatabase } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import type { OffsetMap } from '../../src/core/offset-map';
 import {
   appendEvents,
   drillEvents,
   mariadbDrop,
-  operatorMember,
   pgClient,
   pgExec,
   recordingListener,
   sinkMember,
-  sourceMember,
   tempDir,
   uniqueName,
   withMariadb,
 } from './support';
+import { REBUILD_SETTINGS as SETTINGS, rebuildMembers as members, rebuildTable as table } from './rebuild-members';
 
 const EVENTS = 50_000;
-const SETTINGS: DataflowSettings = {
-  batchSize: 500,
-  batchMs: 1,
-  maxInFlight: 2,
-  retentionMicros: null,
-  onError: 'skip',
-};
-
-const table = (name: string): TableSpec => ({
-  name,
-  mode: 'keyed',
-  columns: [
-    { name: 'stream', type: 'text', value: { path: 'stream' }, key: true },
-    { name: 'off', type: 'bigint', value: { path: 'off' }, key: true },
-    { name: 'v', type: 'text', value: { path: 'v' }, index: true },
-  ],
-});
-
-function members(log: EmbeddedLog, db: SinkDatabase, name: string, variant: string): DataflowMember[] {
-  return [
-    sourceMember('src', "'machine'", log),
-    operatorMember('row', ['src'], { fn: 'row', variant }, ([s]) => ({
-      kind: 'collection',
-      collection: (s as { collection: Collection }).collection.map(
-        (e) => {
-          const ev = e as { stream: string; offset: number };
-          return { stream: ev.stream, off: ev.offset, v: variant };
-        },
-        { name: 'row' },
-      ),
-    })),
-    sinkMember('sink', ['row'], db, table(name)),
-  ];
-}
 
 /** One statement: the row count per `v` and the offsets (a consistent read at every isolation level). */
 const readSql = (q: (n: string) => string, t: string): string =>

@@ -17,8 +17,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import type { Collection } from '../../src/engine/types';
-import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
+import type { DataflowMember } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
@@ -28,53 +27,16 @@ import { EmbeddedLog } from '../../src/sources/embedded-log';
 import {
   appendEvents,
   drillEvents,
-  operatorMember,
   pgClient,
   recordingListener,
   sinkMember,
-  sourceMember,
   tempDir,
   uniqueName,
   withMariadb,
 } from './support';
+import { REBUILD_SETTINGS as SETTINGS, rebuildMembers as members, rebuildTable as table } from './rebuild-members';
 
 const EVENTS = 2_000;
-const SETTINGS: DataflowSettings = {
-  batchSize: 500,
-  batchMs: 1,
-  maxInFlight: 2,
-  retentionMicros: null,
-  onError: 'skip',
-};
-
-/** The sink's table; `wide` adds a column (a schema change). */
-const table = (name: string, wide = false): TableSpec => ({
-  name,
-  mode: 'keyed',
-  columns: [
-    { name: 'stream', type: 'text', value: { path: 'stream' }, key: true },
-    { name: 'off', type: 'bigint', value: { path: 'off' }, key: true },
-    { name: 'v', type: 'text', value: { path: 'v' }, index: true },
-    ...(wide ? [{ name: 'w', type: 'text', value: { path: 'v' } }] : []),
-  ],
-});
-
-function members(log: EmbeddedLog, db: SinkDatabase, spec: TableSpec, variant: string): DataflowMember[] {
-  return [
-    sourceMember('src', "'machine'", log),
-    operatorMember('row', ['src'], { fn: 'row', variant }, ([s]) => ({
-      kind: 'collection',
-      collection: (s as { collection: Collection }).collection.map(
-        (e) => {
-          const ev = e as { stream: string; offset: number };
-          return { stream: ev.stream, off: ev.offset, v: variant };
-        },
-        { name: 'row' },
-      ),
-    })),
-    sinkMember('sink', ['row'], db, spec),
-  ];
-}
 
 /** What the user added, as the catalog shows it, and what the trigger and the view saw. */
 interface Added {

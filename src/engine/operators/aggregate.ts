@@ -5,8 +5,8 @@
  * the outputs carry null ones.
  *
  * State per group (what a durable copy must keep to continue): the group key, the count (sum of
- * multiplicities), the sum, and the greatest time seen (`Totals`; the `before*`/`stamp` fields
- * live within one step only).
+ * multiplicities), the sum, and the greatest time seen (`Totals`; its `stamp` and the totals
+ * before a step live within that step only).
  *
  * Sums are exact for integers (up to 2^53); for fractional numbers the running sum can differ from
  * a fresh sum in the last bits after retractions. Neither needs compaction: the totals keep no
@@ -26,8 +26,7 @@ interface Totals {
   count: number;
   sum: number;
   time: number;
-  beforeCount: number;
-  beforeSum: number;
+  /** The step that last touched the group (its totals before that step are kept beside `touched`, not here: each group lives long). */
   stamp: number;
 }
 
@@ -70,21 +69,24 @@ export class AggregateOperator extends UnaryOperator {
     const { diffs, times } = batch;
     const keys = batch.keys!;
     const stamp = ++this.stamp;
+    // The touched groups and, in parallel, their totals before this step.
     const touched: Totals[] = [];
+    const beforeCounts: number[] = [];
+    const beforeSums: number[] = [];
     for (let i = 0; i < diffs.length; i++) {
       const d = diffs[i];
       const term = terms === null ? 0 : terms[i];
       if (term === SKIP || d === 0) continue;
       let g = this.groups.get(keys[i]);
       if (g === undefined) {
-        g = { key: keys[i], count: 0, sum: 0, time: times[i], beforeCount: 0, beforeSum: 0, stamp: 0 };
+        g = { key: keys[i], count: 0, sum: 0, time: times[i], stamp: 0 };
         this.groups.set(keys[i], g);
       }
       if (g.stamp !== stamp) {
         g.stamp = stamp;
-        g.beforeCount = g.count;
-        g.beforeSum = g.sum;
         touched.push(g);
+        beforeCounts.push(g.count);
+        beforeSums.push(g.sum);
       }
       g.count += d;
       g.sum += term * d;
@@ -92,15 +94,18 @@ export class AggregateOperator extends UnaryOperator {
     }
     const out = emptyColumns(true);
     const isCount = this.kind === 'count';
-    for (const g of touched) {
+    for (let t = 0; t < touched.length; t++) {
+      const g = touched[t];
+      const beforeCount = beforeCounts[t];
+      const beforeSum = beforeSums[t];
       const present = g.count !== 0;
-      const wasPresent = g.beforeCount !== 0;
-      const same = isCount ? g.count === g.beforeCount : present === wasPresent && g.sum === g.beforeSum;
+      const wasPresent = beforeCount !== 0;
+      const same = isCount ? g.count === beforeCount : present === wasPresent && g.sum === beforeSum;
       if (same) {
         if (!present && g.sum === 0) this.groups.delete(g.key);
         continue;
       }
-      if (wasPresent) pushGrouped(out, g.key, this.record(g.key, g.beforeCount, g.beforeSum), -1, g.time);
+      if (wasPresent) pushGrouped(out, g.key, this.record(g.key, beforeCount, beforeSum), -1, g.time);
       if (present) pushGrouped(out, g.key, this.record(g.key, g.count, g.sum), 1, g.time);
       // (count 0 with a non-zero sum: a retraction arrived before its insertion; keep the sum)
       else if (g.sum === 0) this.groups.delete(g.key);
@@ -125,7 +130,7 @@ export class AggregateOperator extends UnaryOperator {
     touched: ([input], into) => groupKeys(input, into),
     load: (key, data) => {
       const [count, sum, time] = data as [number, number, number];
-      this.groups.set(key, { key, count, sum, time, beforeCount: 0, beforeSum: 0, stamp: 0 });
+      this.groups.set(key, { key, count, sum, time, stamp: 0 });
     },
     save: (key) => {
       const g = this.groups.get(key);

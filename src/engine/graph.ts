@@ -23,6 +23,7 @@ import { isValue } from './value-check';
 import {
   RetractionError,
   type Batch,
+  type CheckedOptions,
   type ColumnBatch,
   type Collection,
   type Graph,
@@ -397,9 +398,14 @@ class EngineCollection<T extends Value> implements Collection<T> {
     return this.derive(new FilterOperator(this.graph.nameFor('filter', options), this.index, loosen(fn)));
   }
 
-  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U> {
+  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: CheckedOptions): Collection<U> {
     return this.derive(
-      new MapOperator(this.graph.nameFor('map', options), this.index, loosen<MaybePromise<Value>>(fn)),
+      new MapOperator(
+        this.graph.nameFor('map', options),
+        this.index,
+        loosen<MaybePromise<Value>>(fn),
+        options?.resultsChecked === true,
+      ),
     );
   }
 
@@ -430,9 +436,14 @@ class EngineCollection<T extends Value> implements Collection<T> {
     );
   }
 
-  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T> {
+  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: CheckedOptions): Grouped<K, T> {
     const index = this.graph.add(
-      new GroupByOperator(this.graph.nameFor('groupBy', options), this.index, loosen<MaybePromise<Value>>(keyFn)),
+      new GroupByOperator(
+        this.graph.nameFor('groupBy', options),
+        this.index,
+        loosen<MaybePromise<Value>>(keyFn),
+        options?.resultsChecked === true,
+      ),
     );
     return new EngineGrouped<K, T>(this.graph, index, this.insertOnly);
   }

@@ -75,6 +75,17 @@ export interface OperatorOptions {
   readonly name?: string;
 }
 
+/** Options of `map` and `groupBy`. */
+export interface CheckedOptions extends OperatorOptions {
+  /**
+   * Every result of the function is a `Value` already: its caller checked or converted each one
+   * (the dd-* nodes pass their functions' results through `toValue`), so the engine does not walk
+   * it a second time. NB: a result that is not a Value then reaches identity, order and the sinks
+   * unchecked; set it only for functions whose every result went through such a check.
+   */
+  readonly resultsChecked?: boolean;
+}
+
 /** Inputs and outputs of `reduce`: consolidated, sorted by the value's total order. */
 export type Multiset<T extends Value = Value> = readonly (readonly [value: T, multiplicity: number])[];
 
@@ -205,7 +216,7 @@ export interface Collection<T extends Value = Value> {
    * });
    * outputs.get('machines'); // → [['a', 2, 2]]
    */
-  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: OperatorOptions): Collection<U>;
+  map<U extends Value>(fn: (value: T) => MaybePromise<U>, options?: CheckedOptions): Collection<U>;
   /**
    * Every element of the array `fn(value)` returns, with the value's multiplicity and time.
    * @example
@@ -242,7 +253,7 @@ export interface Collection<T extends Value = Value> {
    * });
    * outputs.get('perMachine'); // → [[{ key: 'a', count: 2 }, 1, 3], [{ key: 'b', count: 1 }, 1, 2]]
    */
-  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: OperatorOptions): Grouped<K, T>;
+  groupBy<K extends Value>(keyFn: (value: T) => MaybePromise<K>, options?: CheckedOptions): Grouped<K, T>;
   /**
    * Each distinct value once (multiplicity 1) while its multiplicity is positive.
    * @example

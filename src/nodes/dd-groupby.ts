@@ -14,7 +14,8 @@ export default function (RED: NodeAPI): void {
       definition: { keyType: String(keyType), key: String(config.key) },
       build: (inputs) => ({
         kind: 'grouped',
-        grouped: collectionInput(inputs, label, config.id).groupBy(key, { name: config.id }),
+        // `valueFunction` made every key a Value (toValue): the engine need not check it again.
+        grouped: collectionInput(inputs, label, config.id).groupBy(key, { name: config.id, resultsChecked: true }),
       }),
     };
   });

@@ -48,8 +48,8 @@ export function compileJoin(RED: NodeAPI, node: Node, config: NodeDef, label: st
     build: (inputs, inputIds) => {
       const { left, right } = sides(inputs, inputIds, leftId, label);
       const joined = collectionInput(left, label, config.id)
-        .groupBy(leftKey, { name: config.id })
-        .join(collectionInput(right, label, config.id).groupBy(rightKey, { name: config.id }), {
+        .groupBy(leftKey, { name: config.id, resultsChecked: true }) // keys made Values by valueFunction
+        .join(collectionInput(right, label, config.id).groupBy(rightKey, { name: config.id, resultsChecked: true }), {
           kind,
           name: config.id,
         });

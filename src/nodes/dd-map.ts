@@ -18,8 +18,10 @@ export default function (RED: NodeAPI): void {
       definition: { language: String(language), func: String(config.func) },
       build: (inputs) => ({
         kind: 'collection',
+        // Every result went through toValue (a Value, or an error): the engine need not check it again.
         collection: collectionInput(inputs, label, config.id).map((record) => andThen(fn(record), value), {
           name: config.id,
+          resultsChecked: true,
         }),
       }),
     };

@@ -189,7 +189,8 @@ export function collectionInput(inputs: readonly Stage[], label: string, id: str
 export function groupedInput(inputs: readonly Stage[], label: string, id: string): Grouped {
   if (inputs.length === 0) throw new Error(`${label}: no input wired`);
   const grouped = inputs.filter((s): s is Extract<Stage, { kind: 'grouped' }> => s.kind === 'grouped');
-  if (grouped.length === 0) return collectionInput(inputs, label, id).groupBy(() => null, { name: id });
+  if (grouped.length === 0)
+    return collectionInput(inputs, label, id).groupBy(() => null, { name: id, resultsChecked: true });
   if (inputs.length > 1) {
     throw new Error(
       `${label}: a grouped input (from dd-groupby) cannot be combined with other inputs; ` +

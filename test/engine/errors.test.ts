@@ -77,6 +77,34 @@ describe('skip and stop', () => {
     assert.equal(r2.skipped.length, 1);
   });
 
+  test('resultsChecked: map and groupBy leave the check to the caller (whose throw still skips)', async () => {
+    // The caller's check, as the nodes' toValue: a Value or an error.
+    const checked = (r: unknown): Value => {
+      if (typeof r === 'number' && !Number.isFinite(r)) throw new TypeError(`caller: ${r} is not a value`);
+      return r as Value;
+    };
+    const build = (resultsChecked: boolean) =>
+      single<KV>((c) =>
+        c
+          .map((x) => ({ k: x.k, n: checked(x.v === 2 ? NaN : x.v * 10) }), { resultsChecked })
+          .groupBy((x) => checked(x.k), { resultsChecked })
+          .count()
+          .ungroup(),
+      );
+    const batch = {
+      in: [
+        [{ k: 'a', v: 1 }, 1, 1],
+        [{ k: 'a', v: 2 }, 1, 1],
+        [{ k: 'b', v: 3 }, 1, 2],
+      ] as [KV, number, number][],
+    };
+    const trusted = await build(true).graph.step(batch);
+    const plain = await build(false).graph.step(batch);
+    assert.deepEqual(trusted.outputs.get('out'), plain.outputs.get('out'));
+    assert.equal(trusted.skipped.length, 1);
+    assert.match((trusted.skipped[0].error as Error).message, /caller: NaN/);
+  });
+
   test('stop: OperatorError names the operator and the value; the graph must then be rebuilt', async () => {
     const m = single<KV>((c) => c.map((x) => (x.v === 2 ? boom() : x), { name: 'mapper' }));
     await assert.rejects(

@@ -67,17 +67,22 @@ export const mustBeValue: ResultCheck = (r) => {
 };
 
 export class MapOperator extends StatelessOperator {
+  /** The results' check: none when the caller checked them (CheckedOptions.resultsChecked). */
+  private readonly check: ResultCheck | null;
+
   constructor(
     name: string,
     input: number,
     private readonly fn: UserFn<Value>,
+    resultsChecked = false,
   ) {
     super(name, [input]);
+    this.check = resultsChecked ? null : mustBeValue;
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
     const batch = input!;
-    return then(evaluateAll(ctx, this.name, this.fn, batch.values, mustBeValue), (mapped) => {
+    return then(evaluateAll(ctx, this.name, this.fn, batch.values, this.check), (mapped) => {
       let skipped = 0;
       for (let i = 0; i < mapped.length; i++) if (mapped[i] === SKIP) skipped++;
       if (skipped === 0)

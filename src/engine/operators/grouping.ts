@@ -3,24 +3,29 @@
  * again. Neither keeps state: the per-group operators in between index by key.
  */
 import { ungrouped, type Columns } from '../columns';
-import { evaluateAll, SKIP } from '../evaluate';
+import { evaluateAll, SKIP, type ResultCheck } from '../evaluate';
 import { StatelessOperator, then } from '../operator';
 import type { StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { mustBeValue } from './elementwise';
 
 export class GroupByOperator extends StatelessOperator {
+  /** The keys' check: none when the caller checked them (CheckedOptions.resultsChecked). */
+  private readonly check: ResultCheck | null;
+
   constructor(
     name: string,
     input: number,
     private readonly keyFn: (value: Value) => MaybePromise<Value>,
+    resultsChecked = false,
   ) {
     super(name, [input]);
+    this.check = resultsChecked ? null : mustBeValue;
   }
 
   run([input]: readonly (Columns | null)[], ctx: StepContext): MaybePromise<Columns | null> {
     const batch = input!;
-    return then(evaluateAll(ctx, this.name, this.keyFn, batch.values, mustBeValue), (keys) => {
+    return then(evaluateAll(ctx, this.name, this.keyFn, batch.values, this.check), (keys) => {
       let skipped = 0;
       for (let i = 0; i < keys.length; i++) if (keys[i] === SKIP) skipped++;
       if (skipped === 0)

@@ -149,6 +149,24 @@ export function emissions(
 }
 
 /**
+ * Calls `f(i, value, multiplicity)` for every output the inputs [from, to) emitted, in order (no
+ * pair or list allocated: what `emissions` gives without an order key, one call per output).
+ */
+export function eachEmission(
+  emitted: readonly Emission[],
+  from: number,
+  to: number,
+  f: (i: number, value: Value, multiplicity: number) => void,
+): void {
+  for (let i = from; i < to; i++) {
+    const e = emitted[i] as Emission;
+    if (e === null) continue;
+    if (isPair(e)) f(i, e[0], e[1]);
+    else for (let k = 0; k < e.length; k++) f(i, (e[k] as OutputPair)[0], (e[k] as OutputPair)[1]);
+  }
+}
+
+/**
  * What folding one input emitted: nothing, one output pair, or a list of two or more. A single
  * pair is kept without a list around it: most inputs emit at most one output, and every event
  * of the retention window keeps its emission (less to allocate and to copy at collections).

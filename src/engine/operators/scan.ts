@@ -28,6 +28,7 @@ import {
   CHECKPOINT_EVERY,
   checkpointAfter,
   copyFold,
+  eachEmission,
   emissions,
   emptyFold,
   inputAfter,
@@ -78,8 +79,15 @@ interface ScanGroup {
   readonly info: PageInfo | null;
 }
 
+/**
+ * A group's output change: a list of pairs, or ADDED — every output the patch's refold emitted is
+ * added and nothing is taken back (inputs appended after all others: no earlier output is refolded).
+ */
+type OutputDiff = readonly OutputPair[] | typeof ADDED;
+const ADDED: unique symbol = Symbol('added');
+
 type Attempt =
-  | { readonly ok: true; readonly patch: FoldPatch; readonly diff: readonly OutputPair[] }
+  | { readonly ok: true; readonly patch: FoldPatch; readonly diff: OutputDiff }
   | { readonly ok: false; readonly error: unknown };
 
 /** A group's change: a patch to apply to `fold` in place at commit, or `fold` as it is (already changed, a private copy). */
@@ -87,7 +95,8 @@ interface Outcome {
   readonly key: Value;
   readonly fold: FoldState;
   readonly patch: FoldPatch | null;
-  readonly diff: readonly OutputPair[];
+  /** ADDED only with a patch. */
+  readonly diff: OutputDiff;
 }
 
 /** How many inputs sort before (`o`, `v`) (strict = false: before or equal to it). */
@@ -285,6 +294,11 @@ export class ScanOperator extends UnaryOperator {
       return { ok: false, error };
     }
     const check = (patch: FoldPatch): Attempt => {
+      // Folded on after the last input: no old output is in the refolded range, so every new
+      // output is added as emitted (in order, a value may repeat, as diffOutputs gives only
+      // additions). NB: each was checked and copied by the fold's emit (cloneValue), with a
+      // non-zero integer multiplicity, so acceptOutputs has nothing to refuse here.
+      if (patch.rejoinedAt === start) return { ok: true, patch, diff: ADDED };
       try {
         // Validates the changed outputs too, while failure is still an option.
         const newOrder = (k: number): Value => inputAfter(change, start + k, base.orders, change.orders);
@@ -399,6 +413,15 @@ export class ScanOperator extends UnaryOperator {
       } else {
         const info = this.reader === null ? null : newPageInfo(encodeKey(o.key));
         this.groups.set(o.key, { key: o.key, fold: o.fold, pendingCutoff: null, info });
+      }
+      if (o.diff === ADDED) {
+        // The patch is applied: new input i's order key is o.fold.orders[i].
+        const { fold } = o;
+        const time = fold.maxTime;
+        eachEmission(o.patch!.emitted, 0, o.patch!.emitted.length, (k, value, diff) =>
+          pushGrouped(out, o.key, value, diff, time, this.ordered ? fold.orders[o.patch!.start + k] : undefined),
+        );
+        continue;
       }
       for (let i = 0; i < o.diff.length; i++) {
         const [value, diff] = o.diff[i]!;

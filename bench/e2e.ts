@@ -53,6 +53,14 @@ const KEYS_EVENTS = intEnv('BENCH_KEYS_EVENTS', 200_000);
 const KEYS_STREAMS = process.env.BENCH_KEYS_STREAMS ? intEnv('BENCH_KEYS_STREAMS', MACHINES) : null;
 /** BENCH_ONLY=flows: only the example flows' rounds (no floors, so no share of the tightest floor). */
 const FLOWS_ONLY = process.env.BENCH_ONLY === 'flows' || process.env.BENCH_ONLY === 'keys';
+/**
+ * BENCH_FLOWS_TABLES (e.g. `dashboard,machine_usage`): the example flows reduced to the db-sinks of
+ * these tables and the members they read from — with those two, the logic of the plain-JS views, for
+ * a like-for-like ratio. The bars are defined on the whole flows, so such a run is not their measure.
+ */
+const FLOWS_TABLES = process.env.BENCH_FLOWS_TABLES
+  ? process.env.BENCH_FLOWS_TABLES.split(',').map((t) => t.trim())
+  : null;
 /** BENCH_ONLY=keys: only the many-keys rounds of the example flows. */
 const KEYS_ONLY = process.env.BENCH_ONLY === 'keys';
 /** The repository (dist/bench/e2e.js is two levels below). */
@@ -380,7 +388,7 @@ async function flowsCatchUp(
   const dbFile = join(dir, `flows-${round}.sqlite`);
   rssAfterGc();
   const cpu0 = process.cpuUsage();
-  const run = await runExampleFlows(ROOT, logFile, dbFile);
+  const run = await runExampleFlows(ROOT, logFile, dbFile, EXAMPLES, {}, FLOWS_TABLES);
   const cpu = process.cpuUsage(cpu0);
   await run.stop();
   const written = writtenRows(dbFile);
@@ -476,7 +484,9 @@ function reportFlows(
   const flowRate = median(flowRates);
   const flowShare = flowRate / tightRate;
   console.log(
-    `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 10 tables; SQLite), ${ROUNDS} paired rounds`,
+    FLOWS_TABLES === null
+      ? `\nExample flows as the nodes compile them (${EXAMPLES.join(' + ')}: 2 dataflows, 10 tables; SQLite), ${ROUNDS} paired rounds`
+      : `\nExample flows reduced to the tables ${FLOWS_TABLES.join(', ')} (BENCH_FLOWS_TABLES; the bars are defined on the whole flows), ${ROUNDS} paired rounds`,
   );
   if (flowRounds.length > 0) {
     line(

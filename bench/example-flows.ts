@@ -78,6 +78,7 @@ function nodeRedHelper(): Helper {
 /**
  * The example flows with the benchmark's log and database, non-members replaced by drains;
  * `dataflow` overrides fields of every dd-dataflow node (e.g. `operatorState: 'database'`).
+ * `tables`: only the db-sinks of these tables and the dataflow members they read from (all when null).
  */
 export function exampleFlows(
   root: string,
@@ -85,6 +86,7 @@ export function exampleFlows(
   db: BenchDatabase,
   examples: readonly string[] = EXAMPLES,
   dataflow: Readonly<Record<string, string>> = {},
+  tables: readonly string[] | null = null,
 ): FlowNode[] {
   const out: FlowNode[] = [];
   const seen = new Set<string>();
@@ -101,7 +103,31 @@ export function exampleFlows(
       else out.push({ id: n.id, type: 'bench-drain', z: n.z, wires: [] });
     }
   }
-  return out;
+  return tables === null ? out : onlyTables(out, tables);
+}
+
+/** Config node types (kept whatever they feed). */
+const CONFIG_TYPES = ['actyx-config', 'db-config', 'dd-dataflow', 'tab'];
+
+/** The flow without the dataflow members that no db-sink of `tables` reads from (wires to them dropped). */
+function onlyTables(flow: FlowNode[], tables: readonly string[]): FlowNode[] {
+  const kept = new Set(flow.filter((n) => n.type === 'db-sink' && tables.includes(String(n.table))).map((n) => n.id));
+  if (kept.size !== tables.length)
+    throw new Error(`BENCH_FLOWS_TABLES: not every table of ${tables.join(', ')} has a db-sink`);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const n of flow)
+      if (!kept.has(n.id) && (n.wires ?? []).some((port) => port.some((id) => kept.has(id)))) {
+        kept.add(n.id);
+        grew = true;
+      }
+  }
+  const drop = (n: FlowNode): boolean =>
+    MEMBER_MODULES.includes(n.type) && !CONFIG_TYPES.includes(n.type) && !kept.has(n.id);
+  const dropped = new Set(flow.filter(drop).map((n) => n.id));
+  return flow
+    .filter((n) => !dropped.has(n.id))
+    .map((n) => (n.wires ? { ...n, wires: n.wires.map((port) => port.filter((id) => !dropped.has(id))) } : n));
 }
 
 export interface FlowsRun {
@@ -119,9 +145,10 @@ export async function runExampleFlows(
   db: BenchDatabase,
   examples: readonly string[] = EXAMPLES,
   dataflow: Readonly<Record<string, string>> = {},
+  tables: readonly string[] | null = null,
 ): Promise<FlowsRun> {
   const h = nodeRedHelper();
-  const flow = exampleFlows(root, logFile, db, examples, dataflow);
+  const flow = exampleFlows(root, logFile, db, examples, dataflow, tables);
   const sinkIds = flow.filter((n) => n.type === 'db-sink').map((n) => n.id);
   const modules = MEMBER_MODULES.map(
     (m) => (require(join(root, 'dist', 'src', 'nodes', `${m}.js`)) as { default: (RED: NodeAPI) => void }).default,

@@ -198,17 +198,25 @@ export class TimeZone {
       this.dayText = new Date(day * DAY).toISOString().slice(0, 11); // 'YYYY-MM-DDT'
     }
     const t = w - day * DAY;
-    const hour = Math.floor(t / HOUR);
-    const minute = Math.floor(t / 60_000) % 60;
     const second = Math.floor(t / 1000) % 60;
     const milli = Math.floor(t % 1000);
-    const hms = this.dayText + TWO_DIGITS[hour] + ':' + TWO_DIGITS[minute] + ':' + TWO_DIGITS[second];
+    // Three pieces, not seven: each concatenation is a string object of its own until the text is flattened.
+    const hms = this.dayText + HOURS_MINUTES[Math.floor(t / 60_000)] + COLON_SECONDS[second];
     return milli === 0 ? hms : `${hms}.${String(milli).padStart(3, '0')}`;
   }
 }
 
 /** 0–99 as two digits (texts made once: a text per record and field fed the garbage collector). */
 const TWO_DIGITS: readonly string[] = Array.from({ length: 100 }, (_, n) => (n < 10 ? `0${n}` : String(n)));
+
+/** 'HH:MM' for each minute of the day (00:00 … 23:59). */
+const HOURS_MINUTES: readonly string[] = Array.from(
+  { length: 1440 },
+  (_, m) => `${TWO_DIGITS[Math.floor(m / 60)]}:${TWO_DIGITS[m % 60]}`,
+);
+
+/** ':SS' for each second of a minute. */
+const COLON_SECONDS: readonly string[] = Array.from({ length: 60 }, (_, s) => `:${TWO_DIGITS[s]}`);
 
 /** The texts of offsets (seconds east of UTC) seen so far: a zone has few. */
 const offsetTexts = new Map<number, string>();

@@ -192,16 +192,22 @@ export function inputAfter<T>(change: InputChange, i: number, old: readonly T[],
  */
 export function emptyFold(first: Checkpoint): FoldState {
   return {
-    values: [],
-    orders: [],
-    mults: [],
-    times: [],
+    values: NONE,
+    orders: NONE,
+    mults: NONE,
+    times: NONE,
     maxTime: -Infinity,
-    emitted: [],
+    emitted: NONE,
     checkpoints: [first],
     tail: first.state,
   };
 }
+
+/**
+ * The empty columns of every new fold: `replaceRange` never writes into an empty column (it
+ * returns a new one), so one frozen array serves them all.
+ */
+const NONE = Object.freeze([]) as unknown as never[];
 
 /** A copy whose arrays can be patched without touching `fold`. */
 export function copyFold(fold: FoldState): FoldState {
@@ -253,9 +259,11 @@ const EXACT_UP_TO = 8;
  */
 function replaceRange<T>(arr: T[], from: number, to: number, items: readonly T[]): T[] {
   const delta = items.length - (to - from);
+  // NB: empty columns may be shared (emptyFold): never written into.
+  if (arr.length === 0) return items.length === 0 ? arr : items.slice();
   if (delta !== 0 && arr.length + delta <= EXACT_UP_TO) {
     // slice and concat allocate their result at its length (packed, like the pushed columns)
-    if (from === arr.length) return arr.length === 0 ? items.slice() : arr.concat(items);
+    if (from === arr.length) return arr.concat(items);
     return arr.slice(0, from).concat(items, arr.slice(to));
   }
   if (from === arr.length) {

@@ -53,7 +53,7 @@ import {
 } from './scan-pages';
 import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
-import { dropOlderColumns, mergeColumns, olderCount, type SortedUpdates } from '../sorted-inputs';
+import { dropOlderColumns, mergeColumns, olderCount, type InputColumns, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, Value } from '../types';
 import { cloneValue } from '../value-clone';
@@ -98,6 +98,15 @@ interface Outcome {
   /** ADDED only with a patch. */
   readonly diff: OutputDiff;
 }
+
+/** An empty region of a fold's inputs (mergeColumns never changes the columns it is given). */
+const NO_COLUMNS: InputColumns = Object.freeze({
+  values: Object.freeze([]),
+  orders: Object.freeze([]),
+  mults: Object.freeze([]),
+  times: Object.freeze([]),
+  maxTime: -Infinity,
+});
 
 /** How many inputs sort before (`o`, `v`) (strict = false: before or equal to it). */
 function position(values: readonly Value[], orders: readonly Value[], o: Value, v: Value, strict: boolean): number {
@@ -248,13 +257,15 @@ export class ScanOperator extends UnaryOperator {
     const first = position(old, base.orders, updates.orders[from], updates.values[from], true);
     const last = position(old, base.orders, updates.orders[to - 1], updates.values[to - 1], false);
     const region = mergeColumns(
-      {
-        values: old.slice(first, last),
-        orders: base.orders.slice(first, last),
-        mults: base.mults.slice(first, last),
-        times: base.times.slice(first, last),
-        maxTime: -Infinity,
-      },
+      first === last
+        ? NO_COLUMNS // (appending, or inserting between two inputs: no old input in the region)
+        : {
+            values: old.slice(first, last),
+            orders: base.orders.slice(first, last),
+            mults: base.mults.slice(first, last),
+            times: base.times.slice(first, last),
+            maxTime: -Infinity,
+          },
       updates,
       from,
       to,

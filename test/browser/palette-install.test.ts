@@ -36,6 +36,7 @@ import net from 'node:net';
 import pg from 'pg';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, screenshot, skipWithoutChromium } from './chromium';
+import { pageError, watchEditorErrors } from './page-errors';
 import { waitFor } from '../e2e/node-red-process';
 import { withMariadb } from '../dataflow/support';
 import {
@@ -280,7 +281,7 @@ test('palette install: from the packed tarball to every example imported, deploy
   context.setDefaultTimeout(60_000);
   editor = await context.newPage();
   const pageErrors: string[] = [];
-  editor.on('pageerror', (err) => pageErrors.push(err.message));
+  watchEditorErrors(editor, pageErrors); // with stacks; one known Node-RED 5 error left out (page-errors.ts)
   await editor.goto(`${nodeRed!.base}/`);
   await editor.locator('#red-ui-palette-container-dataflow').waitFor();
 
@@ -298,7 +299,7 @@ test('palette install: from the packed tarball to every example imported, deploy
   // The drill dashboard page connects its WebSocket (and reads the tables); an event makes the
   // dataflows and pages work.
   const page = await context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(`dashboard: ${err.message}`));
+  page.on('pageerror', (err) => pageErrors.push(`dashboard: ${pageError(err)}`));
   await page.goto(`${nodeRed!.base}/drill-dashboard`);
   await page.locator('#connection', { hasText: 'live' }).waitFor();
   await editor.locator('.red-ui-tab', { hasText: /^\s*Drill dashboard\s*$/ }).click();

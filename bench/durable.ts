@@ -14,10 +14,16 @@
  * the floor (bench:e2e measures the other floors). The issue's bars are without retention window:
  * the examples' windows are removed unless BENCH_WINDOW=keep.
  *
+ * Beside the peak RSS, each phase reports the peak of V8's heap (committed, sampled every 50 ms)
+ * and the live heap at its end (used after full collections, with the flows still running): the
+ * peak RSS is the heap's peak plus what is outside the heap (code, worker threads, SQLite), and
+ * the heap's peak is the live heap plus garbage V8 lets accumulate before a full collection.
+ *
  * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_ROUNDS (1), BENCH_STATE_CACHE_MB
  * (the node's default, 64), BENCH_WINDOW (keep: the examples' retention windows), BENCH_LOG_DIR
  * (where bench:e2e caches the generated log), BENCH_PHASE_TIMEOUT_S (900: a phase still running
- * then is stopped and reported as not finished, a FAIL).
+ * then is stopped and reported as not finished, a FAIL), BENCH_MAX_OLD_SPACE_MB (none: the phases
+ * run with `node --max-old-space-size` of this many MB, as a deployment that bounds its heap).
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -35,6 +41,7 @@ const ROUNDS = intEnv('BENCH_ROUNDS', 1);
 const CACHE_MB = process.env.BENCH_STATE_CACHE_MB ?? '';
 const KEEP_WINDOW = process.env.BENCH_WINDOW === 'keep';
 const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 900) * 1000;
+const MAX_OLD_SPACE_MB = process.env.BENCH_MAX_OLD_SPACE_MB ?? '';
 /** The repository (dist/bench/durable.js is two levels below). */
 const ROOT = join(__dirname, '..', '..');
 /** Set in a child process: the phase it runs (JSON of Phase). */
@@ -61,6 +68,10 @@ interface Result {
   readonly peakRss: number;
   /** RSS after the phase, after GC (bytes). */
   readonly rss: number;
+  /** Peak of V8's committed heap (bytes; sampled every 50 ms). */
+  readonly peakHeap: number;
+  /** V8's heap in use at the end of the phase after full collections, the flows still running (bytes). */
+  readonly liveHeap: number;
 }
 
 function intEnv(name: string, fallback: number): number {
@@ -72,6 +83,10 @@ const gc = (globalThis as { gc?: () => void }).gc;
 function rssAfterGc(): number {
   if (gc) for (let i = 0; i < 3; i++) gc();
   return process.memoryUsage().rss;
+}
+function heapAfterGc(): number {
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().heapUsed;
 }
 const mb = (b: number): string => (Number.isFinite(b) ? `${(b / 1048576).toFixed(0)} MB` : '—');
 const perSecond = (n: number, ms: number): number => (n / ms) * 1000;
@@ -99,8 +114,11 @@ function dataflowFields(mode: Mode): Record<string, string> {
 
 async function runPhase(phase: Phase): Promise<Result> {
   rssAfterGc();
+  let peakHeap = 0;
+  const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapTotal)), 50);
   const cpu0 = process.cpuUsage();
   let ms: number;
+  let liveHeap = NaN;
   if (phase.kind === 'read') {
     const log = new EmbeddedLog(phase.log, { foreignWritePollMs: 0 });
     const present = await log.presentOffsets();
@@ -108,15 +126,20 @@ async function runPhase(phase: Phase): Promise<Result> {
     let n = 0;
     for await (const e of log.query('allEvents', {}, present)) if (e.offset >= 0) n++;
     ms = performance.now() - t0;
+    liveHeap = heapAfterGc();
     await log.close();
     if (n !== EVENTS) throw new Error(`read ${n} events, expected ${EVENTS}`);
   } else {
     const run = await runExampleFlows(ROOT, phase.log, phase.db, EXAMPLES, dataflowFields(phase.mode));
     ms = run.ms;
+    liveHeap = heapAfterGc();
     await run.stop();
   }
   const cpu = process.cpuUsage(cpu0);
+  clearInterval(sampler);
   return {
+    peakHeap: Math.max(peakHeap, process.memoryUsage().heapTotal),
+    liveHeap,
     ms,
     cpuMs: (cpu.user + cpu.system) / 1000,
     peakRss: process.resourceUsage().maxRSS * 1024,
@@ -127,11 +150,19 @@ async function runPhase(phase: Phase): Promise<Result> {
 // ---- parent ----------------------------------------------------------------------------------
 
 /** A phase that did not finish within BENCH_PHASE_TIMEOUT_S: its time is reported as Infinity. */
-const NOT_FINISHED: Result = { ms: Infinity, cpuMs: Infinity, peakRss: Infinity, rss: Infinity };
+const NOT_FINISHED: Result = {
+  ms: Infinity,
+  cpuMs: Infinity,
+  peakRss: Infinity,
+  rss: Infinity,
+  peakHeap: Infinity,
+  liveHeap: Infinity,
+};
 
 /** Runs one phase in a process of its own and returns its result line. */
 function inChild(phase: Phase): Result {
-  const r = spawnSync(process.execPath, ['--expose-gc', __filename], {
+  const flags = MAX_OLD_SPACE_MB === '' ? [] : [`--max-old-space-size=${MAX_OLD_SPACE_MB}`];
+  const r = spawnSync(process.execPath, ['--expose-gc', ...flags, __filename], {
     env: { ...process.env, [PHASE]: JSON.stringify(phase) },
     encoding: 'utf8',
     maxBuffer: 64 << 20,
@@ -199,7 +230,7 @@ function round(dir: string, source: string, mode: Mode, r: number): Round {
 
 async function main(): Promise<void> {
   console.log(
-    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
+    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB}, `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
@@ -227,6 +258,10 @@ async function main(): Promise<void> {
       line(
         'peak RSS during catch-up; RSS after it',
         rs.map((x) => `${mb(x.catchUp.peakRss)}; ${mb(x.catchUp.rss)}`).join(' | '),
+      );
+      line(
+        'catch-up: peak heap; live heap at its end',
+        rs.map((x) => `${mb(x.catchUp.peakHeap)}; ${mb(x.catchUp.liveHeap)}`).join(' | '),
       );
       line('restart → live, per round', rs.map((x) => seconds(x.restart.ms)).join('; '));
       line('peak RSS of the restart', rs.map((x) => mb(x.restart.peakRss)).join('; '));

@@ -16,6 +16,17 @@ export const STATE_FORMAT = 2;
 /** Default of DataflowSettings.stateCacheBytes: 64 MB of entry text in memory. */
 export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;
 
+/**
+ * A catch-up commit with durable state is queued once the state texts it holds reach this many
+ * characters (besides the step bound of maxInFlight steps; DataflowSettings.commitStateChars).
+ * What a commit holds — the texts, the row changes, the entries pinned until it is durable — lives
+ * through many young-generation collections and is promoted; V8 then lets the old generation grow
+ * to up to 4× what survives a full collection. The example flows hold about 600 characters of
+ * state per event, so 16 steps of 2,500 events held about 24 MB of texts (BENCHMARKS.md, "Durable
+ * state: where the peak RSS comes from").
+ */
+export const COMMIT_STATE_CHARS = 4 * 1024 * 1024;
+
 /** Where a dataflow's operator state is stored. */
 export interface DurableHost {
   /** The state database H (the one database of the dataflow's sinks). */
@@ -109,6 +120,8 @@ export function scopedStore(reader: StateStore, scope: string): StateStore {
 export class StateWrite {
   /** The newest step in it (`Graph.release` once committed); 0: none. */
   step = 0;
+  /** Characters of the entry texts it holds (the newest per key): bounds a commit (COMMIT_STATE_CHARS). */
+  chars = 0;
   private readonly entries = new Map<string, Map<string, StateEntry | null>>();
   private forget: { cutoff: number; ops: Set<string> } | null = null;
   cutoff: number | null;
@@ -141,7 +154,12 @@ export class StateWrite {
       const op = `${this.scope}/${id}`;
       let m = this.entries.get(op);
       if (m === undefined) this.entries.set(op, (m = new Map()));
-      for (const [k, e] of changed) m.set(k, e);
+      for (const [k, e] of changed) {
+        const before = m.get(k);
+        if (before) this.chars -= before.v.length;
+        if (e !== null) this.chars += e.v.length;
+        m.set(k, e);
+      }
     }
   }
 

@@ -136,6 +136,12 @@ export interface DataflowSettings {
   readonly durableState?: boolean;
   /** Durable state: bytes of entry text kept in memory (default DEFAULT_STATE_CACHE_BYTES, 64 MB). */
   readonly stateCacheBytes?: number;
+  /**
+   * Durable state, catching up: a commit is queued once the state texts it holds reach this many
+   * characters, before it has maxInFlight steps (default COMMIT_STATE_CHARS, 4 Mi). Not a node
+   * setting (tests set it small).
+   */
+  readonly commitStateChars?: number;
 }
 
 /**

@@ -24,7 +24,7 @@ function machineOf(ev: Rec): string {
   return tag === undefined ? '?' : tag.slice('machine:'.length);
 }
 
-function pagedMembers(sourceId: string, db: SinkDatabase, prefix: string): DataflowMember[] {
+export function pagedMembers(sourceId: string, db: SinkDatabase, prefix: string): DataflowMember[] {
   const col = (s: Stage): Collection => (s as { collection: Collection }).collection;
   const grp = (s: Stage): Grouped => (s as { grouped: Grouped }).grouped;
   return [

@@ -18,7 +18,7 @@ import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types'
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
-import type { SinkDatabase } from '../../src/sinks/types';
+import type { SinkDatabase, SinkTransaction } from '../../src/sinks/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import {
   allEvents,
@@ -42,6 +42,7 @@ import {
   waitCommitted,
   type DrillEvent,
 } from './support';
+import { pagedMembers } from '../crash/members';
 
 const WINDOW = 40e6; // 40 s of the events' time (≈ 40 events), compacted in steps of 5 s
 
@@ -279,6 +280,65 @@ test('SQLite: a dataflow that kept its state in memory builds the state once, th
       if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expectedV2.get(m.id));
     const afterUpgrade = await runOnce({ ...base, durableState: true }, 'v2');
     assert.equal(afterUpgrade.stats.eventsReplayed, 0);
+  } finally {
+    await db.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SQLite, durable state, catching up: a commit is queued once the state texts it holds reach commitStateChars', async () => {
+  const dir = tempDir('deltaflow-durable-commit-chars-');
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const file = join(dir, 'views.sqlite');
+  // Per commit, the characters of the state texts it writes (the newest text per key).
+  const written: number[] = [];
+  class Counting extends SqliteDatabase {
+    override transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
+      return super.transaction((tx) =>
+        fn({
+          ...tx,
+          writeScope: async (scope, level, changes) => {
+            let chars = 0;
+            for (const entries of changes.entries.values()) for (const e of entries.values()) chars += e?.v.length ?? 0;
+            written.push(chars);
+            await tx.writeScope!(scope, level, changes);
+          },
+        }),
+      );
+    }
+  }
+  const db = new Counting({ filename: file });
+  try {
+    const events = drillEvents({ machines: 3, events: 1500, seed: 5 });
+    appendInOrder(log, events);
+    // A scan (paged) and a multiset minBy (an entry per element): texts that grow with the events.
+    const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...pagedMembers('src', db, 'c')];
+    const bound = 20_000;
+    // One step of 25 events holds far less than the bound; 16 steps' worth (400 events) far more.
+    const settings: DataflowSettings = {
+      batchSize: 25,
+      catchUpBatchSize: 25,
+      batchMs: 1,
+      maxInFlight: 16,
+      retentionMicros: null,
+      onError: 'skip',
+      durableState: true,
+      commitStateChars: bound,
+    };
+    const run = startDataflow({ id: 'flow', source: log, members, settings }, recordingListener());
+    await run.live;
+    await waitCommitted(run, await log.presentOffsets());
+    await run.stop();
+    const total = written.reduce((a, b) => a + b, 0);
+    assert.ok(total > 5 * bound, `the catch-up wrote ${total} characters of state, more than 5 commits' worth`);
+    const largest = Math.max(...written);
+    assert.ok(
+      largest < 2 * bound,
+      `the largest commit held ${largest} characters of state (bound ${bound}): ${written}`,
+    );
+    const expected = await fromScratch(members, await allEvents(log));
+    for (const m of members) if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expected.get(m.id));
   } finally {
     await db.close();
     await log.close();

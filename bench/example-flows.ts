@@ -158,6 +158,17 @@ export async function runExampleFlows(
   let wake: () => void = () => undefined;
   const t0 = performance.now();
   await h.load([...modules, drainNode], flow);
+  // NB: node-red-node-test-helper spies on every node's send, status and log (and RED.log) and
+  // keeps each call — its message, with an Error for its stack — until unload: over a catch-up
+  // that is every committed row message, so the heap grew with the history (the durable-state
+  // probe of BENCHMARKS.md found the stopped dataflows held through the spies). A deployment
+  // keeps none of it: the calls are forgotten every second. `_sandbox` is the helper's sinon
+  // sandbox (its own field; checked here so that a helper without it fails loudly).
+  const sandbox = (h as unknown as { _sandbox?: { resetHistory?: () => void } })._sandbox;
+  if (typeof sandbox?.resetHistory !== 'function')
+    throw new Error('node-red-node-test-helper: no sinon sandbox to forget the recorded calls of');
+  const forget = setInterval(() => sandbox.resetHistory!(), 1000);
+  forget.unref();
   // Each node's own status and error (what dd-dataflow calls on its members); the dataflows start
   // after the flows have started, so nothing is missed between load and here.
   for (const n of flow) {
@@ -180,9 +191,16 @@ export async function runExampleFlows(
   }
   while (live.size < sinkIds.length && failed === null) await new Promise<void>((r) => (wake = r));
   const ms = performance.now() - t0;
-  if (failed !== null) {
+  const stop = async (): Promise<void> => {
+    clearInterval(forget);
     await h.unload();
+    // unload restores the spies, so the sandbox no longer reaches the log spy: its calls (while
+    // stopping) would keep the stopped dataflows alive until the next load.
+    (h as unknown as { _logSpy?: { resetHistory?: () => void } })._logSpy?.resetHistory?.();
+  };
+  if (failed !== null) {
+    await stop();
     throw new Error(`example flows failed: ${failed}`);
   }
-  return { ms, sinks: sinkIds.length, stop: () => h.unload() };
+  return { ms, sinks: sinkIds.length, stop };
 }

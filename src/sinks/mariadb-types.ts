@@ -106,6 +106,8 @@ const toDatetime: Converter = (v) => (typeof v === 'string' ? utcDatetime(v) : v
 const toDate: Converter = (v) => (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}[T ]/.test(v) ? v.slice(0, 10) : v);
 
 const ISO_8601 = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(\.\d+)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+/** `2024-05-06T07:08:09.123Z`: a UTC date-time with milliseconds, as Date.prototype.toISOString writes it. */
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
  * An ISO-8601 date-time (`2024-05-06T07:08:09.123Z`, `…+02:00`) as the UTC date-time text that
@@ -116,6 +118,8 @@ const ISO_8601 = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(\.\d+)?(Z|[+-
  * @example utcDatetime('2024-05-06T09:27:00.000+02:00') // '2024-05-06 07:27:00.000'
  */
 export function utcDatetime(text: string): string {
+  // What Date.prototype.toISOString writes (most values): sliced, without the general pattern's captures.
+  if (text.length === 24 && CANONICAL_UTC.test(text)) return `${text.slice(0, 10)} ${text.slice(11, 23)}`;
   const m = ISO_8601.exec(text);
   if (!m) return text;
   const [, date, time, fraction = '', zone] = m as unknown as [string, string, string, string?, string?];
@@ -144,13 +148,24 @@ function converterFor(columnType: string | undefined): Converter | null {
 /**
  * A function binding a row's cells for columns of the given information_schema column types
  * (`varchar(255)`, `datetime(6)`, …, in the row's column order); the cells themselves when none
- * needs a conversion, a new array otherwise.
+ * needs a conversion, a new array otherwise — or, `inPlace`, the cells converted in their own array
+ * (for cells that the caller owns and reads no more).
  */
 export function mariadbBinder(
   columnTypes: readonly (string | undefined)[],
+  inPlace = false,
 ): (cells: readonly SqlValue[]) => readonly SqlValue[] {
   const converters = columnTypes.map(converterFor);
   if (converters.every((c) => c === null)) return (cells) => cells;
+  if (inPlace)
+    return (cells) => {
+      const out = cells as SqlValue[];
+      for (let i = 0; i < converters.length; i++) {
+        const convert = converters[i];
+        if (convert) out[i] = convert(out[i] as SqlValue);
+      }
+      return out;
+    };
   return (cells) => {
     let out: SqlValue[] | null = null;
     for (let i = 0; i < converters.length; i++) {

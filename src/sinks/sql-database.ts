@@ -679,6 +679,9 @@ class SqlSinkTransaction implements SinkTransaction {
     const table = t.spec.name;
     const names = t.written.map((c) => c.name);
     const bind = await this.binderFor(table, names);
+    // NB: the plan's cells are arrays of its own (planWrites: table.cells makes one per record), and
+    // an insert's cells are read no more once bound (its reported row is made before): bound in place.
+    const bindInPlace = await this.binderFor(table, names, true);
     const out: RowChange[] = [];
     // Deletes first: a batch never needs a row it deletes, and the table stays smaller for the lookups.
     if (plan.deletes.length) {
@@ -722,7 +725,7 @@ class SqlSinkTransaction implements SinkTransaction {
       const rows: (readonly SqlValue[])[] = [];
       for (const r of plan.inserts) {
         const row = report ? t.rowObject(r.cells) : null;
-        const cells = bind(r.cells);
+        const cells = bindInPlace(r.cells);
         for (let k = 0; k < r.count; k++) {
           rows.push(cells);
           if (row !== null) out.push({ op: 'insert', row });
@@ -797,12 +800,14 @@ class SqlSinkTransaction implements SinkTransaction {
   private async binderFor(
     table: string,
     columns: readonly string[],
+    inPlace = false,
   ): Promise<(cells: readonly SqlValue[]) => readonly SqlValue[]> {
-    if (!this.d.bindsByColumnType) return sql.rowBinder(this.d, []);
+    if (!this.d.bindsByColumnType) return sql.rowBinder(this.d, [], inPlace);
     const types = await this.columnTypesOf(table);
     return sql.rowBinder(
       this.d,
       columns.map((c) => types.get(c)),
+      inPlace,
     );
   }
 

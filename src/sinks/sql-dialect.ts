@@ -128,16 +128,25 @@ export function mariadbDialect(collation: string, maxStatementBytes: number): Di
  * How a row's cells are bound: SQLite binds no booleans (stored as 1/0, as SQLite itself does);
  * MariaDB converts values to the kind of their column, given the columns' data types
  * (mariadb-types.ts); PostgreSQL binds them as they are (its casts do the rest). The cells
- * themselves when nothing changes.
+ * themselves when nothing changes; where something does, a new array — or, `inPlace`, the cells'
+ * own array converted (cells that the caller owns and reads no more: no array per row).
  */
 export function rowBinder(
   d: Dialect,
   dataTypes: readonly (string | undefined)[],
+  inPlace = false,
 ): (cells: readonly SqlValue[]) => readonly SqlValue[] {
-  if (d.kind === 'mariadb') return mariadbBinder(dataTypes);
+  if (d.kind === 'mariadb') return mariadbBinder(dataTypes, inPlace);
   if (d.kind !== 'sqlite') return (cells) => cells;
-  return (cells) =>
-    cells.some((v) => typeof v === 'boolean') ? cells.map((v) => (typeof v === 'boolean' ? (v ? 1 : 0) : v)) : cells;
+  return (cells) => {
+    if (!cells.some((v) => typeof v === 'boolean')) return cells;
+    const out = inPlace ? (cells as SqlValue[]) : cells.slice();
+    for (let i = 0; i < out.length; i++) {
+      const v = out[i];
+      if (typeof v === 'boolean') out[i] = v ? 1 : 0;
+    }
+    return out;
+  };
 }
 
 /** The meta table's `updated_at` value for `date`: ISO-8601, or UTC date-time text where the column is one. */

@@ -23,7 +23,8 @@
  * (the node's default, 64), BENCH_WINDOW (keep: the examples' retention windows), BENCH_LOG_DIR
  * (where bench:e2e caches the generated log), BENCH_PHASE_TIMEOUT_S (900: a phase still running
  * then is stopped and reported as not finished, a FAIL), BENCH_MAX_OLD_SPACE_MB (none: the phases
- * run with `node --max-old-space-size` of this many MB, as a deployment that bounds its heap).
+ * with the state in the database run with `node --max-old-space-size` of this many MB, as a
+ * deployment that bounds its heap; the in-memory ones keep their whole state and run without it).
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -161,7 +162,8 @@ const NOT_FINISHED: Result = {
 
 /** Runs one phase in a process of its own and returns its result line. */
 function inChild(phase: Phase): Result {
-  const flags = MAX_OLD_SPACE_MB === '' ? [] : [`--max-old-space-size=${MAX_OLD_SPACE_MB}`];
+  const flags =
+    MAX_OLD_SPACE_MB === '' || phase.mode !== 'database' ? [] : [`--max-old-space-size=${MAX_OLD_SPACE_MB}`];
   const r = spawnSync(process.execPath, ['--expose-gc', ...flags, __filename], {
     env: { ...process.env, [PHASE]: JSON.stringify(phase) },
     encoding: 'utf8',
@@ -230,7 +232,7 @@ function round(dir: string, source: string, mode: Mode, r: number): Round {
 
 async function main(): Promise<void> {
   console.log(
-    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB}, `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
+    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB} (state in the database), `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );

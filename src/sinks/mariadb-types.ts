@@ -157,17 +157,9 @@ export function mariadbBinder(
 ): (cells: readonly SqlValue[]) => readonly SqlValue[] {
   const converters = columnTypes.map(converterFor);
   if (converters.every((c) => c === null)) return (cells) => cells;
-  if (inPlace)
-    return (cells) => {
-      const out = cells as SqlValue[];
-      for (let i = 0; i < converters.length; i++) {
-        const convert = converters[i];
-        if (convert) out[i] = convert(out[i] as SqlValue);
-      }
-      return out;
-    };
   return (cells) => {
-    let out: SqlValue[] | null = null;
+    // In place: the cells' own array; otherwise a copy made at the first cell that changes.
+    let out: SqlValue[] | null = inPlace ? (cells as SqlValue[]) : null;
     for (let i = 0; i < converters.length; i++) {
       const convert = converters[i];
       if (!convert) continue;

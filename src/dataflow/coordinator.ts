@@ -19,7 +19,7 @@ import { LeasedDataflow } from './leased-dataflow';
 import { LeaseLostError } from '../sinks/lease-sql';
 import { DataflowStatus } from './dataflow-status';
 import { sinkFingerprint } from './fingerprint';
-import { DEFAULT_STATE_CACHE_BYTES, durableHost, scopedStore } from './durable-state';
+import { DEFAULT_STATE_CACHE_BYTES, durableHost, MEMORY_STATE_HINT, scopedStore } from './durable-state';
 import { OffsetTracker } from './offset-tracker';
 import { Processor } from './processor';
 import { Reader } from './reader';
@@ -141,6 +141,11 @@ class Coordinator implements RunningDataflow {
     const host = durableHost(ctx.definition, built.graph, built.sinks);
     if (typeof host === 'string') ctx.listener.log('warn', `operator state kept in memory: ${host}`);
     else if (host !== null) ctx.durable = host;
+    else if (ctx.settings.retentionMicros === null && built.graph.stateIds().length > 0) {
+      // Once per start: a dd-dataflow without the setting (saved before it existed, or written by
+      // hand) keeps the state in memory, and without a window that grows with the history.
+      ctx.listener.log('info', MEMORY_STATE_HINT);
+    }
 
     let levels: Level[];
     let stateLevel: OffsetMap | null;

@@ -39,6 +39,14 @@ export interface DurableHost {
 }
 
 /**
+ * Logged once per start by a dataflow that keeps stateful operators' state in memory without a
+ * retention window: memory and the restart's replay then grow with the history.
+ */
+export const MEMORY_STATE_HINT =
+  'operator state in memory and no retention window: every start replays the whole history and memory grows ' +
+  'with it; set Operator state to "in the database" to keep both flat (docs/durable-state.md)';
+
+/**
  * The state host of a dataflow, or why its state stays in memory (null: durable state is off).
  * NB: one database only — a commit to several databases runs their transactions in parallel, and
  * the state would need H committed last (docs/durable-state.md, "Sinks in two databases").

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import { STATE_FORMAT } from '../../src/dataflow/durable-state';
+import { MEMORY_STATE_HINT, STATE_FORMAT } from '../../src/dataflow/durable-state';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -241,11 +241,14 @@ test('SQLite: a dataflow that kept its state in memory builds the state once, th
     appendInOrder(log, events.slice(0, 120));
     const memory = await runOnce(base);
     assert.equal(memory.stats.durableState, false);
+    // In memory without a window: the start says once that the state grows with the history.
+    assert.equal(memory.logs.filter((l) => l === MEMORY_STATE_HINT).length, 1, memory.logs.join('\n'));
     appendInOrder(log, events.slice(120, 150));
     // First start with durable state: the operators' state is built from the history, tables kept.
     const first = await runOnce({ ...base, durableState: true, stateCacheBytes: 1000 });
     assert.equal(first.stats.eventsReplayed, 120);
     assert.ok(first.logs.some((l) => /building the operator state/.test(l)));
+    assert.ok(!first.logs.includes(MEMORY_STATE_HINT));
     appendInOrder(log, events.slice(150));
     const second = await runOnce({ ...base, durableState: true, stateCacheBytes: 1000 });
     assert.equal(second.stats.eventsReplayed, 0);
@@ -280,6 +283,32 @@ test('SQLite: a dataflow that kept its state in memory builds the state once, th
       if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expectedV2.get(m.id));
     const afterUpgrade = await runOnce({ ...base, durableState: true }, 'v2');
     assert.equal(afterUpgrade.stats.eventsReplayed, 0);
+  } finally {
+    await db.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('SQLite: state in memory says so once at start without a retention window, not with one', async () => {
+  const dir = tempDir('deltaflow-durable-hint-');
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const db = new SqliteDatabase({ filename: join(dir, 'views.sqlite') });
+  try {
+    appendInOrder(log, drillEvents({ machines: 2, events: 20, seed: 3 }));
+    const settings = { batchSize: 20, batchMs: 1, maxInFlight: 2, retentionMicros: null, onError: 'skip' as const };
+    const logsOf = async (members: DataflowMember[], s: DataflowSettings): Promise<string[]> => {
+      const listener = recordingListener();
+      const run = startDataflow({ id: 'hint', source: log, members, settings: s }, listener);
+      await run.live;
+      await run.stop();
+      return listener.recorded.logs.map((l) => l.message);
+    };
+    const dashboard = [sourceMember('src', "'machine'", log), ...dashboardMembers('src', db, 'dashboard')];
+    const windowed = await logsOf(dashboard, { ...settings, retentionMicros: WINDOW });
+    assert.ok(!windowed.includes(MEMORY_STATE_HINT), windowed.join('\n'));
+    const unwindowed = await logsOf(dashboard, settings);
+    assert.ok(unwindowed.includes(MEMORY_STATE_HINT), unwindowed.join('\n'));
   } finally {
     await db.close();
     await log.close();

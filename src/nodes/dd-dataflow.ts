@@ -76,7 +76,9 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   const onError = config.onError === 'stop' ? 'stop' : 'skip';
   // Minutes an event may be ahead of the wall clock and still move the retention watermark.
   const clockAhead = intField(config, 'clockAhead', 0, 525600, DEFAULT_CLOCK_AHEAD_MICROS / 60e6, problems);
-  // Operator state: 'memory' (default: replayed at every start) or 'database' (durable state).
+  // Operator state: 'database' (durable state; the editor's default for a new node) or 'memory'
+  // (replayed at every start). NB: a node saved without the field (before it existed, or written by
+  // hand) keeps 'memory', so an upgrade never moves a running dataflow's state by itself.
   const durableState = config.operatorState === 'database';
   const stateCacheMb = intField(config, 'stateCache', 0, 65536, DEFAULT_STATE_CACHE_BYTES / 1048576, problems);
   const settings: DataflowSettings = {

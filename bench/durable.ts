@@ -9,17 +9,28 @@
  * - restart → live: the same flows started again on the database the catch-up left (a clean stop
  *   before) — the time from loading the flows to every db-sink live, and its peak RSS.
  *
+ * - live: in the restarted process, once every db-sink is live, BENCH_LIVE_EVENTS machine events
+ *   appended to the log at 1,000 per second (through the process's shared embedded log, as an
+ *   actyx-publish node would), each timed from its append until every sink table's
+ *   `<table>_offsets` row, read by a connection of its own, covers it: the committed rows are
+ *   visible to a reader such as a dashboard. p50, p99 and the maximum.
+ *
  * Beside them, the floor of the same run: reading and parsing the log alone. PASS/FAIL against
  * the bars: restart → live ≤ 1 s, peak RSS ≤ 400 MB, catch-up ≥ 200,000 events/s and ≥ 0.45 of
- * the floor (bench:e2e measures the other floors). The issue's bars are without retention window:
- * the examples' windows are removed unless BENCH_WINDOW=keep.
+ * the floor (bench:e2e measures the other floors), live p99 ≤ 20 ms; with more than one history
+ * size (BENCH_EVENTS=1000000,10000000), the CPU per event of the catch-up from the smallest to the
+ * largest, flat within 20 %. The issue's bars are without retention window: the examples' windows
+ * are removed unless BENCH_WINDOW=keep.
  *
  * Beside the peak RSS, each phase reports the peak of V8's heap (committed, sampled every 50 ms)
  * and the live heap at its end (used after full collections, with the flows still running): the
  * peak RSS is the heap's peak plus what is outside the heap (code, worker threads, SQLite), and
  * the heap's peak is the live heap plus garbage V8 lets accumulate before a full collection.
  *
- * Environment: BENCH_EVENTS (1,000,000), BENCH_MACHINES (50), BENCH_ROUNDS (1), BENCH_STATE_CACHE_MB
+ * Environment: BENCH_EVENTS (1,000,000; a comma-separated list measures each history size in turn,
+ * each size's log generated once and cached), BENCH_MODES (memory,database; `database` alone for
+ * histories whose in-memory replay would not fit), BENCH_LIVE_EVENTS (5,000; 0: no live phase),
+ * BENCH_MACHINES (50), BENCH_ROUNDS (1), BENCH_STATE_CACHE_MB
  * (the node's default, 64), BENCH_WINDOW (keep: the examples' retention windows), BENCH_LOG_DIR
  * (where bench:e2e caches the generated log), BENCH_PHASE_TIMEOUT_S (900: a phase still running
  * then is stopped and reported as not finished, a FAIL), BENCH_MAX_OLD_SPACE_MB (none: the phases
@@ -33,10 +44,19 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EmbeddedLog } from '../src/sources/embedded-log';
+import { openSharedEmbeddedLog } from '../src/sources/shared-embedded-log';
 import { cachedDrillLog } from './drill-members';
 import { EXAMPLES, runExampleFlows } from './example-flows';
 
-const EVENTS = intEnv('BENCH_EVENTS', 1_000_000);
+const SIZES = (process.env.BENCH_EVENTS ?? '1000000')
+  .split(',')
+  .map((v) => Math.max(1, Math.floor(Number(v))))
+  .filter((n) => Number.isFinite(n));
+const MODES = (process.env.BENCH_MODES ?? 'memory,database')
+  .split(',')
+  .map((m) => m.trim())
+  .filter((m): m is Mode => m === 'memory' || m === 'database');
+const LIVE_EVENTS = process.env.BENCH_LIVE_EVENTS === '0' ? 0 : intEnv('BENCH_LIVE_EVENTS', 5_000);
 const MACHINES = intEnv('BENCH_MACHINES', 50);
 const ROUNDS = intEnv('BENCH_ROUNDS', 1);
 const CACHE_MB = process.env.BENCH_STATE_CACHE_MB ?? '';
@@ -52,6 +72,9 @@ const RESTART_BAR_MS = 1000;
 const RSS_BAR = 400 * 1048576;
 const RATE_BAR = 200_000;
 const FLOOR_SHARE_BAR = 0.45;
+const LIVE_P99_BAR_MS = 20;
+/** CPU per event from the smallest to the largest history: flat within 20 %. */
+const FLAT_BAR = 1.2;
 
 type Mode = 'memory' | 'database';
 
@@ -60,6 +83,16 @@ interface Phase {
   readonly log: string;
   readonly db: string;
   readonly mode: Mode;
+  /** Events in the log (checked by the read phase). */
+  readonly events: number;
+  /** Live events appended after every sink is live (0: none). */
+  readonly live: number;
+}
+
+/** Latencies of the live phase (ms, sorted), and how many events no sink covered within 10 s. */
+interface Live {
+  readonly sorted: number[];
+  readonly missed: number;
 }
 
 interface Result {
@@ -73,6 +106,7 @@ interface Result {
   readonly peakHeap: number;
   /** V8's heap in use at the end of the phase after full collections, the flows still running (bytes). */
   readonly liveHeap: number;
+  readonly live?: Live;
 }
 
 function intEnv(name: string, fallback: number): number {
@@ -120,6 +154,7 @@ async function runPhase(phase: Phase): Promise<Result> {
   const cpu0 = process.cpuUsage();
   let ms: number;
   let liveHeap = NaN;
+  let live: Live | undefined;
   if (phase.kind === 'read') {
     const log = new EmbeddedLog(phase.log, { foreignWritePollMs: 0 });
     const present = await log.presentOffsets();
@@ -129,10 +164,11 @@ async function runPhase(phase: Phase): Promise<Result> {
     ms = performance.now() - t0;
     liveHeap = heapAfterGc();
     await log.close();
-    if (n !== EVENTS) throw new Error(`read ${n} events, expected ${EVENTS}`);
+    if (n !== phase.events) throw new Error(`read ${n} events, expected ${phase.events}`);
   } else {
     const run = await runExampleFlows(ROOT, phase.log, phase.db, EXAMPLES, dataflowFields(phase.mode));
     ms = run.ms;
+    if (phase.live > 0) live = await liveLatency(phase, phase.live);
     liveHeap = heapAfterGc();
     await run.stop();
   }
@@ -145,7 +181,66 @@ async function runPhase(phase: Phase): Promise<Result> {
     cpuMs: (cpu.user + cpu.system) / 1000,
     peakRss: process.resourceUsage().maxRSS * 1024,
     rss: rssAfterGc(),
+    ...(live ? { live } : {}),
   };
+}
+
+/**
+ * Appends `count` machine events at 1,000 per second to the log the flows read (the process's
+ * shared embedded log, so they are woken as by an actyx-publish node) and times each until every
+ * sink table's offsets row covers it, read through a connection of its own (committed, visible to
+ * any reader). Polls every millisecond; an event not covered within 10 s after the last append
+ * counts as missed.
+ */
+async function liveLatency(phase: Phase, count: number): Promise<Live> {
+  const handle = openSharedEmbeddedLog(phase.log);
+  const reader = new Database(phase.db, { readonly: true, fileMustExist: true });
+  try {
+    const tables = (
+      reader
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%\\_offsets' ESCAPE '\\'")
+        .all() as { name: string }[]
+    )
+      .map((r) => r.name)
+      .filter((name) => !name.startsWith('deltaflow_'));
+    if (tables.length === 0) throw new Error('no sink offsets table to watch');
+    const reads = tables.map((t) => reader.prepare(`SELECT "offset" AS o FROM "${t}" WHERE stream = ?`));
+    const covered = (stream: string, offset: number): boolean =>
+      reads.every((r) => ((r.get(stream) as { o: number } | undefined)?.o ?? -1) >= offset);
+    const pending: { stream: string; offset: number; t: number }[] = [];
+    const sorted: number[] = [];
+    const settle = (): void => {
+      const now = performance.now();
+      while (pending.length > 0 && covered(pending[0]!.stream, pending[0]!.offset))
+        sorted.push(now - pending.shift()!.t);
+    };
+    const poller = setInterval(settle, 1);
+    // After the history's last timestamp: live events are new, not late.
+    let ts = Date.UTC(2030, 0, 1) * 1000;
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const wait = t0 + i - performance.now(); // 1,000 events per second
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const m = (i % MACHINES) + 1;
+      ts += 1000;
+      const t = performance.now();
+      const [published] = handle.log.appendSync(`drill${m}-0`, [
+        {
+          tags: ['machine', `machine:Drill${m}`],
+          payload: { type: i % 2 === 0 ? 'started' : 'stopped', order: `live-${i}` },
+          timestamp: ts,
+        },
+      ]);
+      if (published) pending.push({ stream: published.stream, offset: published.offset, t });
+    }
+    const until = performance.now() + 10_000;
+    while (pending.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    clearInterval(poller);
+    return { sorted: sorted.sort((a, b) => a - b), missed: pending.length };
+  } finally {
+    reader.close();
+    await handle.release();
+  }
 }
 
 // ---- parent ----------------------------------------------------------------------------------
@@ -177,9 +272,6 @@ function inChild(phase: Phase): Result {
     throw new Error(`phase ${JSON.stringify(phase)} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
   return JSON.parse(out[1]!) as Result;
 }
-
-/** bench:e2e's cached log (generated by it when missing). */
-const cachedLog = (): string => cachedDrillLog(EVENTS, MACHINES);
 
 /** A fresh copy of the log, its pages on disk before anything is timed. */
 function copyOfLog(source: string, copy: string): string {
@@ -214,48 +306,63 @@ function storedState(file: string): string {
   }
 }
 
-function round(dir: string, source: string, mode: Mode, r: number): Round {
+function round(dir: string, source: string, events: number, mode: Mode, r: number): Round {
   const log = copyOfLog(source, join(dir, `log-${mode}-${r}.sqlite`));
   const db = join(dir, `views-${mode}-${r}.sqlite`);
   try {
-    const catchUp = inChild({ kind: 'flows', log, db, mode });
+    const catchUp = inChild({ kind: 'flows', log, db, mode, events, live: 0 });
     console.log(
       `  round ${r + 1}, ${mode}: catch-up ${seconds(catchUp.ms)}, peak RSS ${mb(catchUp.peakRss)}${Number.isFinite(catchUp.ms) ? storedState(db) : ''}`,
     );
-    const restart = Number.isFinite(catchUp.ms) ? inChild({ kind: 'flows', log, db, mode }) : NOT_FINISHED;
-    console.log(`  round ${r + 1}, ${mode}: restart → live ${seconds(restart.ms)}, peak RSS ${mb(restart.peakRss)}`);
+    const restart = Number.isFinite(catchUp.ms)
+      ? inChild({ kind: 'flows', log, db, mode, events, live: LIVE_EVENTS })
+      : NOT_FINISHED;
+    console.log(
+      `  round ${r + 1}, ${mode}: restart → live ${seconds(restart.ms)}, peak RSS ${mb(restart.peakRss)}${restart.live ? `, live ${liveText(restart.live)}` : ''}`,
+    );
     return { catchUp, restart };
   } finally {
     removeSqlite(log, db);
   }
 }
 
-async function main(): Promise<void> {
-  console.log(
-    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${EVENTS.toLocaleString('en-US')} events, ${MACHINES} machines, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB} (state in the database), `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}`,
-  );
-  const source = cachedLog();
+const pct = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+const liveText = (l: Live): string =>
+  `${l.sorted.length.toLocaleString('en-US')} events at 1,000/s: p50 ${pct(l.sorted, 0.5).toFixed(1)} ms, p99 ${pct(l.sorted, 0.99).toFixed(1)} ms, max ${(l.sorted.at(-1) ?? NaN).toFixed(1)} ms${l.missed > 0 ? `, ${l.missed} not committed within 10 s` : ''}`;
+
+interface SizeResult {
+  readonly events: number;
+  /** Median CPU per event of the catch-ups with the state in the database (µs). */
+  readonly cpuPerEventUs: number;
+}
+
+/** Every mode's rounds on a history of `events` events, with the bars. */
+async function measure(events: number): Promise<SizeResult> {
+  const source = cachedDrillLog(events, MACHINES); // bench:e2e's cached log, generated by it when missing
   await new EmbeddedLog(source, { foreignWritePollMs: 0 }).close(); // (schema up to date once, not per copy)
   const dir = mkdtempSync(join(tmpdir(), 'deltaflow-durable-bench-'));
   try {
+    console.log(`\n${events.toLocaleString('en-US')} events of history`);
     const floorLog = copyOfLog(source, join(dir, 'floor-log.sqlite'));
-    const floor = inChild({ kind: 'read', log: floorLog, db: '', mode: 'memory' });
+    const floor = inChild({ kind: 'read', log: floorLog, db: '', mode: 'memory', events, live: 0 });
     removeSqlite(floorLog);
-    const rounds: { memory: Round; database: Round }[] = [];
+    const rounds: Partial<Record<Mode, Round>>[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const memory = round(dir, source, 'memory', r);
-      const database = round(dir, source, 'database', r);
-      rounds.push({ memory, database });
+      const byMode: Partial<Record<Mode, Round>> = {};
+      for (const mode of MODES) byMode[mode] = round(dir, source, events, mode, r);
+      rounds.push(byMode);
     }
-    const floorRate = perSecond(EVENTS, floor.ms);
-    const show = (mode: Mode): void => {
-      const rs = rounds.map((x) => x[mode]);
-      console.log(`\nOperator state ${mode === 'memory' ? 'in memory' : 'in the database'}`);
+    const floorRate = perSecond(events, floor.ms);
+    const of = (mode: Mode): Round[] => rounds.map((x) => x[mode]).filter((x): x is Round => x !== undefined);
+    for (const mode of MODES) {
+      const rs = of(mode);
+      console.log(
+        `\nOperator state ${mode === 'memory' ? 'in memory' : 'in the database'}, ${events.toLocaleString('en-US')} events`,
+      );
       line(
         'catch-up, per round',
-        rs.map((x) => `${rate(EVENTS, x.catchUp.ms)} (CPU ${seconds(x.catchUp.cpuMs)})`).join('; '),
+        rs.map((x) => `${rate(events, x.catchUp.ms)} (CPU ${seconds(x.catchUp.cpuMs)})`).join('; '),
       );
       line(
         'peak RSS during catch-up; RSS after it',
@@ -267,15 +374,17 @@ async function main(): Promise<void> {
       );
       line('restart → live, per round', rs.map((x) => seconds(x.restart.ms)).join('; '));
       line('peak RSS of the restart', rs.map((x) => mb(x.restart.peakRss)).join('; '));
-    };
-    show('memory');
-    show('database');
-    const db = rounds.map((x) => x.database);
-    const catchUpRate = median(db.map((x) => perSecond(EVENTS, x.catchUp.ms)));
+      if (LIVE_EVENTS > 0)
+        line('live after the restart', rs.map((x) => (x.restart.live ? liveText(x.restart.live) : '—')).join(' | '));
+    }
+    const db = of('database');
+    if (db.length === 0) return { events, cpuPerEventUs: NaN };
+    const catchUpRate = median(db.map((x) => perSecond(events, x.catchUp.ms)));
     const restartMs = median(db.map((x) => x.restart.ms));
     const peak = Math.max(...db.map((x) => Math.max(x.catchUp.peakRss, x.restart.peakRss)));
-    console.log(`\nBars (operator state in the database, ${EVENTS.toLocaleString('en-US')} events of history)`);
-    line('floor: reading + parsing the log alone', rate(EVENTS, floor.ms));
+    const cpuPerEventUs = median(db.map((x) => (x.catchUp.cpuMs * 1000) / events));
+    console.log(`\nBars (operator state in the database, ${events.toLocaleString('en-US')} events of history)`);
+    line('floor: reading + parsing the log alone', rate(events, floor.ms));
     line(
       'restart → live (median)',
       `${seconds(restartMs)}  bar ≤ ${seconds(RESTART_BAR_MS)}: ${verdict(restartMs <= RESTART_BAR_MS)}`,
@@ -289,16 +398,49 @@ async function main(): Promise<void> {
       'catch-up / reading floor',
       `${(catchUpRate / floorRate).toFixed(2)}  bar ≥ ${FLOOR_SHARE_BAR}: ${verdict(catchUpRate / floorRate >= FLOOR_SHARE_BAR)}`,
     );
-    line(
-      'in the database / in memory: catch-up time',
-      `${median(rounds.map((x) => x.database.catchUp.ms / x.memory.catchUp.ms)).toFixed(2)}× (median of per-round ratios)`,
-    );
-    line(
-      'in the database / in memory: restart time',
-      `${median(rounds.map((x) => x.database.restart.ms / x.memory.restart.ms)).toFixed(2)}× (median of per-round ratios)`,
-    );
+    line('catch-up CPU per event (median)', `${cpuPerEventUs.toFixed(1)} µs`);
+    if (LIVE_EVENTS > 0) {
+      const lives = db.map((x) => x.restart.live).filter((l): l is Live => l !== undefined);
+      const p99 = median(lives.map((l) => (l.missed > 0 ? Infinity : pct(l.sorted, 0.99))));
+      line(
+        'live p99 after the restart (median)',
+        `${p99.toFixed(1)} ms  bar ≤ ${LIVE_P99_BAR_MS} ms: ${verdict(p99 <= LIVE_P99_BAR_MS)}`,
+      );
+    }
+    if (MODES.includes('memory')) {
+      const ratio = (f: (r: Round) => number): string =>
+        median(rounds.map((x) => f(x.database!) / f(x.memory!))).toFixed(2);
+      line('in the database / in memory: catch-up time', `${ratio((r) => r.catchUp.ms)}× (median of per-round ratios)`);
+      line('in the database / in memory: restart time', `${ratio((r) => r.restart.ms)}× (median of per-round ratios)`);
+    }
+    return { events, cpuPerEventUs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${SIZES.map((n) => n.toLocaleString('en-US')).join(' and ')} events, ${MACHINES} machines, modes ${MODES.join(', ')}, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB} (state in the database), `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  if (SIZES.length === 0 || MODES.length === 0) throw new Error('BENCH_EVENTS and BENCH_MODES name nothing to measure');
+  const sizes: SizeResult[] = [];
+  for (const events of SIZES) sizes.push(await measure(events));
+  const first = sizes[0]!;
+  const last = sizes.at(-1)!;
+  if (sizes.length > 1 && Number.isFinite(first.cpuPerEventUs)) {
+    const growth = last.cpuPerEventUs / first.cpuPerEventUs;
+    console.log(
+      `\nCost per event with the history (operator state in the database, load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')})`,
+    );
+    line(
+      `CPU per event, ${first.events.toLocaleString('en-US')} → ${last.events.toLocaleString('en-US')}`,
+      `${first.cpuPerEventUs.toFixed(1)} → ${last.cpuPerEventUs.toFixed(1)} µs (${growth.toFixed(2)}×)  bar ≤ ${FLAT_BAR}×: ${verdict(growth <= FLAT_BAR)}`,
+    );
   }
 }
 

@@ -35,13 +35,15 @@
  * (where bench:e2e caches the generated log), BENCH_PHASE_TIMEOUT_S (900: a phase still running
  * then is stopped and reported as not finished, a FAIL), BENCH_MAX_OLD_SPACE_MB (none: the phases
  * with the state in the database run with `node --max-old-space-size` of this many MB, as a
- * deployment that bounds its heap; the in-memory ones keep their whole state and run without it).
+ * deployment that bounds its heap; the in-memory ones keep their whole state and run without it),
+ * BENCH_KEEP_DIR (each round's log and views database are moved there instead of removed, e.g. to
+ * profile the live phase again on a long history; the same file system as the temporary directory).
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { EmbeddedLog } from '../src/sources/embedded-log';
 import { openSharedEmbeddedLog } from '../src/sources/shared-embedded-log';
@@ -63,6 +65,8 @@ const CACHE_MB = process.env.BENCH_STATE_CACHE_MB ?? '';
 const KEEP_WINDOW = process.env.BENCH_WINDOW === 'keep';
 const PHASE_TIMEOUT_MS = intEnv('BENCH_PHASE_TIMEOUT_S', 900) * 1000;
 const MAX_OLD_SPACE_MB = process.env.BENCH_MAX_OLD_SPACE_MB ?? '';
+/** Where each round's log and views database are kept (for a look afterwards); '': removed. */
+const KEEP_DIR = process.env.BENCH_KEEP_DIR ?? '';
 /** The repository (dist/bench/durable.js is two levels below). */
 const ROOT = join(__dirname, '..', '..');
 /** Set in a child process: the phase it runs (JSON of Phase). */
@@ -221,13 +225,16 @@ async function liveLatency(phase: Phase, count: number): Promise<Live> {
     for (let i = 0; i < count; i++) {
       const wait = t0 + i - performance.now(); // 1,000 events per second
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // Each machine in turn; a machine alternates started and stopped of one order, so the live
+      // events close timespans (usage rows, totals, the median) as a working plant's do.
       const m = (i % MACHINES) + 1;
+      const turn = Math.floor(i / MACHINES);
       ts += 1000;
       const t = performance.now();
       const [published] = handle.log.appendSync(`drill${m}-0`, [
         {
           tags: ['machine', `machine:Drill${m}`],
-          payload: { type: i % 2 === 0 ? 'started' : 'stopped', order: `live-${i}` },
+          payload: { type: turn % 2 === 0 ? 'started' : 'stopped', order: `live-${m}-${turn >> 1}` },
           timestamp: ts,
         },
       ]);
@@ -322,7 +329,12 @@ function round(dir: string, source: string, events: number, mode: Mode, r: numbe
     );
     return { catchUp, restart };
   } finally {
-    removeSqlite(log, db);
+    if (KEEP_DIR === '') removeSqlite(log, db);
+    else
+      for (const f of [log, db])
+        for (const suffix of ['', '-wal', '-shm'])
+          if (existsSync(f + suffix))
+            renameSync(f + suffix, join(KEEP_DIR, basename(f).replace('.sqlite', `-${events}.sqlite`) + suffix));
   }
 }
 

@@ -3,10 +3,11 @@
  * 100,000 events and is killed with SIGKILL at random moments (in up to three rounds certainly
  * while a transaction is open: its rows written, not yet committed); after every restart it
  * resumes. At the end every table equals the from-scratch result row for row and the offsets equal
- * the source's present. With the operators' state in the database (SQLite), also after every kill:
- * the state's level equals the tables' offsets, the tables equal the from-scratch result at that
- * level, a copy of the database taken inside a commit continues from its state to the from-scratch
- * result reading only the events after it, and no restart replays history.
+ * the source's present. With the operators' state in the database (SQLite, PostgreSQL, MariaDB),
+ * also after every kill: the state's level equals the tables' offsets, the tables equal the
+ * from-scratch result at that level, and no restart replays history (the final run reads only the
+ * events after the state); on SQLite a copy of the database taken inside a commit also continues
+ * from its state to the from-scratch result reading only the events after it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,7 @@ import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import type { ActyxEvent } from '../../src/sources/types';
 import type { DataflowMember } from '../../src/dataflow/types';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
-import type { SinkDatabase } from '../../src/sinks/types';
+import type { SinkDatabase, TableSpec } from '../../src/sinks/types';
 import {
   allEvents,
   appendEvents,
@@ -31,8 +32,10 @@ import {
   fromScratch,
   offsetRows,
   oneByOne,
+  pgClient,
   pgExec,
   mariadbDrop,
+  mariadbExec,
   mariadbOffsets,
   mariadbRows,
   pgOffsets,
@@ -42,8 +45,10 @@ import {
   sqliteOffsets,
   sqliteRows,
   tempDir,
+  rowText,
   uniqueName,
   waitCommitted,
+  withMariadb,
 } from '../dataflow/support';
 import { crashMembers } from './members';
 
@@ -216,7 +221,10 @@ async function crashLoop(
     seen.push(await progress());
     await options.afterKill?.(i, false);
   }
-  if (process.env.CRASH_DEBUG) console.log(`# ${kind} progress after kills: ${seen.join(', ')}`);
+  if (process.env.CRASH_DEBUG)
+    console.log(
+      `# ${kind} progress after kills: ${seen.join(', ')}; killed inside a commit: ${insideCommit}, live: ${liveBeforeKill}`,
+    );
   assert.ok(holdKills >= 1, 'a hold round was killed before the dataflow was live');
   assert.equal(
     insideCommit,
@@ -491,6 +499,172 @@ test('SQLite with the operator state in the database: SIGKILL at random moments 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+type ServerKind = 'postgres' | 'mariadb';
+
+/** What a server database holds at one moment: a state scope's level, and each table's offsets and rows. */
+interface ServerView {
+  readonly level: OffsetMap;
+  readonly offsets: ReadonlyMap<string, OffsetMap>;
+  readonly rows: ReadonlyMap<string, string[]>;
+}
+
+/**
+ * Reads a scope's state level (deltaflow_state_offsets) and the given tables' offsets and rows from
+ * PostgreSQL or MariaDB in one read-only snapshot (a commit the killed worker had already sent may
+ * still be finishing: the snapshot sees all of it or none). A table, or the state's offsets table,
+ * that does not exist yet reads as no offsets and no rows.
+ */
+async function serverView(kind: ServerKind, scope: string, tables: readonly TableSpec[]): Promise<ServerView> {
+  const q = (name: string): string => (kind === 'postgres' ? `"${name}"` : `\`${name}\``);
+  const read = async (
+    query: (sql: string, params?: readonly unknown[]) => Promise<Record<string, unknown>[]>,
+    exists: (name: string) => Promise<boolean>,
+    begin: string,
+  ): Promise<ServerView> => {
+    const present = new Set<string>();
+    for (const name of ['deltaflow_state_offsets', ...tables.flatMap((t) => [t.name, `${t.name}_offsets`])])
+      if (await exists(name)) present.add(name);
+    await query(begin);
+    try {
+      const level = present.has('deltaflow_state_offsets')
+        ? offsetRows(
+            await query(
+              `select ${q('stream')}, ${q('offset')} from ${q('deltaflow_state_offsets')} where ${q('scope')} = ${kind === 'postgres' ? '$1' : '?'}`,
+              [scope],
+            ),
+          )
+        : {};
+      const offsets = new Map<string, OffsetMap>();
+      const rows = new Map<string, string[]>();
+      for (const t of tables) {
+        const o = `${t.name}_offsets`;
+        offsets.set(t.name, present.has(o) ? offsetRows(await query(`select * from ${q(o)}`)) : {});
+        const cols = t.columns
+          .filter((c) => !c.exclude)
+          .map((c) => q(c.name))
+          .join(', ');
+        rows.set(
+          t.name,
+          present.has(t.name) ? (await query(`select ${cols} from ${q(t.name)}`)).map(rowText).sort() : [],
+        );
+      }
+      return { level, offsets, rows };
+    } finally {
+      await query('rollback');
+    }
+  };
+  if (kind === 'postgres') {
+    const c = await pgClient();
+    try {
+      return await read(
+        async (sql, params) => (await c.query(sql, params as unknown[] | undefined)).rows as Record<string, unknown>[],
+        async (name) => (await c.query('select to_regclass($1) is not null as ok', [`"${name}"`])).rows[0].ok === true,
+        'begin isolation level repeatable read read only',
+      );
+    } finally {
+      await c.end();
+    }
+  }
+  return withMariadb((c) =>
+    read(
+      async (sql, params) => (await c.query(sql, params as unknown[] | undefined))[0] as Record<string, unknown>[],
+      async (name) => {
+        const [r] = await c.query(
+          'select count(*) as n from information_schema.tables where table_schema = database() and table_name = ?',
+          [name],
+        );
+        return Number((r as Record<string, unknown>[])[0]!.n) > 0;
+      },
+      'start transaction with consistent snapshot, read only',
+    ),
+  );
+}
+
+/** The level of a state scope in PostgreSQL or MariaDB ({} before it exists). */
+async function serverStateLevel(kind: ServerKind, scope: string): Promise<OffsetMap> {
+  return (await serverView(kind, scope, [])).level;
+}
+
+/** Drops a server test's tables (and their meta rows) and deletes its state scope: entries, level and scope row. */
+async function serverCleanup(kind: ServerKind, prefix: string, scope: string): Promise<void> {
+  const tables = ['dashboard', 'usage', 'spans', 'first_span'].map((t) => `${prefix}${t}`);
+  const exec = kind === 'postgres' ? pgExec : mariadbExec;
+  if (kind === 'postgres') {
+    for (const t of tables) await pgExec(`drop table if exists "${t}", "${t}_offsets"`).catch(() => undefined);
+    await pgExec(`delete from deltaflow_meta where table_name like '${prefix}%'`).catch(() => undefined);
+  } else await mariadbDrop(tables).catch(() => undefined);
+  const op = kind === 'postgres' ? '"op"' : '`op`';
+  const sc = kind === 'postgres' ? '"scope"' : '`scope`';
+  await exec(`delete from deltaflow_state where ${op} >= '${scope}/' and ${op} < '${scope}0'`).catch(() => undefined);
+  await exec(`delete from deltaflow_state_offsets where ${sc} = '${scope}'`).catch(() => undefined);
+  await exec(`delete from deltaflow_state_scope where ${sc} = '${scope}'`).catch(() => undefined);
+}
+
+for (const [kind, seed] of [
+  ['postgres', 6],
+  ['mariadb', 7],
+] as const) {
+  const name = kind === 'postgres' ? 'PostgreSQL' : 'MariaDB';
+  test(`${name} with the operator state in the database: SIGKILL at random moments (also inside commits); after every kill state level = offsets, tables = from scratch at that level, and restarts read only newer events`, async () => {
+    const dir = tempDir('deltaflow-crash-');
+    const prefix = `${uniqueName(kind === 'postgres' ? 'crashd' : 'crashdm')}_`;
+    // The worker's dataflow id, which is its state scope.
+    const scope = `${prefix}flow`;
+    const { file: logFile, log } = makeLog(dir, DURABLE_EVENTS);
+    try {
+      const events = await allEvents(log);
+      const members = crashMembers(log, dummyDb, prefix, true);
+      const sinks = members.filter((m) => m.role === 'sink');
+      const tables = sinks.map((m) => m.table);
+      const final = await fromScratch(members, events);
+      const progress = async (): Promise<number> =>
+        Object.values((await serverView(kind, scope, [])).level).reduce((a, b) => a + b + 1, 0);
+      let checked = 0;
+      const afterKill = async (round: number): Promise<void> => {
+        const view = await serverView(kind, scope, tables);
+        for (const m of sinks)
+          // Same transaction: the state's level is exactly every table's offsets.
+          assert.deepEqual(
+            view.offsets.get(m.table.name),
+            view.level,
+            `round ${round}: ${m.table.name} offsets = state level`,
+          );
+        const expected = await fromScratch(members, upTo(events, view.level));
+        for (const m of sinks)
+          assertSameRows(
+            view.rows.get(m.table.name) ?? [],
+            expected.get(m.id),
+            `round ${round}: ${m.table.name} at the state's level`,
+          );
+        checked++;
+      };
+      const { live, insideCommit } = await crashLoop(kind, logFile, prefix, seed, progress, {
+        durable: true,
+        events: DURABLE_EVENTS,
+        afterKill,
+      });
+      assert.ok(live <= KILLS / 2, `most kills hit before the dataflow was live (${live} of ${KILLS} were live)`);
+      assert.ok(insideCommit >= 1, `kills inside a commit (${insideCommit})`);
+      assert.equal(checked, KILLS, 'the database was checked after every kill');
+      const present = await log.presentOffsets();
+      const view = await serverView(kind, scope, tables);
+      for (const m of sinks) {
+        assertSameRows(
+          view.rows.get(m.table.name) ?? [],
+          final.get(m.id),
+          `${m.table.name} equals the from-scratch result`,
+        );
+        assert.deepEqual(view.offsets.get(m.table.name), present, `${m.table.name} offsets equal the present`);
+      }
+      assert.deepEqual(await serverStateLevel(kind, scope), present, 'the state level equals the present');
+    } finally {
+      await log.close();
+      await serverCleanup(kind, prefix, scope);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 /** Events with every 7th late by up to two hours; appended in Lamport order, so every run (and the reference) computes them in the same order. */
 function makeLateLog(dir: string): { file: string; log: EmbeddedLog } {

@@ -9,6 +9,7 @@
  * `busyTimeoutMs`) while another connection holds the write lock. The WAL is checkpointed by a
  * worker thread, not inside a commit (see wal-checkpointer.ts).
  */
+import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { openInProcessSession, type SqliteSession, type SqliteSessionOptions } from '../sqlite/sqlite-session';
 import { openWorkerSession, SqliteWorkerGone } from '../sqlite/sqlite-worker-session';
@@ -103,7 +104,11 @@ export class SqliteDatabase extends SqlSinkDatabase {
     const statements = new Map<string, Database.Statement>();
     const conn: ReadConnection = {
       all: (s) => {
-        db ??= new Database(file, { readonly: true, fileMustExist: true });
+        if (db === null) {
+          db = new Database(file, { readonly: true, fileMustExist: true });
+          // Lookups of one row each in a table larger than any cache: page-cache.ts.
+          db.pragma(READER_CACHE_PRAGMA);
+        }
         let st = statements.get(s.sql);
         if (st === undefined) {
           if (statements.size >= 200) statements.clear();

@@ -19,6 +19,7 @@ import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
 import { earliestTimestamp, matchesEvent, parseQuery, type ParsedQuery } from './aql';
 import { flattenBatches, yieldToEventLoop } from './batches';
+import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
 import { EventColumnsDecoder } from './event-columns';
 import { type OffsetMap, offsetOf, offsetTable, type OffsetTable, setOffset } from '../core/offset-map';
@@ -240,6 +241,8 @@ export class EmbeddedLog implements EventSource {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
+      // It appends at the tail and reads short ranges (long ones are read ahead): page-cache.ts.
+      this.db.pragma(READER_CACHE_PRAGMA);
       this.db.exec(SCHEMA);
       const db = this.db;
       let timeIndex = true;

@@ -12,9 +12,10 @@
  * buffered. The worker is unref'd while nobody waits for a page (an abandoned iterator does not
  * keep the process alive) and terminated on return(), on abort, on error and at the end.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { LOWER_WORKER_PRIORITY_JS } from '../sqlite/background-thread';
 import { sqliteDriverPath } from '../sqlite/driver-path';
+import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { EVENT_COLUMNS_ENCODER_JS, type EventColumnsPage } from './event-columns';
 
 /** A value bound to a statement parameter. */
@@ -98,6 +99,8 @@ try {
   const Database = require(driver);
   db = new Database(file, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
+  // A scan reads each page once: no 16 MB cache (page-cache.ts).
+  db.pragma('${READER_CACHE_PRAGMA}');
   const page = db.prepare(pageSql).pluck();
   const after = db.prepare(cursorSql).raw();
   // One snapshot per page, so the cursor is that of the page just read.
@@ -111,12 +114,25 @@ try {
 }
 `;
 
+/**
+ * The young generation of the worker's heap (MB). A worker gets 48 MB by default, whatever
+ * `--max-old-space-size` says (the flag bounds the main thread only); the read-ahead worker let
+ * about 20 MB of garbage accumulate there, two workers in a catch-up of the example flows. What
+ * dies young in it is a page's texts, well below this. Reading 1M events was as fast (BENCHMARKS.md).
+ */
+const READ_AHEAD_YOUNG_MB = 4;
+
 const live = new Set<Worker>();
 let started = 0;
 
 /** Workers started and not yet exited (a test hook: none may be left behind). */
 export function liveReadAheadWorkers(): number {
   return live.size;
+}
+
+/** The heap limits of the workers not yet exited (a test hook: the young generation is bounded). */
+export function readAheadResourceLimits(): ResourceLimits[] {
+  return [...live].map((w) => w.resourceLimits ?? {});
 }
 
 /** Workers started so far (a test hook: whether a read used one, whatever its worker's timing). */
@@ -148,6 +164,8 @@ export class PagePrefetcher implements AsyncIterableIterator<EventColumnsPage, u
       eval: true,
       // The worker is plain JS: no need to start a TypeScript loader (tsx) in it.
       execArgv: [],
+      // Its garbage is a page's texts: a small young generation (READ_AHEAD_YOUNG_MB).
+      resourceLimits: { maxYoungGenerationSizeMb: READ_AHEAD_YOUNG_MB },
       workerData: {
         driver: sqliteDriverPath(),
         file,

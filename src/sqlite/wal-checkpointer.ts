@@ -9,6 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import { LOWER_WORKER_PRIORITY_JS } from './background-thread';
 import { sqliteDriverPath } from './driver-path';
+import { READER_CACHE_PRAGMA } from './page-cache';
 
 export interface WalCheckpointerOptions {
   /** How often to checkpoint, ms (default 200). */
@@ -34,6 +35,7 @@ try {
   const Database = require(driver);
   db = new Database(file, { fileMustExist: true });
   db.pragma('busy_timeout = 1000');
+  db.pragma('${READER_CACHE_PRAGMA}');
   timer = setInterval(() => {
     try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (err) { fail(err); }
   }, intervalMs);

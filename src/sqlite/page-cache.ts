@@ -1,0 +1,16 @@
+/**
+ * How much page cache an SQLite connection may keep. better-sqlite3 builds SQLite with
+ * SQLITE_DEFAULT_CACHE_SIZE=-16000: every connection may hold 16 MB of pages, in malloc outside
+ * V8's heap (so `--max-old-space-size` does not bound it), and keeps them until it closes. A
+ * catch-up has up to seven connections (the log's, two read-ahead workers', two checkpointers',
+ * the sink's and its state reader's); those that scan (the read-ahead workers) or look up one
+ * row at a time in a table larger than any cache (the durable state reader) filled their 16 MB
+ * once the files were past that size, about 60 MB of the peak RSS at 1M events (BENCHMARKS.md,
+ * 2026-12-07). They get SQLite's own default, 2 MB: enough for the B-tree's upper levels, which
+ * each lookup touches; the leaves they read once stay in the operating system's file cache.
+ * The sink's writing connection keeps the 16 MB: its cache holds the pages a commit changes.
+ */
+export const READER_CACHE_KIB = 2000;
+
+/** The pragma (for `db.pragma(…)`) that bounds a reading connection's page cache. */
+export const READER_CACHE_PRAGMA = `cache_size = -${READER_CACHE_KIB}`;

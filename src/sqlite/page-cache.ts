@@ -5,9 +5,10 @@
  * catch-up has up to seven connections (the log's, two read-ahead workers', two checkpointers',
  * the sink's and its state reader's); those that scan (the read-ahead workers) or look up one
  * row at a time in a table larger than any cache (the durable state reader) filled their 16 MB
- * once the files were past that size, about 60 MB of the peak RSS at 1M events (BENCHMARKS.md,
- * 2026-12-07). They get SQLite's own default, 2 MB: enough for the B-tree's upper levels, which
- * each lookup touches; the leaves they read once stay in the operating system's file cache.
+ * once the files were past that size: with the read-ahead workers' young generations
+ * (page-prefetcher.ts), 57 MB of the peak RSS of a 1M catch-up (BENCHMARKS.md, 2026-12-07).
+ * They get SQLite's own default, 2 MB: enough for the B-tree's upper levels, which each lookup
+ * touches; the leaves they read once stay in the operating system's file cache.
  * The sink's writing connection keeps the 16 MB: its cache holds the pages a commit changes.
  */
 export const READER_CACHE_KIB = 2000;

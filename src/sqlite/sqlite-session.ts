@@ -5,6 +5,7 @@
  * needs no TypeScript loader, so it runs the same from `src/` under tsx and from `dist/`).
  */
 import Database from 'better-sqlite3';
+import { WRITER_CACHE_PRAGMA } from './page-cache';
 
 /** Statement parameters as better-sqlite3 binds them (structured clone keeps bigint and null). */
 export type SqliteParams = readonly unknown[];
@@ -66,6 +67,7 @@ function openSqliteSession(Database, file, options) {
     // A multi-row INSERT keeps a statement journal; past 64 KiB SQLite spills it to a temporary
     // file (thousands of writes per catch-up commit). In memory it costs a commit's changed pages.
     db.pragma('temp_store = MEMORY');
+    db.pragma('${WRITER_CACHE_PRAGMA}');
   } catch (err) {
     db.close();
     throw err;

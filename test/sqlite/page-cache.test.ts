@@ -14,7 +14,9 @@ import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { EventColumnsDecoder } from '../../src/sources/event-columns';
 import { liveReadAheadWorkers, PagePrefetcher, readAheadResourceLimits } from '../../src/sources/page-prefetcher';
-import { READER_CACHE_KIB } from '../../src/sqlite/page-cache';
+import { READER_CACHE_KIB, WRITER_CACHE_KIB } from '../../src/sqlite/page-cache';
+import { openInProcessSession } from '../../src/sqlite/sqlite-session';
+import { openWorkerSession } from '../../src/sqlite/sqlite-worker-session';
 
 const BOUNDED = -READER_CACHE_KIB; // cache_size in KiB is negative
 
@@ -99,6 +101,26 @@ test("the SQLite sink's durable-state reader keeps a bounded page cache", async 
     await conn.close();
   } finally {
     await sink.close();
+    cleanup();
+  }
+});
+
+test("the sink's writing connection keeps its own bounded page cache, in this thread and in a worker", async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = join(dir, 'sink.sqlite');
+    assert.ok(-WRITER_CACHE_KIB > -16000, "below better-sqlite3's 16 MB");
+    for (const open of [openInProcessSession, openWorkerSession]) {
+      const session = await open(file, { backgroundCheckpoints: false });
+      try {
+        assert.deepEqual(await session.all('SELECT cache_size FROM pragma_cache_size', []), [
+          { cache_size: -WRITER_CACHE_KIB },
+        ]);
+      } finally {
+        await session.close();
+      }
+    }
+  } finally {
     cleanup();
   }
 });

@@ -11,7 +11,7 @@ import { canonicalJson } from './fingerprint';
 import type { DataflowDefinition, DataflowMember, SinkMember } from './types';
 
 /** The stored state's format version: a scope of another format is rebuilt from the events. */
-export const STATE_FORMAT = 2;
+export const STATE_FORMAT = 3;
 
 /** Default of DataflowSettings.stateCacheBytes: 64 MB of entry text in memory. */
 export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;

@@ -6,7 +6,17 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { OperatorError, type Collection, type Multiset, type Value } from '../../../src/engine';
+import {
+  createGraph,
+  MemoryStateStore,
+  OperatorError,
+  type Collection,
+  type Graph,
+  type Multiset,
+  type StateEntry,
+  type Update,
+  type Value,
+} from '../../../src/engine';
 import type { DrillEvent } from '../../../bench/drill-data';
 import {
   pairStartStop,
@@ -16,7 +26,7 @@ import {
   type UsageRow,
 } from '../../../bench/drill-pipelines';
 import { checkIncremental, RUNS, scenario } from '../harness';
-import { ref, type Z } from '../reference';
+import { ref, zAdd, zShow, type Z } from '../reference';
 import { show, single } from '../run';
 
 type Rec = { k: string; v: number; s: string };
@@ -352,5 +362,154 @@ describe('scan failures', () => {
       out.find(([o]) => (o as { at: number }).at === 505),
       [{ at: 505, next: 5 }, 1],
     );
+  });
+});
+
+describe('scan in a state store: inputs appended to the last page are written as deltas (state format 3)', () => {
+  type Ev = { k: string; v: number; o: number; pad: string };
+  const OP = 'scan#1';
+  const ev = (k: string, o: number, v = o % 5): Ev => ({ k, v, o, pad: 'p'.repeat(40) });
+  const foldEv = (acc: number, r: Ev, emit: (o: Value) => void, key: Value): number => {
+    const next = (acc * 5 + r.v) % 7;
+    if (r.v !== 2) emit({ key, next, o: r.o });
+    return next;
+  };
+  const build = (every: number): Graph => {
+    const g = createGraph();
+    g.output(
+      'out',
+      g
+        .input<Ev>('in', { order: (r) => r.o })
+        .groupBy((r) => r.k)
+        .scan(0, foldEv, { checkpointEvery: every })
+        .ungroup(),
+    );
+    return g;
+  };
+  interface Step {
+    readonly updates: Update<Ev>[];
+    /** Retention: compact to this cutoff before the step. */
+    readonly compact?: number;
+    /** Start a new graph over the store after the step (its cache empty). */
+    readonly restart?: boolean;
+  }
+  const ins = (e: Ev, t = e.o): Update<Ev> => [e, 1, t];
+  /**
+   * The same steps through a graph over a store (every step committed and released; restarts)
+   * and through one without a store: their outputs, and per step the scan's entries written.
+   */
+  async function both(
+    every: number,
+    steps: readonly Step[],
+    cacheBytes = 1e9,
+  ): Promise<{ got: Z; want: Z; written: Map<string, StateEntry | null>[]; store: MemoryStateStore }> {
+    const want: Z = new Map();
+    const memory = build(every);
+    for (const s of steps) {
+      if (s.compact !== undefined) memory.compact(s.compact);
+      for (const [v, d] of (await memory.step({ in: s.updates })).outputs.get('out') ?? []) zAdd(want, v, d);
+    }
+    const got: Z = new Map();
+    const store = new MemoryStateStore();
+    const written: Map<string, StateEntry | null>[] = [];
+    let cutoff: number | null = null;
+    let g = build(every);
+    g.useStore(store, { cacheBytes, stored: false });
+    for (const s of steps) {
+      if (s.compact !== undefined) g.compact((cutoff = s.compact));
+      const r = await g.step({ in: s.updates });
+      for (const [v, d] of r.outputs.get('out') ?? []) zAdd(got, v, d);
+      written.push(new Map(r.state!.entries.get(OP) ?? []));
+      store.commit(r.state!);
+      g.release(r.state!.step);
+      if (s.restart === true) {
+        g = build(every);
+        g.useStore(store, { cacheBytes, stored: true, cutoff });
+      }
+    }
+    return { got, want, written, store };
+  }
+  const bytes = (m: Map<string, StateEntry | null>): number => {
+    let n = 0;
+    for (const e of m.values()) n += e === null ? 0 : e.v.length;
+    return n;
+  };
+  const deltas = (store: MemoryStateStore): string[] => [...store.entries(OP).keys()].filter((k) => k.endsWith('~'));
+  /** 300 inputs of group a in one step (one page of 300 with checkpoints every 1,000), then one event per step. */
+  const longPage = (appended: number, from = 300): Step[] => [
+    { updates: Array.from({ length: from }, (_, i) => ins(ev('a', 2 * i))) },
+    ...Array.from({ length: appended }, (_, i): Step => ({ updates: [ins(ev('a', 2 * (from + i)))] })),
+  ];
+
+  test('appending one input to a group with a large last page writes the header and a delta of that input', async () => {
+    const { got, want, written, store } = await both(1000, longPage(3));
+    assert.deepEqual(zShow(got), zShow(want));
+    const page = bytes(written[0]);
+    assert.ok(page > 30_000, `the first step writes the page whole (${page} bytes)`);
+    for (const w of written.slice(1)) {
+      assert.equal(w.size, 2, 'the header and one delta');
+      const delta = [...w.keys()].find((k) => k.endsWith('~'))!;
+      assert.ok(delta !== undefined, 'a delta key');
+      assert.ok(bytes(w) < 400, `one appended input writes ${bytes(w)} bytes, not the page's ${page}`);
+      assert.ok((w.get(delta)!.v.length ?? 0) < 200);
+    }
+    assert.equal(deltas(store).length, 3);
+  });
+
+  test('a page is sealed (written whole, its deltas deleted) when a checkpoint follows it', async () => {
+    // Checkpoints every 8: the first page gets inputs 1–7 as deltas; input 8 starts the next page.
+    const { got, want, written, store } = await both(8, longPage(9, 1));
+    assert.deepEqual(zShow(got), zShow(want));
+    for (let s = 1; s <= 7; s++) assert.equal(written[s].size, 2, `step ${s}: the header and a delta`);
+    const seal = written[8];
+    assert.equal([...seal.values()].filter((e) => e === null).length, 7, 'the seal deletes the 7 deltas');
+    assert.ok(seal.has('ea!a'), "the first page's base written whole");
+    assert.equal(written[9].size, 2, 'the next page: the header and a delta again');
+    assert.deepEqual(deltas(store), [[...written[9].keys()].find((k) => k.endsWith('~'))]);
+  });
+
+  test('restarts, eviction and reload of a page with deltas: its base and deltas are read back, outputs exact', async () => {
+    const steps = longPage(20, 40).map((s, i) => (i % 3 === 2 ? { ...s, restart: true } : s));
+    // Cache 0: every group is evicted after its step's commit and read back by the next one.
+    for (const cache of [0, 1e9]) {
+      const { got, want, store } = await both(16, steps, cache);
+      assert.deepEqual(zShow(got), zShow(want), `cache ${cache}`);
+      assert.ok(deltas(store).length > 0);
+    }
+  });
+
+  test('a late event inside a page with deltas, retractions of inputs in deltas, and compaction stay exact', async () => {
+    const tail: Step[] = longPage(10, 20); // checkpoints every 16: page 2 = inputs 16–19 (base) + 10 deltas
+    const late = (o: number, t: number): Step => ({ updates: [ins(ev('a', o), t)], restart: true });
+    const cases: [string, Step[]][] = [
+      ['late event among the deltas (after a restart: the seek finds a delta)', [...tail, late(51, 100)]],
+      ['late event at a delta key place', [...tail, late(45, 100), late(47, 101)]],
+      ['late event in the page before', [...tail, late(3, 100), { updates: [ins(ev('a', 200))] }]],
+      [
+        'retraction of inputs in deltas',
+        [...tail, { updates: [[ev('a', 44), -1, 44] as Update<Ev>, [ev('a', 58), -1, 58] as Update<Ev>] }],
+      ],
+      [
+        'retraction of every input after the base',
+        [...tail, { updates: Array.from({ length: 10 }, (_, i): Update<Ev> => [ev('a', 40 + 2 * i), -1, 40 + 2 * i]) }],
+      ],
+      [
+        'compaction forgetting the first pages, then appends',
+        [...tail, { updates: [ins(ev('a', 60))], compact: 35, restart: true }, { updates: [ins(ev('a', 62))] }],
+      ],
+      [
+        'compaction forgetting a base and some deltas (the rest read back without their base)',
+        [
+          ...tail,
+          { updates: [ins(ev('b', 0, 1))], compact: 45, restart: true },
+          { updates: [ins(ev('a', 61), 1), ins(ev('a', 70))] },
+        ],
+      ],
+    ];
+    for (const [name, steps] of cases)
+      for (const cache of [0, 1e9]) {
+        const { got, want } = await both(16, steps, cache);
+        assert.deepEqual(zShow(got), zShow(want), `${name}, cache ${cache}`);
+      }
   });
 });

@@ -4,7 +4,12 @@
  * for the embedded log that was a 15 ms stall every ~180 single-event appends, on the thread that
  * also computes and commits the dataflow. The writing connection turns automatic checkpoints off
  * and this worker runs passive checkpoints (they never wait for, or block, readers and the writer)
- * on its own connection every `intervalMs`. The worker is unref'd: it never keeps a process alive.
+ * on its own connection every `intervalMs`.
+ *
+ * The worker keeps the process alive until close(), although unref() is called: the 'message'
+ * listener added after unref() refs the worker's port again (Node does that for a 'message'
+ * listener; seen on Node 20). The fencing chaos test's workers depended on that until they kept
+ * themselves alive; it is stated here, not changed in passing.
  */
 import { Worker } from 'node:worker_threads';
 import { LOWER_WORKER_PRIORITY_JS } from './background-thread';

@@ -71,6 +71,14 @@ async function main(): Promise<void> {
     const n = run.stats().takeovers ?? 0;
     if (n > takeovers) say({ took: `${instance} took the lease (${(takeovers = n)})` });
   }, 20).unref();
+  // NB: the process lives until it is killed or stopped, as a Node-RED instance does (its runtime's
+  // HTTP server keeps it alive). The dataflow's own timers (lease renewal, heartbeat, the log's
+  // poll) keep no process alive: without this, a holder whose database sessions were ended while
+  // no commit or retry was pending had nothing left to wait for and exited (code 0) before its
+  // renewal could find the lease lost. It used to be kept alive by the embedded log's checkpoint
+  // worker, which a log that is only read does not start. fencing.test.ts fails when an instance
+  // ends by itself.
+  setInterval(() => undefined, 60_000);
   say({ started: true });
   await run.live;
   say({ live: true });

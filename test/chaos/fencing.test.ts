@@ -55,7 +55,10 @@ const REDEPLOYS = 4;
 interface Instance {
   readonly name: string;
   readonly proc: ChildProcess;
-  /** Resolves when a line matching `pred` arrives (also one that arrived before `since`). */
+  /**
+   * Resolves when a line matching `pred` arrives (also one that arrived before `since`); rejects
+   * when the process ends first (a wait on an instance that exited by itself says so at once).
+   */
   when(pred: (line: Line) => boolean, since?: number): Promise<Line>;
   lines: Line[];
   readonly exited: Promise<number | null>;
@@ -91,7 +94,14 @@ function spawnInstance(kind: string, logFile: string, target: string, name: stri
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const lines: Line[] = [];
-  const waiters: { pred: (l: Line) => boolean; since: number; resolve: (l: Line) => void }[] = [];
+  const waiters: {
+    pred: (l: Line) => boolean;
+    since: number;
+    resolve: (l: Line) => void;
+    reject: (e: Error) => void;
+  }[] = [];
+  /** Why no more lines come (set when the process and its output have ended). */
+  let ended: Error | null = null;
   createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (text) => {
     const line = { ...(JSON.parse(text) as object), at: lines.length, seq: ++arrivals } as Line;
     lines.push(line);
@@ -102,6 +112,13 @@ function spawnInstance(kind: string, logFile: string, target: string, name: stri
       }
   });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  // 'close': after the exit and the last line of its output.
+  proc.on('close', (code, signal) => {
+    ended = new Error(
+      `${name} ended (exit code ${code}, signal ${signal}) before the line waited for; its stderr ends: ${stderr.slice(-500)}`,
+    );
+    for (const w of waiters.splice(0)) w.reject(ended);
+  });
   return {
     name,
     proc,
@@ -111,7 +128,8 @@ function spawnInstance(kind: string, logFile: string, target: string, name: stri
     when: (pred, since = 0) => {
       const found = lines.find((l) => l.at >= since && pred(l));
       if (found) return Promise.resolve(found);
-      return new Promise((resolve) => waiters.push({ pred, since, resolve }));
+      if (ended !== null) return Promise.reject(ended);
+      return new Promise((resolve, reject) => waiters.push({ pred, since, resolve, reject }));
     },
   };
 }
@@ -179,7 +197,11 @@ const committed = (l: Line): boolean => l.commit !== undefined;
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
   return Promise.race([
-    p.finally(() => clearTimeout(t)),
+    p
+      .finally(() => clearTimeout(t))
+      .catch((e: unknown) => {
+        throw new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+      }),
     new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms))),
   ]);
 }

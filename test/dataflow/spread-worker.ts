@@ -59,6 +59,9 @@ async function main(): Promise<void> {
     if (text !== last) say({ holding });
     last = text;
   }, 20).unref();
+  // NB: the process lives until it is killed or stopped, as a Node-RED instance does (its runtime's
+  // HTTP server keeps it alive): the dataflows' own timers keep no process alive (see fencing-worker.ts).
+  setInterval(() => undefined, 60_000);
   say({ started: true });
 }
 

@@ -55,6 +55,13 @@ try {
 }
 `;
 
+const live = new Set<Worker>();
+
+/** Checkpoint workers started and not yet exited (a test hook: which files run one). */
+export function liveWalCheckpointers(): number {
+  return live.size;
+}
+
 export class WalCheckpointer {
   private readonly worker: Worker;
   private readonly exited: Promise<void>;
@@ -66,11 +73,17 @@ export class WalCheckpointer {
       workerData: { driver: sqliteDriverPath(), file, intervalMs: options.intervalMs ?? 200 },
     });
     this.worker.unref();
+    live.add(this.worker);
     this.worker.on('message', (m: unknown) => {
       if (m !== null && typeof m === 'object' && 'error' in m) options.onError(String((m as { error: unknown }).error));
     });
     this.worker.on('error', (err) => options.onError(err.message));
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', () => {
+        live.delete(this.worker);
+        resolve();
+      }),
+    );
   }
 
   /** Checkpoints once more and ends the worker. */

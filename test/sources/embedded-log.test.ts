@@ -8,6 +8,7 @@ import { matchesEvent, parseQuery } from '../../src/sources/aql';
 import { decodePage, EmbeddedLog } from '../../src/sources/embedded-log';
 import { EventColumnsDecoder } from '../../src/sources/event-columns';
 import { liveReadAheadWorkers, PagePrefetcher, readAheadWorkersStarted } from '../../src/sources/page-prefetcher';
+import { liveWalCheckpointers } from '../../src/sqlite/wal-checkpointer';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
 
@@ -624,6 +625,32 @@ test('background checkpoints: appends do not checkpoint inline; a worker moves t
   }
 });
 
+test('a log that is only read runs no checkpoint worker; the first append starts it, close() ends it', async () => {
+  const { file, cleanup } = tempFile();
+  const before = liveWalCheckpointers();
+  const writer = new EmbeddedLog(file, { foreignWritePollMs: 0 });
+  try {
+    writer.appendSync('a-0', [{ tags: ['t'], payload: 1 }]);
+    assert.equal(liveWalCheckpointers(), before + 1, 'the writer checkpoints its appends');
+    // A second log on the same file that only reads (as a catch-up does).
+    const reader = new EmbeddedLog(file, { foreignWritePollMs: 0 });
+    try {
+      assert.equal((await collectQuery(reader, "'t'", {}, await reader.presentOffsets())).length, 1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(liveWalCheckpointers(), before + 1, 'reading starts no checkpoint worker');
+      reader.appendSync('b-0', [{ tags: ['t'], payload: 2 }]);
+      assert.equal(liveWalCheckpointers(), before + 2, 'its first append does');
+    } finally {
+      await reader.close();
+    }
+    assert.equal(liveWalCheckpointers(), before + 1);
+  } finally {
+    await writer.close();
+    cleanup();
+  }
+  assert.equal(liveWalCheckpointers(), before);
+});
+
 test(
   'background workers (WAL checkpoints, read-ahead) run at a lower priority than the thread that computes',
   { skip: process.platform !== 'linux' && 'nice values are per thread only on Linux' },
@@ -637,7 +664,7 @@ test(
       }
     };
     const dir = mkdtempSync(join(tmpdir(), 'deltaflow-log-nice-'));
-    const log = new EmbeddedLog(join(dir, 'log.sqlite')); // starts its checkpoint worker
+    const log = new EmbeddedLog(join(dir, 'log.sqlite')); // its checkpoint worker starts with the first append
     try {
       log.appendSync('a-0', [{ tags: ['t'], payload: 1 }]);
       let lowered: string[] = [];

@@ -10,8 +10,12 @@ import type { SinkDatabase, StateChanges, StateReader, StateScope } from '../sin
 import { canonicalJson } from './fingerprint';
 import type { DataflowDefinition, DataflowMember, SinkMember } from './types';
 
-/** The stored state's format version: a scope of another format is rebuilt from the events. */
-export const STATE_FORMAT = 3;
+/**
+ * The stored state's format version: a scope of another format is rebuilt from the events. 1:
+ * every group whole; 2: `scan` in pages, multiset `maxBy`/`minBy` an entry per element; 3: `scan`
+ * pages with an append-only tail of deltas; 4: `reduce` a header and parts of its inputs.
+ */
+export const STATE_FORMAT = 4;
 
 /** Default of DataflowSettings.stateCacheBytes: 64 MB of entry text in memory. */
 export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;

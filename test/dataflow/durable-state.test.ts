@@ -267,14 +267,15 @@ test('SQLite: a dataflow that kept its state in memory builds the state once, th
     assert.ok(changed.logs.some((l) => /building the operator state/.test(l)));
     const again = await runOnce({ ...base, durableState: true }, 'v2');
     assert.equal(again.stats.eventsReplayed, 0);
-    // State of an older format (format 1 stored groups whole, not in pages): built again from the
-    // events, the tables kept; then continued.
+    // State of an older format (the one before this version's: src/dataflow/durable-state.ts says
+    // what each stored): built again from the events, the tables kept; then continued.
+    const previous = STATE_FORMAT - 1;
     const old = new Database(file);
-    old.prepare('UPDATE deltaflow_state_scope SET format = 1 WHERE scope = ?').run('flow');
+    old.prepare('UPDATE deltaflow_state_scope SET format = ? WHERE scope = ?').run(previous, 'flow');
     old.close();
     const upgraded = await runOnce({ ...base, durableState: true }, 'v2');
     assert.ok(
-      upgraded.logs.some((l) => /building the operator state.*format 1/.test(l)),
+      upgraded.logs.some((l) => l.includes('building the operator state') && l.includes(`format ${previous},`)),
       upgraded.logs.join('\n'),
     );
     assert.equal(upgraded.stats.eventsReplayed, events.length);

@@ -423,7 +423,21 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
     });
 }
 
-describe('durable state: long groups in pages (scan pages; maxBy/minBy elements), late events, emptied pages', () => {
+/** The median of the values `v` (as the example flows' dd-reduce), with the count of inputs. */
+function medianOf(key: Value, inputs: Multiset<Value>, outputs: [Value, number][]): void {
+  let total = 0;
+  for (const [, n] of inputs) total += n;
+  let seen = 0;
+  let median: number | null = null;
+  for (const [r, n] of inputs)
+    if ((seen += n) > Math.floor(total / 2)) {
+      median = (r as Rec).v;
+      break;
+    }
+  outputs.push([{ key, median, total, distinct: inputs.length }, 1]);
+}
+
+describe('durable state: long groups in pages (scan pages; maxBy/minBy elements; reduce parts), late events, emptied pages', () => {
   const scans: Case[] = [
     {
       name: 'scan, checkpoints every 2',
@@ -456,7 +470,19 @@ describe('durable state: long groups in pages (scan pages; maxBy/minBy elements)
           .ungroup(),
     },
   ];
-  for (const c of [...scans, ...extremes]) {
+  const reduces: Case[] = [
+    { name: 'reduce (a part per input), causal order', build: (c) => c.groupBy(byK).reduce(sortedFold).ungroup() },
+    {
+      name: 'reduce (a part per input), values with counts, orderBy',
+      build: (c) =>
+        c
+          .map((r) => ({ k: r.k, v: r.v }))
+          .groupBy((r) => r.k)
+          .reduce(medianOf, { orderBy: (r) => (r as { v: number }).v })
+          .ungroup(),
+    },
+  ];
+  for (const c of [...scans, ...extremes, ...reduces]) {
     test(`${c.name}: one event per step without a store == batches, commits, restarts, trims`, async () => {
       await fc.assert(
         fc.asyncProperty(pagedPlan(false), async (p) => {

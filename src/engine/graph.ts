@@ -13,7 +13,7 @@ import { FilterOperator, FlatMapOperator, MapOperator } from './operators/elemen
 import { ExtremumOperator, MonotonicExtremumOperator, type Direction } from './operators/extremum';
 import { GroupByOperator, UngroupOperator } from './operators/grouping';
 import { JoinOperator } from './operators/join';
-import { ReduceOperator } from './operators/reduce';
+import { PART_INPUTS, ReduceOperator } from './operators/reduce';
 import { ScanOperator } from './operators/scan';
 import { CHECKPOINT_EVERY, type StepFn } from './fold';
 import { StateCache, type DurableOp } from './state-cache';
@@ -507,12 +507,16 @@ class EngineGrouped<K extends Value, T extends Value> implements Grouped<K, T> {
   }
 
   reduce<O extends Value>(fn: ReduceFn<K, T, O>, options?: ReduceOptions<T>): Grouped<K, O> {
+    const part = options?.partInputs ?? PART_INPUTS;
+    if (!Number.isInteger(part) || part < 1)
+      throw new RangeError(`reduce: partInputs must be a positive integer, got ${String(part)}`);
     return this.derive(
       new ReduceOperator(
         this.graph.nameFor('reduce', options),
         this.index,
         fn as unknown as ReduceFn<Value, Value, Value>,
         orderByOf('reduce', options),
+        part,
       ),
       false,
     );

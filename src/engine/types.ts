@@ -127,9 +127,15 @@ export interface ReduceOptions<T extends Value = Value> extends OperatorOptions 
    * failing map. Default: the order keys (for events, their causal order).
    */
   readonly orderBy?: (value: T) => MaybePromise<Value>;
+  /**
+   * With a state store: how many inputs of a group one stored part holds (default 64; a part that
+   * grows beyond twice this is split). A step rewrites the parts holding the inputs it changed; a
+   * group not in memory is read whole.
+   */
+  readonly partInputs?: number;
 }
 
-export interface ScanOptions<T extends Value = Value> extends ReduceOptions<T> {
+export interface ScanOptions<T extends Value = Value> extends Omit<ReduceOptions<T>, 'partInputs'> {
   /**
    * Keep a copy of the fold state before every n-th input of a group (default 32): a change
    * refolds at most n − 1 unchanged inputs before it; the copies cost memory.

@@ -95,6 +95,10 @@ const cases: Case[] = [
         .ungroup(),
   },
   {
+    name: 'reduce (parts of 2 inputs)',
+    build: (c) => c.groupBy(byK).reduce(sortedFold, { partInputs: 2 }).ungroup(),
+  },
+  {
     name: 'scan (causal order, checkpoints every 2)',
     build: (c) => c.groupBy(byK).scan(0, foldStep, { checkpointEvery: 2 }).ungroup(),
   },
@@ -471,14 +475,17 @@ describe('durable state: long groups in pages (scan pages; maxBy/minBy elements;
     },
   ];
   const reduces: Case[] = [
-    { name: 'reduce (a part per input), causal order', build: (c) => c.groupBy(byK).reduce(sortedFold).ungroup() },
     {
-      name: 'reduce (a part per input), values with counts, orderBy',
+      name: 'reduce (parts of 2 inputs), causal order',
+      build: (c) => c.groupBy(byK).reduce(sortedFold, { partInputs: 2 }).ungroup(),
+    },
+    {
+      name: 'reduce (parts of 3 inputs), values with counts, orderBy',
       build: (c) =>
         c
-          .map((r) => ({ k: r.k, v: r.v }))
+          .map((r) => ({ k: r.k, v: r.v, o: r.o % 7 }))
           .groupBy((r) => r.k)
-          .reduce(medianOf, { orderBy: (r) => (r as { v: number }).v })
+          .reduce(medianOf, { orderBy: (r) => (r as Rec).o, partInputs: 3 })
           .ungroup(),
     },
   ];

@@ -31,57 +31,87 @@ import {
   type SortedInputs,
   type SortedUpdates,
 } from '../sorted-inputs';
-import { encodeKey } from '../state-key';
+import { decodeKey, encodeKey } from '../state-key';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, StateEntry, Value } from '../types';
 import { ValueMap } from '../value-map';
 
-/** Above every part key after the group prefix (an encoded `[sort key, value]` starts with the tag `f`). */
+/** Inputs per stored part of a group by default (`ReduceOptions.partInputs`). */
+export const PART_INPUTS = 64;
+/** The first part's key after the group prefix: below every encoded `[sort key, value]` (tag `f`). */
+const FIRST = 'a';
+/** Above every part key after the group prefix. */
 const END = '~';
+
+/** An input's place in its group: (sort key, value). */
+type Place = readonly [order: Value, value: Value];
 
 /**
  * With a state store, what a group in memory knows of its stored entries (docs/durable-state.md,
- * "reduce in parts"): a header at the group key's encoding `G` — `[outputs, stale, count]`, its
- * time the group's greatest input time — and a part per input at `G + encodeKey([sort key,
- * value])` — `[sort key, value, multiplicity, time]`, its time the input's. A group in memory is
- * always whole (the function sees every input); a step writes the parts of the inputs it changed
- * and the header.
+ * "Implementation status"): a header at the group key's encoding `G` — `[outputs, stale, count]`,
+ * its time the group's greatest input time — and the inputs in parts of about `partInputs`
+ * consecutive inputs: the first at `G + 'a'`, each other at `G + encodeKey([sort key, value])` of
+ * the place it starts at — `[sort keys, values, multiplicities, times]`, its time its greatest
+ * input time. A group in memory is always whole (the function sees every input); a step rewrites
+ * the parts holding the inputs it changed, and the header.
  */
 interface Stored {
   readonly prefix: string;
-  /** Inputs changed (or forgotten by compaction) since the last save, by encoded `[sort key, value]`. */
-  readonly dirty: Map<string, readonly [order: Value, value: Value]>;
+  /** Per part, in order: its key after the prefix (FIRST for the first part, which starts the group), … */
+  readonly keys: string[];
+  /** … the place it starts at (null for the first), … */
+  readonly starts: (Place | null)[];
+  /** … and its text length as last saved or loaded (0: not stored). */
+  readonly sizes: number[];
+  /** Keys of the parts changed (or holding inputs forgotten by retention) since the last save. */
+  readonly dirty: Set<string>;
   /** The group had an outcome since the last save: its header (outputs, stale, count) is rewritten. */
   headerDirty: boolean;
   headerBytes: number;
-  /** Text length of the parts loaded or written (and how many), for the cache's count of the group. */
-  partText: number;
-  parts: number;
 }
 
 function newStored(prefix: string): Stored {
-  return { prefix, dirty: new Map(), headerDirty: false, headerBytes: 0, partText: 0, parts: 0 };
+  return { prefix, keys: [FIRST], starts: [null], sizes: [0], dirty: new Set(), headerDirty: false, headerBytes: 0 };
 }
 
-/** Marks the updates' inputs changed. */
-function markDirty(st: Stored, updates: SortedUpdates): void {
-  const { orders, values } = updates;
-  for (let j = 0; j < values.length; j++) st.dirty.set(encodeKey([orders[j], values[j]]), [orders[j], values[j]]);
-}
-
-/** The index of the input (sort key, value) in `inputs`, or -1. */
-function indexOf(inputs: SortedInputs, order: Value, value: Value): number {
-  const { entries, orders } = inputs;
-  let lo = 0;
-  let hi = entries.length - 1;
+/** The index of the part holding the place (order, value): the last one starting at or before it. */
+function partOf(st: Stored, order: Value, value: Value): number {
+  let lo = 1;
+  let hi = st.keys.length - 1;
+  let at = 0;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    const c = compareInputs(orders[mid], entries[mid][0], order, value);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
+    const start = st.starts[mid]!;
+    if (compareInputs(start[0], start[1], order, value) <= 0) {
+      at = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
   }
-  return -1;
+  return at;
+}
+
+/** Marks the parts holding the updates' inputs changed. */
+function markDirty(st: Stored, updates: SortedUpdates): void {
+  const { orders, values } = updates;
+  let last = -1;
+  for (let j = 0; j < values.length; j++) {
+    const i = partOf(st, orders[j], values[j]);
+    if (i !== last) st.dirty.add(st.keys[i]!);
+    last = i;
+  }
+}
+
+/** The index of the first input at or after the place (the inputs' length: none). */
+function lowerBound(inputs: SortedInputs, order: Value, value: Value): number {
+  const { entries, orders } = inputs;
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareInputs(orders[mid], entries[mid][0], order, value) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Forgets the group's inputs older than `cutoff` (its outputs are then stale); true when none is left. */
@@ -90,11 +120,11 @@ function compactGroup(g: ReduceGroup, cutoff: number): boolean {
   if (kept === null) return false;
   const st = g.stored;
   if (st !== null) {
-    // Their parts are deleted by the commit's forget (their times are below the cutoff) and, should
-    // the group be saved again, explicitly.
+    // The parts that held them are rewritten at the group's next save (on disk, a part all of whose
+    // inputs are older goes with the commit's forget; the others drop them as they load).
     const { entries, orders, times } = g.inputs;
     for (let i = 0; i < times.length; i++)
-      if (times[i] < cutoff) st.dirty.set(encodeKey([orders[i], entries[i][0]]), [orders[i], entries[i][0]]);
+      if (times[i] < cutoff) st.dirty.add(st.keys[partOf(st, orders[i], entries[i][0])]!);
   }
   g.inputs = kept;
   g.stale = true;
@@ -135,6 +165,8 @@ export class ReduceOperator extends UnaryOperator {
     input: number,
     private readonly fn: ReduceFn<Value, Value, Value>,
     private readonly orderBy: ((value: Value) => MaybePromise<Value>) | null = null,
+    /** With a state store: inputs per stored part (a part is split when it grows beyond twice this). */
+    private readonly partInputs = PART_INPUTS,
   ) {
     super(name, input);
   }
@@ -199,24 +231,32 @@ export class ReduceOperator extends UnaryOperator {
         st.headerBytes = text.length;
         continue;
       }
-      const [order, value, mult, time] = data as [Value, Value, number, number];
-      st.partText += text.length;
-      st.parts++;
-      if (compactTo !== null && time < compactTo) {
-        // Forgotten by retention; the part is still stored when it was saved in the commit that
-        // forgot older entries: deleted at the group's next save.
-        st.dirty.set(k.slice(prefix.length), [order, value]);
-        continue;
+      const part = k.slice(prefix.length);
+      if (part === FIRST) st.sizes[0] = text.length;
+      else {
+        st.keys.push(part);
+        st.starts.push(decodeKey(part) as unknown as Place);
+        st.sizes.push(text.length);
       }
-      const n = entries.length;
-      // NB: the store returns the parts in key order, which is the inputs' order (encodeKey orders
-      // as compareValues: test/engine/state-key.test.ts); checked, since every merge relies on it.
-      if (n > 0 && compareInputs(orders[n - 1], entries[n - 1][0], order, value) >= 0)
-        throw new Error(`${this.name}: the stored inputs of the group ${prefix} are not in order at ${k}`);
-      entries.push(Object.freeze([value, mult] as const)); // as mergeInputs makes them
-      orders.push(order);
-      times.push(time);
-      if (time > maxTime) maxTime = time;
+      const [os, vs, ms, ts] = data as [Value[], Value[], number[], number[]];
+      for (let j = 0; j < vs.length; j++) {
+        const time = ts[j]!;
+        if (compactTo !== null && time < compactTo) {
+          // Forgotten by retention: the part is rewritten without it at the group's next save.
+          st.dirty.add(part);
+          continue;
+        }
+        const n = entries.length;
+        // NB: parts are read in key order, and the key of a part is its first place (encodeKey orders
+        // as compareValues: test/engine/state-key.test.ts), so the inputs come in order; checked,
+        // since every merge relies on it.
+        if (n > 0 && compareInputs(orders[n - 1], entries[n - 1][0], os[j], vs[j]) >= 0)
+          throw new Error(`${this.name}: the stored inputs of the group ${prefix} are not in order at ${k}`);
+        entries.push(Object.freeze([vs[j], ms[j]] as const)); // as mergeInputs makes them
+        orders.push(os[j]);
+        times.push(time);
+        if (time > maxTime) maxTime = time;
+      }
     }
     // NB: parts are written only with their header, and a header's time is its group's greatest
     // input time, so retention forgets the header last; parts without one were all forgotten.
@@ -333,12 +373,7 @@ export class ReduceOperator extends UnaryOperator {
           this.groups.delete(o.key);
           const st = g.stored;
           if (st !== null) {
-            // Every part goes. NB: the group is whole in memory, so it empties only when the updates
-            // cancel each of its inputs: they name every part it holds. Parts of inputs forgotten
-            // by retention are in `dirty` since (compactGroup, loadGroup) or deleted by the commit's
-            // forget.
-            markDirty(st, o.updates);
-            this.dropped.set(st.prefix, st);
+            this.dropped.set(st.prefix, st); // its header and every part are deleted
           }
         }
       } else {
@@ -370,9 +405,9 @@ export class ReduceOperator extends UnaryOperator {
   }
 
   /**
-   * A header and a part per input (`Stored` above): a step writes the parts of the inputs it
-   * changed and the header; a group not in memory is read whole (one `range`) when a batch
-   * touches it; an emptied group deletes its header and every part.
+   * A header and parts of about `partInputs` inputs (`Stored` above): a step rewrites the parts
+   * holding the inputs it changed, and the header; a group not in memory is read whole (one
+   * `range`) when a batch touches it; an emptied group deletes its header and every part.
    */
   readonly durable: DurableState = {
     timed: true,
@@ -396,27 +431,16 @@ export class ReduceOperator extends UnaryOperator {
           const st = this.dropped.get(prefix);
           if (st === undefined) return null; // not in memory, not changed
           this.dropped.delete(prefix);
-          for (const enc of st.dirty.keys()) out.set(prefix + enc, null);
+          // NB: every stored part has a key in `keys` (loaded ones, saved ones; an emptied part's
+          // deletion was written when it left `keys`).
+          for (const part of st.keys) out.set(prefix + part, null);
           out.set(prefix, null);
           return { entries: out, bytes: 0 };
         }
         const st = g.stored;
-        const reader = this.reader!;
-        const { entries, times } = g.inputs;
-        for (const [enc, [order, value]] of st.dirty) {
-          const i = indexOf(g.inputs, order, value);
-          if (i < 0) {
-            out.set(st.prefix + enc, null);
-            continue;
-          }
-          const text = reader.text([order, entries[i][0], entries[i][1], times[i]]);
-          st.partText += text.length;
-          st.parts++;
-          out.set(st.prefix + enc, { v: text, t: times[i] });
-        }
-        st.dirty.clear();
+        if (st.dirty.size > 0) this.saveParts(g.inputs, st, out);
         if (st.headerDirty) {
-          const header = reader.text([g.outputs, g.stale, entries.length]);
+          const header = this.reader!.text([g.outputs, g.stale, g.inputs.entries.length]);
           out.set(st.prefix, { v: header, t: g.inputs.maxTime });
           st.headerBytes = header.length;
           st.headerDirty = false;
@@ -431,12 +455,72 @@ export class ReduceOperator extends UnaryOperator {
     },
   };
 
-  /** A group's size in the cache's count: its header's text and its inputs at the average text length of its parts. */
+  /**
+   * Writes the group's dirty parts: each holds the inputs from its start to the next part's; an
+   * emptied part is deleted (the first keeps its place), one beyond twice `partInputs` is split
+   * into parts of about `partInputs`, the new ones keyed by their first input's place.
+   */
+  private saveParts(inputs: SortedInputs, st: Stored, out: Map<string, StateEntry | null>): void {
+    const reader = this.reader!;
+    const { entries, orders, times } = inputs;
+    const dirty: number[] = [];
+    for (let i = 0; i < st.keys.length; i++) if (st.dirty.has(st.keys[i]!)) dirty.push(i);
+    st.dirty.clear();
+    // From the last to the first: a split or a deletion moves only the parts after it.
+    for (let d = dirty.length - 1; d >= 0; d--) {
+      const i = dirty[d]!;
+      const start = st.starts[i];
+      const next = st.starts[i + 1];
+      const from = start == null ? 0 : lowerBound(inputs, start[0], start[1]);
+      const to = next === undefined ? entries.length : lowerBound(inputs, next![0], next![1]);
+      if (from === to) {
+        out.set(st.prefix + st.keys[i], null);
+        if (i === 0) st.sizes[0] = 0;
+        else {
+          st.keys.splice(i, 1);
+          st.starts.splice(i, 1);
+          st.sizes.splice(i, 1);
+        }
+        continue;
+      }
+      const n = to - from;
+      const pieces = n > 2 * this.partInputs ? Math.ceil(n / this.partInputs) : 1;
+      const keys: string[] = [];
+      const starts: (Place | null)[] = [];
+      const sizes: number[] = [];
+      for (let p = 0; p < pieces; p++) {
+        const a = from + Math.floor((n * p) / pieces);
+        const b = from + Math.floor((n * (p + 1)) / pieces);
+        const place: Place | null = p === 0 ? start : [orders[a], entries[a][0]];
+        const part = p === 0 ? st.keys[i]! : encodeKey(place as unknown as Value[]);
+        const os = orders.slice(a, b);
+        const vs = new Array<Value>(b - a);
+        const ms = new Array<number>(b - a);
+        let t = -Infinity;
+        for (let j = a; j < b; j++) {
+          vs[j - a] = entries[j][0];
+          ms[j - a] = entries[j][1];
+          if (times[j] > t) t = times[j];
+        }
+        const text = reader.text([os, vs, ms, times.slice(a, b)]);
+        out.set(st.prefix + part, { v: text, t });
+        keys.push(part);
+        starts.push(place);
+        sizes.push(text.length);
+      }
+      st.keys.splice(i, 1, ...keys);
+      st.starts.splice(i, 1, ...starts);
+      st.sizes.splice(i, 1, ...sizes);
+    }
+  }
+
+  /** A group's size in the cache's count: the text of its header and parts. */
   private bytesOf(g: ReduceGroup): number {
     const st = g.stored;
     if (st === null) return 0;
-    const part = st.parts === 0 ? 0 : st.partText / st.parts;
-    return Math.max(1, Math.round(st.headerBytes + g.inputs.entries.length * part));
+    let bytes = st.headerBytes;
+    for (const size of st.sizes) bytes += size;
+    return Math.max(1, bytes);
   }
 
   stateSize(): number {

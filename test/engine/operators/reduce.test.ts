@@ -203,10 +203,11 @@ describe('reduce failures', () => {
 });
 
 /**
- * reduce with a state store (docs/durable-state.md, "reduce in parts"): a header per group and a
- * part per input, so that a step writes only the parts of the inputs it changed and the header.
+ * reduce with a state store (docs/durable-state.md, "Implementation status"): a header per group
+ * and its inputs in parts (here of 4 inputs, split beyond 8), so that a step writes only the parts
+ * holding the inputs it changed and the header.
  */
-describe('reduce with a state store: a header and a part per input', () => {
+describe('reduce with a state store: a header and parts of the inputs', () => {
   type M = { k: string; m: number };
   const seen: number[] = [];
   const median = (key: Value, inputs: Multiset<Value>, outputs: [Value, number][]): void => {
@@ -227,7 +228,7 @@ describe('reduce with a state store: a header and a part per input', () => {
       g
         .input<M>('in')
         .groupBy((x) => x.k)
-        .reduce(median, { orderBy: (x) => x.m, name: 'median' })
+        .reduce(median, { orderBy: (x) => x.m, name: 'median', partInputs: 4 })
         .ungroup(),
     );
     return g;
@@ -247,30 +248,60 @@ describe('reduce with a state store: a header and a part per input', () => {
   };
   const header = encodeKey('a');
   const lengths = (n: number, k = 'a'): [M, number, number][] => [...Array(n).keys()].map((i) => [{ k, m: i }, 1, i]);
+  /** The stored keys of group a. */
+  const groupA = (store: MemoryStateStore): string[] =>
+    [...store.entries('median').keys()].filter((k) => k.startsWith(header)).sort();
+  /** The inputs a stored part holds, as [m, multiplicity, time]. */
+  const inputsOf = (e: StateEntry): [number, number, number][] => {
+    const [, [, values, mults, times]] = JSON.parse(e.v) as [null, [Value[], M[], number[], number[]]];
+    return values.map((v, j) => [v.m, mults[j]!, times[j]!]);
+  };
 
-  test('a step that changes one input writes that input’s part and the header, not the group', async () => {
+  test('a step that changes one input writes the part holding it and the header, not the group', async () => {
     const store = new MemoryStateStore();
     const g = build();
     g.useStore(store, { cacheBytes: 1e9, stored: false });
     const first = await run(g, store, lengths(50));
-    assert.equal(first.written.size, 51, 'the first step: the header and a part per input');
-    assert.equal(store.entries('median').size, 51);
-    // A new input.
-    let r = await run(g, store, [[{ k: 'a', m: 100 }, 1, 60]]);
-    assert.deepEqual([...r.written.keys()].sort(), [header, header + encodeKey([100, { k: 'a', m: 100 }])].sort());
-    // Another count of an input the group has: its part is rewritten.
-    r = await run(g, store, [[{ k: 'a', m: 7 }, 2, 61]]);
-    const part7 = header + encodeKey([7, { k: 'a', m: 7 }]);
-    assert.deepEqual([...r.written.keys()].sort(), [header, part7].sort());
-    assert.deepEqual(JSON.parse(r.written.get(part7)!.v), [null, [7, { k: 'a', m: 7 }, 3, 61]]);
-    assert.equal(r.written.get(part7)!.t, 61);
+    assert.equal(first.written.size, 14, 'the header and 50 inputs in 13 parts (beyond 8: split into parts of 4)');
+    assert.deepEqual(
+      [...first.written].filter(([k]) => k !== header).flatMap(([, e]) => inputsOf(e!).map(([m]) => m)),
+      [...Array(50).keys()],
+      'the parts hold the inputs in order',
+    );
+    const partWith = (written: ReadonlyMap<string, StateEntry | null>, m: number): [number, number, number][] => {
+      assert.equal(written.size, 2, `the header and one part: ${[...written.keys()].join(', ')}`);
+      assert.ok(written.has(header));
+      const [k, e] = [...written].find(([key]) => key !== header)!;
+      assert.ok(k.startsWith(header) && e !== null);
+      const inputs = inputsOf(e);
+      assert.ok(inputs.length <= 8, `a part of at most 8 inputs: ${inputs.length}`);
+      assert.ok(inputs.some(([x]) => x === m) || m < 0);
+      return inputs;
+    };
+    // A new input, after the others.
+    partWith((await run(g, store, [[{ k: 'a', m: 100 }, 1, 60]])).written, 100);
+    // Another count of an input the group has.
+    const r = await run(g, store, [[{ k: 'a', m: 7 }, 2, 61]]);
+    assert.deepEqual(
+      partWith(r.written, 7).find(([m]) => m === 7),
+      [7, 3, 61],
+    );
     assert.equal(r.written.get(header)!.t, 61, "the header's time: the group's greatest input time");
-    // An input retracted: its part is deleted.
-    r = await run(g, store, [[{ k: 'a', m: 3 }, -1, 62]]);
-    assert.equal(r.written.get(header + encodeKey([3, { k: 'a', m: 3 }])), null);
-    assert.equal(r.written.size, 2);
-    for (const e of r.written.values()) assert.ok(e === null || e.v.length < 200, `small entries: ${e?.v}`);
-    assert.equal(store.entries('median').size, 51);
+    assert.equal(JSON.parse(r.written.get(header)!.v)[1][2], 51, 'the header counts the inputs');
+    // An input retracted: its part is rewritten without it.
+    const without = partWith((await run(g, store, [[{ k: 'a', m: 3 }, -1, 62]])).written, -1);
+    assert.ok(!without.some(([m]) => m === 3));
+    assert.equal(groupA(store).length, 14);
+    // Late inputs into one part: it splits when it holds more than 8.
+    const late: [M, number, number][] = [...Array(6).keys()].map((i) => [{ k: 'a', m: 20 + (i + 1) / 10 }, 1, 70]);
+    const split = (await run(g, store, late)).written;
+    // (The part of 19–22 holds 10 inputs then: split into 3 of about 4.)
+    assert.equal(split.size, 4, `the header and the part split in three: ${[...split.keys()].join(', ')}`);
+    assert.deepEqual(
+      [...split].filter(([k]) => k !== header).map(([, e]) => inputsOf(e!).length),
+      [3, 3, 4],
+    );
+    assert.equal(groupA(store).length, 16);
   });
 
   test('a group evicted, or after a restart, is read back whole with one range and continues exactly', async () => {
@@ -286,13 +317,15 @@ describe('reduce with a state store: a header and a part per input', () => {
       [{ k: 'a', m: 31 }, 1, 41],
     ];
     const want = (await memory.step({ in: next })).outputs.get('out')!.map(([v, d]) => [v, d]);
+    const stored = groupA(store).length;
+    assert.equal(stored, 9, 'the header and 30 inputs in 8 parts');
     const reads = store.reads;
     seen.length = 0;
     const r = await run(g, store, next);
-    assert.equal(store.reads - reads, 31, "group a's header and its 30 parts, not group b");
+    assert.equal(store.reads - reads, stored, "group a's header and parts, not group b");
     assert.deepEqual(seen, [31], 'the function sees the whole group');
     assert.deepEqual(r.out, want);
-    assert.equal(r.written.size, 3, 'the header and the two changed parts');
+    assert.equal(r.written.size, 3, 'the header and the two parts holding the changed inputs');
     // A restart over the store: the same.
     const fresh = build();
     fresh.useStore(store, { cacheBytes: 1e9, stored: true });
@@ -300,7 +333,7 @@ describe('reduce with a state store: a header and a part per input', () => {
     const wantLater = (await memory.step({ in: later })).outputs.get('out')!.map(([v, d]) => [v, d]);
     const before = store.reads;
     assert.deepEqual((await run(fresh, store, later)).out, wantLater);
-    assert.equal(store.reads - before, 32);
+    assert.equal(store.reads - before, stored);
   });
 
   test('retractions that empty a group delete its header and every part', async () => {
@@ -309,21 +342,22 @@ describe('reduce with a state store: a header and a part per input', () => {
     g.useStore(store, { cacheBytes: 0, stored: false });
     await run(g, store, [...lengths(10), ...lengths(3, 'b')]);
     await run(g, store, [[{ k: 'a', m: 2 }, 1, 20]]); // a count of 2
-    assert.equal(store.entries('median').size, 15);
+    const stored = groupA(store);
+    assert.equal(stored.length, 4, 'the header and 10 inputs in 3 parts');
+    const others = store.entries('median').size - stored.length;
     // Read back after eviction and emptied in one step (m 2 twice).
     const r = await run(
       g,
       store,
       lengths(10).map(([x, , t]): [M, number, number] => [x, x.m === 2 ? -2 : -1, t + 30]),
     );
-    assert.equal([...r.written.values()].filter((e) => e !== null).length, 0, 'only deletions');
-    assert.equal(r.written.size, 11);
-    assert.deepEqual(
-      [...store.entries('median').keys()].filter((k) => k.startsWith(header)),
-      [],
-      'nothing of group a is left',
+    assert.deepEqual([...r.written.keys()].sort(), stored, 'the header and every part');
+    assert.ok(
+      [...r.written.values()].every((e) => e === null),
+      'deleted',
     );
-    assert.equal(store.entries('median').size, 4, "group b's header and parts");
+    assert.deepEqual(groupA(store), [], 'nothing of group a is left');
+    assert.equal(store.entries('median').size, others, "group b's entries stay");
     assert.deepEqual(r.out, [[{ key: 'a', median: 4, total: 11, distinct: 10 }, -1]]);
     // The group again: new, nothing read.
     const reads = store.reads;
@@ -339,10 +373,10 @@ describe('reduce with a state store: a header and a part per input', () => {
     g.useStore(store, { cacheBytes: 0, stored: false });
     const memory = build();
     const steps: { updates: [M, number, number][]; compact?: number }[] = [
-      { updates: lengths(10) },
-      { updates: [[{ k: 'a', m: 20 }, 1, 20]], compact: 5 },
-      { updates: [[{ k: 'a', m: 21 }, 1, 21]] },
-      { updates: [[{ k: 'a', m: 1 }, 1, 22]], compact: 21 },
+      { updates: lengths(20) },
+      { updates: [[{ k: 'a', m: 30 }, 1, 30]], compact: 9 },
+      { updates: [[{ k: 'a', m: 31 }, 1, 31]] },
+      { updates: [[{ k: 'a', m: 1 }, 1, 32]], compact: 31 },
       { updates: [[{ k: 'a', m: 0 }, 1, 2]] },
     ];
     for (const s of steps) {
@@ -355,7 +389,7 @@ describe('reduce with a state store: a header and a part per input', () => {
     }
     const left = [...store.entries('median').values()].map((e) => e.t);
     assert.ok(
-      left.every((t) => t === null || t >= 21 || t === 2),
+      left.every((t) => t === null || t >= 31 || t === 2),
       `forgotten on disk: ${JSON.stringify(left)}`,
     );
   });

@@ -223,6 +223,7 @@ export class ReduceOperator extends UnaryOperator {
     let maxTime = -Infinity;
     const st = newStored(prefix);
     let header: { outputs: OutputPair[]; stale: boolean; count: number } | null = null;
+    let lastKept = FIRST; // the part of the last input kept
     for (const [k, text] of stored) {
       const { data, compactTo } = reader.open(k, text);
       if (k === prefix) {
@@ -234,8 +235,17 @@ export class ReduceOperator extends UnaryOperator {
       const part = k.slice(prefix.length);
       if (part === FIRST) st.sizes[0] = text.length;
       else {
+        const start = decodeKey(part) as unknown as Place;
+        const n = entries.length;
+        // A part of a group that retention forgot, stored after the forget in the same commit, may
+        // start inside a part of the group built again since (its own inputs are all dropped
+        // below): both are rewritten at the next save, so each input is stored in one part.
+        if (n > 0 && compareInputs(orders[n - 1], entries[n - 1][0], start[0], start[1]) >= 0) {
+          st.dirty.add(lastKept);
+          st.dirty.add(part);
+        }
         st.keys.push(part);
-        st.starts.push(decodeKey(part) as unknown as Place);
+        st.starts.push(start);
         st.sizes.push(text.length);
       }
       const [os, vs, ms, ts] = data as [Value[], Value[], number[], number[]];
@@ -253,6 +263,7 @@ export class ReduceOperator extends UnaryOperator {
         if (n > 0 && compareInputs(orders[n - 1], entries[n - 1][0], os[j], vs[j]) >= 0)
           throw new Error(`${this.name}: the stored inputs of the group ${prefix} are not in order at ${k}`);
         entries.push(Object.freeze([vs[j], ms[j]] as const)); // as mergeInputs makes them
+        lastKept = part;
         orders.push(os[j]);
         times.push(time);
         if (time > maxTime) maxTime = time;

@@ -8,6 +8,7 @@ import {
   type Graph,
   type Multiset,
   type StateEntry,
+  type StepState,
   type Value,
 } from '../../../src/engine';
 import { encodeKey } from '../../../src/engine/state-key';
@@ -365,6 +366,45 @@ describe('reduce with a state store: a header and parts of the inputs', () => {
       [{ key: 'a', median: 9, total: 1, distinct: 1 }, 1],
     ]);
     assert.equal(store.reads, reads);
+  });
+
+  test('retention: parts of a forgotten group saved after the forget in one commit do not mix with the new group', async () => {
+    // As the host commits: the steps of a commit merged, the forget first, then the entries (an
+    // earlier step's parts of group a, forgotten in memory by the compaction, are stored after it).
+    const merge = (a: StepState, b: StepState): StepState => {
+      const entries = new Map<string, Map<string, StateEntry | null>>();
+      for (const s of [a, b])
+        for (const [op, m] of s.entries) {
+          const into = entries.get(op) ?? new Map<string, StateEntry | null>();
+          for (const [k, e] of m) into.set(k, e);
+          entries.set(op, into);
+        }
+      return { step: b.step, entries, forget: b.forget ?? a.forget, cutoff: b.cutoff };
+    };
+    const store = new MemoryStateStore();
+    const g = build();
+    g.useStore(store, { cacheBytes: 0, stored: false });
+    const memory = build();
+    const both = async (updates: [M, number, number][]): Promise<StepState> => {
+      const r = await g.step({ in: updates });
+      const want = (await memory.step({ in: updates })).outputs.get('out')?.map(([v, d]) => [v, d]) ?? [];
+      assert.deepEqual(
+        (r.outputs.get('out') ?? []).map(([v, d]) => [v, d]),
+        want,
+      );
+      return r.state!;
+    };
+    const s1 = await both(lengths(12)); // three parts: from the start, from m 4, from m 8
+    g.compact(20);
+    memory.compact(20); // forgets group a
+    const s2 = await both([0, 1, 2, 3, 4, 5, 6].map((m): [M, number, number] => [{ k: 'a', m }, 1, 30 + m]));
+    store.commit(merge(s1, s2));
+    g.release(s2.step);
+    for (const [i, m] of [9, 10, 11, 12].entries()) {
+      const r = await both([[{ k: 'a', m }, 1, 40 + i]]);
+      store.commit(r);
+      g.release(r.step);
+    }
   });
 
   test('retention: parts older than the cutoff are forgotten on disk, the group read back is recomputed silently', async () => {

@@ -257,10 +257,11 @@ export class ReduceOperator extends UnaryOperator {
           continue;
         }
         const n = entries.length;
-        // NB: parts are read in key order, and the key of a part is its first place (encodeKey orders
-        // as compareValues: test/engine/state-key.test.ts), so the inputs come in order; checked,
-        // since every merge relies on it.
-        if (n > 0 && compareInputs(orders[n - 1], entries[n - 1][0], os[j], vs[j]) >= 0)
+        // NB: a part holds its inputs in order (as the group held them when it was saved), and parts
+        // are read in key order, the key of a part being the place it starts at (encodeKey orders as
+        // compareValues: test/engine/state-key.test.ts), so the inputs come in order; checked where
+        // one part follows another, since every merge relies on it.
+        if (n > 0 && lastKept !== part && compareInputs(orders[n - 1], entries[n - 1][0], os[j], vs[j]) >= 0)
           throw new Error(`${this.name}: the stored inputs of the group ${prefix} are not in order at ${k}`);
         entries.push(Object.freeze([vs[j], ms[j]] as const)); // as mergeInputs makes them
         lastKept = part;

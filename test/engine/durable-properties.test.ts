@@ -48,13 +48,6 @@ interface Case {
   readonly name: string;
   readonly build: (c: Collection<Rec>) => Collection;
   readonly insertOnly?: boolean;
-  /**
-   * Commits of several steps stay step by step (no `Plan.merged`). NB: set for `scan` only: with
-   * merged commits its retention properties fail (2026-12-07, e.g. group a's inputs at times 0 and
-   * 1 with retractions, cutoff 2 before the batch at 8, one commit of the batches [0, 8) and [8,
-   * 10), cache 0): left to whoever owns scan's pages; every other case runs merged commits too.
-   */
-  readonly separateCommits?: boolean;
 }
 
 const byK = (r: Rec): string => r.k;
@@ -108,12 +101,10 @@ const cases: Case[] = [
   },
   {
     name: 'scan (causal order, checkpoints every 2)',
-    separateCommits: true,
     build: (c) => c.groupBy(byK).scan(0, foldStep, { checkpointEvery: 2 }).ungroup(),
   },
   {
     name: 'scan (orderBy), insert-only',
-    separateCommits: true,
     build: (c) =>
       c
         .groupBy(byK)
@@ -285,7 +276,7 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
   };
   let run = start(false);
   const commit = (): void => {
-    const merged = p.merged === true && c.separateCommits !== true;
+    const merged = p.merged === true;
     if (merged && pending.length > 0) store.commit(mergeStates(pending.map((x) => x.state)));
     for (const x of pending) {
       if (!merged) store.commit(x.state);
@@ -486,12 +477,10 @@ describe('durable state: long groups in pages (scan pages; maxBy/minBy elements;
   const scans: Case[] = [
     {
       name: 'scan, checkpoints every 2',
-      separateCommits: true,
       build: (c) => c.groupBy(byK).scan(0, foldStep, { checkpointEvery: 2 }).ungroup(),
     },
     {
       name: 'scan, checkpoints every 5, orderBy',
-      separateCommits: true,
       build: (c) =>
         c
           .groupBy(byK)

@@ -456,6 +456,11 @@ export function dropPages(info: PageInfo): Map<string, StateEntry | null> {
   return out;
 }
 
+/** Every stored key of a group: its header, its pages' bases and deltas (one range read). */
+export function storedKeys(reader: PageReader, prefix: string): MaybePromise<string[]> {
+  return then(reader.range(prefix + FIRST, prefix + END), (entries) => [prefix, ...entries.map(([k]) => k)]);
+}
+
 function sizeOf(info: PageInfo): number {
   let n = info.headerBytes;
   for (const s of info.sizes) n += s;

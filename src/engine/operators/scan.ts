@@ -48,6 +48,7 @@ import {
   newPageInfo,
   pagesSize,
   savePages,
+  storedKeys,
   trimPages,
   type PageInfo,
 } from './scan-pages';
@@ -55,7 +56,7 @@ import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type InputColumns, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
-import type { MaybePromise, Value } from '../types';
+import type { MaybePromise, StateEntry, Value } from '../types';
 import { cloneValue } from '../value-clone';
 import { compareInputs } from '../sorted-inputs';
 import { ValueMap } from '../value-map';
@@ -129,6 +130,19 @@ export class ScanOperator extends UnaryOperator {
   private reader: PageReader | null = null;
   /** Groups emptied by the running step, by encoded key: their entries are deleted at its save. */
   private readonly dropped = new Map<string, PageInfo>();
+  /**
+   * Stored keys of groups retention forgot, by encoded key, to delete at the group's next save
+   * (those the save does not write again). NB: the host commits several steps as one, the forget
+   * (by time) first and then the steps' entries (src/dataflow/durable-state.ts, StateWrite): the
+   * entries of a forgotten group saved by a step before the compaction, in the same commit, are
+   * written after the forget and stay stored. A group built again since writes its header and pages
+   * as new: its old deltas and pages at other keys would be read back with it (the durable property
+   * tests with merged commits fail without this). Set by `compact` (the keys known in memory:
+   * every entry not committed yet is) and by `ensure` when it reads a forgotten header back (the
+   * stored keys, read once); dropped at eviction (the entries are committed then; a stale header
+   * found later is handled by `ensure`).
+   */
+  private readonly forgotten = new Map<string, readonly string[]>();
   private readonly initial: Value;
   /** Every new group's first checkpoint: the initial state before input 0 (shared, never changed). */
   private readonly start: Checkpoint;
@@ -186,8 +200,13 @@ export class ScanOperator extends UnaryOperator {
     return then(loadGroup(reader, prefix), (loaded) => {
       if (loaded === null) return null;
       const g: ScanGroup = { key, fold: loaded.fold, pendingCutoff: loaded.pendingCutoff, info: loaded.info };
-      // NB: forgotten by a compaction since it was saved: the store's entries go with its forget.
-      if (g.pendingCutoff !== null && g.fold.maxTime < g.pendingCutoff) return null;
+      // NB: forgotten by a compaction since it was saved: the store's entries go with its forget,
+      // unless they were saved in the commit of the forget (see `forgotten`): deleted at its save.
+      if (g.pendingCutoff !== null && g.fold.maxTime < g.pendingCutoff)
+        return then(storedKeys(reader, prefix), (keys) => {
+          this.forgotten.set(prefix, keys.concat(this.forgotten.get(prefix) ?? []));
+          return null;
+        });
       this.groups.set(key, g);
       return more(g);
     });
@@ -452,7 +471,11 @@ export class ScanOperator extends UnaryOperator {
     this.groups.forEach((g, key) => {
       if (compactGroup(g, cutoff)) emptied.push(key);
     });
-    for (const key of emptied) this.groups.delete(key);
+    for (const key of emptied) {
+      const info = this.groups.get(key)!.info;
+      this.groups.delete(key);
+      if (info !== null) this.forgotten.set(info.prefix, [...dropPages(info).keys()]);
+    }
   }
 
   /**
@@ -468,21 +491,33 @@ export class ScanOperator extends UnaryOperator {
     save: () => {
       throw new Error(`${this.name}: a paged state is saved by paged.save`);
     },
-    evict: (key) => this.groups.delete(key),
+    evict: (key) => {
+      this.groups.delete(key);
+      if (this.forgotten.size > 0) this.forgotten.delete(encodeKey(key));
+    },
     paged: {
       attach: (reader) => {
         this.reader = reader;
       },
       save: (key) => {
         const g = this.groups.get(key);
-        if (g === undefined) {
-          const prefix = encodeKey(key);
+        const prefix = g === undefined ? encodeKey(key) : g.info!.prefix;
+        const stale = this.forgotten.size === 0 ? undefined : this.forgotten.get(prefix);
+        let saved: { entries: Map<string, StateEntry | null>; bytes: number };
+        if (g !== undefined) saved = savePages(this.reader!, g.fold, g.info!, g.pendingCutoff);
+        else {
           const info = this.dropped.get(prefix);
-          if (info === undefined) return null; // not in memory, not changed (its updates cancelled out)
-          this.dropped.delete(prefix);
-          return { entries: dropPages(info), bytes: 0 };
+          if (info !== undefined) {
+            this.dropped.delete(prefix);
+            saved = { entries: dropPages(info), bytes: 0 };
+          } else if (stale !== undefined) saved = { entries: new Map(), bytes: 0 };
+          else return null; // not in memory, not changed (its updates cancelled out)
         }
-        return savePages(this.reader!, g.fold, g.info!, g.pendingCutoff);
+        if (stale !== undefined) {
+          this.forgotten.delete(prefix);
+          for (const k of stale) if (!saved.entries.has(k)) saved.entries.set(k, null);
+        }
+        return saved;
       },
       trim: (key) => {
         const g = this.groups.get(key);

@@ -14,6 +14,7 @@ import {
   type Graph,
   type Multiset,
   type StateEntry,
+  type StepState,
   type Update,
   type Value,
 } from '../../../src/engine';
@@ -475,6 +476,59 @@ describe('scan in a state store: inputs appended to the last page are written as
       const { got, want, store } = await both(16, steps, cache);
       assert.deepEqual(zShow(got), zShow(want), `cache ${cache}`);
       assert.ok(deltas(store).length > 0);
+    }
+  });
+
+  test('retention in a commit of several steps: a forgotten group built again does not read back its old delta', async () => {
+    // As the host commits several steps (src/dataflow/durable-state.ts, StateWrite): the greatest
+    // forget first, then the steps' entries merged (a later text of a key replaces an earlier one).
+    const commitMerged = (store: MemoryStateStore, states: readonly StepState[]): void => {
+      const entries = new Map<string, Map<string, StateEntry | null>>();
+      for (const s of states)
+        for (const [op, m] of s.entries) {
+          const into = entries.get(op) ?? new Map<string, StateEntry | null>();
+          for (const [k, e] of m) into.set(k, e);
+          entries.set(op, into);
+        }
+      const forgets = states.flatMap((s) => (s.forget === null ? [] : [s.forget]));
+      const forget =
+        forgets.length === 0
+          ? null
+          : { cutoff: Math.max(...forgets.map((f) => f.cutoff)), ops: [...new Set(forgets.flatMap((f) => f.ops))] };
+      const last = states[states.length - 1];
+      store.commit({ step: last.step, entries, forget, cutoff: last.cutoff });
+    };
+    for (const restart of [false, true]) {
+      const memory = build(1000);
+      const store = new MemoryStateStore();
+      let g = build(1000);
+      g.useStore(store, { cacheBytes: 0, stored: false });
+      const want: Z = new Map();
+      const got: Z = new Map();
+      const pending: StepState[] = [];
+      const step = async (updates: Update<Ev>[], compact?: number): Promise<void> => {
+        if (compact !== undefined) {
+          memory.compact(compact);
+          g.compact(compact);
+        }
+        for (const [v, d] of (await memory.step({ in: updates })).outputs.get('out') ?? []) zAdd(want, v, d);
+        const r = await g.step({ in: updates });
+        for (const [v, d] of r.outputs.get('out') ?? []) zAdd(got, v, d);
+        pending.push(r.state!);
+      };
+      await step([ins(ev('b', 0), 0)]); // group b: its first page
+      await step([ins(ev('b', 2), 1)]); // appended: a delta of b's first page
+      await step([ins(ev('b', 1), 0)], 2); // the compaction forgets b; a late event builds it again (one page)
+      commitMerged(store, pending.splice(0)); // one commit: the forget, then the three steps' entries
+      g.release(3);
+      assert.deepEqual(deltas(store), [], "b's old delta is deleted");
+      if (restart) {
+        g = build(1000);
+        g.useStore(store, { cacheBytes: 0, stored: true, cutoff: 2 });
+      }
+      await step([ins(ev('b', 3), 3)]); // b read back: its page, without the old delta's input
+      commitMerged(store, pending.splice(0));
+      assert.deepEqual(zShow(got), zShow(want), `restart ${restart}`);
     }
   });
 

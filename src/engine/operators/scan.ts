@@ -474,7 +474,8 @@ export class ScanOperator extends UnaryOperator {
     for (const key of emptied) {
       const info = this.groups.get(key)!.info;
       this.groups.delete(key);
-      if (info !== null) this.forgotten.set(info.prefix, [...dropPages(info).keys()]);
+      if (info !== null)
+        this.forgotten.set(info.prefix, [...dropPages(info).keys(), ...(this.forgotten.get(info.prefix) ?? [])]);
     }
   }
 

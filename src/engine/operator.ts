@@ -62,6 +62,21 @@ export interface DurableState {
 }
 
 /** The cache's side of a paged operator's entries (`StateCache` implements it per operator). */
+/**
+ * The `load` and `save` of a paged `DurableState` (`paged` set): the cache never calls them, since
+ * the operator reads its entries through the reader and saves through `paged.save`.
+ */
+export function pagedOnly(name: string): Pick<DurableState, 'load' | 'save'> {
+  return {
+    load: () => {
+      throw new Error(`${name}: a paged state is read by the operator`);
+    },
+    save: () => {
+      throw new Error(`${name}: a paged state is saved by paged.save`);
+    },
+  };
+}
+
 export interface PageReader {
   /**
    * Whether the store may hold entries of the unit that are not in memory: false while the

@@ -17,7 +17,7 @@ import BTree from 'sorted-btree';
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped as push, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
 import { decodeKeys, encodeKey } from '../state-key';
 import { groupKeys } from './per-group';
 import { isThenable, type StepContext } from '../step-context';
@@ -565,12 +565,7 @@ export class ExtremumOperator extends ScoredOperator {
   readonly durable: DurableState = {
     timed: true,
     touched: ([input], into) => groupKeys(input, into),
-    load: () => {
-      throw new Error(`${this.name}: a paged state is read by the operator`);
-    },
-    save: () => {
-      throw new Error(`${this.name}: a paged state is saved by paged.save`);
-    },
+    ...pagedOnly(this.name),
     evict: (key) => this.groups.delete(key),
     paged: {
       attach: (reader) => {

@@ -19,7 +19,7 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
 import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
 import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
 import {
@@ -424,12 +424,7 @@ export class ReduceOperator extends UnaryOperator {
   readonly durable: DurableState = {
     timed: true,
     touched: ([input], into) => groupKeys(input, into),
-    load: () => {
-      throw new Error(`${this.name}: a paged state is read by the operator`);
-    },
-    save: () => {
-      throw new Error(`${this.name}: a paged state is saved by paged.save`);
-    },
+    ...pagedOnly(this.name),
     evict: (key) => this.groups.delete(key),
     paged: {
       attach: (reader) => {

@@ -108,8 +108,21 @@ export interface LoadedGroup {
   readonly pendingCutoff: number | null;
 }
 
-type Page = readonly [Value, Value[], Value[], number[], number[], Emission[]];
-type Delta = readonly [Value[], Value[], number[], number[], Emission[]];
+/** A page's or delta's inputs: values, sort keys, multiplicities, times, emitted. */
+type Inputs = readonly [Value[], Value[], number[], number[], Emission[]];
+type Page = readonly [Value, ...Inputs];
+type Delta = Inputs;
+
+/** The fold's inputs from `from` to `to` as a page or delta stores them. */
+function inputsOf(fold: FoldState, from: number, to: number): Inputs {
+  return [
+    fold.values.slice(from, to),
+    fold.orders.slice(from, to),
+    fold.mults.slice(from, to),
+    fold.times.slice(from, to),
+    fold.emitted.slice(from, to),
+  ];
+}
 
 const maxCutoff = (a: number | null, b: number | null): number | null =>
   a === null ? b : b === null ? a : Math.max(a, b);
@@ -326,14 +339,7 @@ function writeBase(
   const cps = fold.checkpoints;
   const from = cps[c].index;
   const to = c + 1 < cps.length ? cps[c + 1].index : fold.values.length;
-  const page: Page = [
-    cps[c].state,
-    fold.values.slice(from, to),
-    fold.orders.slice(from, to),
-    fold.mults.slice(from, to),
-    fold.times.slice(from, to),
-    fold.emitted.slice(from, to),
-  ];
+  const page: Page = [cps[c].state, ...inputsOf(fold, from, to)];
   const v = reader.text(page);
   out.set(key, { v, t: maxTimeOf(fold, from, to) });
   return v.length;
@@ -381,13 +387,7 @@ function appendPages(
   } else if (k === cps.length) {
     // Still the last page: its appended inputs as a delta.
     const key = deltaKey(info.keys[j], stored - first);
-    const delta: Delta = [
-      fold.values.slice(stored, n),
-      fold.orders.slice(stored, n),
-      fold.mults.slice(stored, n),
-      fold.times.slice(stored, n),
-      fold.emitted.slice(stored, n),
-    ];
+    const delta: Delta = inputsOf(fold, stored, n);
     const v = reader.text(delta);
     out.set(key, { v, t: maxTimeOf(fold, stored, n) });
     info.deltas[j] = info.deltas[j].concat(key);

@@ -39,7 +39,7 @@ import {
   type InputChange,
   type StepFn,
 } from '../fold';
-import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
 import { encodeKey } from '../state-key';
 import {
   dropPages,
@@ -486,12 +486,7 @@ export class ScanOperator extends UnaryOperator {
   readonly durable: DurableState = {
     timed: true,
     touched: ([input], into) => groupKeys(input, into),
-    load: () => {
-      throw new Error(`${this.name}: a paged state is read by the operator`);
-    },
-    save: () => {
-      throw new Error(`${this.name}: a paged state is saved by paged.save`);
-    },
+    ...pagedOnly(this.name),
     evict: (key) => {
       this.groups.delete(key);
       if (this.forgotten.size > 0) this.forgotten.delete(encodeKey(key));

@@ -17,9 +17,9 @@ import BTree from 'sorted-btree';
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped as push, rejectRetractions } from '../columns';
 import { evaluateAll, SKIP, type Evaluated, type ResultCheck } from '../evaluate';
-import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
 import { decodeKeys, encodeKey } from '../state-key';
-import { groupKeys } from './per-group';
+import { groupKeys, groupedPagedState } from './per-group';
 import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, StateEntry, Value } from '../types';
 import { valueProblem } from '../value-check';
@@ -562,56 +562,50 @@ export class ExtremumOperator extends ScoredOperator {
    * A header and an entry per element (`Stored` above): a step writes the header and the
    * elements it changed.
    */
-  readonly durable: DurableState = {
-    timed: true,
-    touched: ([input], into) => groupKeys(input, into),
-    ...pagedOnly(this.name),
-    evict: (key) => this.groups.delete(key),
-    paged: {
-      attach: (reader) => {
-        this.reader = reader;
-      },
-      save: (key) => {
-        const g = this.groups.get(key);
-        const out = new Map<string, StateEntry | null>();
-        const reader = this.reader!;
-        if (g === undefined || g.stored === null) {
-          const prefix = encodeKey(key);
-          const st = this.dropped.get(prefix);
-          if (st === undefined) return null; // not in memory, not changed
-          this.dropped.delete(prefix);
-          for (const enc of st.dirty.keys()) out.set(prefix + enc, null);
-          out.set(prefix, null);
-          return { entries: out, bytes: 0 };
-        }
-        const st = g.stored;
-        // NB: a group still stale was touched by no change (its updates had diff 0 or were skipped:
-        // `load` re-baselines every group with changes). Its stored header is older than the
-        // compaction, and must stay so: saved again under the new cutoff, the forgotten winner it
-        // holds would be taken as current when the group is read back.
-        if (st.stale && st.dirty.size === 0) return null;
-        for (const [enc, k] of st.dirty) {
-          const e = g.tree.get(k);
-          out.set(st.prefix + enc, e === undefined ? null : { v: reader.text([e.mult, e.time]), t: e.time });
-        }
-        st.dirty.clear();
-        const w = g.winner;
-        const header = reader.text([w === null ? null : [w.score, w.value, w.order, w.time], st.lo, st.hi, st.maxTime]);
-        out.set(st.prefix, { v: header, t: Number.isFinite(st.maxTime) ? st.maxTime : null });
-        st.headerBytes = header.length;
-        return { entries: out, bytes: st.headerBytes + g.tree.size * ELEMENT_BYTES };
-      },
-      trim: (key) => {
-        const g = this.groups.get(key);
-        if (g === undefined || g.stored === null) return 0;
-        const st = g.stored;
-        if (g.tree.size > SMALL_GROUP || !st.whole) {
-          g.tree.clear();
-          st.whole = false;
-        }
-        st.gone.clear();
-        return st.headerBytes + g.tree.size * ELEMENT_BYTES;
-      },
+  readonly durable: DurableState = groupedPagedState(this.name, (key) => this.groups.delete(key), {
+    attach: (reader) => {
+      this.reader = reader;
     },
-  };
+    save: (key) => {
+      const g = this.groups.get(key);
+      const out = new Map<string, StateEntry | null>();
+      const reader = this.reader!;
+      if (g === undefined || g.stored === null) {
+        const prefix = encodeKey(key);
+        const st = this.dropped.get(prefix);
+        if (st === undefined) return null; // not in memory, not changed
+        this.dropped.delete(prefix);
+        for (const enc of st.dirty.keys()) out.set(prefix + enc, null);
+        out.set(prefix, null);
+        return { entries: out, bytes: 0 };
+      }
+      const st = g.stored;
+      // NB: a group still stale was touched by no change (its updates had diff 0 or were skipped:
+      // `load` re-baselines every group with changes). Its stored header is older than the
+      // compaction, and must stay so: saved again under the new cutoff, the forgotten winner it
+      // holds would be taken as current when the group is read back.
+      if (st.stale && st.dirty.size === 0) return null;
+      for (const [enc, k] of st.dirty) {
+        const e = g.tree.get(k);
+        out.set(st.prefix + enc, e === undefined ? null : { v: reader.text([e.mult, e.time]), t: e.time });
+      }
+      st.dirty.clear();
+      const w = g.winner;
+      const header = reader.text([w === null ? null : [w.score, w.value, w.order, w.time], st.lo, st.hi, st.maxTime]);
+      out.set(st.prefix, { v: header, t: Number.isFinite(st.maxTime) ? st.maxTime : null });
+      st.headerBytes = header.length;
+      return { entries: out, bytes: st.headerBytes + g.tree.size * ELEMENT_BYTES };
+    },
+    trim: (key) => {
+      const g = this.groups.get(key);
+      if (g === undefined || g.stored === null) return 0;
+      const st = g.stored;
+      if (g.tree.size > SMALL_GROUP || !st.whole) {
+        g.tree.clear();
+        st.whole = false;
+      }
+      st.gone.clear();
+      return st.headerBytes + g.tree.size * ELEMENT_BYTES;
+    },
+  });
 }

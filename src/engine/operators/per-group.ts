@@ -12,6 +12,7 @@ import { mustBeValue } from './elementwise';
 import type { MaybePromise, Value } from '../types';
 import { ValueMap } from '../value-map';
 import { encodeKey } from '../state-key';
+import { pagedOnly, type DurableState, type PagedState } from '../operator';
 
 /**
  * `sortKeys`: the sort key of each update (null: all null); an update whose sort key is SKIP
@@ -75,4 +76,13 @@ export function groupKeys(input: Columns | null, into: Map<string, Value>): void
     last = k;
     into.set(encodeKey(k), k);
   }
+}
+
+/**
+ * The `DurableState` of a grouped operator whose groups are stored as several entries (`paged`):
+ * its units are its groups, a batch touches its records' group keys, entries carry times, and the
+ * cache never calls `load` or `save` (`pagedOnly`).
+ */
+export function groupedPagedState(name: string, evict: (key: Value) => void, paged: PagedState): DurableState {
+  return { timed: true, touched: ([input], into) => groupKeys(input, into), ...pagedOnly(name), evict, paged };
 }

@@ -19,8 +19,8 @@
  */
 import type { Columns } from '../columns';
 import { emptyColumns, pushGrouped } from '../columns';
-import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
-import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
+import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
+import { groupKeys, runPerGroup, sortKeysOf, groupedPagedState } from './per-group';
 import { acceptOutputs, diffOutputs, gatherOutputs, type OutputPair } from '../output-diff';
 import {
   compareInputs,
@@ -421,46 +421,40 @@ export class ReduceOperator extends UnaryOperator {
    * holding the inputs it changed, and the header; a group not in memory is read whole (one
    * `range`) when a batch touches it; an emptied group deletes its header and every part.
    */
-  readonly durable: DurableState = {
-    timed: true,
-    touched: ([input], into) => groupKeys(input, into),
-    ...pagedOnly(this.name),
-    evict: (key) => this.groups.delete(key),
-    paged: {
-      attach: (reader) => {
-        this.reader = reader;
-      },
-      save: (key) => {
-        const g = this.groups.get(key);
-        const out = new Map<string, StateEntry | null>();
-        if (g === undefined || g.stored === null) {
-          const prefix = encodeKey(key);
-          const st = this.dropped.get(prefix);
-          if (st === undefined) return null; // not in memory, not changed
-          this.dropped.delete(prefix);
-          // NB: every stored part has a key in `keys` (loaded ones, saved ones; an emptied part's
-          // deletion was written when it left `keys`).
-          for (const part of st.keys) out.set(prefix + part, null);
-          out.set(prefix, null);
-          return { entries: out, bytes: 0 };
-        }
-        const st = g.stored;
-        if (st.dirty.size > 0) this.saveParts(g.inputs, st, out);
-        if (st.headerDirty) {
-          const header = this.reader!.text([g.outputs, g.stale, g.inputs.entries.length]);
-          out.set(st.prefix, { v: header, t: g.inputs.maxTime });
-          st.headerBytes = header.length;
-          st.headerDirty = false;
-        }
-        return { entries: out, bytes: this.bytesOf(g) };
-      },
-      // A group in memory is whole (the function sees all of it): nothing to trim.
-      trim: (key) => {
-        const g = this.groups.get(key);
-        return g === undefined ? 0 : this.bytesOf(g);
-      },
+  readonly durable: DurableState = groupedPagedState(this.name, (key) => this.groups.delete(key), {
+    attach: (reader) => {
+      this.reader = reader;
     },
-  };
+    save: (key) => {
+      const g = this.groups.get(key);
+      const out = new Map<string, StateEntry | null>();
+      if (g === undefined || g.stored === null) {
+        const prefix = encodeKey(key);
+        const st = this.dropped.get(prefix);
+        if (st === undefined) return null; // not in memory, not changed
+        this.dropped.delete(prefix);
+        // NB: every stored part has a key in `keys` (loaded ones, saved ones; an emptied part's
+        // deletion was written when it left `keys`).
+        for (const part of st.keys) out.set(prefix + part, null);
+        out.set(prefix, null);
+        return { entries: out, bytes: 0 };
+      }
+      const st = g.stored;
+      if (st.dirty.size > 0) this.saveParts(g.inputs, st, out);
+      if (st.headerDirty) {
+        const header = this.reader!.text([g.outputs, g.stale, g.inputs.entries.length]);
+        out.set(st.prefix, { v: header, t: g.inputs.maxTime });
+        st.headerBytes = header.length;
+        st.headerDirty = false;
+      }
+      return { entries: out, bytes: this.bytesOf(g) };
+    },
+    // A group in memory is whole (the function sees all of it): nothing to trim.
+    trim: (key) => {
+      const g = this.groups.get(key);
+      return g === undefined ? 0 : this.bytesOf(g);
+    },
+  });
 
   /**
    * Writes the group's dirty parts: each holds the inputs from its start to the next part's; an

@@ -39,7 +39,7 @@ import {
   type InputChange,
   type StepFn,
 } from '../fold';
-import { then, UnaryOperator, type DurableState, type PageReader, pagedOnly } from '../operator';
+import { then, UnaryOperator, type DurableState, type PageReader } from '../operator';
 import { encodeKey } from '../state-key';
 import {
   dropPages,
@@ -52,7 +52,7 @@ import {
   trimPages,
   type PageInfo,
 } from './scan-pages';
-import { groupKeys, runPerGroup, sortKeysOf } from './per-group';
+import { groupKeys, runPerGroup, sortKeysOf, groupedPagedState } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type InputColumns, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';
@@ -483,15 +483,13 @@ export class ScanOperator extends UnaryOperator {
    * A header and pages per group (scan-pages.ts, docs/durable-state.md, "Pages"): a step writes
    * the header and the pages it changed, and reads the pages it needs.
    */
-  readonly durable: DurableState = {
-    timed: true,
-    touched: ([input], into) => groupKeys(input, into),
-    ...pagedOnly(this.name),
-    evict: (key) => {
+  readonly durable: DurableState = groupedPagedState(
+    this.name,
+    (key) => {
       this.groups.delete(key);
       if (this.forgotten.size > 0) this.forgotten.delete(encodeKey(key));
     },
-    paged: {
+    {
       attach: (reader) => {
         this.reader = reader;
       },
@@ -522,7 +520,7 @@ export class ScanOperator extends UnaryOperator {
         return pagesSize(g.info);
       },
     },
-  };
+  );
 
   stateSize(): number {
     let n = 0;

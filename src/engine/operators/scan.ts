@@ -52,7 +52,7 @@ import {
   trimPages,
   type PageInfo,
 } from './scan-pages';
-import { groupKeys, runPerGroup, sortKeysOf, groupedPagedState } from './per-group';
+import { runPerGroup, sortKeysOf, groupedPagedState } from './per-group';
 import { diffOutputs, type OutputPair } from '../output-diff';
 import { dropOlderColumns, mergeColumns, olderCount, type InputColumns, type SortedUpdates } from '../sorted-inputs';
 import { isThenable, type StepContext } from '../step-context';

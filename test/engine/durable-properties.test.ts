@@ -21,6 +21,7 @@ import {
   type Update,
   type Value,
 } from '../../src/engine';
+import { StateWrite } from '../../src/dataflow/durable-state';
 import { RUNS } from './harness';
 import { zAdd, zShow, type Z } from './reference';
 
@@ -125,6 +126,59 @@ const cases: Case[] = [
         .ungroup(),
   },
   {
+    name: 'join (inner), both sides retracted',
+    build: (c) =>
+      c
+        .filter((r) => r.v !== 2)
+        .groupBy((r) => r.v % 2)
+        .join(
+          c.filter((r) => r.o % 3 === 0).groupBy((r) => r.v % 2),
+          { kind: 'inner' },
+        )
+        .ungroup(),
+  },
+  {
+    name: 'topK (the 2 greatest v)',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .topK(2, (r) => r.v)
+        .ungroup(),
+  },
+  {
+    name: 'topK (the smallest o), insert-only',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .topK(1, (r) => r.o, { direction: 'min' })
+        .ungroup(),
+    insertOnly: true,
+  },
+  {
+    name: 'scan then maxBy of its outputs (a paged operator fed retractions by another)',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .scan(0, foldStep, { checkpointEvery: 2 })
+        .ungroup()
+        .groupBy((r) => (r as { key: string }).key)
+        .maxBy((r) => (r as { next: number }).next)
+        .ungroup(),
+  },
+  {
+    name: 'reduce (parts of 2) then distinct then count',
+    build: (c) =>
+      c
+        .groupBy(byK)
+        .reduce(sortedFold, { partInputs: 2 })
+        .ungroup()
+        .map((r) => ({ n: (r as { n: number }).n }))
+        .groupBy((r) => r.n % 2)
+        .distinct()
+        .count()
+        .ungroup(),
+  },
+  {
     name: 'maxBy then count of winners, two operators of one name',
     build: (c) =>
       c
@@ -152,6 +206,12 @@ interface Plan {
    * instead of each step's forget and entries in turn.
    */
   readonly merged?: boolean;
+  /**
+   * At a commit point, the newest `lag` steps stay pending (the host computes steps ahead while a
+   * commit is in flight: the commit holds steps up to s, `release(s)` comes with steps after s
+   * computed and not committed).
+   */
+  readonly lag?: number;
 }
 
 function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
@@ -167,11 +227,12 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
       restarts: fc.array(fc.nat({ max: 40 }), { maxLength: 4 }),
       cacheBytes: fc.constantFrom(0, 40, 200, 1e9),
       merged: fc.boolean(),
+      lag: fc.constantFrom(0, 0, 1, 2),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
     })
-    .map(({ final, noise, order, cuts, commits, restarts, cacheBytes, merged, compactions }) => {
+    .map(({ final, noise, order, cuts, commits, restarts, cacheBytes, merged, lag, compactions }) => {
       const updates: Update<Rec>[] = [];
       for (const [r, m, t] of final) updates.push([r, m, t]);
       for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
@@ -191,6 +252,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
         restarts: new Set(points(restarts)),
         cacheBytes,
         merged,
+        lag,
         compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
       };
     });
@@ -240,23 +302,21 @@ async function uninterrupted(
   return { total, after };
 }
 
-/** Steps' states as one commit: the greatest forget, then the entries (later texts replace earlier ones). */
+/**
+ * Steps' states as one commit, merged by the host's StateWrite (src/dataflow/durable-state.ts):
+ * the greatest forget, then the entries (later texts replace earlier ones).
+ */
 function mergeStates(states: readonly StepState[]): StepState {
+  const write = new StateWrite('s', null, null);
+  for (const s of states) write.add(s, null);
+  const changes = write.changes();
   const entries = new Map<string, Map<string, StateEntry | null>>();
-  let cutoff: number | null = null;
-  const ops = new Set<string>();
-  for (const s of states) {
-    for (const [op, m] of s.entries) {
-      const into = entries.get(op) ?? new Map<string, StateEntry | null>();
-      for (const [k, e] of m) into.set(k, e);
-      entries.set(op, into);
-    }
-    if (s.forget === null) continue;
-    cutoff = cutoff === null ? s.forget.cutoff : Math.max(cutoff, s.forget.cutoff);
-    for (const op of s.forget.ops) ops.add(op);
-  }
-  const last = states[states.length - 1]!;
-  return { step: last.step, entries, forget: cutoff === null ? null : { cutoff, ops: [...ops] }, cutoff: last.cutoff };
+  for (const [op, m] of changes.entries) entries.set(op.slice('s/'.length), new Map(m));
+  const forget =
+    changes.forget === null
+      ? null
+      : { cutoff: changes.forget.cutoff, ops: changes.forget.ops.map((op) => op.slice('s/'.length)) };
+  return { step: write.step, entries, forget, cutoff: write.cutoff };
 }
 
 /** With a store: commits, restarts (losing what is not committed), a small cache. */
@@ -275,18 +335,20 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
     return { g, cutoff: committedCutoff };
   };
   let run = start(false);
-  const commit = (): void => {
+  /** Commits the pending steps but the newest `keep`, and releases them. */
+  const commit = (keep: number): void => {
     const merged = p.merged === true;
-    if (merged && pending.length > 0) store.commit(mergeStates(pending.map((x) => x.state)));
-    for (const x of pending) {
+    const now = pending.slice(0, Math.max(0, pending.length - keep));
+    if (merged && now.length > 0) store.commit(mergeStates(now.map((x) => x.state)));
+    for (const x of now) {
       if (!merged) store.commit(x.state);
       for (const [v, d] of x.out) zAdd(committed, v, d);
       after.set(x.to, JSON.stringify(zShow(committed)));
       committedAt = x.to;
       committedCutoff = x.state.cutoff;
     }
-    if (pending.length > 0) run.g.release(pending[pending.length - 1]!.state.step);
-    pending = [];
+    if (now.length > 0) run.g.release(now[now.length - 1]!.state.step);
+    pending = pending.slice(now.length);
   };
   let b = 0;
   while (b < batches.length) {
@@ -297,7 +359,8 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
     assert.ok(r.state !== undefined, 'a step with a store returns its state');
     pending.push({ state: r.state, out: r.outputs.get('out') ?? [], to });
     b++;
-    if (p.commits.has(to) || b === batches.length) commit();
+    if (b === batches.length) commit(0);
+    else if (p.commits.has(to)) commit(p.lag ?? 0);
     if (restarts.has(to)) {
       restarts.delete(to);
       pending = [];
@@ -423,11 +486,12 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
       restarts: fc.array(fc.nat({ max: 100 }), { maxLength: 3 }),
       cacheBytes: fc.constantFrom(0, 300, 1e9),
       merged: fc.boolean(),
+      lag: fc.constantFrom(0, 0, 1, 2),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
     })
-    .map(({ values, late, retract, cuts, commits, restarts, cacheBytes, merged, compactions }) => {
+    .map(({ values, late, retract, cuts, commits, restarts, cacheBytes, merged, lag, compactions }) => {
       // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
       const updates: Update<Rec>[] = values.map(([k, v], i) => [{ k, v, o: 2 * i }, 1, i]);
       // Late events: odd order keys (between two earlier inputs), arriving at a later place.
@@ -454,6 +518,7 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
         restarts: new Set(points(restarts)),
         cacheBytes,
         merged,
+        lag,
         compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
       };
     });
@@ -521,7 +586,28 @@ describe('durable state: long groups in pages (scan pages; maxBy/minBy elements;
           .ungroup(),
     },
   ];
-  for (const c of [...scans, ...extremes, ...reduces]) {
+  const others: Case[] = [
+    {
+      name: 'topK (the 3 smallest o: retractions bring in the next)',
+      build: (c) =>
+        c
+          .groupBy(byK)
+          .topK(3, (r) => r.o, { direction: 'min' })
+          .ungroup(),
+    },
+    {
+      name: 'scan (checkpoints every 3) then minBy of its outputs by o (multiset fed by pages)',
+      build: (c) =>
+        c
+          .groupBy(byK)
+          .scan(0, foldStep, { checkpointEvery: 3 })
+          .ungroup()
+          .groupBy((r) => (r as { key: string }).key)
+          .minBy((r) => (r as { o: number }).o)
+          .ungroup(),
+    },
+  ];
+  for (const c of [...scans, ...extremes, ...reduces, ...others]) {
     test(`${c.name}: one event per step without a store == batches, commits, restarts, trims`, async () => {
       await fc.assert(
         fc.asyncProperty(pagedPlan(false), async (p) => {

@@ -161,6 +161,20 @@ export class StateWrite {
         this.forget.cutoff = Math.max(this.forget.cutoff, state.forget.cutoff);
         for (const op of state.forget.ops) this.forget.ops.add(op);
       }
+      // The transaction runs the forget before the entries, so an entry an earlier step of this
+      // commit saved below this cutoff would survive it; committed step by step, this step's
+      // forget would have deleted it. It becomes a delete: the commit leaves the store exactly
+      // as the steps one by one would (no operator has to know that commits are merged).
+      const cutoff = state.forget.cutoff;
+      for (const id of state.forget.ops) {
+        const m = this.entries.get(`${this.scope}/${id}`);
+        if (m === undefined) continue;
+        for (const [k, e] of m)
+          if (e !== null && e.t !== null && e.t < cutoff) {
+            this.chars -= e.v.length;
+            m.set(k, null);
+          }
+      }
     }
     for (const [id, changed] of state.entries) {
       const op = `${this.scope}/${id}`;

@@ -138,6 +138,27 @@ const cases: Case[] = [
         .ungroup(),
   },
   {
+    name: 'join (inner, order keys kept) then reduce in causal order (parts of 2)',
+    build: (c) =>
+      c
+        .groupBy((r) => r.v % 2)
+        .join(c.filter((r) => r.v > 2).groupBy((r) => r.v % 2))
+        .ungroup()
+        .groupBy((r) => (r as { key: number }).key)
+        .reduce(
+          (key, inputs, outputs) => {
+            let acc = 0;
+            for (const [r, m] of inputs) {
+              const row = r as { left: Rec; right: Rec };
+              acc = (acc * 3 + row.left.o + 2 * row.right.o + m) % 1009;
+            }
+            outputs.push([{ key, acc, n: inputs.length }, 1]);
+          },
+          { partInputs: 2 },
+        )
+        .ungroup(),
+  },
+  {
     name: 'topK (the 2 greatest v)',
     build: (c) =>
       c

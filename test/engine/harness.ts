@@ -16,6 +16,9 @@ export interface Scenario<T extends Value> {
 
 /** Runs per property; at least 200 as the issue requires (override with FC_RUNS). */
 export const RUNS = Math.max(200, Number(process.env.FC_RUNS ?? 200));
+// FC_SEED: every property of the files importing this runs from that seed (to repeat a reported run).
+if (process.env.FC_SEED !== undefined)
+  fc.configureGlobal({ ...fc.readConfigureGlobal(), seed: Number(process.env.FC_SEED) });
 
 function shuffle<X>(xs: X[], seed: number): X[] {
   let a = seed >>> 0 || 1;

@@ -482,6 +482,8 @@ describe('scan in a state store: inputs appended to the last page are written as
   test('retention in a commit of several steps: a forgotten group built again does not read back its old delta', async () => {
     // As the host commits several steps (src/dataflow/durable-state.ts, StateWrite): the greatest
     // forget first, then the steps' entries merged (a later text of a key replaces an earlier one).
+    // NB: without the host's guard that turns the entries a later forget would have deleted into
+    // deletes (the merge alone would keep b's old delta stored): scan deletes such leftovers itself.
     const commitMerged = (store: MemoryStateStore, states: readonly StepState[]): void => {
       const entries = new Map<string, Map<string, StateEntry | null>>();
       for (const s of states)

@@ -15,8 +15,10 @@ import {
   MemoryStateStore,
   type Collection,
   type Graph,
+  type MaybePromise,
   type Multiset,
   type StateEntry,
+  type StateStore,
   type StepState,
   type Update,
   type Value,
@@ -233,6 +235,15 @@ interface Plan {
    * computed and not committed).
    */
   readonly lag?: number;
+  /**
+   * Reads answered later (as PostgreSQL's and MariaDB's are): 0 none, 1 every read, 2 every other.
+   * With `releaseDuring`, steps a commit left pending (`lag`) are committed and released at the
+   * next step's first read, while that step runs (a commit becoming durable during a step), the
+   * read seeing the store before that commit or (`readAfter`) after it.
+   */
+  readonly asyncReads?: number;
+  readonly releaseDuring?: boolean;
+  readonly readAfter?: boolean;
 }
 
 function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
@@ -249,34 +260,56 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
       cacheBytes: fc.constantFrom(0, 40, 200, 1e9),
       merged: fc.boolean(),
       lag: fc.constantFrom(0, 0, 1, 2),
+      asyncReads: fc.constantFrom(0, 0, 1, 2),
+      releaseDuring: fc.boolean(),
+      readAfter: fc.boolean(),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
     })
-    .map(({ final, noise, order, cuts, commits, restarts, cacheBytes, merged, lag, compactions }) => {
-      const updates: Update<Rec>[] = [];
-      for (const [r, m, t] of final) updates.push([r, m, t]);
-      for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
-      // Shuffle (a retraction may arrive before its insertion).
-      for (let i = updates.length - 1; i > 0; i--) {
-        const j = (order[i % order.length] ?? 0) % (i + 1);
-        [updates[i], updates[j]] = [updates[j], updates[i]];
-      }
-      const n = updates.length;
-      const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
-      const sortedCompactions = points(compactions.map(([p]) => p));
-      const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
-      return {
-        updates,
-        cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
-        commits: new Set(points(commits)),
-        restarts: new Set(points(restarts)),
+    .map(
+      ({
+        final,
+        noise,
+        order,
+        cuts,
+        commits,
+        restarts,
         cacheBytes,
         merged,
         lag,
-        compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
-      };
-    });
+        asyncReads,
+        releaseDuring,
+        readAfter,
+        compactions,
+      }) => {
+        const updates: Update<Rec>[] = [];
+        for (const [r, m, t] of final) updates.push([r, m, t]);
+        for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
+        // Shuffle (a retraction may arrive before its insertion).
+        for (let i = updates.length - 1; i > 0; i--) {
+          const j = (order[i % order.length] ?? 0) % (i + 1);
+          [updates[i], updates[j]] = [updates[j], updates[i]];
+        }
+        const n = updates.length;
+        const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
+        const sortedCompactions = points(compactions.map(([p]) => p));
+        const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
+        return {
+          updates,
+          cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
+          commits: new Set(points(commits)),
+          restarts: new Set(points(restarts)),
+          cacheBytes,
+          merged,
+          lag,
+          asyncReads,
+          releaseDuring,
+          readAfter,
+          compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
+        };
+      },
+    );
 }
 
 function build(c: Case): Graph {
@@ -340,6 +373,42 @@ function mergeStates(states: readonly StepState[]): StepState {
   return { step: write.step, entries, forget, cutoff: write.cutoff };
 }
 
+/** A store whose reads may answer later, calling `onRead` (once) at a read (Plan.asyncReads). */
+class LaterReads implements StateStore {
+  onRead: (() => void) | null = null;
+  private n = 0;
+  constructor(
+    private readonly store: MemoryStateStore,
+    private readonly p: Plan,
+  ) {}
+
+  private answer<X>(read: () => X): MaybePromise<X> {
+    const hook = this.onRead;
+    this.onRead = null;
+    const later = this.p.asyncReads === 1 || (this.p.asyncReads === 2 && this.n++ % 2 === 0);
+    if (hook === null) return later ? Promise.resolve().then(read) : read();
+    if (this.p.readAfter === true) {
+      hook();
+      return later ? Promise.resolve().then(read) : read();
+    }
+    const x = read();
+    hook();
+    return later ? Promise.resolve(x) : x;
+  }
+
+  get(op: string, keys: readonly string[]): MaybePromise<readonly (string | undefined)[]> {
+    return this.answer(() => this.store.get(op, keys));
+  }
+
+  seek(op: string, from: string, to: string, last: boolean): MaybePromise<readonly [string, string] | undefined> {
+    return this.answer(() => this.store.seek(op, from, to, last));
+  }
+
+  range(op: string, from: string, to: string): MaybePromise<readonly (readonly [string, string])[]> {
+    return this.answer(() => this.store.range(op, from, to));
+  }
+}
+
 /** With a store: commits, restarts (losing what is not committed), a small cache. */
 async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number, string>; store: MemoryStateStore }> {
   const batches = batchesOf(p);
@@ -352,9 +421,10 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
   let committedCutoff: number | null = null;
   let pending: { state: StepState; out: readonly Update[]; to: number }[] = [];
   const restarts = new Set(p.restarts);
+  const reads = new LaterReads(store, p);
   const start = (stored: boolean): { g: Graph; cutoff: number | null } => {
     const g = build(c);
-    g.useStore(store, { cacheBytes: p.cacheBytes, stored, cutoff: committedCutoff });
+    g.useStore(reads, { cacheBytes: p.cacheBytes, stored, cutoff: committedCutoff });
     return { g, cutoff: committedCutoff };
   };
   let run = start(false);
@@ -391,10 +461,14 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
     pending.push({ state: r.state, out: r.outputs.get('out') ?? [], to });
     b++;
     if (b === batches.length) commit(0);
-    else if (p.commits.has(to)) commit(p.lag ?? 0);
+    else if (p.commits.has(to)) {
+      commit(p.lag ?? 0);
+      if (pending.length > 0 && p.releaseDuring === true) reads.onRead = () => commit(0);
+    }
     if (restarts.has(to)) {
       restarts.delete(to);
       pending = [];
+      reads.onRead = null;
       run = start(true);
       b = batches.findIndex(([f]) => f === committedAt);
       if (b < 0) b = batches.length;
@@ -542,41 +616,63 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
       cacheBytes: fc.constantFrom(0, 300, 1e9),
       merged: fc.boolean(),
       lag: fc.constantFrom(0, 0, 1, 2),
+      asyncReads: fc.constantFrom(0, 0, 1, 2),
+      releaseDuring: fc.boolean(),
+      readAfter: fc.boolean(),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
     })
-    .map(({ values, late, retract, cuts, commits, restarts, cacheBytes, merged, lag, compactions }) => {
-      // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
-      const updates: Update<Rec>[] = values.map(([k, v], i) => [{ k, v, o: 2 * i }, 1, i]);
-      // Late events: odd order keys (between two earlier inputs), arriving at a later place.
-      for (const [k, v, at, place] of late) {
-        const pos = Math.min(updates.length, 1 + (at % updates.length));
-        const o = 2 * (place % Math.max(1, Math.floor(pos / 2) + 1)) + 1;
-        updates.splice(pos, 0, [{ k, v, o }, 1, o]);
-      }
-      // Retractions of a run of earlier inputs (emptying pages), after the last of them.
-      for (const [from, length, delay] of retract) {
-        const start = from % updates.length;
-        const run = updates.slice(start, start + length).filter(([, d]) => d > 0);
-        const pos = Math.min(updates.length, start + length + (delay % 10));
-        updates.splice(pos, 0, ...run.map(([r, , t]): Update<Rec> => [r, -1, t + 1]));
-      }
-      const n = updates.length;
-      const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
-      const sortedCompactions = points(compactions.map(([p]) => p));
-      const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
-      return {
-        updates,
-        cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
-        commits: new Set(points(commits)),
-        restarts: new Set(points(restarts)),
+    .map(
+      ({
+        values,
+        late,
+        retract,
+        cuts,
+        commits,
+        restarts,
         cacheBytes,
         merged,
         lag,
-        compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
-      };
-    });
+        asyncReads,
+        releaseDuring,
+        readAfter,
+        compactions,
+      }) => {
+        // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
+        const updates: Update<Rec>[] = values.map(([k, v], i) => [{ k, v, o: 2 * i }, 1, i]);
+        // Late events: odd order keys (between two earlier inputs), arriving at a later place.
+        for (const [k, v, at, place] of late) {
+          const pos = Math.min(updates.length, 1 + (at % updates.length));
+          const o = 2 * (place % Math.max(1, Math.floor(pos / 2) + 1)) + 1;
+          updates.splice(pos, 0, [{ k, v, o }, 1, o]);
+        }
+        // Retractions of a run of earlier inputs (emptying pages), after the last of them.
+        for (const [from, length, delay] of retract) {
+          const start = from % updates.length;
+          const run = updates.slice(start, start + length).filter(([, d]) => d > 0);
+          const pos = Math.min(updates.length, start + length + (delay % 10));
+          updates.splice(pos, 0, ...run.map(([r, , t]): Update<Rec> => [r, -1, t + 1]));
+        }
+        const n = updates.length;
+        const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
+        const sortedCompactions = points(compactions.map(([p]) => p));
+        const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
+        return {
+          updates,
+          cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
+          commits: new Set(points(commits)),
+          restarts: new Set(points(restarts)),
+          cacheBytes,
+          merged,
+          lag,
+          asyncReads,
+          releaseDuring,
+          readAfter,
+          compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
+        };
+      },
+    );
 }
 
 /** The median of the values `v` (as the example flows' dd-reduce), with the count of inputs. */

@@ -38,6 +38,14 @@
  * deployment that bounds its heap; the in-memory ones keep their whole state and run without it),
  * BENCH_KEEP_DIR (each round's log and views database are moved there instead of removed, e.g. to
  * profile the live phase again on a long history; the same file system as the temporary directory).
+ *
+ * Restart + live alone on a kept pair: BENCH_RESTART_LOG and BENCH_RESTART_DB (the paths of a log and
+ * a views database, e.g. from BENCH_KEEP_DIR) run only the restart → live phase on those files,
+ * BENCH_MODES' first mode (database), with BENCH_MAX_OLD_SPACE_MB and BENCH_LIVE_EVENTS as above, and
+ * print its figures with PASS/FAIL. The files are changed (live events appended and committed): give
+ * a fresh copy per run. Live events are timed after the log's newest event (and their orders named
+ * after their first timestamp), so a pair that already had a live phase gets new, not late, events.
+ * BENCH_CPU_PROF=<dir>: the phase runs under `node --cpu-prof --cpu-prof-dir=<dir>`.
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -69,6 +77,10 @@ const MAX_OLD_SPACE_MB = process.env.BENCH_MAX_OLD_SPACE_MB ?? '';
 const KEEP_DIR = process.env.BENCH_KEEP_DIR ?? '';
 /** The repository (dist/bench/durable.js is two levels below). */
 const ROOT = join(__dirname, '..', '..');
+/** Restart + live alone on these files (see the header). */
+const RESTART_LOG = process.env.BENCH_RESTART_LOG ?? '';
+const RESTART_DB = process.env.BENCH_RESTART_DB ?? '';
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ?? '';
 /** Set in a child process: the phase it runs (JSON of Phase). */
 const PHASE = 'BENCH_DURABLE_PHASE';
 
@@ -93,9 +105,10 @@ interface Phase {
   readonly live: number;
 }
 
-/** Latencies of the live phase (ms, sorted), and how many events no sink covered within 10 s. */
+/** Latencies of the live phase (ms, sorted; and in the events' order), and how many events no sink covered within 10 s. */
 interface Live {
   readonly sorted: number[];
+  readonly arrival: number[];
   readonly missed: number;
 }
 
@@ -212,15 +225,16 @@ async function liveLatency(phase: Phase, count: number): Promise<Live> {
     const covered = (stream: string, offset: number): boolean =>
       reads.every((r) => ((r.get(stream) as { o: number } | undefined)?.o ?? -1) >= offset);
     const pending: { stream: string; offset: number; t: number }[] = [];
-    const sorted: number[] = [];
+    const arrival: number[] = [];
     const settle = (): void => {
       const now = performance.now();
       while (pending.length > 0 && covered(pending[0]!.stream, pending[0]!.offset))
-        sorted.push(now - pending.shift()!.t);
+        arrival.push(now - pending.shift()!.t);
     };
     const poller = setInterval(settle, 1);
-    // After the history's last timestamp: live events are new, not late.
-    let ts = Date.UTC(2030, 0, 1) * 1000;
+    // After the history's last timestamp (and a live phase run on it before): new events, not late.
+    let ts = Math.max(Date.UTC(2030, 0, 1) * 1000, newestTimestamp(phase.log));
+    const run = ts;
     const t0 = performance.now();
     for (let i = 0; i < count; i++) {
       const wait = t0 + i - performance.now(); // 1,000 events per second
@@ -234,7 +248,7 @@ async function liveLatency(phase: Phase, count: number): Promise<Live> {
       const [published] = handle.log.appendSync(`drill${m}-0`, [
         {
           tags: ['machine', `machine:Drill${m}`],
-          payload: { type: turn % 2 === 0 ? 'started' : 'stopped', order: `live-${m}-${turn >> 1}` },
+          payload: { type: turn % 2 === 0 ? 'started' : 'stopped', order: `live-${run}-${m}-${turn >> 1}` },
           timestamp: ts,
         },
       ]);
@@ -243,10 +257,25 @@ async function liveLatency(phase: Phase, count: number): Promise<Live> {
     const until = performance.now() + 10_000;
     while (pending.length > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
     clearInterval(poller);
-    return { sorted: sorted.sort((a, b) => a - b), missed: pending.length };
+    return { sorted: [...arrival].sort((a, b) => a - b), arrival, missed: pending.length };
   } finally {
     reader.close();
     await handle.release();
+  }
+}
+
+/** The greatest event timestamp in the log (µs; 0 when empty), through its timestamp index. */
+function newestTimestamp(file: string): number {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const r = db
+      .prepare(
+        "SELECT max(CASE WHEN json_valid(event) THEN json_extract(event, '$.timestamp') END) AS t FROM deltaflow_log_events",
+      )
+      .get() as { t: number | null };
+    return r.t ?? 0;
+  } finally {
+    db.close();
   }
 }
 
@@ -266,6 +295,7 @@ const NOT_FINISHED: Result = {
 function inChild(phase: Phase): Result {
   const flags =
     MAX_OLD_SPACE_MB === '' || phase.mode !== 'database' ? [] : [`--max-old-space-size=${MAX_OLD_SPACE_MB}`];
+  if (CPU_PROF_DIR !== '') flags.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`);
   const r = spawnSync(process.execPath, ['--expose-gc', ...flags, __filename], {
     env: { ...process.env, [PHASE]: JSON.stringify(phase) },
     encoding: 'utf8',
@@ -431,6 +461,30 @@ async function measure(events: number): Promise<SizeResult> {
   }
 }
 
+/** Restart + live on BENCH_RESTART_LOG / BENCH_RESTART_DB (see the header). */
+function restartOnly(): void {
+  const mode = MODES[0] ?? 'database';
+  console.log(
+    `Durable operator state, restart → live on ${RESTART_DB} (log ${RESTART_LOG}): example flows, mode ${mode}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB}, `}Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const r = inChild({ kind: 'flows', log: RESTART_LOG, db: RESTART_DB, mode, events: 0, live: LIVE_EVENTS });
+  line('restart → live', `${seconds(r.ms)}  bar ≤ ${seconds(RESTART_BAR_MS)}: ${verdict(r.ms <= RESTART_BAR_MS)}`);
+  line('peak RSS of the restart', mb(r.peakRss));
+  if (r.live) {
+    line('live after the restart', liveText(r.live));
+    const p99 = r.live.missed > 0 ? Infinity : pct(r.live.sorted, 0.99);
+    line('live p99', `${p99.toFixed(1)} ms  bar ≤ ${LIVE_P99_BAR_MS} ms: ${verdict(p99 <= LIVE_P99_BAR_MS)}`);
+    // Per 1,000 events in arrival order is not kept (sorted); the first 500 and the rest are.
+    const first = r.live.arrival.slice(0, 500).sort((a, b) => a - b);
+    const rest = r.live.arrival.slice(500).sort((a, b) => a - b);
+    line('  first 500 live events: p50 / p99', `${pct(first, 0.5).toFixed(1)} / ${pct(first, 0.99).toFixed(1)} ms`);
+    line('  the later ones: p50 / p99', `${pct(rest, 0.5).toFixed(1)} / ${pct(rest, 0.99).toFixed(1)} ms`);
+  }
+  console.log(`RESULT ${JSON.stringify({ ms: r.ms, peakRss: r.peakRss, live: r.live })}`);
+}
+
 async function main(): Promise<void> {
   console.log(
     `Durable operator state: example flows (${EXAMPLES.join(' + ')}), ${SIZES.map((n) => n.toLocaleString('en-US')).join(' and ')} events, ${MACHINES} machines, modes ${MODES.join(', ')}, ${KEEP_WINDOW ? "the examples' retention windows" : 'no retention window'}, state cache ${CACHE_MB === '' ? 'default (64 MB)' : `${CACHE_MB} MB`}, ${MAX_OLD_SPACE_MB === '' ? '' : `node --max-old-space-size=${MAX_OLD_SPACE_MB} (state in the database), `}${ROUNDS} paired round(s), Node ${process.version}, load average ${loadavg()
@@ -459,7 +513,9 @@ async function main(): Promise<void> {
 const phase = process.env[PHASE];
 (phase
   ? runPhase(JSON.parse(phase) as Phase).then((r) => void process.stdout.write(`RESULT ${JSON.stringify(r)}\n`))
-  : main()
+  : RESTART_LOG !== '' || RESTART_DB !== ''
+    ? Promise.resolve().then(restartOnly)
+    : main()
 ).catch((e: unknown) => {
   console.error(e);
   process.exit(1);

@@ -19,7 +19,16 @@ import { LeasedDataflow } from './leased-dataflow';
 import { LeaseLostError } from '../sinks/lease-sql';
 import { DataflowStatus } from './dataflow-status';
 import { sinkFingerprint } from './fingerprint';
-import { DEFAULT_STATE_CACHE_BYTES, durableHost, MEMORY_STATE_HINT, scopedStore } from './durable-state';
+import {
+  DEFAULT_STATE_CACHE_BYTES,
+  durableHost,
+  warmUpHint,
+  warmUpUnits,
+  MEMORY_STATE_HINT,
+  scopedStore,
+  WARM_UP_MS,
+} from './durable-state';
+import { HINT_KEY, hintOp } from '../sinks/state-sql';
 import { OffsetTracker } from './offset-tracker';
 import { Processor } from './processor';
 import { Reader } from './reader';
@@ -120,9 +129,59 @@ class Coordinator implements RunningDataflow {
     // The step in progress finishes (its result is dropped: its events were not committed).
     await ctx.stepping;
     await this.commits.whenCommitted();
+    await this.saveHint();
     await ctx.durable?.reader.close();
     if (ctx.phaseName !== 'error' && ctx.phaseName !== 'standby') ctx.phaseName = 'stopped';
     this.status.close();
+  }
+
+  /**
+   * Reads back what the state cache held at the last clean stop (its stored hint), before the
+   * first step, for at most WARM_UP_MS (docs/durable-state.md, "Warm-up after a restart"). Only a
+   * cache: a failure is logged and the dataflow goes on without it.
+   */
+  private async warmUp(): Promise<void> {
+    const ctx = this.ctx;
+    const durable = ctx.durable!;
+    const graph = ctx.built!.graph;
+    const t0 = Date.now();
+    try {
+      const [text] = await durable.reader.get(hintOp(durable.scope), [HINT_KEY]);
+      const units = warmUpUnits(text);
+      if (units.length === 0 || ctx.stopping) return;
+      const w = await graph.warm(units, { deadline: t0 + WARM_UP_MS });
+      ctx.listener.log(
+        'info',
+        `state cache warmed: ${w.units.toLocaleString('en-US')} groups (${(w.bytes / 1048576).toFixed(1)} MB) read back in ${Date.now() - t0} ms` +
+          (w.skipped > 0 ? `, ${w.skipped.toLocaleString('en-US')} of the hint left to load on first touch` : ''),
+      );
+    } catch (e) {
+      ctx.listener.log('warn', `warming the state cache failed (it loads on first touch): ${errorText(e)}`);
+    }
+  }
+
+  /**
+   * At a clean stop: stores which units the state cache holds (the warm-up hint of the next start),
+   * in a transaction of its own, after the lease's fencing check. Only a hint: a failure is logged.
+   */
+  private async saveHint(): Promise<void> {
+    const ctx = this.ctx;
+    const durable = ctx.durable;
+    const graph = ctx.built?.graph;
+    if (durable === null || graph === undefined || ctx.phaseName === 'error' || ctx.phaseName === 'standby') return;
+    const units = graph.hotUnits();
+    if (units.length === 0) return;
+    const text = warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
+    try {
+      await durable.db.transaction(async (tx) => {
+        if (tx.writeStateHint === undefined) return;
+        await this.commits.fenceIn(durable.db, tx);
+        await tx.writeStateHint(durable.scope, text);
+      });
+    } catch (e) {
+      if (!(e instanceof LeaseLostError))
+        ctx.listener.log('warn', `storing the state cache's warm-up hint failed: ${errorText(e)}`);
+    }
   }
 
   private async run(): Promise<void> {
@@ -185,6 +244,12 @@ class Coordinator implements RunningDataflow {
       // watermark's cutoff (entries on disk compact as they load; the next commit forgets them).
       if (cutoff !== null) built.graph.compact(cutoff + 1);
       ctx.tracker = new OffsetTracker(stateLevel ?? {});
+      if (stateLevel !== null) {
+        // NB: stop() waits for `stepping`: the warm-up reads through the state reader it closes.
+        const warming = this.warmUp();
+        ctx.stepping = warming;
+        await warming.finally(() => (ctx.stepping = null));
+      }
     }
     const query = unionQuery(built.sources.map((s) => s.member.query));
     for (const read of restartReads(levels, ctx.present, cutoff, stateLevel)) {

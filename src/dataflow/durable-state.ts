@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { covers, type OffsetMap } from '../core/offset-map';
-import type { Graph, StateEntry, StateStore, StepState } from '../engine/types';
+import type { Graph, HotUnit, StateEntry, StateStore, StepState, Value } from '../engine/types';
 import type { SinkDatabase, StateChanges, StateReader, StateScope } from '../sinks/types';
 import { canonicalJson } from './fingerprint';
 import type { DataflowDefinition, DataflowMember, SinkMember } from './types';
@@ -30,6 +30,56 @@ export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;
  * state: where the peak RSS comes from").
  */
 export const COMMIT_STATE_CHARS = 4 * 1024 * 1024;
+
+/**
+ * The warm-up after a restart (docs/durable-state.md, "Warm-up after a restart"): at a clean stop
+ * the dataflow stores which units its state cache held (a hint, `WarmHint`); the next start reads
+ * them back before it goes live, the most touched first, within the cache bound and for at most
+ * this long (what is left is read when an event touches it, as without a hint).
+ */
+export const WARM_UP_MS = 400;
+/** At most this many units in a hint (the most touched first). */
+export const HINT_MAX_UNITS = 20_000;
+/** The hint's own version: a hint of another version is ignored. */
+const HINT_VERSION = 1;
+
+/**
+ * The stored hint: `{ v, units: [[state id, key, unit, bytes, hits]…] }`, the most touched first,
+ * within `cacheBytes` (their size as the cache counted it) and HINT_MAX_UNITS.
+ */
+export function warmUpHint(units: readonly HotUnit[], cacheBytes: number): string {
+  const out: [string, string, Value, number, number][] = [];
+  let bytes = 0;
+  for (const u of units) {
+    if (out.length >= HINT_MAX_UNITS) break;
+    if (bytes + u.bytes > cacheBytes) continue;
+    bytes += u.bytes;
+    out.push([u.id, u.key, u.unit, u.bytes, u.hits]);
+  }
+  return JSON.stringify({ v: HINT_VERSION, units: out });
+}
+
+/** The units of a stored hint; [] for a hint of another version or shape (it is only a hint). */
+export function warmUpUnits(text: string | undefined): HotUnit[] {
+  if (text === undefined) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  const { v, units } = (parsed ?? {}) as { v?: unknown; units?: unknown };
+  if (v !== HINT_VERSION || !Array.isArray(units)) return [];
+  const out: HotUnit[] = [];
+  for (const u of units as unknown[]) {
+    if (!Array.isArray(u) || u.length !== 5) return [];
+    const [id, key, unit, bytes, hits] = u as [unknown, unknown, Value, unknown, unknown];
+    if (typeof id !== 'string' || typeof key !== 'string' || typeof bytes !== 'number' || typeof hits !== 'number')
+      return [];
+    out.push({ id, key, unit, bytes, hits });
+  }
+  return out;
+}
 
 /** Where a dataflow's operator state is stored. */
 export interface DurableHost {

@@ -39,6 +39,8 @@ import {
   type ScanFn,
   type ScanOptions,
   type StateStats,
+  type HotUnit,
+  type WarmResult,
   type StateStore,
   type StepOptions,
   type StepResult,
@@ -272,6 +274,27 @@ class DataflowGraph implements Graph {
 
   stateStats(): StateStats | null {
     return this.cache?.stats() ?? null;
+  }
+
+  hotUnits(): readonly HotUnit[] {
+    return this.cache?.hot() ?? [];
+  }
+
+  async warm(units: readonly HotUnit[], options?: { readonly deadline?: number }): Promise<WarmResult> {
+    if (this.cache === null) return { units: 0, bytes: 0, skipped: units.length };
+    if (this.broken !== null) throw new Error('warm: the graph is unusable after a failed step');
+    if (this.running) throw new Error('warm called while a step is running: await each step');
+    // Like a step: no step (and no other warm-up) starts before it ends; the graph is complete, and
+    // which operators carry order keys is decided first (operators load their units in that layout:
+    // a join's records hold their order keys only when they carry them).
+    if (!this.stepped) this.planOrder();
+    this.stepped = true;
+    this.running = true;
+    try {
+      return await this.cache.warm(units, options?.deadline ?? Infinity);
+    } finally {
+      this.running = false;
+    }
   }
 
   stateSize(): number {

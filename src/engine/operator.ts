@@ -104,6 +104,11 @@ export interface PagedState {
   save(unit: Value): { readonly entries: ReadonlyMap<string, StateEntry | null>; readonly bytes: number } | null;
   /** The unit is clean (its entries committed): drop what a next step is unlikely to need; returns its size in memory. */
   trim(unit: Value): number;
+  /**
+   * Reads the unit (not in memory, `mayLoad` true) as a step's first touch would, trimmed, and
+   * returns its size in memory (0: nothing stored, nothing kept). Between steps only (`Graph.warm`).
+   */
+  warm(unit: Value): MaybePromise<number>;
 }
 
 /** Chains `f` after `x`, synchronously unless `x` is a promise. */

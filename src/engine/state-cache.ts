@@ -14,7 +14,17 @@ import { Bloom } from './bloom';
 import type { Columns } from './columns';
 import type { DurableState, PageReader } from './operator';
 import { isThenable } from './step-context';
-import type { MaybePromise, StateEntry, StateStats, StateStore, StepState, StoreOptions, Value } from './types';
+import type {
+  HotUnit,
+  MaybePromise,
+  StateEntry,
+  StateStats,
+  StateStore,
+  StepState,
+  StoreOptions,
+  Value,
+  WarmResult,
+} from './types';
 
 interface Meta {
   readonly op: number;
@@ -25,6 +35,8 @@ interface Meta {
   pin: number;
   /** Deleted by that step: kept (as a tombstone) until released, so the store is not read for it. */
   deleted: boolean;
+  /** Steps that touched the unit since it came into memory (a warmed unit keeps its hint's count): `hot`. */
+  hits: number;
 }
 
 /**
@@ -34,6 +46,9 @@ interface Meta {
  * distinct value) would grow the heap far beyond the bound.
  */
 const ENTRY_OVERHEAD = 600;
+
+/** Keys per `get` of a warm-up, per operator that is not paged. */
+const WARM_BATCH = 256;
 
 export interface DurableOp {
   readonly index: number;
@@ -137,6 +152,19 @@ export class StateCache {
       units.push(unit);
     }
     if (keys.length === 0) return;
+    return this.read(op, keys, units, null);
+  }
+
+  /**
+   * Reads the stored entries of the keys (units not in memory) of an operator that is not paged and
+   * puts them in memory, clean; `hits` (a warm-up) their counts from the hint (else 0).
+   */
+  private read(
+    op: DurableOp,
+    keys: readonly string[],
+    units: readonly Value[],
+    hits: readonly number[] | null,
+  ): MaybePromise<void> {
     const texts = this.store.get(op.id, keys);
     const load = (found: readonly (string | undefined)[]): void => {
       if (found.length !== keys.length)
@@ -149,7 +177,8 @@ export class StateCache {
         op.durable.load(units[j], data, compactTo);
         this.loads++;
         const bytes = text.length + ENTRY_OVERHEAD;
-        this.metas.set(op.index + ' ' + keys[j], { op: op.index, unit: units[j], bytes, pin: 0, deleted: false });
+        const meta: Meta = { op: op.index, unit: units[j], bytes, pin: 0, deleted: false, hits: hits?.[j] ?? 0 };
+        this.metas.set(op.index + ' ' + keys[j], meta);
         this.bytes += bytes;
       }
     };
@@ -180,7 +209,8 @@ export class StateCache {
             this.metas.delete(id);
           }
           for (const [k, e] of written) changed.set(k, e);
-          this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: bytes === 0 });
+          const hits = (old?.hits ?? 0) + 1;
+          this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: bytes === 0, hits });
           this.bytes += bytes;
           if (bytes > 0) this.trims.push({ step, op, id, unit });
           continue;
@@ -195,7 +225,8 @@ export class StateCache {
           saved === null ? null : { v: JSON.stringify([this.cutoff, saved.data]), t: saved.t };
         changed.set(key, entry);
         const bytes = entry === null ? 0 : entry.v.length + ENTRY_OVERHEAD;
-        this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: entry === null });
+        const hits = (old?.hits ?? 0) + 1;
+        this.metas.set(id, { op: op.index, unit, bytes, pin: step, deleted: entry === null, hits });
         this.bytes += bytes;
       }
       if (changed.size > 0) entries.set(op.id, changed);
@@ -258,6 +289,98 @@ export class StateCache {
       this.evictions++;
       this.evicted[m.op].add(id.slice(id.indexOf(' ') + 1));
     }
+  }
+
+  /** The units in memory (not deleted), the most touched first, then the most recently used. */
+  hot(): HotUnit[] {
+    const out: (HotUnit & { at: number })[] = [];
+    let at = 0;
+    for (const [id, m] of this.metas) {
+      at++;
+      if (m.deleted) continue;
+      out.push({
+        id: this.ids[m.op]!,
+        key: id.slice(id.indexOf(' ') + 1),
+        unit: m.unit,
+        bytes: m.bytes,
+        hits: m.hits,
+        at,
+      });
+    }
+    out.sort((a, b) => b.hits - a.hits || b.at - a.at);
+    return out.map(({ id, key, unit, bytes, hits }) => ({ id, key, unit, bytes, hits }));
+  }
+
+  /**
+   * Reads the listed units that are not in memory (and may be stored), in the list's order, while
+   * they fit in the cache bound (by the size the list gives) and until the deadline; the units of
+   * operators that are not paged in batches per operator. Between steps only: what it reads is
+   * committed and current, as for a step's load (pinning: an entry not in memory has no newer text
+   * in flight). Afterwards the warmed units are the most recently used, the list's first last.
+   */
+  async warm(units: readonly HotUnit[], deadline: number): Promise<WarmResult> {
+    const byId = new Map(this.ops.map((o) => [o.id, o]));
+    const before = { bytes: this.bytes, size: this.metas.size };
+    const warmed: string[] = [];
+    const queued = new Map<DurableOp, { keys: string[]; units: Value[]; hits: number[] }>();
+    const queuedIds = new Set<string>();
+    let queuedBytes = 0;
+    let skipped = 0;
+    const flush = async (): Promise<void> => {
+      for (const [op, q] of queued) {
+        const r = this.read(op, q.keys, q.units, q.hits);
+        if (r !== undefined) await r;
+        for (const key of q.keys) if (this.metas.has(op.index + ' ' + key)) warmed.push(op.index + ' ' + key);
+      }
+      queued.clear();
+      queuedIds.clear();
+      queuedBytes = 0;
+    };
+    let i = 0;
+    for (; i < units.length; i++) {
+      if (Date.now() >= deadline) break;
+      const u = units[i]!;
+      const op = byId.get(u.id);
+      if (op === undefined) {
+        skipped++;
+        continue;
+      }
+      const id = op.index + ' ' + u.key;
+      if (this.metas.has(id) || queuedIds.has(id) || !this.mayHold(op.index, u.key)) continue;
+      if (this.bytes + queuedBytes + u.bytes > this.options.cacheBytes) {
+        skipped++;
+        continue;
+      }
+      const paged = op.durable.paged;
+      if (paged === undefined) {
+        let q = queued.get(op);
+        if (q === undefined) queued.set(op, (q = { keys: [], units: [], hits: [] }));
+        q.keys.push(u.key);
+        q.units.push(u.unit);
+        q.hits.push(u.hits);
+        queuedIds.add(id);
+        queuedBytes += u.bytes;
+        if (q.keys.length >= WARM_BATCH) await flush();
+        continue;
+      }
+      let size = paged.warm(u.unit);
+      if (isThenable(size)) size = await size;
+      if (size === 0) continue;
+      const bytes = size + ENTRY_OVERHEAD;
+      this.metas.set(id, { op: op.index, unit: u.unit, bytes, pin: 0, deleted: false, hits: u.hits });
+      this.bytes += bytes;
+      warmed.push(id);
+    }
+    await flush();
+    skipped += units.length - i;
+    // The list's first unit the most recently used: evicted last.
+    for (let j = warmed.length - 1; j >= 0; j--) {
+      const m = this.metas.get(warmed[j]!)!;
+      this.metas.delete(warmed[j]!);
+      this.metas.set(warmed[j]!, m);
+    }
+    this.evict();
+    return { units: this.metas.size - before.size, bytes: this.bytes - before.bytes, skipped };
   }
 
   stats(): StateStats {

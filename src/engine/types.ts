@@ -591,6 +591,29 @@ export interface StateStats {
   readonly evictions: number;
 }
 
+/**
+ * A unit of operator state in the cache (`Graph.hotUnits`), to read back after a restart
+ * (`Graph.warm`): the operator's state id, the unit's encoded key and the unit itself, its size as
+ * the cache counts it, and how many steps touched it since it came into memory.
+ */
+export interface HotUnit {
+  readonly id: string;
+  readonly key: string;
+  readonly unit: Value;
+  readonly bytes: number;
+  readonly hits: number;
+}
+
+/** What `Graph.warm` read. */
+export interface WarmResult {
+  /** Units now in memory that were not (each read as a step's first touch would read it). */
+  readonly units: number;
+  /** Their size as the cache counts it. */
+  readonly bytes: number;
+  /** Units left unread: over the cache bound, or after the deadline. */
+  readonly skipped: number;
+}
+
 /** A dataflow graph: build it with `input`, the collection methods and `output`, then `step` it. */
 export interface Graph {
   /** A named input (see InputOptions: insert-only, order keys). */
@@ -629,6 +652,18 @@ export interface Graph {
   release(step: number): void;
   /** The state in memory with a store (null without one). */
   stateStats(): StateStats | null;
+  /**
+   * With a store: the units in memory (not deleted ones), the most touched first, then the most
+   * recently used: what a later start may `warm` (an empty list without a store).
+   */
+  hotUnits(): readonly HotUnit[];
+  /**
+   * With a store, before a step or between steps (never during one): reads the listed units that are
+   * not in memory, in the list's order, as a step's first touch would read them, while the cache
+   * holds less than its bound and (with `deadline`, a `Date.now()` time) until then. A cache only:
+   * what a step computes is the same with or without it. Units of unknown state ids are skipped.
+   */
+  warm(units: readonly HotUnit[], options?: { readonly deadline?: number }): Promise<WarmResult>;
 }
 
 function safeJson(v: unknown): string {

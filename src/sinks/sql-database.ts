@@ -162,6 +162,7 @@ export abstract class SqlSinkDatabase implements SinkDatabase {
       readScope: async (scope) => tx.live().readScope(scope),
       resetScope: async (scope) => tx.live().resetScope(scope),
       writeScope: async (scope, level, changes) => tx.live().writeScope(scope, level, changes),
+      writeStateHint: async (scope, hint) => tx.live().writeStateHint(scope, hint),
     };
     let broken = false;
     try {
@@ -632,6 +633,16 @@ class SqlSinkTransaction implements SinkTransaction {
         await this.later(s, table);
     });
     this.pendingLevels.set(scope, { ...level.offsets });
+  }
+
+  async writeStateHint(scope: string, hint: string): Promise<void> {
+    await this.claim(stateSql.STATE_SCOPE_TABLE);
+    await this.ensureStateTables();
+    const table = stateSql.STATE_TABLE;
+    await this.db.step(table, async () => {
+      for (const s of stateSql.upsertEntriesSql(this.d, stateSql.hintOp(scope), [[stateSql.HINT_KEY, hint, null]]))
+        await this.exec.run(s);
+    });
   }
 
   async writeState(spec: TableSpec, state: SinkState): Promise<void> {

@@ -139,6 +139,16 @@ export function opRange(scope: string): [string, string] {
   return [`${scope}/`, `${scope}0`];
 }
 
+/**
+ * The warm-up hint of a scope (docs/durable-state.md, "Warm-up after a restart"): one row of the
+ * state table at `op` = `scope/` (no state id is empty) and `k` = '', `t` NULL (no forget deletes
+ * it), deleted with the scope.
+ */
+export function hintOp(scope: string): string {
+  return `${scope}/`;
+}
+export const HINT_KEY = '';
+
 /** The entries of one operator with a time below `cutoff` (retention forgot them). */
 export function forgetSql(d: Dialect, op: string, cutoff: number): Statement {
   const q = d.quote;

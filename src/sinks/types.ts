@@ -152,6 +152,11 @@ export interface SinkTransaction {
   resetScope?(scope: string): Promise<void>;
   /** Writes a commit's state changes and the scope's level, watermark and cutoff. */
   writeScope?(scope: string, level: StateScope, changes: StateChanges): Promise<void>;
+  /**
+   * Replaces the scope's warm-up hint (state-sql.ts, `hintOp`): which units to read back after a
+   * restart. Only a hint: a stale or missing one changes no result.
+   */
+  writeStateHint?(scope: string, hint: string): Promise<void>;
 }
 
 /** A dataflow's stored operator state: its format, what it was computed by, and its level. */

@@ -375,3 +375,89 @@ test('SQLite, durable state, catching up: a commit is queued once the state text
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('SQLite: a clean stop stores the state cache warm-up hint; the next start reads those groups back before it is live, and its live events read no state', async () => {
+  const dir = tempDir('deltaflow-durable-warm-');
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const file = join(dir, 'views.sqlite');
+  const db = new SqliteDatabase({ filename: file });
+  try {
+    const events = drillEvents({ machines: 3, events: 400, seed: 11 });
+    const members: DataflowMember[] = [
+      sourceMember('src', "'machine'", log),
+      ...dashboardMembers('src', db, 'dashboard'),
+      ...usageMembers('src', db, 'usage'),
+    ];
+    const settings: DataflowSettings = {
+      batchSize: 20,
+      batchMs: 1,
+      maxInFlight: 2,
+      retentionMicros: null,
+      onError: 'skip',
+      durableState: true,
+    };
+    /** One run: the events after `from` appended live, one by one; the state loads at live and at the end. */
+    const runOnce = async (from: number, to: number) => {
+      const listener = recordingListener();
+      const run = startDataflow({ id: 'flow', source: log, members, settings }, listener);
+      await run.live;
+      const atLive = run.stats().stateLoads;
+      for (const e of events.slice(from, to)) {
+        appendInOrder(log, [e]);
+        await waitCommitted(run, await log.presentOffsets());
+      }
+      await run.stop();
+      const logs = listener.recorded.logs.map((l) => l.message);
+      return { atLive, loads: run.stats().stateLoads, logs, error: run.stats().error };
+    };
+    const hint = (): string | undefined => {
+      const check = new Database(file, { readonly: true });
+      try {
+        return (check.prepare("SELECT v FROM deltaflow_state WHERE op = 'flow/' AND k = ''").get() as { v: string })?.v;
+      } finally {
+        check.close();
+      }
+    };
+    appendInOrder(log, events.slice(0, 300));
+    const first = await runOnce(300, 300);
+    assert.equal(first.error, null);
+    assert.ok(
+      first.logs.every((l) => !l.includes('state cache warmed')),
+      'no hint at the first start',
+    );
+    const stored = JSON.parse(hint()!) as { v: number; units: unknown[] };
+    assert.equal(stored.v, 1);
+    assert.ok(stored.units.length > 0, 'the stop stored the units the cache held');
+
+    // The next start reads them back before it is live; live events of the same machines read nothing.
+    const warm = await runOnce(300, 340);
+    assert.equal(warm.error, null);
+    assert.ok(warm.atLive > 0, 'groups were read back before live');
+    assert.ok(
+      warm.logs.some((l) => /state cache warmed: \d+ groups/.test(l)),
+      warm.logs.join('\n'),
+    );
+    assert.equal(warm.loads, warm.atLive, 'the live events read no state');
+
+    // Without the hint (deleted), the same kind of live events read their groups on first touch.
+    const rw = new Database(file);
+    rw.prepare("DELETE FROM deltaflow_state WHERE op = 'flow/'").run();
+    rw.close();
+    const cold = await runOnce(340, 380);
+    assert.equal(cold.atLive, 0);
+    assert.ok(cold.loads > 0, 'without a hint the live events read their groups');
+
+    // A hint that is not JSON (or of another version) is ignored.
+    const bad = new Database(file);
+    bad.prepare("UPDATE deltaflow_state SET v = 'not json' WHERE op = 'flow/'").run();
+    bad.close();
+    const ignored = await runOnce(380, 400);
+    assert.equal(ignored.error, null);
+    const expected = await fromScratch(members, await allEvents(log));
+    for (const m of members) if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expected.get(m.id));
+  } finally {
+    await db.close();
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

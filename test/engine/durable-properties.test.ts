@@ -15,6 +15,7 @@ import {
   MemoryStateStore,
   type Collection,
   type Graph,
+  type HotUnit,
   type MaybePromise,
   type Multiset,
   type StateEntry,
@@ -244,6 +245,13 @@ interface Plan {
   readonly asyncReads?: number;
   readonly releaseDuring?: boolean;
   readonly readAfter?: boolean;
+  /**
+   * A restart first reads back the units the graph before it held (`Graph.hotUnits` then `warm`, as
+   * the host does with the hint it stored): including units whose newest texts were lost with the
+   * steps not committed. And every third batch first reads back every unit any graph of the run
+   * held (evicted ones, within the cache bound) while entries of steps not committed are pinned.
+   */
+  readonly warm?: boolean;
 }
 
 function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
@@ -263,6 +271,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
       asyncReads: fc.constantFrom(0, 0, 1, 2),
       releaseDuring: fc.boolean(),
       readAfter: fc.boolean(),
+      warm: fc.boolean(),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
@@ -281,6 +290,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
         asyncReads,
         releaseDuring,
         readAfter,
+        warm,
         compactions,
       }) => {
         const updates: Update<Rec>[] = [];
@@ -306,6 +316,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
           asyncReads,
           releaseDuring,
           readAfter,
+          warm,
           compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
         };
       },
@@ -422,6 +433,8 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
   let pending: { state: StepState; out: readonly Update[]; to: number }[] = [];
   const restarts = new Set(p.restarts);
   const reads = new LaterReads(store, p);
+  /** Every unit a graph of the run held (with `warm`). */
+  const seen = new Map<string, HotUnit>();
   const start = (stored: boolean): { g: Graph; cutoff: number | null } => {
     const g = build(c);
     g.useStore(reads, { cacheBytes: p.cacheBytes, stored, cutoff: committedCutoff });
@@ -456,8 +469,10 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
     const [from, to] = batches[b]!;
     const want = cutoffAt(p, from);
     if (want !== null && want !== run.cutoff) run.g.compact((run.cutoff = want));
+    if (p.warm === true && b % 3 === 1) await run.g.warm([...seen.values()]);
     const r = await run.g.step({ in: p.updates.slice(from, to) }, { onError: 'stop' });
     assert.ok(r.state !== undefined, 'a step with a store returns its state');
+    if (p.warm === true) for (const h of run.g.hotUnits()) seen.set(h.id + ' ' + h.key, h);
     pending.push({ state: r.state, out: r.outputs.get('out') ?? [], to });
     b++;
     if (b === batches.length) commit(0);
@@ -469,7 +484,9 @@ async function durable(c: Case, p: Plan): Promise<{ total: Z; after: Map<number,
       restarts.delete(to);
       pending = [];
       reads.onRead = null;
+      const hint = p.warm === true ? run.g.hotUnits() : [];
       run = start(true);
+      if (hint.length > 0) await run.g.warm(hint);
       b = batches.findIndex(([f]) => f === committedAt);
       if (b < 0) b = batches.length;
       assert.ok(committedAt === p.updates.length || b < batches.length);
@@ -619,6 +636,7 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
       asyncReads: fc.constantFrom(0, 0, 1, 2),
       releaseDuring: fc.boolean(),
       readAfter: fc.boolean(),
+      warm: fc.boolean(),
       compactions: retention
         ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3 })
         : fc.constant<[number, number][]>([]),
@@ -637,6 +655,7 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
         asyncReads,
         releaseDuring,
         readAfter,
+        warm,
         compactions,
       }) => {
         // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
@@ -669,6 +688,7 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
           asyncReads,
           releaseDuring,
           readAfter,
+          warm,
           compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
         };
       },

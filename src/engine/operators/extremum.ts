@@ -284,30 +284,7 @@ export class ExtremumOperator extends ScoredOperator {
     return then(headers, (texts) => {
       for (let j = 0; j < missing.length; j++) {
         const text = texts[j];
-        if (text === undefined) continue;
-        const prefix = encodeKey(missing[j].key);
-        const { data, compactTo } = reader.open(prefix, text);
-        const [w, lo, hi, maxTime] = data as [
-          [Value, Value, Value, number] | null,
-          string | null,
-          string | null,
-          number,
-        ];
-        const winner = w === null ? null : { score: w[0], value: w[1], order: w[2], time: w[3] };
-        const stored: Stored = {
-          prefix,
-          whole: false,
-          lo,
-          hi,
-          dirty: new Map(),
-          gone: new Set(),
-          // NB: saved before a compaction: elements it forgot may have held the winner.
-          stale: compactTo !== null,
-          headerBytes: text.length,
-          maxTime: maxTime ?? -Infinity, // (JSON has no -Infinity)
-        };
-        const tree = new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys);
-        this.groups.set(missing[j].key, { key: missing[j].key, tree, winner, stamp: 0, batch: null, stored });
+        if (text !== undefined) this.openHeader(reader, missing[j].key, text);
       }
       const wanted: string[] = [];
       const at: { tree: BTree<TreeKey, TreeEntry>; key: TreeKey }[] = [];
@@ -354,6 +331,30 @@ export class ExtremumOperator extends ScoredOperator {
         if (rebaselined.length > 0) return Promise.all(rebaselined).then(() => undefined);
       });
     });
+  }
+
+  /** Puts a group whose stored header is `text` in memory (its elements are read as changes need them). */
+  private openHeader(reader: PageReader, key: Value, text: string): MultisetGroup & { stored: Stored } {
+    const prefix = encodeKey(key);
+    const { data, compactTo } = reader.open(prefix, text);
+    const [w, lo, hi, maxTime] = data as [[Value, Value, Value, number] | null, string | null, string | null, number];
+    const winner = w === null ? null : { score: w[0], value: w[1], order: w[2], time: w[3] };
+    const stored: Stored = {
+      prefix,
+      whole: false,
+      lo,
+      hi,
+      dirty: new Map(),
+      gone: new Set(),
+      // NB: saved before a compaction: elements it forgot may have held the winner.
+      stale: compactTo !== null,
+      headerBytes: text.length,
+      maxTime: maxTime ?? -Infinity, // (JSON has no -Infinity)
+    };
+    const tree = new BTree<TreeKey, TreeEntry>(undefined, compareTreeKeys);
+    const g = { key, tree, winner, stamp: 0, batch: null, stored };
+    this.groups.set(key, g);
+    return g;
   }
 
   private change(list: readonly Touch[]): MaybePromise<Columns | null> {
@@ -606,6 +607,14 @@ export class ExtremumOperator extends ScoredOperator {
       }
       st.gone.clear();
       return st.headerBytes + g.tree.size * ELEMENT_BYTES;
+    },
+    // Its header, as `load` reads it for a batch that touches the group (elements as changes need them).
+    warm: (key) => {
+      const reader = this.reader!;
+      if (this.groups.get(key) !== undefined) return 0;
+      return then(reader.get([encodeKey(key)]), ([text]) =>
+        text === undefined ? 0 : this.openHeader(reader, key, text).stored.headerBytes,
+      );
     },
   });
 }

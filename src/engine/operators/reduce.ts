@@ -454,6 +454,17 @@ export class ReduceOperator extends UnaryOperator {
       const g = this.groups.get(key);
       return g === undefined ? 0 : this.bytesOf(g);
     },
+    // The group whole, as `load` reads it for a batch that touches it.
+    warm: (key) => {
+      const reader = this.reader!;
+      if (this.groups.get(key) !== undefined) return 0;
+      const prefix = encodeKey(key);
+      return then(reader.range(prefix, prefix + END), (entries) => {
+        this.loadGroup(reader, key, prefix, entries);
+        const g = this.groups.get(key);
+        return g === undefined ? 0 : this.bytesOf(g);
+      });
+    },
   });
 
   /**

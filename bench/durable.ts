@@ -482,7 +482,11 @@ function restartOnly(): void {
     line('  first 500 live events: p50 / p99', `${pct(first, 0.5).toFixed(1)} / ${pct(first, 0.99).toFixed(1)} ms`);
     line('  the later ones: p50 / p99', `${pct(rest, 0.5).toFixed(1)} / ${pct(rest, 0.99).toFixed(1)} ms`);
   }
-  console.log(`RESULT ${JSON.stringify({ ms: r.ms, peakRss: r.peakRss, live: r.live })}`);
+  const l = r.live;
+  const summary = l
+    ? { n: l.sorted.length, p50: pct(l.sorted, 0.5), p99: pct(l.sorted, 0.99), missed: l.missed }
+    : null;
+  console.log(`RESULT ${JSON.stringify({ ms: r.ms, peakRss: r.peakRss, live: summary })}`);
 }
 
 async function main(): Promise<void> {

@@ -259,12 +259,15 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
     .record({
       final: fc.array(fc.tuple(rec, fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 20 })), {
         maxLength: 24,
+        size: 'max',
       }),
-      noise: insertOnly ? fc.constant([]) : fc.array(fc.tuple(rec, fc.integer({ min: 0, max: 20 })), { maxLength: 10 }),
+      noise: insertOnly
+        ? fc.constant([])
+        : fc.array(fc.tuple(rec, fc.integer({ min: 0, max: 20 })), { maxLength: 10, size: 'max' }),
       order: fc.array(fc.nat(), { minLength: 40, maxLength: 40 }),
-      cuts: fc.array(fc.nat({ max: 40 }), { maxLength: 10 }),
-      commits: fc.array(fc.nat({ max: 40 }), { maxLength: 6 }),
-      restarts: fc.array(fc.nat({ max: 40 }), { maxLength: 4 }),
+      cuts: fc.array(fc.nat({ max: 40 }), { maxLength: 10, size: 'max' }),
+      commits: fc.array(fc.nat({ max: 40 }), { maxLength: 6, size: 'max' }),
+      restarts: fc.array(fc.nat({ max: 40 }), { maxLength: 4, size: 'max' }),
       cacheBytes: fc.constantFrom(0, 40, 200, 700, 1500, 4000, 1e9),
       merged: fc.boolean(),
       lag: fc.constantFrom(0, 0, 1, 2),
@@ -273,7 +276,7 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
       readAfter: fc.boolean(),
       warm: fc.boolean(),
       compactions: retention
-        ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3 })
+        ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3, size: 'max' })
         : fc.constant<[number, number][]>([]),
     })
     .map(
@@ -622,14 +625,16 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
       values: fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.integer({ min: 0, max: 4 })), {
         minLength: 1,
         maxLength: 60,
+        size: 'max',
       }),
       late: fc.array(fc.tuple(fc.constantFrom('a', 'b'), fc.integer({ min: 0, max: 4 }), fc.nat(), fc.nat()), {
         maxLength: 6,
+        size: 'max',
       }),
-      retract: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 12 }), fc.nat()), { maxLength: 3 }),
-      cuts: fc.array(fc.nat({ max: 100 }), { maxLength: 25 }),
-      commits: fc.array(fc.nat({ max: 100 }), { maxLength: 12 }),
-      restarts: fc.array(fc.nat({ max: 100 }), { maxLength: 3 }),
+      retract: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 12 }), fc.nat()), { maxLength: 3, size: 'max' }),
+      cuts: fc.array(fc.nat({ max: 100 }), { maxLength: 25, size: 'max' }),
+      commits: fc.array(fc.nat({ max: 100 }), { maxLength: 12, size: 'max' }),
+      restarts: fc.array(fc.nat({ max: 100 }), { maxLength: 3, size: 'max' }),
       cacheBytes: fc.constantFrom(0, 300, 1500, 4000, 1e9),
       merged: fc.boolean(),
       lag: fc.constantFrom(0, 0, 1, 2),
@@ -638,7 +643,7 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
       readAfter: fc.boolean(),
       warm: fc.boolean(),
       compactions: retention
-        ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3 })
+        ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3, size: 'max' })
         : fc.constant<[number, number][]>([]),
     })
     .map(

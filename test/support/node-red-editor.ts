@@ -137,6 +137,16 @@ export async function deploy(editor: Page): Promise<void> {
   await editor.waitForFunction(`window.__deltaflowStarted.includes(RED.nodes.version())`);
 }
 
+/**
+ * Waits until the editor shows no notification (those that close by themselves do so after 5 s, or
+ * the time they were given). They slide over the top of the workspace and take the clicks that land
+ * on them (a click closes one): a node there is double-clicked only once none is left, as one
+ * sliding over it between the two clicks leaves Node-RED a single click on the node.
+ */
+export async function waitForNoNotification(editor: Page): Promise<void> {
+  await editor.waitForFunction(`$('#red-ui-notifications .red-ui-notification:visible').length === 0`);
+}
+
 /** Nodes on the shown tab that carry the red triangle of an invalid configuration. */
 export function invalidNodes(editor: Page): Promise<number> {
   return editor

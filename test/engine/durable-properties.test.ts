@@ -162,6 +162,23 @@ const cases: Case[] = [
         .ungroup(),
   },
   {
+    name: 'window (sliding: 3 minutes every minute) then a count and a maxBy per window and k',
+    build: (c) => {
+      const w = c.window({ time: (r) => r.o * 60_000_000, unit: 'minute', size: 3, slide: 1 });
+      const byWindow = (x: { start: number; value: Rec }): string => `${x.start}/${x.value.k}`;
+      return w
+        .groupBy(byWindow)
+        .count()
+        .ungroup()
+        .concat([
+          w
+            .groupBy(byWindow)
+            .maxBy((x) => x.value.v)
+            .ungroup(),
+        ] as never[]);
+    },
+  },
+  {
     name: 'topK (the 2 greatest v)',
     build: (c) =>
       c

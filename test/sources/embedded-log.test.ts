@@ -7,7 +7,12 @@ import { join } from 'node:path';
 import { matchesEvent, parseQuery } from '../../src/sources/aql';
 import { decodePage, EmbeddedLog } from '../../src/sources/embedded-log';
 import { EventColumnsDecoder } from '../../src/sources/event-columns';
-import { liveReadAheadWorkers, PagePrefetcher, readAheadWorkersStarted } from '../../src/sources/page-prefetcher';
+import {
+  liveReadAheadWorkers,
+  PagePrefetcher,
+  READ_AHEAD_BYTES,
+  readAheadRangesStarted,
+} from '../../src/sources/page-prefetcher';
 import { liveWalCheckpointers } from '../../src/sqlite/wal-checkpointer';
 import type { ActyxEvent } from '../../src/sources/types';
 import { Collector, eventId, streamOrderProblem, tagged, waitFor } from '../support/actyx-helpers';
@@ -389,13 +394,13 @@ async function subscribeStored(
 ): Promise<{ items: unknown[]; workersWhileReading: number }> {
   const abort = new AbortController();
   const items: unknown[] = [];
-  const before = readAheadWorkersStarted();
+  const before = readAheadRangesStarted();
   for await (const batch of log.subscribeBatches(query, lower, { signal: abort.signal })) {
     items.push(...batch);
     if (batch.some((i) => i.type === 'caughtUp')) abort.abort();
   }
   // Counted by starts: a worker that finished before a batch was looked at still counts.
-  return { items, workersWhileReading: readAheadWorkersStarted() - before };
+  return { items, workersWhileReading: readAheadRangesStarted() - before };
 }
 
 async function queryAll(
@@ -405,9 +410,9 @@ async function queryAll(
   upper: Record<string, number>,
 ): Promise<{ events: ActyxEvent[]; workersWhileReading: number }> {
   const events: ActyxEvent[] = [];
-  const before = readAheadWorkersStarted();
+  const before = readAheadRangesStarted();
   for await (const batch of log.queryBatches(query, lower, upper)) events.push(...batch);
-  return { events, workersWhileReading: readAheadWorkersStarted() - before };
+  return { events, workersWhileReading: readAheadRangesStarted() - before };
 }
 
 test('read-ahead: subscribe and bounded queries give the same results with and without the worker', async () => {
@@ -507,6 +512,51 @@ test('read-ahead: stopping early (break, abort) or closing the log leaves no wor
   }
 });
 
+test('read-ahead: a consumer that does not take pages holds at most READ_AHEAD_BYTES of them, plus one page', async () => {
+  // A catch-up computes far slower than the worker reads: the whole credit sits in the consumer's
+  // queue, in the main thread's heap (texts) and outside it (arrays). bigLog's 29,800 events are
+  // about 1.8 MB of pages: more than the bound, less than the 8 Mi the worker had before.
+  assert.ok(READ_AHEAD_BYTES <= 1024 * 1024, `${READ_AHEAD_BYTES}`);
+  const { file, cleanup } = tempFile();
+  bigLog(file);
+  try {
+    const pages = new PagePrefetcher({
+      file,
+      pageSql: 'SELECT event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+      cursorSql: 'SELECT seq FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?',
+      cursor: [100],
+      bounds: [29_900],
+      pageSize: 2000,
+    });
+    try {
+      // Taking the first page gives its size back as credit.
+      const first = await pages.next();
+      assert.equal(first.done, false);
+      const granted = READ_AHEAD_BYTES + first.value!.size;
+      await waitFor(() => pages.buffered >= READ_AHEAD_BYTES / 2, 'the worker used its credit');
+      // Until no page came for 500 ms: the worker has stopped (out of credit, or at the range's end).
+      for (let before = -1; before !== pages.buffered;) {
+        before = pages.buffered;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const held = pages.buffered;
+      let largest = first.value!.size;
+      let total = first.value!.size;
+      for (let page = await pages.next(); !page.done; page = await pages.next()) {
+        largest = Math.max(largest, page.value.size);
+        total += page.value.size;
+      }
+      assert.ok(total > 1.5 * READ_AHEAD_BYTES, `the range is larger than the bound (${total})`);
+      // The worker reads while it has credit: at most the credit plus the page that overdrew it.
+      assert.ok(held <= granted + largest, `held ${held}, credit ${granted}, largest page ${largest}`);
+    } finally {
+      await pages.stop();
+    }
+  } finally {
+    cleanup();
+  }
+});
+
 test('read-ahead: pages sized by their payload text and one page of credit still cover the range exactly once, in order', async () => {
   const { file, cleanup } = tempFile();
   bigLog(file);
@@ -554,6 +604,83 @@ test('read-ahead: pages sized by their payload text and one page of credit still
     await pages.stop(); // the worker ends by itself after the last page; stop() waits for that
     assert.equal(liveReadAheadWorkers(), 0);
   } finally {
+    cleanup();
+  }
+});
+
+test('read-ahead: ranges read at the same time share one worker; each gets exactly its events, and stopping or failing one leaves the others', async () => {
+  // Two dataflows catching up read two ranges at once: one worker thread (a V8 isolate, about
+  // 9 MB of RSS) serves both, each range on its own connection, cursor and credit.
+  const { file, cleanup } = tempFile();
+  bigLog(file);
+  const seqPage = 'SELECT event FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?';
+  const seqCursor = 'SELECT seq FROM deltaflow_log_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?';
+  const range = (from: number, to: number, aheadBytes?: number): PagePrefetcher =>
+    new PagePrefetcher({
+      file,
+      pageSql: seqPage,
+      cursorSql: seqCursor,
+      cursor: [from],
+      bounds: [to],
+      pageSize: 700,
+      pageBytes: 20_000,
+      ...(aheadBytes === undefined ? {} : { aheadBytes }),
+    });
+  const inThread = new EmbeddedLog(file, { foreignWritePollMs: 0, readAhead: false });
+  try {
+    const all: string[] = [];
+    for await (const item of inThread.subscribe('allEvents', {})) {
+      if (item.type === 'caughtUp') break;
+      all.push(JSON.stringify(item.event));
+    }
+    const a = range(0, 30_000);
+    const b = range(5_000, 17_000, 50_000);
+    const c = range(100, 29_000);
+    const bad = new PagePrefetcher({
+      file,
+      pageSql: 'SELECT nope FROM x',
+      cursorSql: 'SELECT 1',
+      cursor: [],
+      bounds: [],
+      pageSize: 10,
+    });
+    assert.equal(liveReadAheadWorkers(), 1, 'one worker for four ranges');
+    const got: Record<'a' | 'b' | 'c', string[]> = { a: [], b: [], c: [] };
+    const decoders = { a: new EventColumnsDecoder(), b: new EventColumnsDecoder(), c: new EventColumnsDecoder() };
+    const its = { a: a[Symbol.asyncIterator](), b: b[Symbol.asyncIterator](), c: c[Symbol.asyncIterator]() };
+    await assert.rejects(bad.next(), /no such table: x/);
+    // Interleaved: a page of each in turn; c is stopped after three pages.
+    for (let open = new Set(['a', 'b', 'c'] as const); open.size > 0;) {
+      for (const k of [...open]) {
+        if (k === 'c' && got.c.length > 0 && got.c.length >= 3 * 100) {
+          await c.stop();
+          open.delete(k);
+          continue;
+        }
+        const page = await its[k].next();
+        if (page.done) open.delete(k);
+        else for (const e of decoders[k].decode(page.value)) got[k].push(JSON.stringify(e));
+      }
+    }
+    assert.equal(got.a.length, 30_000);
+    assert.deepEqual(got.a, all.slice(0, 30_000));
+    assert.deepEqual(got.b, all.slice(5_000, 17_000));
+    assert.deepEqual(got.c, all.slice(100, 100 + got.c.length), 'c: its first pages, in order');
+    assert.ok(got.c.length < 29_000 - 100);
+    await a.stop();
+    await b.stop();
+    await bad.stop();
+    assert.equal(liveReadAheadWorkers(), 0, 'the worker ended with its last range');
+    // A range opened later starts a worker again.
+    const d = range(29_990, 30_000);
+    const rest: ActyxEvent[] = [];
+    const decoder = new EventColumnsDecoder();
+    for await (const page of d) rest.push(...decoder.decode(page));
+    assert.equal(rest.length, 10);
+    await d.stop(); // the worker ends after the last page; stop() waits for that
+    assert.equal(liveReadAheadWorkers(), 0);
+  } finally {
+    await inThread.close();
     cleanup();
   }
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { EventColumnsDecoder } from '../../src/sources/event-columns';
-import { liveReadAheadWorkers, PagePrefetcher, readAheadWorkersStarted } from '../../src/sources/page-prefetcher';
+import { liveReadAheadWorkers, PagePrefetcher, readAheadRangesStarted } from '../../src/sources/page-prefetcher';
 import type { ActyxEvent, SubscriptionItem } from '../../src/sources/types';
 
 function tempFile(): { file: string; cleanup: () => void } {
@@ -23,20 +23,20 @@ function tempFile(): { file: string; cleanup: () => void } {
 async function storedItems(log: EmbeddedLog): Promise<{ items: SubscriptionItem[]; worker: boolean }> {
   const abort = new AbortController();
   const items: SubscriptionItem[] = [];
-  const before = readAheadWorkersStarted();
+  const before = readAheadRangesStarted();
   for await (const batch of log.subscribeBatches('allEvents', {}, { signal: abort.signal })) {
     items.push(...batch);
     if (batch.some((i) => i.type === 'caughtUp')) abort.abort();
   }
-  return { items, worker: readAheadWorkersStarted() > before };
+  return { items, worker: readAheadRangesStarted() > before };
 }
 
 /** All stored events of a bounded query (event-key order), and whether a worker read them. */
 async function queriedEvents(log: EmbeddedLog): Promise<{ events: ActyxEvent[]; worker: boolean }> {
   const events: ActyxEvent[] = [];
-  const before = readAheadWorkersStarted();
+  const before = readAheadRangesStarted();
   for await (const batch of log.queryBatches('allEvents', {}, await log.presentOffsets())) events.push(...batch);
-  return { events, worker: readAheadWorkersStarted() > before };
+  return { events, worker: readAheadRangesStarted() > before };
 }
 
 /** Reads `file` in both orders with and without read-ahead and asserts the same events, key order included. */

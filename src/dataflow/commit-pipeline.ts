@@ -18,7 +18,7 @@ import type { DataflowStatus } from './dataflow-status';
 import { PendingCommit, type StepWrite } from './pending-commit';
 import type { StepOffsets } from './offset-tracker';
 import type { SinkMember } from './types';
-import { COMMIT_STATE_CHARS, STATE_FORMAT, StateWrite } from './durable-state';
+import { commitStateBound, STATE_FORMAT, StateWrite } from './durable-state';
 import { Abandoned } from './retry';
 
 /** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
@@ -75,9 +75,10 @@ export class CommitPipeline {
     oldestMicros = Infinity,
   ): Promise<void> {
     const ctx = this.ctx;
-    // With durable state: the commit holds enough state text to be committed (COMMIT_STATE_CHARS).
-    const stateFull = (c: PendingCommit<Phase>): boolean =>
-      (c.state?.chars ?? 0) >= (ctx.settings.commitStateChars ?? COMMIT_STATE_CHARS);
+    // With durable state: the commit holds enough state text to be committed (commitStateBound:
+    // COMMIT_STATE_CHARS, less while the heap is near its limit).
+    const stateBound = ctx.durable === null ? Infinity : commitStateBound(ctx.settings.commitStateChars);
+    const stateFull = (c: PendingCommit<Phase>): boolean => (c.state?.chars ?? 0) >= stateBound;
     const waiting = this.pending;
     if (waiting !== null && waiting.phase === phase && !waiting.started) {
       waiting.join(perDb, taps, offsets, count);
@@ -103,8 +104,8 @@ export class CommitPipeline {
     }
     // Live, one commit at a time: what arrives during a commit goes into the next batch (group
     // commit). Many small queued commits would add their times up in the latency. Catching up,
-    // a commit gathers maxInFlight steps' worth (with durable state, at most COMMIT_STATE_CHARS of
-    // state text; or the rest of the range, or what came within HOLD_MS) before it is queued, and
+    // a commit gathers maxInFlight steps' worth (with durable state, at most commitStateBound()
+    // characters of state text; or the rest of the range, or what came within HOLD_MS) before it is queued, and
     // steps join a queued commit that waits (pending-commit.ts).
     const limit = phase.name === 'live' ? 1 : ctx.settings.maxInFlight;
     while (

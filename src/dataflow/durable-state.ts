@@ -4,6 +4,7 @@
  * writes (the engine's step states merged, with the level the commit reaches).
  */
 import { createHash } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import { covers, type OffsetMap } from '../core/offset-map';
 import type { Graph, HotUnit, StateEntry, StateStore, StepState, Value } from '../engine/types';
 import type { SinkDatabase, StateChanges, StateReader, StateScope } from '../sinks/types';
@@ -79,6 +80,45 @@ export function warmUpUnits(text: string | undefined): HotUnit[] {
     out.push({ id, key, unit, bytes, hits });
   }
   return out;
+}
+
+/**
+ * While V8's heap in use is at least this share of its limit (`heap_size_limit`: with
+ * `node --max-old-space-size=256`, 304 MB), a catch-up commit with durable state is queued at
+ * HEAP_PRESSURE_COMMIT_SHARE of its state bound: what the commits hold then stays small where it
+ * counts, and a heap with room keeps the larger commits (fewer transactions). A commit of the
+ * example flows' 1M catch-up held 4.3 M characters of state, 5,500 entries and 5,300 row changes
+ * (10,000 events), per dataflow, and lives through many young-generation collections; with a
+ * quarter of the bound (2,500 events) V8's committed heap peaked at 225 MB instead of 241 MB
+ * under a 256 MB cap (one probe each; BENCHMARKS.md, 2026-12-07, "one read-ahead worker").
+ */
+export const HEAP_PRESSURE_SHARE = 0.4;
+/** The share of the state bound a commit holds while the heap is near its limit. */
+export const HEAP_PRESSURE_COMMIT_SHARE = 0.25;
+
+let heapInUse = (): { readonly used: number; readonly limit: number } => {
+  const h = getHeapStatistics();
+  return { used: h.used_heap_size, limit: h.heap_size_limit };
+};
+
+/** A test hook: what commitStateBound reads of the heap (null: V8's statistics again). */
+export function heapInUseForTests(f: (() => { readonly used: number; readonly limit: number }) | null): void {
+  heapInUse =
+    f ??
+    (() => {
+      const h = getHeapStatistics();
+      return { used: h.used_heap_size, limit: h.heap_size_limit };
+    });
+}
+
+/**
+ * The characters of state text at which a catch-up commit with durable state is queued:
+ * `commitStateChars` (default COMMIT_STATE_CHARS), a quarter of it while the heap is near its limit.
+ */
+export function commitStateBound(commitStateChars: number | undefined): number {
+  const bound = commitStateChars ?? COMMIT_STATE_CHARS;
+  const { used, limit } = heapInUse();
+  return used >= HEAP_PRESSURE_SHARE * limit ? Math.ceil(bound * HEAP_PRESSURE_COMMIT_SHARE) : bound;
 }
 
 /** Where a dataflow's operator state is stored. */

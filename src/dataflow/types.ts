@@ -138,8 +138,8 @@ export interface DataflowSettings {
   readonly stateCacheBytes?: number;
   /**
    * Durable state, catching up: a commit is queued once the state texts it holds reach this many
-   * characters, before it has maxInFlight steps (default COMMIT_STATE_CHARS, 4 Mi). Not a node
-   * setting (tests set it small).
+   * characters, before it has maxInFlight steps (default COMMIT_STATE_CHARS, 4 Mi; a quarter of it
+   * while V8's heap is near its limit: commitStateBound). Not a node setting (tests set it small).
    */
   readonly commitStateChars?: number;
 }

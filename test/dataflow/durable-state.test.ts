@@ -13,7 +13,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { startDataflow } from '../../src/dataflow/coordinator';
-import { MEMORY_STATE_HINT, STATE_FORMAT } from '../../src/dataflow/durable-state';
+import {
+  HEAP_PRESSURE_COMMIT_SHARE,
+  heapInUseForTests,
+  MEMORY_STATE_HINT,
+  STATE_FORMAT,
+} from '../../src/dataflow/durable-state';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -317,64 +322,73 @@ test('SQLite: state in memory says so once at start without a retention window, 
   }
 });
 
-test('SQLite, durable state, catching up: a commit is queued once the state texts it holds reach commitStateChars', async () => {
-  const dir = tempDir('deltaflow-durable-commit-chars-');
-  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
-  const file = join(dir, 'views.sqlite');
-  // Per commit, the characters of the state texts it writes (the newest text per key).
-  const written: number[] = [];
-  class Counting extends SqliteDatabase {
-    override transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
-      return super.transaction((tx) =>
-        fn({
-          ...tx,
-          writeScope: async (scope, level, changes) => {
-            let chars = 0;
-            for (const entries of changes.entries.values()) for (const e of entries.values()) chars += e?.v.length ?? 0;
-            written.push(chars);
-            await tx.writeScope!(scope, level, changes);
-          },
-        }),
-      );
+for (const nearLimit of [false, true])
+  test(`SQLite, durable state, catching up: a commit is queued once the state texts it holds reach ${nearLimit ? 'a quarter of commitStateChars while the heap is near its limit' : 'commitStateChars'}`, async () => {
+    // Near its limit: V8's heap in use at half of heap_size_limit (HEAP_PRESSURE_SHARE is less).
+    heapInUseForTests(() => ({ used: nearLimit ? 150e6 : 10e6, limit: 300e6 }));
+    const dir = tempDir('deltaflow-durable-commit-chars-');
+    const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+    const file = join(dir, 'views.sqlite');
+    // Per commit, the characters of the state texts it writes (the newest text per key).
+    const written: number[] = [];
+    class Counting extends SqliteDatabase {
+      override transaction<T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
+        return super.transaction((tx) =>
+          fn({
+            ...tx,
+            writeScope: async (scope, level, changes) => {
+              let chars = 0;
+              for (const entries of changes.entries.values())
+                for (const e of entries.values()) chars += e?.v.length ?? 0;
+              written.push(chars);
+              await tx.writeScope!(scope, level, changes);
+            },
+          }),
+        );
+      }
     }
-  }
-  const db = new Counting({ filename: file });
-  try {
-    const events = drillEvents({ machines: 3, events: 1500, seed: 5 });
-    appendInOrder(log, events);
-    // A scan (paged) and a multiset minBy (an entry per element): texts that grow with the events.
-    const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...pagedMembers('src', db, 'c')];
-    const bound = 20_000;
-    // One step of 25 events holds far less than the bound; 16 steps' worth (400 events) far more.
-    const settings: DataflowSettings = {
-      batchSize: 25,
-      catchUpBatchSize: 25,
-      batchMs: 1,
-      maxInFlight: 16,
-      retentionMicros: null,
-      onError: 'skip',
-      durableState: true,
-      commitStateChars: bound,
-    };
-    const run = startDataflow({ id: 'flow', source: log, members, settings }, recordingListener());
-    await run.live;
-    await waitCommitted(run, await log.presentOffsets());
-    await run.stop();
-    const total = written.reduce((a, b) => a + b, 0);
-    assert.ok(total > 5 * bound, `the catch-up wrote ${total} characters of state, more than 5 commits' worth`);
-    const largest = Math.max(...written);
-    assert.ok(
-      largest < 2 * bound,
-      `the largest commit held ${largest} characters of state (bound ${bound}): ${written}`,
-    );
-    const expected = await fromScratch(members, await allEvents(log));
-    for (const m of members) if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expected.get(m.id));
-  } finally {
-    await db.close();
-    await log.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    const db = new Counting({ filename: file });
+    try {
+      const events = drillEvents({ machines: 3, events: 1500, seed: 5 });
+      appendInOrder(log, events);
+      // A scan (paged) and a multiset minBy (an entry per element): texts that grow with the events.
+      const members: DataflowMember[] = [sourceMember('src', "'machine'", log), ...pagedMembers('src', db, 'c')];
+      // One step of 25 events holds about 10,000 characters, far less than the bound (near the
+      // heap's limit: a quarter of it); 16 steps' worth (400 events) far more.
+      const bound = nearLimit ? 80_000 : 20_000;
+      const settings: DataflowSettings = {
+        batchSize: 25,
+        catchUpBatchSize: 25,
+        batchMs: 1,
+        maxInFlight: 16,
+        retentionMicros: null,
+        onError: 'skip',
+        durableState: true,
+        commitStateChars: bound,
+      };
+      const run = startDataflow({ id: 'flow', source: log, members, settings }, recordingListener());
+      await run.live;
+      await waitCommitted(run, await log.presentOffsets());
+      await run.stop();
+      const effective = nearLimit ? bound * HEAP_PRESSURE_COMMIT_SHARE : bound;
+      const total = written.reduce((a, b) => a + b, 0);
+      assert.ok(total > 5 * effective, `the catch-up wrote ${total} characters of state, more than 5 commits' worth`);
+      const largest = Math.max(...written);
+      assert.ok(
+        largest < 2 * effective,
+        `the largest commit held ${largest} characters of state (bound ${effective}): ${written}`,
+      );
+      // With room, commits do fill up to the bound (the quarter above is not the usual size).
+      if (!nearLimit) assert.ok(largest >= bound, `largest ${largest}`);
+      const expected = await fromScratch(members, await allEvents(log));
+      for (const m of members) if (m.role === 'sink') assert.deepEqual(sqliteRows(file, m.table), expected.get(m.id));
+    } finally {
+      heapInUseForTests(null);
+      await db.close();
+      await log.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
 test('SQLite: a clean stop stores the state cache warm-up hint; the next start reads those groups back before it is live, and its live events read no state', async () => {
   const dir = tempDir('deltaflow-durable-warm-');

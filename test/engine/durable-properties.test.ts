@@ -271,6 +271,70 @@ interface Plan {
   readonly warm?: boolean;
 }
 
+/** Where a plan's batches, commits, restarts and compactions fall, and the host's modes. */
+interface Schedule {
+  readonly cuts: number[];
+  readonly commits: number[];
+  readonly restarts: number[];
+  readonly cacheBytes: number;
+  readonly merged: boolean;
+  readonly lag: number;
+  readonly asyncReads: number;
+  readonly releaseDuring: boolean;
+  readonly readAfter: boolean;
+  readonly warm: boolean;
+  /** [position, cutoff] pairs, each taken modulo the updates' length (cutoffs sorted). */
+  readonly compactions: [number, number][];
+}
+
+/**
+ * A schedule's arbitrary: positions below `at` (taken modulo the updates' length by planOf), at most
+ * `cuts`/`commits`/`restarts` of each, compaction cutoffs up to `cutoff` when `retention`.
+ */
+function scheduleOf(
+  retention: boolean,
+  n: { at: number; cuts: number; commits: number; restarts: number; cutoff: number },
+  cacheBytes: number[],
+): fc.Arbitrary<Schedule> {
+  return fc.record({
+    cuts: fc.array(fc.nat({ max: n.at }), { maxLength: n.cuts, size: 'max' }),
+    commits: fc.array(fc.nat({ max: n.at }), { maxLength: n.commits, size: 'max' }),
+    restarts: fc.array(fc.nat({ max: n.at }), { maxLength: n.restarts, size: 'max' }),
+    cacheBytes: fc.constantFrom(...cacheBytes),
+    merged: fc.boolean(),
+    lag: fc.constantFrom(0, 0, 1, 2),
+    asyncReads: fc.constantFrom(0, 0, 1, 2),
+    releaseDuring: fc.boolean(),
+    readAfter: fc.boolean(),
+    warm: fc.boolean(),
+    compactions: retention
+      ? fc.array(fc.tuple(fc.nat({ max: n.at }), fc.integer({ min: 1, max: n.cutoff })), { maxLength: 3, size: 'max' })
+      : fc.constant<[number, number][]>([]),
+  });
+}
+
+/** The plan of `updates` under a schedule: its positions taken modulo the updates' length. */
+function planOf(updates: Update<Rec>[], s: Schedule): Plan {
+  const n = updates.length;
+  const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
+  const sortedCompactions = points(s.compactions.map(([p]) => p));
+  const cutoffs = s.compactions.map(([, c]) => c).sort((a, b) => a - b);
+  return {
+    updates,
+    cuts: points([...s.cuts, ...s.commits, ...s.restarts, ...sortedCompactions]),
+    commits: new Set(points(s.commits)),
+    restarts: new Set(points(s.restarts)),
+    cacheBytes: s.cacheBytes,
+    merged: s.merged,
+    lag: s.lag,
+    asyncReads: s.asyncReads,
+    releaseDuring: s.releaseDuring,
+    readAfter: s.readAfter,
+    warm: s.warm,
+    compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
+  };
+}
+
 function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
   return fc
     .record({
@@ -282,65 +346,23 @@ function plan(retention: boolean, insertOnly: boolean): fc.Arbitrary<Plan> {
         ? fc.constant([])
         : fc.array(fc.tuple(rec, fc.integer({ min: 0, max: 20 })), { maxLength: 10, size: 'max' }),
       order: fc.array(fc.nat(), { minLength: 40, maxLength: 40 }),
-      cuts: fc.array(fc.nat({ max: 40 }), { maxLength: 10, size: 'max' }),
-      commits: fc.array(fc.nat({ max: 40 }), { maxLength: 6, size: 'max' }),
-      restarts: fc.array(fc.nat({ max: 40 }), { maxLength: 4, size: 'max' }),
-      cacheBytes: fc.constantFrom(0, 40, 200, 700, 1500, 4000, 1e9),
-      merged: fc.boolean(),
-      lag: fc.constantFrom(0, 0, 1, 2),
-      asyncReads: fc.constantFrom(0, 0, 1, 2),
-      releaseDuring: fc.boolean(),
-      readAfter: fc.boolean(),
-      warm: fc.boolean(),
-      compactions: retention
-        ? fc.array(fc.tuple(fc.nat({ max: 40 }), fc.integer({ min: 1, max: 25 })), { maxLength: 3, size: 'max' })
-        : fc.constant<[number, number][]>([]),
+      schedule: scheduleOf(
+        retention,
+        { at: 40, cuts: 10, commits: 6, restarts: 4, cutoff: 25 },
+        [0, 40, 200, 700, 1500, 4000, 1e9],
+      ),
     })
-    .map(
-      ({
-        final,
-        noise,
-        order,
-        cuts,
-        commits,
-        restarts,
-        cacheBytes,
-        merged,
-        lag,
-        asyncReads,
-        releaseDuring,
-        readAfter,
-        warm,
-        compactions,
-      }) => {
-        const updates: Update<Rec>[] = [];
-        for (const [r, m, t] of final) updates.push([r, m, t]);
-        for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
-        // Shuffle (a retraction may arrive before its insertion).
-        for (let i = updates.length - 1; i > 0; i--) {
-          const j = (order[i % order.length] ?? 0) % (i + 1);
-          [updates[i], updates[j]] = [updates[j], updates[i]];
-        }
-        const n = updates.length;
-        const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
-        const sortedCompactions = points(compactions.map(([p]) => p));
-        const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
-        return {
-          updates,
-          cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
-          commits: new Set(points(commits)),
-          restarts: new Set(points(restarts)),
-          cacheBytes,
-          merged,
-          lag,
-          asyncReads,
-          releaseDuring,
-          readAfter,
-          warm,
-          compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
-        };
-      },
-    );
+    .map(({ final, noise, order, schedule }) => {
+      const updates: Update<Rec>[] = [];
+      for (const [r, m, t] of final) updates.push([r, m, t]);
+      for (const [r, t] of noise) updates.push([r, 1, t], [r, -1, t + 1]);
+      // Shuffle (a retraction may arrive before its insertion).
+      for (let i = updates.length - 1; i > 0; i--) {
+        const j = (order[i % order.length] ?? 0) % (i + 1);
+        [updates[i], updates[j]] = [updates[j], updates[i]];
+      }
+      return planOf(updates, schedule);
+    });
 }
 
 function build(c: Case): Graph {
@@ -649,72 +671,30 @@ function pagedPlan(retention: boolean): fc.Arbitrary<Plan> {
         size: 'max',
       }),
       retract: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 12 }), fc.nat()), { maxLength: 3, size: 'max' }),
-      cuts: fc.array(fc.nat({ max: 100 }), { maxLength: 25, size: 'max' }),
-      commits: fc.array(fc.nat({ max: 100 }), { maxLength: 12, size: 'max' }),
-      restarts: fc.array(fc.nat({ max: 100 }), { maxLength: 3, size: 'max' }),
-      cacheBytes: fc.constantFrom(0, 300, 1500, 4000, 1e9),
-      merged: fc.boolean(),
-      lag: fc.constantFrom(0, 0, 1, 2),
-      asyncReads: fc.constantFrom(0, 0, 1, 2),
-      releaseDuring: fc.boolean(),
-      readAfter: fc.boolean(),
-      warm: fc.boolean(),
-      compactions: retention
-        ? fc.array(fc.tuple(fc.nat({ max: 100 }), fc.integer({ min: 1, max: 60 })), { maxLength: 3, size: 'max' })
-        : fc.constant<[number, number][]>([]),
+      schedule: scheduleOf(
+        retention,
+        { at: 100, cuts: 25, commits: 12, restarts: 3, cutoff: 60 },
+        [0, 300, 1500, 4000, 1e9],
+      ),
     })
-    .map(
-      ({
-        values,
-        late,
-        retract,
-        cuts,
-        commits,
-        restarts,
-        cacheBytes,
-        merged,
-        lag,
-        asyncReads,
-        releaseDuring,
-        readAfter,
-        warm,
-        compactions,
-      }) => {
-        // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
-        const updates: Update<Rec>[] = values.map(([k, v], i) => [{ k, v, o: 2 * i }, 1, i]);
-        // Late events: odd order keys (between two earlier inputs), arriving at a later place.
-        for (const [k, v, at, place] of late) {
-          const pos = Math.min(updates.length, 1 + (at % updates.length));
-          const o = 2 * (place % Math.max(1, Math.floor(pos / 2) + 1)) + 1;
-          updates.splice(pos, 0, [{ k, v, o }, 1, o]);
-        }
-        // Retractions of a run of earlier inputs (emptying pages), after the last of them.
-        for (const [from, length, delay] of retract) {
-          const start = from % updates.length;
-          const run = updates.slice(start, start + length).filter(([, d]) => d > 0);
-          const pos = Math.min(updates.length, start + length + (delay % 10));
-          updates.splice(pos, 0, ...run.map(([r, , t]): Update<Rec> => [r, -1, t + 1]));
-        }
-        const n = updates.length;
-        const points = (xs: number[]): number[] => [...new Set(xs.map((x) => x % (n + 1)))].sort((a, b) => a - b);
-        const sortedCompactions = points(compactions.map(([p]) => p));
-        const cutoffs = compactions.map(([, c]) => c).sort((a, b) => a - b);
-        return {
-          updates,
-          cuts: points([...cuts, ...commits, ...restarts, ...sortedCompactions]),
-          commits: new Set(points(commits)),
-          restarts: new Set(points(restarts)),
-          cacheBytes,
-          merged,
-          lag,
-          asyncReads,
-          releaseDuring,
-          readAfter,
-          warm,
-          compactions: new Map(sortedCompactions.map((p, i) => [p, cutoffs[i] ?? 0])),
-        };
-      },
-    );
+    .map(({ values, late, retract, schedule }) => {
+      // In causal order: order keys 0, 2, 4 … and times 0, 1, 2 …
+      const updates: Update<Rec>[] = values.map(([k, v], i) => [{ k, v, o: 2 * i }, 1, i]);
+      // Late events: odd order keys (between two earlier inputs), arriving at a later place.
+      for (const [k, v, at, place] of late) {
+        const pos = Math.min(updates.length, 1 + (at % updates.length));
+        const o = 2 * (place % Math.max(1, Math.floor(pos / 2) + 1)) + 1;
+        updates.splice(pos, 0, [{ k, v, o }, 1, o]);
+      }
+      // Retractions of a run of earlier inputs (emptying pages), after the last of them.
+      for (const [from, length, delay] of retract) {
+        const start = from % updates.length;
+        const run = updates.slice(start, start + length).filter(([, d]) => d > 0);
+        const pos = Math.min(updates.length, start + length + (delay % 10));
+        updates.splice(pos, 0, ...run.map(([r, , t]): Update<Rec> => [r, -1, t + 1]));
+      }
+      return planOf(updates, schedule);
+    });
 }
 
 /** The median of the values `v` (as the example flows' dd-reduce), with the count of inputs. */

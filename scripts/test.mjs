@@ -157,6 +157,9 @@ const child = spawn(
   [
     '--import',
     'tsx',
+    // fast-check arbitraries given a maxLength span up to it (the file says why).
+    '--import',
+    './test/support/fast-check-sizes.ts',
     '--test',
     '--test-concurrency=2',
     '--test-timeout=600000',

@@ -96,19 +96,19 @@ export const HEAP_PRESSURE_SHARE = 0.4;
 /** The share of the state bound a commit holds while the heap is near its limit. */
 export const HEAP_PRESSURE_COMMIT_SHARE = 0.25;
 
-let heapInUse = (): { readonly used: number; readonly limit: number } => {
+type HeapInUse = () => { readonly used: number; readonly limit: number };
+
+/** V8's heap in use and its limit. */
+const v8HeapInUse: HeapInUse = () => {
   const h = getHeapStatistics();
   return { used: h.used_heap_size, limit: h.heap_size_limit };
 };
 
+let heapInUse: HeapInUse = v8HeapInUse;
+
 /** A test hook: what commitStateBound reads of the heap (null: V8's statistics again). */
-export function heapInUseForTests(f: (() => { readonly used: number; readonly limit: number }) | null): void {
-  heapInUse =
-    f ??
-    (() => {
-      const h = getHeapStatistics();
-      return { used: h.used_heap_size, limit: h.heap_size_limit };
-    });
+export function heapInUseForTests(f: HeapInUse | null): void {
+  heapInUse = f ?? v8HeapInUse;
 }
 
 /**

@@ -18,7 +18,14 @@ import type { DataflowStatus } from './dataflow-status';
 import { PendingCommit, type StepWrite } from './pending-commit';
 import type { StepOffsets } from './offset-tracker';
 import type { SinkMember } from './types';
-import { commitStateBound, STATE_FORMAT, StateWrite } from './durable-state';
+import {
+  commitStateBound,
+  DEFAULT_STATE_CACHE_BYTES,
+  STATE_FORMAT,
+  STATE_HINT_MS,
+  StateWrite,
+  warmUpHint,
+} from './durable-state';
 import { Abandoned } from './retry';
 
 /** A held catch-up commit is queued at the latest after this long (a source that stalls mid-range). */
@@ -50,6 +57,11 @@ export class CommitPipeline {
   private gaveUp = false;
   /** Commits held, queued or running, oldest first (for the lag in seconds). */
   private readonly open: PendingCommit<Phase>[] = [];
+  /**
+   * Durable state, live: from when (performance.now()) a live commit also writes the warm-up hint;
+   * null until the first live commit (liveHint).
+   */
+  private hintDue: number | null = null;
 
   constructor(
     private readonly ctx: DataflowContext,
@@ -199,6 +211,7 @@ export class CommitPipeline {
               cutoff: state.cutoff,
             },
             changes: state.changes(),
+            hint: phase.name === 'live' ? this.liveHint() : null,
           };
     // Started before any transaction's fencing check: a successful commit extended the lease from then on.
     const startedMs = Date.now();
@@ -232,6 +245,7 @@ export class CommitPipeline {
     ctx.committedOffsets = offsets;
     ctx.batchesCommitted++;
     if (stateWrite !== null && state !== null) {
+      if (stateWrite.hint !== null) this.hintDue = performance.now() + (ctx.settings.stateHintMs ?? STATE_HINT_MS);
       ctx.stateCutoff = state.cutoff;
       // The entries of the steps in this commit are durable: they may be evicted now.
       if (state.step > 0) ctx.built?.graph.release(state.step);
@@ -252,6 +266,21 @@ export class CommitPipeline {
     for (const [id, batch] of taps)
       ctx.listener.committed(id, { operators: batch.map(([v, d]) => [v, d] as const), offsets });
     this.status.setPhase(phase.name, phase, delta);
+  }
+
+  /**
+   * Durable state, live: the warm-up hint this commit writes with its state (the units the state
+   * cache holds now), once `stateHintMs` (default STATE_HINT_MS) has passed since the first live
+   * commit or the last hint; else null. A crash then leaves a hint at most that old.
+   */
+  private liveHint(): string | null {
+    const ctx = this.ctx;
+    const now = performance.now();
+    this.hintDue ??= now + (ctx.settings.stateHintMs ?? STATE_HINT_MS);
+    const graph = ctx.built?.graph;
+    if (now < this.hintDue || graph === undefined) return null;
+    const units = graph.hotUnits();
+    return units.length === 0 ? null : warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
   }
 
   /** The fencing token a transaction on `db` checks (none without a lease). */

@@ -45,6 +45,8 @@ export interface ScopeWrite {
   readonly scope: string;
   readonly level: StateScope;
   readonly changes: StateChanges;
+  /** The state cache's warm-up hint, written with the state (live, every STATE_HINT_MS); null: none. */
+  readonly hint: string | null;
 }
 
 export async function commitToDatabase(
@@ -93,6 +95,9 @@ export async function commitToDatabase(
     // NB: in the same transaction as the rows and offsets above (docs/durable-state.md, "Crash
     // consistency"); the crash test SIGKILLs inside commits and compares the state's restart.
     if (state !== null) await tx.writeScope!(state.scope, state.level, state.changes);
+    // Only a cache, fenced and committed with the rest (docs/durable-state.md, "Warm-up after a restart").
+    if (state !== null && state.hint !== null && tx.writeStateHint !== undefined)
+      await tx.writeStateHint(state.scope, state.hint);
     attempts.rows = rows; // what the commit about to be sent makes, should its acknowledgement be lost
     return { rows };
   });

@@ -33,31 +33,55 @@ export const DEFAULT_STATE_CACHE_BYTES = 64 * 1024 * 1024;
 export const COMMIT_STATE_CHARS = 4 * 1024 * 1024;
 
 /**
- * The warm-up after a restart (docs/durable-state.md, "Warm-up after a restart"): at a clean stop
- * the dataflow stores which units its state cache held (a hint, `WarmHint`); the next start reads
- * them back before it goes live, the most touched first, within the cache bound and for at most
- * this long (what is left is read when an event touches it, as without a hint).
+ * The warm-up after a restart (docs/durable-state.md, "Warm-up after a restart"): the dataflow
+ * stores which units its state cache holds (a hint, `warmUpHint`) at a clean stop and, live, with a
+ * commit every STATE_HINT_MS; the next start reads them back before it goes live, the most touched
+ * first, within the cache bound and for at most this long (what is left is read when an event
+ * touches it, as without a hint).
  */
 export const WARM_UP_MS = 400;
 /** At most this many units in a hint (the most touched first). */
 export const HINT_MAX_UNITS = 20_000;
+/**
+ * At most this many characters of hint text (besides HINT_MAX_UNITS): a live commit writes the hint
+ * in its transaction as one statement, which must fit MariaDB's `max_allowed_packet` (16 MB by
+ * default; a statement's values may take half of it at 3 bytes a character). Where even this does
+ * not fit (a smaller `max_allowed_packet`), the hint is not written (sql-database.ts): only a cache.
+ */
+export const HINT_MAX_CHARS = 2 * 1024 * 1024;
+/**
+ * Live, a commit also writes the hint when this long (ms) has passed since the dataflow went live
+ * or since its last hint (DataflowSettings.stateHintMs): a start after a crash, a power cut or a
+ * SIGKILL then warms from a hint at most this old (plus the time without events), not from the
+ * last clean stop's. Building it costs a walk of the cache and its text, writing it one row of at
+ * most HINT_MAX_CHARS in a transaction that runs anyway; once a minute that is far below the live
+ * work (BENCHMARKS.md, "warm-up hint while running"), and a plant's working set (its machines, the
+ * orders they work on) changes over hours, so a minute-old hint names nearly the same groups.
+ * Catch-up commits write none: their cache holds the history's groups in the log's order, and a
+ * crash while catching up keeps the last live run's hint, which names the live working set.
+ */
+export const STATE_HINT_MS = 60_000;
 /** The hint's own version: a hint of another version is ignored. */
 const HINT_VERSION = 1;
 
 /**
  * The stored hint: `{ v, units: [[state id, key, unit, bytes, hits]…] }`, the most touched first,
- * within `cacheBytes` (their size as the cache counted it) and HINT_MAX_UNITS.
+ * within `cacheBytes` (their size as the cache counted it), HINT_MAX_UNITS and HINT_MAX_CHARS.
  */
 export function warmUpHint(units: readonly HotUnit[], cacheBytes: number): string {
-  const out: [string, string, Value, number, number][] = [];
+  const out: string[] = [];
   let bytes = 0;
+  let chars = 0;
   for (const u of units) {
     if (out.length >= HINT_MAX_UNITS) break;
     if (bytes + u.bytes > cacheBytes) continue;
+    const text = JSON.stringify([u.id, u.key, u.unit, u.bytes, u.hits]);
+    if (chars + text.length + 1 > HINT_MAX_CHARS) continue;
     bytes += u.bytes;
-    out.push([u.id, u.key, u.unit, u.bytes, u.hits]);
+    chars += text.length + 1;
+    out.push(text);
   }
-  return JSON.stringify({ v: HINT_VERSION, units: out });
+  return `{"v":${HINT_VERSION},"units":[${out.join(',')}]}`;
 }
 
 /** The units of a stored hint; [] for a hint of another version or shape (it is only a hint). */

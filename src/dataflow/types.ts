@@ -142,6 +142,12 @@ export interface DataflowSettings {
    * while V8's heap is near its limit: commitStateBound). Not a node setting (tests set it small).
    */
   readonly commitStateChars?: number;
+  /**
+   * Durable state, live: a commit also writes the state cache's warm-up hint when this many ms have
+   * passed since the dataflow went live or since its last hint (default STATE_HINT_MS, 60 s; 0:
+   * every live commit). Not a node setting (tests set it to 0).
+   */
+  readonly stateHintMs?: number;
 }
 
 /**

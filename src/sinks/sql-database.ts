@@ -636,12 +636,15 @@ class SqlSinkTransaction implements SinkTransaction {
   }
 
   async writeStateHint(scope: string, hint: string): Promise<void> {
+    // Only a cache, written in a commit's transaction: a hint one statement cannot carry (MariaDB's
+    // max_allowed_packet, estimated as sql-dialect.ts bounds statements) is left out, never failing it.
+    if (3 * hint.length + 9 > this.d.maxStatementBytes) return;
     await this.claim(stateSql.STATE_SCOPE_TABLE);
     await this.ensureStateTables();
     const table = stateSql.STATE_TABLE;
     await this.db.step(table, async () => {
       for (const s of stateSql.upsertEntriesSql(this.d, stateSql.hintOp(scope), [[stateSql.HINT_KEY, hint, null]]))
-        await this.exec.run(s);
+        await this.later(s, table);
     });
   }
 

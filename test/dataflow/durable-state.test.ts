@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { startDataflow } from '../../src/dataflow/coordinator';
+import { startDataflow, type RunningDataflow } from '../../src/dataflow/coordinator';
 import {
   HEAP_PRESSURE_COMMIT_SHARE,
   heapInUseForTests,
@@ -34,12 +34,15 @@ import {
   fromScratch,
   mariadbDrop,
   mariadbExec,
+  mariadbOffsets,
   mariadbRows,
   oneByOne,
   pgExec,
+  pgOffsets,
   pgRows,
   recordingListener,
   sourceMember,
+  sqliteOffsets,
   sqliteRows,
   tempDir,
   uniqueName,
@@ -48,6 +51,8 @@ import {
   type DrillEvent,
 } from './support';
 import { pagedMembers } from '../crash/members';
+import type { OffsetMap } from '../../src/core/offset-map';
+import { HINT_KEY, hintOp } from '../../src/sinks/state-sql';
 
 const WINDOW = 40e6; // 40 s of the events' time (≈ 40 events), compacted in steps of 5 s
 
@@ -58,6 +63,10 @@ interface Target {
   readonly usage: string;
   readonly scope: string;
   rows(m: DataflowMember): Promise<string[]>;
+  /** A table's stored offsets. */
+  offsets(table: string): Promise<OffsetMap>;
+  /** The same database opened again (as a restarted process opens it). */
+  reopen(): SinkDatabase;
   drop(): Promise<void>;
 }
 
@@ -77,6 +86,8 @@ const sqlite: Kind = {
       usage: 'usage',
       scope: 'flow',
       rows: async (m) => (m.role === 'sink' ? sqliteRows(file, m.table) : []),
+      offsets: async (table) => sqliteOffsets(file, table),
+      reopen: () => new SqliteDatabase({ filename: file }),
       drop: async () => undefined,
     };
   },
@@ -95,6 +106,8 @@ const postgres: Kind = {
       usage,
       scope,
       rows: async (m) => (m.role === 'sink' ? pgRows(m.table) : []),
+      offsets: (table) => pgOffsets(table),
+      reopen: () => new PostgresDatabase({}),
       drop: () =>
         pgExec(
           `drop table if exists ${[dashboard, usage].flatMap((t) => [`"${t}"`, `"${t}_offsets"`]).join(', ')}; delete from deltaflow_meta where table_name in ('${dashboard}', '${usage}'); delete from deltaflow_state where op like '${scope}/%'; delete from deltaflow_state_offsets where scope = '${scope}'; delete from deltaflow_state_scope where scope = '${scope}'`,
@@ -116,6 +129,8 @@ const mariadb: Kind = {
       usage,
       scope,
       rows: async (m) => (m.role === 'sink' ? mariadbRows(m.table) : []),
+      offsets: (table) => mariadbOffsets(table),
+      reopen: () => new MariadbDatabase(),
       drop: async () => {
         await mariadbDrop([dashboard, usage]);
         // (The state tables exist: the dataflow created them.)
@@ -137,7 +152,7 @@ function withLateEvents(events: DrillEvent[], seed: number): DrillEvent[] {
 async function property(
   kind: Kind,
   numRuns: number,
-  examples: [number, number[], boolean[], number, boolean, number][] = [],
+  examples: [number, number[], boolean[], number, boolean, number, boolean][] = [],
 ): Promise<void> {
   // Entries read back from the database over all runs: the read connection must have served some.
   let loads = 0;
@@ -149,7 +164,9 @@ async function property(
       fc.constantFrom(0, 300, 5_000, 64 * 1024 * 1024),
       fc.boolean(),
       fc.integer({ min: 1, max: 1000 }),
-      async (batchSize, cuts, live, cacheBytes, retention, seed) => {
+      // Live commits write the warm-up hint with their state (every one of them), or only the stops.
+      fc.boolean(),
+      async (batchSize, cuts, live, cacheBytes, retention, seed, hints) => {
         const dir = tempDir('deltaflow-durable-');
         const log = new EmbeddedLog(join(dir, 'log.sqlite'));
         const target = kind.open(dir);
@@ -170,6 +187,7 @@ async function property(
             onError: 'skip',
             durableState: true,
             stateCacheBytes: cacheBytes,
+            stateHintMs: hints ? 0 : undefined,
           };
           let from = 0;
           for (const [i, p] of [...points, events.length].entries()) {
@@ -475,3 +493,133 @@ test('SQLite: a clean stop stores the state cache warm-up hint; the next start r
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * The database as a SIGKILLed process leaves it: from `kill()` on, no transaction of this process
+ * reaches it, the stop hook's included (a clean stop's hint is never written).
+ */
+function killable(db: SinkDatabase): { db: SinkDatabase; kill(): void } {
+  let killed = false;
+  const proxy = new Proxy(db, {
+    get(target, p) {
+      if (p === 'transaction')
+        return <T>(fn: (tx: SinkTransaction) => Promise<T>): Promise<T> =>
+          killed ? Promise.reject(new Error('the process was killed')) : target.transaction(fn);
+      const v: unknown = Reflect.get(target, p, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { db: proxy, kill: () => (killed = true) };
+}
+
+/** The stored warm-up hint of a scope, read as a start reads it. */
+async function storedHint(db: SinkDatabase, scope: string): Promise<string | undefined> {
+  const reader = db.stateReader!();
+  if (typeof reader === 'string') throw new Error(reader);
+  try {
+    return (await reader.get(hintOp(scope), [HINT_KEY]))[0];
+  } finally {
+    await reader.close();
+  }
+}
+
+async function hintAfterCrash(kind: Kind): Promise<void> {
+  const dir = tempDir('deltaflow-durable-crash-hint-');
+  const log = new EmbeddedLog(join(dir, 'log.sqlite'));
+  const target = kind.open(dir);
+  const first = killable(target.db);
+  const second = target.reopen();
+  // Runs not stopped yet (a failed assertion must not leave one following the log).
+  const running = new Set<RunningDataflow>();
+  const start = (db: SinkDatabase, listener: ReturnType<typeof recordingListener>): RunningDataflow => {
+    const run = startDataflow({ id: target.scope, source: log, members: members(db), settings }, listener);
+    running.add(run);
+    return run;
+  };
+  const stop = async (run: RunningDataflow): Promise<void> => {
+    running.delete(run);
+    await run.stop();
+  };
+  const members = (db: SinkDatabase): DataflowMember[] => [
+    sourceMember('src', "'machine'", log),
+    ...dashboardMembers('src', db, target.dashboard),
+    ...usageMembers('src', db, target.usage),
+  ];
+  // Every live commit writes the hint (the default is once a minute of live running).
+  const settings: DataflowSettings = {
+    batchSize: 20,
+    batchMs: 1,
+    maxInFlight: 2,
+    retentionMicros: null,
+    onError: 'skip',
+    durableState: true,
+    stateHintMs: 0,
+  };
+  try {
+    const events = drillEvents({ machines: 3, events: 360, seed: 13 });
+    appendInOrder(log, events.slice(0, 300));
+    const crashed = recordingListener();
+    const run = start(first.db, crashed);
+    await run.live;
+    assert.equal(await storedHint(first.db, target.scope), undefined, 'the catch-up commits wrote no hint');
+    for (const e of events.slice(300, 320)) {
+      appendInOrder(log, [e]);
+      await waitCommitted(run, await log.presentOffsets());
+    }
+    const written = await storedHint(first.db, target.scope);
+    assert.ok(written !== undefined, 'the live commits wrote the hint');
+    assert.ok((JSON.parse(written) as { units: unknown[] }).units.length > 0);
+    // Killed: the stop hook (a clean stop's hint) reaches the database no more.
+    first.kill();
+    await stop(run);
+    assert.ok(
+      crashed.recorded.logs.some((l) => l.message.includes("storing the state cache's warm-up hint failed")),
+      'the stop wrote nothing',
+    );
+    assert.equal(await storedHint(second, target.scope), written);
+
+    // The restart (another process) reads those groups back before it is live; its live events of
+    // the same machines read no state.
+    const listener = recordingListener();
+    const restarted = start(second, listener);
+    await restarted.live;
+    const atLive = restarted.stats().stateLoads;
+    assert.ok(atLive > 0, 'groups were read back before live');
+    const logs = listener.recorded.logs.map((l) => l.message);
+    assert.ok(
+      logs.some((l) => /state cache warmed: \d+ groups/.test(l)),
+      logs.join('\n'),
+    );
+    for (const e of events.slice(320)) {
+      appendInOrder(log, [e]);
+      await waitCommitted(restarted, await log.presentOffsets());
+    }
+    assert.equal(restarted.stats().stateLoads, atLive, 'the live events read no state');
+    await stop(restarted);
+    assert.equal(restarted.stats().error, null);
+    // The hints written in the commits changed no table and no offsets.
+    const expected = await fromScratch(members(second), await allEvents(log));
+    const present = await log.presentOffsets();
+    for (const m of members(second))
+      if (m.role === 'sink') {
+        assert.deepEqual(await target.rows(m), expected.get(m.id), m.table.name);
+        assert.deepEqual(await target.offsets(m.table.name), present, `${m.table.name} offsets`);
+      }
+  } finally {
+    for (const run of running) await run.stop();
+    await first.db.close();
+    await second.close();
+    await log.close();
+    await target.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (const [label, kind] of [
+  ['SQLite', sqlite],
+  ['PostgreSQL', postgres],
+  ['MariaDB', mariadb],
+] as const)
+  test(`${label}: live commits write the warm-up hint; a start after a crash (no clean stop) reads those groups back before it is live, and its live events read no state`, async () => {
+    await hintAfterCrash(kind);
+  });

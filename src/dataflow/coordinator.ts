@@ -136,20 +136,22 @@ class Coordinator implements RunningDataflow {
   }
 
   /**
-   * Reads back what the state cache held at the last clean stop (its stored hint), before the
-   * first step, for at most WARM_UP_MS (docs/durable-state.md, "Warm-up after a restart"). Only a
-   * cache: a failure is logged and the dataflow goes on without it.
+   * Reads back what the state cache held at the last clean stop or live hint (its stored hint),
+   * before the first step, for at most `warmUpMs` (default WARM_UP_MS; docs/durable-state.md,
+   * "Warm-up after a restart"). Only a cache: a failure is logged and the dataflow goes on without it.
    */
   private async warmUp(): Promise<void> {
     const ctx = this.ctx;
     const durable = ctx.durable!;
     const graph = ctx.built!.graph;
+    const ms = ctx.settings.warmUpMs ?? WARM_UP_MS;
+    if (ms <= 0) return;
     const t0 = Date.now();
     try {
       const [text] = await durable.reader.get(hintOp(durable.scope), [HINT_KEY]);
       const units = warmUpUnits(text);
       if (units.length === 0 || ctx.stopping) return;
-      const w = await graph.warm(units, { deadline: t0 + WARM_UP_MS });
+      const w = await graph.warm(units, { deadline: t0 + ms });
       ctx.listener.log(
         'info',
         `state cache warmed: ${w.units.toLocaleString('en-US')} groups (${(w.bytes / 1048576).toFixed(1)} MB) read back in ${Date.now() - t0} ms` +

@@ -137,6 +137,11 @@ export interface DataflowSettings {
   /** Durable state: bytes of entry text kept in memory (default DEFAULT_STATE_CACHE_BYTES, 64 MB). */
   readonly stateCacheBytes?: number;
   /**
+   * Durable state: how long (ms) a start reads back the groups of the stored warm-up hint at most
+   * before it goes live (default WARM_UP_MS, 400; 0: no warm-up, every group loads on first touch).
+   */
+  readonly warmUpMs?: number;
+  /**
    * Durable state, catching up: a commit is queued once the state texts it holds reach this many
    * characters, before it has maxInFlight steps (default COMMIT_STATE_CHARS, 4 Mi; a quarter of it
    * while V8's heap is near its limit: commitStateBound). Not a node setting (tests set it small).

@@ -16,7 +16,7 @@ import type {
   DataflowSettings,
   MemberStatus,
 } from '../dataflow/types';
-import { DEFAULT_STATE_CACHE_BYTES } from '../dataflow/durable-state';
+import { DEFAULT_STATE_CACHE_BYTES, WARM_UP_MS } from '../dataflow/durable-state';
 import type { DataflowConfigNode, MemberDescription } from './dataflow-membership';
 import { DATAFLOW_MESSAGE_MARKER, isDataflowMemberType, memberLabel } from './dd-operator';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './red';
@@ -81,6 +81,8 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
   // hand) keeps 'memory', so an upgrade never moves a running dataflow's state by itself.
   const durableState = config.operatorState === 'database';
   const stateCacheMb = intField(config, 'stateCache', 0, 65536, DEFAULT_STATE_CACHE_BYTES / 1048576, problems);
+  // How long a start warms the state cache at most (ms; a node saved before the setting: the default).
+  const warmUpMs = intField(config, 'warmUp', 0, 60000, WARM_UP_MS, problems);
   const settings: DataflowSettings = {
     batchSize,
     batchMs,
@@ -90,6 +92,7 @@ export function parseDataflowSettings(config: NodeDef): { settings: DataflowSett
     onError,
     durableState,
     stateCacheBytes: stateCacheMb * 1048576,
+    warmUpMs,
   };
   // Empty: automatic (catchUpBatchSize of the batch size).
   const catchUp = config.catchUpBatchSize;

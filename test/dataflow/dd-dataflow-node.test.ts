@@ -134,6 +134,7 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
     onError: 'stop',
     durableState: false,
     stateCacheBytes: 64 * 1048576,
+    warmUpMs: 400,
   });
   assert.deepEqual(ok.problems, []);
   // Operator state: in memory unless 'database'; the cache in MB (default 64), anything else reported.
@@ -143,6 +144,12 @@ test('settings: defaults, units, and a clear message for unusable values', () =>
   const badCache = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', stateCache: '-1' });
   assert.equal(badCache.settings.stateCacheBytes, 64 * 1048576);
   assert.match(badCache.problems[0] ?? '', /stateCache must be a whole number from 0 to 65536/);
+  // The warm-up: ms, default 400 (a node saved before the setting too), 0 allowed (none), anything else reported.
+  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', warmUp: '0' }).settings.warmUpMs, 0);
+  assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', warmUp: '2000' }).settings.warmUpMs, 2000);
+  const badWarmUp = parseDataflowSettings({ id: 'x', type: 'dd-dataflow', warmUp: '-1' });
+  assert.equal(badWarmUp.settings.warmUpMs, 400);
+  assert.match(badWarmUp.problems[0] ?? '', /warmUp must be a whole number from 0 to 60000/);
   // The clock bound: minutes, default 10, 0 allowed (the wall clock itself), anything else reported.
   assert.equal(parseDataflowSettings({ id: 'x', type: 'dd-dataflow', clockAhead: '0' }).settings.clockAheadMicros, 0);
   assert.equal(

@@ -429,9 +429,9 @@ test('SQLite: a clean stop stores the state cache warm-up hint; the next start r
       durableState: true,
     };
     /** One run: the events after `from` appended live, one by one; the state loads at live and at the end. */
-    const runOnce = async (from: number, to: number) => {
+    const runOnce = async (from: number, to: number, warmUpMs?: number) => {
       const listener = recordingListener();
-      const run = startDataflow({ id: 'flow', source: log, members, settings }, listener);
+      const run = startDataflow({ id: 'flow', source: log, members, settings: { ...settings, warmUpMs } }, listener);
       await run.live;
       const atLive = run.stats().stateLoads;
       for (const e of events.slice(from, to)) {
@@ -471,11 +471,20 @@ test('SQLite: a clean stop stores the state cache warm-up hint; the next start r
     );
     assert.equal(warm.loads, warm.atLive, 'the live events read no state');
 
+    // dd-dataflow's Warm-up 0: none, though the stop stored a hint again.
+    assert.ok(hint() !== undefined);
+    const none = await runOnce(340, 350, 0);
+    assert.equal(none.atLive, 0);
+    assert.ok(
+      none.logs.every((l) => !l.includes('state cache warmed')),
+      none.logs.join('\n'),
+    );
+
     // Without the hint (deleted), the same kind of live events read their groups on first touch.
     const rw = new Database(file);
     rw.prepare("DELETE FROM deltaflow_state WHERE op = 'flow/'").run();
     rw.close();
-    const cold = await runOnce(340, 380);
+    const cold = await runOnce(350, 380);
     assert.equal(cold.atLive, 0);
     assert.ok(cold.loads > 0, 'without a hint the live events read their groups');
 

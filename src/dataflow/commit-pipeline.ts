@@ -58,10 +58,12 @@ export class CommitPipeline {
   /** Commits held, queued or running, oldest first (for the lag in seconds). */
   private readonly open: PendingCommit<Phase>[] = [];
   /**
-   * Durable state, live: from when (performance.now()) a live commit also writes the warm-up hint;
-   * null until the first live commit (liveHint).
+   * Durable state, live: from when (performance.now()) a live commit builds the warm-up hint; null
+   * until the first live commit (liveHint).
    */
   private hintDue: number | null = null;
+  /** Which units the last hint written named (WarmUpHint.names); null: none yet. */
+  private hintNames: string | null = null;
 
   constructor(
     private readonly ctx: DataflowContext,
@@ -245,7 +247,6 @@ export class CommitPipeline {
     ctx.committedOffsets = offsets;
     ctx.batchesCommitted++;
     if (stateWrite !== null && state !== null) {
-      if (stateWrite.hint !== null) this.hintDue = performance.now() + (ctx.settings.stateHintMs ?? STATE_HINT_MS);
       ctx.stateCutoff = state.cutoff;
       // The entries of the steps in this commit are durable: they may be evicted now.
       if (state.step > 0) ctx.built?.graph.release(state.step);
@@ -271,16 +272,24 @@ export class CommitPipeline {
   /**
    * Durable state, live: the warm-up hint this commit writes with its state (the units the state
    * cache holds now), once `stateHintMs` (default STATE_HINT_MS) has passed since the first live
-   * commit or the last hint; else null. A crash then leaves a hint at most that old.
+   * commit or the last hint built, unless it names the units the last one written named; else
+   * null. A crash then leaves a hint at most that old. (A commit that fails is retried with it, or
+   * the dataflow halts.)
    */
   private liveHint(): string | null {
     const ctx = this.ctx;
     const now = performance.now();
-    this.hintDue ??= now + (ctx.settings.stateHintMs ?? STATE_HINT_MS);
+    const interval = ctx.settings.stateHintMs ?? STATE_HINT_MS;
+    this.hintDue ??= now + interval;
     const graph = ctx.built?.graph;
     if (now < this.hintDue || graph === undefined) return null;
+    this.hintDue = now + interval;
     const units = graph.hotUnits();
-    return units.length === 0 ? null : warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
+    if (units.length === 0) return null;
+    const hint = warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
+    if (hint.names === this.hintNames) return null;
+    this.hintNames = hint.names;
+    return hint.text;
   }
 
   /** The fencing token a transaction on `db` checks (none without a lease). */

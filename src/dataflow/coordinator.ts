@@ -173,7 +173,7 @@ class Coordinator implements RunningDataflow {
     if (durable === null || graph === undefined || ctx.phaseName === 'error' || ctx.phaseName === 'standby') return;
     const units = graph.hotUnits();
     if (units.length === 0) return;
-    const text = warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
+    const { text } = warmUpHint(units, ctx.settings.stateCacheBytes ?? DEFAULT_STATE_CACHE_BYTES);
     try {
       await durable.db.transaction(async (tx) => {
         if (tx.writeStateHint === undefined) return;

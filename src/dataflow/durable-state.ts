@@ -44,34 +44,49 @@ export const WARM_UP_MS = 400;
 export const HINT_MAX_UNITS = 20_000;
 /**
  * At most this many characters of hint text (besides HINT_MAX_UNITS): a live commit writes the hint
- * in its transaction as one statement, which must fit MariaDB's `max_allowed_packet` (16 MB by
- * default; a statement's values may take half of it at 3 bytes a character). Where even this does
- * not fit (a smaller `max_allowed_packet`), the hint is not written (sql-database.ts): only a cache.
+ * in its transaction as one statement, which must fit MariaDB's `max_allowed_packet` (16 MiB by
+ * default; a statement's values may take half of it, counted at 3 bytes a character: 2.79 M). Where
+ * even this does not fit (a smaller `max_allowed_packet`), the hint is not written
+ * (sql-database.ts): only a cache. The example flows' units take about 120 characters each (1M
+ * events: 18,000–19,700 units in the usage dataflow's cache), so HINT_MAX_UNITS binds first there.
  */
-export const HINT_MAX_CHARS = 2 * 1024 * 1024;
+export const HINT_MAX_CHARS = 2_700_000;
 /**
  * Live, a commit also writes the hint when this long (ms) has passed since the dataflow went live
- * or since its last hint (DataflowSettings.stateHintMs): a start after a crash, a power cut or a
+ * or since the last hint was built (DataflowSettings.stateHintMs), and the units it names are not
+ * those of the last hint written (`WarmUpHint.names`): a start after a crash, a power cut or a
  * SIGKILL then warms from a hint at most this old (plus the time without events), not from the
- * last clean stop's. Building it costs a walk of the cache and its text, writing it one row of at
- * most HINT_MAX_CHARS in a transaction that runs anyway; once a minute that is far below the live
- * work (BENCHMARKS.md, "warm-up hint while running"), and a plant's working set (its machines, the
- * orders they work on) changes over hours, so a minute-old hint names nearly the same groups.
- * Catch-up commits write none: their cache holds the history's groups in the log's order, and a
- * crash while catching up keeps the last live run's hint, which names the live working set.
+ * last clean stop's. Building it costs a walk of the cache and its JSON text (about 25 ms for
+ * 20,000 units, 2.4 M characters), writing it one row in a transaction that runs anyway; once a
+ * minute that is far below the live work (BENCHMARKS.md, "warm-up hint while running"), and a
+ * plant's working set (its machines, the orders they work on) changes over hours, so a minute-old
+ * hint names nearly the same groups. A hint naming the same units is not written again: at a low
+ * event rate (flash storage) the hint would otherwise be most of what is written. Catch-up commits
+ * write none: their cache holds the history's groups in the log's order, and a crash while
+ * catching up keeps the last live run's hint, which names the live working set.
  */
 export const STATE_HINT_MS = 60_000;
 /** The hint's own version: a hint of another version is ignored. */
 const HINT_VERSION = 1;
 
+/** A hint's text, and which units it names (not their order or counts): equal names, same units. */
+export interface WarmUpHint {
+  readonly text: string;
+  readonly names: string;
+}
+
 /**
  * The stored hint: `{ v, units: [[state id, key, unit, bytes, hits]…] }`, the most touched first,
  * within `cacheBytes` (their size as the cache counted it), HINT_MAX_UNITS and HINT_MAX_CHARS.
  */
-export function warmUpHint(units: readonly HotUnit[], cacheBytes: number): string {
+export function warmUpHint(units: readonly HotUnit[], cacheBytes: number): WarmUpHint {
   const out: string[] = [];
   let bytes = 0;
   let chars = 0;
+  // Which units: an order-free sum and xor of their (state id, key)'s FNV-1a hashes. A collision
+  // only skips writing a hint.
+  let sum = 0;
+  let xor = 0;
   for (const u of units) {
     if (out.length >= HINT_MAX_UNITS) break;
     if (bytes + u.bytes > cacheBytes) continue;
@@ -80,8 +95,17 @@ export function warmUpHint(units: readonly HotUnit[], cacheBytes: number): strin
     bytes += u.bytes;
     chars += text.length + 1;
     out.push(text);
+    const h = fnv1a(u.key, fnv1a(u.id, 0x811c9dc5) ^ 0xff);
+    sum = (sum + h) >>> 0;
+    xor = (xor ^ h) >>> 0;
   }
-  return `{"v":${HINT_VERSION},"units":[${out.join(',')}]}`;
+  return { text: `{"v":${HINT_VERSION},"units":[${out.join(',')}]}`, names: `${out.length}:${sum}:${xor}` };
+}
+
+/** 32-bit FNV-1a of a text's UTF-16 code units, from `h`. */
+function fnv1a(text: string, h: number): number {
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /** The units of a stored hint; [] for a hint of another version or shape (it is only a hint). */

@@ -18,7 +18,10 @@ import {
   heapInUseForTests,
   MEMORY_STATE_HINT,
   STATE_FORMAT,
+  warmUpHint,
+  warmUpUnits,
 } from '../../src/dataflow/durable-state';
+import type { HotUnit } from '../../src/engine/types';
 import type { DataflowMember, DataflowSettings } from '../../src/dataflow/types';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
@@ -632,3 +635,28 @@ for (const [label, kind] of [
   test(`${label}: live commits write the warm-up hint; a start after a crash (no clean stop) reads those groups back before it is live, and its live events read no state`, async () => {
     await hintAfterCrash(kind);
   });
+
+test('warm-up hint: the units it names decide whether a live commit writes it again, not their order or touch counts', () => {
+  const unit = (id: string, key: string, hits: number): HotUnit => ({ id, key, unit: [key], bytes: 700, hits });
+  const a = warmUpHint([unit('count', 'm1', 5), unit('count', 'm2', 3), unit('scan', 'm1', 1)], 1e9);
+  assert.deepEqual(
+    warmUpUnits(a.text).map((u) => `${u.id} ${u.key} ${u.hits}`),
+    ['count m1 5', 'count m2 3', 'scan m1 1'],
+  );
+  // The same units, touched more and in another order: the same names (not written again).
+  const b = warmUpHint([unit('scan', 'm1', 9), unit('count', 'm2', 4), unit('count', 'm1', 6)], 1e9);
+  assert.equal(b.names, a.names);
+  assert.notEqual(b.text, a.text);
+  // Another unit, or one less, or the same key of another operator: other names.
+  assert.notEqual(
+    warmUpHint([unit('count', 'm1', 5), unit('count', 'm3', 3), unit('scan', 'm1', 1)], 1e9).names,
+    a.names,
+  );
+  assert.notEqual(warmUpHint([unit('count', 'm1', 5), unit('count', 'm2', 3)], 1e9).names, a.names);
+  assert.notEqual(
+    warmUpHint([unit('count', 'm1', 5), unit('count', 'm2', 3), unit('distinct', 'm1', 1)], 1e9).names,
+    a.names,
+  );
+  // Within the cache bound: the units that fit, the most touched first.
+  assert.equal(warmUpUnits(warmUpHint([unit('count', 'm1', 5), unit('count', 'm2', 3)], 1000).text).length, 1);
+});

@@ -56,14 +56,15 @@ export const HINT_MAX_CHARS = 2_700_000;
  * or since the last hint was built (DataflowSettings.stateHintMs), and the units it names are not
  * those of the last hint written (`WarmUpHint.names`): a start after a crash, a power cut or a
  * SIGKILL then warms from a hint at most this old (plus the time without events), not from the
- * last clean stop's. Building it costs a walk of the cache and its JSON text (about 25 ms for
- * 20,000 units, 2.4 M characters), writing it one row in a transaction that runs anyway; once a
- * minute that is far below the live work (BENCHMARKS.md, "warm-up hint while running"), and a
- * plant's working set (its machines, the orders they work on) changes over hours, so a minute-old
- * hint names nearly the same groups. A hint naming the same units is not written again: at a low
- * event rate (flash storage) the hint would otherwise be most of what is written. Catch-up commits
- * write none: their cache holds the history's groups in the log's order, and a crash while
- * catching up keeps the last live run's hint, which names the live working set.
+ * last clean stop's. Building it costs a walk of the cache and its JSON text (20–28 ms for
+ * 18,000–19,600 units, 2.2–2.4 M characters, at 1M events of the example flows), writing it one
+ * row in a transaction that runs anyway (7 ms); once a minute that is 0.05 % of a core and of the
+ * live events' time (BENCHMARKS.md, "warm-up hint while running": once a second it showed in the
+ * live p99), and a plant's working set (its machines, the orders they work on) changes over hours,
+ * so a minute-old hint names nearly the same groups. A hint naming the same units is not written
+ * again: at a low event rate (flash storage) the hint would otherwise be most of what is written.
+ * Catch-up commits write none: their cache holds the history's groups in the log's order, and a
+ * crash while catching up keeps the last live run's hint, which names the live working set.
  */
 export const STATE_HINT_MS = 60_000;
 /** The hint's own version: a hint of another version is ignored. */

@@ -45,7 +45,8 @@
  * print its figures with PASS/FAIL. The files are changed (live events appended and committed): give
  * a fresh copy per run. Live events are timed after the log's newest event (and their orders named
  * after their first timestamp), so a pair that already had a live phase gets new, not late, events.
- * BENCH_CPU_PROF=<dir>: the phase runs under `node --cpu-prof --cpu-prof-dir=<dir>`.
+ * BENCH_CPU_PROF=<dir>: the phase runs under `node --cpu-prof --cpu-prof-dir=<dir>`. BENCH_DATAFLOW: JSON
+ * of dd-dataflow fields set on both dataflows (e.g. `{"batchMs":"10"}`), to compare settings.
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
@@ -81,6 +82,8 @@ const ROOT = join(__dirname, '..', '..');
 const RESTART_LOG = process.env.BENCH_RESTART_LOG ?? '';
 const RESTART_DB = process.env.BENCH_RESTART_DB ?? '';
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF ?? '';
+/** BENCH_DATAFLOW: JSON of dd-dataflow fields set on every dataflow of the flows (e.g. `{"batchMs":"10"}`). */
+const DATAFLOW_FIELDS = JSON.parse(process.env.BENCH_DATAFLOW ?? '{}') as Record<string, string>;
 /** Set in a child process: the phase it runs (JSON of Phase). */
 const PHASE = 'BENCH_DURABLE_PHASE';
 
@@ -108,6 +111,8 @@ interface Phase {
 /** Latencies of the live phase (ms, sorted; and in the events' order), and how many events no sink covered within 10 s. */
 interface Live {
   readonly sorted: number[];
+  /** CPU of the whole process (every thread) while the live events ran, ms (the bench's own appends and polls included). */
+  readonly cpuMs?: number;
   readonly arrival: number[];
   readonly missed: number;
 }
@@ -159,6 +164,7 @@ function dataflowFields(mode: Mode): Record<string, string> {
     operatorState: mode,
     ...(CACHE_MB !== '' ? { stateCache: CACHE_MB } : {}),
     ...(KEEP_WINDOW ? {} : { retention: '' }),
+    ...DATAFLOW_FIELDS,
   };
 }
 
@@ -185,7 +191,12 @@ async function runPhase(phase: Phase): Promise<Result> {
   } else {
     const run = await runExampleFlows(ROOT, phase.log, phase.db, EXAMPLES, dataflowFields(phase.mode));
     ms = run.ms;
-    if (phase.live > 0) live = await liveLatency(phase, phase.live);
+    if (phase.live > 0) {
+      const liveCpu0 = process.cpuUsage();
+      live = await liveLatency(phase, phase.live);
+      const c = process.cpuUsage(liveCpu0);
+      live = { ...live, cpuMs: (c.user + c.system) / 1000 };
+    }
     liveHeap = heapAfterGc();
     await run.stop();
   }
@@ -371,7 +382,7 @@ function round(dir: string, source: string, events: number, mode: Mode, r: numbe
 const pct = (sorted: readonly number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 const liveText = (l: Live): string =>
-  `${l.sorted.length.toLocaleString('en-US')} events at 1,000/s: p50 ${pct(l.sorted, 0.5).toFixed(1)} ms, p99 ${pct(l.sorted, 0.99).toFixed(1)} ms, max ${(l.sorted.at(-1) ?? NaN).toFixed(1)} ms${l.missed > 0 ? `, ${l.missed} not committed within 10 s` : ''}`;
+  `${l.sorted.length.toLocaleString('en-US')} events at 1,000/s: p50 ${pct(l.sorted, 0.5).toFixed(1)} ms, p99 ${pct(l.sorted, 0.99).toFixed(1)} ms, max ${(l.sorted.at(-1) ?? NaN).toFixed(1)} ms${l.missed > 0 ? `, ${l.missed} not committed within 10 s` : ''}${l.cpuMs === undefined ? '' : `, CPU ${((l.cpuMs * 1000) / Math.max(1, l.sorted.length)).toFixed(0)} µs per event (process)`}`;
 
 interface SizeResult {
   readonly events: number;

@@ -26,6 +26,8 @@
  * and the live heap at its end (used after full collections, with the flows still running): the
  * peak RSS is the heap's peak plus what is outside the heap (code, worker threads, SQLite), and
  * the heap's peak is the live heap plus garbage V8 lets accumulate before a full collection.
+ * And the peak size of the views database's WAL file and of the log's (sampled every 50 ms; the
+ * log's grows only with the live phase's appends): the disk a catch-up takes beside the files.
  *
  * Environment: BENCH_EVENTS (1,000,000; a comma-separated list measures each history size in turn,
  * each size's log generated once and cached), BENCH_MODES (memory,database; `database` alone for
@@ -50,7 +52,17 @@
  */
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { closeSync, copyFileSync, existsSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdtempSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -128,6 +140,10 @@ interface Result {
   readonly peakHeap: number;
   /** V8's heap in use at the end of the phase after full collections, the flows still running (bytes). */
   readonly liveHeap: number;
+  /** Peak size of the views database's WAL file (bytes; sampled every 50 ms). */
+  readonly peakWal: number;
+  /** Peak size of the log's WAL file (bytes; sampled every 50 ms). */
+  readonly peakLogWal: number;
   readonly live?: Live;
 }
 
@@ -173,7 +189,16 @@ function dataflowFields(mode: Mode): Record<string, string> {
 async function runPhase(phase: Phase): Promise<Result> {
   rssAfterGc();
   let peakHeap = 0;
-  const sampler = setInterval(() => (peakHeap = Math.max(peakHeap, process.memoryUsage().heapTotal)), 50);
+  let peakWal = 0;
+  let peakLogWal = 0;
+  const walSize = (file: string): number =>
+    file === '' ? 0 : (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+  const sample = (): void => {
+    peakHeap = Math.max(peakHeap, process.memoryUsage().heapTotal);
+    peakWal = Math.max(peakWal, walSize(phase.db));
+    peakLogWal = Math.max(peakLogWal, walSize(phase.log));
+  };
+  const sampler = setInterval(sample, 50);
   const cpu0 = process.cpuUsage();
   let ms: number;
   let liveHeap = NaN;
@@ -202,8 +227,11 @@ async function runPhase(phase: Phase): Promise<Result> {
   }
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
+  sample();
   return {
-    peakHeap: Math.max(peakHeap, process.memoryUsage().heapTotal),
+    peakHeap,
+    peakWal,
+    peakLogWal,
     liveHeap,
     ms,
     cpuMs: (cpu.user + cpu.system) / 1000,
@@ -300,6 +328,8 @@ const NOT_FINISHED: Result = {
   rss: Infinity,
   peakHeap: Infinity,
   liveHeap: Infinity,
+  peakWal: Infinity,
+  peakLogWal: Infinity,
 };
 
 /** Runs one phase in a process of its own and returns its result line. */
@@ -360,7 +390,7 @@ function round(dir: string, source: string, events: number, mode: Mode, r: numbe
   try {
     const catchUp = inChild({ kind: 'flows', log, db, mode, events, live: 0 });
     console.log(
-      `  round ${r + 1}, ${mode}: catch-up ${seconds(catchUp.ms)}, peak RSS ${mb(catchUp.peakRss)}${Number.isFinite(catchUp.ms) ? storedState(db) : ''}`,
+      `  round ${r + 1}, ${mode}: catch-up ${seconds(catchUp.ms)}, peak RSS ${mb(catchUp.peakRss)}, peak WAL ${mb(catchUp.peakWal)}${Number.isFinite(catchUp.ms) ? storedState(db) : ''}`,
     );
     const restart = Number.isFinite(catchUp.ms)
       ? inChild({ kind: 'flows', log, db, mode, events, live: LIVE_EVENTS })
@@ -424,6 +454,12 @@ async function measure(events: number): Promise<SizeResult> {
       line(
         'catch-up: peak heap; live heap at its end',
         rs.map((x) => `${mb(x.catchUp.peakHeap)}; ${mb(x.catchUp.liveHeap)}`).join(' | '),
+      );
+      line(
+        'peak WAL size, catch-up; restart + live',
+        rs
+          .map((x) => `${mb(x.catchUp.peakWal)}; ${mb(x.restart.peakWal)} (log ${mb(x.restart.peakLogWal)})`)
+          .join(' | '),
       );
       line('restart → live, per round', rs.map((x) => seconds(x.restart.ms)).join('; '));
       line('peak RSS of the restart', rs.map((x) => mb(x.restart.peakRss)).join('; '));

@@ -14,7 +14,7 @@
  * postgres database test), BENCH_LOG_DIR (where the generated log is cached between runs).
  */
 import Database from 'better-sqlite3';
-import { closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, mkdtempSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -119,6 +119,8 @@ async function generateLog(file: string, count: number, machines: number, stream
   const log = new EmbeddedLog(`${file}.tmp`, { foreignWritePollMs: 0 });
   const t0 = performance.now();
   const events = generateDrillEvents({ count, machines, streams });
+  // The WAL's size after each append: its peak is the disk the appends took beside the file.
+  let peakWal = 0;
   // Per window of 10,000 events (in Lamport order) one append per stream: arrival order follows
   // Lamport order at that granularity, with few transactions.
   for (let i = 0; i < events.length; i += 10_000) {
@@ -139,12 +141,13 @@ async function generateLog(file: string, count: number, machines: number, stream
           appId: e.appId,
         })),
       );
+      peakWal = Math.max(peakWal, statSync(`${file}.tmp-wal`, { throwIfNoEntry: false })?.size ?? 0);
     }
   }
   await log.close();
   renameSync(`${file}.tmp`, file);
   console.log(
-    `  generated ${count.toLocaleString('en-US')} events of ${machines} machines (${streams} streams) into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `  generated ${count.toLocaleString('en-US')} events of ${machines} machines (${streams} streams) into ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s, peak WAL ${(peakWal / 1048576).toFixed(0)} MB`,
   );
 }
 

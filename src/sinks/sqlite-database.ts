@@ -7,10 +7,12 @@
  * the worker lost to the read-ahead worker and the garbage collector for the second core
  * (BENCHMARKS.md), hence not the default. A transaction waits (asynchronously, up to
  * `busyTimeoutMs`) while another connection holds the write lock. The WAL is checkpointed by a
- * worker thread, not inside a commit (see wal-checkpointer.ts).
+ * worker thread, not inside a commit (see wal-checkpointer.ts), and kept bounded: past
+ * `walLimitBytes` the worker truncates it after a commit, before the next (see wal-bound.ts).
  */
 import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
+import { journalSizeLimitPragma, WalBound, WAL_LIMIT_BYTES, type WalTruncation } from '../sqlite/wal-bound';
 import { openInProcessSession, type SqliteSession, type SqliteSessionOptions } from '../sqlite/sqlite-session';
 import { openWorkerSession, SqliteWorkerGone } from '../sqlite/sqlite-worker-session';
 import Database from 'better-sqlite3';
@@ -24,6 +26,13 @@ export interface SqliteOptions {
   readonly busyTimeoutMs?: number;
   /** Checkpoint the WAL in a worker thread instead of inside the commit that crosses 1,000 pages (default true). */
   readonly backgroundCheckpoints?: boolean;
+  /** How often the worker checkpoints, ms (default 200; tests make it slow). */
+  readonly checkpointIntervalMs?: number;
+  /**
+   * Past this size of the WAL file (bytes), it is truncated after a commit, before the next
+   * (wal-bound.ts; default WAL_LIMIT_BYTES, 32 MiB; 0: never).
+   */
+  readonly walLimitBytes?: number;
   /**
    * Run the connection in a worker thread (default false, unless the environment sets
    * DELTAFLOW_SQLITE_WORKER=1): worth it with cores to spare. `:memory:` always runs in this
@@ -50,6 +59,9 @@ export class SqliteDatabase extends SqlSinkDatabase {
   /** The checkpoint worker failed: commits checkpoint again as SQLite does by default. */
   private inlineCheckpoints: boolean;
   private readonly inWorker: boolean;
+  private readonly walLimitBytes: number;
+  /** When the WAL wants truncating (wal-bound.ts); null: no bound (`:memory:`, or 0 asked for). */
+  private readonly walBound: WalBound | null;
 
   constructor(private readonly options: SqliteOptions) {
     super();
@@ -57,6 +69,8 @@ export class SqliteDatabase extends SqlSinkDatabase {
     const memory = options.filename === ':memory:' || options.filename === '';
     this.inlineCheckpoints = options.backgroundCheckpoints === false || memory;
     this.inWorker = !memory && (options.worker ?? process.env.DELTAFLOW_SQLITE_WORKER === '1');
+    this.walLimitBytes = memory ? 0 : Math.max(0, options.walLimitBytes ?? WAL_LIMIT_BYTES);
+    this.walBound = this.walLimitBytes > 0 ? new WalBound(options.filename, this.walLimitBytes) : null;
   }
 
   private async open(): Promise<SqliteSession> {
@@ -67,8 +81,17 @@ export class SqliteDatabase extends SqlSinkDatabase {
       ? await openWorkerSession(this.options.filename, options)
       : openInProcessSession(this.options.filename, options);
     this.session = session;
+    if (this.walBound !== null) {
+      try {
+        await session.exec(`PRAGMA ${journalSizeLimitPragma(this.walLimitBytes)}`);
+      } catch (err) {
+        this.drop();
+        throw err;
+      }
+    }
     if (!this.inlineCheckpoints && this.checkpointer === null) {
       this.checkpointer = new WalCheckpointer(this.options.filename, {
+        intervalMs: this.options.checkpointIntervalMs,
         onError: () => {
           this.inlineCheckpoints = true;
           this.session?.exec('PRAGMA wal_autocheckpoint = 1000').catch(() => undefined);
@@ -82,7 +105,10 @@ export class SqliteDatabase extends SqlSinkDatabase {
     const session = await this.step(null, () => this.open());
     return {
       begin: () => this.begin(session),
-      commit: () => session.exec('COMMIT'),
+      commit: async () => {
+        await session.exec('COMMIT');
+        if (this.walBound?.due()) this.walBound.settle(await this.truncateWal(session));
+      },
       rollback: () => session.rollback(),
       release: (broken) => {
         if (broken) this.drop();
@@ -125,6 +151,23 @@ export class SqliteDatabase extends SqlSinkDatabase {
       },
     };
     return () => Promise.resolve(conn);
+  }
+
+  /**
+   * Truncates the WAL after a commit, before the next transaction (wal-bound.ts): in the checkpoint
+   * worker, so that this thread computes meanwhile (the commit pipeline waits, the dataflow does
+   * not), or on the session's connection when there is no worker. Never throws: the commit stands.
+   */
+  private async truncateWal(session: SqliteSession): Promise<WalTruncation> {
+    if (this.checkpointer !== null && !this.inlineCheckpoints) return this.checkpointer.truncate();
+    try {
+      // NB: the session's connection has busy_timeout 0: a busy checkpoint returns at once.
+      const [row] = await session.all('PRAGMA wal_checkpoint(TRUNCATE)', []);
+      if (row?.busy === 0) return 'truncated';
+      return Number(row?.log) < 0 ? 'locked' : 'busy';
+    } catch {
+      return 'failed';
+    }
   }
 
   /** BEGIN IMMEDIATE (takes the write lock up front), waiting asynchronously while another connection holds it. */

@@ -21,6 +21,7 @@ import { earliestTimestamp, matchesEvent, parseQuery, type ParsedQuery } from '.
 import { flattenBatches, yieldToEventLoop } from './batches';
 import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
+import { journalSizeLimitPragma, truncateWal, WalBound, WAL_LIMIT_BYTES } from '../sqlite/wal-bound';
 import { EventColumnsDecoder } from './event-columns';
 import { type OffsetMap, offsetOf, offsetTable, type OffsetTable, setOffset } from '../core/offset-map';
 import { PagePrefetcher } from './page-prefetcher';
@@ -51,6 +52,13 @@ export interface EmbeddedLogOptions {
    * (a stall of ~15 ms on the publishing thread); default true; not for `:memory:`.
    */
   readonly backgroundCheckpoints?: boolean;
+  /** How often that worker checkpoints, ms (default 200; tests make it slow). */
+  readonly checkpointIntervalMs?: number;
+  /**
+   * Past this size of the WAL file (bytes), an append is followed by a truncating checkpoint on the
+   * log's connection (wal-bound.ts; default WAL_LIMIT_BYTES, 32 MiB; 0: never).
+   */
+  readonly walLimitBytes?: number;
 }
 
 /** An event for `publishAs`: per-event stamps override the batch-wide ones. */
@@ -213,6 +221,9 @@ export class EmbeddedLog implements EventSource {
    */
   private checkpointer: WalCheckpointer | null = null;
   private readonly backgroundCheckpoints: boolean;
+  private readonly checkpointIntervalMs: number | undefined;
+  /** When the WAL wants truncating after an append (wal-bound.ts); null: no bound (`:memory:`). */
+  private readonly walBound: WalBound | null;
   /** Subscribers waiting for `maxSeq` to grow. */
   private readonly waiters = new Set<() => void>();
 
@@ -296,8 +307,13 @@ export class EmbeddedLog implements EventSource {
       this.db.close();
       throw err;
     }
-    this.backgroundCheckpoints = (options.backgroundCheckpoints ?? true) && file !== ':memory:' && file !== '';
+    const inFile = file !== ':memory:' && file !== '';
+    this.backgroundCheckpoints = (options.backgroundCheckpoints ?? true) && inFile;
+    this.checkpointIntervalMs = options.checkpointIntervalMs;
     if (this.backgroundCheckpoints) this.db.pragma('wal_autocheckpoint = 0');
+    const walLimitBytes = Math.max(0, options.walLimitBytes ?? WAL_LIMIT_BYTES);
+    this.walBound = inFile && walLimitBytes > 0 ? new WalBound(file, walLimitBytes) : null;
+    if (this.walBound !== null) this.db.pragma(journalSizeLimitPragma(walLimitBytes));
     const prefix = `${this.nodeId}-`;
     this.context = { isLocalStream: (stream) => stream.startsWith(prefix), appId: this.appId };
     this.maxSeq = this.stmts.maxSeq.get()?.m ?? 0;
@@ -400,6 +416,8 @@ export class EmbeddedLog implements EventSource {
         return out;
       })
       .immediate();
+    // On this thread, between two appends: appendSync cannot wait for the worker (wal-bound.ts).
+    if (this.walBound?.due()) this.walBound.settle(truncateWal(this.db));
     this.maxSeq = this.stmts.maxSeq.get()?.m ?? this.maxSeq;
     this.wake();
     return result;
@@ -687,6 +705,7 @@ export class EmbeddedLog implements EventSource {
     if (!this.backgroundCheckpoints || this.checkpointer !== null) return;
     // If the worker fails, appends checkpoint again as SQLite does by default.
     this.checkpointer = new WalCheckpointer(this.file, {
+      intervalMs: this.checkpointIntervalMs,
       onError: () => !this.closed && this.db.pragma('wal_autocheckpoint = 1000'),
     });
   }

@@ -30,7 +30,7 @@ export interface SqliteOptions {
   readonly checkpointIntervalMs?: number;
   /**
    * Past this size of the WAL file (bytes), it is truncated after a commit, before the next
-   * (wal-bound.ts; default WAL_LIMIT_BYTES, 32 MiB; 0: never).
+   * (wal-bound.ts; default 0: never — see the constructor; WAL_LIMIT_BYTES, 32 MiB, is the embedded log's).
    */
   readonly walLimitBytes?: number;
   /**
@@ -69,7 +69,10 @@ export class SqliteDatabase extends SqlSinkDatabase {
     const memory = options.filename === ':memory:' || options.filename === '';
     this.inlineCheckpoints = options.backgroundCheckpoints === false || memory;
     this.inWorker = !memory && (options.worker ?? process.env.DELTAFLOW_SQLITE_WORKER === '1');
-    this.walLimitBytes = memory ? 0 : Math.max(0, options.walLimitBytes ?? WAL_LIMIT_BYTES);
+    // NB: off unless asked for (walLimitBytes): live, at 1,000 events/s the WAL grows ≈ 78 MB/s and a
+    // truncation every 32 MiB held each next commit ≈ 45 ms — live p99 after 10M events 51–72 ms against
+    // 17–56 ms without (BENCHMARKS.md, "the WAL bound and live latency"). The embedded log keeps it.
+    this.walLimitBytes = memory ? 0 : Math.max(0, options.walLimitBytes ?? 0);
     this.walBound = this.walLimitBytes > 0 ? new WalBound(options.filename, this.walLimitBytes) : null;
   }
 
@@ -81,13 +84,13 @@ export class SqliteDatabase extends SqlSinkDatabase {
       ? await openWorkerSession(this.options.filename, options)
       : openInProcessSession(this.options.filename, options);
     this.session = session;
-    if (this.walBound !== null) {
-      try {
-        await session.exec(`PRAGMA ${journalSizeLimitPragma(this.walLimitBytes)}`);
-      } catch (err) {
-        this.drop();
-        throw err;
-      }
+    // A WAL that started over by itself (the commits paused) is cut back to the limit at the next
+    // commit, with or without the bound.
+    try {
+      await session.exec(`PRAGMA ${journalSizeLimitPragma(this.walLimitBytes || WAL_LIMIT_BYTES)}`);
+    } catch (err) {
+      this.drop();
+      throw err;
     }
     if (!this.inlineCheckpoints && this.checkpointer === null) {
       this.checkpointer = new WalCheckpointer(this.options.filename, {

@@ -4,6 +4,7 @@
  * extreme of a catch-up whose commits follow each other faster than passive checkpoints let the
  * WAL start over — and a reader that holds a snapshot meanwhile makes no commit fail or wait: the
  * WAL grows while it reads and is truncated at the first commit after it. Real files, small limits.
+ * The sink's bound is off unless `walLimitBytes` asks for it (it stalled live commits: sqlite-database.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,6 +68,15 @@ const setups = [
   { worker: true, backgroundCheckpoints: false },
 ];
 for (const { worker, backgroundCheckpoints } of setups) {
+  /** The sink with the bound (off by default: sqlite-database.ts) and a checkpointer that never runs. */
+  const openSink = (filename: string): SqliteDatabase =>
+    new SqliteDatabase({
+      filename,
+      worker,
+      backgroundCheckpoints,
+      checkpointIntervalMs: NEVER_MS,
+      walLimitBytes: LIMIT,
+    });
   const where = `${worker ? 'in a worker thread' : 'in this thread'}, ${backgroundCheckpoints ? 'background' : 'automatic'} checkpoints`;
 
   test(
@@ -75,13 +85,7 @@ for (const { worker, backgroundCheckpoints } of setups) {
     async () => {
       const { dir, cleanup } = tempDir();
       const filename = join(dir, 'views.db');
-      const db = new SqliteDatabase({
-        filename,
-        worker,
-        backgroundCheckpoints,
-        checkpointIntervalMs: NEVER_MS,
-        walLimitBytes: LIMIT,
-      });
+      const db = openSink(filename);
       try {
         await db.transaction(async (tx) => tx.ensureTable(spec));
         let peak = 0;
@@ -109,13 +113,7 @@ for (const { worker, backgroundCheckpoints } of setups) {
     async () => {
       const { dir, cleanup } = tempDir();
       const filename = join(dir, 'views.db');
-      const db = new SqliteDatabase({
-        filename,
-        worker,
-        backgroundCheckpoints,
-        checkpointIntervalMs: NEVER_MS,
-        walLimitBytes: LIMIT,
-      });
+      const db = openSink(filename);
       await db.transaction(async (tx) => tx.ensureTable(spec));
       const reader = new Database(filename, { readonly: true });
       try {

@@ -197,3 +197,31 @@ test(
     }
   },
 );
+
+test(
+  'SQLite sink by default: no truncating checkpoint holds a commit, however far the WAL grows (its bound stalled live commits)',
+  HANG_GUARD,
+  async () => {
+    const { dir, cleanup } = tempDir();
+    const filename = join(dir, 'views.db');
+    // No walLimitBytes: the default. The background checkpointer never runs, so only a truncation could shrink the WAL.
+    const db = new SqliteDatabase({ filename, checkpointIntervalMs: NEVER_MS });
+    try {
+      await db.transaction(async (tx) => tx.ensureTable(spec));
+      const commits = Math.ceil((40 * 1048576) / TEXT); // past WAL_LIMIT_BYTES (32 MiB), the embedded log's bound
+      let shrank = false;
+      let last = 0;
+      for (let i = 0; i < commits; i++) {
+        await db.transaction(async (tx) => void (await tx.apply(spec, [row(i)])));
+        const size = walSize(filename);
+        if (size < last) shrank = true;
+        last = size;
+      }
+      assert.equal(shrank, false, 'the WAL was never truncated between commits');
+      assert.ok(last > 32 * 1048576, `the WAL grew past 32 MiB (${last} bytes)`);
+    } finally {
+      await db.close();
+      cleanup();
+    }
+  },
+);

@@ -7,8 +7,9 @@
  * the worker lost to the read-ahead worker and the garbage collector for the second core
  * (BENCHMARKS.md), hence not the default. A transaction waits (asynchronously, up to
  * `busyTimeoutMs`) while another connection holds the write lock. The WAL is checkpointed by a
- * worker thread, not inside a commit (see wal-checkpointer.ts), and kept bounded: past
- * `walLimitBytes` the worker truncates it after a commit, before the next (see wal-bound.ts).
+ * worker thread, not inside a commit (see wal-checkpointer.ts). Asked to (`walLimitBytes`; off by
+ * default, see the constructor), the worker also truncates it after a commit, before the next
+ * (wal-bound.ts); `journal_size_limit` cuts back a WAL that started over by itself.
  */
 import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';

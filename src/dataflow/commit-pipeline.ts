@@ -211,6 +211,7 @@ export class CommitPipeline {
               offsets,
               watermark: state.watermark,
               cutoff: state.cutoff,
+              ...(delta !== null ? { delta } : {}),
             },
             changes: state.changes(),
             hint: phase.name === 'live' ? this.liveHint() : null,

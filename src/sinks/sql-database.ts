@@ -5,7 +5,7 @@
  */
 import { errorText } from '../core/message-text';
 import type { Batch } from '../engine/types';
-import { copyOffsets, offsetDiff, offsetOf, setOffset, type OffsetMap } from '../core/offset-map';
+import { copyOffsets, offsetDiff, setOffset, type OffsetMap } from '../core/offset-map';
 import type {
   ApplyOptions,
   InstanceHeartbeat,
@@ -620,7 +620,7 @@ class SqlSinkTransaction implements SinkTransaction {
         if (upserts.length > 0)
           for (const s of stateSql.upsertEntriesSql(this.d, op, upserts)) await this.later(s, table);
       }
-      const changed = Object.entries(level.offsets).filter(([s, o]) => offsetOf(known, s) !== o);
+      const changed = levelChanges(known, level);
       for (const s of stateSql.upsertScopeOffsetsSql(this.d, scope, changed)) await this.later(s, table);
       for (const s of stateSql.upsertScopeSql(
         this.d,
@@ -632,7 +632,9 @@ class SqlSinkTransaction implements SinkTransaction {
       ))
         await this.later(s, table);
     });
-    this.pendingLevels.set(scope, { ...level.offsets });
+    // A level that comes with its delta is frozen (StateScope.delta): kept as it is, it is the next
+    // commit's delta base.
+    this.pendingLevels.set(scope, level.delta !== undefined ? level.offsets : copyOffsets(level.offsets));
   }
 
   async writeStateHint(scope: string, hint: string): Promise<void> {
@@ -863,6 +865,17 @@ function offsetChanges(
   if (delta !== undefined && delta.base !== null && delta.base === stored)
     return { changed: [...delta.raised], removed: [] };
   return offsetDiff(stored, state.offsets);
+}
+
+/**
+ * The streams of a scope's level to write: what `level.offsets` has that `stored` (the level this
+ * database holds) has not, or at another offset. A level never loses streams (the offsets only
+ * rise), so nothing is removed. As in offsetChanges, a delta whose base is `stored` itself lists them.
+ */
+function levelChanges(stored: OffsetMap, level: StateScope): (readonly [string, number])[] {
+  const delta = level.delta;
+  if (delta !== undefined && delta.base !== null && delta.base === stored) return [...delta.raised];
+  return offsetDiff(stored, level.offsets).changed;
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

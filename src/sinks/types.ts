@@ -169,6 +169,12 @@ export interface StateScope {
   readonly watermark: number | null;
   /** The retention cutoff the engine had compacted it to (`StepState.cutoff`). */
   readonly cutoff: number | null;
+  /**
+   * As SinkState.delta, given to `writeScope` only with frozen `offsets` that never change (the
+   * dataflow's commit offsets): when the scope's level is `delta.base` itself, only `delta.raised`
+   * is written.
+   */
+  readonly delta?: OffsetDelta;
 }
 
 /** The state entries a commit writes: per operator (`scope/state id`), the new texts or null (deleted). */

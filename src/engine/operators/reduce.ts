@@ -36,8 +36,15 @@ import { isThenable, type StepContext } from '../step-context';
 import type { MaybePromise, ReduceFn, StateEntry, Value } from '../types';
 import { ValueMap } from '../value-map';
 
-/** Inputs per stored part of a group by default (`ReduceOptions.partInputs`). */
-export const PART_INPUTS = 64;
+/**
+ * Inputs per stored part of a group by default (`ReduceOptions.partInputs`). A step rewrites each
+ * part holding an input it changed: live, the example flows' median (a group per machine, one input
+ * per distinct timespan length) rewrote a part of 64–128 inputs, 4.6–5.9 kB, for a count changed by
+ * one; with 16 the part is about 0.5 kB and the state text a live event writes is about half
+ * (4.6 → 2.5 kB), at the same catch-up CPU (BENCHMARKS.md, 2026-12-08, "dd-reduce parts of 16").
+ * Reading a group back costs a row per part: about 50 rows for a machine with 800 lengths.
+ */
+export const PART_INPUTS = 16;
 /** The first part's key after the group prefix: below every encoded `[sort key, value]` (tag `f`). */
 const FIRST = 'a';
 /** Above every part key after the group prefix. */

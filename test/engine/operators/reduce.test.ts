@@ -11,6 +11,7 @@ import {
   type StepState,
   type Value,
 } from '../../../src/engine';
+import { PART_INPUTS } from '../../../src/engine/operators/reduce';
 import { encodeKey } from '../../../src/engine/state-key';
 import { show, single, type KV } from '../run';
 
@@ -335,6 +336,52 @@ describe('reduce with a state store: a header and parts of the inputs', () => {
     const before = store.reads;
     assert.deepEqual((await run(fresh, store, later)).out, wantLater);
     assert.equal(store.reads - before, stored);
+  });
+
+  test('by default a part holds about PART_INPUTS inputs; groups stored in larger parts are split as they are rewritten', async () => {
+    const buildWith = (partInputs: number | undefined): Graph => {
+      const g = createGraph();
+      const opts = partInputs === undefined ? {} : { partInputs };
+      g.output(
+        'out',
+        g
+          .input<M>('in')
+          .groupBy((x) => x.k)
+          .reduce(median, { orderBy: (x) => x.m, name: 'median', ...opts })
+          .ungroup(),
+      );
+      return g;
+    };
+    const sizes = (written: ReadonlyMap<string, StateEntry | null>): number[] =>
+      [...written].filter(([k, e]) => k !== header && e !== null).map(([, e]) => inputsOf(e!).length);
+    // Stored as the previous default wrote it: 200 inputs in parts of 64 (split beyond 128).
+    const store = new MemoryStateStore();
+    const old = buildWith(64);
+    old.useStore(store, { cacheBytes: 1e9, stored: false });
+    const first = await run(old, store, lengths(200));
+    assert.ok(
+      sizes(first.written).every((n) => n > 2 * PART_INPUTS),
+      `parts of 64: ${sizes(first.written).join(', ')}`,
+    );
+    const memory = buildWith(undefined);
+    await memory.step({ in: lengths(200) });
+    // Today's default, restarted over that store: another count of one input.
+    const g = buildWith(undefined);
+    g.useStore(store, { cacheBytes: 1e9, stored: true });
+    const next: [M, number, number][] = [[{ k: 'a', m: 150 }, 1, 300]];
+    const want = (await memory.step({ in: next })).outputs.get('out')!.map(([v, d]) => [v, d]);
+    const r = await run(g, store, next);
+    assert.deepEqual(r.out, want, 'the group read back from larger parts continues exactly');
+    const rewritten = sizes(r.written);
+    assert.ok(rewritten.length > 1, `the part holding it is split: ${rewritten.join(', ')}`);
+    assert.ok(
+      rewritten.every((n) => n <= 2 * PART_INPUTS),
+      `parts of about ${PART_INPUTS}: ${rewritten.join(', ')}`,
+    );
+    // A further change rewrites one small part and the header.
+    const again = await run(g, store, [[{ k: 'a', m: 151 }, 1, 301]]);
+    assert.equal(again.written.size, 2, `the header and one part: ${[...again.written.keys()].join(', ')}`);
+    assert.ok(sizes(again.written)[0]! <= 2 * PART_INPUTS);
   });
 
   test('retractions that empty a group delete its header and every part', async () => {

@@ -225,3 +225,40 @@ test(
     }
   },
 );
+
+test(
+  'SQLite sink by default: a WAL a burst grew past 32 MiB is cut back to journal_size_limit once it starts over',
+  HANG_GUARD,
+  async () => {
+    const { dir, cleanup } = tempDir();
+    const filename = join(dir, 'views.db');
+    // The default sink (no walLimitBytes), its checkpointer running often: only journal_size_limit shrinks the file.
+    const db = new SqliteDatabase({ filename, checkpointIntervalMs: 50 });
+    await db.transaction(async (tx) => tx.ensureTable(spec));
+    await db.transaction(async (tx) => void (await tx.apply(spec, [row(0)])));
+    const reader = new Database(filename, { readonly: true });
+    try {
+      // A burst while a dashboard's read holds its snapshot: the WAL cannot start over meanwhile.
+      reader.exec('BEGIN');
+      assert.deepEqual(contents(reader), expected(1));
+      let n = 1;
+      while (walSize(filename) <= 40 * 1048576)
+        await db.transaction(async (tx) => void (await tx.apply(spec, [row(n++)])));
+      reader.exec('COMMIT');
+      const burst = walSize(filename);
+      // The checkpointer copies the frames; the first commit after it has caught up starts the WAL over,
+      // and journal_size_limit (32 MiB) cuts the file back at the end of that commit.
+      for (let tries = 0; walSize(filename) > 32 * 1048576 && tries < 200; tries++) {
+        await new Promise((r) => setTimeout(r, 25));
+        await db.transaction(async (tx) => void (await tx.apply(spec, [row(n++)])));
+      }
+      const after = walSize(filename);
+      assert.ok(after <= 32 * 1048576, `the WAL of ${burst} bytes was cut back to 32 MiB (${after} bytes)`);
+      assert.deepEqual(contents(reader), expected(n), 'every row committed, exactly once');
+    } finally {
+      reader.close();
+      await db.close();
+      cleanup();
+    }
+  },
+);

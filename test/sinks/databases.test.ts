@@ -13,7 +13,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import type { Batch, Value } from '../../src/engine/types';
-import type { ColumnSpec, SinkDatabase, TableSpec } from '../../src/sinks/types';
+import type { ColumnSpec, SinkDatabase, SinkTransaction, TableSpec } from '../../src/sinks/types';
+import type { OffsetDelta } from '../../src/core/offset-map';
 import { SqliteDatabase } from '../../src/sinks/sqlite-database';
 import { PostgresDatabase } from '../../src/sinks/postgres-database';
 import { MariadbDatabase } from '../../src/sinks/mariadb-database';
@@ -113,6 +114,67 @@ const col = (name: string, type: string, path: string, extra: Partial<ColumnSpec
   ...extra,
 });
 const rec = (v: Value, diff: number): readonly [Value, number, number] => [v, diff, 0];
+
+/**
+ * One commit of the offset-delta properties: streams s0..s5 raised (new ones too), how the offsets
+ * come with their delta (SinkState.delta, StateScope.delta), and whether the commit fails.
+ */
+const deltaStep = fc.record({
+  raise: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
+  base: fc.constantFrom('previous', 'none', 'unrelated', 'null'),
+  fail: fc.boolean(),
+});
+
+/** Commit `i`'s offsets after `previous` (the last written), frozen, and the delta `step.base` asks for. */
+function deltaCommit(
+  previous: Readonly<Record<string, number>>,
+  step: { readonly raise: readonly number[]; readonly base: string },
+  i: number,
+): { next: Readonly<Record<string, number>>; delta: OffsetDelta | undefined } {
+  const raised = new Map(step.raise.map((s) => [`s${s}`, (previous[`s${s}`] ?? -1) + 1 + i]));
+  const next = Object.freeze({ ...previous, ...Object.fromEntries(raised) });
+  const delta =
+    step.base === 'previous'
+      ? { base: previous, raised }
+      : step.base === 'unrelated'
+        ? { base: Object.freeze({ ...previous }), raised }
+        : step.base === 'null'
+          ? { base: null, raised }
+          : undefined;
+  return { next, delta };
+}
+
+/**
+ * Runs the property's commits: each writes (`write`) its offsets and delta after the last written,
+ * then fails when the step says so (rolled back); after each, `check` gets the offsets committed.
+ * A delta is relative to what the caller wrote last; after a failure, to what is stored.
+ */
+async function deltaCommits(
+  db: SinkDatabase,
+  steps: readonly { readonly raise: readonly number[]; readonly base: string; readonly fail: boolean }[],
+  write: (
+    tx: SinkTransaction,
+    next: Readonly<Record<string, number>>,
+    delta: OffsetDelta | undefined,
+    i: number,
+  ) => Promise<void>,
+  check: (committed: Readonly<Record<string, number>>) => Promise<void>,
+): Promise<void> {
+  let committed: Readonly<Record<string, number>> = Object.freeze({});
+  for (let i = 0; i < steps.length; i++) {
+    const { next, delta } = deltaCommit(committed, steps[i]!, i);
+    const attempt = db.transaction(async (tx) => {
+      await write(tx, next, delta, i);
+      if (steps[i]!.fail) throw new Error('injected');
+    });
+    if (steps[i]!.fail) await assert.rejects(attempt, /injected/);
+    else {
+      await attempt;
+      committed = next;
+    }
+    await check(committed);
+  }
+}
 
 for (const kind of kinds) {
   describe(`${kind.name} sink`, () => {
@@ -741,32 +803,16 @@ for (const kind of kinds) {
 
     test('property: offsets given with their delta (SinkState.delta) are stored whole, in every table, also after failed commits and broken chains', async () => {
       // One commit: streams s0..s5 raised (new ones too); how the offsets come with their delta.
-      const step = fc.record({
-        raise: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
-        base: fc.constantFrom('previous', 'none', 'unrelated', 'null'),
-        fail: fc.boolean(),
-      });
       await fc.assert(
-        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+        fc.asyncProperty(fc.array(deltaStep, { minLength: 1, maxLength: 8 }), async (steps) => {
           const specs = [0, 1].map(() => table('multiset', [col('v', 'integer', 'v')]));
           await db.transaction(async (tx) => {
             for (const spec of specs) await tx.ensureTable(spec);
           });
-          let committed: Readonly<Record<string, number>> = Object.freeze({});
-          let previous: Readonly<Record<string, number>> = committed; // the last offsets written (committed or not)
-          for (let i = 0; i < steps.length; i++) {
-            const { raise, base, fail } = steps[i];
-            const raised = new Map(raise.map((s) => [`s${s}`, (previous[`s${s}`] ?? -1) + 1 + i]));
-            const next = Object.freeze({ ...previous, ...Object.fromEntries(raised) });
-            const delta =
-              base === 'previous'
-                ? { base: previous, raised }
-                : base === 'unrelated'
-                  ? { base: Object.freeze({ ...previous }), raised }
-                  : base === 'null'
-                    ? { base: null, raised }
-                    : undefined;
-            const attempt = db.transaction(async (tx) => {
+          await deltaCommits(
+            db,
+            steps,
+            async (tx, next, delta, i) => {
               for (const spec of specs) {
                 await tx.apply(spec, [[{ v: i }, 1, 0]]);
                 await tx.writeState(spec, {
@@ -776,21 +822,15 @@ for (const kind of kinds) {
                   ...(delta ? { delta } : {}),
                 });
               }
-              if (fail) throw new Error('injected');
-            });
-            if (fail) await assert.rejects(attempt, /injected/);
-            else {
-              await attempt;
-              committed = next;
-            }
-            // A delta is relative to what the caller wrote last; after a failure, to what is stored.
-            previous = committed;
-            for (const spec of specs) {
-              const stored = await look.rows(`${spec.name}_offsets`, '"stream"');
-              assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), committed);
-              assert.deepEqual((await db.transaction((tx) => tx.readState(spec))).offsets, committed);
-            }
-          }
+            },
+            async (committed) => {
+              for (const spec of specs) {
+                const stored = await look.rows(`${spec.name}_offsets`, '"stream"');
+                assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), committed);
+                assert.deepEqual((await db.transaction((tx) => tx.readState(spec))).offsets, committed);
+              }
+            },
+          );
         }),
         { numRuns: 15 },
       );
@@ -825,13 +865,8 @@ for (const kind of kinds) {
 
     test('property: a scope level given with its delta (StateScope.delta) is stored whole, also after failed commits and broken chains', async () => {
       // As the sinks' offsets above, for a dataflow's stored operator state: its level per stream.
-      const step = fc.record({
-        raise: fc.uniqueArray(fc.integer({ min: 0, max: 5 }), { maxLength: 4 }),
-        base: fc.constantFrom('previous', 'none', 'unrelated', 'null'),
-        fail: fc.boolean(),
-      });
       await fc.assert(
-        fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 8 }), async (steps) => {
+        fc.asyncProperty(fc.array(deltaStep, { minLength: 1, maxLength: 8 }), async (steps) => {
           const scope = unique('scope');
           const level = (offsets: Readonly<Record<string, number>>, i: number) => ({
             format: 1,
@@ -842,37 +877,19 @@ for (const kind of kinds) {
           });
           const none = { entries: new Map(), forget: null };
           assert.equal(await db.transaction((tx) => tx.readScope!(scope)), null);
-          let committed: Readonly<Record<string, number>> = Object.freeze({});
-          let previous: Readonly<Record<string, number>> = committed;
-          for (let i = 0; i < steps.length; i++) {
-            const { raise, base, fail } = steps[i];
-            const raised = new Map(raise.map((s) => [`s${s}`, (previous[`s${s}`] ?? -1) + 1 + i]));
-            const next = Object.freeze({ ...previous, ...Object.fromEntries(raised) });
-            const delta =
-              base === 'previous'
-                ? { base: previous, raised }
-                : base === 'unrelated'
-                  ? { base: Object.freeze({ ...previous }), raised }
-                  : base === 'null'
-                    ? { base: null, raised }
-                    : undefined;
-            const attempt = db.transaction(async (tx) => {
-              await tx.writeScope!(scope, { ...level(next, i), ...(delta ? { delta } : {}) }, none);
-              if (fail) throw new Error('injected');
-            });
-            if (fail) await assert.rejects(attempt, /injected/);
-            else {
-              await attempt;
-              committed = next;
-            }
-            previous = committed;
-            const stored = await look.query(
-              `SELECT "stream", "offset" FROM "deltaflow_state_offsets" WHERE "scope" = '${scope}' ORDER BY "stream"`,
-            );
-            assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), committed);
-            const read = await db.transaction((tx) => tx.readScope!(scope));
-            assert.deepEqual(read?.offsets ?? {}, committed);
-          }
+          await deltaCommits(
+            db,
+            steps,
+            (tx, next, delta, i) => tx.writeScope!(scope, { ...level(next, i), ...(delta ? { delta } : {}) }, none),
+            async (committed) => {
+              const stored = await look.query(
+                `SELECT "stream", "offset" FROM "deltaflow_state_offsets" WHERE "scope" = '${scope}' ORDER BY "stream"`,
+              );
+              assert.deepEqual(Object.fromEntries(stored.map((r) => [r.stream, Number(r.offset)])), committed);
+              const read = await db.transaction((tx) => tx.readScope!(scope));
+              assert.deepEqual(read?.offsets ?? {}, committed);
+            },
+          );
           await db.transaction((tx) => tx.resetScope!(scope));
         }),
         { numRuns: 15 },

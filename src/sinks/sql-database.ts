@@ -620,7 +620,8 @@ class SqlSinkTransaction implements SinkTransaction {
         if (upserts.length > 0)
           for (const s of stateSql.upsertEntriesSql(this.d, op, upserts)) await this.later(s, table);
       }
-      const changed = levelChanges(known, level);
+      // A level never loses streams (the offsets only rise): nothing is removed.
+      const { changed } = offsetChanges(known, level);
       for (const s of stateSql.upsertScopeOffsetsSql(this.d, scope, changed)) await this.later(s, table);
       for (const s of stateSql.upsertScopeSql(
         this.d,
@@ -851,13 +852,14 @@ function describeError(err: unknown): string {
 }
 
 /**
- * The offsets rows to write for `state` where `stored` is stored: the streams whose offset changed
- * and the streams gone. When the state says it is `stored` itself with some streams raised
- * (SinkState.delta, the same object), just those; else every stream is compared.
+ * The offsets rows to write for `state` (a table's, or a scope's level) where `stored` is stored:
+ * the streams whose offset changed and the streams gone. When the state says it is `stored` itself
+ * with some streams raised (SinkState.delta, StateScope.delta: the same object), just those; else
+ * every stream is compared.
  */
 function offsetChanges(
   stored: OffsetMap,
-  state: SinkState,
+  state: Pick<SinkState, 'offsets' | 'delta'>,
 ): { changed: (readonly [string, number])[]; removed: string[] } {
   const delta = state.delta;
   // NB: `stored` is then the frozen snapshot this database wrote last (kept by identity, never a
@@ -865,17 +867,6 @@ function offsetChanges(
   if (delta !== undefined && delta.base !== null && delta.base === stored)
     return { changed: [...delta.raised], removed: [] };
   return offsetDiff(stored, state.offsets);
-}
-
-/**
- * The streams of a scope's level to write: what `level.offsets` has that `stored` (the level this
- * database holds) has not, or at another offset. A level never loses streams (the offsets only
- * rise), so nothing is removed. As in offsetChanges, a delta whose base is `stored` itself lists them.
- */
-function levelChanges(stored: OffsetMap, level: StateScope): (readonly [string, number])[] {
-  const delta = level.delta;
-  if (delta !== undefined && delta.base !== null && delta.base === stored) return [...delta.raised];
-  return offsetDiff(stored, level.offsets).changed;
 }
 
 function* chunks<T>(items: readonly T[], sizes: readonly number[]): Generator<T[]> {

@@ -13,7 +13,13 @@
  */
 import { READER_CACHE_PRAGMA } from '../sqlite/page-cache';
 import { WalCheckpointer } from '../sqlite/wal-checkpointer';
-import { journalSizeLimitPragma, WalBound, WAL_LIMIT_BYTES, type WalTruncation } from '../sqlite/wal-bound';
+import {
+  journalSizeLimitPragma,
+  truncationOutcome,
+  WalBound,
+  WAL_LIMIT_BYTES,
+  type WalTruncation,
+} from '../sqlite/wal-bound';
 import { openInProcessSession, type SqliteSession, type SqliteSessionOptions } from '../sqlite/sqlite-session';
 import { openWorkerSession, SqliteWorkerGone } from '../sqlite/sqlite-worker-session';
 import Database from 'better-sqlite3';
@@ -167,8 +173,7 @@ export class SqliteDatabase extends SqlSinkDatabase {
     try {
       // NB: the session's connection has busy_timeout 0: a busy checkpoint returns at once.
       const [row] = await session.all('PRAGMA wal_checkpoint(TRUNCATE)', []);
-      if (row?.busy === 0) return 'truncated';
-      return Number(row?.log) < 0 ? 'locked' : 'busy';
+      return truncationOutcome(row as { busy?: unknown; log?: unknown });
     } catch {
       return 'failed';
     }

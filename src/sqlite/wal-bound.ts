@@ -80,18 +80,21 @@ export type WalTruncation = 'truncated' | 'busy' | 'locked' | 'failed';
 
 /**
  * Defines `truncateWal(db)`: runs `wal_checkpoint(TRUNCATE)` on `db` (a better-sqlite3 connection
- * not in a transaction) without a busy handler, and says what it did (WalTruncation). Plain
- * CommonJS text, so that the checkpoint worker runs the same code as this thread.
+ * not in a transaction) without a busy handler, and says what it did (WalTruncation), and
+ * `truncationOutcome(row)`: that answer from the pragma's row. Plain CommonJS text, so that the
+ * checkpoint worker runs the same code as this thread.
  */
 export const TRUNCATE_WAL_SOURCE = `
+function truncationOutcome(row) {
+  if (row.busy === 0) return 'truncated';
+  return Number(row.log) < 0 ? 'locked' : 'busy';
+}
 function truncateWal(db) {
   let timeout = 0;
   try {
     timeout = db.pragma('busy_timeout', { simple: true });
     if (timeout !== 0) db.pragma('busy_timeout = 0');
-    const row = db.pragma('wal_checkpoint(TRUNCATE)')[0];
-    if (row.busy === 0) return 'truncated';
-    return row.log < 0 ? 'locked' : 'busy';
+    return truncationOutcome(db.pragma('wal_checkpoint(TRUNCATE)')[0]);
   } catch {
     return 'failed';
   } finally {
@@ -102,10 +105,16 @@ function truncateWal(db) {
 }
 `;
 
-/** `truncateWal` in this thread (the embedded log's connection, and the sink's without a worker). */
-export const truncateWal = new Function(`${TRUNCATE_WAL_SOURCE}\nreturn truncateWal;`)() as (
-  db: unknown,
-) => WalTruncation;
+const defined = new Function(`${TRUNCATE_WAL_SOURCE}\nreturn { truncateWal, truncationOutcome };`)() as {
+  truncateWal: (db: unknown) => WalTruncation;
+  truncationOutcome: (row: { busy?: unknown; log?: unknown }) => WalTruncation;
+};
+
+/** `truncateWal` in this thread (the embedded log's connection). */
+export const truncateWal = defined.truncateWal;
+
+/** What a `wal_checkpoint(TRUNCATE)` row says it did (the sink's session without a worker runs the pragma itself). */
+export const truncationOutcome = defined.truncationOutcome;
 
 /** The pragma that makes SQLite cut a WAL that started over by itself back to the limit. */
 export const journalSizeLimitPragma = (limitBytes: number): string =>

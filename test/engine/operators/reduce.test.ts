@@ -223,14 +223,15 @@ describe('reduce with a state store: a header and parts of the inputs', () => {
     };
     outputs.push([{ key, median: nth(Math.floor(total / 2)), total, distinct: inputs.length }, 1]);
   };
-  const build = (): Graph => {
+  /** The median graph; its parts of 4 inputs here (`{}`: the default, PART_INPUTS). */
+  const build = (parts: { readonly partInputs?: number } = { partInputs: 4 }): Graph => {
     const g = createGraph();
     g.output(
       'out',
       g
         .input<M>('in')
         .groupBy((x) => x.k)
-        .reduce(median, { orderBy: (x) => x.m, name: 'median', partInputs: 4 })
+        .reduce(median, { orderBy: (x) => x.m, name: 'median', ...parts })
         .ungroup(),
     );
     return g;
@@ -339,34 +340,21 @@ describe('reduce with a state store: a header and parts of the inputs', () => {
   });
 
   test('by default a part holds about PART_INPUTS inputs; groups stored in larger parts are split as they are rewritten', async () => {
-    const buildWith = (partInputs: number | undefined): Graph => {
-      const g = createGraph();
-      const opts = partInputs === undefined ? {} : { partInputs };
-      g.output(
-        'out',
-        g
-          .input<M>('in')
-          .groupBy((x) => x.k)
-          .reduce(median, { orderBy: (x) => x.m, name: 'median', ...opts })
-          .ungroup(),
-      );
-      return g;
-    };
     const sizes = (written: ReadonlyMap<string, StateEntry | null>): number[] =>
       [...written].filter(([k, e]) => k !== header && e !== null).map(([, e]) => inputsOf(e!).length);
     // Stored as the previous default wrote it: 200 inputs in parts of 64 (split beyond 128).
     const store = new MemoryStateStore();
-    const old = buildWith(64);
+    const old = build({ partInputs: 64 });
     old.useStore(store, { cacheBytes: 1e9, stored: false });
     const first = await run(old, store, lengths(200));
     assert.ok(
       sizes(first.written).every((n) => n > 2 * PART_INPUTS),
       `parts of 64: ${sizes(first.written).join(', ')}`,
     );
-    const memory = buildWith(undefined);
+    const memory = build({});
     await memory.step({ in: lengths(200) });
     // Today's default, restarted over that store: another count of one input.
-    const g = buildWith(undefined);
+    const g = build({});
     g.useStore(store, { cacheBytes: 1e9, stored: true });
     const next: [M, number, number][] = [[{ k: 'a', m: 150 }, 1, 300]];
     const want = (await memory.step({ in: next })).outputs.get('out')!.map(([v, d]) => [v, d]);
